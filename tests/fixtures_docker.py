@@ -1,0 +1,1 @@
+"""Docker engine fixtures (filled in by the daemon work)."""
