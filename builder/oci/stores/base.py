@@ -35,6 +35,10 @@ class Store(abc.ABC):
     #: Docker engine and legacy archives rebuild manifests, so digests change there.
     preserves_digests: bool = True
 
+    #: False for stores that hold one platform's image only (Docker engine, docker-archive):
+    #: a copy of an index into them picks the manifest for the wanted platform.
+    accepts_index: bool = True
+
     # -- manifests and tags -------------------------------------------------
 
     @abc.abstractmethod

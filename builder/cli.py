@@ -1,0 +1,237 @@
+"""The ``pallet`` command line: parsing and printing only; the work is done elsewhere.
+
+Conventions every command follows: a mistake the user can make prints one line
+``pallet: error: ...`` and exits 1 (usage errors exit 2), without a traceback unless
+``--debug``; ``--json`` prints a machine-readable result on stdout; progress goes to stderr
+only when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Sequence
+
+from builder import __version__
+from builder.errors import PalletError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _common(json_flag: bool = True, remote: bool = True) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and details on errors")
+    if json_flag:
+        parent.add_argument("--json", action="store_true", help="print a machine-readable result")
+    if remote:
+        parent.add_argument("--insecure", action="store_true",
+                            help="allow plain HTTP and unverified TLS for registries other than localhost")
+        parent.add_argument("--creds", metavar="USER:PASSWORD",
+                            help="registry credentials (default: from the Docker config file)")
+    return parent
+
+
+def _options(args: argparse.Namespace):  # -> StoreOptions
+    from builder.oci.stores import StoreOptions
+
+    creds = getattr(args, "creds", None)
+    if creds is not None and ":" not in creds:
+        raise UsageError("--creds must be USER:PASSWORD")
+    return StoreOptions(insecure=getattr(args, "insecure", False), creds=creds)
+
+
+def _progress(label: str, args: argparse.Namespace):
+    from builder.progress import Progress
+
+    return Progress(label, enabled=None if not args.json else False)
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(text)
+
+
+# -- commands -----------------------------------------------------------------
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from builder.oci import reference as refs
+    from builder.oci.copy import copy_image
+    from builder.oci.stores import open_store
+
+    src_ref = refs.parse(args.src)
+    dst_ref = refs.parse(args.dst)
+    if dst_ref.digest:
+        raise UsageError(f"{args.dst}: the destination takes a tag, not a digest (the digest is the source's)")
+    options = _options(args)
+    progress = _progress("copying", args)
+    with open_store(src_ref, options) as src, open_store(dst_ref, options) as dst:
+        try:
+            desc, stats = copy_image(src, src_ref.ref, dst, dst_ref.tag or refs.DEFAULT_TAG,
+                                     jobs=args.jobs, progress=progress)
+        finally:
+            progress.close()
+    printed = dst_ref.at_digest(desc.digest)
+    _emit(args, {"reference": printed, "digest": desc.digest, "mediaType": desc.media_type,
+                 "blobs": {"copied": stats.copied, "skipped": stats.skipped, "mounted": stats.mounted},
+                 "bytesCopied": stats.bytes}, printed)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from builder.oci import reference as refs
+    from builder.oci.image import load_image
+    from builder.oci.inspect import describe, render_text
+    from builder.oci.model import Platform
+    from builder.oci.stores import open_store
+
+    ref = refs.parse(args.ref)
+    platform = Platform.parse(args.platform) if args.platform else None
+    with open_store(ref, _options(args)) as store:
+        image = load_image(store, ref.ref, platform)
+        info = describe(image, str(ref))
+    _emit(args, info, render_text(info))
+    return 0
+
+
+def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _argv(value: str | None, flag: str, allow_path: bool) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if value.lstrip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+            raise UsageError(f"{flag} {value!r}: expected a JSON array of strings, e.g. [\"/bin/app\", \"--serve\"]")
+        return tuple(parsed)
+    if not allow_path:
+        raise UsageError(f"{flag} {value!r}: expected a JSON array of strings, e.g. [\"--port\", \"8080\"]")
+    return (value,)
+
+
+def cmd_append(args: argparse.Namespace) -> int:
+    from builder.oci import reference as refs
+    from builder.oci.append import append
+    from builder.oci.mutate import ConfigChanges
+
+    base = refs.parse(args.base, allow_scratch=True)
+    dst = refs.parse(args.dst)
+    owner = (0, 0)
+    if args.owner:
+        try:
+            uid, gid = (int(x) for x in args.owner.split(":"))
+        except ValueError:
+            raise UsageError(f"--owner {args.owner!r}: expected UID:GID, e.g. 1000:1000") from None
+        owner = (uid, gid)
+    changes = ConfigChanges(
+        entrypoint=_argv(args.entrypoint, "--entrypoint", allow_path=True),
+        cmd=_argv(args.cmd, "--cmd", allow_path=False),
+        env=_kv(args.env, "--env"),
+        working_dir=args.workdir,
+        user=args.user,
+        labels=_kv(args.label, "--label"),
+    )
+    progress = _progress("uploading", args)
+    try:
+        result = append(base, Path(args.dir), dst, changes, owner=owner, compression=args.compression,
+                        options=_options(args), progress=progress)
+    finally:
+        progress.close()
+    printed = dst.at_digest(result.descriptor.digest)
+    _emit(args, {"reference": printed, "digest": result.descriptor.digest,
+                 "layer": {"digest": result.layer.digest, "diffID": result.diff_id, "size": result.layer.size}},
+          printed)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pallet", description="Source directory to a reproducible, signed OCI image.")
+    parser.add_argument("--version", action="version", version=f"pallet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and details on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    refs_help = ("references: oci:PATH[:TAG], docker://HOST/REPO[:TAG|@DIGEST], docker-daemon:NAME[:TAG], "
+                 "docker-archive:PATH[:NAME:TAG], or NAME[:TAG] in the local store")
+
+    p = sub.add_parser("copy", parents=[_common()], help="copy an image between stores, by digest",
+                       description="Copy an image between any two stores; blobs already there are skipped. "
+                                   + refs_help)
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--jobs", type=int, default=4, help="blobs transferred at once (default 4)")
+    p.set_defaults(func=cmd_copy)
+
+    p = sub.add_parser("inspect", parents=[_common()], help="show an image's manifest, config and layers",
+                       description="Show an image's digest, platform, layers and config. " + refs_help)
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--platform", help="OS/ARCH[/VARIANT] to pick from an index (default: this machine's)")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("append", parents=[_common()], help="add a reproducible layer made from a directory",
+                       description="Make a new image: BASE (any store, or 'scratch') plus one reproducible "
+                                   "layer made from DIR. BASE's config is kept unless a flag overrides it. "
+                                   + refs_help)
+    p.add_argument("base", metavar="BASE")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--entrypoint", metavar="PATH|JSON-ARRAY")
+    p.add_argument("--cmd", metavar="JSON-ARRAY")
+    p.add_argument("--env", action="append", metavar="K=V")
+    p.add_argument("--workdir", metavar="DIR")
+    p.add_argument("--user", metavar="USER")
+    p.add_argument("--label", action="append", metavar="K=V")
+    p.add_argument("--owner", metavar="UID:GID", help="owner of every file in the layer (default 0:0)")
+    p.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    p.set_defaults(func=cmd_append)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("PALLET_DEBUG"))
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except PalletError as exc:
+        if debug:
+            raise
+        print(f"pallet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pallet: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"pallet: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""An OCI image layout directory (image-spec ``image-layout.md``): the embedded default store.
+
+Crash safety: every file is written to a temp name in the same directory, fsynced and renamed,
+so a reader (or a kill -9) never sees a half-written blob or ``index.json``. Temp names start with
+``.tmp-`` and are ignored by everything; the layout stays valid at every instant.
+
+Two writers at once: ``index.json`` is read-modified-written under an exclusive ``flock`` on
+``.pallet.lock`` in the layout, so concurrent tag moves never lose one another. Blob writes need no
+lock: two writers of the same digest rename identical bytes onto the same name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from builder.errors import DigestMismatchError, NotFoundError, StoreError
+from builder.oci import mediatypes as mt
+from builder.oci.digest import VerifyingReader, hasher, is_digest, split, verify_bytes
+from builder.oci.model import Descriptor, ModelError, canonical_json, media_type_of
+from builder.oci.stores.base import ProgressFn, Store
+
+_CHUNK = 1 << 20
+LOCK_NAME = ".pallet.lock"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+class LayoutStore(Store):
+    """An OCI layout at ``path``. With ``namespace``, tags are stored as ``NAMESPACE:TAG``.
+
+    The local store ($PALLET_HOME) is one layout holding every image name, so its tags carry the
+    name; an ``oci:PATH:TAG`` layout uses bare tags, as skopeo and umoci do.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], namespace: str | None = None, create: bool = True) -> None:
+        self.root = Path(path)
+        self.namespace = namespace
+        self.description = f"OCI layout {self.root}" + (f" ({namespace})" if namespace else "")
+        self._create = create
+        self._ready = False
+
+    # -- layout files -------------------------------------------------------
+
+    def _ensure(self, for_write: bool) -> None:
+        if self._ready:
+            return
+        marker = self.root / "oci-layout"
+        if marker.is_file():
+            try:
+                version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+            except (ValueError, OSError) as exc:
+                raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
+            if not isinstance(version, str) or not version.startswith("1."):
+                raise StoreError(f"{self.root}: unsupported OCI layout version {version!r}")
+        elif not for_write or not self._create:
+            if self.root.exists():
+                raise NotFoundError(f"{self.root} is not an OCI image layout (no oci-layout file)")
+            raise NotFoundError(f"OCI layout {self.root} does not exist")
+        else:
+            if self.root.exists() and not self.root.is_dir():
+                raise StoreError(f"{self.root} exists and is not a directory")
+            if self.root.is_dir() and any(p.name not in (LOCK_NAME,) for p in self.root.iterdir()):
+                raise StoreError(f"{self.root} is not empty and is not an OCI image layout; refusing to write into it")
+            try:
+                (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+                if not (self.root / "index.json").exists():
+                    atomic_write(self.root / "index.json",
+                                 canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
+                atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
+            except OSError as exc:
+                raise StoreError(f"cannot create OCI layout at {self.root}: {exc.strerror}") from None
+        self._ready = True
+
+    def _blob_path(self, digest: str) -> Path:
+        algo, hexpart = split(digest)
+        return self.root / "blobs" / algo / hexpart
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {self.root}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_index(self) -> dict:
+        try:
+            data = (self.root / "index.json").read_bytes()
+            index = json.loads(data)
+        except FileNotFoundError:
+            raise StoreError(f"{self.root}: index.json is missing; the layout is damaged") from None
+        except (ValueError, OSError) as exc:
+            raise StoreError(f"{self.root}: index.json is unreadable ({exc})") from None
+        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
+            raise StoreError(f"{self.root}: index.json is not an image index")
+        index.setdefault("manifests", [])
+        return index
+
+    def _write_index(self, index: dict) -> None:
+        index["schemaVersion"] = 2
+        index["mediaType"] = mt.OCI_INDEX
+        atomic_write(self.root / "index.json", canonical_json(index))
+
+    def _ref_name(self, tag: str) -> str:
+        return f"{self.namespace}:{tag}" if self.namespace else tag
+
+    # -- Store: manifests and tags -----------------------------------------
+
+    def resolve(self, ref: str) -> Descriptor:
+        self._ensure(for_write=False)
+        if is_digest(ref):
+            for entry in self._read_index()["manifests"]:
+                if entry.get("digest") == ref:
+                    return Descriptor.from_json(entry).with_annotations(None)
+            path = self._blob_path(ref)
+            if not path.is_file():
+                raise NotFoundError(f"manifest {ref} not found in {self.description}")
+            data = verify_bytes(path.read_bytes(), ref, what="manifest")
+            return Descriptor(media_type=media_type_of(data), digest=ref, size=len(data))
+        name = self._ref_name(ref)
+        for entry in reversed(self._read_index()["manifests"]):
+            if (entry.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME) == name:
+                try:
+                    return Descriptor.from_json(entry)
+                except ModelError as exc:
+                    raise StoreError(f"{self.root}: index.json entry for {name!r} is invalid: {exc}") from None
+        raise NotFoundError(f"tag {ref!r} not found in {self.description}")
+
+    def get_manifest(self, ref: str) -> tuple[Descriptor, bytes]:
+        desc = self.resolve(ref)
+        path = self._blob_path(desc.digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"{self.description}: manifest blob {desc.digest} is missing; the layout is damaged") from None
+        verify_bytes(data, desc.digest, desc.size, what="manifest")
+        media_type = media_type_of(data, desc.media_type)
+        return Descriptor(media_type=media_type, digest=desc.digest, size=len(data),
+                          annotations=desc.annotations, platform=desc.platform), data
+
+    def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Descriptor:
+        self._ensure(for_write=True)
+        desc = Descriptor.of(data, media_type)
+        if not self.has_blob(desc.digest):
+            self._write_blob_bytes(desc.digest, data)
+        subject = None
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            subject = json.loads(data).get("subject")
+        if subject or tag is not None:
+            with self._locked():
+                index = self._read_index()
+                entries = index["manifests"]
+                if tag is not None:
+                    name = self._ref_name(tag)
+                    entries[:] = [e for e in entries
+                                  if (e.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME) != name]
+                    entry = desc.to_json()
+                    entry["annotations"] = {mt.ANNOTATION_REF_NAME: name}
+                    entries.append(entry)
+                elif not any(e.get("digest") == desc.digest for e in entries):
+                    # Referrers (signatures, SBOMs) must be reachable from index.json or a
+                    # garbage collector may drop them; they carry no ref.name.
+                    entries.append(desc.to_json())
+                self._write_index(index)
+        return desc
+
+    def tag(self, tag: str, desc: Descriptor) -> None:
+        if not self.has_blob(desc.digest):
+            raise NotFoundError(f"manifest {desc.digest} not found in {self.description}")
+        self._ensure(for_write=True)
+        with self._locked():
+            index = self._read_index()
+            name = self._ref_name(tag)
+            entries = [e for e in index["manifests"]
+                       if (e.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME) != name]
+            entry = Descriptor(desc.media_type, desc.digest, desc.size, platform=desc.platform).to_json()
+            entry["annotations"] = {mt.ANNOTATION_REF_NAME: name}
+            entries.append(entry)
+            index["manifests"] = entries
+            self._write_index(index)
+
+    def untag(self, tag: str) -> None:
+        self._ensure(for_write=False)
+        with self._locked():
+            index = self._read_index()
+            name = self._ref_name(tag)
+            before = len(index["manifests"])
+            index["manifests"] = [e for e in index["manifests"]
+                                  if (e.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME) != name]
+            if len(index["manifests"]) == before:
+                raise NotFoundError(f"tag {tag!r} not found in {self.description}")
+            self._write_index(index)
+
+    def list_tags(self) -> list[str]:
+        try:
+            self._ensure(for_write=False)
+        except NotFoundError:
+            return []
+        tags = set()
+        prefix = f"{self.namespace}:" if self.namespace else None
+        for entry in self._read_index()["manifests"]:
+            name = (entry.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME)
+            if not name:
+                continue
+            if prefix is None:
+                tags.add(name)
+            elif name.startswith(prefix):
+                tags.add(name[len(prefix):])
+        return sorted(tags)
+
+    def names(self) -> list[str]:
+        """Every ``ref.name`` in the layout (the local store lists its images with this)."""
+        self._ensure(for_write=False)
+        return sorted({(e.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME)
+                       for e in self._read_index()["manifests"]} - {None})
+
+    # -- Store: blobs -------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        try:
+            return self._blob_path(digest).is_file()
+        except ValueError:
+            return False
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        self._ensure(for_write=False)
+        try:
+            raw = open(self._blob_path(desc.digest), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {desc.digest} not found in {self.description}") from None
+        return VerifyingReader(raw, desc.digest, desc.size, what=f"blob in {self.root}")  # type: ignore[return-value]
+
+    def put_blob(self, desc: Descriptor, stream: BinaryIO, progress: ProgressFn | None = None) -> None:
+        self._ensure(for_write=True)
+        target = self._blob_path(desc.digest)
+        if target.is_file():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        h = hasher(desc.digest)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        count = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    out.write(chunk)
+                    count += len(chunk)
+                    if progress:
+                        progress(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            got = f"{split(desc.digest)[0]}:{h.hexdigest()}"
+            if got != desc.digest or (desc.size >= 0 and count != desc.size):
+                raise DigestMismatchError(
+                    f"blob {desc.digest}: received {count} bytes with digest {got}; nothing was stored")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(target.parent)
+
+    def put_blob_file(self, desc: Descriptor, path: Path) -> None:
+        """Adopt a file we just wrote and checked (a fresh layer) without copying its bytes."""
+        self._ensure(for_write=True)
+        target = self._blob_path(desc.digest)
+        if target.is_file():
+            return
+        try:
+            os.link(path, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EEXIST, errno.EMLINK):
+                raise
+            with open(path, "rb") as f:
+                self.put_blob(desc, f)
+
+    def _write_blob_bytes(self, digest: str, data: bytes) -> None:
+        target = self._blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data)
+
+    # -- referrers ------------------------------------------------------------
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        try:
+            self._ensure(for_write=False)
+        except NotFoundError:
+            return []
+        found: list[Descriptor] = []
+        for entry in self._read_index()["manifests"]:
+            if (entry.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME):
+                continue
+            try:
+                desc = Descriptor.from_json(entry)
+                data = self._blob_path(desc.digest).read_bytes()
+                manifest = json.loads(data)
+            except (ModelError, OSError, ValueError):
+                continue
+            if (manifest.get("subject") or {}).get("digest") != digest:
+                continue
+            kind = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
+            if artifact_type and kind != artifact_type:
+                continue
+            found.append(Descriptor(media_type=media_type_of(data, desc.media_type), digest=desc.digest,
+                                    size=len(data), artifact_type=kind,
+                                    annotations=manifest.get("annotations") or None))
+        return found
+
+    # -- maintenance --------------------------------------------------------
+
+    def remove_temp_files(self) -> int:
+        """Delete ``.tmp-*`` files an interrupted writer left behind; returns how many."""
+        count = 0
+        for tmp in self.root.glob("**/.tmp-*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                count += 1
+        return count
+
