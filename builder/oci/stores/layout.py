@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -69,38 +70,52 @@ class LayoutStore(Store):
         self.description = f"OCI layout {self.root}" + (f" ({namespace})" if namespace else "")
         self._create = create
         self._ready = False
+        self._init_lock = threading.Lock()
 
     # -- layout files -------------------------------------------------------
 
     def _ensure(self, for_write: bool) -> None:
         if self._ready:
             return
-        marker = self.root / "oci-layout"
-        if marker.is_file():
+        with self._init_lock:
+            if self._ready:
+                return
+            marker = self.root / "oci-layout"
+            if not marker.is_file():
+                if not for_write or not self._create:
+                    if self.root.exists():
+                        raise NotFoundError(f"{self.root} is not an OCI image layout (no oci-layout file)")
+                    raise NotFoundError(f"OCI layout {self.root} does not exist")
+                self._create_layout(marker)
             try:
                 version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
-            except (ValueError, OSError) as exc:
+            except (ValueError, OSError, AttributeError) as exc:
                 raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
             if not isinstance(version, str) or not version.startswith("1."):
                 raise StoreError(f"{self.root}: unsupported OCI layout version {version!r}")
-        elif not for_write or not self._create:
-            if self.root.exists():
-                raise NotFoundError(f"{self.root} is not an OCI image layout (no oci-layout file)")
-            raise NotFoundError(f"OCI layout {self.root} does not exist")
-        else:
-            if self.root.exists() and not self.root.is_dir():
-                raise StoreError(f"{self.root} exists and is not a directory")
-            if self.root.is_dir() and any(p.name not in (LOCK_NAME,) for p in self.root.iterdir()):
-                raise StoreError(f"{self.root} is not empty and is not an OCI image layout; refusing to write into it")
-            try:
+            self._ready = True
+
+    def _create_layout(self, marker: Path) -> None:
+        """Create an empty layout; under the layout lock, so two processes creating it agree."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root} exists and is not a directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                if marker.is_file():
+                    return
+                # What an interrupted creation can leave is fine; anything else is someone's data.
+                ours = {LOCK_NAME, "blobs", "index.json"}
+                if any(p.name not in ours and not p.name.startswith(".tmp-") for p in self.root.iterdir()):
+                    raise StoreError(
+                        f"{self.root} is not empty and is not an OCI image layout; refusing to write into it")
                 (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-                if not (self.root / "index.json").exists():
-                    atomic_write(self.root / "index.json",
-                                 canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
+                atomic_write(self.root / "index.json",
+                             canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
+                # The marker last: a layout is a layout only once it is complete.
                 atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
-            except OSError as exc:
-                raise StoreError(f"cannot create OCI layout at {self.root}: {exc.strerror}") from None
-        self._ready = True
+        except OSError as exc:
+            raise StoreError(f"cannot create OCI layout at {self.root}: {exc.strerror}") from None
 
     def _blob_path(self, digest: str) -> Path:
         algo, hexpart = split(digest)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything pallet and its tests need on a fresh Debian machine (idempotent).
+# Sourced by demo.sh and test.sh; run it alone to only set up.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APT_PACKAGES=(docker.io docker-registry skopeo umoci busybox-static mmdebstrap bubblewrap zstd pigz
+              ca-certificates git uidmap)
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+VENV="${PALLET_VENV:-$ROOT/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV" >&2
+    python3 -m venv "$VENV"
+fi
+stamp="$VENV/.pallet-installed"
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    echo "setup: installing pallet and test dependencies into $VENV" >&2
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -e "$ROOT[test]"
+    touch "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+
+# A Docker engine: start dockerd when no socket answers (tests would too; the demo needs it).
+if ! docker version >/dev/null 2>&1; then
+    if command -v dockerd >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "setup: starting dockerd" >&2
+        mkdir -p "$HOME/.cache/pallet"
+        nohup dockerd >"$HOME/.cache/pallet/dockerd.log" 2>&1 &
+        for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+    fi
+fi
