@@ -158,7 +158,9 @@ def cmd_append(args: argparse.Namespace) -> int:
         progress.close()
     printed = dst.at_digest(result.descriptor.digest)
     _emit(args, {"reference": printed, "digest": result.descriptor.digest,
-                 "layer": {"digest": result.layer.digest, "diffID": result.diff_id, "size": result.layer.size}},
+                 "layer": {"digest": result.layer.digest, "diffID": result.diff_id, "size": result.layer.size},
+                 "baseBlobs": {"copied": result.stats.copied, "skipped": result.stats.skipped,
+                               "mounted": result.stats.mounted}},
           printed)
     return 0
 

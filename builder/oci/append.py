@@ -53,7 +53,7 @@ def append(base: Reference, src_dir: Path, dst: Reference, changes: mutate.Confi
             layer_path = Path(tmp) / "layer"
             layer = write_layer(src_dir, layer_path, uid=owner[0], gid=owner[1], compression=compression)
             layer_desc = layer.descriptor()
-            history = History(created=created, created_by=f"pallet append {src_dir.name}")
+            history = History(created=created, created_by="pallet append")  # no path: same content, same digest
             new_manifest, new_config = mutate.append_layer(
                 manifest, mutate_config(config, changes, created), layer_desc, layer.diff_id, history)
             new_manifest, config_bytes = mutate.finalize(new_manifest, new_config)
