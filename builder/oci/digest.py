@@ -68,9 +68,15 @@ class VerifyingReader:
                 raise DigestMismatchError(
                     f"{self._what} {self._digest}: more than the expected {self._size} bytes"
                 )
-        if not chunk or (n is None or n < 0):
+        # Check as soon as the expected size is reached: consumers that read exactly ``size``
+        # bytes (an upload body) never ask for the empty read that marks the end.
+        if not chunk or (n is None or n < 0) or self._count == self._size:
             self._check()
         return chunk
+
+    def verify(self) -> None:
+        """Raise DigestMismatchError unless exactly the expected bytes have been read."""
+        self._check()
 
     def readinto(self, b: bytearray | memoryview) -> int:  # lets shutil/tarfile use it efficiently
         data = self.read(len(b))
