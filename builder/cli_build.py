@@ -1,0 +1,147 @@
+"""``pallet build`` and ``pallet detect``: parsing and printing only (the work is in
+``builder.lifecycle.pipeline``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from builder.errors import PalletError, UsageError
+
+
+def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def default_tag(source: Path) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", source.resolve().name.lower()).strip("-._") or "app"
+    return f"{name}:latest"
+
+
+def _images(args: argparse.Namespace):
+    """(build image, run image, run image name as given) for the build."""
+    from builder.lifecycle.images import resolve_images
+    from builder.cli import _options
+
+    return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,
+                          options=_options(args))
+
+
+def _options_from(args: argparse.Namespace):
+    from builder.lifecycle.pipeline import BuildOptions
+
+    source = Path(args.src)
+    if not source.is_dir():
+        raise PalletError(f"{source}: source directory not found")
+    return BuildOptions(source=source, buildpacks=list(args.buildpack or []), env=_kv(args.env, "--env"),
+                        cache_dir=Path(args.cache_dir) if getattr(args, "cache_dir", None) else None,
+                        executor=getattr(args, "executor", "sandbox"),
+                        ca_certs=Path(args.ca_certs) if getattr(args, "ca_certs", None) else None,
+                        output=None if not args.json else (lambda line: print(line, file=sys.stderr)))
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from builder.lifecycle.pipeline import run_detect
+
+    options = _options_from(args)
+    build_image, run_image, _ = _images(args)
+    result = run_detect(options, build_image, run_image)
+    trials = [{
+        "group": [{"id": bp.id, "version": bp.version, "optional": opt} for bp, opt in t.members],
+        "reason": t.reason,
+        "buildpacks": [{"id": o.buildpack.id, "passed": o.passed, "exitCode": o.code, "output": o.output}
+                       for o in t.outcomes],
+    } for t in result.trials]
+    data: dict[str, Any] = {
+        "passed": result.passed,
+        "group": [{"id": bp.id, "version": bp.version} for bp in result.group],
+        "trials": trials,
+    }
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        if result.passed:
+            print("detected: " + ", ".join(f"{bp.id}@{bp.version}" for bp in result.group))
+            for bp in result.group:
+                outcome = result.outcome(bp.id)
+                why = "; ".join(outcome.output) if outcome and outcome.output else "passed"
+                print(f"  {bp.id}: {why}")
+        else:
+            print("no buildpack group passed detection", file=sys.stderr)
+            for i, t in enumerate(result.trials, 1):
+                print(f"  group {i}: " + ", ".join(bp.id + ("?" if opt else "") for bp, opt in t.members)
+                      + f" — {t.reason}", file=sys.stderr)
+                for o in t.outcomes:
+                    why = "; ".join(o.output) or ("passed" if o.passed else "did not pass")
+                    print(f"    {o.buildpack.id}: {why}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from builder.cli import _options
+    from builder.lifecycle.pipeline import run_build
+    from builder.oci import reference as refs
+    from builder.oci.stores import open_store
+
+    options = _options_from(args)
+    dst = refs.parse(args.tag or default_tag(options.source))
+    if dst.digest:
+        raise UsageError(f"-t {args.tag}: name a tag, not a digest")
+    build_image, run_image, run_name = _images(args)
+    with open_store(dst, _options(args)) as store:
+        detected, exported = run_build(options, build_image, run_image, run_name, store,
+                                       dst.tag or refs.DEFAULT_TAG, cache_name=str(dst.with_tag(None)))
+    printed = dst.at_digest(exported.descriptor.digest)
+    if args.json:
+        print(json.dumps({
+            "reference": printed, "digest": exported.descriptor.digest,
+            "buildpacks": [{"id": bp.id, "version": bp.version} for bp in detected.group],
+            "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args)}
+                          for p in exported.processes],
+            "defaultProcess": exported.default_process,
+            "layers": {"reused": exported.layers_reused, "written": exported.layers_written},
+        }, indent=2, sort_keys=True))
+    else:
+        print(printed)
+    return 0
+
+
+def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
+    def image_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("src", metavar="SRC", help="the app's source directory")
+        p.add_argument("--stack", default=None, metavar="NAME|FILE",
+                       help="stack: stacks/NAME.toml or a stack file (default: bookworm)")
+        p.add_argument("--build-image", metavar="REF", help="build image to run buildpacks in (overrides the stack's)")
+        p.add_argument("--run-image", metavar="REF",
+                       help="run image of the same stack (a mirror, a patched one); recorded as given")
+        p.add_argument("--buildpack", action="append", metavar="DIR|ID",
+                       help="use these buildpacks, in this order, instead of detection over the built-in order")
+        p.add_argument("--env", action="append", metavar="K=V", help="build-time environment (never in a layer)")
+        p.add_argument("--executor", choices=["sandbox", "docker"], default="sandbox",
+                       help="run buildpacks in a bubblewrap sandbox (default, daemonless) or in Docker")
+        p.add_argument("--ca-certs", metavar="PATH",
+                       help="CA bundle build steps trust (default: the host trust store)")
+        p.add_argument("--cache-dir", metavar="DIR", help="build cache (default ~/.cache/pallet)")
+
+    p = sub.add_parser("build", parents=[common()], help="build an image from source with buildpacks",
+                       description="Detect the app's language, run buildpacks in a daemonless sandbox over the "
+                                   "stack's build image, and export a reproducible app image.")
+    image_flags(p)
+    p.add_argument("-t", "--tag", metavar="REF", help="where to write the image (default: the local store, "
+                                                       "named after the source directory)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("detect", parents=[common()], help="show which buildpacks would build an app, and why",
+                       description="Run detection only: the group that passed and what each buildpack found.")
+    image_flags(p)
+    p.set_defaults(func=cmd_detect)

@@ -1,0 +1,113 @@
+"""Phase 3, build: run each buildpack's ``bin/build`` in order, in the sandbox, with the
+environment the previous buildpacks' build layers give, and collect what they left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import PalletError
+from builder.lifecycle import envfiles, tomlio
+from builder.lifecycle.buildpack import Buildpack
+from builder.lifecycle.context import PLATFORM, Context
+from builder.lifecycle.detect import buildpack_dir_in_sandbox
+from builder.lifecycle.layers import LaunchInfo, Layer, read_launch, read_layers, read_unmet
+from builder.lifecycle.plan import Resolution, buildpack_plan
+from builder.lifecycle.process import LAYERS, WORKSPACE
+
+_PLAN_DIR = "/tmp/cnb-plan"
+
+
+class BuildpackFailed(PalletError):
+    """A buildpack's ``bin/build`` exited non-zero."""
+
+
+@dataclass
+class BuildpackOutput:
+    buildpack: Buildpack
+    layers: list[Layer]
+    launch: LaunchInfo
+    skipped: bool = False
+
+
+@dataclass
+class BuildResult:
+    outputs: list[BuildpackOutput] = field(default_factory=list)
+
+
+def layers_dir_of(ctx: Context, bp: Buildpack) -> Path:
+    return ctx.layers_dir / bp.layers_name
+
+
+def run_build(bp: Buildpack, plan_entries: list[dict], env: dict[str, str], ctx: Context) -> int:
+    from builder.lifecycle.sandbox import Bind, Step
+
+    plan_dir = ctx.work_dir / "plans" / bp.layers_name
+    shutil.rmtree(plan_dir, ignore_errors=True)
+    plan_dir.mkdir(parents=True)
+    tomlio.write(plan_dir / "plan.toml", {"entries": plan_entries})
+    bp_layers = layers_dir_of(ctx, bp)
+    bp_layers.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(bp_layers, ctx.uid, ctx.gid)
+    bp_dir = buildpack_dir_in_sandbox(bp)
+    layers_in = f"{LAYERS}/{bp.layers_name}"
+    step_env = dict(env)
+    step_env.update(ctx.target.env())
+    step_env.update({
+        "CNB_LAYERS_DIR": layers_in,
+        "CNB_BP_PLAN_PATH": f"{_PLAN_DIR}/plan.toml",
+        "CNB_BUILDPACK_DIR": bp_dir,
+        "CNB_PLATFORM_DIR": PLATFORM,
+        "CNB_EXEC_ENV": "production",
+    })
+    step = Step(
+        argv=(f"{bp_dir}/bin/build", layers_in, PLATFORM, f"{_PLAN_DIR}/plan.toml"),
+        env=step_env, cwd=WORKSPACE, uid=ctx.uid, gid=ctx.gid,
+        binds=(Bind(ctx.app_dir, WORKSPACE, writable=True), Bind(ctx.layers_dir, LAYERS, writable=True),
+               Bind(ctx.platform_dir, PLATFORM), Bind(bp.path, bp_dir), Bind(plan_dir, _PLAN_DIR)),
+    )
+    prefix = f"[{bp.id}] "
+    return ctx.sandbox.run(step, lambda line: ctx.output(prefix + line))  # type: ignore[attr-defined]
+
+
+def user_env_over(env: dict[str, str], user: dict[str, str]) -> dict[str, str]:
+    """Platform (``--env``) values: prepended to path variables, overriding everything else."""
+    out = dict(env)
+    path_vars = {var for _, var in envfiles.BUILD_PATHS}
+    for name, value in user.items():
+        if name in path_vars and out.get(name):
+            out[name] = f"{value}{os.pathsep}{out[name]}"
+        else:
+            out[name] = value
+    return out
+
+
+def build(group: list[Buildpack], resolution: Resolution, ctx: Context) -> BuildResult:
+    """Run the group's buildpacks; BuildpackFailed (its output already shown) on failure."""
+    result = BuildResult()
+    env = dict(ctx.base_env)
+    served: set[str] = set()
+    for bp in group:
+        entries = buildpack_plan(resolution, bp.id, served)
+        step_env = env if bp.clear_env else user_env_over(env, ctx.user_env)
+        code = run_build(bp, entries, step_env, ctx)
+        if code != 0:
+            raise BuildpackFailed(f"buildpack {bp.id} {bp.version} failed (exit {code}); its output is above")
+        bp_layers = layers_dir_of(ctx, bp)
+        unmet = read_unmet(bp_layers, bp.id)
+        served |= {e["name"] for e in entries} - unmet
+        layers = read_layers(bp_layers, bp.id)
+        for layer in layers:
+            if layer.types.ignored and layer.path.is_dir():
+                # Spec: ignored layers are renamed so later buildpacks cannot come to depend on them.
+                target = layer.path.with_name(layer.name + ".ignore")
+                shutil.rmtree(target, ignore_errors=True)
+                layer.path.rename(target)
+        build_layers = [(layer.path, f"{LAYERS}/{bp.layers_name}/{layer.name}")
+                        for layer in layers if layer.types.build and layer.path.is_dir()]
+        env = envfiles.buildpack_build_env(env, build_layers)
+        result.outputs.append(BuildpackOutput(bp, layers, read_launch(bp_layers, bp.id)))
+    return result

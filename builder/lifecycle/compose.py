@@ -1,0 +1,80 @@
+"""The app image as a pure function of (run image, app part). No I/O.
+
+Export computes the app part once; rebase (issue "Rebase") recovers the same app part from an
+image's labels and calls ``compose`` with another run image. Because both go through this one
+function, building on run image v2 and rebasing onto v2 give the same manifest digest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from builder.oci import mediatypes as mt
+from builder.oci import mutate
+from builder.oci.model import Descriptor, History, ImageConfig, Manifest, RunConfig
+from builder.lifecycle.process import LAYERS, PROCESS_DIR, WORKSPACE
+
+LIFECYCLE_METADATA = "io.buildpacks.lifecycle.metadata"
+BUILD_METADATA = "io.buildpacks.build.metadata"
+PROJECT_METADATA = "io.buildpacks.project.metadata"
+BASE_LABEL_PREFIXES = ("io.buildpacks.base.", "io.buildpacks.stack.")
+LAUNCHER_DIR = "/cnb/lifecycle"
+
+
+@dataclass(frozen=True)
+class AppLayer:
+    descriptor: Descriptor
+    diff_id: str
+    created_by: str
+
+
+@dataclass
+class AppPart:
+    """Everything of an app image that does not come from its run image."""
+
+    layers: list[AppLayer]
+    uid: int
+    gid: int
+    entrypoint: tuple[str, ...]
+    path_dirs: list[str]                      # layer bin/ dirs, in launch order
+    labels: dict[str, str]                    # buildpack labels + build metadata (not lifecycle)
+    lifecycle: dict[str, Any]                 # io.buildpacks.lifecycle.metadata, without runImage
+    created: str = field(default_factory=lambda: mutate.rfc3339(mutate.source_date_epoch()))
+
+
+def _run_path(run: RunConfig) -> str:
+    return run.env_dict().get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def compose(run_manifest: Manifest, run_config: ImageConfig, run_digest: str, run_name: str,
+            app: AppPart) -> tuple[Manifest, ImageConfig]:
+    """The app image's manifest (config descriptor not yet set) and config."""
+    if not run_config.diff_ids:
+        from builder.errors import PalletError
+
+        raise PalletError(f"run image {run_name} has no layers")
+    top = run_config.diff_ids[-1]
+    lifecycle = dict(app.lifecycle)
+    lifecycle["runImage"] = {"topLayer": top, "reference": run_digest, "image": run_name}
+    labels = {k: v for k, v in run_config.config.labels.items()}
+    labels.update(app.labels)
+    labels[LIFECYCLE_METADATA] = json.dumps(lifecycle, sort_keys=True, separators=(",", ":"))
+
+    path = ":".join([PROCESS_DIR, LAUNCHER_DIR, *app.path_dirs, _run_path(run_config.config)])
+    run = run_config.config.with_env({"CNB_LAYERS_DIR": LAYERS, "CNB_APP_DIR": WORKSPACE, "PATH": path})
+    run = replace(run, user=f"{app.uid}:{app.gid}", working_dir=WORKSPACE, entrypoint=app.entrypoint,
+                  cmd=None, labels=labels)
+    history = tuple(run_config.history) + tuple(
+        History(created=app.created, created_by=layer.created_by) for layer in app.layers)
+    config = replace(run_config, created=app.created, config=run,
+                     diff_ids=tuple(run_config.diff_ids) + tuple(layer.diff_id for layer in app.layers),
+                     history=history)
+    base = mutate.to_oci(run_manifest)
+    manifest = Manifest(
+        config=Descriptor(mt.OCI_CONFIG, "sha256:" + "0" * 64, 0),
+        layers=tuple(base.layers) + tuple(layer.descriptor for layer in app.layers),
+        annotations={mt.ANNOTATION_BASE_DIGEST: run_digest, mt.ANNOTATION_BASE_NAME: run_name},
+    )
+    return manifest, config

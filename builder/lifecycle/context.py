@@ -1,0 +1,77 @@
+"""What the platform hands every phase: where the app, layers and platform files are, the
+sandbox to run buildpacks in, the target, and the environment they start from."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from builder.lifecycle.process import LAYERS, WORKSPACE
+
+PLATFORM = "/platform"
+BUILDPACKS = "/cnb/buildpacks"
+#: Mount points a build image must have (created in the unpacked rootfs when missing).
+MOUNTPOINTS = (WORKSPACE, LAYERS, PLATFORM, "/cnb", "/cnb/buildpacks", "/tmp")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The run image's target, for ``CNB_TARGET_*`` and buildpack target matching."""
+
+    os: str = "linux"
+    arch: str = "amd64"
+    variant: str | None = None
+    distro: str | None = None
+    distro_version: str | None = None
+    stack_id: str | None = None
+
+    def env(self) -> dict[str, str]:
+        out = {"CNB_TARGET_OS": self.os, "CNB_TARGET_ARCH": self.arch}
+        if self.variant:
+            out["CNB_TARGET_ARCH_VARIANT"] = self.variant
+        if self.distro:
+            out["CNB_TARGET_DISTRO_NAME"] = self.distro
+        if self.distro_version:
+            out["CNB_TARGET_DISTRO_VERSION"] = self.distro_version
+        if self.stack_id:
+            out["CNB_STACK_ID"] = self.stack_id
+        return out
+
+
+def _print_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class Context:
+    app_dir: Path            # host copy of the app, bound at /workspace
+    layers_dir: Path         # host dir bound at /layers
+    platform_dir: Path       # host dir bound at /platform (env/ holds --env values)
+    work_dir: Path           # scratch space for plan files
+    sandbox: object          # builder.lifecycle.sandbox.Sandbox
+    uid: int
+    gid: int
+    base_env: dict[str, str]     # the build image's env, plus HOME
+    target: Target
+    user_env: dict[str, str] = field(default_factory=dict)
+    output: Callable[[str], None] = _print_line
+
+    def platform_env_files(self) -> None:
+        """Write ``--env`` values as ``<platform>/env/NAME`` files (outside /layers and /workspace,
+        so they never land in an image)."""
+        env_dir = self.platform_dir / "env"
+        env_dir.mkdir(parents=True, exist_ok=True)
+        for name, value in self.user_env.items():
+            (env_dir / name).write_text(value)
+
+
+def ensure_mountpoints(rootfs: Path) -> None:
+    """Empty directories the sandbox binds over; adding them to a cached rootfs is harmless."""
+    for mp in MOUNTPOINTS:
+        path = rootfs / mp.lstrip("/")
+        if not path.exists():
+            os.makedirs(path, exist_ok=True)

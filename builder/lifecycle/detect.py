@@ -1,0 +1,174 @@
+"""Phase 1, detect: run each group's ``bin/detect`` and pick the first group that passes
+with a valid build plan. Writes ``group.toml`` and ``plan.toml`` for the build phase."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import PalletError
+from builder.lifecycle import tomlio
+from builder.lifecycle.buildpack import Buildpack
+from builder.lifecycle.context import BUILDPACKS, PLATFORM, Context
+from builder.lifecycle.order import Group
+from builder.lifecycle.plan import Alternative, Candidate, Resolution, parse_plan, plan_toml, resolve
+from builder.lifecycle.process import WORKSPACE
+
+PASS, FAIL = 0, 100
+_PLAN_DIR = "/tmp/cnb-detect"
+
+
+class DetectError(PalletError):
+    """No group of buildpacks passed detection (or a buildpack's detect errored)."""
+
+
+@dataclass
+class Outcome:
+    """What one buildpack's ``bin/detect`` said."""
+
+    buildpack: Buildpack
+    code: int
+    output: list[str]
+    alternatives: tuple[Alternative, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.code == PASS
+
+    @property
+    def errored(self) -> bool:
+        return self.code not in (PASS, FAIL)
+
+
+@dataclass
+class GroupTrial:
+    members: list[tuple[Buildpack, bool]]  # (buildpack, optional)
+    outcomes: list[Outcome]
+    reason: str = ""
+
+
+@dataclass
+class DetectResult:
+    group: list[Buildpack] = field(default_factory=list)
+    optional: list[bool] = field(default_factory=list)
+    resolution: Resolution | None = None
+    trials: list[GroupTrial] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.resolution is not None
+
+    def outcome(self, bp_id: str) -> Outcome | None:
+        for trial in self.trials:
+            for o in trial.outcomes:
+                if o.buildpack.id == bp_id:
+                    return o
+        return None
+
+
+def buildpack_dir_in_sandbox(bp: Buildpack) -> str:
+    return f"{BUILDPACKS}/{bp.layers_name}/{bp.version}"
+
+
+def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
+    from builder.lifecycle.sandbox import Bind, Step
+
+    plan_dir = ctx.work_dir / "detect" / bp.layers_name
+    shutil.rmtree(plan_dir, ignore_errors=True)
+    plan_dir.mkdir(parents=True)
+    bp_dir = buildpack_dir_in_sandbox(bp)
+    env = dict(ctx.base_env)
+    if not bp.clear_env:
+        env.update(ctx.user_env)
+    env.update(ctx.target.env())
+    env.update({
+        "CNB_BUILDPACK_DIR": bp_dir,
+        "CNB_PLATFORM_DIR": PLATFORM,
+        "CNB_BUILD_PLAN_PATH": f"{_PLAN_DIR}/plan.toml",
+        "CNB_EXEC_ENV": "production",
+    })
+    step = Step(
+        argv=(f"{bp_dir}/bin/detect", PLATFORM, f"{_PLAN_DIR}/plan.toml"),
+        env=env, cwd=WORKSPACE, uid=ctx.uid, gid=ctx.gid,
+        binds=(Bind(ctx.app_dir, WORKSPACE), Bind(ctx.platform_dir, PLATFORM),
+               Bind(bp.path, bp_dir), Bind(plan_dir, _PLAN_DIR, writable=True)),
+    )
+    lines: list[str] = []
+    code = ctx.sandbox.run(step, lines.append)  # type: ignore[attr-defined]
+    alternatives: tuple[Alternative, ...] = (Alternative(),)
+    if code == PASS:
+        plan_file = plan_dir / "plan.toml"
+        if plan_file.exists() and plan_file.stat().st_size:
+            alternatives = parse_plan(tomlio.read(plan_file, f"buildpack {bp.id}"),
+                                      f"buildpack {bp.id}: build plan")
+    return Outcome(bp, code, lines, alternatives)
+
+
+def detect(groups: list[Group], ctx: Context) -> DetectResult:
+    """Try the groups in order; the first whose buildpacks pass with a valid plan wins."""
+    result = DetectResult()
+    ran: dict[tuple[str, str], Outcome] = {}
+    for group in groups:
+        outcomes: list[Outcome] = []
+        trial = GroupTrial([(m.buildpack, m.optional) for m in group], outcomes)
+        result.trials.append(trial)
+        candidates: list[Candidate] = []
+        failed_required = False
+        for member in group:
+            bp = member.buildpack
+            target = ctx.target
+            if not bp.supports(target.os, target.arch, target.variant, target.distro, target.distro_version,
+                               target.stack_id):
+                outcome = Outcome(bp, FAIL, [f"does not support target {target.os}/{target.arch} "
+                                             f"{target.distro or ''} {target.distro_version or ''}".rstrip()])
+            else:
+                key = (bp.id, bp.version)
+                if key not in ran:
+                    ran[key] = run_detect(bp, ctx)
+                outcome = ran[key]
+            outcomes.append(outcome)
+            if outcome.passed:
+                candidates.append(Candidate(bp.id, bp.version, member.optional, outcome.alternatives))
+            elif not member.optional:
+                failed_required = True
+                trial.reason = f"{bp.id} did not pass" + (f" (exit {outcome.code})" if outcome.errored else "")
+                break
+        if failed_required:
+            continue
+        if not candidates:
+            trial.reason = "no buildpack passed"
+            continue
+        resolution = resolve(candidates)
+        if resolution is None:
+            trial.reason = "no valid build plan (a requirement is not provided, or a provision not required)"
+            continue
+        by_key = {(m.buildpack.id, m.buildpack.version): m for m in group}
+        for chosen in resolution.group:
+            m = by_key[(chosen.id, chosen.version)]
+            result.group.append(m.buildpack)
+            result.optional.append(m.optional)
+        result.resolution = resolution
+        return result
+    return result
+
+
+def write_outputs(result: DetectResult, out_dir: Path) -> None:
+    """``group.toml`` and ``plan.toml``, as the CNB platform spec names them."""
+    assert result.resolution is not None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tomlio.write(out_dir / "group.toml", {"group": [
+        {"id": bp.id, "version": bp.version, "api": bp.api, **({"optional": True} if opt else {})}
+        for bp, opt in zip(result.group, result.optional)]})
+    tomlio.write(out_dir / "plan.toml", plan_toml(result.resolution))
+
+
+def explain_failure(result: DetectResult) -> str:
+    """One line per group: what each buildpack looked for (its detect output), for the error."""
+    parts = []
+    for i, trial in enumerate(result.trials, 1):
+        ids = ", ".join(bp.id + ("?" if opt else "") for bp, opt in trial.members)
+        said = "; ".join(f"{o.buildpack.id}: {' / '.join(o.output[-3:]) or ('passed' if o.passed else 'failed')}"
+                         for o in trial.outcomes)
+        parts.append(f"group {i} [{ids}]: {trial.reason}. {said}")
+    return "\n".join(parts)

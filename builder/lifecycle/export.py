@@ -1,0 +1,153 @@
+"""Phase 4, export: the app image from the run image, the launch layers the buildpacks left,
+the app directory, the launcher and the process types.
+
+Layer order: run image layers; one layer per launch layer (buildpack order, then layer name);
+the app layer (/workspace, owned by the CNB user); the launcher; the config layer (process
+types as /cnb/process/<type> and their launcher files). Everything that depends on the run
+image is computed by ``compose``, so rebase can recompute it for another run image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import PalletError
+from builder.lifecycle import launch as launchfmt
+from builder.lifecycle.build import BuildResult
+from builder.lifecycle.compose import BUILD_METADATA, AppLayer, AppPart, compose
+from builder.lifecycle.layercache import LayerCache
+from builder.lifecycle.layers import merge_processes
+from builder.lifecycle.process import LAUNCHER, LAYERS, PROCESS_CONFIG_DIR, PROCESS_DIR, Process
+from builder.oci import mutate
+from builder.oci.copy import CopyStats, copy_blobs
+from builder.oci.image import Image
+from builder.oci.layer import Entry, layer_from_entries
+from builder.oci.model import Descriptor
+from builder.oci.stores.base import Store
+
+PALLET_LIFECYCLE_VERSION = "0.1.0"
+
+
+@dataclass
+class ExportResult:
+    descriptor: Descriptor
+    processes: list[Process]
+    default_process: str | None
+    layers_reused: list[str] = field(default_factory=list)
+    layers_written: list[str] = field(default_factory=list)
+    stats: CopyStats = field(default_factory=CopyStats)
+
+
+def _config_layer_entries(processes: list[Process], layer_dirs: list[str], metadata_toml: bytes) -> list[Entry]:
+    entries = [Entry.file(f"{LAYERS}/config/metadata.toml", metadata_toml)]
+    for proc in processes:
+        entries.append(Entry.symlink(f"{PROCESS_DIR}/{proc.type}", LAUNCHER))
+        entries.append(Entry.file(f"{PROCESS_CONFIG_DIR}/{proc.type}", launchfmt.encode_process(proc, layer_dirs)))
+    return entries
+
+
+def _metadata_toml(result: BuildResult, processes: list[Process]) -> bytes:
+    from builder.lifecycle import tomlio
+
+    return tomlio.dumps({
+        "buildpacks": [{"id": o.buildpack.id, "version": o.buildpack.version, "api": o.buildpack.api}
+                       for o in result.outputs],
+        "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args), "direct": True,
+                       "buildpack-id": p.buildpack_id, **({"working-dir": p.working_dir} if p.working_dir else {})}
+                      for p in processes],
+    }).encode()
+
+
+def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, dst: Store, tag: str,
+           *, uid: int, gid: int, cache: LayerCache, work_dir: Path) -> ExportResult:
+    app_layers: list[AppLayer] = []
+    blob_files: dict[str, Path] = {}
+    reused, written = [], []
+    lifecycle_bps = []
+    launch_dirs: list[str] = []
+    path_dirs: list[str] = []
+    labels: dict[str, str] = {}
+
+    def add(cached, created_by: str, hit: bool, name: str) -> str:
+        app_layers.append(AppLayer(cached.descriptor, cached.diff_id, created_by))
+        blob_files[cached.descriptor.digest] = cached.path
+        (reused if hit else written).append(name)
+        return cached.diff_id
+
+    for output in result.outputs:
+        bp = output.buildpack
+        layer_meta = {}
+        for layer in sorted(output.layers, key=lambda x: x.name):
+            if not layer.types.launch:
+                continue
+            inside = f"{LAYERS}/{bp.layers_name}/{layer.name}"
+            if not layer.has_content:
+                raise PalletError(f"buildpack {bp.id}: layer {layer.name} is marked launch = true but "
+                                  f"{inside} has no content (reusing layers of a previous image is not "
+                                  "supported; keep the layer cached instead)")
+            cached, hit = cache.layer(layer.path, prefix=inside.lstrip("/"), uid=uid, gid=gid)
+            diff_id = add(cached, f"buildpack {bp.id}: layer {layer.name}", hit, f"{bp.id}:{layer.name}")
+            layer_meta[layer.name] = {"sha": diff_id, "data": layer.metadata, "launch": True,
+                                      "build": layer.types.build, "cache": layer.types.cache}
+            launch_dirs.append(inside)
+            if (layer.path / "bin").is_dir():
+                path_dirs.append(f"{inside}/bin")
+        lifecycle_bps.append({"key": bp.id, "version": bp.version, "layers": layer_meta})
+        labels.update(output.launch.labels)
+
+    cached, hit = cache.layer(app_dir, prefix="workspace", uid=uid, gid=gid)
+    app_sha = add(cached, "app: /workspace", hit, "app")
+
+    processes, default = merge_processes([o.launch.processes for o in result.outputs])
+    launcher_entries = [Entry.file(LAUNCHER, launchfmt.launcher_binary(run_image.config.architecture), mode=0o755)]
+    launcher_path = work_dir / "launcher.layer"
+    launcher = layer_from_entries(launcher_entries, launcher_path)
+    app_layers.append(AppLayer(launcher.descriptor(), launcher.diff_id, "launcher"))
+    blob_files[launcher.digest] = launcher_path
+
+    config_path = work_dir / "config.layer"
+    # Launch layers are applied in reverse for PATH precedence by the launcher; it gets them in order.
+    config_layer = layer_from_entries(
+        _config_layer_entries(processes, launch_dirs, _metadata_toml(result, processes)), config_path,
+        uid=uid, gid=gid)
+    app_layers.append(AppLayer(config_layer.descriptor(), config_layer.diff_id, "process types"))
+    blob_files[config_layer.digest] = config_path
+
+    labels[BUILD_METADATA] = json.dumps({
+        "buildpacks": [{"id": o.buildpack.id, "version": o.buildpack.version} for o in result.outputs],
+        "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args), "direct": True,
+                       "buildpackID": p.buildpack_id, **({"working-dir": p.working_dir} if p.working_dir else {})}
+                      for p in processes],
+        "launcher": {"version": PALLET_LIFECYCLE_VERSION, "source": {"name": "pallet"}},
+        **({"defaultProcess": default} if default else {}),
+    }, sort_keys=True, separators=(",", ":"))
+
+    app = AppPart(
+        layers=app_layers, uid=uid, gid=gid,
+        entrypoint=(f"{PROCESS_DIR}/{default}",) if default else (LAUNCHER,),
+        path_dirs=path_dirs, labels=labels,
+        lifecycle={"buildpacks": lifecycle_bps, "app": [{"sha": app_sha}],
+                   "launcher": {"sha": launcher.diff_id}, "config": {"sha": config_layer.diff_id}},
+    )
+    manifest, config = compose(run_image.manifest, run_image.config, run_image.digest, run_name, app)
+    manifest, config_bytes = mutate.finalize(manifest, config)
+
+    stats = CopyStats()
+    # Run image blobs: skipped when the destination has them, mounted within one registry.
+    copy_blobs(run_image.store, dst, list(run_image.manifest.layers), stats=stats)
+    for layer in app_layers:
+        digest = layer.descriptor.digest
+        if dst.has_blob(digest):
+            stats.skipped += 1
+            continue
+        if hasattr(dst, "put_blob_file"):
+            dst.put_blob_file(layer.descriptor, blob_files[digest])  # type: ignore[attr-defined]
+        else:
+            with open(blob_files[digest], "rb") as f:
+                dst.put_blob(layer.descriptor, f)
+        stats.copied += 1
+    dst.put_blob_bytes(config_bytes, manifest.config.media_type)
+    desc = dst.put_manifest(manifest.to_bytes(), manifest.media_type, tag=tag)
+    return ExportResult(desc, processes, default, reused, written, stats)

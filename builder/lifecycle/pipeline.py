@@ -1,0 +1,235 @@
+"""``pallet build``: the platform that drives the phases.
+
+    prepare (copy source, platform env, restore cache) -> detect -> build -> export -> save cache
+
+Each phase is its own module and reads what the previous one wrote; this module only wires
+them together and owns the work directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from builder.errors import PalletError
+from builder.lifecycle import buildpack as bpmod
+from builder.lifecycle import cache as cachemod
+from builder.lifecycle.build import build
+from builder.lifecycle.context import Context, Target, ensure_mountpoints
+from builder.lifecycle.detect import DetectError, DetectResult, detect, explain_failure, write_outputs
+from builder.lifecycle.export import ExportResult, export
+from builder.lifecycle.layercache import LayerCache
+from builder.lifecycle.order import Group, Member, expand, read_order
+from builder.lifecycle.project import copy_source, read_project
+from builder.oci.image import Image
+
+BUILTIN_BUILDPACKS = Path(__file__).resolve().parent.parent.parent / "buildpacks"
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pallet"
+
+
+@dataclass
+class BuildOptions:
+    source: Path
+    buildpacks: list[str] = field(default_factory=list)   # ids or directories; empty: detection
+    env: dict[str, str] = field(default_factory=dict)
+    cache_dir: Path | None = None
+    executor: str = "sandbox"
+    ca_certs: Path | None = None
+    output: Callable[[str], None] | None = None
+
+
+def builtin_registry() -> bpmod.Registry:
+    return bpmod.Registry.from_dirs(BUILTIN_BUILDPACKS)
+
+
+def groups_for(options: BuildOptions, registry: bpmod.Registry, project_refs: list) -> list[Group]:
+    """Explicit --buildpack (or project.toml buildpacks): one group, in that order; else the
+    built-in order (buildpacks/order.toml)."""
+    explicit: list[bpmod.Buildpack] = []
+    for ref in options.buildpacks:
+        path = Path(ref)
+        if path.is_dir() or "/" in ref and (path / "buildpack.toml").exists():
+            bp = bpmod.load(path)
+            registry.add(bp)
+        else:
+            bp = registry.get(ref)
+        explicit.append(bp)
+    if not explicit:
+        for ref in project_refs:
+            if ref.uri:
+                uri = ref.uri.removeprefix("file://")
+                path = (options.source / uri) if not os.path.isabs(uri) else Path(uri)
+                bp = bpmod.load(path)
+                registry.add(bp)
+            else:
+                bp = registry.get(ref.id, ref.version)
+            explicit.append(bp)
+    if explicit:
+        groups: list[Group] = []
+        for bp in explicit:
+            if bp.is_composite:
+                raise PalletError(f"buildpack {bp.id} is composite; name its component buildpacks instead")
+        groups.append(tuple(Member(bp, False) for bp in explicit))
+        return groups
+    order_file = BUILTIN_BUILDPACKS / "order.toml"
+    return expand(read_order(order_file), registry)
+
+
+def cnb_user(build_image: Image) -> tuple[int, int]:
+    env = build_image.config.config.env_dict()
+    try:
+        return int(env.get("CNB_USER_ID", "1000")), int(env.get("CNB_GROUP_ID", "1000"))
+    except ValueError:
+        raise PalletError("the build image's CNB_USER_ID/CNB_GROUP_ID are not numbers") from None
+
+
+def home_of(rootfs: Path, uid: int) -> str:
+    try:
+        for line in (rootfs / "etc" / "passwd").read_text().splitlines():
+            parts = line.split(":")
+            if len(parts) >= 6 and parts[2] == str(uid) and parts[5]:
+                return parts[5]
+    except OSError:
+        pass
+    return "/home/cnb"
+
+
+def target_of(run_image: Image) -> Target:
+    cfg = run_image.config
+    labels = cfg.config.labels
+    return Target(os=cfg.os or "linux", arch=cfg.architecture or "amd64", variant=cfg.variant,
+                  distro=labels.get("io.buildpacks.base.distro.name"),
+                  distro_version=labels.get("io.buildpacks.base.distro.version"),
+                  stack_id=labels.get("io.buildpacks.base.id") or labels.get("io.buildpacks.stack.id"))
+
+
+def make_sandbox(options: BuildOptions, build_image: Image, rootfs: Path):
+    if options.executor == "docker":
+        from builder.lifecycle.sandbox import DockerSandbox, ensure_in_docker
+
+        return DockerSandbox(ensure_in_docker(build_image))
+    from builder.lifecycle.sandbox import BwrapSandbox
+
+    if options.ca_certs is not None:
+        return BwrapSandbox(rootfs, ca_certs=options.ca_certs)
+    return BwrapSandbox(rootfs)
+
+
+@dataclass
+class Prepared:
+    ctx: Context
+    groups: list[Group]
+    work: Path
+
+
+def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: Path) -> Prepared:
+    from builder.lifecycle.rootfs import unpack_image
+
+    project = read_project(options.source)
+    registry = builtin_registry()
+    groups = groups_for(options, registry, project.buildpacks)
+    rootfs = unpack_image(build_image)
+    ensure_mountpoints(rootfs)
+    uid, gid = cnb_user(build_image)
+    home = home_of(rootfs, uid)
+    ensure_mountpoints_extra(rootfs, home)
+    app_dir = work / "workspace"
+    copy_source(options.source, app_dir, project)
+    layers_dir = work / "layers"
+    platform_dir = work / "platform"
+    for d in (layers_dir, platform_dir, work / "home"):
+        d.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        for d in (app_dir, layers_dir, work / "home"):
+            _chown_tree(d, uid, gid)
+    env = build_image.config.config.env_dict()
+    env["HOME"] = home
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    user_env = {**project.env, **options.env}
+    sandbox = make_sandbox(options, build_image, rootfs)
+    sandbox = _with_home(sandbox, work / "home", home)
+    ctx = Context(app_dir=app_dir, layers_dir=layers_dir, platform_dir=platform_dir, work_dir=work / "tmp",
+                  sandbox=sandbox, uid=uid, gid=gid, base_env=env, target=target_of(run_image),
+                  user_env=user_env)
+    if options.output:
+        ctx.output = options.output
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    ctx.platform_env_files()
+    return Prepared(ctx, groups, work)
+
+
+def ensure_mountpoints_extra(rootfs: Path, home: str) -> None:
+    path = rootfs / home.lstrip("/")
+    if not path.exists():
+        os.makedirs(path, exist_ok=True)
+
+
+class _HomeSandbox:
+    """Binds a writable HOME for the CNB user into every step (the rootfs is read-only)."""
+
+    def __init__(self, inner, host_home: Path, home: str) -> None:
+        self.inner, self.host_home, self.home = inner, host_home, home
+
+    def run(self, step, on_output=None) -> int:
+        from dataclasses import replace
+
+        from builder.lifecycle.sandbox import Bind
+
+        return self.inner.run(replace(step, binds=(*step.binds, Bind(self.host_home, self.home, writable=True))),
+                              on_output)
+
+
+def _with_home(sandbox, host_home: Path, home: str):
+    return _HomeSandbox(sandbox, host_home, home)
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def cache_key(dst_name: str) -> str:
+    return hashlib.sha256(dst_name.encode()).hexdigest()[:24]
+
+
+def run_detect(options: BuildOptions, build_image: Image, run_image: Image) -> DetectResult:
+    with tempfile.TemporaryDirectory(prefix="pallet-detect-", dir=_tmp_root(options)) as tmp:
+        prepared = prepare(options, build_image, run_image, Path(tmp))
+        return detect(prepared.groups, prepared.ctx)
+
+
+def _tmp_root(options: BuildOptions) -> str:
+    root = (options.cache_dir or default_cache_root()) / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
+              cache_name: str) -> tuple[DetectResult, ExportResult]:
+    cache_root = options.cache_dir or default_cache_root()
+    with tempfile.TemporaryDirectory(prefix="pallet-build-", dir=_tmp_root(options)) as tmp:
+        work = Path(tmp)
+        prepared = prepare(options, build_image, run_image, work)
+        ctx = prepared.ctx
+        build_cache = cachemod.BuildCache(cache_root / "builds" / cache_key(cache_name))
+        result = detect(prepared.groups, ctx)
+        if not result.passed:
+            raise DetectError("no buildpack group passed detection:\n" + explain_failure(result))
+        write_outputs(result, work / "out")
+        build_cache.restore(result.group, ctx.layers_dir)
+        built = build(result.group, result.resolution, ctx)
+        exported = export(built, ctx.app_dir, run_image, run_name, dst, tag, uid=ctx.uid, gid=ctx.gid,
+                          cache=LayerCache(cache_root / "layers"), work_dir=work)
+        build_cache.save(built, ctx.layers_dir)
+        return result, exported

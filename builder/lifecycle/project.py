@@ -1,0 +1,125 @@
+"""The CNB project descriptor (``project.toml``) and copying an app's source for a build.
+
+What is copied is what the image may contain: ``.git`` never; ``[build] exclude`` or
+``include`` (gitignore-style patterns, one or the other) decide the rest. Symlinks are copied
+as symlinks and never followed, so a link pointing outside the source cannot pull host files in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import PalletError
+from builder.lifecycle import tomlio
+from builder.lifecycle.tomlio import TomlError
+
+ALWAYS_EXCLUDED = (".git",)
+
+
+@dataclass(frozen=True)
+class BuildpackRef:
+    id: str | None = None
+    version: str | None = None
+    uri: str | None = None
+
+
+@dataclass
+class Project:
+    exclude: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    buildpacks: list[BuildpackRef] = field(default_factory=list)
+
+
+def read_project(src: Path) -> Project:
+    path = src / "project.toml"
+    data = tomlio.read_optional(path)
+    if data is None:
+        return Project()
+    where = str(path)
+    build = data.get("build") or data.get("io", {}).get("buildpacks", {}) or {}
+    if not isinstance(build, dict):
+        raise TomlError(f"{where}: [build] must be a table")
+    exclude, include = build.get("exclude") or [], build.get("include") or []
+    for key, value in (("exclude", exclude), ("include", include)):
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise TomlError(f"{where}: build.{key} must be an array of strings")
+    if exclude and include:
+        raise TomlError(f"{where}: build.exclude and build.include cannot both be set")
+    env = {}
+    for i, e in enumerate(build.get("env") or []):
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("value"), str):
+            raise TomlError(f"{where}: build.env[{i}] needs string 'name' and 'value'")
+        env[e["name"]] = e["value"]
+    bps = []
+    for i, b in enumerate(build.get("buildpacks") or []):
+        if not isinstance(b, dict) or not (b.get("id") or b.get("uri")):
+            raise TomlError(f"{where}: build.buildpacks[{i}] needs an 'id' or a 'uri'")
+        bps.append(BuildpackRef(b.get("id"), b.get("version"), b.get("uri")))
+    return Project(exclude=list(exclude), include=list(include), env=env, buildpacks=bps)
+
+
+def _matches(rel: str, is_dir: bool, pattern: str) -> bool:
+    pattern = pattern.strip()
+    if not pattern or pattern.startswith("#"):
+        return False
+    dir_only = pattern.endswith("/")
+    pattern = pattern.rstrip("/")
+    if dir_only and not is_dir:
+        return False
+    if pattern.startswith("/"):
+        return fnmatch.fnmatchcase(rel, pattern[1:])
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(rel, pattern)
+    return fnmatch.fnmatchcase(os.path.basename(rel), pattern)
+
+
+def copy_source(src: Path, dst: Path, project: Project) -> None:
+    """Copy the app into ``dst`` (which must not exist), applying project.toml's filters."""
+    if not src.is_dir():
+        raise PalletError(f"{src}: source directory not found")
+
+    def excluded(rel: str, is_dir: bool) -> bool:
+        if rel.split("/", 1)[0] in ALWAYS_EXCLUDED:
+            return True
+        if project.exclude:
+            return any(_matches(rel, is_dir, p) for p in project.exclude)
+        if project.include and not is_dir:
+            return not any(_matches(rel, is_dir, p) or _matches_parent(rel, p) for p in project.include)
+        return False
+
+    dst.mkdir(parents=True)
+    for root, dirs, files in os.walk(src):
+        rel_root = os.path.relpath(root, src)
+        rel_root = "" if rel_root == "." else rel_root
+        keep = []
+        for d in sorted(dirs):
+            rel = f"{rel_root}/{d}" if rel_root else d
+            full = os.path.join(root, d)
+            if os.path.islink(full):
+                files.append(d)  # a symlink to a directory: copied as a link, not followed
+                continue
+            if not excluded(rel, True):
+                keep.append(d)
+                os.makedirs(dst / rel, exist_ok=True)
+                shutil.copystat(full, dst / rel, follow_symlinks=False)
+        dirs[:] = keep
+        for f in sorted(files):
+            rel = f"{rel_root}/{f}" if rel_root else f
+            full = os.path.join(root, f)
+            if excluded(rel, False):
+                continue
+            if os.path.islink(full):
+                os.symlink(os.readlink(full), dst / rel)
+            elif os.path.isfile(full):
+                shutil.copy2(full, dst / rel)
+            # sockets, FIFOs and devices in a source tree are skipped: they are not source
+
+
+def _matches_parent(rel: str, pattern: str) -> bool:
+    parts = rel.split("/")
+    return any(_matches("/".join(parts[:i]), True, pattern) for i in range(1, len(parts)))

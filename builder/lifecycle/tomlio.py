@@ -1,0 +1,56 @@
+"""TOML in and out, with errors that name the file (and the buildpack) a user must fix."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from builder.errors import PalletError
+
+
+class TomlError(PalletError):
+    """A TOML file that cannot be read or does not say what it must."""
+
+
+def read(path: Path, owner: str | None = None) -> dict[str, Any]:
+    """Parse ``path``; TomlError ("<owner>: <path>: ...") if it is missing or malformed."""
+    where = f"{owner}: {path}" if owner else str(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise TomlError(f"{where}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TomlError(f"{where}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TomlError(f"{where}: cannot read: {exc}") from None
+
+
+def read_optional(path: Path, owner: str | None = None) -> dict[str, Any] | None:
+    return read(path, owner) if path.exists() else None
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return tomli_w.dumps(data)
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(dumps(data))
+
+
+def expect(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
+           required: bool = True, default: Any = None) -> Any:
+    """``table[key]`` if it has the right type; TomlError naming the field otherwise."""
+    if key not in table:
+        if required:
+            raise TomlError(f"{where}: missing field '{key}'")
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and bool not in (
+            kind if isinstance(kind, tuple) else (kind,))):
+        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise TomlError(f"{where}: field '{key}' must be {names}, not {type(value).__name__}")
+    return value

@@ -1,0 +1,164 @@
+"""The buildpack API's pure parts: plan resolution, order expansion, env files, launch.toml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from builder.lifecycle import envfiles
+from builder.lifecycle.buildpack import Buildpack, BuildpackError, GroupRef, Registry, load
+from builder.lifecycle.layers import merge_processes, read_launch, read_layers
+from builder.lifecycle.order import expand
+from builder.lifecycle.plan import Alternative, Candidate, Require, parse_plan, resolve
+from builder.lifecycle.process import Process
+from builder.lifecycle.project import copy_source, read_project
+from builder.lifecycle.tomlio import TomlError
+
+
+def cand(bp_id, *alts, optional=False):
+    return Candidate(bp_id, "1.0.0", optional, tuple(alts) or (Alternative(),))
+
+
+def alt(provides=(), requires=()):
+    return Alternative(tuple(provides), tuple(Require(r) for r in requires))
+
+
+def test_plan_requires_must_be_provided_earlier():
+    ok = resolve([cand("node", alt(["node"], ["node"])), cand("npm", alt([], ["node"]))])
+    assert ok and [c.id for c in ok.group] == ["node", "npm"]
+    assert ok.entries[0].name == "node" and ok.entries[0].providers == [("node", "1.0.0")]
+    assert len(ok.entries[0].requires) == 2
+    assert resolve([cand("npm", alt([], ["node"])), cand("node", alt(["node"], []))]) is None
+
+
+def test_plan_or_alternatives_tried_in_order():
+    res = resolve([cand("a", alt(["x"], []), alt([], [])), cand("b")])
+    assert res and res.group[0].alternative == Alternative()  # the first alternative fails: x unrequired
+
+
+def test_optional_buildpack_dropped_when_plan_fails():
+    res = resolve([cand("proc", alt(["p"], []), optional=True), cand("py", alt(["py"], ["py"]))])
+    assert res and [c.id for c in res.group] == ["py"]
+    assert resolve([cand("proc", alt(["p"], []), optional=True)]) is None
+
+
+def test_parse_plan_with_or_and_deprecated_version():
+    alts = parse_plan({"provides": [{"name": "a"}], "requires": [{"name": "a", "version": "1"}],
+                       "or": [{"provides": [{"name": "b"}], "requires": [{"name": "b"}]}]}, "x")
+    assert [a.provides for a in alts] == [("a",), ("b",)]
+    assert alts[0].requires[0].metadata == {"version": "1"}
+    with pytest.raises(TomlError, match="provides\\[0\\]"):
+        parse_plan({"provides": [{}]}, "x")
+
+
+def bp(bp_id, order=()):
+    return Buildpack(api="0.10", id=bp_id, version="1.0.0", path=Path("/nonexistent"), order=order)
+
+
+def test_order_expansion_composite_and_optional():
+    reg = Registry([bp("a"), bp("b"), bp("c"),
+                    bp("meta", order=((GroupRef("a"), GroupRef("b")), (GroupRef("c"),)))])
+    groups = expand([(GroupRef("meta", optional=True), GroupRef("c"))], reg)
+    names = [[m.buildpack.id for m in g] for g in groups]
+    assert names == [["a", "b", "c"], ["c", "c"], ["c"]]
+    assert all(m.optional for m in groups[0][:2])
+    with pytest.raises(BuildpackError, match="unknown buildpack nope"):
+        expand([(GroupRef("nope"),)], reg)
+
+
+def write(path: Path, text: str, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_load_buildpack_and_errors_name_the_file(tmp_path):
+    d = tmp_path / "bp"
+    write(d / "buildpack.toml", 'api = "0.10"\n[buildpack]\nid = "test/bp"\nversion = "1.2.3"\n'
+                                '[[targets]]\nos = "linux"\narch = "amd64"\n')
+    write(d / "bin" / "detect", "#!/bin/sh\n", 0o755)
+    write(d / "bin" / "build", "#!/bin/sh\n", 0o755)
+    loaded = load(d)
+    assert loaded.id == "test/bp" and loaded.layers_name == "test_bp"
+    assert loaded.supports("linux", "amd64", None, None, None, None)
+    assert not loaded.supports("linux", "arm64", None, None, None, None)
+    write(d / "buildpack.toml", 'api = "0.10"\n[buildpack]\nversion = "1"\n')
+    with pytest.raises(TomlError, match=r"buildpack.toml \[buildpack\]: missing field 'id'"):
+        load(d)
+    write(d / "buildpack.toml", 'api = "0.10"\n[buildpack\n')
+    with pytest.raises(TomlError, match="invalid TOML"):
+        load(d)
+    write(d / "buildpack.toml", 'api = "0.2"\n[buildpack]\nid="x"\nversion="1"\n')
+    with pytest.raises(BuildpackError, match="0.2 is not supported"):
+        load(d)
+
+
+def test_env_file_rules():
+    ops = [envfiles.EnvOp("A", "override", "1"), envfiles.EnvOp("B", "default", "d"),
+           envfiles.EnvOp("C", "default", "new"), envfiles.EnvOp("P", "prepend", "/x", ":"),
+           envfiles.EnvOp("Q", "append", "tail", None)]
+    env = envfiles.apply({"A": "0", "C": "old", "P": "/usr/bin", "Q": "head"}, ops)
+    assert env == {"A": "1", "B": "d", "C": "old", "P": "/x:/usr/bin", "Q": "headtail"}
+
+
+def test_read_env_dir_and_build_env(tmp_path):
+    layer = tmp_path / "layer"
+    write(layer / "env" / "GREETING", "hi")
+    write(layer / "env" / "PATH.prepend", "/opt/tool")
+    write(layer / "env" / "PATH.delim", ":")
+    write(layer / "env.build" / "ONLY_BUILD.default", "yes")
+    write(layer / "env.launch" / "ONLY_LAUNCH", "no")
+    (layer / "bin").mkdir()
+    env = envfiles.buildpack_build_env({"PATH": "/usr/bin"}, [(layer, "/layers/bp/layer")])
+    assert env["GREETING"] == "hi" and env["ONLY_BUILD"] == "yes" and "ONLY_LAUNCH" not in env
+    assert env["PATH"] == "/opt/tool:/layers/bp/layer/bin:/usr/bin"
+
+
+def test_launch_toml_and_layer_metadata(tmp_path):
+    d = tmp_path / "layers"
+    write(d / "launch.toml", '[[processes]]\ntype = "web"\ncommand = ["python", "app.py"]\nargs = ["-v"]\n'
+                             'default = true\n[[labels]]\nkey = "k"\nvalue = "v"\n')
+    write(d / "deps.toml", "[types]\nlaunch = true\ncache = true\n[metadata]\nhash = \"abc\"\n")
+    write(d / "build.toml", "")
+    info = read_launch(d, "bp")
+    assert info.processes == [Process("web", ("python", "app.py"), ("-v",), True, None, "bp")]
+    assert info.labels == {"k": "v"}
+    layers = read_layers(d, "bp")
+    assert [(x.name, x.types.launch, x.types.cache, x.metadata) for x in layers] == [
+        ("deps", True, True, {"hash": "abc"})]
+    write(d / "launch.toml", '[[processes]]\ntype = "web"\ncommand = 3\n')
+    with pytest.raises(TomlError, match=r"buildpack bp: .*launch.toml: processes\[0\].command"):
+        read_launch(d, "bp")
+    write(d / "bad.toml", "[types]\nlaunch = 'yes'\n")
+    with pytest.raises(TomlError, match="types.launch must be true or false"):
+        read_layers(d, "bp")
+
+
+def test_merge_processes_later_wins():
+    a = [Process("web", ("a",), default=True), Process("worker", ("w",))]
+    b = [Process("web", ("b",))]
+    merged, default = merge_processes([a, b])
+    assert [p.command for p in merged] == [("b",), ("w",)] and default is None
+    merged, default = merge_processes([a])
+    assert default == "web"
+
+
+def test_copy_source_filters_and_symlinks(tmp_path):
+    src = tmp_path / "src"
+    write(src / "app.py", "print(1)")
+    write(src / ".git" / "config", "secret")
+    write(src / "node_modules" / "x.js", "x")
+    write(src / "sub" / "keep.txt", "k")
+    os.symlink("/etc/passwd", src / "escape")
+    write(src / "project.toml", '[build]\nexclude = ["node_modules/", "*.log"]\n'
+                                '[[build.env]]\nname = "BP_X"\nvalue = "1"\n')
+    write(src / "debug.log", "log")
+    project = read_project(src)
+    assert project.env == {"BP_X": "1"}
+    copy_source(src, tmp_path / "dst", project)
+    got = sorted(str(p.relative_to(tmp_path / "dst")) for p in (tmp_path / "dst").rglob("*"))
+    assert got == ["app.py", "escape", "project.toml", "sub", "sub/keep.txt"]
+    assert os.readlink(tmp_path / "dst" / "escape") == "/etc/passwd"
