@@ -21,4 +21,4 @@ ref=$(pallet append scratch "$work/rootfs" demo:latest --entrypoint /bin/hello)
 echo "built    $ref"
 pallet copy demo:latest docker-daemon:pallet-demo:latest >/dev/null
 echo "loaded   docker-daemon:pallet-demo:latest"
-docker run --rm pallet-demo:latest
+docker run --rm --network none pallet-demo:latest
