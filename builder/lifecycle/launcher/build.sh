@@ -1,0 +1,28 @@
+#!/bin/sh
+# Build the launcher from launcher.c, bit for bit reproducibly: static (musl), stripped, no
+# build id, no compiler ident, no paths of this machine in it, fixed SOURCE_DATE_EPOCH.
+#
+#   builder/lifecycle/launcher/build.sh [OUT]      (default: launcher-amd64 next to this script)
+#
+# Needs musl-gcc (Debian: apt-get install musl-tools). The bytes depend on the toolchain's
+# versions; the committed binary was built on Debian bookworm (gcc 12, musl 1.2.3), where a
+# rebuild gives the same bytes (tests/test_launcher.py checks, marked slow).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/launcher-amd64}
+cc=${CC:-musl-gcc}
+command -v "$cc" >/dev/null 2>&1 || { echo "build.sh: $cc not found (apt-get install musl-tools)" >&2; exit 1; }
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532801}" LC_ALL=C TZ=UTC
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$here/launcher.c" "$work/launcher.c"
+cd "$work"
+"$cc" -static -Os -s -std=c11 -Wall -Wextra -Werror \
+    -fno-ident -ffile-prefix-map="$work"=. -fdebug-prefix-map="$work"=. \
+    -fno-asynchronous-unwind-tables -fno-unwind-tables \
+    -Wl,--build-id=none -Wl,--hash-style=gnu \
+    -o launcher launcher.c
+chmod 0755 launcher
+mv launcher "$out.tmp"
+mv "$out.tmp" "$out"

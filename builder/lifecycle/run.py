@@ -1,0 +1,170 @@
+"""``pallet run``: start an image's process, daemonless by default, or in the Docker engine.
+
+Daemonless: the image is unpacked once (``rootfs``) and its entrypoint, or
+``/cnb/process/PROCESS``, runs in a ``BwrapSandbox`` as the image's user, in its working
+directory, with its environment. As with ``docker run --read-only``, the image's files are
+read-only and ``/tmp`` is an empty tmpfs. The sandbox shares the host's network, so there is
+no port mapping: ``-p PORT`` only sets ``PORT``, the port the app is asked to listen on (CNB
+apps and most PaaS conventions read it), and the app is reachable on the host at that port.
+
+``--docker``: the image is loaded into the engine (``pallet-run:<digest>``) and run there with
+``--rm --network host``; the engine applies the image's user, working directory and env.
+
+Either way the output is the app's own, Ctrl-C stops the app (SIGINT is forwarded to it, a
+second one kills it) and pallet exits 130; otherwise it exits with the app's exit code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import PalletError
+from builder.lifecycle.process import PROCESS_DIR
+from builder.lifecycle.rootfs import resolve_in_root, unpack_image
+from builder.lifecycle.sandbox import BwrapSandbox, Step, ensure_in_docker, run_container
+from builder.oci.model import RunConfig
+
+DEFAULT_PORT = 8080
+#: What Docker gives a container whose image sets no PATH.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class RunError(PalletError):
+    """The image cannot be run as asked (no such process type, no command, unknown user)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``pallet run`` was asked: a process type (else the entrypoint), ``PORT``, extra
+    environment, and arguments that replace the image's (None: keep them)."""
+
+    process: str | None = None
+    port: int = DEFAULT_PORT
+    env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] | None = None
+
+
+# -- the step (computed from the config and the rootfs) -------------------------------------
+
+
+def command_for(config: RunConfig, request: RunRequest) -> tuple[str, ...]:
+    """entrypoint + cmd as Docker composes them; arguments given replace cmd (or the process's)."""
+    if request.process:
+        return (f"{PROCESS_DIR}/{request.process}", *(request.args or ()))
+    argv = (*(config.entrypoint or ()), *(request.args if request.args is not None else (config.cmd or ())))
+    if not argv:
+        raise RunError("the image has no entrypoint and no cmd; give a command after '--'")
+    return argv
+
+
+def environment_for(config: RunConfig, request: RunRequest, home: str | None = None) -> dict[str, str]:
+    """The image's env, PATH and HOME defaulted as Docker does, then PORT, then ``--env``."""
+    env = config.env_dict()
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOME", home or "/")
+    env["PORT"] = str(request.port)
+    env.update(request.env)
+    return env
+
+
+def _read_in_root(rootfs: Path, path: str) -> str:
+    host = resolve_in_root(rootfs, path).host_path(rootfs)
+    if host is None or not host.is_file():
+        return ""
+    return host.read_text(errors="replace")
+
+
+def _table(text: str) -> list[list[str]]:
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(spec: str | None, rootfs: Path) -> tuple[int, int, str | None]:
+    """(uid, gid, home) for the image's ``User`` (``user[:group]``, names or numbers), looked up
+    in the image's own ``/etc/passwd`` and ``/etc/group`` as Docker does."""
+    if not spec:
+        spec = "0"
+    user, _, group = spec.partition(":")
+    passwd = _table(_read_in_root(rootfs, "/etc/passwd"))
+    entry = None
+    for row in passwd:
+        if len(row) >= 6 and (row[0] == user or (user.isdigit() and row[2] == user)):
+            entry = row
+            break
+    if user.isdigit():
+        uid = int(user)
+    elif entry is not None:
+        uid = int(entry[2])
+    else:
+        raise RunError(f"the image's user {user!r} is not in its /etc/passwd; give a numeric uid")
+    home = entry[5] if entry is not None else None
+    if not group:
+        gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
+    elif group.isdigit():
+        gid = int(group)
+    else:
+        found = [row for row in _table(_read_in_root(rootfs, "/etc/group")) if len(row) >= 3 and row[0] == group]
+        if not found:
+            raise RunError(f"the image's group {group!r} is not in its /etc/group; give a numeric gid")
+        gid = int(found[0][2])
+    return uid, gid, home
+
+
+def process_types(rootfs: Path) -> list[str]:
+    host = resolve_in_root(rootfs, PROCESS_DIR).host_path(rootfs)
+    return sorted(os.listdir(host)) if host is not None and host.is_dir() else []
+
+
+def step_for(config: RunConfig, rootfs: Path, request: RunRequest) -> Step:
+    """The sandbox step that runs the image as ``request`` asks."""
+    if request.process:
+        types = process_types(rootfs)
+        if request.process not in types:
+            have = ", ".join(types) if types else f"none: no {PROCESS_DIR}, so it was not built with buildpacks"
+            raise RunError(f"the image has no process type {request.process!r} (it has: {have})")
+    uid, gid, home = resolve_user(config.user, rootfs)
+    return Step(argv=command_for(config, request), env=environment_for(config, request, home),
+                cwd=config.working_dir or "/", uid=uid, gid=gid, network=True)
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=None,  # noqa: ANN001
+              cache_dir: Path | None = None) -> int:
+    """``pallet run REF``: the image ``ref`` names, from any store; the app's exit code.
+
+    The image is read (and unpacked, or loaded into the engine) first; the store is closed
+    before the app starts.
+    """
+    from builder.oci import reference as refs
+    from builder.oci.image import load_image
+    from builder.oci.stores import open_store
+
+    parsed = refs.parse(ref)
+    with open_store(parsed, options) as store:
+        image = load_image(store, parsed.ref)
+        if docker:
+            from builder.oci.stores.daemon import connect
+
+            client = connect()
+            loaded = ensure_in_docker(image, repository="pallet-run", client=client)
+        else:
+            rootfs = unpack_image(image, cache_dir)
+            step = step_for(image.config.config, rootfs, request)
+    if docker:
+        return run_container(client, loaded, docker_options(request))
+    return BwrapSandbox(rootfs).run(step)
+
+
+def docker_options(request: RunRequest) -> dict:
+    """How the container is created: host network, PORT and ``--env`` over the image's env,
+    ``/cnb/process/PROCESS`` as the entrypoint when asked, arguments as the cmd."""
+    create: dict = {"network_mode": "host", "environment": {"PORT": str(request.port), **request.env}}
+    if request.process:
+        create["entrypoint"] = [f"{PROCESS_DIR}/{request.process}"]
+        create["command"] = list(request.args or ())
+    elif request.args is not None:
+        create["command"] = list(request.args)
+    return create

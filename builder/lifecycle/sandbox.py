@@ -1,0 +1,614 @@
+"""Run one step (a buildpack's ``bin/detect`` or ``bin/build``, or an app) inside an image.
+
+A ``Step`` says what to run and as whom; a ``Sandbox`` runs it and returns its exit code,
+streaming its output (stdout and stderr merged, line by line) to a callback, or letting it
+go straight to our own stdout/stderr. Two sandboxes, one contract:
+
+- ``BwrapSandbox``: no daemon. bubblewrap over a root filesystem unpacked from the image
+  (``builder.lifecycle.rootfs``), in new user, pid, ipc (and, without network, net)
+  namespaces. Needs unprivileged user namespaces when not root.
+- ``DockerSandbox``: the same step in a container of the image, through the Docker engine.
+
+What a step sees, in both:
+- the image's filesystem read-only at ``/``, a fresh ``/proc``, a minimal ``/dev``, an empty
+  writable ``/tmp``, and the step's binds (read-only unless ``writable``);
+- exactly the step's environment (the rest of ours is cleared; Docker puts the image's own
+  ENV under it, which the engine cannot leave out), plus the platform's network
+  settings: the host's ``HTTP(S)_PROXY``/``NO_PROXY`` (both cases) and, when a CA bundle is
+  given (default: the host trust store), that bundle at ``/run/pallet/ca-certificates.crt``
+  with ``SSL_CERT_FILE``, ``PIP_CERT``, ``REQUESTS_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS`` and
+  ``GIT_SSL_CAINFO`` pointing at it. These win over the step's own values: they describe the
+  machine, which a build cannot know. The host's ``/etc/resolv.conf`` and ``/etc/hosts`` are
+  mounted read-only when the step has network (it shares the host's).
+  None of this is under ``/layers`` or ``/workspace``, so none of it can land in a layer.
+
+Signals and terminals: while a step runs, SIGINT, SIGTERM and SIGHUP sent to pallet (Ctrl-C
+included) are forwarded to the step's process group; a second one, or 10 s after a
+SIGTERM/SIGHUP, kills it. ``run`` then raises ``Interrupted`` (a KeyboardInterrupt) once the
+step is gone, so a build stops there and ``pallet run`` exits 128+signal. bubblewrap itself
+runs in its own process group, so a Ctrl-C from the terminal reaches pallet only (bubblewrap
+would die of it and take the step down with SIGKILL). The step always gets a new session
+(``--new-session``: no controlling terminal, so it cannot push input into the user's shell
+with TIOCSTI); without ``on_output`` its stdin, stdout and stderr are still the terminal, so
+``isatty`` holds and an interactive app reads the keyboard; Ctrl-C reaches it by forwarding.
+If pallet itself is killed (even ``kill -9``), ``--die-with-parent`` kills the step.
+
+How ``BwrapSandbox`` builds ``/`` without writing to the cached rootfs (which is shared, and
+read-only to us): the root is bubblewrap's own tmpfs, holding one read-only bind per entry of
+the rootfs's top directory (a symlink is recreated as a symlink), then made read-only. A
+mount whose mountpoint the image lacks (``/etc/resolv.conf`` in an image without one, a bind
+target under ``/cnb``) is handled the same way one level down: the deepest directory on its
+path that exists is rebuilt on a tmpfs from binds of its entries, which leaves room for the
+mountpoint. Paths are resolved inside the rootfs (symlinks followed as the sandbox would,
+never onto the host), and mounts go to the resolved paths.
+
+Ownership inside ``BwrapSandbox``: the user namespace maps the step's uid/gid to the user
+running pallet, and no one else. So files that user owns (the whole rootfs when it was
+unpacked as non-root; for root, everything root owns) appear owned by the step's uid, files
+of other owners appear as ``nobody``, and files the step writes to a writable bind are owned,
+on the host, by the user running pallet. (Docker runs the step as the real uid instead: there
+a writable bind must be writable by that uid on the host.)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
+
+from builder.errors import NotFoundError, PalletError
+from builder.lifecycle.rootfs import Resolved, in_use, resolve_in_root
+
+if TYPE_CHECKING:
+    import docker
+
+    from builder.oci.image import Image
+
+#: Where the CA bundle appears inside a sandbox, and the variables that point at it.
+CA_PATH = "/run/pallet/ca-certificates.crt"
+CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO")
+PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+#: The host trust store: Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine.
+HOST_CA_CANDIDATES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                      "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem")
+#: Where Debian's bubblewrap is, when it is not on PATH.
+BWRAP_FALLBACK = "/usr/bin/bwrap"
+#: Seconds a step gets to exit after a forwarded SIGTERM/SIGHUP, as ``docker stop`` gives.
+GRACE_SECONDS = 10.0
+
+OutputFn = Callable[[str], None]
+CaCerts = Path | None | Literal["host"]
+
+
+class SandboxError(PalletError):
+    """A step cannot be started: no bubblewrap, no namespaces, a missing bind or directory."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """pallet got SIGINT/SIGTERM/SIGHUP while a step ran; the step has been stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path mounted into the sandbox at ``target`` (an absolute path inside)."""
+
+    source: Path
+    target: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One program to run: argv (argv[0] looked up on the step's PATH if bare), environment
+    (exactly this, plus the network settings above), working directory, uid/gid."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+    uid: int
+    gid: int
+    binds: tuple[Bind, ...] = ()
+    network: bool = True
+
+
+class Sandbox(Protocol):
+    def run(self, step: Step, on_output: OutputFn | None = None) -> int:
+        """Run the step; its exit code. Output lines go to ``on_output``, else to our stdout/stderr."""
+        ...
+
+
+# -- the platform's network settings (pure) ------------------------------------------------
+
+
+def host_ca_certs(environ: dict[str, str] | None = None) -> Path | None:
+    """The host's CA bundle: ``$SSL_CERT_FILE`` if it is a file, else the distribution's."""
+    env = os.environ if environ is None else environ
+    candidates = [env.get("SSL_CERT_FILE") or "", *HOST_CA_CANDIDATES]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            return Path(candidate)
+    return None
+
+
+def network_env(with_ca: bool, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables a sandbox adds to a step: the host's proxies, and the CA variables."""
+    env = os.environ if environ is None else environ
+    out = {name: env[name] for name in PROXY_ENV if env.get(name)}
+    if with_ca:
+        out.update({name: CA_PATH for name in CA_ENV})
+    return out
+
+
+def _resolve_ca(ca_certs: CaCerts) -> Path | None:
+    ca = host_ca_certs() if ca_certs == "host" else ca_certs
+    if ca is not None and not os.path.isfile(ca):
+        raise SandboxError(f"CA bundle {ca} is not a file; give a PEM bundle (e.g. "
+                           "/etc/ssl/certs/ca-certificates.crt)")
+    return Path(ca) if ca is not None else None
+
+
+# -- the bubblewrap command line (computed; reads only the rootfs's directories) -------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount of the sandbox: ``bind``/``ro-bind`` (with ``source``), ``proc``, ``dev``,
+    ``tmpfs``, or ``dir`` (a directory made where the image has none)."""
+
+    kind: str
+    target: str
+    source: Path | None = None
+    perms: int | None = None
+
+    @property
+    def wants_dir(self) -> bool:
+        return self.kind in ("proc", "dev", "tmpfs", "dir") or (self.source is not None and self.source.is_dir())
+
+
+Real = tuple[str, ...]
+
+
+@dataclass
+class _Plan:
+    rootfs: Path
+    composed: set[Real] = field(default_factory=lambda: {()})
+    targets: dict[Real, Mount] = field(default_factory=dict)  # resolved mountpoint -> mount
+    blocked: set[Real] = field(default_factory=set)  # non-directories in the way of a mountpoint
+
+
+def _path(real: Real) -> str:
+    return "/" + "/".join(real)
+
+
+def mount_args(rootfs: Path, mounts: list[Mount]) -> list[str]:
+    """bubblewrap arguments that build ``/`` from ``rootfs`` plus ``mounts`` (see module doc)."""
+    plan = _Plan(rootfs)
+    resolved: list[tuple[Real, Mount]] = []
+    for mount in mounts:
+        inside = [t for t in plan.targets if t]
+        res = resolve_in_root(rootfs, mount.target, stop=lambda real: real in inside)
+        real = res.real + res.rest
+        if not res.stopped and (res.rest or (res.kind == "dir") != mount.wants_dir):
+            # No mountpoint of the right kind: the deepest existing directory on the way is
+            # rebuilt on a tmpfs, leaving out whatever is in the way (a file where a
+            # directory must go, a directory where a file is bound).
+            if res.rest:
+                plan.composed.add(res.real)
+                if res.blocked:
+                    plan.blocked.add(res.real + res.rest[:1])
+            else:
+                plan.composed.add(res.real[:-1])
+                plan.blocked.add(res.real)
+        elif mount.kind == "dir" and not res.stopped:
+            continue  # the image has that directory already
+        plan.targets[real] = mount
+        resolved.append((real, mount))
+
+    args: list[str] = []
+    args += _compose((), plan, tmpfs=False)
+    for real in sorted((c for c in plan.composed if c and not _composed_parent(c, plan)), key=len):
+        args += _compose(real, plan, tmpfs=True)
+    for real, mount in resolved:
+        args += _mount_args(real, mount)
+    for real in sorted(plan.composed, key=len):
+        if not real or not _composed_parent(real, plan):
+            args += ["--remount-ro", _path(real)]
+    return args
+
+
+def _composed_parent(real: Real, plan: _Plan) -> bool:
+    return real[:-1] in plan.composed
+
+
+def _compose(real: Real, plan: _Plan, *, tmpfs: bool) -> list[str]:
+    """Arguments that rebuild the rootfs directory ``real`` with one mount per entry."""
+    host = plan.rootfs.joinpath(*real)
+    st = os.stat(host)
+    args = ["--perms", f"{stat.S_IMODE(st.st_mode):04o}", "--tmpfs" if tmpfs else "--dir", _path(real)]
+    if not real:
+        args = []  # bubblewrap's own root tmpfs
+    for name in sorted(os.listdir(host)):
+        child = real + (name,)
+        if child in plan.targets or child in plan.blocked:
+            continue  # a mount goes exactly there, or something must be made there instead
+        path = host / name
+        if child in plan.composed:
+            args += _compose(child, plan, tmpfs=False)
+        elif path.is_symlink():
+            args += ["--symlink", os.readlink(path), _path(child)]
+        else:
+            args += ["--ro-bind", str(path), _path(child)]
+    return args
+
+
+def _mount_args(real: Real, mount: Mount) -> list[str]:
+    dest = _path(real)
+    if mount.kind in ("bind", "ro-bind"):
+        return [f"--{mount.kind}", str(mount.source), dest]
+    perms = ["--perms", f"{mount.perms:04o}"] if mount.perms is not None else []
+    return [*perms, f"--{mount.kind}", dest]
+
+
+def bwrap_command(rootfs: Path, step: Step, *, ca: Path | None, bwrap: str = "bwrap",
+                  info_fd: int | None = None, environ: dict[str, str] | None = None) -> list[str]:
+    """The whole bubblewrap command line for ``step`` over ``rootfs``."""
+    mounts = [Mount("proc", "/proc"), Mount("dev", "/dev"), Mount("tmpfs", "/tmp", perms=0o1777)]
+    if step.network:
+        for name in ("/etc/resolv.conf", "/etc/hosts"):
+            if os.path.isfile(name):
+                mounts.append(Mount("ro-bind", name, Path(name)))
+    if ca is not None:
+        mounts.append(Mount("dir", os.path.dirname(CA_PATH), perms=0o755))
+        mounts.append(Mount("ro-bind", CA_PATH, ca))
+    for bind in step.binds:
+        mounts.append(Mount("bind" if bind.writable else "ro-bind", bind.target, Path(bind.source)))
+    env = {**step.env, **network_env(ca is not None, environ)}
+    cmd = [bwrap, *mount_args(rootfs, mounts)]
+    cmd += ["--unshare-user", "--uid", str(step.uid), "--gid", str(step.gid),
+            "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+    if not step.network:
+        cmd.append("--unshare-net")
+    cmd += ["--chdir", step.cwd, "--clearenv"]
+    for key, value in env.items():
+        cmd += ["--setenv", key, value]
+    if info_fd is not None:
+        cmd += ["--info-fd", str(info_fd)]
+    return [*cmd, "--", *step.argv]
+
+
+# -- running it -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _preflight(bwrap: str, euid: int) -> str | None:
+    """Why bubblewrap cannot make a sandbox here (its own words), or None if it can."""
+    probe = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-user",
+             "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if done.returncode == 0:
+        return None
+    return " ".join(done.stderr.split()) or f"exit code {done.returncode}"
+
+
+def find_bwrap() -> str:
+    """Path of a bubblewrap that can make sandboxes here; SandboxError saying how to fix it."""
+    path = shutil.which("bwrap") or (BWRAP_FALLBACK if os.path.exists(BWRAP_FALLBACK) else None)
+    if path is None:
+        raise SandboxError("bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: "
+                           "apt-get install bubblewrap), or use Docker instead (--executor docker / --docker)")
+    why = _preflight(path, os.geteuid())
+    if why is not None:
+        raise SandboxError(
+            f"bubblewrap cannot create the sandbox's namespaces ({why}). Allow unprivileged user "
+            "namespaces: sysctl -w kernel.unprivileged_userns_clone=1 (Debian), sysctl -w "
+            "kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 23.10+), user.max_user_namespaces > 0; "
+            "inside a container, run it with --privileged (or a seccomp profile allowing unshare); "
+            "or use Docker instead (--executor docker / --docker)")
+    return path
+
+
+class _Supervisor:
+    """Forwards SIGINT/SIGTERM/SIGHUP to a running step; escalates to a kill. Main thread only."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, deliver: Callable[[int], None], kill: Callable[[], None], *, threaded: bool) -> None:
+        self._deliver = deliver
+        self._kill = kill
+        self._threaded = threaded  # deliver from a thread (an HTTP call must not run in a handler)
+        self.received: int | None = None
+        self._timer: threading.Timer | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Supervisor":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.received is not None:
+            self._run(self._kill)
+            return
+        self.received = signum
+        self._run(lambda: self._deliver(signum))
+        if signum != signal.SIGINT:
+            self._timer = threading.Timer(GRACE_SECONDS, self._kill)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        def safe() -> None:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the step may be gone already
+                pass
+
+        if self._threaded:
+            threading.Thread(target=safe, daemon=True).start()
+        else:
+            safe()
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+
+def pump_lines(stream: Any, on_output: OutputFn) -> None:
+    """Call ``on_output`` with each line of a binary stream (no newline; undecodable bytes replaced)."""
+    for raw in iter(stream.readline, b""):
+        on_output(raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r"))
+
+
+def _read_info(fd: int) -> dict[str, Any]:
+    """bubblewrap's ``--info-fd`` JSON, or {} if it exited without writing it."""
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return {}
+        data += chunk
+        try:
+            return json.loads(data)
+        except ValueError:
+            continue
+
+
+class BwrapSandbox:
+    """Steps run with bubblewrap over an unpacked root filesystem. See the module docstring."""
+
+    def __init__(self, rootfs: Path, *, ca_certs: CaCerts = "host", bwrap: str | None = None) -> None:
+        self.rootfs = Path(rootfs)
+        self.ca = _resolve_ca(ca_certs)
+        self._bwrap = bwrap
+
+    def command(self, step: Step, info_fd: int | None = None) -> list[str]:
+        """The bubblewrap command that runs ``step`` (for tests and ``--debug``)."""
+        return bwrap_command(self.rootfs, step, ca=self.ca, bwrap=self._bwrap or "bwrap", info_fd=info_fd)
+
+    def _check(self, step: Step) -> None:
+        if not self.rootfs.is_dir():
+            raise SandboxError(f"root filesystem {self.rootfs} is not a directory")
+        for bind in step.binds:
+            if not os.path.exists(bind.source):
+                raise SandboxError(f"cannot mount {bind.source} at {bind.target}: it does not exist")
+            if not bind.target.startswith("/"):
+                raise SandboxError(f"bind target {bind.target!r} must be an absolute path")
+        if not step.argv:
+            raise SandboxError("nothing to run: the step's command is empty")
+        if not _is_dir_in_sandbox(self.rootfs, step.binds, step.cwd):
+            raise SandboxError(f"working directory {step.cwd} does not exist in the image or its binds")
+
+    def run(self, step: Step, on_output: OutputFn | None = None) -> int:
+        self._bwrap = self._bwrap or find_bwrap()
+        self._check(step)
+        read_fd, write_fd = os.pipe()
+        with in_use(self.rootfs):
+            try:
+                cmd = self.command(step, info_fd=write_fd)
+                proc = subprocess.Popen(
+                    cmd, pass_fds=(write_fd,), process_group=0,  # terminal signals reach only us
+                    stdin=subprocess.DEVNULL if on_output else None,
+                    stdout=subprocess.PIPE if on_output else None,
+                    stderr=subprocess.STDOUT if on_output else None)
+            finally:
+                os.close(write_fd)
+            child: list[int] = []  # the sandbox's pid 1 (host pid), session and group leader
+
+            def deliver(signum: int) -> None:
+                if child:
+                    os.killpg(child[0], signum)  # pid 1 ignores it; the step and its children get it
+                else:
+                    proc.kill()
+
+            try:
+                with _Supervisor(deliver, proc.kill, threaded=False) as supervisor:
+                    info = _read_info(read_fd)
+                    if "child-pid" in info:
+                        child.append(int(info["child-pid"]))
+                    if on_output is not None:
+                        assert proc.stdout is not None
+                        pump_lines(proc.stdout, on_output)
+                    code = proc.wait()
+            finally:
+                os.close(read_fd)
+                if proc.poll() is None:
+                    proc.kill()  # --die-with-parent takes the sandbox with it
+                    proc.wait()
+                if proc.stdout is not None:
+                    proc.stdout.close()
+        supervisor.check()
+        return code
+
+
+def _is_dir_in_sandbox(rootfs: Path, binds: tuple[Bind, ...], path: str) -> bool:
+    """Whether ``path`` will be a directory inside the sandbox (in a bind, /tmp, or the image)."""
+    if not path.startswith("/"):
+        return False
+    parts = tuple(p for p in path.split("/") if p and p != ".")
+    for bind in sorted(binds, key=lambda b: -len(b.target)):
+        target = tuple(p for p in bind.target.split("/") if p)
+        if parts[:len(target)] == target:
+            return Path(bind.source, *parts[len(target):]).is_dir()
+    if parts[:1] == ("tmp",):
+        return len(parts) == 1
+    res: Resolved = resolve_in_root(rootfs, path)
+    return not res.rest and res.kind == "dir"
+
+
+# -- Docker ---------------------------------------------------------------------------------
+
+
+def run_container(client: "docker.DockerClient", image: str, create: dict[str, Any],
+                  on_output: OutputFn | None = None) -> int:
+    """Create, start and follow a container; its exit code. Always removed afterwards."""
+    from builder.oci.stores.daemon import _engine_call
+
+    with _engine_call(f"create a container of {image}"):
+        container = client.containers.create(image, detach=True, tty=False, stdin_open=False, **create)
+    try:
+        def deliver(signum: int) -> None:
+            container.kill(signal=signal.Signals(signum).name)
+
+        def kill() -> None:
+            container.kill()
+
+        with _Supervisor(deliver, kill, threaded=True) as supervisor:
+            with _engine_call(f"start a container of {image}"):
+                # Attached before it starts (the request is made here), so no output is missed.
+                stream = client.api.attach(container.id, stdout=True, stderr=True, stream=True,
+                                           logs=True, demux=True)
+                container.start()
+            _follow(stream, on_output)
+            with _engine_call(f"wait for a container of {image}"):
+                code = int(container.wait().get("StatusCode", 1))
+    finally:
+        try:
+            container.remove(force=True)
+        except Exception:  # noqa: BLE001 - already gone (auto-removed, engine restarted)
+            pass
+    supervisor.check()
+    return code
+
+
+def _follow(stream: Iterator[tuple[bytes | None, bytes | None]], on_output: OutputFn | None) -> None:
+    pending = {1: b"", 2: b""}  # a partial line per stream, so the two never splice
+    for out, err in stream:
+        for fd, chunk in ((1, out), (2, err)):
+            if not chunk:
+                continue
+            if on_output is None:
+                target = sys.stdout.buffer if fd == 1 else sys.stderr.buffer
+                target.write(chunk)
+                target.flush()
+                continue
+            *lines, pending[fd] = (pending[fd] + chunk).split(b"\n")
+            for line in lines:
+                on_output(line.decode("utf-8", "replace").rstrip("\r"))
+    if on_output is not None:
+        for rest in pending.values():
+            if rest:
+                on_output(rest.decode("utf-8", "replace").rstrip("\r"))
+
+
+class DockerSandbox:
+    """Steps run in a container of ``image_ref`` (already in the engine: see ``ensure_in_docker``).
+
+    Binds become volumes, the user is ``uid:gid``, the network the host's (the engine's bridge
+    is not relied on) or none, and the CA bundle and proxies are passed as ``BwrapSandbox``
+    passes them. The engine adds the image's own ENV under the step's (it cannot be cleared)
+    and makes missing mountpoints itself. Writable binds must be writable by ``uid`` on the host.
+    The engine carries stdout and stderr apart, so lines of one may come before earlier lines
+    of the other.
+    """
+
+    def __init__(self, image_ref: str, client: "docker.DockerClient | None" = None, *,
+                 ca_certs: CaCerts = "host") -> None:
+        self.image_ref = image_ref
+        self._client = client
+        self.ca = _resolve_ca(ca_certs)
+
+    @property
+    def client(self) -> "docker.DockerClient":
+        if self._client is None:
+            from builder.oci.stores.daemon import connect
+
+            self._client = connect()
+        return self._client
+
+    def create_options(self, step: Step) -> dict[str, Any]:
+        """What the container is created with (for tests)."""
+        volumes: dict[str, dict[str, str]] = {}
+        for bind in step.binds:
+            if not os.path.exists(bind.source):
+                raise SandboxError(f"cannot mount {bind.source} at {bind.target}: it does not exist")
+            volumes[str(Path(bind.source).resolve())] = {"bind": bind.target, "mode": "rw" if bind.writable else "ro"}
+        if self.ca is not None:
+            volumes[str(self.ca.resolve())] = {"bind": CA_PATH, "mode": "ro"}
+        return {
+            "entrypoint": list(step.argv),
+            "environment": {**step.env, **network_env(self.ca is not None)},
+            "user": f"{step.uid}:{step.gid}",
+            "working_dir": step.cwd,
+            "network_mode": "host" if step.network else "none",
+            "volumes": volumes,
+        }
+
+    def run(self, step: Step, on_output: OutputFn | None = None) -> int:
+        if not step.argv:
+            raise SandboxError("nothing to run: the step's command is empty")
+        return run_container(self.client, self.image_ref, self.create_options(step), on_output)
+
+
+def ensure_in_docker(image: "Image", repository: str = "pallet-build-image",
+                     client: "docker.DockerClient | None" = None) -> str:
+    """``REPOSITORY:<hex12>`` naming ``image`` in the engine, loading it first when missing.
+
+    The tag comes from the manifest digest; an image already under it is trusted when its ID
+    (its config digest) is the one expected, and reloaded otherwise.
+    """
+    from builder.oci.copy import copy_image
+    from builder.oci.digest import split
+    from builder.oci.stores.daemon import DaemonStore, _engine_call, connect
+
+    tag = split(image.digest)[1][:12]
+    ref = f"{repository}:{tag}"
+    client = client or connect()
+    try:
+        with _engine_call(f"look up {ref}", missing=NotFoundError(ref)):
+            if client.images.get(ref).id == image.manifest.config.digest:
+                return ref
+    except NotFoundError:
+        pass
+    with DaemonStore(repository, client=client) as store:
+        copy_image(image.store, image.digest, store, tag)
+    return ref

@@ -1,0 +1,181 @@
+"""``pallet run``: an image's process, daemonless (bwrap over the unpacked image) or in Docker."""
+
+from __future__ import annotations
+
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from builder.lifecycle.run import RunError, RunRequest, command_for, environment_for, resolve_user
+from builder.oci import reference as refs
+from builder.oci.append import append
+from builder.oci.image import load_image
+from builder.oci.model import RunConfig
+from builder.oci.mutate import ConfigChanges
+from builder.oci.stores.layout import LayoutStore
+from tests.cli import pallet, popen
+from tests.fixtures_registry import free_port
+from tests.test_launcher import check_web_env, make_launch_rootfs, parse
+
+PRINT_ENV = 'echo "uid=$(id -u):$(id -g)"; echo "cwd=$(pwd)"; echo "args=$*"; env | sort'
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """Keep the rootfs cache (and the local store) of these tests out of the home directory."""
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PALLET_HOME": str(tmp_path / "home")}
+
+
+def make_image(rootfs: Path, ref: str, **changes) -> str:
+    append(refs.parse("scratch", allow_scratch=True), rootfs, refs.parse(ref), ConfigChanges(**changes))
+    return ref
+
+
+@pytest.fixture
+def launch_image(tmp_path) -> str:
+    """An image as pallet build exports one: the launcher, layers, process types; user cnb."""
+    rootfs = make_launch_rootfs(tmp_path / "launch-rootfs")
+    return make_image(rootfs, f"oci:{tmp_path}/images:launch", entrypoint=("/cnb/process/web",),
+                      env={"PATH": "/bin", "EXISTING": "base", "EMPTY": "", "KEEP": "kept", "MULTI": "second"},
+                      user="cnb", working_dir="/workspace")
+
+
+@pytest.fixture
+def plain_image(tmp_path) -> str:
+    """A plain busybox image: entrypoint that prints who and where it runs, and a default cmd."""
+    rootfs = make_launch_rootfs(tmp_path / "plain-rootfs", [])
+    return make_image(rootfs, f"oci:{tmp_path}/images:plain", entrypoint=("/bin/sh", "-c", PRINT_ENV, "sh"),
+                      cmd=("default-cmd",), env={"PATH": "/bin", "GREETING": "hello"}, user="1000:1001",
+                      working_dir="/tmp")
+
+
+# -- pure parts --------------------------------------------------------------------------------
+
+
+def test_command_env_and_user_follow_docker_rules(tmp_path):
+    config = RunConfig(entrypoint=("/app",), cmd=("--serve",), env=("A=1", "PORT=1"))
+    assert command_for(config, RunRequest()) == ("/app", "--serve")
+    assert command_for(config, RunRequest(args=("x",))) == ("/app", "x")
+    assert command_for(config, RunRequest(args=())) == ("/app",)
+    assert command_for(config, RunRequest(process="web", args=("x",))) == ("/cnb/process/web", "x")
+    with pytest.raises(RunError, match="no entrypoint and no cmd"):
+        command_for(RunConfig(), RunRequest())
+    env = environment_for(config, RunRequest(port=9000, env={"A": "2"}), home="/home/app")
+    assert env == {"A": "2", "PORT": "9000", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                   "HOME": "/home/app"}
+    root = make_launch_rootfs(tmp_path / "r", [])
+    assert resolve_user("cnb", root) == (1000, 1000, "/home/cnb")
+    assert resolve_user("cnb:root", root) == (1000, 0, "/home/cnb")
+    assert resolve_user("1000", root) == (1000, 1000, "/home/cnb")
+    assert resolve_user("4242:7", root) == (4242, 7, None)
+    assert resolve_user("", root) == (0, 0, "/root")
+    with pytest.raises(RunError, match="not in its /etc/passwd"):
+        resolve_user("nobody-here", root)
+
+
+# -- daemonless ----------------------------------------------------------------------------------
+
+
+def test_run_default_process_with_its_user_env_and_port(launch_image, env):
+    out = pallet("run", launch_image, env=env).stdout.splitlines()
+    cwd, args, app_env = parse(out)
+    assert cwd == "/workspace" and args == "default-arg"
+    check_web_env(app_env)
+    assert app_env["PORT"] == "8080" and app_env["HOME"] == "/home/cnb"
+    assert "XDG_CACHE_HOME" not in app_env and "PALLET_HOME" not in app_env  # ours, not the app's
+
+
+def test_run_named_process_with_port_env_and_args(launch_image, env):
+    out = pallet("run", launch_image, "worker", "-p", "9999", "--env", "FOO=bar baz", "--", "a", "-b",
+                 env=env).stdout.splitlines()
+    cwd, args, app_env = parse(out)
+    assert cwd == "/workspace/sub" and args == "a -b"
+    assert app_env["PORT"] == "9999" and app_env["FOO"] == "bar baz" and app_env["WORKER_ONLY"] == "w"
+
+
+def test_run_plain_image_as_its_user(plain_image, env):
+    out = pallet("run", plain_image, env=env).stdout.splitlines()
+    assert out[:3] == ["uid=1000:1001", "cwd=/tmp", "args=default-cmd"]
+    assert "GREETING=hello" in out and "PORT=8080" in out
+    out = pallet("run", plain_image, "--", "given", env=env).stdout.splitlines()
+    assert out[2] == "args=given"
+
+
+def test_run_reports_bad_requests_in_one_line(launch_image, plain_image, env):
+    done = pallet("run", launch_image, "nope", env=env, check=False)
+    assert done.returncode == 1
+    assert done.stderr == ("pallet: error: the image has no process type 'nope' "
+                           "(it has: broken, tool, web, worker)\n")
+    done = pallet("run", plain_image, "web", env=env, check=False)
+    assert done.returncode == 1 and "not built with buildpacks" in done.stderr
+    done = pallet("run", launch_image, "broken", env=env, check=False)  # the app's own failure
+    assert done.returncode == 127 and 'command "no-such-command" not found' in done.stderr
+    done = pallet("run", launch_image, "-p", "0", env=env, check=False)
+    assert done.returncode == 2 and done.stderr.startswith("pallet: error: -p 0")
+    done = pallet("run", "oci:/nonexistent/layout:v1", env=env, check=False)
+    assert done.returncode == 1 and done.stderr.startswith("pallet: error: ") and "Traceback" not in done.stderr
+
+
+def test_run_http_server_and_stop_it_with_ctrl_c(tmp_path, env):
+    rootfs = make_launch_rootfs(tmp_path / "www-rootfs", [])
+    (rootfs / "www").mkdir()
+    (rootfs / "www" / "index.html").write_text("served by pallet run\n")
+    image = make_image(rootfs, f"oci:{tmp_path}/images:www", user="1000:1000", working_dir="/www",
+                       entrypoint=("/bin/sh", "-c", 'echo "listening on $PORT"; exec httpd -f -p "$PORT" -h /www'))
+    port = free_port()
+    proc = popen("run", image, "-p", str(port), env=env)
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while body is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    body = response.read().decode()
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        assert body == "served by pallet run\n", proc.stderr.read() if proc.poll() is not None else "no answer"
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert out == f"listening on {port}\n"
+    assert err == "pallet: interrupted\n"
+    with pytest.raises((urllib.error.URLError, ConnectionError)):  # the server is gone with it
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_rootfs_is_unpacked_once(launch_image, env, tmp_path):
+    pallet("run", launch_image, "tool", env=env)
+    cache = Path(env["XDG_CACHE_HOME"]) / "pallet" / "rootfs"
+    unpacked = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert len(unpacked) == 1
+    marker = unpacked[0] / "workspace" / "unpacked-once"
+    marker.touch()
+    assert pallet("run", launch_image, "tool", env=env).stdout == "hello-tool args=x\n"
+    assert marker.exists()
+
+
+# -- in Docker -------------------------------------------------------------------------------------
+
+
+def test_run_in_docker(launch_image, env, docker_engine):
+    port = free_port()
+    done = pallet("run", "--docker", launch_image, "-p", str(port), "--env", "FOO=bar", env=env)
+    cwd, args, app_env = parse(done.stdout.splitlines())
+    assert cwd == "/workspace" and args == "default-arg"
+    assert app_env["PORT"] == str(port) and app_env["FOO"] == "bar"
+    check_web_env(app_env)
+    done = pallet("run", "--docker", launch_image, "worker", "--", "x", env=env)
+    cwd, args, app_env = parse(done.stdout.splitlines())
+    assert cwd == "/workspace/sub" and args == "x" and app_env["WORKER_ONLY"] == "w"
+    ref = refs.parse(launch_image)
+    with LayoutStore(ref.path) as store:
+        digest = load_image(store, ref.ref).digest
+    docker_engine.images.remove(f"pallet-run:{digest.split(':')[1][:12]}", force=True)
