@@ -50,7 +50,7 @@ def run_build(bp: Buildpack, plan_entries: list[dict], env: dict[str, str], ctx:
     tomlio.write(plan_dir / "plan.toml", {"entries": plan_entries})
     bp_layers = layers_dir_of(ctx, bp)
     bp_layers.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
+    if ctx.chown_writable and os.geteuid() == 0:
         os.chown(bp_layers, ctx.uid, ctx.gid)
     bp_dir = buildpack_dir_in_sandbox(bp)
     layers_in = f"{LAYERS}/{bp.layers_name}"

@@ -148,7 +148,9 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     platform_dir = work / "platform"
     for d in (layers_dir, platform_dir, work / "home"):
         d.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
+    if options.executor == "docker" and os.geteuid() == 0:
+        # Docker runs steps as the real uid; bubblewrap maps the step's uid to whoever runs
+        # pallet, so there the files must stay ours.
         for d in (app_dir, layers_dir, work / "home"):
             _chown_tree(d, uid, gid)
     env = build_image.config.config.env_dict()
@@ -159,7 +161,7 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     sandbox = _with_home(sandbox, work / "home", home)
     ctx = Context(app_dir=app_dir, layers_dir=layers_dir, platform_dir=platform_dir, work_dir=work / "tmp",
                   sandbox=sandbox, uid=uid, gid=gid, base_env=env, target=target_of(run_image),
-                  user_env=user_env)
+                  user_env=user_env, chown_writable=options.executor == "docker")
     if options.output:
         ctx.output = options.output
     ctx.work_dir.mkdir(parents=True, exist_ok=True)

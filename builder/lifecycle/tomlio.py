@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+import tomlkit
 
 from builder.errors import PalletError
 
@@ -34,7 +34,12 @@ def read_optional(path: Path, owner: str | None = None) -> dict[str, Any] | None
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return tomli_w.dumps(data)
+    """TOML with arrays of tables as ``[[name]]`` sections, as the CNB lifecycle writes them.
+
+    tomlkit rather than tomli-w: tomli-w writes arrays of tables inline, and buildpacks written
+    in shell read plan files line by line (``greeting = "..."``), expecting the section form.
+    """
+    return tomlkit.dumps(data)
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
