@@ -3,6 +3,7 @@ with a valid build plan. Writes ``group.toml`` and ``plan.toml`` for the build p
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,8 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
     plan_dir = ctx.work_dir / "detect" / bp.layers_name
     shutil.rmtree(plan_dir, ignore_errors=True)
     plan_dir.mkdir(parents=True)
+    if ctx.chown_writable and os.geteuid() == 0:
+        os.chown(plan_dir, ctx.uid, ctx.gid)
     bp_dir = buildpack_dir_in_sandbox(bp)
     env = dict(ctx.base_env)
     if not bp.clear_env:
