@@ -11,6 +11,8 @@ from pathlib import Path
 from builder.errors import PalletError
 from builder.lifecycle import envfiles, tomlio
 from builder.lifecycle.buildpack import Buildpack
+from builder.lifecycle.cache import Record
+from builder.lifecycle.inputs import inputs_key
 from builder.lifecycle.context import PLATFORM, Context
 from builder.lifecycle.detect import buildpack_dir_in_sandbox
 from builder.lifecycle.layers import LaunchInfo, Layer, read_launch, read_layers, read_unmet
@@ -30,6 +32,7 @@ class BuildpackOutput:
     layers: list[Layer]
     launch: LaunchInfo
     skipped: bool = False
+    inputs_key: str | None = None
 
 
 @dataclass
@@ -85,18 +88,31 @@ def user_env_over(env: dict[str, str], user: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def build(group: list[Buildpack], resolution: Resolution, ctx: Context) -> BuildResult:
-    """Run the group's buildpacks; BuildpackFailed (its output already shown) on failure."""
+def build(group: list[Buildpack], resolution: Resolution, ctx: Context,
+          records: dict[str, Record] | None = None) -> BuildResult:
+    """Run the group's buildpacks; BuildpackFailed (its output already shown) on failure.
+
+    ``records`` are the last build's outputs per buildpack (from the build cache): a buildpack
+    whose declared inputs are unchanged is not run again (see ``inputs``).
+    """
     result = BuildResult()
     env = dict(ctx.base_env)
     served: set[str] = set()
+    records = records or {}
     for bp in group:
         entries = buildpack_plan(resolution, bp.id, served)
         step_env = env if bp.clear_env else user_env_over(env, ctx.user_env)
-        code = run_build(bp, entries, step_env, ctx)
-        if code != 0:
-            raise BuildpackFailed(f"buildpack {bp.id} {bp.version} failed (exit {code}); its output is above")
+        key = inputs_key(bp, ctx.app_dir, build_image=ctx.build_image, target=ctx.target.env(),
+                         plan=entries, env=step_env)
         bp_layers = layers_dir_of(ctx, bp)
+        record = records.get(bp.id)
+        skipped = key is not None and record is not None and record.key == key and record.reinstate(bp_layers)
+        if skipped:
+            ctx.output(f"[{bp.id}] inputs unchanged: reusing its layers (bin/build not run)")
+        else:
+            code = run_build(bp, entries, step_env, ctx)
+            if code != 0:
+                raise BuildpackFailed(f"buildpack {bp.id} {bp.version} failed (exit {code}); its output is above")
         unmet = read_unmet(bp_layers, bp.id)
         served |= {e["name"] for e in entries} - unmet
         layers = read_layers(bp_layers, bp.id)
@@ -109,5 +125,5 @@ def build(group: list[Buildpack], resolution: Resolution, ctx: Context) -> Build
         build_layers = [(layer.path, f"{LAYERS}/{bp.layers_name}/{layer.name}")
                         for layer in layers if layer.types.build and layer.path.is_dir()]
         env = envfiles.buildpack_build_env(env, build_layers)
-        result.outputs.append(BuildpackOutput(bp, layers, read_launch(bp_layers, bp.id)))
+        result.outputs.append(BuildpackOutput(bp, layers, read_launch(bp_layers, bp.id), skipped, key))
     return result

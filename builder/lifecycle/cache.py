@@ -4,36 +4,72 @@ image, restored before the build so buildpacks can skip work.
 Layers move by rename (the cache and the work directory share a file system), so restoring a
 large dependency layer costs nothing and keeps its inodes and mtimes, which lets the exporter
 reuse its compressed blob without tarring it again (``layercache``).
+
+With each buildpack's layers the cache keeps a ``Record`` of its last outputs (layer metadata
+with types, launch.toml, build.toml) and the key of its declared inputs, so an unchanged
+buildpack need not run at all (``inputs``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.lifecycle import tomlio
-from builder.lifecycle.build import BuildResult
 from builder.lifecycle.buildpack import Buildpack
+
+if TYPE_CHECKING:
+    from builder.lifecycle.build import BuildResult
+
+RECORD = "pallet-record.json"
+
+
+@dataclass
+class Record:
+    """A buildpack's outputs at the end of the last build."""
+
+    key: str
+    files: dict[str, str] = field(default_factory=dict)   # launch.toml, build.toml, <layer>.toml
+    layers: list[str] = field(default_factory=list)       # layers whose content must be present
+
+    def reinstate(self, bp_layers: Path) -> bool:
+        """Put the recorded outputs back, if every layer they name was restored; else False."""
+        if not all((bp_layers / name).is_dir() for name in self.layers):
+            return False
+        bp_layers.mkdir(parents=True, exist_ok=True)
+        for name, text in self.files.items():
+            (bp_layers / name).write_text(text)
+        return True
 
 
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def restore(self, group: list[Buildpack], layers_dir: Path) -> list[str]:
-        """Move cached layers of the group's buildpacks into place; metadata without [types]."""
-        restored = []
+    def restore(self, group: list[Buildpack], layers_dir: Path) -> dict[str, Record]:
+        """Move cached layers of the group's buildpacks into place (metadata without [types],
+        as the spec says) and return the records of their last outputs."""
+        records: dict[str, Record] = {}
         for bp in group:
             src = self.root / bp.layers_name
             if not src.is_dir():
                 continue
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                data = json.loads((src / RECORD).read_text())
+                records[bp.id] = Record(key=data["key"], files=dict(data["files"]), layers=list(data["layers"]))
             dst = layers_dir / bp.layers_name
             dst.mkdir(parents=True, exist_ok=True)
             for toml_path in sorted(src.glob("*.toml")):
                 name = toml_path.name[: -len(".toml")]
                 content = src / name
+                if name == "store":
+                    shutil.copy2(toml_path, dst / toml_path.name)
+                    continue
                 if not content.is_dir():
                     continue
                 try:
@@ -43,28 +79,41 @@ class BuildCache:
                 data.pop("types", None)
                 tomlio.write(dst / toml_path.name, data)
                 os.rename(content, dst / name)
-                restored.append(f"{bp.id}:{name}")
-            if (src / "store.toml").is_file():
-                shutil.copy2(src / "store.toml", dst / "store.toml")
             shutil.rmtree(src, ignore_errors=True)
-        return restored
+        return records
 
-    def save(self, result: BuildResult, layers_dir: Path) -> None:
-        """Keep this build's ``cache = true`` layers (replacing what was cached before)."""
+    def save(self, result: "BuildResult", layers_dir: Path) -> None:
+        """Keep this build's ``cache = true`` layers and each buildpack's record."""
         for output in result.outputs:
             bp = output.buildpack
+            bp_layers = layers_dir / bp.layers_name
             dst = self.root / bp.layers_name
             shutil.rmtree(dst, ignore_errors=True)
             cached = [layer for layer in output.layers if layer.types.cache and layer.path.is_dir()]
-            store = layers_dir / bp.layers_name / "store.toml"
-            if not cached and not store.is_file():
+            store = bp_layers / "store.toml"
+            if not cached and not store.is_file() and output.inputs_key is None:
                 continue
             dst.mkdir(parents=True, exist_ok=True)
+            files: dict[str, str] = {}
+            for name in ("launch.toml", "build.toml"):
+                if (bp_layers / name).is_file():
+                    files[name] = (bp_layers / name).read_text()
+            for layer in output.layers:
+                toml_path = bp_layers / f"{layer.name}.toml"
+                if toml_path.is_file() and not layer.types.ignored:
+                    files[toml_path.name] = toml_path.read_text()
             for layer in cached:
-                shutil.copy2(layer.path.parent / f"{layer.name}.toml", dst / f"{layer.name}.toml")
+                shutil.copy2(bp_layers / f"{layer.name}.toml", dst / f"{layer.name}.toml")
                 os.rename(layer.path, dst / layer.name)
             if store.is_file():
                 shutil.copy2(store, dst / "store.toml")
+            uncached = [x for x in output.layers if not x.types.ignored and not x.types.cache]
+            if output.inputs_key is not None and not uncached:
+                # Only a buildpack whose every layer is cached can be skipped next time.
+                record = {"key": output.inputs_key, "files": files, "layers": [x.name for x in cached]}
+                tmp = dst / f".{RECORD}.tmp"
+                tmp.write_text(json.dumps(record, sort_keys=True))
+                os.replace(tmp, dst / RECORD)
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -58,6 +58,8 @@ class Context:
     base_env: dict[str, str]     # the build image's env, plus HOME
     target: Target
     user_env: dict[str, str] = field(default_factory=dict)
+    #: The build image's manifest digest (part of the key that lets a buildpack be skipped).
+    build_image: str = ""
     #: Docker runs steps as the real uid, so directories they write must belong to it.
     chown_writable: bool = False
     output: Callable[[str], None] = _print_line

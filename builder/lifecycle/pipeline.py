@@ -161,7 +161,8 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     sandbox = _with_home(sandbox, work / "home", home)
     ctx = Context(app_dir=app_dir, layers_dir=layers_dir, platform_dir=platform_dir, work_dir=work / "tmp",
                   sandbox=sandbox, uid=uid, gid=gid, base_env=env, target=target_of(run_image),
-                  user_env=user_env, chown_writable=options.executor == "docker")
+                  user_env=user_env, chown_writable=options.executor == "docker",
+                  build_image=build_image.digest)
     if options.output:
         ctx.output = options.output
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -229,8 +230,8 @@ def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_n
         if not result.passed:
             raise DetectError("no buildpack group passed detection:\n" + explain_failure(result))
         write_outputs(result, work / "out")
-        build_cache.restore(result.group, ctx.layers_dir)
-        built = build(result.group, result.resolution, ctx)
+        records = build_cache.restore(result.group, ctx.layers_dir)
+        built = build(result.group, result.resolution, ctx, records)
         exported = export(built, ctx.app_dir, run_image, run_name, dst, tag, uid=ctx.uid, gid=ctx.gid,
                           cache=LayerCache(cache_root / "layers"), work_dir=work)
         build_cache.save(built, ctx.layers_dir)
