@@ -58,6 +58,8 @@ def compose(run_manifest: Manifest, run_config: ImageConfig, run_digest: str, ru
     top = run_config.diff_ids[-1]
     lifecycle = dict(app.lifecycle)
     lifecycle["runImage"] = {"topLayer": top, "reference": run_digest, "image": run_name}
+    # What ``app_part_of`` needs to take the app apart again (CNB readers ignore unknown keys).
+    lifecycle["pallet"] = {"pathDirs": list(app.path_dirs), "labels": sorted(app.labels)}
     labels = {k: v for k, v in run_config.config.labels.items()}
     labels.update(app.labels)
     labels[LIFECYCLE_METADATA] = json.dumps(lifecycle, sort_keys=True, separators=(",", ":"))
@@ -78,3 +80,48 @@ def compose(run_manifest: Manifest, run_config: ImageConfig, run_digest: str, ru
         annotations={mt.ANNOTATION_BASE_DIGEST: run_digest, mt.ANNOTATION_BASE_NAME: run_name},
     )
     return manifest, config
+
+
+class NotBuildpacksImage(Exception):
+    """The image has no lifecycle metadata pallet can take apart."""
+
+
+def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[str, Any]]:
+    """The inverse of ``compose``: the app part of an image pallet built, and its old runImage.
+
+    Reads only the manifest and config. Raises NotBuildpacksImage (with the reason) when the
+    image lacks what that needs.
+    """
+    labels = config.config.labels
+    raw = labels.get(LIFECYCLE_METADATA)
+    if not raw:
+        raise NotBuildpacksImage(f"it has no {LIFECYCLE_METADATA} label (not built by buildpacks)")
+    try:
+        lifecycle = json.loads(raw)
+        run_image = dict(lifecycle.pop("runImage"))
+        top = run_image["topLayer"]
+        extra = lifecycle.get("pallet") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise NotBuildpacksImage(f"its {LIFECYCLE_METADATA} label has no runImage.topLayer") from None
+    if top not in config.diff_ids:
+        raise NotBuildpacksImage(f"runImage.topLayer {top} is not one of its layers")
+    base_count = config.diff_ids.index(top) + 1
+    app_count = len(config.diff_ids) - base_count
+    if len(manifest.layers) != len(config.diff_ids) or len(config.history) < app_count:
+        raise NotBuildpacksImage("its manifest, diff_ids and history do not line up")
+    history = config.history[len(config.history) - app_count:] if app_count else ()
+    layers = [AppLayer(desc, diff_id, h.created_by or "")
+              for desc, diff_id, h in zip(manifest.layers[base_count:], config.diff_ids[base_count:], history)]
+    user = (config.config.user or "0:0").split(":")
+    try:
+        uid, gid = int(user[0]), int(user[1] if len(user) > 1 else user[0])
+    except ValueError:
+        raise NotBuildpacksImage(f"its user {config.config.user!r} is not UID:GID") from None
+    lifecycle.pop("pallet", None)
+    app = AppPart(
+        layers=layers, uid=uid, gid=gid, entrypoint=tuple(config.config.entrypoint or ()),
+        path_dirs=list(extra.get("pathDirs") or []),
+        labels={k: labels[k] for k in extra.get("labels") or [] if k in labels},
+        lifecycle=lifecycle, created=config.created or mutate.rfc3339(mutate.source_date_epoch()),
+    )
+    return app, run_image

@@ -1,0 +1,270 @@
+"""``pallet rebase``: swap the run image under app images, re-digest, re-sign; one or thousands.
+
+The transformation is pure: take the app part of the image apart (``compose.app_part_of``,
+from the manifest and config alone) and compose it again on the new run image with the same
+``compose`` the exporter uses — so an app built on v1 and rebased onto v2 has exactly the
+digest it would have had if built on v2.
+
+Order of writes, so that a crash leaves every tag on a complete image: new run image blobs
+(skipped or mounted: within one registry no layer bytes move), config blob, manifest by
+digest, signature, and only then the tag.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from builder.errors import PalletError, UsageError
+from builder.lifecycle.compose import app_part_of, compose, NotBuildpacksImage
+from builder.oci import mutate
+from builder.oci import reference as refs
+from builder.oci.copy import CopyStats, copy_blobs
+from builder.oci.image import Image, load_image
+from builder.oci.model import ImageConfig, Manifest
+from builder.oci.stores import StoreOptions, open_store
+
+PACKAGES_LABEL = "io.pallet.stack.packages"
+REBASED, UP_TO_DATE, REFUSED, FAILED, WOULD_REBASE = "rebased", "up to date", "refused", "failed", "would rebase"
+
+
+class RefusedError(PalletError):
+    """The new run image is not a compatible replacement (and --force was not given)."""
+
+
+@dataclass
+class Outcome:
+    reference: str
+    status: str
+    digest: str | None = None
+    old_digest: str | None = None
+    reason: str = ""
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        if self.status == REBASED:
+            return f"{self.reference}@{self.digest}"
+        if self.status == UP_TO_DATE:
+            return f"{self.reference}@{self.digest} (already up to date)"
+        if self.status == WOULD_REBASE:
+            return f"{self.reference}: would rebase {self.old_digest} -> {self.digest}"
+        return f"{self.reference}: {self.status}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"reference": self.reference, "status": self.status, "digest": self.digest,
+               "previousDigest": self.old_digest}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.changes:
+            out["changes"] = self.changes
+        return out
+
+
+@dataclass(frozen=True)
+class RunImage:
+    image: Image
+    name: str  # recorded as given
+
+
+def packages_of(config: ImageConfig) -> dict[str, str] | None:
+    """The package inventory a run image carries (``name -> version``), if it does."""
+    raw = config.config.labels.get(PACKAGES_LABEL)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+
+
+def compatibility(app_config: ImageConfig, new_run: ImageConfig, old_packages: dict[str, str] | None,
+                  new_packages: dict[str, str] | None) -> tuple[list[str], dict[str, Any]]:
+    """Reasons the new run image cannot replace the old one (empty: compatible), and the package
+    changes. The app's own labels carry the old run image's base labels."""
+    reasons: list[str] = []
+    old_labels, new_labels = app_config.config.labels, new_run.config.labels
+
+    def base_id(labels: dict[str, str]) -> str | None:
+        return labels.get("io.buildpacks.base.id") or labels.get("io.buildpacks.stack.id")
+
+    if base_id(old_labels) != base_id(new_labels):
+        reasons.append(f"stack id differs: {base_id(old_labels)} -> {base_id(new_labels)}")
+    for field_name in ("os", "architecture", "variant"):
+        old, new = getattr(app_config, field_name), getattr(new_run, field_name)
+        if (old or None) != (new or None):
+            reasons.append(f"{field_name} differs: {old} -> {new}")
+    for key in ("io.buildpacks.base.distro.name", "io.buildpacks.base.distro.version"):
+        if old_labels.get(key) != new_labels.get(key):
+            reasons.append(f"{key.rsplit('.', 1)[-1]} differs: {old_labels.get(key)} -> {new_labels.get(key)}")
+    changes: dict[str, Any] = {}
+    if old_packages is not None and new_packages is not None:
+        removed = sorted(set(old_packages) - set(new_packages))
+        added = sorted(set(new_packages) - set(old_packages))
+        changed = sorted(p for p in set(old_packages) & set(new_packages) if old_packages[p] != new_packages[p])
+        changes = {"removed": removed, "added": {p: new_packages[p] for p in added},
+                   "upgraded": {p: [old_packages[p], new_packages[p]] for p in changed}}
+        if removed:
+            reasons.append(f"the new run image removes packages: {', '.join(removed)}")
+    return reasons, changes
+
+
+def rebased(app: Image, new_run: RunImage) -> tuple[Manifest, bytes, dict[str, Any]]:
+    """The new manifest (config set) and config bytes; pure apart from reading the two configs."""
+    part, old_run = app_part_of(app.manifest, app.config)
+    manifest, config = compose(new_run.image.manifest, new_run.image.config, new_run.image.digest,
+                               new_run.name, part)
+    manifest, config_bytes = mutate.finalize(manifest, config)
+    return manifest, config_bytes, old_run
+
+
+def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bool = False,
+               dry_run: bool = False, sign: Callable[[Any, str, str], None] | None = None) -> Outcome:
+    ref = refs.parse(text)
+    if ref.transport == refs.ARCHIVE:
+        raise UsageError(f"{text}: rebase writes back in place; a docker-archive holds one image, "
+                         "copy it into a store first")
+    store = open_store(ref, options)
+    try:
+        app = load_image(store, ref.ref)
+        try:
+            old_packages = None
+            part_run = json.loads(app.config.config.labels.get("io.buildpacks.lifecycle.metadata", "{}")).get(
+                "runImage", {})
+            if part_run.get("reference"):
+                old_packages = _old_packages(part_run, options)
+            reasons, changes = compatibility(app.config, new_run.image.config, old_packages,
+                                             packages_of(new_run.image.config))
+            try:
+                manifest, config_bytes, old_run = rebased(app, new_run)
+            except NotBuildpacksImage as exc:
+                manifest, config_bytes, old_run = rebased_by_annotation(app, new_run, options, str(exc))
+        except NotBuildpacksImage as exc:
+            return Outcome(str(ref), REFUSED, old_digest=app.digest, reason=f"cannot rebase it: {exc}")
+        if reasons and not force:
+            return Outcome(str(ref), REFUSED, old_digest=app.digest,
+                           reason="; ".join(reasons) + " (--force to rebase anyway)", changes=changes)
+        new_digest = _digest(manifest)
+        if new_digest == app.digest:
+            return Outcome(str(ref), UP_TO_DATE, digest=app.digest, old_digest=app.digest, changes=changes)
+        changes["runImage"] = {"from": old_run.get("reference"), "to": new_run.image.digest,
+                               "name": new_run.name}
+        if dry_run:
+            old_base = len(app.manifest.layers) - (len(manifest.layers) - len(new_run.image.manifest.layers))
+            changes["layers"] = {"old": [d.digest for d in app.manifest.layers[:old_base]],
+                                 "new": [d.digest for d in new_run.image.manifest.layers]}
+            changes["labels"] = {k: v for k, v in json.loads(config_bytes)["config"].get("Labels", {}).items()
+                                 if app.config.config.labels.get(k) != v}
+            return Outcome(str(ref), WOULD_REBASE, digest=new_digest, old_digest=app.digest, changes=changes)
+        stats = CopyStats()
+        copy_blobs(new_run.image.store, store, list(new_run.image.manifest.layers), stats=stats)
+        store.put_blob_bytes(config_bytes, manifest.config.media_type)
+        desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
+        if sign is not None:
+            sign(store, str(ref), desc.digest)
+        tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
+        if tag:
+            store.tag(tag, desc)
+        return Outcome(str(ref.with_tag(tag) if tag else ref), REBASED, digest=desc.digest, old_digest=app.digest,
+                       changes=changes)
+    finally:
+        store.close()
+
+
+def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,
+                          why: str) -> tuple[Manifest, bytes, dict[str, Any]]:
+    """Images not built by buildpacks but annotated with their base (``base.digest``/``.name``):
+    swap the base layers and their history, keep everything else of the config."""
+    from dataclasses import replace
+
+    annotations = app.manifest.annotations or {}
+    digest, name = annotations.get("org.opencontainers.image.base.digest"), annotations.get(
+        "org.opencontainers.image.base.name")
+    if not digest or not name:
+        raise NotBuildpacksImage(f"{why}, and no org.opencontainers.image.base.digest annotation")
+    try:
+        base_ref = refs.parse(name)
+        with open_store(base_ref, options) as base_store:
+            old_base = load_image(base_store, digest)
+            old_layers = list(old_base.config.diff_ids)
+            old_history = len(old_base.config.history)
+    except PalletError as exc:
+        raise NotBuildpacksImage(f"{why}; its base {name}@{digest} cannot be read: {exc}") from None
+    if list(app.config.diff_ids[: len(old_layers)]) != old_layers:
+        raise NotBuildpacksImage(f"{why}; its layers do not start with those of its base {name}")
+    new = new_run.image
+    config = replace(app.config, diff_ids=tuple(new.config.diff_ids) + tuple(app.config.diff_ids[len(old_layers):]),
+                     history=tuple(new.config.history) + tuple(app.config.history[old_history:]))
+    manifest = replace(mutate.to_oci(app.manifest),
+                       layers=tuple(mutate.to_oci(new.manifest).layers) + tuple(
+                           mutate.to_oci(app.manifest).layers[len(old_layers):]),
+                       annotations={**annotations, "org.opencontainers.image.base.digest": new.digest,
+                                    "org.opencontainers.image.base.name": new_run.name})
+    manifest, config_bytes = mutate.finalize(manifest, config)
+    return manifest, config_bytes, {"reference": digest, "image": name}
+
+
+def _digest(manifest: Manifest) -> str:
+    from builder.oci.digest import sha256
+
+    return sha256(manifest.to_bytes())
+
+
+def _old_packages(run_image: dict[str, Any], options: StoreOptions) -> dict[str, str] | None:
+    """The old run image's inventory, when its reference still resolves (configs only)."""
+    name, digest = run_image.get("image"), run_image.get("reference")
+    if not name or not digest:
+        return None
+    try:
+        ref = refs.parse(name)
+        with open_store(ref, options) as store:
+            return packages_of(load_image(store, digest).config)
+    except PalletError:
+        return None
+
+
+def read_targets(from_file: str) -> list[str]:
+    """References from ``--from``: one a line, or the JSON ``pallet audit`` prints."""
+    path = Path(from_file)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--from {from_file}: {exc.strerror}") from None
+    stripped = text.strip()
+    if stripped.startswith("[") or stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise UsageError(f"--from {from_file}: invalid JSON ({exc})") from None
+        items = data.get("images", data.get("matches", [])) if isinstance(data, dict) else data
+        out = []
+        for item in items:
+            ref = item.get("reference") if isinstance(item, dict) else item
+            if not isinstance(ref, str):
+                raise UsageError(f"--from {from_file}: each entry needs a 'reference'")
+            out.append(ref)
+        return out
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def rebase_many(targets: list[str], new_run: RunImage, *, options: StoreOptions, jobs: int = 4,
+                force: bool = False, dry_run: bool = False, sign=None,
+                report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Rebase each target; one failure never stops the others."""
+
+    def one(text: str) -> Outcome:
+        try:
+            outcome = rebase_one(text, new_run, options=options, force=force, dry_run=dry_run, sign=sign)
+        except PalletError as exc:
+            outcome = Outcome(text, FAILED, reason=str(exc))
+        if report:
+            report(outcome)
+        return outcome
+
+    if jobs <= 1 or len(targets) <= 1:
+        return [one(t) for t in targets]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="rebase") as pool:
+        return list(pool.map(one, targets))
