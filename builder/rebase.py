@@ -167,7 +167,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
             sign(store, str(ref), desc.digest)
         tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
         if tag:
-            store.tag(tag, desc)
+            store.tag(tag, desc, manifest.to_bytes())
         return Outcome(str(ref.with_tag(tag) if tag else ref), REBASED, digest=desc.digest, old_digest=app.digest,
                        changes=changes)
     finally:
@@ -213,11 +213,22 @@ def _digest(manifest: Manifest) -> str:
     return sha256(manifest.to_bytes())
 
 
+_OLD_PACKAGES: dict[tuple[str, str], dict[str, str] | None] = {}
+
+
 def _old_packages(run_image: dict[str, Any], options: StoreOptions) -> dict[str, str] | None:
-    """The old run image's inventory, when its reference still resolves (configs only)."""
+    """The old run image's inventory, when its reference still resolves (configs only).
+    A fleet usually shares a few old run images: each is read once."""
     name, digest = run_image.get("image"), run_image.get("reference")
     if not name or not digest:
         return None
+    key = (name, digest)
+    if key not in _OLD_PACKAGES:
+        _OLD_PACKAGES[key] = _read_old_packages(name, digest, options)
+    return _OLD_PACKAGES[key]
+
+
+def _read_old_packages(name: str, digest: str, options: StoreOptions) -> dict[str, str] | None:
     try:
         ref = refs.parse(name)
         with open_store(ref, options) as store:

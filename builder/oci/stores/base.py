@@ -53,9 +53,10 @@ class Store(abc.ABC):
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> Descriptor:
         """Store a manifest by digest; with ``tag``, move the tag to it afterwards."""
 
-    def tag(self, tag: str, desc: Descriptor) -> None:
-        """Point ``tag`` at a manifest already in the store."""
-        _, data = self.get_manifest(desc.digest)
+    def tag(self, tag: str, desc: Descriptor, data: bytes | None = None) -> None:
+        """Point ``tag`` at a manifest already in the store (``data``: its bytes, if at hand)."""
+        if data is None:
+            _, data = self.get_manifest(desc.digest)
         self.put_manifest(data, desc.media_type, tag=tag)
 
     @abc.abstractmethod

@@ -150,7 +150,7 @@ class DaemonStore(Store):
             os.unlink(saved.path)
         return desc
 
-    def tag(self, tag: str, desc: Descriptor) -> None:
+    def tag(self, tag: str, desc: Descriptor, data: bytes | None = None) -> None:
         """Tag in the engine when the manifest came from an image it holds; else load it tagged."""
         for saved_tag, archive in self._saved.items():
             if archive.resolve(saved_tag).digest == desc.digest:
@@ -158,7 +158,7 @@ class DaemonStore(Store):
                     self.client.api.tag(f"{self.name}:{saved_tag}", self.name, tag)
                 self._saved.pop(tag, None)
                 return
-        super().tag(tag, desc)
+        super().tag(tag, desc, data)
 
     def list_tags(self) -> list[str]:
         want = familiar_name(self.name)

@@ -214,7 +214,7 @@ class LayoutStore(Store):
                 self._write_index(index)
         return desc
 
-    def tag(self, tag: str, desc: Descriptor) -> None:
+    def tag(self, tag: str, desc: Descriptor, data: bytes | None = None) -> None:
         if not self.has_blob(desc.digest):
             raise NotFoundError(f"manifest {desc.digest} not found in {self.description}")
         self._ensure(for_write=True)

@@ -300,10 +300,11 @@ class RegistryStore(Store):
             self._put_manifest(data, media_type, tag)  # tags move last
         return desc
 
-    def tag(self, tag: str, desc: Descriptor) -> None:
+    def tag(self, tag: str, desc: Descriptor, data: bytes | None = None) -> None:
         """Move ``tag`` to a manifest already pushed: one PUT under the tag, nothing else."""
-        got, data = self.get_manifest(desc.digest)
-        self._put_manifest(data, got.media_type, tag)
+        if data is None:
+            desc, data = self.get_manifest(desc.digest)
+        self._put_manifest(data, desc.media_type, tag)
 
     def _put_manifest(self, data: bytes, media_type: str, ref: str) -> requests.Response:
         resp = self._request("PUT", self._path("manifests", ref), push=True, body=data,
