@@ -165,6 +165,45 @@ def cmd_append(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from builder.lifecycle.run import RunRequest, run_image
+    from builder.lifecycle.sandbox import Interrupted
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"-p {args.port}: expected a port number, 1 to 65535")
+    request = RunRequest(process=args.process, port=args.port, env=_kv(args.env, "--env"),
+                         args=tuple(args.args) if args.args is not None else None)
+    try:
+        return run_image(args.ref, request, docker=args.docker, options=_options(args))
+    except Interrupted as exc:
+        print("pallet: interrupted", file=sys.stderr)
+        return exc.exit_code
+
+
+class _RunParser(_Parser):
+    """``pallet run``'s parser: everything after the first ``--`` is the app's arguments, as
+    given (argparse alone would take the first of them for the optional PROCESS), and options
+    may come between REF and PROCESS (parsed intermixed)."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        args = list(sys.argv[1:] if args is None else args)
+        app_args = None
+        if "--" in args:
+            cut = args.index("--")
+            args, app_args = args[:cut], args[cut + 1:]
+        self._inner = True
+        try:
+            namespace, rest = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+        namespace.args = app_args
+        return namespace, rest
+
+
 # -- parser -------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +244,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--owner", metavar="UID:GID", help="owner of every file in the layer (default 0:0)")
     p.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
     p.set_defaults(func=cmd_append)
+
+    p = sub.add_parser("run", parents=[_common(json_flag=False)],
+                       help="run an image's process: daemonless in a sandbox, or in Docker",
+                       usage="pallet run REF [PROCESS] [-p PORT] [--env K=V]... [--docker] [-- ARGS...]",
+                       description="Run an image's entrypoint, or its buildpack process type PROCESS "
+                                   "(/cnb/process/PROCESS), without a daemon: in a bubblewrap sandbox over "
+                                   "the unpacked image, as its user, with its env and working dir; the "
+                                   "image's files are read-only and /tmp is writable. The host's network is "
+                                   "shared, so there is no port mapping: -p sets PORT, the port the app is "
+                                   "asked to listen on, on the host. ARGS after -- replace the image's "
+                                   "arguments. Ctrl-C stops the app. " + refs_help)
+    p.__class__ = _RunParser  # only to split at '--'; see _RunParser
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("process", metavar="PROCESS", nargs="?", help="a process type, e.g. web or worker")
+    p.add_argument("-p", "--port", type=int, default=8080, help="PORT for the app (default 8080)")
+    p.add_argument("--env", action="append", metavar="K=V", help="set an environment variable")
+    p.add_argument("--docker", action="store_true",
+                   help="run it in the Docker engine instead (docker run --rm --network host)")
+    p.set_defaults(func=cmd_run, args=None)
+
+    from builder import cli_build
+
+    cli_build.register(sub, _common)
+
+    from builder import cli_rebase
+
+    cli_rebase.register(sub, _common)
+
+    from builder import cli_stack  # pallet stack lock|build|packages
+
+    cli_stack.register(sub, _common)
+
+    from builder import cli_supply  # pallet keygen|sign|verify|sbom|promote|audit
+
+    cli_supply.register(sub, _common)
     return parser
 
 

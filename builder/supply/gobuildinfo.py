@@ -1,0 +1,245 @@
+"""Go module information from a Go binary's embedded build info, in pure Python.
+
+Since Go 1.13 the linker writes a ``.go.buildinfo`` section that starts with a 32-byte header:
+the 14-byte magic ``\\xff Go buildinf:``, the pointer size, a flags byte, then either (flag bit
+1, Go >= 1.18) the Go version and the module info inline as varint-length-prefixed strings
+from offset 32, or (older) two pointers to Go string headers, which need the ELF program
+headers to turn addresses into file offsets. The module info is ``runtime/debug.BuildInfo``
+as text, between two 16-byte sentinels::
+
+    path  example.com/cmd/app
+    mod   example.com/app  v1.2.3  h1:...
+    dep   github.com/x/y   v0.4.0  h1:...
+    =>    ../y             (devel)            (a replace of the line above)
+    build -trimpath=true
+
+This is the same data ``go version -m`` prints; nothing is executed.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+MAGIC = b"\xff Go buildinf:"
+_FLAG_BIG_ENDIAN = 0x1
+_FLAG_INLINE = 0x2
+_MAX_STRING = 1 << 20
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    version: str
+    sum: str = ""
+    replace: "Module | None" = None
+
+    @property
+    def effective(self) -> "Module":
+        """What was compiled: the replacement if it has a version, else this module."""
+        if self.replace is not None and self.replace.version:
+            return self.replace
+        return self
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    go_version: str
+    path: str = ""
+    main: Module | None = None
+    deps: tuple[Module, ...] = ()
+    settings: tuple[tuple[str, str], ...] = field(default=())
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data):
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            break
+    raise ValueError("bad varint")
+
+
+def parse_modinfo(text: str) -> tuple[str, Module | None, tuple[Module, ...], tuple[tuple[str, str], ...]]:
+    """(package path, main module, dependencies, build settings) of ``debug.BuildInfo`` text."""
+    path, main = "", None
+    deps: list[Module] = []
+    settings: list[tuple[str, str]] = []
+    last: str | None = None  # "mod" or "dep": what a "=>" line replaces
+    for line in text.splitlines():
+        cols = line.split("\t")
+        kind = cols[0]
+        if kind == "path" and len(cols) >= 2:
+            path = cols[1]
+        elif kind in ("mod", "dep") and len(cols) >= 2:
+            mod = Module(cols[1], cols[2] if len(cols) > 2 else "", cols[3] if len(cols) > 3 else "")
+            if kind == "mod":
+                main = mod
+            else:
+                deps.append(mod)
+            last = kind
+        elif kind == "=>" and len(cols) >= 2 and last:
+            rep = Module(cols[1], cols[2] if len(cols) > 2 else "", cols[3] if len(cols) > 3 else "")
+            if last == "mod" and main is not None:
+                main = Module(main.path, main.version, main.sum, rep)
+            elif deps:
+                d = deps[-1]
+                deps[-1] = Module(d.path, d.version, d.sum, rep)
+        elif kind == "build" and len(cols) >= 2:
+            key, _, value = cols[1].partition("=")
+            settings.append((key, value))
+    return path, main, tuple(deps), tuple(settings)
+
+
+def _strip_sentinels(mod: bytes) -> bytes:
+    if len(mod) >= 33 and mod[-17] == 0x0A:
+        return mod[16:-16]
+    return b""
+
+
+def _make(version: bytes, mod: bytes) -> BuildInfo | None:
+    try:
+        go_version = version.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not go_version.startswith("go") and not go_version.startswith("devel"):
+        return None
+    path, main, deps, settings = parse_modinfo(_strip_sentinels(mod).decode("utf-8", "replace"))
+    return BuildInfo(go_version, path, main, deps, settings)
+
+
+class _Elf:
+    """Just enough ELF to map virtual addresses to file offsets and find a section."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        f.seek(0)
+        ident = f.read(16)
+        if len(ident) < 16 or ident[:4] != b"\x7fELF":
+            raise ValueError("not ELF")
+        self.f = f
+        self.is64 = ident[4] == 2
+        self.endian = "<" if ident[5] == 1 else ">"
+        e = self.endian
+        if self.is64:
+            hdr = f.read(48)
+            (_, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack(
+                e + "HHIQQQIHHHHHH", hdr)
+        else:
+            hdr = f.read(36)
+            (_, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack(
+                e + "HHIIIIIHHHHHH", hdr)
+        self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+        for i in range(min(phnum, 512)):
+            f.seek(phoff + i * phentsize)
+            if self.is64:
+                ptype, _, offset, vaddr, _, filesz = struct.unpack(e + "IIQQQQ", f.read(40))
+            else:
+                ptype, offset, vaddr, _, filesz = struct.unpack(e + "IIIII", f.read(20))
+            if ptype == 1:  # PT_LOAD
+                self.loads.append((vaddr, offset, filesz))
+        self.sections: dict[str, tuple[int, int]] = {}
+        if shoff and shnum and shstrndx < shnum:
+            headers = []
+            for i in range(min(shnum, 4096)):
+                f.seek(shoff + i * shentsize)
+                if self.is64:
+                    name, stype, _, _, offset, size = struct.unpack(e + "IIQQQQ", f.read(40))
+                else:
+                    name, stype, _, _, offset, size = struct.unpack(e + "IIIIII", f.read(24))
+                headers.append((name, stype, offset, size))
+            strtab = headers[shstrndx]
+            f.seek(strtab[2])
+            names = f.read(min(strtab[3], _MAX_STRING))
+            for name, stype, offset, size in headers:
+                end = names.find(b"\0", name)
+                label = names[name:end if end >= 0 else None].decode("ascii", "replace")
+                if stype != 8:  # SHT_NOBITS has no bytes in the file
+                    self.sections[label] = (offset, size)
+
+    def read_at(self, vaddr: int, size: int) -> bytes:
+        for start, offset, filesz in self.loads:
+            if start <= vaddr < start + filesz:
+                self.f.seek(offset + vaddr - start)
+                return self.f.read(min(size, start + filesz - vaddr))
+        raise ValueError("address outside the file")
+
+
+def _from_header(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | None:
+    f.seek(offset)
+    head = f.read(32)
+    if len(head) < 32 or not head.startswith(MAGIC):
+        return None
+    ptr_size, flags = head[14], head[15]
+    if flags & _FLAG_INLINE:
+        data = f.read(2 * _MAX_STRING)
+        try:
+            n, pos = _uvarint(data, 0)
+            version = data[pos:pos + n]
+            pos += n
+            m, pos = _uvarint(data, pos)
+            mod = data[pos:pos + m]
+        except ValueError:
+            return None
+        if n > _MAX_STRING or m > _MAX_STRING or len(mod) != m:
+            return None
+        return _make(version, mod)
+    if ptr_size not in (4, 8) or elf is None:
+        return None
+    endian = ">" if flags & _FLAG_BIG_ENDIAN else "<"
+    fmt = endian + ("Q" if ptr_size == 8 else "I")
+
+    def go_string(addr: int) -> bytes:
+        hdr = elf.read_at(addr, 2 * ptr_size)
+        ptr, length = struct.unpack(endian + ("QQ" if ptr_size == 8 else "II"), hdr)
+        if length > _MAX_STRING:
+            raise ValueError("string too long")
+        return elf.read_at(ptr, length) if length else b""
+
+    try:
+        version_addr = struct.unpack(fmt, head[16:16 + ptr_size])[0]
+        mod_addr = struct.unpack(fmt, head[16 + ptr_size:16 + 2 * ptr_size])[0]
+        return _make(go_string(version_addr), go_string(mod_addr))
+    except (ValueError, struct.error):
+        return None
+
+
+def read_build_info(f: BinaryIO) -> BuildInfo | None:
+    """The build info of a Go binary (a seekable file), or None if it is not one."""
+    try:
+        elf: _Elf | None = _Elf(f)
+    except (ValueError, struct.error):
+        elf = None
+    if elf is not None and ".go.buildinfo" in elf.sections:
+        info = _from_header(f, elf.sections[".go.buildinfo"][0], elf)
+        if info is not None:
+            return info
+    # No section table (stripped, or not ELF): look for the magic; its own text in a binary
+    # that links debug/buildinfo is followed by no valid header, so keep looking past it.
+    f.seek(0)
+    base, tail = 0, b""
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            return None
+        window = tail + chunk
+        start = 0
+        while (i := window.find(MAGIC, start)) >= 0:
+            here = f.tell()
+            info = _from_header(f, base - len(tail) + i, elf)
+            f.seek(here)
+            if info is not None:
+                return info
+            start = i + 1
+        tail = window[-(len(MAGIC) - 1):]
+        base += len(chunk)
+
+
+def looks_like_executable(head: bytes) -> bool:
+    return head.startswith(b"\x7fELF")

@@ -1,0 +1,171 @@
+"""The few files an SBOM needs, read out of an image's layers as streams: nothing is unpacked.
+
+Each layer is streamed once (``compress.open_decompressed`` + tar in stream mode, as
+``builder.oci.unpack.iter_layer_entries`` does; ``TarEntry`` is its type). A ``Picker`` says, for
+each entry, whether to keep it: read whole (small files: the dpkg database, METADATA,
+package.json), analysed as a stream (binaries: ``analyse`` returns a small result, so a 50 MB
+executable is never held in memory), or recorded as a symlink. The result is what the image's
+file system shows at the top: a later layer's file replaces a lower one, and whiteouts
+(``.wh.NAME``, ``.wh..wh..opq``) and files put where a directory was remove what was below.
+
+(``iter_layer_entries`` lists entries without their bytes; reading them needs the tar member
+itself, hence this reader next to it. It could move into ``builder.oci.unpack`` as an option
+of ``iter_layer_entries``.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import posixpath
+import tarfile
+import tempfile
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Iterable
+
+import zstandard
+
+from builder.oci import compress
+from builder.oci.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, CorruptLayerError, TarEntry
+
+READ = "read"
+ANALYSE = "analyse"
+LINK = "link"
+#: Files larger than this are not read whole, whatever the picker says.
+MAX_READ = 32 * 1024 * 1024
+_SPOOL = 8 * 1024 * 1024
+
+_CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError, tarfile.TarError)
+
+
+@dataclass(frozen=True)
+class Found:
+    path: str              # without a leading "/"
+    kind: str              # READ, ANALYSE or LINK
+    data: bytes | None = None
+    result: Any = None     # what ``analyse`` returned
+    target: str | None = None
+
+
+Picker = Callable[[TarEntry], str | None]
+Analyser = Callable[[BinaryIO, TarEntry], Any]
+
+
+def _strip(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.strip("/")
+
+
+def _entry(ti: tarfile.TarInfo) -> TarEntry:
+    kind = ("file" if ti.isreg() else "dir" if ti.isdir() else "symlink" if ti.issym() else
+            "hardlink" if ti.islnk() else "other")
+    return TarEntry(path=_strip(ti.name), type=kind, mode=ti.mode, size=ti.size, uid=ti.uid, gid=ti.gid,
+                    mtime=int(ti.mtime), link_target=ti.linkname)
+
+
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for p in paths:
+        d = posixpath.dirname(p)
+        while d and d not in out:
+            out.add(d)
+            d = posixpath.dirname(d)
+    return out
+
+
+def _drop(state: dict[str, Found], path: str, *, self_too: bool) -> None:
+    prefix = path + "/" if path else ""
+    for key in [k for k in state if k.startswith(prefix) or (self_too and k == path)]:
+        del state[key]
+
+
+def _read_layer(stream: BinaryIO, pick: Picker, analyse: Analyser | None,
+                below: dict[str, Found]) -> dict[str, Found]:
+    """Entries this layer keeps; removes from ``below`` what the layer hides."""
+    mine: dict[str, Found] = {}
+    below_dirs = _ancestors(below)
+    try:
+        tf = tarfile.open(fileobj=compress.open_decompressed(stream), mode="r|",
+                          encoding="utf-8", errors="surrogateescape")
+        while True:
+            ti = tf.next()
+            tf.members.clear()  # type: ignore[attr-defined]  # stream mode: keep no index
+            if ti is None:
+                break
+            entry = _entry(ti)
+            path = entry.path
+            if not path:
+                continue
+            base = posixpath.basename(path)
+            if base.startswith(WHITEOUT_PREFIX):
+                parent = posixpath.dirname(path)
+                if base == OPAQUE_WHITEOUT:
+                    _drop(below, parent, self_too=False)
+                elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+                    _drop(below, posixpath.join(parent, base[len(WHITEOUT_PREFIX):]), self_too=True)
+                continue
+            below.pop(path, None)  # whatever this layer puts here replaces what was below
+            if entry.type != "dir" and path in below_dirs:
+                _drop(below, path, self_too=False)  # a file where a directory was: its content is gone
+            action = pick(entry)
+            if action is None:
+                mine.pop(path, None)
+                continue
+            if entry.type == "symlink":
+                mine[path] = Found(path, LINK, target=entry.link_target)
+            elif entry.type == "hardlink":
+                target = mine.get(_strip(entry.link_target))
+                if target is not None and target.kind != LINK:
+                    mine[path] = Found(path, target.kind, data=target.data, result=target.result)
+            elif entry.type == "file":
+                f = tf.extractfile(ti)
+                if f is None:
+                    continue
+                if action == READ and entry.size <= MAX_READ:
+                    mine[path] = Found(path, READ, data=f.read())
+                elif action == ANALYSE and analyse is not None:
+                    with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
+                        while chunk := f.read(1 << 20):
+                            spool.write(chunk)
+                        spool.seek(0)
+                        result = analyse(spool, entry)  # type: ignore[arg-type]
+                    if result is not None:
+                        mine[path] = Found(path, ANALYSE, result=result)
+    except _CORRUPT as exc:
+        raise CorruptLayerError(f"layer is corrupt or truncated ({exc}); fetch it again") from None
+    return mine
+
+
+def read_files(layers: Iterable[BinaryIO], pick: Picker, analyse: Analyser | None = None) -> dict[str, Found]:
+    """What ``pick`` wants of the file system that ``layers`` (bottom first) make, by path."""
+    state: dict[str, Found] = {}
+    for stream in layers:
+        mine = _read_layer(stream, pick, analyse, state)
+        state.update(mine)
+    return state
+
+
+def resolve_link(files: dict[str, Found], path: str, max_hops: int = 8) -> Found | None:
+    """The file ``path`` names, following symlinks (of the path or its directories) kept in ``files``."""
+    for _ in range(max_hops):
+        found = files.get(path)
+        if found is not None and found.kind != LINK:
+            return found
+        if found is not None:
+            path = _join(path, found.target or "")
+            continue
+        parts = path.split("/")
+        for i in range(len(parts) - 1, 0, -1):
+            d = files.get("/".join(parts[:i]))
+            if d is not None and d.kind == LINK:
+                path = _join("/".join(parts[:i]), d.target or "") + "/" + "/".join(parts[i:])
+                break
+        else:
+            return None
+    return None
+
+
+def _join(link: str, target: str) -> str:
+    base = "" if target.startswith("/") else posixpath.dirname(link)
+    return posixpath.normpath(posixpath.join(base, target.lstrip("/"))).lstrip("/")

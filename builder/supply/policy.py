@@ -1,0 +1,115 @@
+"""Verify policies: a TOML file that says what an image needs before it may be deployed.
+
+    # policy.toml
+    keys = ["keys/release.pub"]                    # trusted public keys (relative to this file)
+    builder_id = "https://ci.example.com/pallet"   # provenance must come from this builder
+    source_repositories = ["https://github.com/acme/*"]  # ... and name a matching source (globs)
+    require_sbom = true                            # an SBOM must be attached
+
+Only ``keys`` is required. A field we do not know is an error naming it: a typo must never
+turn a check off. ``evaluate`` is pure: it takes the evidence ``verify.gather`` collected and
+returns every reason the image fails (none: it passes).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.supply import keys as keymod
+from builder.supply import provenance
+from builder.supply.errors import PolicyError
+from builder.supply.keys import TrustedKey
+from builder.supply.verify import Evidence, signature_reasons
+
+FIELDS = ("keys", "builder_id", "source_repositories", "require_sbom")
+PROVENANCE_TYPES = (provenance.PREDICATE_TYPE, "https://slsa.dev/provenance/v0.2")
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: str
+    keys: tuple[TrustedKey, ...]
+    builder_id: str | None = None
+    source_repositories: tuple[str, ...] = ()
+    require_sbom: bool = False
+
+    @property
+    def needs_provenance(self) -> bool:
+        return bool(self.builder_id or self.source_repositories)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "keys": [k.source for k in self.keys], "builderId": self.builder_id,
+                "sourceRepositories": list(self.source_repositories), "requireSbom": self.require_sbom}
+
+
+def parse(text: str, path: str = "policy") -> dict[str, Any]:
+    """The policy's fields, checked for names and types (keys still as paths). Pure."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    unknown = [k for k in doc if k not in FIELDS]
+    if unknown:
+        raise PolicyError(f"{path}: unknown field {unknown[0]!r} (known fields: {', '.join(FIELDS)})")
+    keys = doc.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k for k in keys):
+        raise PolicyError(f"{path}: 'keys' must be a non-empty list of public key file paths")
+    builder_id = doc.get("builder_id")
+    if builder_id is not None and (not isinstance(builder_id, str) or not builder_id):
+        raise PolicyError(f"{path}: 'builder_id' must be a non-empty string")
+    repos = doc.get("source_repositories", [])
+    if not isinstance(repos, list) or not all(isinstance(r, str) and r for r in repos):
+        raise PolicyError(f"{path}: 'source_repositories' must be a list of strings (globs)")
+    require_sbom = doc.get("require_sbom", False)
+    if not isinstance(require_sbom, bool):
+        raise PolicyError(f"{path}: 'require_sbom' must be true or false")
+    return {"keys": keys, "builder_id": builder_id, "source_repositories": repos, "require_sbom": require_sbom}
+
+
+def load(path: str | os.PathLike[str]) -> Policy:
+    """Read a policy file and the public keys it names."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{p}: cannot read the policy ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{p}: not UTF-8 text") from None
+    fields = parse(text, str(p))
+    trusted = []
+    for name in fields["keys"]:
+        key_path = Path(name) if os.path.isabs(name) else p.parent / name
+        trusted.append(keymod.read_public_key(key_path))
+    return Policy(str(p), tuple(trusted), fields["builder_id"], tuple(fields["source_repositories"]),
+                  fields["require_sbom"])
+
+
+def evaluate(policy: Policy, evidence: Evidence) -> list[str]:
+    """Every reason the image fails the policy; empty when it passes. Pure."""
+    reasons = signature_reasons(evidence, list(policy.keys))
+    if policy.needs_provenance:
+        statements = [s for s in evidence.statements if s.predicate_type in PROVENANCE_TYPES]
+        if not statements:
+            reasons.append(f"no SLSA provenance attestation signed by a trusted key is attached to {evidence.digest}")
+            reasons += evidence.attestation_problems
+        else:
+            if policy.builder_id:
+                ids = [provenance.builder_id_of(s.statement) for s in statements]
+                if policy.builder_id not in ids:
+                    got = ", ".join(sorted({i or "(none)" for i in ids}))
+                    reasons.append(f"the provenance builder id is {got}; the policy requires {policy.builder_id}")
+            if policy.source_repositories:
+                repos = [provenance.source_repository_of(s.statement) for s in statements]
+                if not any(r and any(fnmatch.fnmatchcase(r, g) for g in policy.source_repositories) for r in repos):
+                    got = ", ".join(sorted({r or "no repository (built from a directory)" for r in repos}))
+                    reasons.append(f"the provenance source is {got}; the policy allows only "
+                                   f"{', '.join(policy.source_repositories)}")
+    if policy.require_sbom and not evidence.sboms:
+        reasons.append(f"no SBOM is attached to {evidence.digest}, and the policy requires one")
+        reasons += evidence.sbom_problems
+    return reasons

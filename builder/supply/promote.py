@@ -1,0 +1,93 @@
+"""``pallet promote``: copy a verified image, and everything that vouches for it, by digest.
+
+The source tag is resolved to a digest once, first; everything after works on that digest, so
+a tag moved meanwhile cannot slip another image through. Order of writes: the image (blobs,
+then manifest by digest), its cosign ``.sig``/``.att``/``.sbom`` tags (merged with what the
+destination already has), its referrers (SBOMs, attestations; and theirs, one level down), and
+the destination tag last, so a deploy watching the tag never sees an image without its proof.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from builder.errors import NotFoundError
+from builder.oci import mediatypes as mt
+from builder.oci.copy import DEFAULT_JOBS, copy_image
+from builder.oci.stores.base import Store
+from builder.supply.attach import ATTESTATIONS, SBOMS, SIGNATURES, Attachment, attachments_manifest, read_attached
+from builder.supply.errors import SupplyError, VerificationError
+from builder.supply.policy import Policy, evaluate
+from builder.supply.verify import gather
+
+_SUFFIXES = (SIGNATURES, ATTESTATIONS, SBOMS)
+_MAX_DEPTH = 2
+
+
+@dataclass
+class Promoted:
+    digest: str
+    copied: list[str] = field(default_factory=list)  # what came along: tags and referrers
+
+
+def _merge_tag(src: Store, dst: Store, digest: str, suffix: str, out: Promoted) -> None:
+    theirs = read_attached(src, digest, suffix)
+    if theirs.manifest is None:
+        return
+    if theirs.problems:
+        raise SupplyError(f"source: {theirs.problems[0]}")
+    mine = read_attached(dst, digest, suffix)
+    if mine.manifest is None or mine.problems:
+        copy_image(src, theirs.tag, dst, theirs.tag)  # the exact manifest: its digest is kept
+        out.copied.append(theirs.tag)
+        return
+    have = {(a.media_type, a.payload, tuple(sorted(a.annotations.items()))) for _, a in mine.attachments}
+    extra = [a for _, a in theirs.attachments
+             if (a.media_type, a.payload, tuple(sorted(a.annotations.items()))) not in have]
+    if not extra:
+        return
+    merged: list[Attachment] = [a for _, a in mine.attachments] + extra
+    manifest, config = attachments_manifest(merged)
+    for a in merged:
+        dst.put_blob_bytes(a.payload, a.media_type)
+    dst.put_blob_bytes(config, mt.OCI_CONFIG)
+    dst.put_manifest(manifest, mt.OCI_MANIFEST, tag=mine.tag)
+    out.copied.append(f"{theirs.tag} (merged)")
+
+
+def _copy_proof(src: Store, dst: Store, digest: str, out: Promoted, depth: int, seen: set[str], jobs: int) -> None:
+    if digest in seen or depth > _MAX_DEPTH:
+        return
+    seen.add(digest)
+    for suffix in _SUFFIXES:
+        _merge_tag(src, dst, digest, suffix, out)
+    for ref in src.referrers(digest):
+        copy_image(src, ref.digest, dst, None, jobs=jobs)
+        out.copied.append(f"referrer {ref.digest}" + (f" ({ref.artifact_type})" if ref.artifact_type else ""))
+        _copy_proof(src, dst, ref.digest, out, depth + 1, seen, jobs)
+
+
+def promote(src: Store, src_ref: str, dst: Store, dst_tag: str, *, policy: Policy | None = None,
+            jobs: int = DEFAULT_JOBS) -> Promoted:
+    if not dst.preserves_digests or not src.preserves_digests:
+        raise SupplyError("promote keeps digests, so both sides must be registries or OCI layouts "
+                          f"({(src if not src.preserves_digests else dst).description} rewrites manifests)")
+    desc = src.resolve(src_ref)  # the one resolution of the tag
+    digest = desc.digest
+    if policy is not None:
+        reasons = evaluate(policy, gather(src, digest, list(policy.keys)))
+        if reasons:
+            raise VerificationError(f"{digest} fails the policy {policy.path}; nothing was copied", reasons)
+    out = Promoted(digest)
+    got, _ = copy_image(src, digest, dst, None, jobs=jobs)
+    if got.digest != digest:
+        raise SupplyError(f"the destination stored {got.digest} for {digest}; refusing to go on")
+    _copy_proof(src, dst, digest, out, 0, set(), jobs)
+    dst.tag(dst_tag, dst.resolve(digest))
+    try:
+        final = dst.resolve(dst_tag).digest
+    except NotFoundError:
+        final = None
+    if final != digest:
+        raise SupplyError(f"{dst.description}:{dst_tag} names {final}, not {digest}; the tag moved meanwhile")
+    return out

@@ -1,0 +1,304 @@
+"""SLSA provenance: an in-toto Statement v1 with a SLSA Provenance v1 predicate, signed in DSSE.
+
+``statement(facts)`` is pure: the build pipeline collects ``BuildFacts`` as it runs and calls
+it at the end. ``source_facts(directory)`` is the one function here that looks at a disk (and
+runs ``git``); ``attest`` stores a signed statement next to the image.
+
+The predicate, as https://slsa.dev/provenance/v1 lays it out::
+
+    buildDefinition:
+      buildType: BUILD_TYPE
+      externalParameters: {source: {repository, commit} | {digest: {sha256}}, stack, buildpacks}
+      internalParameters: {palletVersion}
+      resolvedDependencies: [{uri, digest: {sha256|gitCommit}, name}]   # source, run/build images, buildpacks
+    runDetails:
+      builder: {id: BUILDER_ID}
+      metadata: {invocationId, startedOn, finishedOn}
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import stat
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from builder import __version__
+from builder.oci.digest import is_digest, split
+from builder.oci.stores.base import Store
+from builder.supply import dsse
+from builder.supply.attach import (ATTESTATIONS, Attachment, append_attached, attach_referrer, cosign_tag,
+                                   read_attached, subject_of)
+from builder.supply.keys import PrivateKey, TrustedKey
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://pallet.dev/buildtypes/buildpacks/v1"
+#: The builder id of a build run by hand; a CI platform passes its own (e.g. its workflow URI).
+DEFAULT_BUILDER_ID = "https://pallet.dev/builders/local"
+#: Annotation cosign puts on attestation layers.
+PREDICATE_ANNOTATION = "predicateType"
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """Where the source came from: a git commit of a repository, and/or a digest of the tree."""
+
+    repository: str | None = None   # remote URL, credentials removed
+    commit: str | None = None
+    tree_digest: str | None = None  # sha256:... (see tree_digest), when not a clean checkout
+    path: str | None = None         # the source directory inside the repository, if not its root
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """Something the build used, by digest: a run/build image or a buildpack."""
+
+    name: str          # e.g. "run-image", "build-image", "pallet/python@0.3.0"
+    digest: str        # sha256:...
+    uri: str | None = None  # e.g. docker://host/repo, oci:PATH
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    image: str                     # the image's name, e.g. "127.0.0.1:5000/app" (the subject's name)
+    digest: str                    # the image's manifest digest
+    source: SourceFacts
+    started_on: datetime.datetime
+    finished_on: datetime.datetime
+    stack: str | None = None
+    buildpacks_requested: tuple[str, ...] = ()  # as asked for (empty: auto-detected)
+    run_image: Dependency | None = None
+    build_image: Dependency | None = None
+    buildpacks: tuple[Dependency, ...] = ()     # as resolved and run
+    builder_id: str = DEFAULT_BUILDER_ID
+    invocation_id: str | None = None
+    extra_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _time(t: datetime.datetime) -> str:
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _digest_set(digest: str) -> dict[str, str]:
+    algo, hexpart = split(digest)
+    return {algo: hexpart}
+
+
+def _dependency(dep: Dependency) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": dep.name, "digest": _digest_set(dep.digest)}
+    if dep.uri:
+        out["uri"] = dep.uri
+    return out
+
+
+def source_parameter(source: SourceFacts) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if source.repository:
+        out["repository"] = source.repository
+    if source.commit:
+        out["commit"] = source.commit
+    if source.tree_digest:
+        out["digest"] = _digest_set(source.tree_digest)
+    if source.path:
+        out["path"] = source.path
+    return out
+
+
+def statement(facts: BuildFacts) -> dict[str, Any]:
+    """The in-toto statement (a dict, ready for ``json.dumps``) for a build. Pure."""
+    if not is_digest(facts.digest):
+        raise ValueError(f"not an image digest: {facts.digest!r}")
+    external: dict[str, Any] = {
+        "source": source_parameter(facts.source),
+        "stack": facts.stack,
+        "buildpacks": list(facts.buildpacks_requested),
+    }
+    external.update(facts.extra_parameters)
+    resolved: list[dict[str, Any]] = []
+    if facts.source.repository and facts.source.commit:
+        resolved.append({"uri": f"git+{facts.source.repository}@{facts.source.commit}",
+                         "digest": {"gitCommit": facts.source.commit}, "name": "source"})
+    elif facts.source.tree_digest:
+        resolved.append({"digest": _digest_set(facts.source.tree_digest), "name": "source"})
+    for dep in (facts.run_image, facts.build_image, *facts.buildpacks):
+        if dep is not None:
+            resolved.append(_dependency(dep))
+    metadata: dict[str, Any] = {"startedOn": _time(facts.started_on), "finishedOn": _time(facts.finished_on)}
+    if facts.invocation_id:
+        metadata["invocationId"] = facts.invocation_id
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": facts.image, "digest": _digest_set(facts.digest)}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": external,
+                "internalParameters": {"palletVersion": __version__},
+                "resolvedDependencies": resolved,
+            },
+            "runDetails": {
+                "builder": {"id": facts.builder_id},
+                "metadata": metadata,
+            },
+        },
+    }
+
+
+def statement_bytes(st: dict[str, Any]) -> bytes:
+    return json.dumps(st, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- reading a statement back (for policies) ---------------------------------------------------
+
+
+def builder_id_of(st: dict[str, Any]) -> str | None:
+    """The builder id of a SLSA v1 (or v0.2) provenance statement."""
+    pred = st.get("predicate")
+    if not isinstance(pred, dict):
+        return None
+    if isinstance(pred.get("runDetails"), dict):
+        builder = pred["runDetails"].get("builder")
+    else:
+        builder = pred.get("builder")  # SLSA v0.2
+    value = builder.get("id") if isinstance(builder, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def source_repository_of(st: dict[str, Any]) -> str | None:
+    """The source repository a provenance statement names (pallet's, else a git+ dependency)."""
+    pred = st.get("predicate")
+    if not isinstance(pred, dict):
+        return None
+    bd = pred.get("buildDefinition")
+    if isinstance(bd, dict):
+        ext = bd.get("externalParameters")
+        source = ext.get("source") if isinstance(ext, dict) else None
+        if isinstance(source, dict) and isinstance(source.get("repository"), str):
+            return source["repository"]
+        for dep in bd.get("resolvedDependencies") or []:
+            uri = dep.get("uri") if isinstance(dep, dict) else None
+            if isinstance(uri, str) and uri.startswith("git+"):
+                url = uri[4:]
+                return url.rsplit("@", 1)[0] if "@" in url.rsplit("/", 1)[-1] else url
+    return None
+
+
+# -- facts about a source directory (I/O) ------------------------------------------------------
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def strip_credentials(url: str) -> str:
+    """A remote URL without user:password@ (a token in a remote URL must not end up in provenance)."""
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return url
+
+
+def source_facts(directory: str | os.PathLike[str]) -> SourceFacts:
+    """The repository URL and commit when ``directory`` is in a clean git checkout with a remote;
+    otherwise (no git, no remote, uncommitted changes) also a digest of the tree itself."""
+    path = Path(directory).resolve()
+    top = _git(path, "rev-parse", "--show-toplevel")
+    if top:
+        commit = _git(path, "rev-parse", "HEAD")
+        remote = _git(path, "remote", "get-url", "origin")
+        if remote is None:
+            remotes = (_git(path, "remote") or "").split()
+            remote = _git(path, "remote", "get-url", remotes[0]) if remotes else None
+        status = _git(path, "status", "--porcelain", "--", ".")
+        rel = os.path.relpath(path, top)
+        clean = status == ""
+        return SourceFacts(repository=strip_credentials(remote) if remote else None, commit=commit,
+                           tree_digest=None if (clean and remote and commit) else tree_digest(path),
+                           path=None if rel == "." else rel)
+    return SourceFacts(tree_digest=tree_digest(path))
+
+
+def tree_digest(directory: str | os.PathLike[str]) -> str:
+    """A digest of a directory's content: sorted paths, kinds, exec bits, file bytes, link targets.
+
+    Times, owners and the directory's own name do not count; ``.git`` is skipped.
+    """
+    root = Path(directory)
+    h = hashlib.sha256(b"pallet tree v1\n")
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        rel_dir = Path(dirpath).relative_to(root)
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            full = Path(dirpath) / name
+            rel = (rel_dir / name).as_posix()
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                h.update(f"L {rel}\0{os.readlink(full)}\n".encode("utf-8", "surrogateescape"))
+            elif stat.S_ISREG(st.st_mode):
+                fh = hashlib.sha256()
+                with open(full, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        fh.update(chunk)
+                kind = "X" if st.st_mode & 0o111 else "F"
+                h.update(f"{kind} {rel}\0{fh.hexdigest()}\n".encode("utf-8", "surrogateescape"))
+        for d in dirnames:
+            if not os.path.islink(os.path.join(dirpath, d)):
+                h.update(f"D {(rel_dir / d).as_posix()}\n".encode("utf-8", "surrogateescape"))
+    return "sha256:" + h.hexdigest()
+
+
+# -- attaching ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attested:
+    digest: str
+    tag: str                  # sha256-<hex>.att
+    attestations: str         # digest of the .att manifest
+    referrer: str             # digest of the OCI 1.1 referrer manifest
+    envelope: bytes
+
+
+def attest(store: Store, digest: str, st: dict[str, Any], key: PrivateKey) -> Attested:
+    """Sign ``st`` in a DSSE envelope and attach it twice: cosign's ``.att`` tag and a referrer.
+
+    Attesting the same statement with the same key again reuses the envelope already there,
+    so nothing new is written.
+    """
+    subject = subject_of(store, digest)
+    payload = statement_bytes(st)
+    mine = [TrustedKey(key.public_key(), "signing key")]
+
+    def same(existing: Attachment) -> bool:
+        try:
+            env = dsse.parse(existing.payload)
+        except dsse.EnvelopeError:
+            return False
+        return env.payload == payload and bool(dsse.verify(env, mine))
+
+    current = read_attached(store, subject.digest, ATTESTATIONS)
+    previous = [a.payload for _, a in current.attachments if same(a)]
+    envelope = previous[0] if previous else dsse.sign(payload, dsse.INTOTO_PAYLOAD_TYPE, key)
+    predicate_type = str(st.get("predicateType") or "")
+    layer = Attachment(dsse.MEDIA_TYPE, envelope, {"dev.cosignproject.cosign/signature": "",
+                                                   PREDICATE_ANNOTATION: predicate_type})
+    att, _ = append_attached(store, subject.digest, ATTESTATIONS, layer, same=same)
+    referrer = attach_referrer(store, subject, dsse.MEDIA_TYPE, envelope, dsse.MEDIA_TYPE,
+                               {"in-toto.io/predicate-type": predicate_type})
+    return Attested(digest=subject.digest, tag=cosign_tag(subject.digest, ATTESTATIONS), attestations=att.digest,
+                    referrer=referrer.digest, envelope=envelope)

@@ -1,0 +1,57 @@
+"""Package URLs (https://github.com/package-url/purl-spec), built the way packageurl-python does.
+
+Pure; only what pallet's SBOMs need: ``deb``, ``pypi``, ``npm``, ``golang`` and ``oci``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote as _quote
+
+
+def _q(text: str) -> str:
+    return _quote(text, safe="/:")
+
+
+def purl(kind: str, name: str, version: str | None = None, namespace: str | None = None,
+         qualifiers: dict[str, str] | None = None) -> str:
+    out = f"pkg:{kind}/"
+    if namespace:
+        out += "/".join(_q(seg) for seg in namespace.strip("/").split("/") if seg) + "/"
+    out += _q(name)
+    if version:
+        out += "@" + _q(version)
+    quals = {k.lower(): v for k, v in (qualifiers or {}).items() if v}
+    if quals:
+        out += "?" + "&".join(f"{k}={_q(quals[k])}" for k in sorted(quals))
+    return out
+
+
+def deb(name: str, version: str, arch: str | None, distro_id: str | None, distro: str | None) -> str:
+    return purl("deb", name, version, namespace=distro_id or "debian",
+                qualifiers={"arch": arch or "", "distro": distro or ""})
+
+
+def pypi_name(name: str) -> str:
+    """PEP 503 normalisation, as the purl spec asks for pypi names."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pypi(name: str, version: str) -> str:
+    return purl("pypi", pypi_name(name), version)
+
+
+def npm(name: str, version: str) -> str:
+    if name.startswith("@") and "/" in name:
+        scope, _, base = name.partition("/")
+        return purl("npm", base, version, namespace=scope)
+    return purl("npm", name, version)
+
+
+def golang(module: str, version: str | None) -> str:
+    namespace, _, name = module.rpartition("/")
+    return purl("golang", name, version if version and version != "(devel)" else None, namespace=namespace or None)
+
+
+def oci(name: str, digest: str, repository_url: str | None = None) -> str:
+    return purl("oci", name.rsplit("/", 1)[-1].lower(), digest, qualifiers={"repository_url": repository_url or ""})

@@ -1,0 +1,431 @@
+"""SBOMs: what is in an image, read from its layers, as CycloneDX 1.6 and SPDX 2.3 JSON.
+
+``collect(image)`` streams each layer once (``layerfiles``) and returns an ``Inventory`` (pure
+data): the OS packages dpkg recorded (``/var/lib/dpkg/status``, ``status.d/*``; licences from
+DEP-5 copyright files, parsed by ``builder.stacks.inventory`` so that ``pallet stack packages``
+and the SBOM agree), and the app's dependencies as installed under ``/layers`` and
+``/workspace`` (Python dist-info, npm ``node_modules`` and lockfiles) plus the Go modules
+compiled into Go binaries there and under ``/usr/local``, ``/opt``, ``/app``, ``/cnb``.
+
+``cyclonedx(inv)`` and ``spdx(inv)`` are pure and deterministic: the serial number and the SPDX
+namespace are derived from the image digest, the timestamps from ``SOURCE_DATE_EPOCH``
+(1980-01-01T00:00:01Z when unset), lists are sorted. The same image gives the same bytes.
+
+``attach_sbom`` stores both as OCI 1.1 referrers of the image (``artifactType``
+``application/vnd.cyclonedx+json`` / ``application/spdx+json``); ``find_sbom`` reads them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO, Iterator
+
+from builder import __version__
+from builder.oci import mutate
+from builder.oci.image import Image, load_image
+from builder.oci.model import Descriptor
+from builder.oci.stores.base import Store
+from builder.oci.unpack import TarEntry
+from builder.stacks import inventory as dpkg
+from builder.supply import apppackages as app
+from builder.supply import gobuildinfo, layerfiles, licenses, purl
+from builder.supply.attach import attach_referrer, referrer_contents, subject_of
+from builder.supply.errors import SupplyError
+from builder.supply.sign import identity_of
+
+CYCLONEDX = "application/vnd.cyclonedx+json"
+SPDX = "application/spdx+json"
+FORMATS = {"cyclonedx": CYCLONEDX, "spdx": SPDX}
+CYCLONEDX_VERSION = "1.6"
+
+APP_ROOTS = ("layers/", "workspace/")
+GO_ROOTS = APP_ROOTS + ("usr/local/", "opt/", "app/", "cnb/", "srv/")
+OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
+_ECOSYSTEM_ORDER = {"deb": 0, "golang": 1, "npm": 2, "pypi": 3}
+
+
+@dataclass(frozen=True)
+class Package:
+    ecosystem: str                     # deb, pypi, npm, golang
+    name: str
+    version: str
+    purl: str
+    licenses: tuple[str, ...] = ()     # as the package states them
+    expression: str | None = None      # an SPDX expression the package states itself
+    arch: str | None = None
+    source: str | None = None          # deb: the source package (name, version)
+    source_version: str | None = None
+    locations: tuple[str, ...] = ()    # where in the image it was found ("/var/lib/dpkg/status")
+
+
+@dataclass(frozen=True)
+class Distro:
+    id: str
+    version_id: str | None = None
+    pretty_name: str | None = None
+
+    @property
+    def purl_distro(self) -> str | None:
+        return f"{self.id}-{self.version_id}" if self.version_id else None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    digest: str
+    name: str
+    platform: str
+    distro: Distro | None = None
+    packages: tuple[Package, ...] = field(default=())
+
+
+# -- reading an image --------------------------------------------------------------------------
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return path.startswith(roots)
+
+
+def _wanted(entry: TarEntry) -> str | None:
+    path = entry.path
+    if entry.type == "symlink":
+        if path in OS_RELEASE or (path.startswith(dpkg.DOC) and dpkg.is_inventory_path(path)):
+            return layerfiles.LINK
+        return None
+    if entry.type not in ("file", "hardlink"):
+        return None
+    if path in OS_RELEASE or dpkg.is_inventory_path(path):
+        return layerfiles.READ
+    if _under(path, APP_ROOTS) and (app.is_python_metadata(path) or app.is_npm_package_json(path)
+                                    or app.is_npm_lockfile(path)):
+        return layerfiles.READ
+    if _under(path, GO_ROOTS) and entry.mode & 0o111 and entry.size >= 64 * 1024:
+        return layerfiles.ANALYSE
+    return None
+
+
+def _go_binary(stream: BinaryIO, entry: TarEntry) -> gobuildinfo.BuildInfo | None:
+    head = stream.read(4)
+    if head != b"\x7fELF":
+        return None
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
+        spool.write(head)
+        shutil.copyfileobj(stream, spool, 1 << 20)
+        return gobuildinfo.read_build_info(spool)  # type: ignore[arg-type]
+
+
+def _layer_streams(image: Image) -> Iterator[BinaryIO]:
+    for desc, _ in image.layers():
+        stream = image.store.open_blob(desc)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+
+def collect(image: Image, name: str | None = None) -> Inventory:
+    """The inventory of an image (one platform's manifest), read from its layers.
+
+    ``name`` names the image in the SBOM; by default its repository as signatures name it
+    (``HOST/REPO`` for a registry).
+    """
+    files = layerfiles.read_files(_layer_streams(image), _wanted, _go_binary)
+    return inventory_of(files, digest=image.digest, name=name or identity_of(image.store),
+                        platform=str(image.config.platform))
+
+
+def _os_release(files: dict[str, layerfiles.Found]) -> Distro | None:
+    for path in OS_RELEASE:
+        found = layerfiles.resolve_link(files, path)
+        if found is None or found.data is None:
+            continue
+        values: dict[str, str] = {}
+        for line in found.data.decode("utf-8", "replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip().strip('"').strip("'")
+        if values.get("ID"):
+            return Distro(values["ID"], values.get("VERSION_ID") or None, values.get("PRETTY_NAME") or None)
+    return None
+
+
+def inventory_of(files: dict[str, layerfiles.Found], *, digest: str, name: str, platform: str) -> Inventory:
+    """The inventory from the files ``layerfiles.read_files`` kept. Pure."""
+    distro = _os_release(files)
+    found: list[Package] = []
+
+    # OS packages: where each was recorded, then the licences (dpkg.inventory follows doc links).
+    data = {p: f.data for p, f in files.items() if f.data is not None and dpkg.is_inventory_path(p)}
+    links = {p: f.target for p, f in files.items() if f.kind == layerfiles.LINK and f.target}
+    where: dict[tuple[str, str], str] = {}
+    for path in sorted(data):
+        if path == dpkg.STATUS or (path.startswith(dpkg.STATUS_D) and not path.endswith(".md5sums")):
+            for p in dpkg.installed_packages(data[path].decode("utf-8", "replace")):
+                where[(p.name, p.arch)] = "/" + path
+    distro_id = distro.id if distro else "debian"
+    purl_distro = distro.purl_distro if distro else None
+    for p in dpkg.inventory(data, links):
+        found.append(Package(
+            "deb", p.name, p.version, purl.deb(p.name, p.version, p.arch, distro_id, purl_distro),
+            licenses=tuple(p.licenses), arch=p.arch or None, source=p.source, source_version=p.source_version,
+            locations=(where.get((p.name, p.arch), "/" + dpkg.STATUS),)))
+
+    for path in sorted(files):
+        f = files[path]
+        if f.kind == layerfiles.READ and f.data is not None and _under(path, APP_ROOTS):
+            location = "/" + path
+            if app.is_python_metadata(path):
+                pkgs = [app.python_package(f.data, location)]
+            elif app.is_npm_package_json(path):
+                pkgs = [app.npm_package(f.data, location)]
+            elif app.is_npm_lockfile(path):
+                pkgs = list(app.npm_lockfile(f.data, location))
+            else:
+                pkgs = []
+            for a in pkgs:
+                if a is None:
+                    continue
+                ref = purl.pypi(a.name, a.version) if a.ecosystem == "pypi" else purl.npm(a.name, a.version)
+                found.append(Package(a.ecosystem, a.name, a.version, ref, licenses=a.licenses,
+                                     expression=a.expression, locations=(location,)))
+        elif f.kind == layerfiles.ANALYSE and isinstance(f.result, gobuildinfo.BuildInfo):
+            found.extend(_go_packages(f.result, "/" + path))
+    return Inventory(digest=digest, name=name, platform=platform, distro=distro, packages=_merge(found))
+
+
+def _go_packages(info: gobuildinfo.BuildInfo, location: str) -> list[Package]:
+    out = []
+    go = info.go_version
+    out.append(Package("golang", "stdlib", go, purl.golang("stdlib", go.removeprefix("go").split(" ")[0]),
+                       expression="BSD-3-Clause", licenses=("BSD-3-Clause",), locations=(location,)))
+    mods = ([info.main] if info.main else []) + list(info.deps)
+    for mod in mods:
+        eff = mod.effective
+        version = eff.version if eff.version and eff.version != "(devel)" else ""
+        out.append(Package("golang", mod.path, version or "(devel)", purl.golang(mod.path, version or None),
+                           locations=(location,)))
+    return out
+
+
+def _merge(found: list[Package]) -> tuple[Package, ...]:
+    """One package per purl (the same npm package in two places is one component), sorted."""
+    merged: dict[str, Package] = {}
+    for p in found:
+        old = merged.get(p.purl)
+        if old is None:
+            merged[p.purl] = p
+            continue
+        merged[p.purl] = replace(
+            old, licenses=tuple(dict.fromkeys(old.licenses + p.licenses)),
+            expression=old.expression or p.expression,
+            locations=tuple(sorted(set(old.locations + p.locations))))
+    return tuple(sorted(merged.values(), key=lambda p: (_ECOSYSTEM_ORDER.get(p.ecosystem, 9), p.name,
+                                                        p.version, p.purl)))
+
+
+# -- documents (pure) --------------------------------------------------------------------------
+
+
+def _timestamp(epoch: int | None) -> str:
+    return mutate.rfc3339(mutate.source_date_epoch() if epoch is None else epoch)
+
+
+def serial_uuid(digest: str) -> uuid.UUID:
+    """The SBOM's identity: a name-based UUID of the image digest (never random)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"https://pallet.dev/sbom/{digest}")
+
+
+def _image_purl(inv: Inventory) -> str:
+    """``pkg:oci/NAME@DIGEST?repository_url=HOST/REPO`` (the URL only for a registry image)."""
+    first = inv.name.split("/", 1)[0]
+    registry = "/" in inv.name and ("." in first or ":" in first or first == "localhost") \
+        and not inv.name.startswith("oci:")
+    return purl.oci(inv.name.rstrip("/").rsplit("/", 1)[-1], inv.digest, inv.name if registry else None)
+
+
+def cyclonedx(inv: Inventory, *, epoch: int | None = None) -> dict[str, Any]:
+    """A CycloneDX 1.6 JSON document (as a dict) of the inventory."""
+    components = []
+    for p in inv.packages:
+        comp: dict[str, Any] = {"type": "library", "bom-ref": p.purl, "name": p.name, "version": p.version,
+                                "purl": p.purl}
+        expr, refs = licenses.combine(p.licenses, p.expression)
+        if expr and not refs:
+            comp["licenses"] = [{"expression": expr}]
+        elif p.licenses or p.expression:
+            names = p.licenses or ((p.expression,) if p.expression else ())
+            comp["licenses"] = [{"license": {"name": n}} for n in names]
+        props = [{"name": "pallet:location", "value": loc} for loc in p.locations]
+        if p.ecosystem == "deb":
+            if p.source:
+                props.append({"name": "deb:source", "value": p.source})
+            if p.source_version:
+                props.append({"name": "deb:source-version", "value": p.source_version})
+            if p.arch:
+                props.append({"name": "deb:architecture", "value": p.arch})
+        props.append({"name": "pallet:ecosystem", "value": p.ecosystem})
+        comp["properties"] = props
+        components.append(comp)
+    image_ref = "pallet:image"
+    metadata: dict[str, Any] = {
+        "timestamp": _timestamp(epoch),
+        "tools": {"components": [{"type": "application", "name": "pallet", "version": __version__}]},
+        "component": {"type": "container", "bom-ref": image_ref, "name": inv.name, "version": inv.digest,
+                      "purl": _image_purl(inv),
+                      "properties": [{"name": "pallet:platform", "value": inv.platform}]},
+    }
+    if inv.distro is not None:
+        os_ref = f"pallet:os:{inv.distro.id}"
+        components.insert(0, {"type": "operating-system", "bom-ref": os_ref, "name": inv.distro.id,
+                              "version": inv.distro.version_id or "",
+                              "description": inv.distro.pretty_name or inv.distro.id})
+    return {
+        "$schema": f"http://cyclonedx.org/schema/bom-{CYCLONEDX_VERSION}.schema.json",
+        "bomFormat": "CycloneDX",
+        "specVersion": CYCLONEDX_VERSION,
+        "serialNumber": f"urn:uuid:{serial_uuid(inv.digest)}",
+        "version": 1,
+        "metadata": metadata,
+        "components": components,
+        "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}],
+    }
+
+
+def _spdx_id(prefix: str, key: str) -> str:
+    return f"SPDXRef-{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def spdx(inv: Inventory, *, epoch: int | None = None) -> dict[str, Any]:
+    """An SPDX 2.3 JSON document (as a dict) of the inventory."""
+    image_id = "SPDXRef-Image"
+    _, hexpart = inv.digest.split(":", 1)
+    packages: list[dict[str, Any]] = [{
+        "SPDXID": image_id, "name": inv.name, "versionInfo": inv.digest, "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False, "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": hexpart}],
+        "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION",
+        "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                          "referenceLocator": _image_purl(inv)}],
+    }]
+    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
+                      "relatedSpdxElement": image_id}]
+    extracted: dict[str, str] = {}
+    for p in inv.packages:
+        pid = _spdx_id("Package", p.purl)
+        expr, refs = licenses.combine(p.licenses, p.expression)
+        extracted.update(refs)
+        entry: dict[str, Any] = {
+            "SPDXID": pid, "name": p.name, "versionInfo": p.version, "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": False, "primaryPackagePurpose": "LIBRARY",
+            "licenseConcluded": "NOASSERTION", "licenseDeclared": expr or "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                              "referenceLocator": p.purl}],
+        }
+        if p.ecosystem == "deb" and p.source:
+            entry["sourceInfo"] = f"built from Debian source package {p.source} {p.source_version or ''}".strip()
+        if p.locations:
+            entry["comment"] = "found at " + ", ".join(p.locations)
+        packages.append(entry)
+        relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": pid})
+    doc: dict[str, Any] = {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": f"{inv.name}@{inv.digest}",
+        "documentNamespace": f"https://spdx.org/spdxdocs/pallet-{serial_uuid(inv.digest)}",
+        "creationInfo": {"created": _timestamp(epoch), "creators": [f"Tool: pallet-{__version__}"]},
+        "packages": packages,
+        "relationships": relationships,
+    }
+    if extracted:
+        doc["hasExtractedLicensingInfos"] = [
+            {"licenseId": ref, "name": name,
+             "extractedText": f"The licence named {name!r} in the package's own metadata; its text is not "
+                              "included in this document."}
+            for ref, name in sorted(extracted.items())]
+    return doc
+
+
+def document(inv: Inventory, fmt: str, *, epoch: int | None = None) -> bytes:
+    """The serialised SBOM in ``fmt`` (``cyclonedx`` or ``spdx``): sorted keys, two-space indent."""
+    if fmt not in FORMATS:
+        raise SupplyError(f"unknown SBOM format {fmt!r} (expected cyclonedx or spdx)")
+    doc = cyclonedx(inv, epoch=epoch) if fmt == "cyclonedx" else spdx(inv, epoch=epoch)
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# -- attached SBOMs ----------------------------------------------------------------------------
+
+
+def attach_sbom(store: Store, digest: str, inventory: Inventory | None = None, *,
+                formats: tuple[str, ...] = ("cyclonedx", "spdx"), name: str | None = None) -> dict[str, Descriptor]:
+    """Compute (unless given) and attach the complete SBOM of ``digest`` in each format, as
+    OCI 1.1 referrers. Deterministic: attaching twice writes nothing new."""
+    if inventory is None:
+        inventory = collect(load_image(store, digest), name)
+    subject = subject_of(store, inventory.digest)
+    out = {}
+    for fmt in formats:
+        data = document(inventory, fmt)
+        out[fmt] = attach_referrer(store, subject, FORMATS[fmt], data, FORMATS[fmt],
+                                   {"dev.pallet.sbom.format": fmt})
+    return out
+
+
+def find_sbom(store: Store, digest: str, fmt: str) -> tuple[bytes, str] | None:
+    """(document, "referrer sha256:...") of an SBOM in ``fmt`` attached to ``digest``, if any."""
+    found, _ = referrer_contents(store, digest, (FORMATS[fmt],))
+    for desc, layer, data in found:
+        if layer.media_type == FORMATS[fmt]:
+            return data, f"referrer {desc.digest}"
+    return None
+
+
+# -- reading packages back out of an SBOM (for audit) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str
+    version: str
+    purl: str
+
+
+def listed_packages(data: bytes, fmt: str) -> list[Listed]:
+    """The packages an SBOM document lists (ours or another tool's), without the image itself."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise SupplyError(f"the attached {fmt} SBOM is not JSON") from None
+    out: list[Listed] = []
+    if fmt == "cyclonedx":
+        stack = list(doc.get("components") or [])
+        while stack:
+            c = stack.pop(0)
+            if not isinstance(c, dict):
+                continue
+            stack.extend(c.get("components") or [])
+            if c.get("type") in ("container", "operating-system"):
+                continue
+            name = str(c.get("name") or "")
+            if c.get("group") and not name.startswith(str(c["group"])):
+                name = f"{c['group']}/{name}"
+            out.append(Listed(name, str(c.get("version") or ""), str(c.get("purl") or "")))
+    else:
+        for p in doc.get("packages") or []:
+            if not isinstance(p, dict) or p.get("primaryPackagePurpose") == "CONTAINER":
+                continue
+            ref = next((r.get("referenceLocator") for r in p.get("externalRefs") or []
+                        if isinstance(r, dict) and r.get("referenceType") == "purl"), "")
+            out.append(Listed(str(p.get("name") or ""), str(p.get("versionInfo") or ""), str(ref or "")))
+    return out
+
+
+def inventory_listed(inv: Inventory) -> list[Listed]:
+    return [Listed(p.name, p.version, p.purl) for p in inv.packages]
+
