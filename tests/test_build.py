@@ -1,0 +1,261 @@
+"""``pallet build`` end to end on the tiny stack: real buildpacks, the real sandbox, real images."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import pallet
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO_BP = ROOT / "tests" / "buildpacks" / "hello"
+TINY = str(ROOT / "stacks" / "tiny.toml")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> dict[str, str]:
+    """A PALLET_HOME with the tiny stack's images in it (built once for the module)."""
+    home = tmp_path_factory.mktemp("pallet-home")
+    env = {"PALLET_HOME": str(home)}
+    pallet("stack", "build", TINY, env=env, timeout=900)
+    return env
+
+
+def hello_app(path: Path, greeting: str = "Hi there") -> Path:
+    path.mkdir(parents=True)
+    (path / "hello.conf").write_text(greeting + "\n")
+    (path / "index.txt").write_text("app file\n")
+    return path
+
+
+def build(src: Path, tag: str, env: dict[str, str], *extra: str, check: bool = True):
+    return pallet("build", str(src), "-t", tag, "--stack", TINY, *extra, env=env, check=check)
+
+
+def build_json(src: Path, tag: str, env: dict[str, str], *extra: str) -> dict:
+    return json.loads(build(src, tag, env, "--json", *extra).stdout)
+
+
+def inspect(ref: str, env: dict[str, str]) -> dict:
+    return json.loads(pallet("inspect", "--json", ref, env=env).stdout)
+
+
+def test_spec_buildpack_runs_in_docker_and_daemonless(tmp_path, home, docker_cli, image_name):
+    app = hello_app(tmp_path / "app")
+    result = build_json(app, "hello:1", home, "--buildpack", str(HELLO_BP))
+    assert result["defaultProcess"] == "web"
+    out = pallet("run", "hello:1", env=home).stdout
+    assert out.splitlines()[0] == "hello: Hi there from /workspace as 1000:1000"
+    assert "args: default-arg" in out
+    pallet("copy", "hello:1", f"docker-daemon:{image_name}:1", env=home)
+    docker_out = subprocess.run([docker_cli, "run", "--rm", "--network", "none", f"{image_name}:1", "x"],
+                                capture_output=True, text=True, check=True).stdout
+    assert docker_out.splitlines()[:2] == ["hello: Hi there from /workspace as 1000:1000", "args: x"]
+    worker = subprocess.run([docker_cli, "run", "--rm", "--network", "none", "--entrypoint",
+                             "/cnb/process/worker", f"{image_name}:1"], capture_output=True, text=True,
+                            check=True).stdout
+    assert worker == "worker tests/hello\n"
+
+
+def test_labels_and_config_follow_the_cnb_spec(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    build(app, "labels:1", home, "--buildpack", str(HELLO_BP))
+    info = inspect("labels:1", home)
+    run = inspect(info["annotations"]["org.opencontainers.image.base.name"], home)
+    cfg = info["config"]
+    assert cfg["entrypoint"] == ["/cnb/process/web"] and cfg["cmd"] is None
+    assert cfg["user"] == "1000:1000" and cfg["workingDir"] == "/workspace"
+    env = dict(e.split("=", 1) for e in cfg["env"])
+    assert env["CNB_LAYERS_DIR"] == "/layers" and env["CNB_APP_DIR"] == "/workspace"
+    assert env["PATH"].startswith("/cnb/process:/cnb/lifecycle:/layers/tests_hello/greeter/bin:")
+    labels = cfg["labels"]
+    lifecycle = json.loads(labels["io.buildpacks.lifecycle.metadata"])
+    assert lifecycle["runImage"]["topLayer"] == run["layers"][-1]["diffID"]
+    assert lifecycle["runImage"]["reference"] == run["digest"]
+    assert info["annotations"]["org.opencontainers.image.base.digest"] == run["digest"]
+    diff_ids = [layer["diffID"] for layer in info["layers"]]
+    assert diff_ids[: len(run["layers"])] == [layer["diffID"] for layer in run["layers"]]
+    greeter = lifecycle["buildpacks"][0]["layers"]["greeter"]
+    assert lifecycle["buildpacks"][0]["key"] == "tests/hello"
+    assert greeter["launch"] and greeter["cache"] and greeter["sha"] in diff_ids
+    assert greeter["data"] == {"key": "greeter-v1-Hi there"}
+    assert lifecycle["app"][0]["sha"] in diff_ids
+    assert diff_ids[-2:] == [lifecycle["launcher"]["sha"], lifecycle["config"]["sha"]]
+    build_md = json.loads(labels["io.buildpacks.build.metadata"])
+    assert build_md["buildpacks"] == [{"id": "tests/hello", "version": "1.0.0"}]
+    assert {p["type"] for p in build_md["processes"]} == {"web", "worker"}
+    assert labels["org.example.greeting"] == "Hi there"
+    for key, value in run["config"]["labels"].items():
+        assert labels[key] == value  # io.buildpacks.base.* copied from the run image
+    assert "io.buildpacks.base.id" in labels
+    skopeo = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{home['PALLET_HOME']}/store:labels:1"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert skopeo["Labels"]["io.buildpacks.lifecycle.metadata"] == labels["io.buildpacks.lifecycle.metadata"]
+
+
+def test_same_source_elsewhere_gives_same_digest(tmp_path, home):
+    a = hello_app(tmp_path / "a")
+    b = tmp_path / "deep" / "copy" / "b"
+    shutil.copytree(a, b)
+    for i, p in enumerate(sorted(b.rglob("*"))):
+        os.utime(p, (1_000_000 + i, 2_000_000 + i))
+        os.chown(p, 4242, 4242)
+    first = build_json(a, "same:a", home, "--buildpack", str(HELLO_BP), "--cache-dir", str(tmp_path / "c1"))
+    second = build_json(b, "same:b", home, "--buildpack", str(HELLO_BP), "--cache-dir", str(tmp_path / "c2"))
+    assert first["digest"] == second["digest"]
+
+
+def test_rebuild_after_app_change_reuses_dependency_layers(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    cache = str(tmp_path / "cache")
+    first = build(app, "cached:1", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache)
+    assert "installing greeter" in first.stderr and "build number 1" in first.stderr
+    before = inspect("cached:1", home)
+    (app / "index.txt").write_text("changed app file\n")
+    second = build(app, "cached:1", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache, "--json")
+    assert "installing greeter" not in second.stderr and "reusing greeter layer" in second.stderr
+    assert "build number 2" in second.stderr
+    result = json.loads(second.stdout)
+    assert "tests/hello:greeter" in result["layers"]["reused"] and result["layers"]["written"] == ["app"]
+    after = inspect("cached:1", home)
+    changed = [i for i, (x, y) in enumerate(zip(before["layers"], after["layers"])) if x["digest"] != y["digest"]]
+    app_index = len(before["layers"]) - 3
+    assert changed == [app_index]
+
+
+def test_procfile_buildpack_alone(tmp_path, home):
+    app = tmp_path / "procapp"
+    app.mkdir()
+    (app / "server.sh").write_text('#!/bin/sh\necho "web listening on $PORT"\n')
+    (app / "server.sh").chmod(0o755)
+    (app / "Procfile").write_text("web: ./server.sh\nworker: echo working; echo done\n")
+    detected = pallet("detect", str(app), "--stack", TINY, env=home)
+    assert "pallet/procfile: found Procfile" in detected.stdout
+    build(app, "proc:1", home)
+    assert pallet("run", "proc:1", "-p", "9099", env=home).stdout == "web listening on 9099\n"
+    assert pallet("run", "proc:1", "worker", env=home).stdout == "working\ndone\n"
+    md = json.loads(inspect("proc:1", home)["config"]["labels"]["io.buildpacks.build.metadata"])
+    commands = {p["type"]: p["command"] for p in md["processes"]}
+    assert commands == {"web": ["./server.sh"], "worker": ["/bin/sh", "-c", "echo working; echo done"]}
+
+
+def test_docker_executor_gives_the_same_image(tmp_path, home, docker_engine):
+    app = hello_app(tmp_path / "app")
+    sandboxed = build_json(app, "exec:bwrap", home, "--buildpack", str(HELLO_BP), "--cache-dir", str(tmp_path / "c1"))
+    docker = build_json(app, "exec:docker", home, "--buildpack", str(HELLO_BP), "--executor", "docker",
+                        "--cache-dir", str(tmp_path / "c2"))
+    assert docker["digest"] == sandboxed["digest"]
+
+
+def test_no_buildpack_detects(tmp_path, home):
+    app = tmp_path / "empty"
+    app.mkdir()
+    (app / "README").write_text("nothing to build\n")
+    detected = pallet("detect", str(app), "--stack", TINY, env=home, check=False)
+    assert detected.returncode == 1 and "no Procfile" in detected.stderr
+    built = build(app, "none:1", home, check=False)
+    assert built.returncode == 1 and "no buildpack group passed detection" in built.stderr
+    assert "no Procfile" in built.stderr and "Traceback" not in built.stderr
+    as_json = json.loads(pallet("detect", str(app), "--stack", TINY, "--json", env=home, check=False).stdout)
+    assert as_json["passed"] is False and as_json["trials"][0]["buildpacks"][0]["output"] == ["no Procfile"]
+
+
+def _copy_bp(tmp_path: Path) -> Path:
+    bp = tmp_path / "bp"
+    shutil.copytree(HELLO_BP, bp)
+    return bp
+
+
+def test_failing_build_writes_nothing(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    bp = _copy_bp(tmp_path)
+    (bp / "bin" / "build").write_text("#!/usr/bin/env bash\necho 'compiling...'\necho 'boom' >&2\nexit 3\n")
+    result = build(app, "failing:1", home, "--buildpack", str(bp), check=False)
+    assert result.returncode == 1
+    assert "[tests/hello] compiling..." in result.stderr and "[tests/hello] boom" in result.stderr
+    assert "failed (exit 3)" in result.stderr
+    assert pallet("inspect", "failing:1", env=home, check=False).returncode == 1
+
+
+@pytest.mark.parametrize("file,content,message", [
+    ("buildpack.toml", 'api = "0.10"\n[buildpack]\nid = "tests/hello"\n', "missing field 'version'"),
+    ("launch-toml", '[[processes]]\ntype = "web"\ncommand = "x"\nargs = "notalist"\n', "launch.toml: processes[0].args"),
+    ("layer-toml", "[types]\nlaunch = 1\n", "greeter.toml: types.launch must be true or false"),
+])
+def test_malformed_buildpack_files_name_file_and_buildpack(tmp_path, home, file, content, message):
+    app = hello_app(tmp_path / "app")
+    bp = _copy_bp(tmp_path)
+    if file == "buildpack.toml":
+        (bp / "buildpack.toml").write_text(content)
+    else:
+        script = (bp / "bin" / "build").read_text().replace("\nexit 0\n", "\n")
+        target = '"$layers/launch.toml"' if file == "launch-toml" else '"$layers/greeter.toml"'
+        script += f"cat > {target} <<'X'\n{content}X\nexit 0\n"
+        (bp / "bin" / "build").write_text(script)
+    result = build(app, "malformed:1", home, "--buildpack", str(bp), check=False)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert result.stderr.count("pallet: error:") == 1 and "Traceback" not in result.stderr
+    if file != "buildpack.toml":
+        assert "buildpack tests/hello" in result.stderr
+
+
+def test_symlink_outside_source_is_not_followed(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    (tmp_path / "outside.txt").write_text("host secret\n")
+    os.symlink(str(tmp_path / "outside.txt"), app / "link.txt")
+    build(app, "links:1", home, "--buildpack", str(HELLO_BP))
+    rootfs = tmp_path / "unpacked"
+    store = home["PALLET_HOME"] + "/store"
+    subprocess.run(["umoci", "raw", "unpack", "--image", f"{store}:links:1", str(rootfs)], check=True,
+                   capture_output=True)
+    link = rootfs / "workspace" / "link.txt"
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "outside.txt")
+    assert b"host secret" not in b"".join(p.read_bytes() for p in rootfs.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def test_env_secrets_never_land_in_a_layer(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    result = build(app, "secret:1", home, "--buildpack", str(HELLO_BP), "--env", f"BUILD_SECRET={secret}")
+    assert "build saw a secret of" in result.stderr
+    store = Path(home["PALLET_HOME"]) / "store"
+    manifest = inspect("secret:1", home)
+    import gzip
+
+    for layer in manifest["layers"]:
+        blob = (store / "blobs" / "sha256" / layer["digest"].split(":")[1]).read_bytes()
+        assert secret.encode() not in gzip.decompress(blob)
+    assert "unset" in pallet("run", "secret:1", env=home).stdout
+
+
+def test_missing_source_dir(tmp_path, home):
+    result = pallet("build", str(tmp_path / "nope"), "--stack", TINY, env=home, check=False)
+    assert result.returncode == 1 and "source directory not found" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_buildpack_with_unchanged_declared_inputs_is_not_run(tmp_path, home):
+    bp = _copy_bp(tmp_path)
+    (bp / "buildpack.toml").write_text((bp / "buildpack.toml").read_text()
+                                       + '\n[metadata.pallet]\ninputs = ["hello.conf"]\n')
+    app = hello_app(tmp_path / "app")
+    cache = str(tmp_path / "cache")
+    first = build_json(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    (app / "index.txt").write_text("only the app changed\n")
+    second = build(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    assert "inputs unchanged: reusing its layers" in second.stderr
+    assert "build number" not in second.stderr
+    out = pallet("run", "skip:1", env=home).stdout
+    assert out.startswith("hello: Hi there from /workspace")
+    (app / "index.txt").write_text("app file\n")
+    third = build_json(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    assert third["digest"] == first["digest"]  # skipping changes nothing in the image
+    (app / "hello.conf").write_text("Bonjour\n")
+    fourth = build(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    assert "inputs unchanged" not in fourth.stderr and "installing greeter" in fourth.stderr
+    assert pallet("run", "skip:1", env=home).stdout.startswith("hello: Bonjour")
