@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import re
 import sys
@@ -97,10 +98,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     dst = refs.parse(args.tag or default_tag(options.source))
     if dst.digest:
         raise UsageError(f"-t {args.tag}: name a tag, not a digest")
+    finish = None
+    if args.sign_key:  # read the key (and ask its password) before any work is done
+        from builder.supply.cli_hooks import build_finisher
+
+        finish = build_finisher(args.sign_key)
+    started = datetime.datetime.now(datetime.timezone.utc)
     build_image, run_image, run_name = _images(args)
+    proof: dict[str, Any] = {}
     with open_store(dst, _options(args)) as store:
         detected, exported = run_build(options, build_image, run_image, run_name, store,
                                        dst.tag or refs.DEFAULT_TAG, cache_name=str(dst.with_tag(None)))
+        if finish is not None:
+            proof = finish(store, _facts(args, options, dst, exported.descriptor.digest, detected, build_image,
+                                         run_image, run_name, started))
     printed = dst.at_digest(exported.descriptor.digest)
     if args.json:
         print(json.dumps({
@@ -110,10 +121,32 @@ def cmd_build(args: argparse.Namespace) -> int:
                           for p in exported.processes],
             "defaultProcess": exported.default_process,
             "layers": {"reused": exported.layers_reused, "written": exported.layers_written},
+            **({"supplyChain": proof} if proof else {}),
         }, indent=2, sort_keys=True))
     else:
         print(printed)
     return 0
+
+
+def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_image, run_image, run_name: str,
+           started: datetime.datetime):
+    """What the provenance statement says about this build."""
+    from builder.oci import reference as refs
+    from builder.supply.provenance import BuildFacts, Dependency, source_facts
+
+    if dst.transport == refs.REGISTRY:
+        name = f"{dst.host}/{dst.repository}"
+    else:
+        name = str(dst.with_tag(None))
+    return BuildFacts(
+        image=name, digest=digest, source=source_facts(options.source),
+        started_on=started, finished_on=datetime.datetime.now(datetime.timezone.utc),
+        stack=args.stack or (None if args.build_image else "bookworm"),
+        buildpacks_requested=tuple(options.buildpacks),
+        run_image=Dependency("run-image", run_image.digest, run_name),
+        build_image=Dependency("build-image", build_image.digest, args.build_image or None),
+        buildpacks=tuple(Dependency(f"{bp.id}@{bp.version}", bp.digest()) for bp in detected.group),
+    )
 
 
 def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
@@ -139,6 +172,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     image_flags(p)
     p.add_argument("-t", "--tag", metavar="REF", help="where to write the image (default: the local store, "
                                                        "named after the source directory)")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the image, attest its SLSA provenance and attach its "
+                                                     "SBOMs (cosign key; the image digest is unchanged)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("detect", parents=[common()], help="show which buildpacks would build an app, and why",

@@ -259,3 +259,25 @@ def test_buildpack_with_unchanged_declared_inputs_is_not_run(tmp_path, home):
     fourth = build(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
     assert "inputs unchanged" not in fourth.stderr and "installing greeter" in fourth.stderr
     assert pallet("run", "skip:1", env=home).stdout.startswith("hello: Bonjour")
+
+
+def test_build_with_sign_key_signs_attests_and_attaches_sbom(tmp_path, home, registry):
+    app = hello_app(tmp_path / "app")
+    env = {**home, "PALLET_PASSWORD": "test-password"}
+    pallet("keygen", "--output-key-prefix", str(tmp_path / "cosign"), env=env)
+    ref = f"docker://{registry.host}/signed/hello:1"
+    plain = build_json(app, f"docker://{registry.host}/plain/hello:1", home, "--buildpack", str(HELLO_BP),
+                       "--cache-dir", str(tmp_path / "c1"))
+    signed = build_json(app, ref, env, "--buildpack", str(HELLO_BP), "--sign-key", str(tmp_path / "cosign.key"),
+                        "--cache-dir", str(tmp_path / "c2"))
+    assert signed["digest"] == plain["digest"]  # signing does not change the image
+    assert signed["supplyChain"]["sboms"].keys() == {"cyclonedx", "spdx"}
+    verified = pallet("verify", ref, "--key", str(tmp_path / "cosign.pub"), env=home)
+    assert verified.returncode == 0
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'keys = ["{tmp_path / "cosign.pub"}"]\nrequire_sbom = true\n')
+    assert pallet("verify", ref, "--policy", str(policy), env=home).returncode == 0
+    unsigned = pallet("verify", f"docker://{registry.host}/plain/hello:1", "--key", str(tmp_path / "cosign.pub"),
+                      env=home, check=False)
+    assert unsigned.returncode == 1
+    assert "test-password" not in json.dumps(signed)
