@@ -281,3 +281,22 @@ def test_build_with_sign_key_signs_attests_and_attaches_sbom(tmp_path, home, reg
                       env=home, check=False)
     assert unsigned.returncode == 1
     assert "test-password" not in json.dumps(signed)
+
+
+def test_sbom_layer_holds_what_buildpacks_installed(tmp_path, home):
+    bp = _copy_bp(tmp_path)
+    script = (bp / "bin" / "build").read_text().replace("\nexit 0\n", "\n")
+    script += ('meta="$layers/greeter/lib/python3.11/site-packages/flask-3.0.3.dist-info"\n'
+               'mkdir -p "$meta"\nprintf "Metadata-Version: 2.1\\nName: Flask\\nVersion: 3.0.3\\nLicense: BSD-3-Clause\\n"'
+               ' > "$meta/METADATA"\nexit 0\n')
+    (bp / "bin" / "build").write_text(script)
+    app = hello_app(tmp_path / "app")
+    build(app, "sbomlayer:1", home, "--buildpack", str(bp))
+    rootfs = tmp_path / "unpacked"
+    subprocess.run(["umoci", "raw", "unpack", "--image", f"{home['PALLET_HOME']}/store:sbomlayer:1", str(rootfs)],
+                   check=True, capture_output=True)
+    doc = json.loads((rootfs / "layers/sbom/launch/tests_hello/greeter/sbom.cdx.json").read_text())
+    assert [(c["name"], c["version"], c["purl"]) for c in doc["components"]] == [
+        ("Flask", "3.0.3", "pkg:pypi/flask@3.0.3")]
+    lifecycle = json.loads(inspect("sbomlayer:1", home)["config"]["labels"]["io.buildpacks.lifecycle.metadata"])
+    assert lifecycle["sbom"]["sha"] in [x["diffID"] for x in inspect("sbomlayer:1", home)["layers"]]

@@ -60,6 +60,47 @@ def _metadata_toml(result: BuildResult, processes: list[Process]) -> bytes:
     }).encode()
 
 
+SBOM_EXTENSIONS = ("cdx.json", "spdx.json", "syft.json")
+
+
+def _layer_sboms(result: BuildResult, blob_files: dict[str, Path], app_layers: list[AppLayer]) -> list[Entry]:
+    """The CNB SBOM layer: ``/layers/sbom/launch/<bp>/<layer>/sbom.<ext>`` for each launch layer,
+    as its buildpack wrote it (``<layer>.sbom.<ext>``) or, when it wrote none, the dependencies
+    pallet finds installed in the layer (Python dist-info, node_modules, Go binaries); and each
+    buildpack's ``launch.sbom.<ext>``. Only what buildpacks contributed: the run image's packages
+    are not here, so a rebase leaves this layer as it is."""
+    from builder.supply.sbom import layer_sbom
+
+    entries: list[Entry] = []
+    for output in result.outputs:
+        bp = output.buildpack
+        bp_dir = output.layers[0].path.parent if output.layers else None
+        if bp_dir is not None:
+            for ext in SBOM_EXTENSIONS:
+                launch_sbom = bp_dir / f"launch.sbom.{ext}"
+                if launch_sbom.is_file():
+                    entries.append(Entry.file(f"{LAYERS}/sbom/launch/{bp.layers_name}/sbom.{ext}",
+                                              launch_sbom.read_bytes()))
+        for layer in sorted(output.layers, key=lambda x: x.name):
+            if not layer.types.launch:
+                continue
+            where = f"{LAYERS}/sbom/launch/{bp.layers_name}/{layer.name}"
+            own = [(ext, layer.path.parent / f"{layer.name}.sbom.{ext}") for ext in SBOM_EXTENSIONS]
+            own = [(ext, path) for ext, path in own if path.is_file()]
+            if own:
+                entries.extend(Entry.file(f"{where}/sbom.{ext}", path.read_bytes()) for ext, path in own)
+                continue
+            inside = f"{LAYERS}/{bp.layers_name}/{layer.name}"
+            match = [x for x in app_layers if x.created_by == f"buildpack {bp.id}: layer {layer.name}"]
+            if not match:
+                continue
+            with open(blob_files[match[0].descriptor.digest], "rb") as stream:
+                document = layer_sbom(stream, name=inside, diff_id=match[0].diff_id)
+            if document is not None:
+                entries.append(Entry.file(f"{where}/sbom.cdx.json", document))
+    return entries
+
+
 def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, dst: Store, tag: str,
            *, uid: int, gid: int, cache: LayerCache, work_dir: Path) -> ExportResult:
     app_layers: list[AppLayer] = []
@@ -97,6 +138,15 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
         lifecycle_bps.append({"key": bp.id, "version": bp.version, "layers": layer_meta})
         labels.update(output.launch.labels)
 
+    sbom_entries = _layer_sboms(result, blob_files, app_layers)
+    sbom_sha = None
+    if sbom_entries:
+        sbom_path = work_dir / "sbom.layer"
+        sbom_layer = layer_from_entries(sbom_entries, sbom_path, uid=uid, gid=gid)
+        app_layers.append(AppLayer(sbom_layer.descriptor(), sbom_layer.diff_id, "buildpacks' SBOM"))
+        blob_files[sbom_layer.digest] = sbom_path
+        sbom_sha = sbom_layer.diff_id
+
     cached, hit = cache.layer(app_dir, prefix="workspace", uid=uid, gid=gid)
     app_sha = add(cached, "app: /workspace", hit, "app")
 
@@ -129,7 +179,8 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
         entrypoint=(f"{PROCESS_DIR}/{default}",) if default else (LAUNCHER,),
         path_dirs=path_dirs, labels=labels,
         lifecycle={"buildpacks": lifecycle_bps, "app": [{"sha": app_sha}],
-                   "launcher": {"sha": launcher.diff_id}, "config": {"sha": config_layer.diff_id}},
+                   "launcher": {"sha": launcher.diff_id}, "config": {"sha": config_layer.diff_id},
+                   **({"sbom": {"sha": sbom_sha}} if sbom_sha else {})},
     )
     manifest, config = compose(run_image.manifest, run_image.config, run_image.digest, run_name, app)
     manifest, config_bytes = mutate.finalize(manifest, config)

@@ -138,6 +138,17 @@ def collect(image: Image, name: str | None = None) -> Inventory:
                         platform=str(image.config.platform))
 
 
+def layer_sbom(stream: BinaryIO, *, name: str, diff_id: str) -> bytes | None:
+    """A CycloneDX document of the app dependencies installed in one layer (a buildpack's launch
+    layer), or None when it holds none. For the CNB SBOM layer inside an image: deterministic,
+    and about the layer only (named by its path, versioned by its diffID)."""
+    files = layerfiles.read_files([stream], _wanted, _go_binary)
+    inv = inventory_of(files, digest=diff_id, name=name, platform="")
+    if not inv.packages:
+        return None
+    return document(inv, "cyclonedx")
+
+
 def _os_release(files: dict[str, layerfiles.Found]) -> Distro | None:
     for path in OS_RELEASE:
         found = layerfiles.resolve_link(files, path)
