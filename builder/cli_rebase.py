@@ -33,7 +33,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
     if args.sign_key:
         from builder.supply.cli_hooks import signer  # cosign-compatible signatures (supply chain)
 
-        sign = signer(args.sign_key)
+        sign = signer(args.sign_key, sbom=False)  # rebase refreshes the SBOMs an image had itself
     lock = threading.Lock()
 
     def report(outcome: rebase.Outcome) -> None:

@@ -163,6 +163,9 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
         copy_blobs(new_run.image.store, store, list(new_run.image.manifest.layers), stats=stats)
         store.put_blob_bytes(config_bytes, manifest.config.media_type)
         desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
+        refreshed = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None)
+        if refreshed:
+            changes["sbom"] = refreshed
         if sign is not None:
             sign(store, str(ref), desc.digest)
         tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
@@ -205,6 +208,31 @@ def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,
                                     "org.opencontainers.image.base.name": new_run.name})
     manifest, config_bytes = mutate.finalize(manifest, config)
     return manifest, config_bytes, {"reference": digest, "image": name}
+
+
+_RUN_INVENTORIES: dict[str, Any] = {}
+
+
+def _refresh_sbom(store, app: Image, new_digest: str, new_run: RunImage, always: bool = False) -> list[str]:
+    """When the old image had SBOMs attached (or ``always``: a signed rebase), attach fresh ones to
+    the new digest: the new run image's packages (read once for the whole fleet) plus the app's
+    own CNB SBOM layer — never the app's other layers."""
+    from builder.supply.refresh import rebased_inventory
+    from builder.supply.sbom import CYCLONEDX, SPDX, attach_sbom, collect
+
+    kinds = {d.artifact_type for d in store.referrers(app.digest)}
+    formats = tuple(fmt for fmt, kind in (("cyclonedx", CYCLONEDX), ("spdx", SPDX)) if kind in kinds or always)
+    if not formats:
+        return []
+    run = new_run.image
+    if run.digest not in _RUN_INVENTORIES:
+        _RUN_INVENTORIES[run.digest] = collect(run, new_run.name)
+    image = load_image(store, new_digest)
+    from builder.supply.sign import identity_of
+
+    inventory = rebased_inventory(image, _RUN_INVENTORIES[run.digest], identity_of(store))
+    attach_sbom(store, new_digest, inventory, formats=formats)
+    return list(formats)
 
 
 def _digest(manifest: Manifest) -> str:

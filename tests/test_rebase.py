@@ -153,3 +153,28 @@ def test_mass_rebase_keeps_going_and_survives_kill_9(tmp_path, home, runs):  # n
     assert {r["status"] for r in again["results"]} == {"up to date"}
     direct = build_on(app, "direct:v2", runs["v2"], home)
     assert {inspect(n, home)["digest"] for n in names} == {direct}
+
+
+def test_rebase_attaches_a_fresh_sbom_when_the_image_had_one(tmp_path, home, runs):  # noqa: F811
+    from tests.test_build import _copy_bp
+
+    bp = _copy_bp(tmp_path)
+    script = (bp / "bin" / "build").read_text().replace("\nexit 0\n", "\n")
+    script += ('meta="$layers/greeter/lib/python3.11/site-packages/flask-3.0.3.dist-info"\n'
+               'mkdir -p "$meta"\nprintf "Metadata-Version: 2.1\\nName: Flask\\nVersion: 3.0.3\\n" > "$meta/METADATA"\n'
+               'exit 0\n')
+    (bp / "bin" / "build").write_text(script)
+    app = hello_app(tmp_path / "app")
+    lay = f"oci:{tmp_path}/lay:app"
+    pallet("build", str(app), "-t", lay, "--stack", TINY, "--run-image", runs["v1"], "--buildpack", str(bp), env=home)
+    pallet("sbom", lay, "--attach", env=home)
+    out = pallet("rebase", lay, "--run-image", runs["v2"], "--json", env=home)
+    result = json.loads(out.stdout)["results"][0]
+    assert result["changes"]["sbom"] == ["cyclonedx", "spdx"]
+    sbom = pallet("sbom", lay, "--format", "cyclonedx", env=home)
+    assert "attached" in sbom.stderr or "referrer" in sbom.stderr
+    doc = json.loads(sbom.stdout)
+    assert doc["metadata"]["component"]["version"] == result["digest"]
+    purls = {c.get("purl", "") for c in doc["components"]}
+    assert "pkg:pypi/flask@3.0.3" in purls
+    assert any(p.startswith("pkg:deb/debian/bash@") for p in purls)

@@ -1,0 +1,80 @@
+"""A fresh complete SBOM for a rebased image, without reading its app layers.
+
+The complete SBOM is the run image's packages plus the app's dependencies. After a rebase the
+first part comes from the new run image (read once for a whole fleet) and the second from the
+image's own CNB SBOM layer (``/layers/sbom``, a few kilobytes), which rebase leaves unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from builder.oci.image import Image
+from builder.supply import layerfiles
+from builder.supply.sbom import Inventory, Package, _merge, collect
+
+_ECOSYSTEMS = {"pypi": "pypi", "npm": "npm", "golang": "golang", "deb": "deb"}
+
+
+def _package(component: dict[str, Any]) -> Package | None:
+    purl = component.get("purl") or ""
+    if not purl.startswith("pkg:"):
+        return None
+    ecosystem = _ECOSYSTEMS.get(purl[4:].split("/", 1)[0])
+    if not ecosystem or not component.get("name"):
+        return None
+    licenses = []
+    expression = None
+    for lic in component.get("licenses") or []:
+        if "expression" in lic:
+            expression = lic["expression"]
+        inner = lic.get("license") or {}
+        if inner.get("id") or inner.get("name"):
+            licenses.append(inner.get("id") or inner.get("name"))
+    return Package(ecosystem, component["name"], str(component.get("version", "")), purl,
+                   licenses=tuple(licenses), expression=expression)
+
+
+def app_packages(image: Image) -> list[Package]:
+    """The dependencies listed in the image's CNB SBOM layer (CycloneDX documents)."""
+    raw = image.config.config.labels.get("io.buildpacks.lifecycle.metadata")
+    try:
+        sha = json.loads(raw or "{}").get("sbom", {}).get("sha")
+    except (ValueError, AttributeError):
+        return []
+    if not sha:
+        return []
+    layers = [desc for desc, diff_id in image.layers() if diff_id == sha]
+    if not layers:
+        return []
+
+    def pick(entry) -> str | None:  # noqa: ANN001
+        ok = entry.type == "file" and entry.path.startswith("layers/sbom/") and entry.path.endswith(".cdx.json")
+        return layerfiles.READ if ok else None
+
+    with image.store.open_blob(layers[0]) as stream:
+        files = layerfiles.read_files([stream], pick)
+    found = []
+    for path in sorted(files):
+        data = files[path].data
+        try:
+            doc = json.loads(data or b"{}")
+        except ValueError:
+            continue
+        for component in doc.get("components") or []:
+            package = _package(component)
+            if package is not None:
+                found.append(replace(package, locations=("/" + path,)))
+    return found
+
+
+def rebased_inventory(image: Image, run_inventory: Inventory, name: str) -> Inventory:
+    """The complete inventory of a rebased image: the new run image's + its own app packages."""
+    os_packages = [p for p in run_inventory.packages if p.ecosystem == "deb"]
+    return Inventory(digest=image.digest, name=name, platform=str(image.config.platform),
+                     distro=run_inventory.distro, packages=_merge(os_packages + app_packages(image)))
+
+
+__all__ = ["rebased_inventory", "app_packages", "collect"]
