@@ -161,6 +161,11 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
             return Outcome(str(ref), WOULD_REBASE, digest=new_digest, old_digest=app.digest, changes=changes)
         stats = CopyStats()
         copy_blobs(new_run.image.store, store, list(new_run.image.manifest.layers), stats=stats)
+        if not store.preserves_digests:
+            # The Docker engine keeps no blobs to point at: a load needs every layer's data,
+            # the app's included (read back from the engine itself).
+            app_layers = [d for d in manifest.layers if d not in new_run.image.manifest.layers]
+            copy_blobs(store, store, app_layers, stats=stats)
         store.put_blob_bytes(config_bytes, manifest.config.media_type)
         desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
         refreshed = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None)

@@ -178,3 +178,48 @@ def test_rebase_attaches_a_fresh_sbom_when_the_image_had_one(tmp_path, home, run
     purls = {c.get("purl", "") for c in doc["components"]}
     assert "pkg:pypi/flask@3.0.3" in purls
     assert any(p.startswith("pkg:deb/debian/bash@") for p in purls)
+
+
+def test_rebase_in_the_docker_engine(tmp_path, home, runs, docker_cli, image_name):  # noqa: F811
+    app = hello_app(tmp_path / "app")
+    build_on(app, "forengine:1", runs["v1"], home)
+    pallet("copy", "forengine:1", f"docker-daemon:{image_name}:1", env=home)
+    pallet("rebase", f"docker-daemon:{image_name}:1", "--run-image", runs["v2"], env=home)
+    marker = subprocess.run([docker_cli, "run", "--rm", "--network", "none", "--entrypoint", "/bin/cat",
+                             f"{image_name}:1", "/etc/v2-marker"], capture_output=True, text=True, check=True)
+    assert marker.stdout == "patched in v2\n"
+    hello = subprocess.run([docker_cli, "run", "--rm", "--network", "none", f"{image_name}:1"],
+                           capture_output=True, text=True, check=True)
+    assert hello.stdout.startswith("hello: Hi there from /workspace")
+
+
+def test_rebase_by_base_annotation_for_images_not_built_by_buildpacks(tmp_path, home, runs):  # noqa: F811
+    extra = tmp_path / "extra" / "srv"
+    extra.mkdir(parents=True)
+    (extra / "data.txt").write_text("app data\n")
+    pallet("append", runs["v1"], str(extra.parent), "appended:1", env=home)
+    info = inspect("appended:1", home)
+    assert info["annotations"]["org.opencontainers.image.base.name"] == runs["v1"]
+    pallet("rebase", "appended:1", "--run-image", runs["v2"], env=home)
+    rebased = inspect("appended:1", home)
+    v2 = inspect(runs["v2"], home)
+    assert [x["diffID"] for x in rebased["layers"]] == [x["diffID"] for x in v2["layers"]] + [info["layers"][-1]["diffID"]]
+    assert rebased["annotations"]["org.opencontainers.image.base.digest"] == v2["digest"]
+
+
+def test_compatibility_rules():
+    from builder import rebase
+    from builder.oci.model import ImageConfig, RunConfig
+
+    labels = {"io.buildpacks.base.id": "s", "io.buildpacks.base.distro.name": "debian",
+              "io.buildpacks.base.distro.version": "12"}
+    app = ImageConfig(architecture="amd64", config=RunConfig(labels=labels))
+    same = ImageConfig(architecture="amd64", config=RunConfig(labels=labels))
+    assert rebase.compatibility(app, same, None, None)[0] == []
+    arm = ImageConfig(architecture="arm64", config=RunConfig(labels=labels))
+    assert rebase.compatibility(app, arm, None, None)[0] == ["architecture differs: amd64 -> arm64"]
+    other = ImageConfig(architecture="amd64", config=RunConfig(labels={**labels, "io.buildpacks.base.distro.version": "13"}))
+    assert rebase.compatibility(app, other, None, None)[0] == ["version differs: 12 -> 13"]
+    reasons, changes = rebase.compatibility(app, same, {"a": "1", "b": "1"}, {"a": "2", "c": "1"})
+    assert reasons == ["the new run image removes packages: b"]
+    assert changes == {"removed": ["b"], "added": {"c": "1"}, "upgraded": {"a": ["1", "2"]}}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder.errors import PalletError
+from builder.oci import mediatypes as mt
 from builder.oci import mutate
 from builder.oci import reference as refs
 from builder.oci.copy import CopyStats, copy_blobs
@@ -42,12 +43,15 @@ def append(base: Reference, src_dir: Path, dst: Reference, changes: mutate.Confi
 
     dst_store = open_store(dst, options)
     base_store = None
+    annotations: dict[str, str] = {}
     if base.transport == refs.SCRATCH:
         manifest, config = mutate.empty_image(host_platform(), created)
     else:
         base_store = open_store(base, options)
         image = load_image(base_store, base.ref)
         manifest, config = image.manifest, image.config
+        # Where the image came from, so tools (and pallet rebase) can find and swap its base.
+        annotations = {mt.ANNOTATION_BASE_DIGEST: image.digest, mt.ANNOTATION_BASE_NAME: str(base)}
     try:
         with tempfile.TemporaryDirectory(prefix="pallet-append-") as tmp:
             layer_path = Path(tmp) / "layer"
@@ -56,6 +60,8 @@ def append(base: Reference, src_dir: Path, dst: Reference, changes: mutate.Confi
             history = History(created=created, created_by="pallet append")  # no path: same content, same digest
             new_manifest, new_config = mutate.append_layer(
                 manifest, mutate_config(config, changes, created), layer_desc, layer.diff_id, history)
+            if annotations:
+                new_manifest = replace(new_manifest, annotations={**(new_manifest.annotations or {}), **annotations})
             new_manifest, config_bytes = mutate.finalize(new_manifest, new_config)
 
             stats = CopyStats()
