@@ -251,7 +251,7 @@ class PrivateApt:
             f'APT::Architecture "{self.arch}";',
             f'APT::Architectures {{ "{self.arch}"; }};',
             'Acquire::Languages "none";',
-            'Acquire::Retries "3";',
+            'Acquire::Retries "2";',
             'APT::Install-Recommends "false";',
             'APT::Install-Suggests "false";',
             'APT::Sandbox::User "root";',

@@ -3,18 +3,20 @@
 One ``mmdebstrap --variant=essential`` run per image that adds packages to the essential set:
 every package is named with its locked version (``--include=name=version``) and the essential
 set is held to the lock by apt pins, so what is installed is exactly the lock. The run that
-installs the most snapshots the tree right after the essential set is installed (an
+installs the least also snapshots its tree right after the essential set is installed (an
 ``--essential-hook``): that is the **base** tree, the layer both images share. The runs go in
-parallel; packages come from a cache of .deb files (``~/.cache/pallet/debs``) that apt
-verifies against the index, so only new packages are downloaded.
+parallel, from the package index the lock was checked against (``--skip=update``) and from a
+cache of .deb files (``~/.cache/pallet/debs``) that apt verifies against that index.
 
 Then each tree is made reproducible and finished the same way (``finish_tree``): caches, logs,
-device nodes, the host's resolv.conf and hostname removed; documentation pruned as the stack
-file says (copyright files kept: they carry the licences); the CNB user added. What dpkg
-recorded as installed is checked against the lock before any tree is used.
+device nodes, the host's resolv.conf, hostname and apt proxy settings removed; documentation
+pruned as the stack file says (copyright files kept: they carry the licences); the CNB user
+added. What dpkg recorded as installed is checked against the lock before any tree is used.
+Nothing here follows a symlink inside a tree: its absolute links point into the image.
 
-mmdebstrap runs as root (``--mode=root``), in a private mount namespace when ``unshare`` is
-available, so the /proc and /sys it mounts vanish with it even if it is killed. It gets a fixed
+mmdebstrap runs as root (``--mode=root``), under ``unshare`` in a private mount and PID
+namespace: the /proc and /sys it mounts vanish with it, and if pallet dies (even by SIGKILL)
+the whole assembly, dpkg and maintainer scripts included, is killed with it. It gets a fixed
 environment (``SOURCE_DATE_EPOCH`` from the lock, ``LC_ALL=C.UTF-8``, the proxy variables) so
 maintainer scripts see the same thing on every machine.
 """
@@ -350,11 +352,14 @@ def _assembly_env(epoch: int) -> dict[str, str]:
     return env
 
 
-def _run_logged(argv: list[str], log_path: Path, env: dict[str, str], what: str) -> None:
+def check_can_assemble() -> None:
     if shutil.which(MMDEBSTRAP) is None:
         raise StackError("mmdebstrap is not installed; stacks are assembled with it (apt-get install mmdebstrap)")
     if os.geteuid() != 0:
         raise StackError("building a stack from packages needs root (mmdebstrap --mode=root); run it with sudo")
+
+
+def _run_logged(argv: list[str], log_path: Path, env: dict[str, str], what: str) -> None:
     if shutil.which("unshare"):
         argv = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child=SIGKILL", *argv]
     with open(log_path, "wb") as log:
@@ -440,6 +445,7 @@ def assemble(stack: Stack, arch: str, arch_lock: ArchLock, epoch: int, sources: 
     ``on_ready(name, path, plan)`` is called as soon as each tree is finished and checked (from
     the thread that assembled it), so its layer can be written while other trees assemble.
     """
+    check_can_assemble()
     kinds = [k for k in KINDS if stack.image(k).from_packages]
     everything = sorted(set(arch_lock.base).union(*(arch_lock.packages(k) for k in kinds)))
 

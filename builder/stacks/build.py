@@ -4,10 +4,11 @@
 2. Look the result up in the cache, keyed by sha256(stack content, lock, builder version). The
    cache is an OCI layout (``~/.cache/pallet/stacks/images``) whose tags are the keys: a hit
    needs no assembly, no network, only a copy to the destination (seconds).
-3. Otherwise, per architecture: assemble the trees (``assemble``), write the layers -- the base
-   tree whole, each image's tree as its difference to the base (``tree``) -- in parallel,
-   straight into the cache; then configs and manifests (``image``); an index when the stack
-   has several architectures. Images declared by reference are copied in by digest and get
+3. Otherwise, per architecture: assemble the trees (``assemble``) and write the layers -- the
+   base tree whole, each other tree as its difference to the tree below it (``tree``; the build
+   image sits on the run image when it has all of its packages) -- each as soon as its trees
+   are done, straight into the cache; then configs and manifests (``image``); an index when the
+   stack has several architectures. Images declared by reference are copied in by digest and get
    the stack's labels, env and user. Cache tags are written last.
 4. Copy each image to its destination (default: the local store, ``<stack>-build:<version>``
    and ``<stack>-run:<version>``): blobs, then manifest, then the tag. Layouts on the same
@@ -233,8 +234,8 @@ class LayerWriter:
         except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
             self.errors.append(exc)
 
-    def wait(self) -> dict[str, LayerResult]:
-        """Wait for every started job (also when assembly failed: they read the trees)."""
+    def wait(self, raise_errors: bool = True) -> dict[str, LayerResult]:
+        """Wait for every started job; the first error of one is raised (unless told not to)."""
         while True:
             with self.lock:
                 pending = [t for t in self.threads if t.is_alive()]
@@ -242,7 +243,7 @@ class LayerWriter:
                 break
             for t in pending:
                 t.join()
-        if self.errors:
+        if self.errors and raise_errors:
             raise self.errors[0]
         return self.results
 
@@ -276,8 +277,10 @@ def build_into_cache(stack: Stack, lock: lockfile.Lock, lock_bytes: bytes, cache
                 try:
                     trees = assemble(stack, arch, arch_lock, epoch, sources, arch_work, root / "debs", log,
                                      on_ready=writer.tree_ready, log_dir=root / "stacks" / "logs")
-                finally:
-                    layers = writer.wait()
+                except BaseException:
+                    writer.wait(raise_errors=False)  # they read the trees about to be removed
+                    raise
+                layers = writer.wait()
                 plan = trees.plan
                 log(f"assembled and layered {arch} in {time.monotonic() - started:.0f} s")
                 remove_workdir(arch_work)
