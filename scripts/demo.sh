@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded default: build an image into the local store
-# (an OCI layout under $PALLET_HOME), hand it to the Docker engine, and run it.
+# The main job end to end on the embedded default: build samples/python-flask with buildpacks
+# into the local store (an OCI layout under $PALLET_HOME), no Dockerfile and no daemon, then run
+# it daemonless and ask it something over HTTP. The first run also builds the bookworm stack.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-# A tiny rootfs from Debian's busybox-static: /bin/busybox and its applets as symlinks.
-mkdir -p "$work/rootfs/bin"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-for applet in sh echo cat ls; do ln -s busybox "$work/rootfs/bin/$applet"; done
-cat > "$work/rootfs/bin/hello" <<'SH'
-#!/bin/sh
-echo "hello from a pallet image"
-SH
-chmod 0755 "$work/rootfs/bin/hello"
-
-ref=$(pallet append scratch "$work/rootfs" demo:latest --entrypoint /bin/hello)
+port="${PORT:-8080}"
+ref=$(pallet build "$ROOT/samples/python-flask" -t python-flask:demo)
 echo "built    $ref"
-pallet copy demo:latest docker-daemon:pallet-demo:latest >/dev/null
-echo "loaded   docker-daemon:pallet-demo:latest"
-docker run --rm --network none pallet-demo:latest
+
+pallet run python-flask:demo -p "$port" > /tmp/pallet-demo.log 2>&1 &
+app=$!
+trap 'kill -INT $app 2>/dev/null; wait $app 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if body=$(curl -fsS "http://127.0.0.1:$port/api/greet?name=pallet" 2>/dev/null); then
+        echo "running  pallet run python-flask:demo -p $port"
+        echo "GET /api/greet?name=pallet -> $body"
+        exit 0
+    fi
+    sleep 0.2
+done
+echo "the app did not answer on port $port; its output:" >&2
+cat /tmp/pallet-demo.log >&2
+exit 1

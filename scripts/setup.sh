@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APT_PACKAGES=(docker.io docker-registry skopeo umoci busybox-static mmdebstrap bubblewrap zstd pigz
-              ca-certificates git uidmap musl-tools)
+              ca-certificates git uidmap musl-tools curl)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
