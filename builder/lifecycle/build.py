@@ -33,6 +33,8 @@ class BuildpackOutput:
     launch: LaunchInfo
     skipped: bool = False
     inputs_key: str | None = None
+    #: What bin/build did to the top of /workspace: name -> symlink target, or None if removed.
+    workspace: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,12 +109,18 @@ def build(group: list[Buildpack], resolution: Resolution, ctx: Context,
         bp_layers = layers_dir_of(ctx, bp)
         record = records.get(bp.id)
         skipped = key is not None and record is not None and record.key == key and record.reinstate(bp_layers)
+        workspace: dict[str, str | None] = {}
         if skipped:
+            assert record is not None
+            workspace = record.reinstate_workspace(ctx.app_dir)
             ctx.output(f"[{bp.id}] inputs unchanged: reusing its layers (bin/build not run)")
         else:
+            before = _top_level(ctx.app_dir) if key is not None else {}
             code = run_build(bp, entries, step_env, ctx)
             if code != 0:
                 raise BuildpackFailed(f"buildpack {bp.id} {bp.version} failed (exit {code}); its output is above")
+            if key is not None:
+                workspace = _workspace_changes(before, _top_level(ctx.app_dir))
         unmet = read_unmet(bp_layers, bp.id)
         served |= {e["name"] for e in entries} - unmet
         layers = read_layers(bp_layers, bp.id)
@@ -125,5 +133,24 @@ def build(group: list[Buildpack], resolution: Resolution, ctx: Context,
         build_layers = [(layer.path, f"{LAYERS}/{bp.layers_name}/{layer.name}")
                         for layer in layers if layer.types.build and layer.path.is_dir()]
         env = envfiles.buildpack_build_env(env, build_layers)
-        result.outputs.append(BuildpackOutput(bp, layers, read_launch(bp_layers, bp.id), skipped, key))
+        result.outputs.append(BuildpackOutput(bp, layers, read_launch(bp_layers, bp.id), skipped, key, workspace))
     return result
+
+
+def _top_level(app_dir: Path) -> dict[str, str]:
+    """Each top-level entry of the app: ``link:TARGET`` for a symlink, else its inode number."""
+    out = {}
+    with os.scandir(app_dir) as it:
+        for e in it:
+            out[e.name] = f"link:{os.readlink(e.path)}" if e.is_symlink() else f"{e.inode()}"
+    return out
+
+
+def _workspace_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, str | None]:
+    """Top-level symlinks a buildpack made (or replaced) and entries it removed, so that a skipped
+    buildpack's changes to /workspace can be made again (e.g. node_modules -> a layer)."""
+    changes: dict[str, str | None] = {name: None for name in before if name not in after}
+    for name, what in after.items():
+        if what.startswith("link:") and before.get(name) != what:
+            changes[name] = what[len("link:"):]
+    return changes

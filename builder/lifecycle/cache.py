@@ -36,6 +36,8 @@ class Record:
     key: str
     files: dict[str, str] = field(default_factory=dict)   # launch.toml, build.toml, <layer>.toml
     layers: list[str] = field(default_factory=list)       # layers whose content must be present
+    #: Top-level /workspace symlinks bin/build made (name -> target) and entries it removed (None).
+    workspace: dict[str, str | None] = field(default_factory=dict)
 
     def reinstate(self, bp_layers: Path) -> bool:
         """Put the recorded outputs back, if every layer they name was restored; else False."""
@@ -45,6 +47,18 @@ class Record:
         for name, text in self.files.items():
             (bp_layers / name).write_text(text)
         return True
+
+    def reinstate_workspace(self, app_dir: Path) -> dict[str, str | None]:
+        """Make bin/build's recorded changes to the top of /workspace again."""
+        for name, target in self.workspace.items():
+            path = app_dir / name
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir():
+                shutil.rmtree(path)
+            if target is not None:
+                os.symlink(target, path)
+        return dict(self.workspace)
 
 
 class BuildCache:
@@ -61,7 +75,8 @@ class BuildCache:
                 continue
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 data = json.loads((src / RECORD).read_text())
-                records[bp.id] = Record(key=data["key"], files=dict(data["files"]), layers=list(data["layers"]))
+                records[bp.id] = Record(key=data["key"], files=dict(data["files"]), layers=list(data["layers"]),
+                                        workspace=dict(data.get("workspace") or {}))
             dst = layers_dir / bp.layers_name
             dst.mkdir(parents=True, exist_ok=True)
             for toml_path in sorted(src.glob("*.toml")):
@@ -110,7 +125,8 @@ class BuildCache:
             uncached = [x for x in output.layers if not x.types.ignored and not x.types.cache]
             if output.inputs_key is not None and not uncached:
                 # Only a buildpack whose every layer is cached can be skipped next time.
-                record = {"key": output.inputs_key, "files": files, "layers": [x.name for x in cached]}
+                record = {"key": output.inputs_key, "files": files, "layers": [x.name for x in cached],
+                          "workspace": output.workspace}
                 tmp = dst / f".{RECORD}.tmp"
                 tmp.write_text(json.dumps(record, sort_keys=True))
                 os.replace(tmp, dst / RECORD)
