@@ -1,0 +1,355 @@
+"""The build race: pallet vs ``docker build`` (BuildKit and the classic builder) on the same apps.
+
+    python bench/bench_race.py [--runs 5] [--samples python-flask,node-express] [--write]
+
+For each sample, three tools build the same app on images of the same stack (bookworm):
+- pallet: ``pallet build SRC -t race-SAMPLE:pallet`` into the local store (daemonless);
+- BuildKit: ``DOCKER_BUILDKIT=1 /usr/bin/docker build`` with an idiomatic multi-stage
+  Dockerfile (below): dependency manifests copied and installed first in the build image, then
+  the installed dependencies and the source copied onto the run image; the same install as the
+  buildpack (a venv + pip with the same flags; npm ci --omit=dev);
+- classic: ``DOCKER_BUILDKIT=0 /usr/bin/docker build``, the same Dockerfile but for the CA line.
+
+Three builds each round, for each tool, interleaved: cold (pallet: an empty --cache-dir; docker:
+--no-cache; the stack's images are present in both), after a one-line app change, and with no
+change. Medians over the rounds, the ratios pallet/BuildKit (target <= 1.0), final image sizes
+(uncompressed, as ``docker image inspect`` reports them; pallet's image is loaded into the
+engine to measure it the same way) and whether two cold builds give the same digest.
+
+The TLS-inspecting proxy's CA (the host trust store) reaches docker builds at build time only:
+as a BuildKit secret mount, and for the classic builder (no secrets, no mounts) as a build
+argument written to /tmp and removed in the same RUN step of the build stage, so it is in no
+layer; the final image never sees it (the bench checks). pallet's sandbox mounts it read-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+PALLET = str(ROOT / ".venv" / "bin" / "pallet") if (ROOT / ".venv" / "bin" / "pallet").exists() else "pallet"
+DOCKER = "/usr/bin/docker"  # Debian's client: it can drive the daemon's BuildKit
+CA = "/etc/ssl/certs/ca-certificates.crt"
+HOME = Path.home() / ".cache" / "pallet-bench" / "race-home"
+BUILD_IMAGE, RUN_IMAGE = "pallet-race/bookworm-build:0.1.0", "pallet-race/bookworm-run:0.1.0"
+TOOLS = ("pallet", "buildkit", "classic")
+PHASES = ("cold", "change", "nochange")
+
+# {mount}{setup}{env}...{cleanup}: how the step gets the CA (a secret mount for BuildKit, a build
+# argument written to /tmp for the classic builder). The Python install is the buildpack's, command
+# for command (a venv without pip, the stack's pip run in it, hash-based .pyc in one process).
+DOCKERFILES = {
+    "python-flask": """\
+FROM {build} AS build
+USER root
+RUN python3 -m venv --without-pip /layers/venv
+COPY requirements.txt .
+RUN {mount}{setup}mkdir -p /tmp/pallet-pip && ln -sfn /usr/lib/python3/dist-packages/pip /tmp/pallet-pip/pip \\
+ && {env} PYTHONPATH=/tmp/pallet-pip /layers/venv/bin/python -m pip install --no-compile --no-input \\
+      --disable-pip-version-check --no-warn-script-location --progress-bar off --no-cache-dir -r requirements.txt \\
+ && (PYTHONHASHSEED=0 /layers/venv/bin/python -S -m compileall -f -qq --invalidation-mode unchecked-hash \\
+      /layers/venv/lib || true){cleanup}
+
+FROM {run}
+COPY --from=build /layers/venv /layers/venv
+WORKDIR /workspace
+COPY . .
+ENV PATH=/layers/venv/bin:$PATH PORT=8080 PYTHONUNBUFFERED=1
+USER 1000:1000
+CMD ["gunicorn", "--control-socket", "/tmp/gunicorn.ctl", "app:app"]
+""",
+    "node-express": """\
+FROM {build} AS build
+USER root
+WORKDIR /layers/modules
+COPY package.json package-lock.json ./
+RUN {mount}{setup}{env} npm ci --omit=dev --prefer-offline --no-audit --no-fund --cache /tmp/npm-cache{cleanup}
+
+FROM {run}
+WORKDIR /workspace
+COPY --from=build /layers/modules/node_modules ./node_modules
+COPY . .
+ENV NODE_ENV=production PORT=8080
+USER 1000:1000
+CMD ["node", "server.js"]
+""",
+}
+#: How each builder gets the CA for one RUN step: (mount flag, setup, environment, cleanup).
+CA_BUILDKIT = ("--mount=type=secret,id=ca,target=/run/secrets/ca.crt ", "",
+               "PIP_CERT=/run/secrets/ca.crt NODE_EXTRA_CA_CERTS=/run/secrets/ca.crt", "")
+#: The classic builder: the host's CAs that the build image lacks (a build argument holds at most
+#: 128 KiB, the host bundle is larger), added to the image's own bundle in /tmp for one step.
+CA_CLASSIC = ("", "cat /etc/ssl/certs/ca-certificates.crt > /tmp/ca.crt && printf '%s' \"$CA_PEM\" >> /tmp/ca.crt \\\n && ",
+              "PIP_CERT=/tmp/ca.crt NODE_EXTRA_CA_CERTS=/tmp/ca.crt", " \\\n && rm /tmp/ca.crt")
+#: The file a one-line change edits: (file, the start of the line to replace, its new text).
+CHANGE = {"python-flask": ("app.py", "GREETING = ", 'GREETING = "Hello from python-flask (edit {n})"'),
+          "node-express": ("server.js", 'app.get("/healthz"',
+                           'app.get("/healthz", (req, res) => res.type("text").send("ok {n}\\n"));')}
+
+
+def dockerfile(sample: str, classic: bool) -> str:
+    mount, setup, env, cleanup = CA_CLASSIC if classic else CA_BUILDKIT
+    text = DOCKERFILES[sample].format(build=BUILD_IMAGE, run=RUN_IMAGE, mount=mount, setup=setup, env=env,
+                                      cleanup=cleanup)
+    if classic:
+        text = text.replace("USER root\n", "USER root\nARG CA_PEM\n", 1)
+    return text
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])}... failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = run(cmd, env)
+    return time.perf_counter() - start, proc
+
+
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+
+
+def extra_certs(_cache: dict[str, str] = {}) -> str:  # noqa: B006 - computed once
+    """The host trust store's certificates that the build image's does not have."""
+    if "pem" not in _cache:
+        image = run([DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "cat", BUILD_IMAGE,
+                     "/etc/ssl/certs/ca-certificates.crt"]).stdout
+        known = set(_PEM.findall(image))
+        _cache["pem"] = "\n".join(c for c in _PEM.findall(Path(CA).read_text()) if c not in known) + "\n"
+    return _cache["pem"]
+
+
+def pallet_env() -> dict[str, str]:
+    env = dict(os.environ, PALLET_HOME=str(HOME / "home"))
+    # A pallet installed with pip has its byte-code compiled; this machine's environment sets
+    # PYTHONDONTWRITEBYTECODE, which would make every run compile pallet's modules again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+@dataclass
+class Sample:
+    name: str
+    work: Path
+    times: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    cold_digests: dict[str, list[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    round: int = 0
+
+    @property
+    def pallet_src(self) -> Path:
+        return self.work / "pallet" / self.name
+
+    @property
+    def docker_ctx(self) -> Path:
+        return self.work / "docker" / self.name
+
+    def cache(self) -> Path:
+        return self.work / "pallet-cache"
+
+    def tag(self, tool: str) -> str:
+        return f"race-{self.name}:{tool}"
+
+    def record(self, tool: str, phase: str, seconds: float) -> None:
+        self.times.setdefault((tool, phase), []).append(seconds)
+
+    def build(self, tool: str, phase: str) -> str:
+        """One timed build; its digest (pallet) or image ID (docker)."""
+        if tool == "pallet":
+            if phase == "cold":
+                shutil.rmtree(self.cache(), ignore_errors=True)
+            seconds, proc = timed([PALLET, "build", str(self.pallet_src), "-t", self.tag(tool), "--cache-dir",
+                                   str(self.cache())], pallet_env())
+            ident = proc.stdout.strip().rsplit("@", 1)[1]
+        else:
+            classic = tool == "classic"
+            env = dict(os.environ, DOCKER_BUILDKIT="0" if classic else "1")
+            cmd = [DOCKER, "build", "-q", "--network", "host", "-t", self.tag(tool), "-f",
+                   str(self.docker_ctx / ("Dockerfile.classic" if classic else "Dockerfile"))]
+            cmd += ["--build-arg", f"CA_PEM={extra_certs()}"] if classic else ["--secret", f"id=ca,src={CA}"]
+            if phase == "cold":
+                cmd.append("--no-cache")
+            seconds, proc = timed([*cmd, str(self.docker_ctx)], env)
+            ident = proc.stdout.strip().splitlines()[-1]
+        self.record(tool, phase, seconds)
+        if phase == "cold":
+            self.cold_digests.setdefault(tool, []).append(ident)
+        return ident
+
+    def restore(self) -> None:
+        """The sample as shipped, so that every round's cold build has the same input."""
+        name = CHANGE[self.name][0]
+        for root in (self.pallet_src, self.docker_ctx):
+            shutil.copy2(SAMPLES / self.name / name, root / name)
+
+    def change(self) -> None:
+        """A one-line change to the app's code, in both copies."""
+        name, start, template = CHANGE[self.name]
+        self.round += 1
+        for root in (self.pallet_src, self.docker_ctx):
+            path = root / name
+            lines = path.read_text().splitlines(keepends=True)
+            i = next(i for i, ln in enumerate(lines) if ln.startswith(start))
+            lines[i] = template.format(n=self.round) + "\n"
+            path.write_text("".join(lines))
+
+
+def prepare(work: Path, names: list[str]) -> list[Sample]:
+    """The stack's images in pallet's store (and its build image unpacked, as Docker has its
+    images unpacked), loaded into Docker too; a copy of each sample for each side."""
+    HOME.mkdir(parents=True, exist_ok=True)
+    env = pallet_env()
+    out = run([PALLET, "stack", "build", str(ROOT / "stacks" / "bookworm.toml")], env).stdout.split()
+    build_ref, run_ref = out[0], out[1]
+    for ref, name in ((build_ref, BUILD_IMAGE), (run_ref, RUN_IMAGE)):
+        want = json.loads(run([PALLET, "inspect", "--json", ref], env).stdout)["config"]["digest"]
+        have = subprocess.run([DOCKER, "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True)
+        if have.returncode != 0 or have.stdout.strip() != want:
+            run([PALLET, "copy", ref.split("@")[0], f"docker-daemon:{name}"], env)
+    samples = []
+    for name in names:
+        s = Sample(name, work)
+        shutil.copytree(SAMPLES / name, s.pallet_src, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
+        shutil.copytree(SAMPLES / name, s.docker_ctx, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
+        (s.docker_ctx / "Dockerfile").write_text(dockerfile(name, classic=False))
+        (s.docker_ctx / "Dockerfile.classic").write_text(dockerfile(name, classic=True))
+        (s.docker_ctx / ".dockerignore").write_text("Dockerfile*\n.dockerignore\nnode_modules\n__pycache__\n")
+        # Warm-up (not timed): pallet's rootfs of the build image, Docker's base images and
+        # frontend; and both sides' view of the registries.
+        run([PALLET, "detect", str(s.pallet_src)], env)
+        samples.append(s)
+    return samples
+
+
+def image_size_in_docker(tag: str) -> int:
+    return int(run([DOCKER, "image", "inspect", "-f", "{{.Size}}", tag]).stdout.strip())
+
+
+def machine() -> str:
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    docker = run([DOCKER, "version", "-f", "{{.Server.Version}}"]).stdout.strip()
+    return (f"nproc {os.cpu_count()}; cpu {cpu}; ram {mem:.1f} GiB; os {platform.platform()}; "
+            f"python {platform.python_version()}; docker engine {docker} (client {DOCKER}, BuildKit built in)")
+
+
+def report(samples: list[Sample], runs: int) -> str:
+    lines = ["## Build race", "",
+             f"Run {datetime.date.today().isoformat()} with `python bench/bench_race.py --runs {runs}`.", "",
+             f"Machine: {machine()}", "",
+             "pallet builds into its local store, daemonless (bubblewrap over the unpacked build image); "
+             "docker builds the Dockerfiles in `bench/bench_race.py` (multi-stage: manifests first, the same "
+             "install as the buildpack, then the source, on images of the same stack loaded into the engine). "
+             "Cold = no pallet cache (an empty --cache-dir) / `docker build --no-cache`, stack images present; "
+             "change = after a one-line edit of the app's code; no change = the same build again. "
+             f"Seconds, median of {runs} interleaved rounds (min-max).", ""]
+    for s in samples:
+        lines += [f"### {s.name}", "", "| build | pallet | BuildKit | classic | pallet/BuildKit | target |",
+                  "| --- | ---: | ---: | ---: | ---: | --- |"]
+        for phase, label in zip(PHASES, ("cold", "one-line change", "no change")):
+            cells = []
+            med = {}
+            for tool in TOOLS:
+                xs = s.times[(tool, phase)]
+                med[tool] = statistics.median(xs)
+                cells.append(f"{med[tool]:.2f} ({min(xs):.2f}-{max(xs):.2f})")
+            ratio = med["pallet"] / med["buildkit"]
+            lines.append(f"| {label} | {' | '.join(cells)} | {ratio:.2f} | <= 1.0 {'✓' if ratio <= 1.0 else '✗'} |")
+        sizes = {t: s.sizes[t] / 1e6 for t in TOOLS}
+        lines += ["", f"Image size (uncompressed, `docker image inspect`): pallet {sizes['pallet']:.1f} MB, "
+                      f"BuildKit {sizes['buildkit']:.1f} MB, classic {sizes['classic']:.1f} MB "
+                      f"(target pallet <= Dockerfile: {'✓' if sizes['pallet'] <= min(sizes['buildkit'], sizes['classic']) else '✗'}).",
+                  ""]
+        for tool in TOOLS:
+            ds = s.cold_digests[tool]
+            same = len(set(ds)) == 1
+            lines.append(f"- {tool}: {len(ds)} cold builds, {'one digest' if same else f'{len(set(ds))} different digests'}"
+                         f" ({', '.join(sorted(set(d[7:19] for d in ds)))})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(section: str) -> None:
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Build race\n.*?(?=^## |\Z)", re.S | re.M)
+    found = pattern.search(text)
+    if found:
+        # The hand-written analysis after "Notes:" stays; the measured part is replaced.
+        old = found.group(0)
+        notes = old[old.index("\nNotes:") + 1:] if "\nNotes:" in old else ""
+        text = text[: found.start()] + section.rstrip() + "\n\n" + notes + text[found.end():]
+    else:
+        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
+    path.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--samples", default="python-flask,node-express")
+    ap.add_argument("--write", action="store_true", help="put the section into bench/RESULTS.md")
+    args = ap.parse_args()
+    names = args.samples.split(",")
+    with tempfile.TemporaryDirectory(prefix="pallet-race-") as tmp:
+        samples = prepare(Path(tmp), names)
+        for r in range(args.runs):
+            for s in samples:
+                # Interleaved: each tool's cold, change and no-change builds, then the next tool's,
+                # rotating the order every round so no tool always goes first.
+                for tool in TOOLS[r % 3:] + TOOLS[: r % 3]:
+                    for phase in PHASES:
+                        if phase == "cold":
+                            s.restore()
+                        if phase == "change":
+                            s.change()
+                        s.build(tool, phase)
+                print(f"round {r + 1}/{args.runs} done", file=sys.stderr)
+        # A line of each certificate only this host has (the proxy's CA; not a public root that
+        # certifi also ships): none may be in the images.
+        public = set(_PEM.findall(run([DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "cat", BUILD_IMAGE,
+                                       "/usr/lib/python3/dist-packages/pip/_vendor/certifi/cacert.pem"]).stdout))
+        probes = [cert.splitlines()[3] for cert in _PEM.findall(extra_certs()) if cert not in public]
+        for s in samples:
+            loaded = f"race-{s.name}:pallet-loaded"
+            run([PALLET, "copy", s.tag("pallet"), f"docker-daemon:{loaded}"], pallet_env())
+            for tool, image in (("pallet", loaded), ("buildkit", s.tag("buildkit")), ("classic", s.tag("classic"))):
+                s.sizes[tool] = image_size_in_docker(image)
+                if probes:
+                    leaked = subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--user", "0",
+                                             "--entrypoint", "/bin/grep", image, "-rlF", "--exclude-dir=proc",
+                                             "--exclude-dir=sys", "--exclude-dir=dev",
+                                             *(a for p in probes for a in ("-e", p)), "/"],
+                                            capture_output=True, text=True)
+                    assert not leaked.stdout.strip(), f"the CA is in {image}: {leaked.stdout}"
+    section = report(samples, args.runs)
+    print(section)
+    if args.write:
+        write_results(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

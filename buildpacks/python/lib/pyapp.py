@@ -1,0 +1,370 @@
+"""What the Python buildpack knows about an app, computed from its files (no I/O beyond reading
+them): which package manager, which Python it asks for, what starts it.
+
+Runs with the build image's python3, which is the stack's Python (the run image has the same
+version), from ``bin/detect`` and ``bin/build``:
+
+    pyapp.py detect                 what was found, one line each; exit 0 (pass) or 100 (fail)
+    pyapp.py plan LAYERS BP_DIR     shell assignments for bin/build (installer, cache key, ...),
+                                    and launch.toml when the cached venv is current (REUSE=1);
+                                    exit 1 with a message when the app cannot be built
+    pyapp.py requirements MODE OUT  a requirements file from Pipfile.lock or [project].dependencies
+    pyapp.py launch LAYERS VENV     write launch.toml: the web process, from what is installed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+
+APP = Path(".")
+#: Package managers, by the file that selects them, in order of precedence.
+MANAGERS = (("uv.lock", "uv"), ("poetry.lock", "poetry"), ("Pipfile.lock", "pipenv"), ("Pipfile", "pipenv"),
+            ("requirements.txt", "pip"))
+MARKERS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "setup.py",
+           ".python-version", "app.py", "main.py")
+#: Files whose content decides the virtual environment (hashed into the layer's cache key).
+MANIFESTS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "Pipfile.lock",
+             "setup.py", "setup.cfg", ".python-version", "runtime.txt")
+WSGI_FRAMEWORKS = ("flask", "django", "falcon", "bottle", "pyramid")
+ASGI_FRAMEWORKS = ("fastapi", "starlette", "quart", "litestar", "sanic")
+ENTRY_ATTRS = ("app", "application")
+
+
+class AppError(Exception):
+    """The app cannot be built as it is; the message says what to change."""
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_toml(name: str) -> dict:
+    try:
+        return tomllib.loads((APP / name).read_text())
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AppError(f"{name} is not valid TOML: {exc}") from None
+
+
+def exists(name: str) -> bool:
+    return (APP / name).is_file()
+
+
+# -- package manager -----------------------------------------------------------------------
+
+
+def manager() -> tuple[str, str]:
+    """(installer, the file that chose it). Installers: uv, poetry, pipenv, pip, pip-project,
+    pip-deps (a pyproject without a build system: only its dependencies), none."""
+    found = []
+    for name, mgr in MANAGERS:
+        if exists(name) and mgr not in [m for _, m in found]:
+            found.append((name, mgr))
+    if len(found) > 1:
+        files = ", ".join(f"{name} ({mgr})" for name, mgr in found)
+        raise AppError(f"found the files of more than one package manager: {files}. Keep the one you use "
+                       "and delete the others (or leave them out of the build with [build] exclude in "
+                       "project.toml)")
+    if found:
+        name, mgr = found[0]
+        if mgr == "pipenv":
+            if not exists("Pipfile.lock"):
+                raise AppError("Pipfile without Pipfile.lock: run `pipenv lock` and commit Pipfile.lock")
+            return "pipenv", "Pipfile.lock"
+        return mgr, name
+    pyproject = read_toml("pyproject.toml")
+    if pyproject.get("tool", {}).get("poetry") and not exists("poetry.lock"):
+        raise AppError("pyproject.toml is a Poetry project but there is no poetry.lock: run `poetry lock` "
+                       "and commit poetry.lock")
+    if "build-system" in pyproject or exists("setup.py"):
+        return "pip-project", "pyproject.toml" if pyproject else "setup.py"
+    if pyproject.get("project", {}).get("dependencies"):
+        return "pip-deps", "pyproject.toml"
+    return "none", ""
+
+
+# -- Python version -----------------------------------------------------------------------
+
+
+def stack_python() -> str:
+    return ".".join(str(x) for x in sys.version_info[:3])
+
+
+def _stack_name() -> str:
+    return os.environ.get("CNB_STACK_ID") or "this stack"
+
+
+def check_python() -> list[str]:
+    """The app's Python requests, each checked against the stack's; AppError if one fails."""
+    have = stack_python()
+    notes = []
+    for name in (".python-version", "runtime.txt"):
+        if not exists(name):
+            continue
+        lines = [ln.strip() for ln in (APP / name).read_text().splitlines()]
+        wanted = next((ln for ln in lines if ln and not ln.startswith("#")), "")
+        version = re.sub(r"^(c?python)-?", "", wanted)
+        if not re.fullmatch(r"3(\.\d+){0,2}", version):
+            raise AppError(f"{name} asks for {wanted!r}; only CPython versions like 3.11 are supported "
+                           f"(the stack {_stack_name()} has Python {have})")
+        if have.split(".")[: len(version.split("."))] != version.split("."):
+            raise AppError(f"{name} asks for Python {version}, but the stack {_stack_name()} has Python {have}: "
+                           f"change {name} to {'.'.join(have.split('.')[:2])}, or build on a stack with "
+                           f"Python {version}")
+        notes.append(f"{name} asks for Python {version}")
+    spec = read_toml("pyproject.toml").get("project", {}).get("requires-python")
+    if spec:
+        try:
+            from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
+        except ImportError:
+            import site  # run with -S (faster start): add the system's site-packages now
+
+            sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
+            try:
+                from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
+            except ImportError:  # a stack without pip: nothing to check with
+                return notes
+        try:
+            ok = SpecifierSet(spec).contains(have, prereleases=True)
+        except InvalidSpecifier:
+            raise AppError(f"pyproject.toml: requires-python {spec!r} is not a valid version specifier") from None
+        if not ok:
+            raise AppError(f"pyproject.toml requires-python {spec!r}, but the stack {_stack_name()} has "
+                           f"Python {have}: widen requires-python, or build on another stack")
+        notes.append(f"requires-python {spec}")
+    return notes
+
+
+# -- dependencies and the start command ------------------------------------------------------
+
+
+def declared_dependencies(installer: str) -> set[str]:
+    """Names the manifests declare (direct and, from lock files, locked); for detect's guess."""
+    names: set[str] = set()
+    pyproject = read_toml("pyproject.toml")
+    for spec in pyproject.get("project", {}).get("dependencies", []) or []:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+        if m:
+            names.add(norm(m.group(1)))
+    names |= {norm(n) for n in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}}
+    if installer == "pip":
+        for line in (APP / "requirements.txt").read_text(errors="replace").splitlines():
+            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            if m and not line.lstrip().startswith("-"):
+                names.add(norm(m.group(1)))
+    if installer == "pipenv":
+        data = json.loads((APP / "Pipfile.lock").read_text())
+        names |= {norm(n) for n in data.get("default", {})}
+    if installer in ("uv", "poetry"):
+        lock = read_toml(f"{installer}.lock")
+        names |= {norm(p.get("name", "")) for p in lock.get("package", [])
+                  if installer == "uv" or "main" in (p.get("groups") or ["main"])}
+    return names
+
+
+def installed_distributions(venv: Path) -> dict[str, str]:
+    """{normalized name: version} of what is installed in the venv."""
+    found = {}
+    for site in venv.glob("lib/python3*/site-packages"):
+        for info in site.glob("*.dist-info"):
+            name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+            found[norm(name)] = version
+    return found
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
+def _defines_app(path: Path) -> str | None:
+    """The module-level WSGI/ASGI callable a file defines (``app`` or ``application``)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    for attr in ENTRY_ATTRS:
+        if re.search(rf"^{attr}\s*(:[^=\n]*)?=", text, re.M):
+            return attr
+    return None
+
+
+def _module(candidates: tuple[str, ...]) -> str | None:
+    for name in candidates:
+        attr = _defines_app(APP / name)
+        if attr:
+            return f"{name[:-3]}:{attr}"
+    return None
+
+
+def _django_wsgi() -> str | None:
+    if not exists("manage.py"):
+        return None
+    found = sorted(p.parent.name for p in APP.glob("*/wsgi.py"))
+    return f"{found[0]}.wsgi:application" if len(found) == 1 else None
+
+
+def start_command(deps: dict[str, str] | set[str]) -> tuple[list[str] | None, str]:
+    """(command, why) for the web process; (None, why) when there is nothing to start.
+    ``deps``: names (with versions when installed)."""
+    versions = deps if isinstance(deps, dict) else {}
+    deps = set(deps)
+    asgi = sorted(deps & set(ASGI_FRAMEWORKS))
+    wsgi = sorted(deps & set(WSGI_FRAMEWORKS))
+    if asgi:
+        module = _module(("asgi.py", "main.py", "app.py"))
+        if module and "uvicorn" in deps:
+            return (["/bin/sh", "-c", f'exec uvicorn {module} --host 0.0.0.0 --port "${{PORT:-8080}}"'],
+                    f"{asgi[0]} app {module}, uvicorn")
+    if "gunicorn" in deps:
+        module = _module(("wsgi.py", "app.py", "main.py")) or _django_wsgi()
+        if module:
+            command = ["gunicorn", module]
+            if _version_tuple(versions.get("gunicorn", "0")) >= (25, 1):
+                # gunicorn >= 25.1 opens a control socket under $HOME, which is read-only in the image
+                command[1:1] = ["--control-socket", "/tmp/gunicorn.ctl"]
+            return command, f"{wsgi[0] if wsgi else 'WSGI'} app {module}, gunicorn"
+    for name in ("app.py", "main.py"):
+        if exists(name):
+            return ["python", name], name
+    return None, "no app.py or main.py, and no WSGI/ASGI app with gunicorn or uvicorn"
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_detect() -> int:
+    found = [name for name in MARKERS if exists(name)]
+    if not found:
+        print("no Python files: looked for " + ", ".join(MARKERS))
+        return 100
+    print("found " + ", ".join(found))
+    try:
+        installer, chosen = manager()
+        notes = check_python()
+    except AppError as exc:
+        print(f"the build will fail: {exc}")  # still a Python app: say so at build time
+        return 0
+    how = {"uv": "uv sync --frozen (uv.lock)", "poetry": "poetry install (poetry.lock)",
+           "pipenv": "pip, from Pipfile.lock", "pip": "pip install -r requirements.txt",
+           "pip-project": f"pip install -e . ({chosen})", "pip-deps": "pip, [project].dependencies",
+           "none": "nothing to install"}[installer]
+    print(f"Python {stack_python()} from the stack" + (f" ({'; '.join(notes)})" if notes else "") + f"; {how}")
+    command, why = start_command(declared_dependencies(installer))
+    if command:
+        print(f"web: {' '.join(command)} ({why})" + ("; a Procfile's web process wins" if exists("Procfile") else ""))
+    else:
+        print("processes from the Procfile" if exists("Procfile") else f"no web process from Python ({why})")
+    return 0
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _layer_key(toml_path: Path) -> str | None:
+    try:
+        return tomllib.loads(toml_path.read_text()).get("metadata", {}).get("key")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
+def cmd_plan(layers: str, bp_dir: str) -> int:
+    try:
+        installer, chosen = manager()
+        notes = check_python()
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    key = hashlib.sha256()
+    key.update(f"python {stack_python()}\ninstaller {installer}\n".encode())
+    for name in MANIFESTS:
+        if exists(name):
+            key.update(f"{name} {file_digest(APP / name)}\n".encode())
+    own = Path(bp_dir)
+    for rel in ("bin/build", "lib/pyapp.py"):
+        key.update(f"buildpack {rel} {file_digest(own / rel)}\n".encode())
+    key_hex = key.hexdigest()
+    # The venv that came back from the cache is current: the web process can be written now,
+    # and bin/build has nothing else to do (one python3 start on the fast path).
+    venv = Path(layers, "venv")
+    reuse = venv.is_dir() and _layer_key(Path(layers, "venv.toml")) == key_hex
+    if reuse:
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for bin/build's eval
+            cmd_launch(layers, str(venv))
+    out = {"INSTALLER": installer, "CHOSEN": chosen, "PY_VERSION": stack_python(),
+           "PY_MINOR": ".".join(stack_python().split(".")[:2]), "KEY": key_hex,
+           "NOTES": "; ".join(notes), "REUSE": "1" if reuse else ""}
+    for name, value in out.items():
+        print(f"{name}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_requirements(mode: str, out: str) -> int:
+    lines = []
+    if mode == "pipenv":
+        data = json.loads((APP / "Pipfile.lock").read_text())
+        for name, entry in sorted(data.get("default", {}).items()):
+            if "version" not in entry:
+                print(f"error: Pipfile.lock: {name} is not a pinned registry package (path, VCS and editable "
+                      "dependencies are not supported)", file=sys.stderr)
+                return 1
+            line = f"{name}{entry['version']}"
+            if entry.get("markers"):
+                line += f" ; {entry['markers']}"
+            lines.append(line + "".join(f" --hash={h}" for h in entry.get("hashes", [])))
+    else:  # pip-deps
+        lines = list(read_toml("pyproject.toml").get("project", {}).get("dependencies", []))
+    Path(out).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def toml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def cmd_launch(layers: str, venv: str) -> int:
+    command, why = start_command(installed_distributions(Path(venv)))
+    if command is None:
+        if not exists("Procfile"):
+            print(f"no web process: {why}; add a Procfile (web: <command>)")
+        return 0
+    print(f"web process: {' '.join(command)} ({why})")
+    text = ("[[processes]]\ntype = \"web\"\ncommand = [" + ", ".join(toml_str(c) for c in command) + "]\n"
+            "default = true\n")
+    Path(layers, "launch.toml").write_text(text)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    try:
+        if cmd == "detect":
+            return cmd_detect()
+        if cmd == "plan":
+            return cmd_plan(*args)
+        if cmd == "requirements":
+            return cmd_requirements(*args)
+        if cmd == "launch":
+            return cmd_launch(*args)
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"pyapp.py: unknown command {cmd}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

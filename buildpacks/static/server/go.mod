@@ -1,0 +1,3 @@
+module pallet.dev/static-server
+
+go 1.19

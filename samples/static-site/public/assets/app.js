@@ -1,0 +1,2 @@
+"use strict";
+document.getElementById("clock").textContent = "Page loaded at " + new Date().toLocaleTimeString();

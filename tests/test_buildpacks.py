@@ -1,0 +1,430 @@
+"""The built-in language buildpacks (buildpacks/python, nodejs, go, static): what they decide
+from an app's files (pure, fast), what ``pallet detect`` says about each sample, what they do
+with bad input, and the static file server on the bookworm-static stack."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import pallet
+from tests.samplekit import (ROOT, SAMPLES, container_alive, docker_run, free_port, http, pallet_run,
+                             wait_http)
+
+BUILDPACKS = ROOT / "buildpacks"
+
+
+def _load_pyapp():
+    """The Python buildpack's helper, imported without writing a .pyc into the buildpack (its
+    files are part of its digest, which keys pallet's skipping of it)."""
+    import sys
+
+    spec = importlib.util.spec_from_file_location("pyapp", BUILDPACKS / "python" / "lib" / "pyapp.py")
+    module = importlib.util.module_from_spec(spec)
+    before, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.dont_write_bytecode = before
+    return module
+
+
+pyapp = _load_pyapp()
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+# -- Python: decisions from the app's files (host Python 3.11, no sandbox) ---------------------
+
+
+@pytest.mark.parametrize("files,installer", [
+    ({"requirements.txt": "flask\n"}, ("pip", "requirements.txt")),
+    ({"pyproject.toml": "[project]\nname='a'\n", "uv.lock": ""}, ("uv", "uv.lock")),
+    ({"pyproject.toml": "[project]\nname='a'\n", "poetry.lock": ""}, ("poetry", "poetry.lock")),
+    ({"Pipfile": "", "Pipfile.lock": "{}"}, ("pipenv", "Pipfile.lock")),
+    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n[project]\nname='a'\n"},
+     ("pip-project", "pyproject.toml")),
+    ({"setup.py": "from setuptools import setup\nsetup()\n"}, ("pip-project", "setup.py")),
+    ({"pyproject.toml": "[project]\nname='a'\ndependencies=['flask']\n"}, ("pip-deps", "pyproject.toml")),
+    ({"pyproject.toml": "[tool.ruff]\nline-length=100\n", "requirements.txt": "x\n"}, ("pip", "requirements.txt")),
+    ({"app.py": "print(1)\n"}, ("none", "")),
+])
+def test_python_package_manager(tmp_path, monkeypatch, files, installer):
+    monkeypatch.chdir(write(tmp_path, files))
+    assert pyapp.manager() == installer
+
+
+@pytest.mark.parametrize("files,message", [
+    ({"uv.lock": "", "poetry.lock": ""}, "uv.lock (uv), poetry.lock (poetry)"),
+    ({"requirements.txt": "", "Pipfile.lock": "{}"}, "Pipfile.lock (pipenv), requirements.txt (pip)"),
+    ({"Pipfile": ""}, "Pipfile without Pipfile.lock: run `pipenv lock`"),
+    ({"pyproject.toml": "[tool.poetry]\nname='a'\n"}, "there is no poetry.lock: run `poetry lock`"),
+])
+def test_python_ambiguous_or_unlocked_managers_are_errors(tmp_path, monkeypatch, files, message):
+    monkeypatch.chdir(write(tmp_path, files))
+    with pytest.raises(pyapp.AppError) as err:
+        pyapp.manager()
+    assert message in str(err.value)
+
+
+def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNB_STACK_ID", "io.pallet.stacks.bookworm")
+    monkeypatch.setattr(pyapp, "stack_python", lambda: "3.11.2")
+    write(tmp_path, {".python-version": "3.11\n"})
+    assert pyapp.check_python() == [".python-version asks for Python 3.11"]
+    write(tmp_path, {".python-version": "3.12\n"})
+    with pytest.raises(pyapp.AppError) as err:
+        pyapp.check_python()
+    assert str(err.value).startswith(".python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm "
+                                     "has Python 3.11.2")
+    os.remove(".python-version")
+    write(tmp_path, {"pyproject.toml": "[project]\nname='a'\nrequires-python='>=3.12'\n"})
+    with pytest.raises(pyapp.AppError, match=r"requires-python '>=3.12', but the stack .* has Python 3.11.2"):
+        pyapp.check_python()
+    write(tmp_path, {"pyproject.toml": "[project]\nname='a'\nrequires-python='>=3.10,<4'\n",
+                     "runtime.txt": "python-3.11.2\n"})
+    assert pyapp.check_python() == ["runtime.txt asks for Python 3.11.2", "requires-python >=3.10,<4"]
+
+
+@pytest.mark.parametrize("files,deps,command", [
+    ({"app.py": "from flask import Flask\napp = Flask(__name__)\n"}, {"flask": "3.1", "gunicorn": "23.0.0"},
+     ["gunicorn", "app:app"]),
+    ({"app.py": "app = Flask(__name__)\n"}, {"flask": "3.1", "gunicorn": "27.0.1"},
+     ["gunicorn", "--control-socket", "/tmp/gunicorn.ctl", "app:app"]),
+    ({"wsgi.py": "application = make()\n", "app.py": "app = 1\n"}, {"gunicorn": "22.0"},
+     ["gunicorn", "wsgi:application"]),
+    ({"manage.py": "", "mysite/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "gunicorn": "22"},
+     ["gunicorn", "mysite.wsgi:application"]),
+    ({"main.py": "app: FastAPI = FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
+    ({"app.py": "app = Flask(__name__)\n"}, {"flask": "3"}, ["python", "app.py"]),
+    ({"main.py": "print(1)\n"}, {}, ["python", "main.py"]),
+    ({"lib.py": ""}, {"gunicorn": "22"}, None),
+])
+def test_python_web_process(tmp_path, monkeypatch, files, deps, command):
+    monkeypatch.chdir(write(tmp_path, files))
+    assert pyapp.start_command(deps)[0] == command
+
+
+def test_python_requirements_from_pipfile_lock_keep_hashes(tmp_path, monkeypatch):
+    lock = {"default": {"flask": {"version": "==3.1.3", "hashes": ["sha256:aa", "sha256:bb"]},
+                        "colorama": {"version": "==0.4.6", "markers": "sys_platform == 'win32'", "hashes": []}},
+            "develop": {"pytest": {"version": "==9.0.0"}}}
+    monkeypatch.chdir(write(tmp_path, {"Pipfile.lock": json.dumps(lock)}))
+    assert pyapp.cmd_requirements("pipenv", "req.txt") == 0
+    assert (tmp_path / "req.txt").read_text() == (
+        "colorama==0.4.6 ; sys_platform == 'win32'\nflask==3.1.3 --hash=sha256:aa --hash=sha256:bb\n")
+
+
+# -- Node.js: decisions from package.json (host node, no sandbox) ------------------------------
+
+NODE = shutil.which("node")
+
+
+def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    layers = tmp_path / "layers"
+    layers.mkdir(exist_ok=True)
+    return subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(layers),
+                           str(BUILDPACKS / "nodejs")], cwd=app, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("pkg,command", [
+    ({"scripts": {"start": "node server.js"}}, ["node", "server.js"]),
+    ({"scripts": {"start": "node server.js | tee log"}}, ["/bin/sh", "-c", "node server.js | tee log"]),
+    ({"main": "lib/app.js"}, ["node", "lib/app.js"]),
+    ({}, ["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"]),
+])
+def test_node_web_process(tmp_path, pkg, command):
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "version": "1.0.0", **pkg}),
+                                   "package-lock.json": "{}"})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    import tomllib
+
+    launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
+    assert launch == {"processes": [{"type": "web", "command": command, "default": True}]}
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("files,message", [
+    ({"package-lock.json": "{}", "yarn.lock": ""},
+     "found the lockfiles of more than one package manager: package-lock.json (npm), yarn.lock (yarn)"),
+    ({"pnpm-lock.yaml": ""}, "pnpm-lock.yaml needs pnpm, which the build image does not have"),
+])
+def test_node_lockfile_errors(tmp_path, files, message):
+    app = write(tmp_path / "app", {"package.json": '{"name": "a"}', **files})
+    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path),
+                           str(BUILDPACKS / "nodejs")], cwd=app, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": os.path.dirname(NODE)})
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+
+
+# -- every buildpack declares its inputs ---------------------------------------------------------
+
+
+def test_builtin_buildpacks_declare_their_inputs_and_order():
+    import tomllib
+
+    for name in ("python", "nodejs", "go", "static", "procfile"):
+        data = tomllib.loads((BUILDPACKS / name / "buildpack.toml").read_text())
+        assert data["api"] == "0.10" and data["buildpack"]["id"] == f"pallet/{name}"
+        assert isinstance(data["metadata"]["pallet"]["inputs"], list)
+        for exe in ("detect", "build"):
+            assert os.access(BUILDPACKS / name / "bin" / exe, os.X_OK)
+    order = tomllib.loads((BUILDPACKS / "order.toml").read_text())["order"]
+    assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
+        [("pallet/python", False), ("pallet/procfile", True)],
+        [("pallet/go", False), ("pallet/procfile", True)],
+        [("pallet/nodejs", False), ("pallet/procfile", True)],
+        [("pallet/static", False), ("pallet/procfile", True)],
+        [("pallet/procfile", False)],
+    ]
+
+
+# -- pallet detect explains itself (bookworm stack) ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_detect_explains_each_sample(bookworm):
+    expected = {
+        "python-flask": ["detected: pallet/python@0.1.0",
+                         "pallet/python: found requirements.txt, app.py; Python 3.11.2 from the stack; "
+                         "pip install -r requirements.txt; web: gunicorn app:app (flask app app:app, gunicorn)"],
+        "python-fastapi-uv": ["found pyproject.toml, uv.lock, .python-version, main.py", "uv sync --frozen (uv.lock)",
+                              "requires-python >=3.11", "(fastapi app main:app, uvicorn)"],
+        "python-poetry": ["found pyproject.toml, poetry.lock, app.py", "poetry install (poetry.lock)",
+                          "web: gunicorn app:app (falcon app app:app, gunicorn)"],
+        "node-express": ["detected: pallet/nodejs@0.1.0",
+                         "pallet/nodejs: found package.json, package-lock.json; npm ci --omit=dev (package-lock.json)",
+                         "web: node server.js (scripts.start)"],
+        "go-http": ["detected: pallet/go@0.1.0", "found go.mod: module example.com/go-http, go 1.19; no dependencies"],
+        "static-site": ["detected: pallet/static@0.1.0", "found public/index.html: serving public/ with pallet-static"],
+        "procfile-worker": ["detected: pallet/python@0.1.0, pallet/procfile@0.1.0", "found .python-version",
+                            "processes from the Procfile", "pallet/procfile: found Procfile"],
+    }
+    for sample, lines in expected.items():
+        out = bookworm.detect(SAMPLES / sample).stdout
+        for line in lines:
+            assert line in out, f"{sample}: {line!r} not in:\n{out}"
+
+
+@pytest.mark.slow
+def test_detect_lists_what_was_looked_for(bookworm, tmp_path):
+    app = write(tmp_path / "app", {"README.md": "nothing to build\n"})
+    done = bookworm.detect(app, check=False)
+    assert done.returncode == 1
+    for said in ("no Python files: looked for requirements.txt, pyproject.toml", "no go.mod", "no package.json",
+                 "no index.html or public/index.html", "no Procfile"):
+        assert said in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_python_first_even_with_a_package_json(bookworm, tmp_path):
+    app = write(tmp_path / "app", {"requirements.txt": "", "app.py": "print(1)\n",
+                                   "package.json": '{"devDependencies": {"prettier": "^3"}}'})
+    assert "detected: pallet/python@0.1.0\n" in bookworm.detect(app).stdout
+
+
+ITSDANGEROUS_HASHES = ["sha256:c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",
+                      "sha256:e0050c0b7da1eea53ffaf149c0cfbb5c6e2e2b69c4bef22c81fa6eb73e5f6173"]
+MAIN_PY = "import itsdangerous, importlib.metadata as m\nprint('ok', m.version('itsdangerous'))\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,files,said", [
+    ("pip-project", {"pyproject.toml": "[build-system]\nrequires = ['setuptools>=64']\nbuild-backend = "
+                     "'setuptools.build_meta'\n[project]\nname = 'pkgapp'\nversion = '1.0'\n"
+                     "dependencies = ['itsdangerous==2.2.0']\n[tool.setuptools]\npy-modules = ['main']\n"},
+     "with pip install -e ."),
+    ("pip-deps", {"pyproject.toml": "[project]\nname = 'depsapp'\nversion = '1.0'\n"
+                  "dependencies = ['itsdangerous==2.2.0']\n"}, "[project].dependencies of pyproject.toml"),
+    ("pipenv", {"Pipfile": "[packages]\nitsdangerous = '==2.2.0'\n",
+                "Pipfile.lock": json.dumps({"_meta": {}, "develop": {}, "default": {
+                    "itsdangerous": {"hashes": ITSDANGEROUS_HASHES, "version": "==2.2.0"}}})},
+     "from Pipfile.lock with pip"),
+])
+def test_python_other_installers(bookworm, tmp_path, mode, files, said):
+    app = write(tmp_path / "app", {**files, "main.py": MAIN_PY})
+    done = bookworm.build(app, f"{mode}:1", tmp_path / "cache")
+    assert said in done.stderr, done.stderr
+    assert pallet("run", f"{mode}:1", env=bookworm.env).stdout == "ok 2.2.0\n"
+    assert sorted(p.name for p in app.iterdir()) == sorted([*files, "main.py"])
+    # Reproducible too (an editable install's .pth must not leave a timestamped .pyc behind),
+    # and the project build's leftovers (pkgapp.egg-info) are not in the image either way.
+    again = bookworm.build_json(app, f"{mode}:2", tmp_path / "cache-2")
+    assert again["digest"] == json.loads(done.stdout)["digest"]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def _nothing_written(home, tag: str) -> None:
+    assert pallet("inspect", tag, env=home.env, check=False).returncode == 1
+
+
+@pytest.mark.slow
+def test_unresolvable_requirements_show_pips_message(bookworm, tmp_path):
+    app = write(tmp_path / "app", {"requirements.txt": "flask==0.0.999\n", "app.py": "print(1)\n"})
+    done = bookworm.build(app, "badreq:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1
+    assert "[pallet/python] ERROR: No matching distribution found for flask==0.0.999" in done.stderr
+    assert "pallet: error: buildpack pallet/python 0.1.0 failed (exit 1)" in done.stderr
+    _nothing_written(bookworm, "badreq:1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("files,message", [
+    ({"pyproject.toml": "[project]\nname='a'\n", "uv.lock": "", "poetry.lock": "", "app.py": ""},
+     "[pallet/python] error: found the files of more than one package manager: uv.lock (uv), poetry.lock (poetry)"),
+    ({"package.json": '{"name": "a"}', "package-lock.json": "{}", "yarn.lock": ""},
+     "[pallet/nodejs] error: found the lockfiles of more than one package manager: package-lock.json (npm), "
+     "yarn.lock (yarn)"),
+    ({".python-version": "3.12\n", "main.py": ""},
+     "[pallet/python] error: .python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm has "
+     "Python 3.11.2"),
+    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=22"}}, indent=2), "package-lock.json": "{}"},
+     "[pallet/nodejs] error: package.json engines.node \">=22\" is not satisfied by the stack's Node.js 18.20.4"),
+    ({"go.mod": "module example.com/a\n\ngo 1.22\n", "main.go": "package main\nfunc main() {}\n"},
+     "[pallet/go] error: go.mod asks for go 1.22, but the stack (io.pallet.stacks.bookworm) has go1.19.8"),
+])
+def test_apps_the_stack_cannot_build_are_clear_errors(bookworm, tmp_path, files, message):
+    app = write(tmp_path / "app", files)
+    detected = bookworm.detect(app).stdout
+    assert "the build will fail" in detected or "engines.node >=22 (checked against the stack's Node.js" in detected
+    done = bookworm.build(app, "bad:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    _nothing_written(bookworm, "bad:1")
+
+
+@pytest.mark.slow
+def test_package_json_without_lockfile_warns_and_installs(bookworm, tmp_path):
+    app = write(tmp_path / "app", {
+        "package.json": json.dumps({"name": "nolock", "version": "1.0.0", "dependencies": {"ms": "^2.1.3"}}),
+        "index.js": "const ms = require('ms');\nrequire('http').createServer((q, s) => s.end(`nolock ${ms(60000)}\\n`))"
+                    ".listen(process.env.PORT);\n"})
+    assert "npm install (no lockfile: not reproducible)" in bookworm.detect(app).stdout
+    done = bookworm.build(app, "nolock:1", tmp_path / "cache")
+    assert "warning: no package-lock.json" in done.stderr and "not reproducible" in done.stderr
+    assert "added 1 package" in done.stderr
+    assert not (app / "package-lock.json").exists()  # the app is left alone
+    port = free_port()
+    with pallet_run(bookworm, "nolock:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == "nolock 1m\n"
+
+
+GO_VENDORED = {
+    "go.mod": "module example.com/vendored\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n",
+    "main.go": 'package main\n\nimport (\n\t"fmt"\n\t"net/http"\n\t"os"\n\n\t"example.com/greet"\n)\n\n'
+               'func main() {\n\thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {\n'
+               '\t\tfmt.Fprintln(w, greet.Hello("vendor"))\n\t})\n'
+               '\thttp.ListenAndServe(":"+os.Getenv("PORT"), nil)\n}\n',
+    "vendor/modules.txt": "# example.com/greet v1.0.0\n## explicit; go 1.19\nexample.com/greet\n",
+    "vendor/example.com/greet/greet.go": 'package greet\n\nfunc Hello(who string) string { return "hello from " + who }\n',
+}
+#: A proxy that refuses connections: the sandbox hands the host's proxy settings to build steps.
+NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+              "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+
+
+@pytest.mark.slow
+def test_go_vendor_builds_without_network_and_a_module_that_needs_it_is_a_clear_error(bookworm, tmp_path):
+    vendored = write(tmp_path / "vendored", GO_VENDORED)
+    assert "vendored modules (no network)" in bookworm.detect(vendored).stdout
+    done = bookworm.build(vendored, "vendored:1", tmp_path / "cache", env=NO_NETWORK)
+    assert "[pallet/go] using vendor/ (no network)" in done.stderr
+    port = free_port()
+    with pallet_run(bookworm, "vendored:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == "hello from vendor\n"
+
+    networked = write(tmp_path / "networked", {k: v for k, v in GO_VENDORED.items() if not k.startswith("vendor/")})
+    done = bookworm.build(networked, "networked:1", tmp_path / "cache2", check=False, env=NO_NETWORK)
+    assert done.returncode == 1
+    assert "[pallet/go] error: could not download the module's dependencies (above)." in done.stderr
+    assert "vendor them (go mod vendor)" in done.stderr
+    _nothing_written(bookworm, "networked:1")
+
+
+# -- rebuilds ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_app_change_reinstalls_nothing(bookworm, tmp_path):
+    """Python: app.py is an input (the web process depends on it), so bin/build runs, and reuses
+    the venv. Node.js: only the manifests are inputs, so the buildpack is skipped; the
+    node_modules symlink it made in /workspace is made again."""
+    flask = tmp_path / "flask"
+    shutil.copytree(SAMPLES / "python-flask", flask)
+    bookworm.build(flask, "flask:1", tmp_path / "c1")
+    (flask / "app.py").write_text((flask / "app.py").read_text().replace("Hello from", "Hi from"))
+    again = bookworm.build(flask, "flask:1", tmp_path / "c1")
+    assert "reusing the virtual environment" in again.stderr and "Collecting" not in again.stderr
+    assert json.loads(again.stdout)["layers"]["written"] == ["app"]
+    # What the cache gave is what a clean build makes.
+    assert bookworm.build_json(flask, "flask:2", tmp_path / "c1-clean")["digest"] == json.loads(again.stdout)["digest"]
+
+    express = tmp_path / "express"
+    shutil.copytree(SAMPLES / "node-express", express)
+    bookworm.build(express, "express:1", tmp_path / "c2")
+    (express / "server.js").write_text((express / "server.js").read_text().replace("Hello from", "Hi from"))
+    again = bookworm.build(express, "express:1", tmp_path / "c2")
+    assert "[pallet/nodejs] inputs unchanged: reusing its layers (bin/build not run)" in again.stderr
+    assert json.loads(again.stdout)["layers"]["written"] == ["app"]
+    assert bookworm.build_json(express, "express:2", tmp_path / "c2-clean")["digest"] == json.loads(again.stdout)["digest"]
+    port = free_port()
+    with pallet_run(bookworm, "express:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body.startswith("Hi from node-express")
+
+
+# -- the static file server, on bookworm-static ---------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_static_site_on_bookworm_static(bookworm_static, tmp_path, docker_cli, image_name):
+    site = tmp_path / "site"
+    shutil.copytree(SAMPLES / "static-site", site)
+    write(site, {"public/.secret": "hidden\n", "public/notes.txt": "plain\n"})
+    os.symlink("/etc/passwd", site / "public" / "passwd")
+    result = bookworm_static.build_json(site, "static:1", tmp_path / "cache")
+    assert [b["id"] for b in result["buildpacks"]] == ["pallet/static"]
+    image = f"{image_name}:1"
+    pallet("copy", "static:1", f"docker-daemon:{image}", env=bookworm_static.env)
+    runtimes = subprocess.run([docker_cli, "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c",
+                               "command -v python3 node nodejs || echo none"], capture_output=True, text=True)
+    assert runtimes.stdout == "none\n"  # nothing but the server at run time
+    port = free_port()
+    with docker_run(docker_cli, image, port) as cid:
+        index = wait_http(port, alive=container_alive(docker_cli, cid))
+        assert index.status == 200 and "<h1>Hello from static-site</h1>" in index.body
+        assert index.headers["content-type"] == "text/html; charset=utf-8"
+        assert index.headers["x-content-type-options"] == "nosniff" and "last-modified" not in index.headers
+        assert http(port, "/", headers={"If-None-Match": index.headers["etag"]}).status == 304
+        types = {"/assets/style.css": "text/css; charset=utf-8", "/assets/app.js": "text/javascript; charset=utf-8",
+                 "/assets/logo.svg": "image/svg+xml", "/data.json": "application/json",
+                 "/notes.txt": "text/plain; charset=utf-8"}
+        for path, ctype in types.items():
+            resp = http(port, path)
+            assert (resp.status, resp.headers["content-type"]) == (200, ctype), path
+        moved = http(port, "/about")
+        assert moved.status == 301 and moved.headers["location"] == "/about/"
+        assert "<h1>About</h1>" in http(port, "/about/").body
+        for missing in ("/nope", "/.secret", "/passwd", "/assets/"):
+            resp = http(port, missing)
+            assert resp.status == 404 and "<h1>Not found</h1>" in resp.body, missing
+        assert http(port, "/", method="POST", data=b"").status == 405
+        head = http(port, "/data.json", method="HEAD")
+        assert head.status == 200 and head.body == "" and head.headers["content-length"] == "51"

@@ -1,0 +1,109 @@
+"""Every sample in samples/, as the README promises: built on the bookworm stack twice (from two
+places, with clean caches) to the same digest, then run in Docker and with ``pallet run``, and
+asked something over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.cli import pallet
+from tests.samplekit import (SAMPLES, container_alive, docker_run, free_port, http, pallet_run,
+                             wait_http)
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+#: sample -> (buildpacks expected, path to GET, text the body must contain)
+EXPECTED = {
+    "python-flask": (["pallet/python"], "/", "<h1>Hello from python-flask</h1>"),
+    "python-fastapi-uv": (["pallet/python"], "/", '"message":"Hello from python-fastapi-uv"'),
+    "python-poetry": (["pallet/python"], "/", "Hello from python-poetry (Falcon 4.4.0, Python 3.11.2)"),
+    "node-express": (["pallet/nodejs"], "/", "Hello from node-express (Node v18.20.4, Express 4.22.3)"),
+    "go-http": (["pallet/go"], "/", "Hello from go-http (go1.19.8)"),
+    "static-site": (["pallet/static"], "/", "<h1>Hello from static-site</h1>"),
+    "procfile-worker": (["pallet/python", "pallet/procfile"], "/", '"service": "procfile-worker web"'),
+}
+
+
+def test_every_sample_is_covered():
+    assert sorted(p.name for p in SAMPLES.iterdir() if p.is_dir()) == sorted(EXPECTED)
+
+
+def _more_checks(sample: str, port: int) -> None:
+    """What else each sample answers (same checks in Docker and with pallet run)."""
+    if sample == "python-flask":
+        data = json.loads(http(port, "/api/greet?name=pallet").body)
+        assert data == {"greeting": "Hello, pallet!", "runtime": "Python 3.11.2"}
+    elif sample == "python-fastapi-uv":
+        resp = http(port, "/items", method="POST", data=b'{"name": "crate", "quantity": 3}',
+                    headers={"Content-Type": "application/json"})
+        assert json.loads(resp.body) == {"created": "crate", "quantity": 3}
+    elif sample == "python-poetry":
+        assert http(port, "/notes", method="POST", data=b'{"text": "hi"}').status == 201
+        assert json.loads(http(port, "/notes").body) == {"notes": ["hi"]}
+    elif sample == "node-express":
+        assert json.loads(http(port, "/api/time").body)["env"] == "production"
+    elif sample == "go-http":
+        assert json.loads(http(port, "/api/info").body)["go"] == "go1.19.8"
+    elif sample == "static-site":
+        assert http(port, "/assets/style.css").headers["content-type"] == "text/css; charset=utf-8"
+        assert http(port, "/missing").status == 404
+    elif sample == "procfile-worker":
+        assert http(port, "/jobs", method="POST", data=b"x").status == 201
+
+
+@pytest.mark.parametrize("sample", sorted(EXPECTED))
+def test_sample_builds_reproducibly_and_answers_http(sample, bookworm, tmp_path, docker_cli, image_name):
+    buildpacks, path, expected = EXPECTED[sample]
+    first = bookworm.build_json(SAMPLES / sample, f"{sample}:a", tmp_path / "cache-a")
+    assert [b["id"] for b in first["buildpacks"]] == buildpacks
+    assert first["defaultProcess"] == "web"
+    # The same source from another place, with a clean cache: the same image, bit for bit.
+    elsewhere = tmp_path / "elsewhere" / sample
+    shutil.copytree(SAMPLES / sample, elsewhere, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
+    second = bookworm.build_json(elsewhere, f"{sample}:b", tmp_path / "cache-b")
+    assert second["digest"] == first["digest"]
+
+    port = free_port()
+    with pallet_run(bookworm, f"{sample}:a", port) as proc:
+        resp = wait_http(port, path, alive=lambda: proc.poll() is None)
+        assert resp.status == 200 and expected in resp.body, resp.body
+        _more_checks(sample, port)
+
+    pallet("copy", f"{sample}:a", f"docker-daemon:{image_name}:1", env=bookworm.env)
+    port = free_port()
+    with docker_run(docker_cli, f"{image_name}:1", port) as cid:
+        resp = wait_http(port, path, alive=container_alive(docker_cli, cid))
+        assert resp.status == 200 and expected in resp.body, resp.body
+        _more_checks(sample, port)
+
+
+def test_procfile_worker_processes_what_web_queued(bookworm, tmp_path, docker_cli, image_name):
+    """The two process types of one image, as two containers sharing a queue directory."""
+    bookworm.build(SAMPLES / "procfile-worker", "worker:1", tmp_path / "cache")
+    md = json.loads(bookworm.inspect("worker:1")["config"]["labels"]["io.buildpacks.build.metadata"])
+    assert {p["type"]: p["command"] for p in md["processes"]} == {
+        "web": ["python", "web.py"], "worker": ["python", "worker.py"]}
+    image = f"{image_name}:1"
+    pallet("copy", "worker:1", f"docker-daemon:{image}", env=bookworm.env)
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    os.chmod(jobs, 0o777)
+    volume = ["-v", f"{jobs}:/jobs", "-e", "JOBS_DIR=/jobs"]
+    port = free_port()
+    with docker_run(docker_cli, image, port, *volume) as cid:
+        wait_http(port, alive=container_alive(docker_cli, cid))
+        assert json.loads(http(port, "/jobs", method="POST", data=b"pack this").body) == {"id": "000001"}
+        worker = subprocess.run([docker_cli, "run", "--rm", "--network", "none", *volume, "-e", "WORKER_ITERATIONS=1",
+                                 "--entrypoint", "/cnb/process/worker", image],
+                                capture_output=True, text=True, timeout=120)
+        assert worker.returncode == 0, worker.stderr
+        assert worker.stdout.splitlines() == ["procfile-worker worker started", "processed job 000001: PACK THIS"]
+        assert json.loads(http(port, "/").body) == {"service": "procfile-worker web", "queued": 0, "done": 1}
+    daemonless = pallet("run", "worker:1", "worker", "--env", "WORKER_ITERATIONS=1", "--env", "WORKER_POLL_SECONDS=0",
+                        env=bookworm.env, timeout=120)
+    assert daemonless.stdout.splitlines() == ["procfile-worker worker started", "idle, {'queued': 0, 'done': 0}"]
