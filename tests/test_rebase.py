@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sys
 import subprocess
 import time
 from pathlib import Path
@@ -223,3 +224,39 @@ def test_compatibility_rules():
     reasons, changes = rebase.compatibility(app, same, {"a": "1", "b": "1"}, {"a": "2", "c": "1"})
     assert reasons == ["the new run image removes packages: b"]
     assert changes == {"removed": ["b"], "added": {"c": "1"}, "upgraded": {"a": ["1", "2"]}}
+
+
+def test_python_sample_rebased_equals_built_on_the_new_run_image(tmp_path, bookworm):
+    """The invariant for a real language buildpack: samples/python-flask on the bookworm stack."""
+    from tests.samplekit import SAMPLES, free_port, http
+
+    env = bookworm.env
+    stack = json.loads(pallet("stack", "build", str(Path(TINY).parent / "bookworm.toml"), "--json", env=env).stdout)
+    run_ref = stack["images"]["run"]["reference"] if "images" in stack else stack["run"]["reference"]
+    pallet("copy", run_ref, "bw-run:v1", env=env)
+    patch = tmp_path / "patch" / "etc"
+    patch.mkdir(parents=True)
+    (patch / "v2-marker").write_text("bookworm v2\n")
+    pallet("append", "bw-run:v1", str(patch.parent), "bw-run:v2", env=env)
+    src = SAMPLES / "python-flask"
+    on_v1 = bookworm.build_json(src, "flask:v1", tmp_path / "c1", "--run-image", "bw-run:v1")["digest"]
+    on_v2 = bookworm.build_json(src, "flask:v2", tmp_path / "c2", "--run-image", "bw-run:v2")["digest"]
+    out = pallet("rebase", "flask:v1", "--run-image", "bw-run:v2", env=env)
+    assert out.stdout.strip() == f"flask:v1@{on_v2}" and on_v1 != on_v2
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "builder", "run", "flask:v1", "-p", str(port)],
+                            env={**os.environ, **env, "PYTHONPATH": str(Path(TINY).parent.parent)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                body = http(port, "/healthz").body
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the rebased app did not answer")
+        assert body == "ok\n"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
