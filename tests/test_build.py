@@ -301,3 +301,22 @@ def test_sbom_layer_holds_what_buildpacks_installed(tmp_path, home):
         ("Flask", "3.0.3", "pkg:pypi/flask@3.0.3")]
     lifecycle = json.loads(inspect("sbomlayer:1", home)["config"]["labels"]["io.buildpacks.lifecycle.metadata"])
     assert lifecycle["sbom"]["sha"] in [x["diffID"] for x in inspect("sbomlayer:1", home)["layers"]]
+
+
+def test_unchanged_build_is_answered_from_the_memo(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    cache = str(tmp_path / "cache")
+    first = build_json(app, f"oci:{tmp_path}/lay:one", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache)
+    again = build(app, f"oci:{tmp_path}/lay:two", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache, "--json")
+    assert "inputs unchanged since the last build" in again.stderr and "[tests/hello]" not in again.stderr
+    assert json.loads(again.stdout)["digest"] == first["digest"]
+    assert inspect(f"oci:{tmp_path}/lay:two", home)["digest"] == first["digest"]
+    (app / "index.txt").write_text("changed\n")
+    changed = build(app, f"oci:{tmp_path}/lay:two", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache)
+    assert "inputs unchanged since the last build" not in changed.stderr
+    shutil.rmtree(tmp_path / "lay")  # the remembered image is gone: a full build again
+    (app / "index.txt").write_text("app file\n")
+    rebuilt = build(app, f"oci:{tmp_path}/lay:one", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache,
+                    "--json")
+    assert "inputs unchanged since the last build" not in rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["digest"] == first["digest"]

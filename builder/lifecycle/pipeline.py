@@ -16,17 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
 from builder.errors import PalletError
 from builder.lifecycle import buildpack as bpmod
-from builder.lifecycle import cache as cachemod
-from builder.lifecycle.build import build
+from builder.lifecycle import memo
 from builder.lifecycle.context import Context, Target, ensure_mountpoints
 from builder.lifecycle.detect import DetectError, DetectResult, detect, explain_failure, write_outputs
-from builder.lifecycle.export import ExportResult, export
-from builder.lifecycle.layercache import LayerCache
 from builder.lifecycle.order import Group, Member, expand, read_order
 from builder.lifecycle.project import copy_source, read_project
-from builder.oci.image import Image
+
+if TYPE_CHECKING:  # the build and export phases are imported when a build runs (start-up time)
+    from builder.lifecycle.export import ExportResult
+    from builder.oci.image import Image
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parent.parent.parent / "buildpacks"
 
@@ -218,9 +220,80 @@ def _tmp_root(options: BuildOptions) -> str:
     return str(root)
 
 
+def _memo_key(options: BuildOptions, build_image: Image, run_image: Image, run_name: str) -> str:
+    dirs = [BUILTIN_BUILDPACKS] + [Path(b) for b in options.buildpacks if Path(b).is_dir()]
+    project_toml = options.source / "project.toml"
+    return memo.key(source=options.source, buildpack_dirs=dirs, build_image=build_image.digest,
+                    run_image=run_image.digest, run_name=run_name, env=dict(options.env),
+                    requested=list(options.buildpacks) + ([str(project_toml)] if project_toml.exists() else []))
+
+
+def _from_memo(data: dict, options: BuildOptions, dst, tag: str) -> tuple[DetectResult, ExportResult] | None:
+    """The last build's result, if its image is still in the destination (the tag moved to it)."""
+    from builder.errors import NotFoundError
+    from builder.lifecycle.export import ExportResult
+    from builder.lifecycle.process import Process
+    from builder.oci.model import Descriptor
+
+    try:
+        desc = dst.resolve(data["digest"])
+    except (NotFoundError, KeyError):
+        return None
+    try:
+        current = dst.resolve(tag).digest
+    except NotFoundError:
+        current = None
+    if current != desc.digest:
+        dst.tag(tag, Descriptor(desc.media_type, desc.digest, desc.size))
+    registry = builtin_registry()
+    for ref in options.buildpacks:
+        if Path(ref).is_dir():
+            registry.add(bpmod.load(Path(ref)))
+    try:
+        group = [registry.get(i, v) for i, v in data["group"]]
+    except bpmod.BuildpackError:
+        return None
+    processes = [Process(type=p["type"], command=tuple(p["command"]), args=tuple(p["args"]),
+                         default=p["type"] == data.get("default"), working_dir=p.get("working-dir"),
+                         buildpack_id=p.get("buildpack", "")) for p in data["processes"]]
+    result = DetectResult(group=group, optional=[False] * len(group))
+    return result, ExportResult(desc, processes, data.get("default"), layers_reused=list(data["layers"]))
+
+
 def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
               cache_name: str) -> tuple[DetectResult, ExportResult]:
     cache_root = options.cache_dir or default_cache_root()
+    memo_path = cache_root / "memo" / cache_key(cache_name)
+    build_key = _memo_key(options, build_image, run_image, run_name)
+    remembered = memo.load(memo_path, build_key)
+    if remembered is not None:
+        hit = _from_memo(remembered, options, dst, tag)
+        if hit is not None:
+            (options.output or _stderr)("inputs unchanged since the last build: its image is reused")
+            return hit
+    result, exported = _run_phases(options, build_image, run_image, run_name, dst, tag, cache_name, cache_root)
+    memo.save(memo_path, build_key, {
+        "digest": exported.descriptor.digest, "group": [[bp.id, bp.version] for bp in result.group],
+        "default": exported.default_process,
+        "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args), "buildpack": p.buildpack_id,
+                       **({"working-dir": p.working_dir} if p.working_dir else {})} for p in exported.processes],
+        "layers": exported.layers_reused + exported.layers_written})
+    return result, exported
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
+                cache_name: str, cache_root: Path) -> tuple[DetectResult, ExportResult]:
+    from builder.lifecycle import cache as cachemod
+    from builder.lifecycle.build import build
+    from builder.lifecycle.export import export
+    from builder.lifecycle.layercache import LayerCache
+
     with tempfile.TemporaryDirectory(prefix="pallet-build-", dir=_tmp_root(options)) as tmp:
         work = Path(tmp)
         prepared = prepare(options, build_image, run_image, work)

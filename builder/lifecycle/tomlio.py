@@ -6,7 +6,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomlkit
 
 from builder.errors import PalletError
 
@@ -39,6 +38,8 @@ def dumps(data: dict[str, Any]) -> str:
     tomlkit rather than tomli-w: tomli-w writes arrays of tables inline, and buildpacks written
     in shell read plan files line by line (``greeting = "..."``), expecting the section form.
     """
+    import tomlkit  # only writers need it; start-up time matters for a no-change build
+
     return tomlkit.dumps(data)
 
 

@@ -1,0 +1,74 @@
+"""The whole-build memo: the same inputs as the last build give its image without running a
+phase.
+
+pallet builds are reproducible, so a build whose inputs all equal the last build's — every
+file of the source (path, exec bit, content), the buildpacks' files, the build and run images
+by digest, the run image name, the build env, ``SOURCE_DATE_EPOCH``, pallet's own code — would
+produce the same digest again. When that image is still in the destination, the tag is pointed
+at it and the build is done. (BuildKit does the same with its cache keys; unlike BuildKit's, the
+answer here is provably the image a full build would make.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import builder
+
+_PALLET_CODE = Path(builder.__file__).resolve().parent
+
+
+def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...] = ()) -> None:
+    for dirpath, dirs, files in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == "." :
+            dirs[:] = sorted(d for d in dirs if d not in skip)
+        else:
+            dirs.sort()
+        for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(dirpath, d))):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                h.update(f"L{rel}\0{os.readlink(path)}\n".encode("utf-8", "surrogateescape"))
+            elif content:
+                with open(path, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                h.update(f"F{rel}\0{st.st_mode & 0o111:o}\0{digest}\n".encode("utf-8", "surrogateescape"))
+            else:
+                h.update(f"F{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+
+
+def key(*, source: Path, buildpack_dirs: list[Path], build_image: str, run_image: str, run_name: str,
+        env: dict[str, str], requested: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"build": build_image, "run": run_image, "runName": run_name, "env": env,
+                         "requested": requested, "epoch": os.environ.get("SOURCE_DATE_EPOCH", "")},
+                        sort_keys=True).encode())
+    _tree(h, source, content=True, skip=(".git",))
+    for d in buildpack_dirs:
+        h.update(f"\0buildpacks {d}\n".encode())
+        _tree(h, d, content=True)
+    h.update(b"\0pallet\n")
+    _tree(h, _PALLET_CODE, content=False, skip=("__pycache__",))
+    return h.hexdigest()
+
+
+def load(path: Path, build_key: str) -> dict[str, Any] | None:
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_text())
+        if data.get("key") == build_key:
+            return data
+    return None
+
+
+def save(path: Path, build_key: str, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": build_key, **result}, sort_keys=True))
+    os.replace(tmp, path)
