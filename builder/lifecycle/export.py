@@ -9,7 +9,9 @@ image is computed by ``compose``, so rebase can recompute it for another run ima
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,14 +65,13 @@ def _metadata_toml(result: BuildResult, processes: list[Process]) -> bytes:
 SBOM_EXTENSIONS = ("cdx.json", "spdx.json", "syft.json")
 
 
-def _layer_sboms(result: BuildResult, blob_files: dict[str, Path], app_layers: list[AppLayer]) -> list[Entry]:
+def _layer_sboms(result: BuildResult, blob_files: dict[str, Path], app_layers: list[AppLayer],
+                 cache_dir: Path | None = None) -> list[Entry]:
     """The CNB SBOM layer: ``/layers/sbom/launch/<bp>/<layer>/sbom.<ext>`` for each launch layer,
     as its buildpack wrote it (``<layer>.sbom.<ext>``) or, when it wrote none, the dependencies
     pallet finds installed in the layer (Python dist-info, node_modules, Go binaries); and each
     buildpack's ``launch.sbom.<ext>``. Only what buildpacks contributed: the run image's packages
     are not here, so a rebase leaves this layer as it is."""
-    from builder.supply.sbom import layer_sbom
-
     entries: list[Entry] = []
     for output in result.outputs:
         bp = output.buildpack
@@ -94,11 +95,30 @@ def _layer_sboms(result: BuildResult, blob_files: dict[str, Path], app_layers: l
             match = [x for x in app_layers if x.created_by == f"buildpack {bp.id}: layer {layer.name}"]
             if not match:
                 continue
-            with open(blob_files[match[0].descriptor.digest], "rb") as stream:
-                document = layer_sbom(stream, name=inside, diff_id=match[0].diff_id)
+            document = _cached_layer_sbom(cache_dir, match[0], inside, blob_files)
             if document is not None:
                 entries.append(Entry.file(f"{where}/sbom.cdx.json", document))
     return entries
+
+
+def _cached_layer_sbom(cache_dir: Path | None, layer: AppLayer, inside: str,
+                       blob_files: dict[str, Path]) -> bytes | None:
+    """A layer's SBOM document, remembered by diffID (an unchanged layer is not read again)."""
+    from builder.supply.sbom import layer_sbom
+
+    key = hashlib.sha256(f"{layer.diff_id}\0{inside}".encode()).hexdigest()
+    path = cache_dir / key if cache_dir else None
+    if path is not None and path.is_file():
+        data = path.read_bytes()
+        return data or None
+    with open(blob_files[layer.descriptor.digest], "rb") as stream:
+        document = layer_sbom(stream, name=inside, diff_id=layer.diff_id)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{key}.{os.getpid()}")
+        tmp.write_bytes(document or b"")
+        os.replace(tmp, path)
+    return document
 
 
 def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, dst: Store, tag: str,
@@ -138,7 +158,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
         lifecycle_bps.append({"key": bp.id, "version": bp.version, "layers": layer_meta})
         labels.update(output.launch.labels)
 
-    sbom_entries = _layer_sboms(result, blob_files, app_layers)
+    sbom_entries = _layer_sboms(result, blob_files, app_layers, cache.root / "sbom")
     sbom_sha = None
     if sbom_entries:
         sbom_path = work_dir / "sbom.layer"
