@@ -13,15 +13,7 @@ from typing import Any, Callable
 
 from builder.errors import PalletError, UsageError
 
-
-def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
+from builder.cli import _kv  # one parser for KEY=VALUE flags
 
 
 def default_tag(source: Path) -> str:

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from builder.errors import UsageError
 
+from builder.cli import _kv  # one parser for KEY=VALUE flags
+
 
 def _emit(args: argparse.Namespace, result: Any, text: str) -> None:
     if getattr(args, "json", False):
@@ -20,16 +22,6 @@ def _emit(args: argparse.Namespace, result: Any, text: str) -> None:
 
 def _note(text: str) -> None:
     print(f"pallet: {text}", file=sys.stderr)
-
-
-def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def _open(text: str, args: argparse.Namespace):  # -> (Reference, Store)
