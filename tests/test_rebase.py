@@ -260,3 +260,9 @@ def test_python_sample_rebased_equals_built_on_the_new_run_image(tmp_path, bookw
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def test_stack_images_carry_the_inventory_rebase_compares(home, runs):  # noqa: F811
+    labels = inspect(runs["v1"], home)["config"]["labels"]
+    packages = json.loads(labels["io.pallet.stack.packages"])
+    assert "bash" in packages and "base-files" in packages

@@ -292,7 +292,8 @@ def build_into_cache(stack: Stack, lock: lockfile.Lock, lock_bytes: bytes, cache
                     comments = [f"{name} packages: {_count(arch_lock, name)}" for name in chain]
                     config = stack_image.assembled_config(
                         stack, kind, arch, diff_ids=[layer.diff_id for layer in own], comments=comments,
-                        epoch=epoch, lock_digest=ldigest, provides=lockfile.provided(stack, arch_lock, kind))
+                        epoch=epoch, lock_digest=ldigest, provides=lockfile.provided(stack, arch_lock, kind),
+                        packages={pkg.name: pkg.version for pkg in arch_lock.packages(kind)})
                     layer_descs = [layer.descriptor() for layer in own]
                 else:
                     config, layer_descs = _from_reference(stack, kind, arch_lock.images[kind], cache, options,

@@ -32,8 +32,13 @@ def platform(arch: str) -> Platform:
     return Platform(os="linux", architecture=oci_arch, variant=variant)
 
 
+#: The image's packages as ``{"name": "version"}``: the inventory ``pallet rebase`` compares
+#: (a new run image that drops a package is refused) without reading any layer.
+LABEL_PACKAGES = "io.pallet.stack.packages"
+
+
 def labels(stack: Stack, kind: str, *, epoch: int, lock_digest: str,
-           provides: dict[str, dict[str, str]]) -> dict[str, str]:
+           provides: dict[str, dict[str, str]], packages: dict[str, str] | None = None) -> dict[str, str]:
     spec = stack.image(kind)
     out = {
         LABEL_BASE_ID: stack.id,
@@ -55,6 +60,8 @@ def labels(stack: Stack, kind: str, *, epoch: int, lock_digest: str,
     if provides:
         out[LABEL_PROVIDES] = json.dumps({k: v["upstream"] for k, v in provides.items()}, sort_keys=True,
                                          separators=(",", ":"))
+    if packages:
+        out[LABEL_PACKAGES] = json.dumps(packages, sort_keys=True, separators=(",", ":"))
     out.update(stack.labels)
     out.update(spec.labels)
     return out
@@ -76,7 +83,8 @@ def user(stack: Stack) -> str:
 
 
 def assembled_config(stack: Stack, kind: str, arch: str, *, diff_ids: list[str], comments: list[str],
-                     epoch: int, lock_digest: str, provides: dict[str, dict[str, str]]) -> ImageConfig:
+                     epoch: int, lock_digest: str, provides: dict[str, dict[str, str]],
+                     packages: dict[str, str] | None = None) -> ImageConfig:
     """The config of an image assembled from packages (its layers' diffIDs, bottom first)."""
     created = rfc3339(epoch)
     p = platform(arch)
@@ -84,7 +92,8 @@ def assembled_config(stack: Stack, kind: str, arch: str, *, diff_ids: list[str],
     return ImageConfig(
         architecture=p.architecture, os=p.os, variant=p.variant, created=created,
         config=RunConfig(user=user(stack), env=tuple(f"{k}={v}" for k, v in variables.items()),
-                         labels=labels(stack, kind, epoch=epoch, lock_digest=lock_digest, provides=provides)),
+                         labels=labels(stack, kind, epoch=epoch, lock_digest=lock_digest, provides=provides,
+                                       packages=packages)),
         diff_ids=tuple(diff_ids),
         history=tuple(History(created=created, created_by="pallet stack build", comment=c) for c in comments),
     )
