@@ -320,3 +320,33 @@ def test_unchanged_build_is_answered_from_the_memo(tmp_path, home):
                     "--json")
     assert "inputs unchanged since the last build" not in rebuilt.stderr
     assert json.loads(rebuilt.stdout)["digest"] == first["digest"]
+
+
+def test_project_toml_buildpacks_uri_and_include(tmp_path, home):
+    app = hello_app(tmp_path / "app")
+    (app / "notes.md").write_text("not for the image\n")
+    shutil.copytree(HELLO_BP, app / "bp")
+    (app / "project.toml").write_text('[build]\ninclude = ["hello.conf", "index.txt", "bp/", "project.toml"]\n'
+                                      '[[build.buildpacks]]\nuri = "bp"\n')
+    out = build(app, "proj:1", home)
+    assert "[tests/hello] installing greeter" in out.stderr
+    rootfs = tmp_path / "unpacked"
+    subprocess.run(["umoci", "raw", "unpack", "--image", f"{home['PALLET_HOME']}/store:proj:1", str(rootfs)],
+                   check=True, capture_output=True)
+    assert (rootfs / "workspace" / "hello.conf").is_file()
+    assert not (rootfs / "workspace" / "notes.md").exists()
+
+
+def test_ca_certs_flag_reaches_build_steps(tmp_path, home):
+    bp = _copy_bp(tmp_path)
+    script = (bp / "bin" / "build").read_text().replace(
+        "\nexit 0\n", '\necho "ca: $(head -n1 "$SSL_CERT_FILE") / pip: $PIP_CERT"\nexit 0\n')
+    (bp / "bin" / "build").write_text(script)
+    ca = tmp_path / "corp-ca.pem"
+    ca.write_text("# corporate test CA\n")
+    app = hello_app(tmp_path / "app")
+    out = build(app, "ca:1", home, "--buildpack", str(bp), "--ca-certs", str(ca))
+    line = next(x for x in out.stderr.splitlines() if "ca: " in x)
+    assert "ca: # corporate test CA" in line
+    pip_cert = line.split("pip: ", 1)[1]
+    assert pip_cert and not pip_cert.startswith("/workspace") and not pip_cert.startswith("/layers")

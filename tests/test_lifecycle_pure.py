@@ -162,3 +162,13 @@ def test_copy_source_filters_and_symlinks(tmp_path):
     got = sorted(str(p.relative_to(tmp_path / "dst")) for p in (tmp_path / "dst").rglob("*"))
     assert got == ["app.py", "escape", "project.toml", "sub", "sub/keep.txt"]
     assert os.readlink(tmp_path / "dst" / "escape") == "/etc/passwd"
+
+
+def test_build_layers_lib_and_include_paths(tmp_path):
+    layer = tmp_path / "layer"
+    for sub in ("lib", "include", "pkgconfig"):
+        (layer / sub).mkdir(parents=True)
+    env = envfiles.buildpack_build_env({"LD_LIBRARY_PATH": "/usr/lib"}, [(layer, "/layers/bp/l")])
+    assert env["LD_LIBRARY_PATH"] == "/layers/bp/l/lib:/usr/lib"
+    assert env["LIBRARY_PATH"] == "/layers/bp/l/lib"
+    assert env["CPATH"] == "/layers/bp/l/include" and env["PKG_CONFIG_PATH"] == "/layers/bp/l/pkgconfig"
