@@ -328,7 +328,7 @@ def test_project_toml_buildpacks_uri_and_include(tmp_path, home):
     shutil.copytree(HELLO_BP, app / "bp")
     (app / "project.toml").write_text('[build]\ninclude = ["hello.conf", "index.txt", "bp/", "project.toml"]\n'
                                       '[[build.buildpacks]]\nuri = "bp"\n')
-    out = build(app, "proj:1", home)
+    out = build(app, "proj:1", home, "--cache-dir", str(tmp_path / "cache"))
     assert "[tests/hello] installing greeter" in out.stderr
     rootfs = tmp_path / "unpacked"
     subprocess.run(["umoci", "raw", "unpack", "--image", f"{home['PALLET_HOME']}/store:proj:1", str(rootfs)],
@@ -345,7 +345,7 @@ def test_ca_certs_flag_reaches_build_steps(tmp_path, home):
     ca = tmp_path / "corp-ca.pem"
     ca.write_text("# corporate test CA\n")
     app = hello_app(tmp_path / "app")
-    out = build(app, "ca:1", home, "--buildpack", str(bp), "--ca-certs", str(ca))
+    out = build(app, "ca:1", home, "--buildpack", str(bp), "--ca-certs", str(ca), "--cache-dir", str(tmp_path / "c"))
     line = next(x for x in out.stderr.splitlines() if "ca: " in x)
     assert "ca: # corporate test CA" in line
     pip_cert = line.split("pip: ", 1)[1]

@@ -13,8 +13,6 @@ from builder.lifecycle.process import LAYERS, WORKSPACE
 
 PLATFORM = "/platform"
 BUILDPACKS = "/cnb/buildpacks"
-#: Mount points a build image must have (created in the unpacked rootfs when missing).
-MOUNTPOINTS = (WORKSPACE, LAYERS, PLATFORM, "/cnb", "/cnb/buildpacks", "/tmp")
 
 
 @dataclass(frozen=True)
@@ -72,10 +70,3 @@ class Context:
         for name, value in self.user_env.items():
             (env_dir / name).write_text(value)
 
-
-def ensure_mountpoints(rootfs: Path) -> None:
-    """Empty directories the sandbox binds over; adding them to a cached rootfs is harmless."""
-    for mp in MOUNTPOINTS:
-        path = rootfs / mp.lstrip("/")
-        if not path.exists():
-            os.makedirs(path, exist_ok=True)

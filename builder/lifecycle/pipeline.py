@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from builder.errors import PalletError
 from builder.lifecycle import buildpack as bpmod
 from builder.lifecycle import memo
-from builder.lifecycle.context import Context, Target, ensure_mountpoints
+from builder.lifecycle.context import Context, Target
 from builder.lifecycle.detect import DetectError, DetectResult, detect, explain_failure, write_outputs
 from builder.lifecycle.order import Group, Member, expand, read_order
 from builder.lifecycle.project import copy_source, read_project
@@ -139,11 +139,9 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     project = read_project(options.source)
     registry = builtin_registry()
     groups = groups_for(options, registry, project.buildpacks)
-    rootfs = unpack_image(build_image)
-    ensure_mountpoints(rootfs)
+    rootfs = unpack_image(build_image)  # read-only: the sandbox makes its own mount points
     uid, gid = cnb_user(build_image)
     home = home_of(rootfs, uid)
-    ensure_mountpoints_extra(rootfs, home)
     app_dir = work / "workspace"
     copy_source(options.source, app_dir, project)
     layers_dir = work / "layers"
@@ -170,12 +168,6 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     ctx.platform_env_files()
     return Prepared(ctx, groups, work)
-
-
-def ensure_mountpoints_extra(rootfs: Path, home: str) -> None:
-    path = rootfs / home.lstrip("/")
-    if not path.exists():
-        os.makedirs(path, exist_ok=True)
 
 
 class _HomeSandbox:

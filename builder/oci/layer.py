@@ -37,7 +37,7 @@ from builder.oci.model import Descriptor
 
 #: 1980-01-01T00:00:01Z: the default timestamp when SOURCE_DATE_EPOCH is not set. Not 0,
 #: because zip-based tools (and some tar readers) treat times before 1980 badly.
-DEFAULT_MTIME = 315532801
+DEFAULT_MTIME = 315532801  # == mutate.EPOCH_DEFAULT
 
 FILE = "file"
 DIR = "dir"
@@ -118,18 +118,9 @@ class LayerResult:
 
 def default_mtime(environ: Mapping[str, str] | None = None) -> int:
     """``SOURCE_DATE_EPOCH`` if set (the reproducible-builds convention), else DEFAULT_MTIME."""
-    env = os.environ if environ is None else environ
-    value = env.get("SOURCE_DATE_EPOCH", "").strip()
-    if not value:
-        return DEFAULT_MTIME
-    try:
-        mtime = int(value)
-    except ValueError:
-        raise LayerError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds since "
-                         "1970; set it to e.g. $(git log -1 --format=%ct) or unset it") from None
-    if mtime < 0:
-        raise LayerError(f"SOURCE_DATE_EPOCH={value!r} is negative; use a time after 1970")
-    return mtime
+    from builder.oci.mutate import source_date_epoch
+
+    return source_date_epoch(environ, error=LayerError)
 
 
 def _check_id(name: str, value: int) -> int:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from builder.errors import PalletError, UsageError
 
 from builder.oci import mediatypes as mt
 from builder.oci.model import Descriptor, History, ImageConfig, Manifest, Platform, RunConfig
@@ -21,17 +24,24 @@ _TO_OCI_LAYER = {
 }
 
 
-def source_date_epoch() -> int:
-    """``SOURCE_DATE_EPOCH`` if set (reproducible-builds.org), else 1980-01-01T00:00:01Z."""
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value:
-        try:
-            return int(value)
-        except ValueError:
-            from builder.errors import UsageError
+def source_date_epoch(environ: Mapping[str, str] | None = None, error: type[PalletError] = UsageError) -> int:
+    """``SOURCE_DATE_EPOCH`` if set (reproducible-builds.org), else 1980-01-01T00:00:01Z.
 
-            raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds") from None
-    return EPOCH_DEFAULT
+    The one reading of the variable: image times here and layer mtimes (``layer.default_mtime``,
+    which reports a bad value as a LayerError) always agree.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return EPOCH_DEFAULT
+    try:
+        epoch = int(value)
+    except ValueError:
+        raise error(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds since "
+                    "1970; set it to e.g. $(git log -1 --format=%ct) or unset it") from None
+    if epoch < 0:
+        raise error(f"SOURCE_DATE_EPOCH={value!r} is negative; use a time after 1970")
+    return epoch
 
 
 def rfc3339(epoch: int) -> str:
