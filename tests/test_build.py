@@ -248,18 +248,49 @@ def test_buildpack_with_unchanged_declared_inputs_is_not_run(tmp_path, home):
     cache = str(tmp_path / "cache")
     first = build_json(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
     (app / "index.txt").write_text("only the app changed\n")
+    (app / "new.txt").write_text("a new file: the app's shape changed, so the phases run\n")
     second = build(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
     assert "inputs unchanged: reusing its layers" in second.stderr
     assert "build number" not in second.stderr
     out = pallet("run", "skip:1", env=home).stdout
     assert out.startswith("hello: Hi there from /workspace")
     (app / "index.txt").write_text("app file\n")
+    (app / "new.txt").unlink()
     third = build_json(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
     assert third["digest"] == first["digest"]  # skipping changes nothing in the image
     (app / "hello.conf").write_text("Bonjour\n")
     fourth = build(app, "skip:1", home, "--buildpack", str(bp), "--cache-dir", cache)
     assert "inputs unchanged" not in fourth.stderr and "installing greeter" in fourth.stderr
     assert pallet("run", "skip:1", env=home).stdout.startswith("hello: Bonjour")
+
+
+def test_only_app_files_changed_gives_the_full_builds_image(tmp_path, home):
+    """An edit no buildpack reads (declared inputs) rebuilds only the app layer, without running
+    a phase, and gives the image a clean full build of the same source gives."""
+    bp = _copy_bp(tmp_path)
+    (bp / "buildpack.toml").write_text((bp / "buildpack.toml").read_text()
+                                       + '\n[metadata.pallet]\ninputs = ["hello.conf"]\n'
+                                       + '[metadata.pallet.input-lines]\n"index.txt" = "^title:"\n')
+    app = hello_app(tmp_path / "app")
+    cache = str(tmp_path / "cache")
+    first = build_json(app, "inc:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    (app / "index.txt").write_text("app file, edited\n")
+    edited = build(app, "inc:1", home, "--buildpack", str(bp), "--cache-dir", cache, "--json")
+    assert "only app files no buildpack reads changed" in edited.stderr
+    assert "[tests/hello]" not in edited.stderr  # neither detect nor build ran
+    clean = build_json(app, "inc:clean", home, "--buildpack", str(bp), "--cache-dir", str(tmp_path / "c2"))
+    assert json.loads(edited.stdout)["digest"] == clean["digest"]
+    assert clean["digest"] != first["digest"]
+    # a line the buildpack reads: the phases run (and the buildpack, its inputs changed)
+    (app / "index.txt").write_text("title: x\napp file, edited\n")
+    titled = build(app, "inc:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    assert "only app files" not in titled.stderr and "[tests/hello] build number" in titled.stderr
+    # a buildpack that declares no inputs: pallet cannot know what it reads; the phases run
+    app2 = hello_app(tmp_path / "app2")
+    build(app2, "inc:2", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache)
+    (app2 / "index.txt").write_text("edited\n")
+    second = build(app2, "inc:2", home, "--buildpack", str(HELLO_BP), "--cache-dir", cache)
+    assert "only app files" not in second.stderr and "[tests/hello]" in second.stderr
 
 
 def test_build_with_sign_key_signs_attests_and_attaches_sbom(tmp_path, home, registry):

@@ -363,30 +363,39 @@ def test_go_vendor_builds_without_network_and_a_module_that_needs_it_is_a_clear_
 
 @pytest.mark.slow
 def test_app_change_reinstalls_nothing(bookworm, tmp_path):
-    """Python: app.py is an input (the web process depends on it), so bin/build runs, and reuses
-    the venv. Node.js: only the manifests are inputs, so the buildpack is skipped; the
-    node_modules symlink it made in /workspace is made again."""
+    """An edit of code no buildpack reads rebuilds only the app layer (no phase runs); an edit
+    of a line the Python buildpack reads (where the WSGI app is defined) runs it again, and it
+    reuses the venv. Node.js: only the manifests are inputs, and the node_modules symlink it
+    made in /workspace is made again. Each time, the image is what a clean build makes."""
     flask = tmp_path / "flask"
     shutil.copytree(SAMPLES / "python-flask", flask)
     bookworm.build(flask, "flask:1", tmp_path / "c1")
     (flask / "app.py").write_text((flask / "app.py").read_text().replace("Hello from", "Hi from"))
     again = bookworm.build(flask, "flask:1", tmp_path / "c1")
-    assert "reusing the virtual environment" in again.stderr and "Collecting" not in again.stderr
+    assert "only app files no buildpack reads changed" in again.stderr and "[pallet/python]" not in again.stderr
     assert json.loads(again.stdout)["layers"]["written"] == ["app"]
     # What the cache gave is what a clean build makes.
     assert bookworm.build_json(flask, "flask:2", tmp_path / "c1-clean")["digest"] == json.loads(again.stdout)["digest"]
+    (flask / "app.py").write_text((flask / "app.py").read_text() + "\napplication = app\n")
+    entry = bookworm.build(flask, "flask:1", tmp_path / "c1")
+    assert "reusing the virtual environment" in entry.stderr and "Collecting" not in entry.stderr
+    assert json.loads(entry.stdout)["layers"]["written"] == ["app"]
+    assert bookworm.build_json(flask, "flask:3", tmp_path / "c1-clean2")["digest"] == json.loads(entry.stdout)["digest"]
 
     express = tmp_path / "express"
     shutil.copytree(SAMPLES / "node-express", express)
     bookworm.build(express, "express:1", tmp_path / "c2")
     (express / "server.js").write_text((express / "server.js").read_text().replace("Hello from", "Hi from"))
     again = bookworm.build(express, "express:1", tmp_path / "c2")
-    assert "[pallet/nodejs] inputs unchanged: reusing its layers (bin/build not run)" in again.stderr
+    assert "only app files no buildpack reads changed" in again.stderr
     assert json.loads(again.stdout)["layers"]["written"] == ["app"]
     assert bookworm.build_json(express, "express:2", tmp_path / "c2-clean")["digest"] == json.loads(again.stdout)["digest"]
     port = free_port()
     with pallet_run(bookworm, "express:1", port) as proc:
         assert wait_http(port, alive=lambda: proc.poll() is None).body.startswith("Hi from node-express")
+    (express / "index.js").write_text("// a new file: the app's shape changed\n")
+    shaped = bookworm.build(express, "express:1", tmp_path / "c2")
+    assert "[pallet/nodejs] inputs unchanged: reusing its layers (bin/build not run)" in shaped.stderr
 
 
 # -- the static file server, on bookworm-static ---------------------------------------------------

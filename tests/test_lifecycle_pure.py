@@ -172,3 +172,75 @@ def test_build_layers_lib_and_include_paths(tmp_path):
     assert env["LD_LIBRARY_PATH"] == "/layers/bp/l/lib:/usr/lib"
     assert env["LIBRARY_PATH"] == "/layers/bp/l/lib"
     assert env["CPATH"] == "/layers/bp/l/include" and env["PKG_CONFIG_PATH"] == "/layers/bp/l/pkgconfig"
+
+
+# -- declared inputs: whole files, names, matching lines --------------------------------------
+
+def _with_inputs(tmp_path: Path, meta: str) -> Buildpack:
+    bp = tmp_path / "bp"
+    (bp / "bin").mkdir(parents=True)
+    (bp / "buildpack.toml").write_text('api = "0.10"\n[buildpack]\nid = "t/in"\nversion = "1"\n' + meta)
+    for name in ("detect", "build"):
+        (bp / "bin" / name).write_text("#!/bin/sh\nexit 0\n")
+        (bp / "bin" / name).chmod(0o755)
+    return load(bp)
+
+
+def _key(bp: Buildpack, app: Path) -> str | None:
+    from builder.lifecycle.inputs import inputs_key
+
+    return inputs_key(bp, app, build_image="sha256:x", target={}, plan=[], env={})
+
+
+def test_input_lines_cover_only_the_lines_the_regex_matches(tmp_path):
+    bp = _with_inputs(tmp_path, '[metadata.pallet]\ninputs = ["req.txt"]\ninput-names = ["manage.py"]\n'
+                                '[metadata.pallet.input-lines]\n"app.py" = \'^app\\s*=\'\n')
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "req.txt").write_text("flask\n")
+    (app / "app.py").write_text("import flask\napp = flask.Flask(__name__)\nGREETING = 'hi'\n")
+    first = _key(bp, app)
+    (app / "app.py").write_text("import flask\napp = flask.Flask(__name__)\nGREETING = 'hello'\n")
+    assert _key(bp, app) == first  # an unmatched line changed
+    (app / "app.py").write_text("import flask\napp = flask.Flask('x')\nGREETING = 'hello'\n")
+    assert _key(bp, app) != first  # the matched line changed
+    base = _key(bp, app)
+    (app / "manage.py").write_text("print(1)\n")
+    named = _key(bp, app)
+    assert named != base  # a name appeared
+    (app / "manage.py").write_text("print(2)\n")
+    assert _key(bp, app) == named  # a name's content is not an input
+    (app / "req.txt").write_text("flask==3\n")
+    assert _key(bp, app) != named  # a whole file is
+
+
+def test_matching_lines_takes_whole_lines_of_a_multiline_match():
+    import re
+
+    from builder.lifecycle.inputs import matching_lines
+
+    rx = re.compile(r"^app\s*=", re.M)
+    assert matching_lines("x = 1\napp\n= Flask()\ny = 2\n", rx) == ["app\n= Flask()"]
+    assert matching_lines("app = 1\nb = 2\napp=3", rx) == ["app = 1", "app=3"]
+
+
+def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_path):
+    """The buildpack.toml line filter must see every line pyapp.py's entry detection reads."""
+    import importlib.util
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "buildpacks" / "python"
+    spec = importlib.util.spec_from_file_location("pyapp_under_test", root / "lib" / "pyapp.py")
+    pyapp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pyapp)  # type: ignore[union-attr]
+    bp = load(root)
+    lines = dict(bp.metadata["pallet"]["input-lines"])
+    assert set(lines) == {"app.py", "main.py", "wsgi.py", "asgi.py", "*/wsgi.py"}
+    texts = ["app = Flask(__name__)\n", "application = get_wsgi_application()\n", "app: Flask = Flask(x)\n",
+             "def app():\n    pass\n", "  app = 1\n", "apps = []\n", "application=1", "x = 1\n", ""]
+    for rx in set(lines.values()):
+        compiled = re.compile(rx, re.M)
+        for text in texts:
+            path = tmp_path / "entry.py"
+            path.write_text(text)
+            assert (pyapp._defines_app(path) is not None) == bool(compiled.search(text)), text

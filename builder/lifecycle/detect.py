@@ -5,67 +5,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import PalletError
 from builder.lifecycle import tomlio
 from builder.lifecycle.buildpack import Buildpack
 from builder.lifecycle.context import BUILDPACKS, PLATFORM, Context
+from builder.lifecycle.detected import FAIL, PASS, DetectResult, GroupTrial, Outcome
 from builder.lifecycle.order import Group
 from builder.lifecycle.plan import Alternative, Candidate, Resolution, parse_plan, plan_toml, resolve
 from builder.lifecycle.process import WORKSPACE
 
-PASS, FAIL = 0, 100
 _PLAN_DIR = "/tmp/cnb-detect"
 
 
 class DetectError(PalletError):
     """No group of buildpacks passed detection (or a buildpack's detect errored)."""
-
-
-@dataclass
-class Outcome:
-    """What one buildpack's ``bin/detect`` said."""
-
-    buildpack: Buildpack
-    code: int
-    output: list[str]
-    alternatives: tuple[Alternative, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return self.code == PASS
-
-    @property
-    def errored(self) -> bool:
-        return self.code not in (PASS, FAIL)
-
-
-@dataclass
-class GroupTrial:
-    members: list[tuple[Buildpack, bool]]  # (buildpack, optional)
-    outcomes: list[Outcome]
-    reason: str = ""
-
-
-@dataclass
-class DetectResult:
-    group: list[Buildpack] = field(default_factory=list)
-    optional: list[bool] = field(default_factory=list)
-    resolution: Resolution | None = None
-    trials: list[GroupTrial] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.resolution is not None
-
-    def outcome(self, bp_id: str) -> Outcome | None:
-        for trial in self.trials:
-            for o in trial.outcomes:
-                if o.buildpack.id == bp_id:
-                    return o
-        return None
 
 
 def buildpack_dir_in_sandbox(bp: Buildpack) -> str:
@@ -113,6 +68,7 @@ def detect(groups: list[Group], ctx: Context) -> DetectResult:
     result = DetectResult()
     ran: dict[tuple[str, str], Outcome] = {}
     for group in groups:
+        _run_concurrently([m.buildpack for m in group], ctx, ran)
         outcomes: list[Outcome] = []
         trial = GroupTrial([(m.buildpack, m.optional) for m in group], outcomes)
         result.trials.append(trial)
@@ -154,6 +110,25 @@ def detect(groups: list[Group], ctx: Context) -> DetectResult:
         result.resolution = resolution
         return result
     return result
+
+
+def _run_concurrently(bps: list[Buildpack], ctx: Context, ran: dict[tuple[str, str], Outcome]) -> None:
+    """Run the group's detects that have not run yet at once, as the CNB lifecycle does: each is
+    a sandbox start and a process or two, mostly waiting. The first runs on this thread (which
+    forwards Ctrl-C to its step); an outcome a failed required member makes moot is unused."""
+    target = ctx.target
+    todo = [bp for bp in dict.fromkeys(bps) if (bp.id, bp.version) not in ran
+            and bp.supports(target.os, target.arch, target.variant, target.distro, target.distro_version,
+                            target.stack_id)]
+    if len(todo) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(todo) - 1, thread_name_prefix="detect") as pool:
+        futures = [(bp, pool.submit(run_detect, bp, ctx)) for bp in todo[1:]]
+        ran[(todo[0].id, todo[0].version)] = run_detect(todo[0], ctx)
+        for bp, future in futures:
+            ran[(bp.id, bp.version)] = future.result()
 
 
 def write_outputs(result: DetectResult, out_dir: Path) -> None:

@@ -5,13 +5,22 @@ whether to reuse a layer, which still costs a process start, a dependency manage
 step and, often, seconds. A built-in buildpack here may declare its inputs instead:
 
     [metadata.pallet]
-    inputs = ["requirements.txt", "Procfile"]   # globs, relative to the app
+    inputs = ["requirements.txt", "Procfile"]      # globs, relative to the app: whole files
+    input-names = ["manage.py"]                     # only whether such files exist
+    detect-inputs = ["go.mod"]                      # what bin/detect reads (default: inputs)
+    [metadata.pallet.input-lines]                   # only the lines a regex matches
+    "app.py" = '^(app|application)\\s*(:[^=\\n]*)?='
 
-The key below covers those files' contents (path, exec bit, sha256), the buildpack's own files,
-the build image, the target, the build plan entries it receives and the environment it sees.
-When the key matches the last build's and the buildpack's layers came back from the cache, its
-last outputs (layer metadata, launch.toml, build.toml) are put back and ``bin/build`` is not
-run. A buildpack without declared inputs is always run, as the spec says.
+The key below covers those files (path, exec bit, and the sha256 of the whole file or of the
+matching lines), the buildpack's own files, the build image, the target, the build plan entries
+it receives and the environment it sees. When the key matches the last build's and the
+buildpack's layers came back from the cache, its last outputs (layer metadata, launch.toml,
+build.toml) are put back and ``bin/build`` is not run. A buildpack without declared inputs is
+always run, as the spec says.
+
+Line filters exist because an app's entry file is both the app's code (which changes all the
+time) and where a buildpack looks for what to start (which almost never changes): a buildpack
+that only reads ``app = Flask(...)`` from ``app.py`` need not run again when a route changes.
 """
 
 from __future__ import annotations
@@ -19,42 +28,110 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder.lifecycle.buildpack import Buildpack
 
 
-def declared_inputs(bp: Buildpack) -> list[str] | None:
-    pallet_md = (bp.metadata or {}).get("pallet") or {}
-    inputs = pallet_md.get("inputs")
-    if isinstance(inputs, list) and all(isinstance(x, str) for x in inputs):
-        return inputs
+@dataclass(frozen=True)
+class Inputs:
+    """What of the app a buildpack's build (or detect) depends on."""
+
+    files: tuple[str, ...] = ()                       # globs: whole files (a directory: all below)
+    names: tuple[str, ...] = ()                       # globs: existence only
+    lines: tuple[tuple[str, str], ...] = ()           # (glob, regex): the lines the regex matches
+    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def patterns(self) -> list[str]:
+        return [*self.files, *self.names, *(glob for glob, _ in self.lines)]
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return tuple(value)
     return None
 
 
-def _files(app_dir: Path, patterns: list[str]) -> list[Path]:
+def declared(bp: Buildpack, *, detect: bool = False) -> Inputs | None:
+    """The buildpack's declared inputs (for ``detect``: what bin/detect reads), or None."""
+    meta = (bp.metadata or {}).get("pallet") or {}
+    files = _strings(meta.get("inputs"))
+    if files is None:
+        return None
+    if detect and "detect-inputs" in meta:
+        files = _strings(meta.get("detect-inputs"))
+        if files is None:
+            return None
+    names = _strings(meta.get("input-names", [])) or ()
+    raw_lines = meta.get("input-lines") or {}
+    if not isinstance(raw_lines, dict) or not all(isinstance(v, str) for v in raw_lines.values()):
+        return None
+    return Inputs(files=files, names=names, lines=tuple(sorted(raw_lines.items())))
+
+
+def _matches(app_dir: Path, pattern: str, *, expand_dirs: bool) -> set[Path]:
     found: set[Path] = set()
-    for pattern in patterns:
-        for path in app_dir.glob(pattern):
-            if path.is_file() and not path.is_symlink():
-                found.add(path)
-            elif path.is_dir() and not path.is_symlink():
-                found.update(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-    return sorted(found)
+    for path in app_dir.glob(pattern):
+        if path.is_symlink():
+            continue
+        if path.is_file():
+            found.add(path)
+        elif expand_dirs and path.is_dir():
+            found.update(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return found
+
+
+def _regex(inputs: Inputs, source: str) -> re.Pattern[str]:
+    rx = inputs._compiled.get(source)
+    if rx is None:
+        rx = inputs._compiled[source] = re.compile(source, re.M)
+    return rx
+
+
+def matching_lines(text: str, rx: re.Pattern[str]) -> list[str]:
+    """Each whole line (or run of lines) a match of ``rx`` touches, in order."""
+    out = []
+    for m in rx.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        out.append(text[start:] if end < 0 else text[start:end])
+    return out
+
+
+def digest_app(h: "hashlib._Hash", app_dir: Path, inputs: Inputs) -> None:
+    """Feed ``h`` what of ``app_dir`` the inputs cover, in a canonical order."""
+    whole = set().union(*(_matches(app_dir, p, expand_dirs=True) for p in inputs.files)) if inputs.files else set()
+    names = set().union(*(_matches(app_dir, p, expand_dirs=False) for p in inputs.names)) if inputs.names else set()
+    filtered: dict[Path, list[str]] = {}
+    for glob, source in inputs.lines:
+        for path in _matches(app_dir, glob, expand_dirs=False):
+            filtered.setdefault(path, []).append(source)
+    for path in sorted(whole | names | set(filtered)):
+        rel = path.relative_to(app_dir).as_posix()
+        x = int(os.access(path, os.X_OK))
+        if path in whole:
+            h.update(f"F{rel}\0{x}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            continue
+        h.update(f"N{rel}\0{x}\n".encode())
+        if path in filtered:
+            text = path.read_bytes().decode("utf-8", "surrogateescape")
+            for source in filtered[path]:
+                lines = matching_lines(text, _regex(inputs, source))
+                h.update(f"L{source}\0{json.dumps(lines)}\n".encode("utf-8", "surrogateescape"))
 
 
 def inputs_key(bp: Buildpack, app_dir: Path, *, build_image: str, target: dict[str, str],
                plan: list[dict[str, Any]], env: dict[str, str]) -> str | None:
-    patterns = declared_inputs(bp)
-    if patterns is None:
+    inputs = declared(bp)
+    if inputs is None:
         return None
     h = hashlib.sha256()
     h.update(json.dumps({"buildpack": [bp.id, bp.version, bp.digest()], "build_image": build_image,
-                         "target": target, "plan": plan, "env": env, "patterns": patterns},
+                         "target": target, "plan": plan, "env": env,
+                         "inputs": [inputs.files, inputs.names, inputs.lines]},
                         sort_keys=True, default=str).encode())
-    for path in _files(app_dir, patterns):
-        rel = path.relative_to(app_dir).as_posix()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        h.update(f"{rel}\0{int(os.access(path, os.X_OK))}\0{digest}\n".encode())
+    digest_app(h, app_dir, inputs)
     return h.hexdigest()

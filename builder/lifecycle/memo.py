@@ -26,7 +26,7 @@ _PALLET_CODE = Path(builder.__file__).resolve().parent
 def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...] = ()) -> None:
     for dirpath, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir == "." :
+        if rel_dir == "." or content is False:  # pallet's code: __pycache__ at every level
             dirs[:] = sorted(d for d in dirs if d not in skip)
         else:
             dirs.sort()
@@ -44,13 +44,13 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
                 h.update(f"F{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
 
 
-def key(*, source: Path, buildpack_dirs: list[Path], build_image: str, run_image: str, run_name: str,
-        env: dict[str, str], requested: list[str]) -> str:
+def base_key(*, buildpack_dirs: list[Path], build_image: str, run_image: str, run_name: str,
+             env: dict[str, str], requested: list[str]) -> str:
+    """The key of every input but the source: images, env, buildpacks, pallet's own code."""
     h = hashlib.sha256()
     h.update(json.dumps({"build": build_image, "run": run_image, "runName": run_name, "env": env,
                          "requested": requested, "epoch": os.environ.get("SOURCE_DATE_EPOCH", "")},
                         sort_keys=True).encode())
-    _tree(h, source, content=True, skip=(".git",))
     for d in buildpack_dirs:
         h.update(f"\0buildpacks {d}\n".encode())
         _tree(h, d, content=True)
@@ -59,10 +59,18 @@ def key(*, source: Path, buildpack_dirs: list[Path], build_image: str, run_image
     return h.hexdigest()
 
 
-def load(path: Path, build_key: str) -> dict[str, Any] | None:
+def key(base: str, source: Path) -> str:
+    """The key of the whole build: ``base_key`` and every file of the source."""
+    h = hashlib.sha256(f"{base}\n".encode())
+    _tree(h, source, content=True, skip=(".git",))
+    return h.hexdigest()
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The last build's record (whatever its key), or None."""
     with contextlib.suppress(OSError, ValueError):
         data = json.loads(path.read_text())
-        if data.get("key") == build_key:
+        if isinstance(data, dict) and isinstance(data.get("key"), str):
             return data
     return None
 

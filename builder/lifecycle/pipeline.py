@@ -8,6 +8,7 @@ them together and owns the work directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -21,13 +22,12 @@ from typing import TYPE_CHECKING
 from builder.errors import PalletError
 from builder.lifecycle import buildpack as bpmod
 from builder.lifecycle import memo
-from builder.lifecycle.context import Context, Target
-from builder.lifecycle.detect import DetectError, DetectResult, detect, explain_failure, write_outputs
-from builder.lifecycle.order import Group, Member, expand, read_order
-from builder.lifecycle.project import copy_source, read_project
 
-if TYPE_CHECKING:  # the build and export phases are imported when a build runs (start-up time)
-    from builder.lifecycle.export import ExportResult
+if TYPE_CHECKING:  # the phases are imported when they run: a memo hit needs none of them
+    from builder.lifecycle.context import Context, Target
+    from builder.lifecycle.detected import DetectResult
+    from builder.lifecycle.order import Group
+    from builder.lifecycle.results import ExportResult
     from builder.oci.image import Image
 
 BUILTIN_BUILDPACKS = Path(__file__).resolve().parent.parent.parent / "buildpacks"
@@ -56,6 +56,8 @@ def builtin_registry() -> bpmod.Registry:
 def groups_for(options: BuildOptions, registry: bpmod.Registry, project_refs: list) -> list[Group]:
     """Explicit --buildpack (or project.toml buildpacks): one group, in that order; else the
     built-in order (buildpacks/order.toml)."""
+    from builder.lifecycle.order import Member, expand, read_order
+
     explicit: list[bpmod.Buildpack] = []
     for ref in options.buildpacks:
         path = Path(ref)
@@ -106,6 +108,8 @@ def home_of(rootfs: Path, uid: int) -> str:
 
 
 def target_of(run_image: Image) -> Target:
+    from builder.lifecycle.context import Target
+
     cfg = run_image.config
     labels = cfg.config.labels
     return Target(os=cfg.os or "linux", arch=cfg.architecture or "amd64", variant=cfg.variant,
@@ -134,6 +138,8 @@ class Prepared:
 
 
 def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: Path) -> Prepared:
+    from builder.lifecycle.context import Context
+    from builder.lifecycle.project import copy_source, read_project
     from builder.lifecycle.rootfs import unpack_image
 
     project = read_project(options.source)
@@ -201,6 +207,8 @@ def cache_key(dst_name: str) -> str:
 
 
 def run_detect(options: BuildOptions, build_image: Image, run_image: Image) -> DetectResult:
+    from builder.lifecycle.detect import detect
+
     with tempfile.TemporaryDirectory(prefix="pallet-detect-", dir=_tmp_root(options)) as tmp:
         prepared = prepare(options, build_image, run_image, Path(tmp))
         return detect(prepared.groups, prepared.ctx)
@@ -212,24 +220,44 @@ def _tmp_root(options: BuildOptions) -> str:
     return str(root)
 
 
-def _memo_key(options: BuildOptions, build_image: Image, run_image: Image, run_name: str) -> str:
+def _memo_base(options: BuildOptions, build_image: Image, run_image: Image, run_name: str) -> str:
     dirs = [BUILTIN_BUILDPACKS] + [Path(b) for b in options.buildpacks if Path(b).is_dir()]
     project_toml = options.source / "project.toml"
-    return memo.key(source=options.source, buildpack_dirs=dirs, build_image=build_image.digest,
-                    run_image=run_image.digest, run_name=run_name, env=dict(options.env),
-                    requested=list(options.buildpacks) + ([str(project_toml)] if project_toml.exists() else []))
+    return memo.base_key(buildpack_dirs=dirs, build_image=build_image.digest, run_image=run_image.digest,
+                         run_name=run_name, env=dict(options.env),
+                         requested=list(options.buildpacks) + ([str(project_toml)] if project_toml.exists() else []))
+
+
+def _remembered(data: dict):
+    """(detect result, processes, default process) as the last build recorded them, or None.
+    The group's buildpacks come from the record (no buildpack.toml is read: when the memo
+    matches, the buildpacks' files are the ones recorded)."""
+    from builder.lifecycle.detected import DetectResult
+    from builder.lifecycle.process import Process
+
+    try:
+        group = [bpmod.Buildpack(api=b["api"], id=b["id"], version=b["version"], path=Path(b["path"]))
+                 for b in data["buildpacks"]]
+        processes = [Process(type=p["type"], command=tuple(p["command"]), args=tuple(p["args"]),
+                             default=p["type"] == data.get("default"), working_dir=p.get("working-dir"),
+                             buildpack_id=p.get("buildpack", "")) for p in data["processes"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return DetectResult(group=group, optional=[False] * len(group)), processes, data.get("default")
 
 
 def _from_memo(data: dict, options: BuildOptions, dst, tag: str) -> tuple[DetectResult, ExportResult] | None:
     """The last build's result, if its image is still in the destination (the tag moved to it)."""
     from builder.errors import NotFoundError
-    from builder.lifecycle.export import ExportResult
-    from builder.lifecycle.process import Process
+    from builder.lifecycle.results import ExportResult
     from builder.oci.model import Descriptor
 
     try:
         desc = dst.resolve(data["digest"])
     except (NotFoundError, KeyError):
+        return None
+    remembered = _remembered(data)
+    if remembered is None:
         return None
     try:
         current = dst.resolve(tag).digest
@@ -237,40 +265,96 @@ def _from_memo(data: dict, options: BuildOptions, dst, tag: str) -> tuple[Detect
         current = None
     if current != desc.digest:
         dst.tag(tag, Descriptor(desc.media_type, desc.digest, desc.size))
-    registry = builtin_registry()
-    for ref in options.buildpacks:
-        if Path(ref).is_dir():
-            registry.add(bpmod.load(Path(ref)))
-    try:
-        group = [registry.get(i, v) for i, v in data["group"]]
-    except bpmod.BuildpackError:
+    result, processes, default = remembered
+    return result, ExportResult(desc, processes, default, layers_reused=list(data.get("layers") or []))
+
+
+def _only_app_changed(data: dict, base: str, options: BuildOptions, run_image: Image, run_name: str, dst,
+                      tag: str, cache_root: Path) -> tuple[DetectResult, ExportResult] | None:
+    """The last image with a new app layer, when nothing a buildpack reads has changed."""
+    from builder.errors import NotFoundError
+    from builder.lifecycle import incremental
+    from builder.oci.image import load_image
+
+    shape = incremental.Shape.from_json(data.get("shape"))
+    if shape is None:
         return None
-    processes = [Process(type=p["type"], command=tuple(p["command"]), args=tuple(p["args"]),
-                         default=p["type"] == data.get("default"), working_dir=p.get("working-dir"),
-                         buildpack_id=p.get("buildpack", "")) for p in data["processes"]]
-    result = DetectResult(group=group, optional=[False] * len(group))
-    return result, ExportResult(desc, processes, data.get("default"), layers_reused=list(data["layers"]))
+    remembered = _remembered(data)
+    if remembered is None:
+        return None
+    result, processes, default = remembered
+    if incremental.shape_key(base, options.source, shape.reads) != shape.key:
+        return None
+    try:
+        previous = load_image(dst, data["digest"])
+    except (NotFoundError, KeyError):
+        return None
+    exported = incremental.rebuild_app(source=options.source, previous=previous, run_image=run_image,
+                                       run_name=run_name, dst=dst, tag=tag, shape=shape, cache_root=cache_root,
+                                       work_root=Path(_tmp_root(options)), group=result.group,
+                                       processes=processes, default=default)
+    return None if exported is None else (result, exported)
 
 
 def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
               cache_name: str) -> tuple[DetectResult, ExportResult]:
+    from builder.lifecycle import incremental
+
+    say = options.output or _stderr
     cache_root = options.cache_dir or default_cache_root()
     memo_path = cache_root / "memo" / cache_key(cache_name)
-    build_key = _memo_key(options, build_image, run_image, run_name)
-    remembered = memo.load(memo_path, build_key)
+    base = _memo_base(options, build_image, run_image, run_name)
+    build_key = memo.key(base, options.source)
+    remembered = memo.load(memo_path)
     if remembered is not None:
-        hit = _from_memo(remembered, options, dst, tag)
-        if hit is not None:
-            (options.output or _stderr)("inputs unchanged since the last build: its image is reused")
-            return hit
-    result, exported = _run_phases(options, build_image, run_image, run_name, dst, tag, cache_name, cache_root)
-    memo.save(memo_path, build_key, {
-        "digest": exported.descriptor.digest, "group": [[bp.id, bp.version] for bp in result.group],
+        if remembered["key"] == build_key:
+            hit = _from_memo(remembered, options, dst, tag)
+            if hit is not None:
+                say("inputs unchanged since the last build: its image is reused")
+                return hit
+        else:
+            hit = _only_app_changed(remembered, base, options, run_image, run_name, dst, tag, cache_root)
+            if hit is not None:
+                incremental.log_hit(say)
+                memo.save(memo_path, build_key, {**{k: v for k, v in remembered.items() if k != "key"},
+                                                 "digest": hit[1].descriptor.digest})
+                return hit
+    result, exported, built = _run_phases(options, build_image, run_image, run_name, dst, tag, cache_name,
+                                          cache_root)
+    record = {
+        "digest": exported.descriptor.digest,
+        "buildpacks": [{"id": bp.id, "version": bp.version, "api": bp.api, "path": str(bp.path)}
+                       for bp in result.group],
         "default": exported.default_process,
         "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args), "buildpack": p.buildpack_id,
                        **({"working-dir": p.working_dir} if p.working_dir else {})} for p in exported.processes],
-        "layers": exported.layers_reused + exported.layers_written})
+        "layers": exported.layers_reused + exported.layers_written}
+    shape = _shape_of(base, build_key, options, result, built)
+    if shape is not None:
+        record["shape"] = shape.to_json()
+    memo.save(memo_path, build_key, record)
     return result, exported
+
+
+def _shape_of(base: str, build_key: str, options: BuildOptions, result: DetectResult, built):
+    """What the next build needs to recognise an app-only change (None if it cannot)."""
+    from builder.lifecycle import incremental
+
+    from builder.lifecycle.project import read_project
+
+    if memo.key(base, options.source) != build_key:
+        return None  # the source changed while it was being built: remember nothing of it
+    if read_project(options.source).buildpacks:
+        return None  # buildpacks inside the source: their own files are not in the shape
+    detected: dict[tuple[str, str], bpmod.Buildpack] = {}
+    for trial in result.trials:
+        for outcome in trial.outcomes:
+            detected.setdefault((outcome.buildpack.id, outcome.buildpack.version), outcome.buildpack)
+    reads = incremental.reads_of(list(detected.values()), result.group)
+    if reads is None:
+        return None
+    return incremental.Shape(incremental.shape_key(base, options.source, reads), reads,
+                             [dict(o.workspace) for o in built.outputs])
 
 
 def _stderr(line: str) -> None:
@@ -280,24 +364,52 @@ def _stderr(line: str) -> None:
 
 
 def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
-                cache_name: str, cache_root: Path) -> tuple[DetectResult, ExportResult]:
+                cache_name: str, cache_root: Path):
     from builder.lifecycle import cache as cachemod
     from builder.lifecycle.build import build
+    from builder.lifecycle.detect import DetectError, detect, explain_failure, write_outputs
     from builder.lifecycle.export import export
     from builder.lifecycle.layercache import LayerCache
 
+    timer = _Timer(options.output or _stderr)
     with tempfile.TemporaryDirectory(prefix="pallet-build-", dir=_tmp_root(options)) as tmp:
         work = Path(tmp)
-        prepared = prepare(options, build_image, run_image, work)
-        ctx = prepared.ctx
-        build_cache = cachemod.BuildCache(cache_root / "builds" / cache_key(cache_name))
-        result = detect(prepared.groups, ctx)
-        if not result.passed:
-            raise DetectError("no buildpack group passed detection:\n" + explain_failure(result))
-        write_outputs(result, work / "out")
-        records = build_cache.restore(result.group, ctx.layers_dir)
-        built = build(result.group, result.resolution, ctx, records)
-        exported = export(built, ctx.app_dir, run_image, run_name, dst, tag, uid=ctx.uid, gid=ctx.gid,
-                          cache=LayerCache(cache_root / "layers"), work_dir=work)
-        build_cache.save(built, ctx.layers_dir)
-        return result, exported
+        with timer("prepare"):
+            prepared = prepare(options, build_image, run_image, work)
+            ctx = prepared.ctx
+            build_cache = cachemod.BuildCache(cache_root / "builds" / cache_key(cache_name))
+        with timer("detect"):
+            result = detect(prepared.groups, ctx)
+            if not result.passed:
+                raise DetectError("no buildpack group passed detection:\n" + explain_failure(result))
+            write_outputs(result, work / "out")
+        with timer("restore"):
+            records = build_cache.restore(result.group, ctx.layers_dir)
+        with timer("build"):
+            built = build(result.group, result.resolution, ctx, records)
+        with timer("export"):
+            exported = export(built, ctx.app_dir, run_image, run_name, dst, tag, uid=ctx.uid, gid=ctx.gid,
+                              cache=LayerCache(cache_root / "layers"), work_dir=work)
+        with timer("save cache"):
+            build_cache.save(built, ctx.layers_dir)
+        return result, exported, built
+
+
+class _Timer:
+    """``PALLET_TIMINGS=1``: each phase's wall time on stderr (what the build race notes quote)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say if os.environ.get("PALLET_TIMINGS") else None
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        if self.say is None:
+            yield
+            return
+        import time
+
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.say(f"[timings] {phase}: {time.perf_counter() - started:.3f} s")
