@@ -206,7 +206,25 @@ class _RunParser(_Parser):
 
 # -- parser -------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands registered by other modules (each imported only when its command runs).
+_COMMAND_MODULES = {
+    "build": "cli_build", "detect": "cli_build", "rebase": "cli_rebase", "stack": "cli_stack",
+    **{name: "cli_supply" for name in ("keygen", "sign", "verify", "sbom", "promote", "audit")},
+}
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv``, only the sub-command it names is registered in full (with the
+    core ones), so a build does not import every command's module before it starts."""
     parser = _Parser(prog="pallet", description="Source directory to a reproducible, signed OCI image.")
     parser.add_argument("--version", action="version", version=f"pallet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and details on errors")
@@ -264,21 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run it in the Docker engine instead (docker run --rm --network host)")
     p.set_defaults(func=cmd_run, args=None)
 
-    from builder import cli_build
+    import importlib
 
-    cli_build.register(sub, _common)
-
-    from builder import cli_rebase
-
-    cli_rebase.register(sub, _common)
-
-    from builder import cli_stack  # pallet stack lock|build|packages
-
-    cli_stack.register(sub, _common)
-
-    from builder import cli_supply  # pallet keygen|sign|verify|sbom|promote|audit
-
-    cli_supply.register(sub, _common)
+    # cli_build: build, detect; cli_rebase; cli_stack: stack lock|build|packages; cli_supply:
+    # keygen|sign|verify|sbom|promote|audit. All of them when the command is unknown (for help).
+    wanted = _COMMAND_MODULES.get(_command_in(argv) or "") if argv is not None else None
+    for name in ("cli_build", "cli_rebase", "cli_stack", "cli_supply"):
+        if wanted is None or name == wanted:
+            importlib.import_module(f"builder.{name}").register(sub, _common)
     return parser
 
 
@@ -286,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("PALLET_DEBUG"))
     try:
-        parser = build_parser()
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.errors import PalletError
+from builder.errors import NotFoundError, PalletError
 from builder.oci import reference as refs
 from builder.oci.image import Image, load_image
 from builder.oci.stores import StoreOptions, open_store
@@ -37,10 +37,24 @@ def _load(text: str, options: StoreOptions) -> Image:
 def resolve_images(stack: str | None, build_image: str | None, run_image: str | None,
                    options: StoreOptions) -> tuple[Image, Image, str]:
     """(build image, run image, the run image reference as it will be recorded)."""
-    if build_image is None or run_image is None:
-        from builder.stacks.api import stack_images  # built on first use, then from the local store
+    if build_image is not None and run_image is not None:
+        return _load(build_image, options), _load(run_image, options), run_image
+    from builder.stacks import api  # built on first use, then from the local store
 
-        build_ref, run_ref = stack_images(stack_file(stack or DEFAULT_STACK))
-        build_image = build_image or build_ref
-        run_image = run_image or run_ref
-    return _load(build_image, options), _load(run_image, options), run_image
+    path = stack_file(stack or DEFAULT_STACK)
+    remembered = api.remembered_images(path)
+    if remembered is not None:
+        try:
+            return _resolved(remembered, build_image, run_image, options)
+        except NotFoundError:
+            pass  # the local store lost them: deliver them again
+    images = api.stack_images(path)
+    api.remember_images(path, images)
+    return _resolved(images, build_image, run_image, options)
+
+
+def _resolved(stack_refs: tuple[str, str], build_image: str | None, run_image: str | None,
+              options: StoreOptions) -> tuple[Image, Image, str]:
+    build_ref = build_image or stack_refs[0]
+    run_ref = run_image or stack_refs[1]
+    return _load(build_ref, options), _load(run_ref, options), run_ref

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ class TomlError(PalletError):
 
 def read(path: Path, owner: str | None = None) -> dict[str, Any]:
     """Parse ``path``; TomlError ("<owner>: <path>: ...") if it is missing or malformed."""
+    import tomllib  # here: its import is most of a memo hit's start-up otherwise
+
     where = f"{owner}: {path}" if owner else str(path)
     try:
         with open(path, "rb") as f:

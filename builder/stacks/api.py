@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import Callable
 
-from builder.oci.stores import StoreOptions
+from builder.oci.stores import StoreOptions, local_store_path
+
+_CODE = Path(__file__).resolve().parent
 
 
 def stack_images(stack_file: str | Path, options: StoreOptions | None = None,
@@ -19,3 +25,50 @@ def stack_images(stack_file: str | Path, options: StoreOptions | None = None,
 
     result = build_stack(stack_file, options=options, log=log)
     return result.images["build"].reference, result.images["run"].reference
+
+
+def _stat_key(stack_file: Path) -> str | None:
+    """A key of what ``stack_images`` reads, by stat (as make and git decide what changed): the
+    stack file, its lock, the stack code, the local store it delivers to."""
+    h = hashlib.sha256(str(local_store_path()).encode())
+    try:
+        paths = [stack_file.resolve(), stack_file.with_suffix(".lock").resolve()]
+        paths += sorted(_CODE.glob("*.py"))
+        for path in paths:
+            st = os.stat(path)
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _memo_path(key: str) -> Path:
+    env = os.environ.get("PALLET_CACHE")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = Path(env) if env else (Path(xdg) if xdg else Path.home() / ".cache") / "pallet"
+    return root / "stacks" / "resolved" / key
+
+
+def remembered_images(stack_file: str | Path) -> tuple[str, str] | None:
+    """What ``stack_images`` answered last time, when nothing it reads has changed since (by
+    stat); None otherwise. The caller still loads the images by digest, so a store that lost
+    them only costs a full ``stack_images``."""
+    key = _stat_key(Path(stack_file))
+    if key is None:
+        return None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        data = json.loads(_memo_path(key).read_text())
+        return str(data["build"]), str(data["run"])
+    return None
+
+
+def remember_images(stack_file: str | Path, images: tuple[str, str]) -> None:
+    key = _stat_key(Path(stack_file))
+    if key is None:
+        return
+    path = _memo_path(key)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{key}.{os.getpid()}")
+        tmp.write_text(json.dumps({"build": images[0], "run": images[1]}))
+        os.replace(tmp, path)
