@@ -8,9 +8,11 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from builder.supply import layerfiles
 from tests.cli import pallet
 from tests.samplekit import (SAMPLES, container_alive, docker_run, free_port, http, pallet_run,
                              wait_http)
@@ -27,6 +29,37 @@ EXPECTED = {
     "static-site": (["pallet/static"], "/", "<h1>Hello from static-site</h1>"),
     "procfile-worker": (["pallet/python", "pallet/procfile"], "/", '"service": "procfile-worker web"'),
 }
+
+
+#: sample -> (files its buildpack leaves out of the image: nothing reads them at run time; a file
+#: kept beside them; its document in the CNB SBOM layer; a package that document lists)
+LEFT_OUT = {
+    "python-flask": (["layers/pallet_python/venv/bin/activate", "layers/pallet_python/venv/bin/Activate.ps1",
+                      "layers/pallet_python/venv/bin/activate.fish", "layers/pallet_python/venv/bin/activate.csh"],
+                     "layers/pallet_python/venv/bin/gunicorn",
+                     "layers/sbom/launch/pallet_python/venv/sbom.cdx.json", "pkg:pypi/flask@3.1.3"),
+    "node-express": (["layers/pallet_nodejs/modules/node_modules/.package-lock.json"],
+                     "layers/pallet_nodejs/modules/node_modules/express/package.json",
+                     "layers/sbom/launch/pallet_nodejs/modules/sbom.cdx.json", "pkg:npm/express@4.22.3"),
+}
+
+
+def _check_layers(sample: str, home, ref: str) -> None:  # noqa: ANN001
+    """What the image holds of LEFT_OUT: not the files left out, and a compact SBOM document."""
+    if sample not in LEFT_OUT:
+        return
+    gone, kept, sbom_path, purl = LEFT_OUT[sample]
+    wanted = {*gone, kept, sbom_path}
+    blobs = Path(home.env["PALLET_HOME"]) / "store" / "blobs" / "sha256"
+    streams = [open(blobs / layer["digest"].split(":", 1)[1], "rb") for layer in home.inspect(ref)["layers"]]
+    try:
+        found = layerfiles.read_files(streams, lambda e: layerfiles.READ if e.path in wanted else None)
+    finally:
+        for stream in streams:
+            stream.close()
+    assert kept in found and not set(gone) & set(found), sorted(found)
+    document = found[sbom_path].data or b""
+    assert b"\n" not in document and purl in [c["purl"] for c in json.loads(document)["components"]]
 
 
 def test_every_sample_is_covered():
@@ -67,6 +100,7 @@ def test_sample_builds_reproducibly_and_answers_http(sample, bookworm, tmp_path,
     shutil.copytree(SAMPLES / sample, elsewhere, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
     second = bookworm.build_json(elsewhere, f"{sample}:b", tmp_path / "cache-b")
     assert second["digest"] == first["digest"]
+    _check_layers(sample, bookworm, f"{sample}:a")
 
     port = free_port()
     with pallet_run(bookworm, f"{sample}:a", port) as proc:

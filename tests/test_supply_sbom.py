@@ -257,3 +257,75 @@ def test_sbom_attach_command_in_a_layout(tmp_path, capsys):
     assert kinds == ["application/spdx+json", "application/vnd.cyclonedx+json"]
     assert main(["sbom", f"oci:{tmp_path}/lay:v1"]) == 0
     assert "the SBOM attached to" in capsys.readouterr().err
+
+
+# -- the per-layer SBOM of the CNB SBOM layer ------------------------------------------------
+
+
+def test_layer_document_is_compact_valid_and_names_each_component():
+    layer = gzip.compress(tar_layer(app_layer()), mtime=0)
+    doc = sbom.layer_sbom(io.BytesIO(layer), name="/layers/pallet_nodejs/modules", diff_id="sha256:" + "1" * 64)
+    assert doc is not None and b"\n" not in doc and b": " not in doc and b", " not in doc  # no indentation
+    assert _cyclonedx_errors(doc.decode()) is None
+    data = json.loads(doc)
+    assert data["metadata"] == {"component": {"type": "file", "name": "/layers/pallet_nodejs/modules",
+                                              "version": "sha256:" + "1" * 64}}
+    comps = {c["purl"]: c for c in data["components"]}
+    assert comps["pkg:npm/express@4.18.2"] == {"type": "library", "name": "express", "version": "4.18.2",
+                                               "purl": "pkg:npm/express@4.18.2",
+                                               "licenses": [{"expression": "MIT"}]}
+    assert "pkg:pypi/flask@3.0.3" in comps and "pkg:npm/jest@29.0.0" not in comps  # dev: not installed
+    # About the layer alone: no time, no tool version, nothing else that would change it.
+    assert set(data) == {"bomFormat", "specVersion", "metadata", "components"}
+    assert sbom.layer_sbom(io.BytesIO(layer), name="/layers/pallet_nodejs/modules",
+                           diff_id="sha256:" + "1" * 64) == doc
+    assert sbom.layer_sbom(io.BytesIO(gzip.compress(tar_layer(files({"layers/x/README": b"hi"})))),
+                           name="/layers/x", diff_id="sha256:" + "2" * 64) is None
+
+
+def _venv_layer(root: Path) -> Path:
+    """A venv as the Python buildpack leaves one: made by ``venv``, with the dist-info of the
+    distributions this Python has (their metadata is what an SBOM reads), a Go binary, a hard
+    link, symlinks in and out of the tree and a name that looks like a whiteout."""
+    import importlib.metadata
+    import shutil
+    import venv
+
+    venv.EnvBuilder(symlinks=True, with_pip=False).create(root)
+    site = next(root.glob("lib/python3*")) / "site-packages"
+    for dist in importlib.metadata.distributions():
+        src = Path(str(dist._path))  # type: ignore[attr-defined]
+        if src.name.endswith(".dist-info") and not (site / src.name).exists():
+            shutil.copytree(src, site / src.name)
+    (root / "bin" / "hello").write_bytes(go_elf())
+    (root / "bin" / "hello").chmod(0o755)
+    os.link(root / "bin" / "hello", root / "bin" / "hello-again")
+    (root / "bin" / "os-release").symlink_to("/etc/os-release")
+    (site / ".wh.removed").write_text("not a whiteout in a directory")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["venv", "node_modules"])
+def test_layer_sbom_read_from_the_directory_is_the_layers(tmp_path, kind):
+    """export reads the per-layer SBOM from the layer's directory: the same map of files, the
+    same bytes, as reading the layer it writes (a real venv; npm's own node_modules tree)."""
+    from builder.oci.layer import write_layer
+
+    if kind == "venv":
+        tree, prefix = _venv_layer(tmp_path / "venv"), "layers/pallet_python/venv"
+    else:
+        tree, prefix = Path("/usr/lib/node_modules/npm"), "layers/pallet_nodejs/modules"
+        if not (tree / "node_modules").is_dir():
+            pytest.skip("no npm installed here to take a node_modules tree from")
+    blob = tmp_path / "layer.tar.gz"
+    diff_id = write_layer(tree, blob, prefix=prefix).diff_id
+    with open(blob, "rb") as f:
+        from_tar = layerfiles.read_files([f], sbom._wanted, sbom._go_binary)
+    assert len(from_tar) > 20
+    assert layerfiles.read_dir(tree, prefix, sbom._wanted, sbom._go_binary) == from_tar
+    with open(blob, "rb") as f:
+        doc = sbom.layer_sbom(f, name="/" + prefix, diff_id=diff_id)
+    assert doc is not None and sbom.layer_dir_sbom(tree, name="/" + prefix, diff_id=diff_id) == doc
+    if kind == "venv":
+        assert from_tar[f"{prefix}/bin/hello"].kind == layerfiles.ANALYSE
+        assert b"pkg:golang/github.com/gorilla/mux@v1.8.0" in doc and b"pkg:pypi/" in doc

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import PalletError
@@ -21,6 +20,7 @@ from builder.lifecycle.build import BuildResult
 from builder.lifecycle.compose import BUILD_METADATA, AppLayer, AppPart, compose
 from builder.lifecycle.layercache import LayerCache
 from builder.lifecycle.layers import merge_processes
+from builder.lifecycle.results import ExportResult
 from builder.lifecycle.process import LAUNCHER, LAYERS, PROCESS_CONFIG_DIR, PROCESS_DIR, Process
 from builder.oci import mutate
 from builder.oci.copy import CopyStats, copy_blobs
@@ -30,16 +30,6 @@ from builder.oci.model import Descriptor
 from builder.oci.stores.base import Store
 
 PALLET_LIFECYCLE_VERSION = "0.1.0"
-
-
-@dataclass
-class ExportResult:
-    descriptor: Descriptor
-    processes: list[Process]
-    default_process: str | None
-    layers_reused: list[str] = field(default_factory=list)
-    layers_written: list[str] = field(default_factory=list)
-    stats: CopyStats = field(default_factory=CopyStats)
 
 
 def _config_layer_entries(processes: list[Process], layer_dirs: list[str], metadata_toml: bytes) -> list[Entry]:
@@ -65,8 +55,7 @@ def _metadata_toml(result: BuildResult, processes: list[Process]) -> bytes:
 SBOM_EXTENSIONS = ("cdx.json", "spdx.json", "syft.json")
 
 
-def _layer_sboms(result: BuildResult, blob_files: dict[str, Path], app_layers: list[AppLayer],
-                 cache_dir: Path | None = None) -> list[Entry]:
+def _layer_sboms(result: BuildResult, app_layers: list[AppLayer], cache_dir: Path | None = None) -> list[Entry]:
     """The CNB SBOM layer: ``/layers/sbom/launch/<bp>/<layer>/sbom.<ext>`` for each launch layer,
     as its buildpack wrote it (``<layer>.sbom.<ext>``) or, when it wrote none, the dependencies
     pallet finds installed in the layer (Python dist-info, node_modules, Go binaries); and each
@@ -95,24 +84,24 @@ def _layer_sboms(result: BuildResult, blob_files: dict[str, Path], app_layers: l
             match = [x for x in app_layers if x.created_by == f"buildpack {bp.id}: layer {layer.name}"]
             if not match:
                 continue
-            document = _cached_layer_sbom(cache_dir, match[0], inside, blob_files)
+            document = _cached_layer_sbom(cache_dir, match[0], inside, layer.path)
             if document is not None:
                 entries.append(Entry.file(f"{where}/sbom.cdx.json", document))
     return entries
 
 
-def _cached_layer_sbom(cache_dir: Path | None, layer: AppLayer, inside: str,
-                       blob_files: dict[str, Path]) -> bytes | None:
-    """A layer's SBOM document, remembered by diffID (an unchanged layer is not read again)."""
-    from builder.supply.sbom import layer_sbom
+def _cached_layer_sbom(cache_dir: Path | None, layer: AppLayer, inside: str, source: Path) -> bytes | None:
+    """A layer's SBOM document, remembered by diffID (an unchanged layer is not read again).
+    It is read from ``source``, the directory the layer was just made of (or found in the layer
+    cache for, by its files' stats), not from the compressed blob: the same document, faster."""
+    from builder.supply.sbom import LAYER_SBOM_FORMAT, layer_dir_sbom
 
-    key = hashlib.sha256(f"{layer.diff_id}\0{inside}".encode()).hexdigest()
+    key = hashlib.sha256(f"{LAYER_SBOM_FORMAT}\0{layer.diff_id}\0{inside}".encode()).hexdigest()
     path = cache_dir / key if cache_dir else None
     if path is not None and path.is_file():
         data = path.read_bytes()
         return data or None
-    with open(blob_files[layer.descriptor.digest], "rb") as stream:
-        document = layer_sbom(stream, name=inside, diff_id=layer.diff_id)
+    document = layer_dir_sbom(source, name=inside, diff_id=layer.diff_id)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{key}.{os.getpid()}")
@@ -158,7 +147,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
         lifecycle_bps.append({"key": bp.id, "version": bp.version, "layers": layer_meta})
         labels.update(output.launch.labels)
 
-    sbom_entries = _layer_sboms(result, blob_files, app_layers, cache.root / "sbom")
+    sbom_entries = _layer_sboms(result, app_layers, cache.root / "sbom")
     sbom_sha = None
     if sbom_entries:
         sbom_path = work_dir / "sbom.layer"

@@ -27,9 +27,23 @@ For the build pipeline (``pallet build --sign-key``), after the image is pushed:
     attach_sbom(store, digest)
 """
 
-from builder.supply.provenance import BuildFacts, Dependency, SourceFacts, attest, source_facts, statement
-from builder.supply.sbom import attach_sbom, collect
-from builder.supply.sign import sign_image
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: The package's names, each from its module, imported when first used (PEP 562): the build
+#: imports ``builder.supply.layerfiles`` and ``sbom`` for the SBOM layer, and should not pay for
+#: signing's cryptography (0.1 s) unless it signs.
+_FROM = {"BuildFacts": "provenance", "Dependency": "provenance", "SourceFacts": "provenance",
+         "attest": "provenance", "source_facts": "provenance", "statement": "provenance",
+         "attach_sbom": "sbom", "collect": "sbom", "sign_image": "sign"}
 
 __all__ = ["BuildFacts", "Dependency", "SourceFacts", "attach_sbom", "attest", "collect", "sign_image",
            "source_facts", "statement"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM:
+        return getattr(importlib.import_module(f"builder.supply.{_FROM[name]}"), name)
+    raise AttributeError(f"module 'builder.supply' has no attribute {name!r}")

@@ -8,6 +8,11 @@ executable is never held in memory), or recorded as a symlink. The result is wha
 file system shows at the top: a later layer's file replaces a lower one, and whiteouts
 (``.wh.NAME``, ``.wh..wh..opq``) and files put where a directory was remove what was below.
 
+``read_dir`` gives the same map for a directory a layer is about to be made of (or was just
+made of), read from disk: the entries come from ``builder.oci.layer.iter_dir_entries``, the walk
+that writes the layer, and go through the same code as the tar's, so the result is the one
+``read_files`` would give for the layer, without decompressing it.
+
 (``iter_layer_entries`` lists entries without their bytes; reading them needs the tar member
 itself, hence this reader next to it. It could move into ``builder.oci.unpack`` as an option
 of ``iter_layer_entries``.)
@@ -15,17 +20,20 @@ of ``iter_layer_entries``.)
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import posixpath
 import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator
 
 import zstandard
 
 from builder.oci import compress
+from builder.oci import layer as layerfmt
 from builder.oci.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, CorruptLayerError, TarEntry
 
 READ = "read"
@@ -80,46 +88,66 @@ def _drop(state: dict[str, Found], path: str, *, self_too: bool) -> None:
         del state[key]
 
 
-def _read_layer(stream: BinaryIO, pick: Picker, analyse: Analyser | None,
+#: An entry of a layer and how to open its content (a file's; None for the other kinds).
+Opener = Callable[[], ContextManager[BinaryIO | None]]
+
+
+def _tar_entries(stream: BinaryIO) -> Iterator[tuple[TarEntry, Opener]]:
+    """The entries of a (compressed) layer tar, streamed: open a file's content before the next."""
+    tf = tarfile.open(fileobj=compress.open_decompressed(stream), mode="r|",
+                      encoding="utf-8", errors="surrogateescape")
+    while True:
+        ti = tf.next()
+        tf.members.clear()  # type: ignore[attr-defined]  # stream mode: keep no index
+        if ti is None:
+            return
+        yield _entry(ti), lambda ti=ti: contextlib.nullcontext(tf.extractfile(ti))
+
+
+def _dir_entries(root: str | os.PathLike[str], prefix: str) -> Iterator[tuple[TarEntry, Opener]]:
+    """The entries the layer of ``root`` under ``prefix`` holds, as its tar would list them."""
+    for e in layerfmt.iter_dir_entries(root, prefix):
+        kind = e.type if e.type in ("file", "dir", "symlink", "hardlink") else "other"
+        size = e.size if kind == "file" and e.size is not None else 0
+        entry = TarEntry(path=_strip(e.path), type=kind, mode=e.mode & 0o7777, size=size, uid=0, gid=0,
+                         mtime=0, link_target=e.link_target or "")
+        source = e.source
+        yield entry, (lambda source=source: open(source, "rb")) if kind == "file" and source is not None \
+            else contextlib.nullcontext
+
+
+def _read_layer(entries: Iterable[tuple[TarEntry, Opener]], pick: Picker, analyse: Analyser | None,
                 below: dict[str, Found]) -> dict[str, Found]:
     """Entries this layer keeps; removes from ``below`` what the layer hides."""
     mine: dict[str, Found] = {}
     below_dirs = _ancestors(below)
-    try:
-        tf = tarfile.open(fileobj=compress.open_decompressed(stream), mode="r|",
-                          encoding="utf-8", errors="surrogateescape")
-        while True:
-            ti = tf.next()
-            tf.members.clear()  # type: ignore[attr-defined]  # stream mode: keep no index
-            if ti is None:
-                break
-            entry = _entry(ti)
-            path = entry.path
-            if not path:
-                continue
-            base = posixpath.basename(path)
-            if base.startswith(WHITEOUT_PREFIX):
-                parent = posixpath.dirname(path)
-                if base == OPAQUE_WHITEOUT:
-                    _drop(below, parent, self_too=False)
-                elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
-                    _drop(below, posixpath.join(parent, base[len(WHITEOUT_PREFIX):]), self_too=True)
-                continue
-            below.pop(path, None)  # whatever this layer puts here replaces what was below
-            if entry.type != "dir" and path in below_dirs:
-                _drop(below, path, self_too=False)  # a file where a directory was: its content is gone
-            action = pick(entry)
-            if action is None:
-                mine.pop(path, None)
-                continue
-            if entry.type == "symlink":
-                mine[path] = Found(path, LINK, target=entry.link_target)
-            elif entry.type == "hardlink":
-                target = mine.get(_strip(entry.link_target))
-                if target is not None and target.kind != LINK:
-                    mine[path] = Found(path, target.kind, data=target.data, result=target.result)
-            elif entry.type == "file":
-                f = tf.extractfile(ti)
+    for entry, opener in entries:
+        path = entry.path
+        if not path:
+            continue
+        base = posixpath.basename(path)
+        if base.startswith(WHITEOUT_PREFIX):
+            parent = posixpath.dirname(path)
+            if base == OPAQUE_WHITEOUT:
+                _drop(below, parent, self_too=False)
+            elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+                _drop(below, posixpath.join(parent, base[len(WHITEOUT_PREFIX):]), self_too=True)
+            continue
+        below.pop(path, None)  # whatever this layer puts here replaces what was below
+        if entry.type != "dir" and path in below_dirs:
+            _drop(below, path, self_too=False)  # a file where a directory was: its content is gone
+        action = pick(entry)
+        if action is None:
+            mine.pop(path, None)
+            continue
+        if entry.type == "symlink":
+            mine[path] = Found(path, LINK, target=entry.link_target)
+        elif entry.type == "hardlink":
+            target = mine.get(_strip(entry.link_target))
+            if target is not None and target.kind != LINK:
+                mine[path] = Found(path, target.kind, data=target.data, result=target.result)
+        elif entry.type == "file":
+            with opener() as f:
                 if f is None:
                     continue
                 if action == READ and entry.size <= MAX_READ:
@@ -132,8 +160,6 @@ def _read_layer(stream: BinaryIO, pick: Picker, analyse: Analyser | None,
                         result = analyse(spool, entry)  # type: ignore[arg-type]
                     if result is not None:
                         mine[path] = Found(path, ANALYSE, result=result)
-    except _CORRUPT as exc:
-        raise CorruptLayerError(f"layer is corrupt or truncated ({exc}); fetch it again") from None
     return mine
 
 
@@ -141,9 +167,19 @@ def read_files(layers: Iterable[BinaryIO], pick: Picker, analyse: Analyser | Non
     """What ``pick`` wants of the file system that ``layers`` (bottom first) make, by path."""
     state: dict[str, Found] = {}
     for stream in layers:
-        mine = _read_layer(stream, pick, analyse, state)
+        try:
+            mine = _read_layer(_tar_entries(stream), pick, analyse, state)
+        except _CORRUPT as exc:
+            raise CorruptLayerError(f"layer is corrupt or truncated ({exc}); fetch it again") from None
         state.update(mine)
     return state
+
+
+def read_dir(root: str | os.PathLike[str], prefix: str, pick: Picker,
+             analyse: Analyser | None = None) -> dict[str, Found]:
+    """What ``read_files`` gives for the layer of directory ``root`` (its entries under
+    ``prefix``, as ``builder.oci.layer.write_layer`` writes them), read from the directory."""
+    return _read_layer(_dir_entries(root, prefix), pick, analyse, {})
 
 
 def resolve_link(files: dict[str, Found], path: str, max_hops: int = 8) -> Found | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import uuid
@@ -36,7 +37,6 @@ from builder.supply import apppackages as app
 from builder.supply import gobuildinfo, layerfiles, licenses, purl
 from builder.supply.attach import attach_referrer, referrer_contents, subject_of
 from builder.supply.errors import SupplyError
-from builder.supply.sign import identity_of
 
 CYCLONEDX = "application/vnd.cyclonedx+json"
 SPDX = "application/spdx+json"
@@ -133,6 +133,8 @@ def collect(image: Image, name: str | None = None) -> Inventory:
     ``name`` names the image in the SBOM; by default its repository as signatures name it
     (``HOST/REPO`` for a registry).
     """
+    from builder.supply.sign import identity_of  # signing's cryptography: only when it is needed
+
     files = layerfiles.read_files(_layer_streams(image), _wanted, _go_binary)
     return inventory_of(files, digest=image.digest, name=name or identity_of(image.store),
                         platform=str(image.config.platform))
@@ -141,12 +143,19 @@ def collect(image: Image, name: str | None = None) -> Inventory:
 def layer_sbom(stream: BinaryIO, *, name: str, diff_id: str) -> bytes | None:
     """A CycloneDX document of the app dependencies installed in one layer (a buildpack's launch
     layer), or None when it holds none. For the CNB SBOM layer inside an image: deterministic,
-    and about the layer only (named by its path, versioned by its diffID)."""
-    files = layerfiles.read_files([stream], _wanted, _go_binary)
+    and about the layer only (named by its path, versioned by its diffID); see ``layer_document``."""
+    return _layer_sbom(layerfiles.read_files([stream], _wanted, _go_binary), name, diff_id)
+
+
+def layer_dir_sbom(root: str | os.PathLike[str], *, name: str, diff_id: str) -> bytes | None:
+    """``layer_sbom`` of the layer that directory ``root`` makes at ``name`` (its path in the
+    image), read from the directory: the same bytes, without decompressing the layer."""
+    return _layer_sbom(layerfiles.read_dir(root, name.lstrip("/"), _wanted, _go_binary), name, diff_id)
+
+
+def _layer_sbom(files: dict[str, layerfiles.Found], name: str, diff_id: str) -> bytes | None:
     inv = inventory_of(files, digest=diff_id, name=name, platform="")
-    if not inv.packages:
-        return None
-    return document(inv, "cyclonedx")
+    return layer_document(inv) if inv.packages else None
 
 
 def _os_release(files: dict[str, layerfiles.Found]) -> Distro | None:
@@ -264,12 +273,7 @@ def cyclonedx(inv: Inventory, *, epoch: int | None = None) -> dict[str, Any]:
     for p in inv.packages:
         comp: dict[str, Any] = {"type": "library", "bom-ref": p.purl, "name": p.name, "version": p.version,
                                 "purl": p.purl}
-        expr, refs = licenses.combine(p.licenses, p.expression)
-        if expr and not refs:
-            comp["licenses"] = [{"expression": expr}]
-        elif p.licenses or p.expression:
-            names = p.licenses or ((p.expression,) if p.expression else ())
-            comp["licenses"] = [{"license": {"name": n}} for n in names]
+        comp.update(_cdx_licenses(p))
         props = [{"name": "pallet:location", "value": loc} for loc in p.locations]
         if p.ecosystem == "deb":
             if p.source:
@@ -304,6 +308,48 @@ def cyclonedx(inv: Inventory, *, epoch: int | None = None) -> dict[str, Any]:
         "components": components,
         "dependencies": [{"ref": image_ref, "dependsOn": [c["bom-ref"] for c in components]}],
     }
+
+
+def _cdx_licenses(p: Package) -> dict[str, Any]:
+    """A component's ``licenses``: one SPDX expression when there is one, else the names."""
+    expr, refs = licenses.combine(p.licenses, p.expression)
+    if expr and not refs:
+        return {"licenses": [{"expression": expr}]}
+    if p.licenses or p.expression:
+        names = p.licenses or ((p.expression,) if p.expression else ())
+        return {"licenses": [{"license": {"name": n}} for n in names]}
+    return {}
+
+
+def layer_document(inv: Inventory) -> bytes:
+    """The CycloneDX 1.6 JSON of one layer's inventory, for the CNB SBOM layer inside an image.
+
+    It is in every image, so it is compact: no indentation; per component its type, name,
+    version, purl and licences (what ``builder.supply.refresh`` reads back after a rebase); the
+    layer as the described component, named by its path and versioned by its diffID. No
+    timestamp, tool version, serial number, bom-refs, dependency list or properties: the
+    document is a function of the layer alone, so an unchanged layer keeps the same SBOM whatever
+    pallet made it, and the complete SBOMs attached to the image (``document``) have the rest.
+    """
+    components: list[dict[str, Any]] = []
+    if inv.distro is not None:
+        components.append({"type": "operating-system", "name": inv.distro.id,
+                           "version": inv.distro.version_id or ""})
+    for p in inv.packages:
+        components.append({"type": "library", "name": p.name, "version": p.version, "purl": p.purl,
+                           **_cdx_licenses(p)})
+    doc = {
+        "bomFormat": "CycloneDX",
+        "specVersion": CYCLONEDX_VERSION,
+        "metadata": {"component": {"type": "file", "name": inv.name, "version": inv.digest}},
+        "components": components,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+#: Changes whenever ``layer_document`` (or what it is made of) changes: the export's cache of
+#: layer SBOMs, keyed by diffID, keeps the documents of this format only.
+LAYER_SBOM_FORMAT = "cdx-1.6-compact-1"
 
 
 def _spdx_id(prefix: str, key: str) -> str:

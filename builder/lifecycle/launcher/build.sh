@@ -1,11 +1,12 @@
 #!/bin/sh
-# Build the launcher from launcher.c, bit for bit reproducibly: static (musl), stripped, no
+# Build the launcher from launcher.c, bit for bit reproducibly: static, no libc, stripped, no
 # build id, no compiler ident, no paths of this machine in it, fixed SOURCE_DATE_EPOCH.
 #
 #   builder/lifecycle/launcher/build.sh [OUT]      (default: launcher-amd64 next to this script)
 #
-# Needs musl-gcc (Debian: apt-get install musl-tools). The bytes depend on the toolchain's
-# versions; the committed binary was built on Debian bookworm (gcc 12, musl 1.2.3), where a
+# Needs musl-gcc (Debian: apt-get install musl-tools): only for its headers now, which are
+# libc-neutral here (gcc with glibc's gives the same bytes). The bytes depend on the compiler's
+# version; the committed binary was built on Debian bookworm (gcc 12, musl 1.2.3), where a
 # rebuild gives the same bytes (tests/test_launcher.py checks, marked slow).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,10 +19,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$here/launcher.c" "$work/launcher.c"
 cd "$work"
-"$cc" -static -Os -s -std=c11 -Wall -Wextra -Werror \
+# No libc (launcher.c makes its own system calls): -nostdlib -ffreestanding, and so no stack
+# protector (its canary lives in TLS, which nothing sets up). -Os, no unwind tables, and
+# -z noseparate-code: the ELF headers, code and read-only data in one segment instead of three
+# page-aligned ones (6 kB of padding otherwise; the code stays read-only). No calls to memcpy
+# or memset may appear (there is none to link): -fno-tree-loop-distribute-patterns.
+"$cc" -static -nostdlib -ffreestanding -fno-stack-protector -Os -s -std=c11 -Wall -Wextra -Werror \
     -fno-ident -ffile-prefix-map="$work"=. -fdebug-prefix-map="$work"=. \
-    -fno-asynchronous-unwind-tables -fno-unwind-tables \
-    -Wl,--build-id=none -Wl,--hash-style=gnu \
+    -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-tree-loop-distribute-patterns \
+    -Wl,-z,noseparate-code -Wl,--build-id=none -Wl,--hash-style=gnu \
     -o launcher launcher.c
 chmod 0755 launcher
 mv launcher "$out.tmp"
