@@ -60,6 +60,9 @@ class Context:
     build_image: str = ""
     #: Docker runs steps as the real uid, so directories they write must belong to it.
     chown_writable: bool = False
+    #: ``pallet detect``: buildpacks may explain their choices (PALLET_EXPLAIN=1), which costs
+    #: them time a build need not spend (its detect output is shown only when detection fails).
+    explain: bool = False
     output: Callable[[str], None] = _print_line
 
     def platform_env_files(self) -> None:

@@ -46,6 +46,8 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
         "CNB_BUILD_PLAN_PATH": f"{_PLAN_DIR}/plan.toml",
         "CNB_EXEC_ENV": "production",
     })
+    if ctx.explain:
+        env["PALLET_EXPLAIN"] = "1"
     step = Step(
         argv=(f"{bp_dir}/bin/detect", PLATFORM, f"{_PLAN_DIR}/plan.toml"),
         env=env, cwd=WORKSPACE, uid=ctx.uid, gid=ctx.gid,

@@ -211,6 +211,7 @@ def run_detect(options: BuildOptions, build_image: Image, run_image: Image) -> D
 
     with tempfile.TemporaryDirectory(prefix="pallet-detect-", dir=_tmp_root(options)) as tmp:
         prepared = prepare(options, build_image, run_image, Path(tmp))
+        prepared.ctx.explain = True
         return detect(prepared.groups, prepared.ctx)
 
 
