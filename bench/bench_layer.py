@@ -271,15 +271,28 @@ Notes:
   32 KiB before it (pigz's scheme), into one gzip member; so it runs at pigz's speed and
   beats single-threaded `gzip -6` by the core count, with the same ratio. The output is
   identical whatever the thread count (tested).
-- zstd vs `tar | zstd -T0`: on two cores both are CPU-bound. pallet also computes two
-  SHA-256s (the diffID over the tar and the digest over the blob, ~280 MB here: ~0.16
-  CPU-seconds at 1.8 GB/s with SHA-NI, more under load), which the bare pipeline does not;
-  with pallet's per-entry Python work, that is the gap. libzstd's compression itself is the same speed from Python (measured with
-  `ZstdCompressor.copy_stream`: 0.44 s vs 0.47 s for the CLI at -T2), and pallet's own tar
-  generation (walk, headers, reads) is ~0.25 CPU-seconds. The row with both hashes added to
-  the shell pipeline (via tee, so three more processes) shows what a tool that must know both
-  digests pays in a shell. Tried and dropped: a separate consumer thread (double-buffered)
-  for hashing and compressing - no gain on two busy cores, worse under load.
+- zstd vs `tar | zstd -T0` (target <= 1.0, not met): both are CPU-bound on two cores, so the
+  CPU-seconds decide, and pallet must also compute two SHA-256s that the pipeline does not
+  (the diffID over the 216 MB tar, the digest over the 68 MB blob). Measured here on a quiet
+  machine, CPU-seconds: libzstd level 3 with two workers on the tar in memory 0.77 (at a
+  CPU/wall of about 1.9 at best: its 8 MiB jobs leave a start and a tail); SHA-256 of the
+  tar while it is in cache 0.11, of the blob 0.04; the least a Python walk can do (sorted
+  scandir, lstat, open/fstat/read/close, no headers) 0.10; writing 0.015. That floor, ~1.03,
+  is already all the CLI pipeline takes (1.00-1.07 across runs), so at best pallet could
+  tie; it takes 1.10-1.17 (its tar generation 0.12, feeding libzstd 0.07, both hashes 0.15)
+  at CPU/wall ~1.78 against the pipeline's ~1.85. The row with both hashes added to the
+  shell pipeline (via tee, three more processes) shows what a tool that must know both
+  digests pays in a shell.
+- 2026-11-25 changes: the walk uses bytes paths and hands the writer plain tuples rather than
+  Entry objects; a header skips the pax checks when ustar holds every value and sums only
+  its non-zero bytes; a file that fits in the buffer is read with one call. pallet's tar
+  generation went from 0.16 to 0.12 CPU-s (floor 0.10), the zstd layer 1-4% faster in
+  same-run A/B (median 0.641 -> 0.613 s and 0.664 -> 0.657 s; CLI 0.54-0.58 s). An
+  uncompressed layer is the tar, so its digest is its diffID: hashed once, 0.46 -> 0.31 s.
+  Output bytes unchanged (same digests for gzip, zstd and none). Tried and dropped: a
+  consumer thread for compressing with 4 to 16 buffers in flight (CPU/wall 1.78 -> 1.85, but
+  +0.05 CPU-s: no faster, and worse under load, as a double-buffered one was before); 3 or 4
+  zstd workers instead of 2 (same bytes, CPU/wall 1.81-1.83, more CPU, same wall).
 - Two layers at once: the deflate pool is shared, so two concurrent gzip layers split the
   cores instead of oversubscribing them; one gzip layer already keeps both cores busy, so
   two at once take as long as one after the other. zstd layers each use libzstd's own

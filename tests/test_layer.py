@@ -547,6 +547,23 @@ def test_a_file_that_changes_size_while_read_is_an_error(tmp_path: Path) -> None
     assert not (tmp_path / "l").exists()
 
 
+def test_short_reads_give_the_same_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_tree(tmp_path / "src")
+    (src / "medium").write_bytes(random.Random(3).randbytes(5000))  # read in one go unless the read falls short
+    expected = write_layer(src, tmp_path / "l1", compression="none").digest
+    real_readv = os.readv
+    monkeypatch.setattr(os, "readv", lambda fd, bufs: real_readv(fd, [bufs[0][:100]]))  # 100 bytes a read
+    assert write_layer(src, tmp_path / "l2", compression="none").digest == expected
+
+
+def test_a_file_that_shrinks_while_read_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_tree(tmp_path / "src")
+    monkeypatch.setattr(os, "readv", lambda fd, bufs: 0)  # every file ends before its walked size
+    with pytest.raises(LayerError, match="file shrank while the layer was being written"):
+        write_layer(src, tmp_path / "l")
+    assert not (tmp_path / "l").exists()
+
+
 def test_a_walked_file_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
     (tmp_path / "secret").write_bytes(b"12345")
     (tmp_path / "f").symlink_to(tmp_path / "secret")

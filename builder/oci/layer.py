@@ -14,7 +14,8 @@ targets over 100 bytes or not ASCII, sizes of 8 GiB and more, large uid/gid).
 
 Writing is one streaming pass with bounded memory: tar bytes are built in a 1 MiB buffer
 (file data is read straight into it), hashed for the diffID, and fed to the compressor,
-whose output is hashed for the digest and written out. Nothing holds a whole layer.
+whose output is hashed for the digest and written out (uncompressed, the blob is the tar
+and its digest the diffID, so it is hashed once). Nothing holds a whole layer.
 
 Order: entries are sorted by path, compared component by component as bytes, so a
 directory comes right before its contents and a parent before its children. That is the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import operator
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -54,6 +56,7 @@ MEDIA_TYPES = {
 BLOCK = 512
 RECORD = 20 * BLOCK  # GNU tar's default blocking factor; the archive is padded to it
 _BUFSIZE = 1 << 20
+_ZEROS = bytes(BLOCK)
 
 
 @dataclass(frozen=True)
@@ -241,10 +244,12 @@ def _pax_record(keyword: bytes, value: bytes) -> bytes:
 
 def _ustar_header(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
                   typeflag: bytes, linkname: bytes) -> bytes:
-    head = b"%s%07o\0%07o\0%07o\0%011o\0%011o\0" % (name.ljust(100, b"\0"), mode, uid, gid, size, mtime)
-    tail = typeflag + linkname.ljust(100, b"\0")
-    chksum = sum(head) + sum(tail) + _TAIL_SUM + _CHKSUM_BLANK
-    return b"%s%06o\0 %s%s" % (head, chksum, tail, _USTAR_TAIL)
+    # The checksum is the byte sum of the block with its own field as spaces; the NUL
+    # padding of the names adds nothing, so only the bytes that are not zero are summed.
+    numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode, uid, gid, size, mtime)
+    chksum = sum(name) + sum(numbers) + typeflag[0] + sum(linkname) + _TAIL_SUM + _CHKSUM_BLANK
+    return b"%s%s%06o\0 %s%s%s" % (name.ljust(100, b"\0"), numbers, chksum, typeflag,
+                                    linkname.ljust(100, b"\0"), _USTAR_TAIL)
 
 
 def _ascii_field(value: bytes, length: int) -> bytes:
@@ -267,6 +272,9 @@ def tar_header(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int
     Deterministic by construction: fixed fields, no names, no atime/ctime, fixed record
     order (hdrcharset, path, linkpath, size, uid, gid).
     """
+    if (len(name) <= 100 and len(linkname) <= 100 and name.isascii() and linkname.isascii()
+            and size < 8 ** 11 and uid < 8 ** 7 and gid < 8 ** 7):
+        return _ustar_header(name, mode & 0o7777, uid, gid, size, mtime, typeflag, linkname)  # most entries
     records: list[bytes] = []
     if not (name.isascii() and linkname.isascii()) and not (_is_utf8(name) and _is_utf8(linkname)):
         # Names that are not UTF-8 are kept as raw bytes, as POSIX allows (and tarfile reads).
@@ -305,9 +313,12 @@ class _TarStream:
     Everything downstream (sha256, zlib, zstd, file writes) releases the GIL on large
     buffers, so this thread holds it only for the per-entry work.
 
-    (A consumer thread with a few circulating buffers, so reading overlaps hashing, was
-    tried and measured: no faster on two cores, where the compressor threads already keep
-    both busy, and slower under load; so it is not here.)
+    (A consumer thread with circulating buffers, so that making the tar overlaps compressing
+    it, was tried twice and measured: no faster on two cores, where the compressor threads
+    already keep both busy, and slower under load; so it is not here. With 4 to 16 buffers
+    in flight CPU/wall rose from 1.79 to 1.85, but CPU time rose as much (probably the
+    hand-offs, and buffers compressed after they have left the cache), so the wall time
+    did not move; see bench/RESULTS.md.)
     """
 
     def __init__(self, emit: Callable[[memoryview], None]) -> None:
@@ -335,18 +346,39 @@ class _TarStream:
             if self._pos == _BUFSIZE:
                 self.flush()
 
-    def copy_from_fd(self, fd: int, size: int, path: str) -> None:
+    def copy_from_fd(self, fd: int, size: int, source: str | bytes | os.PathLike[str]) -> None:
         remaining = size
         while remaining:
             want = min(_BUFSIZE - self._pos, remaining)
             got = os.readv(fd, [self._view[self._pos:self._pos + want]])
             if got == 0:
-                raise LayerError(f"{path}: file shrank while the layer was being written; "
+                raise LayerError(f"{os.fsdecode(source)}: file shrank while the layer was being written; "
                                  "do not change the directory while pallet reads it")
             self._pos += got
             remaining -= got
             if self._pos == _BUFSIZE:
                 self.flush()
+
+    def add_file(self, header: bytes, fd: int, size: int, source: str | bytes | os.PathLike[str]) -> None:
+        """A file's header, its ``size`` bytes read from ``fd``, and the padding to a block."""
+        pad = -size % BLOCK
+        pos = self._pos
+        start = pos + len(header)
+        end = start + size
+        if end + pad >= _BUFSIZE or not size:  # the general way: spans buffers, or nothing to read
+            self.write(header)
+            self.copy_from_fd(fd, size, source)
+            self.write(_ZEROS[:pad])
+            return
+        # All of it fits in this buffer, as for most files: one read, no per-piece bookkeeping.
+        view = self._view
+        view[pos:start] = header
+        got = os.readv(fd, [view[start:end]])
+        self._pos = start + got
+        if got < size:
+            self.copy_from_fd(fd, size - got, source)
+        view[end:end + pad] = _ZEROS[:pad]
+        self._pos = end + pad
 
     def end_archive(self) -> None:
         """Two zero blocks, padded to a whole record, as GNU tar ends an archive."""
@@ -361,7 +393,7 @@ class _TarStream:
             self._pos = 0
 
 
-def _open_source(path: str | os.PathLike[str], expected_size: int | None) -> tuple[int, int]:
+def _open_source(path: str | bytes | os.PathLike[str], expected_size: int | None) -> tuple[int, int]:
     """Open a source file for reading; (fd, size). LayerError if it is not a readable file.
 
     An entry with ``expected_size`` came from walking a directory, where it was a regular
@@ -387,49 +419,67 @@ def _open_source(path: str | os.PathLike[str], expected_size: int | None) -> tup
     return fd, st.st_size
 
 
+# The writer's form of an entry: (type, name, mode, uid, gid, linkname, source, size, data),
+# names as bytes. A plain tuple because the loop over the ten thousand files of a root file
+# system is where a layer's own Python time goes, and tuples cost a fraction of Entry objects.
+_Record = tuple[str, bytes, int, "int | None", "int | None", bytes, "str | bytes | os.PathLike[str] | None",
+                "int | None", "bytes | None"]
+
+
+def _records(planned: Iterable[Entry]) -> Iterator[_Record]:
+    for e in planned:
+        yield (e.type, os.fsencode(e.path), e.mode, e.uid, e.gid, os.fsencode(e.link_target), e.source, e.size,
+               e.data)
+
+
 def write_tar(planned: Iterable[Entry], out: _TarStream, *, uid: int, gid: int, mtime: int) -> None:
     """Stream the tar of already planned entries (see ``plan_entries``) into ``out``.
 
     ``uid``/``gid`` own every entry whose own ``uid``/``gid`` is None.
     """
+    _write_records(_records(planned), out, uid=uid, gid=gid, mtime=mtime)
+
+
+def _write_records(records: Iterable[_Record], out: _TarStream, *, uid: int, gid: int, mtime: int) -> None:
     default_uid, default_gid = uid, gid
-    for e in planned:
-        name = os.fsencode(e.path)
-        uid = default_uid if e.uid is None else e.uid
-        gid = default_gid if e.gid is None else e.gid
-        if e.type == DIR:
-            out.write(tar_header(name + b"/", e.mode, uid, gid, 0, mtime, b"5"))
-        elif e.type == SYMLINK:
-            out.write(tar_header(name, 0o777, uid, gid, 0, mtime, b"2", os.fsencode(e.link_target)))
-        elif e.type == HARDLINK:
-            out.write(tar_header(name, e.mode, uid, gid, 0, mtime, b"1", os.fsencode(e.link_target)))
-        elif e.source is None:
-            data = e.data or b""
-            out.write(tar_header(name, e.mode, uid, gid, len(data), mtime, b"0"))
-            out.write(data)
-            out.write(b"\0" * (-len(data) % BLOCK))
-        else:
-            fd, size = _open_source(e.source, e.size)
+    for kind, name, mode, uid, gid, link, source, size, data in records:
+        if uid is None:
+            uid = default_uid
+        if gid is None:
+            gid = default_gid
+        if kind == FILE:
+            if source is None:
+                data = data or b""
+                out.write(tar_header(name, mode, uid, gid, len(data), mtime, b"0"))
+                out.write(data)
+                out.write(_ZEROS[:-len(data) % BLOCK])
+                continue
+            fd, size = _open_source(source, size)
             try:
-                out.write(tar_header(name, e.mode, uid, gid, size, mtime, b"0"))
-                out.copy_from_fd(fd, size, os.fsdecode(e.source))
+                out.add_file(tar_header(name, mode, uid, gid, size, mtime, b"0"), fd, size, source)
             finally:
                 os.close(fd)
-            out.write(b"\0" * (-size % BLOCK))
+        elif kind == DIR:
+            out.write(tar_header(name + b"/", mode, uid, gid, 0, mtime, b"5"))
+        elif kind == SYMLINK:
+            out.write(tar_header(name, 0o777, uid, gid, 0, mtime, b"2", link))
+        else:
+            out.write(tar_header(name, mode, uid, gid, 0, mtime, b"1", link))
     out.end_archive()
 
 
 # -- walking a directory: I/O ------------------------------------------------------------
 
+_by_name = operator.attrgetter("name")
 
-def _sorted_children(path: str) -> Iterator[os.DirEntry[str]]:
+
+def _sorted_children(path: bytes) -> Iterator[os.DirEntry[bytes]]:
     """A directory's entries sorted by name bytes; the directory handle is closed at once."""
     try:
         with os.scandir(path) as it:
-            children = list(it)
+            children = sorted(it, key=_by_name)
     except OSError as exc:
-        raise LayerError(f"{path}: cannot list it: {exc.strerror}") from None
-    children.sort(key=lambda d: os.fsencode(d.name))
+        raise LayerError(f"{os.fsdecode(path)}: cannot list it: {exc.strerror}") from None
     return iter(children)
 
 
@@ -446,53 +496,63 @@ def iter_dir_entries(src_dir: str | os.PathLike[str], prefix: str = "", *,
     go in a reproducible layer and raise LayerError naming the path. With ``keep_owners``, each
     entry carries the numeric owner it has on disk (for root file systems); otherwise none.
     """
+    fsdecode = os.fsdecode
+    for kind, name, mode, uid, gid, link, source, size, _ in _walk(src_dir, prefix, keep_owners):
+        yield Entry(path=fsdecode(name), type=kind, mode=mode, source=None if source is None else fsdecode(source),
+                    link_target=fsdecode(link), size=size, uid=uid, gid=gid)
+
+
+def _walk(src_dir: str | os.PathLike[str], prefix: str, keep_owners: bool) -> Iterator[_Record]:
+    """``iter_dir_entries`` as records, walked with bytes paths (nothing to encode or decode)."""
     root = os.fspath(src_dir)
     try:
         if not stat.S_ISDIR(os.stat(root).st_mode):
             raise LayerError(f"{root}: is not a directory; give the directory to make a layer of")
     except FileNotFoundError:
         raise LayerError(f"{root}: no such directory") from None
-    pre = split_path(prefix, "prefix") if prefix else ()
+    pre = [os.fsencode(p) for p in split_path(prefix, "prefix")] if prefix else []
     for i in range(1, len(pre) + 1):
-        yield Entry(path="/".join(pre[:i]), type=DIR, mode=0o755)
-    inodes: dict[tuple[int, int], str] = {}
-    stack: list[tuple[Iterator[os.DirEntry[str]], str]] = [(_sorted_children(root), "/".join(pre))]
+        yield (DIR, b"/".join(pre[:i]), 0o755, None, None, b"", None, None, None)
+    inodes: dict[tuple[int, int], bytes] = {}
+    uid: int | None = None
+    gid: int | None = None
+    S_IFMT, S_IMODE = stat.S_IFMT, stat.S_IMODE
+    stack: list[tuple[Iterator[os.DirEntry[bytes]], bytes]] = [(_sorted_children(os.fsencode(root)), b"/".join(pre))]
     while stack:
         children, rel_dir = stack[-1]
         child = next(children, None)
         if child is None:
             stack.pop()
             continue
-        rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+        rel = rel_dir + b"/" + child.name if rel_dir else child.name
         try:
             st = child.stat(follow_symlinks=False)
         except OSError as exc:
-            raise LayerError(f"{child.path}: cannot stat it: {exc.strerror}") from None
-        fmt = stat.S_IFMT(st.st_mode)
-        uid, gid = (st.st_uid, st.st_gid) if keep_owners else (None, None)
+            raise LayerError(f"{os.fsdecode(child.path)}: cannot stat it: {exc.strerror}") from None
+        fmt = S_IFMT(st.st_mode)
+        if keep_owners:
+            uid, gid = st.st_uid, st.st_gid
         if fmt == stat.S_IFREG:
             if st.st_nlink > 1:
                 ident = (st.st_dev, st.st_ino)
                 first = inodes.get(ident)
                 if first is not None:
-                    yield Entry(path=rel, type=HARDLINK, mode=stat.S_IMODE(st.st_mode), link_target=first,
-                                uid=uid, gid=gid)
+                    yield (HARDLINK, rel, S_IMODE(st.st_mode), uid, gid, first, None, None, None)
                     continue
                 inodes[ident] = rel
-            yield Entry(path=rel, type=FILE, mode=stat.S_IMODE(st.st_mode), source=child.path, size=st.st_size,
-                        uid=uid, gid=gid)
+            yield (FILE, rel, S_IMODE(st.st_mode), uid, gid, b"", child.path, st.st_size, None)
         elif fmt == stat.S_IFDIR:
-            yield Entry(path=rel, type=DIR, mode=stat.S_IMODE(st.st_mode), uid=uid, gid=gid)
+            yield (DIR, rel, S_IMODE(st.st_mode), uid, gid, b"", None, None, None)
             stack.append((_sorted_children(child.path), rel))
         elif fmt == stat.S_IFLNK:
             try:
                 target = os.readlink(child.path)
             except OSError as exc:
-                raise LayerError(f"{child.path}: cannot read the symlink: {exc.strerror}") from None
-            yield Entry(path=rel, type=SYMLINK, mode=0o777, link_target=target, uid=uid, gid=gid)
+                raise LayerError(f"{os.fsdecode(child.path)}: cannot read the symlink: {exc.strerror}") from None
+            yield (SYMLINK, rel, 0o777, uid, gid, target, None, None, None)
         else:
-            raise LayerError(f"{child.path}: is a {_kind(fmt)}; a layer can hold only files, directories "
-                             "and links, so remove it or make the layer from another directory")
+            raise LayerError(f"{os.fsdecode(child.path)}: is a {_kind(fmt)}; a layer can hold only files, "
+                             "directories and links, so remove it or make the layer from another directory")
 
 
 def entries_from_dir(src_dir: str | os.PathLike[str], *, keep_owners: bool = False) -> list[Entry]:
@@ -563,7 +623,7 @@ def layer_from_entries(entries: Iterable[Entry], dest: str | os.PathLike[str] | 
     or ``none``; ``uid``/``gid`` (default 0) own every entry.
     """
     options = _options(uid, gid, mtime, compression)
-    return _write(plan_entries(entries, prefix), dest, *options)
+    return _write(_records(plan_entries(entries, prefix)), dest, *options)
 
 
 def write_layer(src_dir: str | os.PathLike[str], dest: str | os.PathLike[str] | BinaryIO, *,
@@ -578,7 +638,7 @@ def write_layer(src_dir: str | os.PathLike[str], dest: str | os.PathLike[str] | 
     only own the ``prefix`` directories).
     """
     options = _options(uid, gid, mtime, compression)
-    return _write(iter_dir_entries(src_dir, prefix, keep_owners=keep_owners), dest, *options)
+    return _write(_walk(src_dir, prefix, keep_owners), dest, *options)
 
 
 def _options(uid: int, gid: int, mtime: int | None, compression: str) -> tuple[int, int, int, str]:
@@ -591,7 +651,7 @@ def _options(uid: int, gid: int, mtime: int | None, compression: str) -> tuple[i
     return uid, gid, mtime, compression
 
 
-def _write(planned: Iterable[Entry], dest: str | os.PathLike[str] | BinaryIO,
+def _write(records: Iterable[_Record], dest: str | os.PathLike[str] | BinaryIO,
            uid: int, gid: int, mtime: int, compression: str) -> LayerResult:
     """The one streaming pass: tar -> diffID hash -> compressor -> digest hash -> file."""
     file_dest = _FileDest(dest) if isinstance(dest, (str, os.PathLike)) else None
@@ -605,10 +665,15 @@ def _write(planned: Iterable[Entry], dest: str | os.PathLike[str] | BinaryIO,
         blob_size += len(data)
         out_file.write(data)
 
+    def sink_tar(data: bytes | memoryview) -> None:  # uncompressed: the blob is the tar, hashed already
+        nonlocal blob_size
+        blob_size += len(data)
+        out_file.write(data)
+
     diff_hash = hashlib.sha256()
     compressor: compress.Compressor | None = None
     try:
-        compressor = compress.new_compressor(compression, sink)
+        compressor = compress.new_compressor(compression, sink_tar if compression == compress.NONE else sink)
         comp_write = compressor.write
 
         def emit(view: memoryview) -> None:
@@ -616,7 +681,7 @@ def _write(planned: Iterable[Entry], dest: str | os.PathLike[str] | BinaryIO,
             comp_write(view)
 
         stream = _TarStream(emit)
-        write_tar(planned, stream, uid=uid, gid=gid, mtime=mtime)
+        _write_records(records, stream, uid=uid, gid=gid, mtime=mtime)
         compressor.close()
         if file_dest:
             file_dest.commit()
@@ -632,9 +697,10 @@ def _write(planned: Iterable[Entry], dest: str | os.PathLike[str] | BinaryIO,
             where = file_dest.path if file_dest else "the layer stream"
             raise LayerError(f"{where}: no space left on the device while writing the layer") from None
         raise
+    diff_id = "sha256:" + diff_hash.hexdigest()
     return LayerResult(
-        diff_id="sha256:" + diff_hash.hexdigest(),
-        digest="sha256:" + blob_hash.hexdigest(),
+        diff_id=diff_id,
+        digest=diff_id if compression == compress.NONE else "sha256:" + blob_hash.hexdigest(),
         size=blob_size,
         uncompressed_size=stream.total,
         media_type=MEDIA_TYPES[compression],
