@@ -39,7 +39,8 @@ PRELOAD = (
     "builder.lifecycle.order", "builder.lifecycle.plan", "builder.lifecycle.buildpack",
     "builder.stacks.api", "builder.stacks.build", "builder.oci.image", "builder.oci.layer",
     "builder.oci.compress", "builder.oci.copy", "builder.oci.stores.layout", "builder.oci.stores.registry",
-    "builder.supply.sbom", "tomllib", "zstandard",
+    "builder.supply.sbom", "builder.lifecycle.launch", "builder.lifecycle.envfiles", "builder.lifecycle.layers",
+    "tomllib", "tomlkit", "zstandard", "concurrent.futures",
 )
 
 
