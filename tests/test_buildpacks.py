@@ -326,6 +326,25 @@ def test_package_json_without_lockfile_warns_and_installs(bookworm, tmp_path):
         assert wait_http(port, alive=lambda: proc.poll() is None).body == "nolock 1m\n"
 
 
+@pytest.mark.parametrize("tool", ["pnpm", "yarn"])
+def test_pnpm_and_yarn_lockfiles_install_with_their_tool_when_the_build_has_it(bookworm, tmp_path, tool):
+    """The stack has only npm; a buildpack in front of pallet/nodejs (tests/buildpacks/node-tool,
+    as a platform would add one) puts pnpm or yarn on the build's PATH, and the lockfile is
+    installed with that tool, reproducibly (two clean builds, one digest)."""
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "tests" / "apps" / f"node-{tool}", app)
+    group = ("--buildpack", str(ROOT / "tests" / "buildpacks" / "node-tool"), "--buildpack", "pallet/nodejs")
+    first = bookworm.build(app, f"{tool}:1", tmp_path / "c1", *group)
+    lockfile = {"pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}[tool]
+    assert f"installing production dependencies with {tool} ({lockfile}" in first.stderr
+    again = bookworm.build_json(app, f"{tool}:2", tmp_path / "c2", *group)
+    assert again["digest"] == json.loads(first.stdout)["digest"]
+    port = free_port()
+    with pallet_run(bookworm, f"{tool}:1", port) as proc:
+        body = wait_http(port, alive=lambda: proc.poll() is None).body
+    assert body == f"Hello from node-{tool}: a day is 86400000 ms\n"
+
+
 GO_VENDORED = {
     "go.mod": "module example.com/vendored\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n",
     "main.go": 'package main\n\nimport (\n\t"fmt"\n\t"net/http"\n\t"os"\n\n\t"example.com/greet"\n)\n\n'
