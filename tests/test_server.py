@@ -103,11 +103,26 @@ def test_served_errors_exit_codes_cwd_and_env(tmp_path, home, server):
     assert "srv" in pallet("inspect", "srv:rel", env={**home, "PALLET_SERVER": "0"}).stdout
 
 
+SLEEP = "sleep 97.25"  # the build step that waits; a command line nothing else on the machine runs
+
+
+def _gone(pid: int | None = None, timeout: float = 15) -> bool:
+    """Whether the worker (``pid``) and the sandboxed step are gone within ``timeout``: the
+    step dies with its sandbox, which follows its parent a moment later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = subprocess.run(["pgrep", "-f", SLEEP], capture_output=True).returncode == 0
+        if not step and (pid is None or not _alive(pid)):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _slow_buildpack(tmp_path: Path) -> Path:
     bp = tmp_path / "slowbp"
     shutil.copytree(HELLO_BP, bp)
     build = bp / "bin" / "build"
-    build.write_text(build.read_text().replace("set -euo pipefail\n", "set -euo pipefail\necho started\nsleep 60\n", 1))
+    build.write_text(build.read_text().replace("set -euo pipefail\n", f"set -euo pipefail\necho started\n{SLEEP}\n", 1))
     return bp
 
 
@@ -133,11 +148,7 @@ def test_ctrl_c_reaches_the_worker_and_its_build_step(tmp_path, home, server):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and err.endswith("pallet: interrupted\n")
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(worker)
-    assert subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True).returncode == 1  # the step too
+    assert _gone(worker)  # the worker, and the step it ran
 
 
 def test_killed_client_takes_its_worker_along(tmp_path, home, server):
@@ -149,10 +160,7 @@ def test_killed_client_takes_its_worker_along(tmp_path, home, server):
     worker = _workers(log)[-1]
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(worker)
+    assert _gone(worker)  # the worker, and the step it ran
     result = pallet("inspect", "srv:killed", env={**home, "PALLET_SERVER": "0"}, check=False)
     assert result.returncode == 1  # nothing was tagged
 
