@@ -27,7 +27,7 @@ import struct
 import sys
 import threading
 
-from builder.serverproto import PACKAGE_DIR
+from builder.lifecycle.memo import code_stamp  # pallet's code by stat: a change makes the server stale
 
 #: Imported before forking: everything a build from the local store or a registry touches.
 PRELOAD = (
@@ -42,18 +42,6 @@ PRELOAD = (
     "builder.supply.sbom", "builder.lifecycle.launch", "builder.lifecycle.envfiles", "builder.lifecycle.layers",
     "tomllib", "tomlkit", "zstandard", "concurrent.futures",
 )
-
-
-def code_stamp(package_dir: str = PACKAGE_DIR) -> str:
-    """pallet's code as of now, by stat: a change means this server is stale."""
-    parts = []
-    for root, dirs, files in os.walk(package_dir):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(root, name))
-                parts.append(f"{root}/{name}:{st.st_mtime_ns}:{st.st_size}")
-    return "\n".join(parts)
 
 
 def idle_seconds() -> float:

@@ -26,7 +26,6 @@ from builder.oci import mutate
 from builder.oci.copy import CopyStats, copy_blobs
 from builder.oci.image import Image
 from builder.oci.layer import Entry, layer_from_entries
-from builder.oci.model import Descriptor
 from builder.oci.stores.base import Store
 
 PALLET_LIFECYCLE_VERSION = "0.1.0"
@@ -202,11 +201,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
         if dst.has_blob(digest):
             stats.skipped += 1
             continue
-        if hasattr(dst, "put_blob_file"):
-            dst.put_blob_file(layer.descriptor, blob_files[digest])  # type: ignore[attr-defined]
-        else:
-            with open(blob_files[digest], "rb") as f:
-                dst.put_blob(layer.descriptor, f)
+        dst.put_blob_file(layer.descriptor, blob_files[digest])
         stats.copied += 1
     dst.put_blob_bytes(config_bytes, manifest.config.media_type)
     desc = dst.put_manifest(manifest.to_bytes(), manifest.media_type, tag=tag)

@@ -151,11 +151,7 @@ def rebuild_app(*, source: Path, previous: "Image", run_image: "Image", run_name
     manifest, config = compose(run_image.manifest, run_image.config, run_image.digest, run_name, app)
     manifest, config_bytes = mutate.finalize(manifest, config)
     if not dst.has_blob(cached.descriptor.digest):
-        if hasattr(dst, "put_blob_file"):
-            dst.put_blob_file(cached.descriptor, cached.path)  # type: ignore[attr-defined]
-        else:
-            with open(cached.path, "rb") as f:
-                dst.put_blob(cached.descriptor, f)
+        dst.put_blob_file(cached.descriptor, cached.path)
     dst.put_blob_bytes(config_bytes, manifest.config.media_type)
     desc = dst.put_manifest(manifest.to_bytes(), manifest.media_type, tag=tag)
     names = [f"{bp.id}:{layer.created_by.rsplit('layer ', 1)[-1]}" for bp in group for layer in app.layers

@@ -23,10 +23,13 @@ import builder
 _PALLET_CODE = Path(builder.__file__).resolve().parent
 
 
-def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...] = ()) -> None:
+def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...] = (),
+          skip_below: bool = False) -> None:
+    """Feed ``h`` every file under ``root``: its content's digest, or (``content=False``) its
+    size and mtime. ``skip``: directory names left out at the top (``skip_below``: everywhere)."""
     for dirpath, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir == "." or content is False:  # pallet's code: __pycache__ at every level
+        if rel_dir == "." or skip_below:
             dirs[:] = sorted(d for d in dirs if d not in skip)
         else:
             dirs.sort()
@@ -54,8 +57,15 @@ def base_key(*, buildpack_dirs: list[Path], build_image: str, run_image: str, ru
     for d in buildpack_dirs:
         h.update(f"\0buildpacks {d}\n".encode())
         _tree(h, d, content=True)
-    h.update(b"\0pallet\n")
-    _tree(h, _PALLET_CODE, content=False, skip=("__pycache__",))
+    h.update(b"\0pallet\n" + code_stamp().encode())
+    return h.hexdigest()
+
+
+def code_stamp(root: str | Path = _PALLET_CODE) -> str:
+    """pallet's own code as it is now, by stat (size, mtime) of every file: cheap enough for
+    every build, and it changes when the code does (the memo, and a stale build server)."""
+    h = hashlib.sha256()
+    _tree(h, Path(root), content=False, skip=("__pycache__",), skip_below=True)
     return h.hexdigest()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,7 +339,6 @@ def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_n
 def _shape_of(base: str, build_key: str, options: BuildOptions, result: DetectResult, built):
     """What the next build needs to recognise an app-only change (None if it cannot)."""
     from builder.lifecycle import incremental
-
     from builder.lifecycle.project import read_project
 
     if memo.key(base, options.source) != build_key:

@@ -42,11 +42,17 @@ def _stat_key(stack_file: Path) -> str | None:
     return h.hexdigest()
 
 
-def _memo_path(key: str) -> Path:
+def cache_root() -> Path:
+    """``$PALLET_CACHE``, else ``$XDG_CACHE_HOME/pallet``, else ``~/.cache/pallet``."""
     env = os.environ.get("PALLET_CACHE")
+    if env:
+        return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    root = Path(env) if env else (Path(xdg) if xdg else Path.home() / ".cache") / "pallet"
-    return root / "stacks" / "resolved" / key
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "pallet"
+
+
+def _memo_path(key: str) -> Path:
+    return cache_root() / "stacks" / "resolved" / key
 
 
 def remembered_images(stack_file: str | Path) -> tuple[str, str] | None:

@@ -47,20 +47,12 @@ from builder.stacks.apt import sources_for
 from builder.stacks.assemble import BASE, assemble, remove_stale_workdirs, remove_workdir, work_base
 from builder.stacks.errors import StackError
 from builder.stacks.spec import KINDS, Stack
+from builder.stacks.api import cache_root  # noqa: F401 - also bench_stack's
 from builder.stacks.tree import diff_entries
 
 COMPRESSION = "gzip"  # what every registry and Docker engine reads
 
 Log = Callable[[str], None]
-
-
-def cache_root() -> Path:
-    """``$PALLET_CACHE``, else ``$XDG_CACHE_HOME/pallet``, else ``~/.cache/pallet``."""
-    env = os.environ.get("PALLET_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "pallet"
 
 
 def cache_key(stack: Stack, lock_bytes: bytes) -> str:

@@ -18,14 +18,13 @@ Nothing is written until everything resolved; the lock file is replaced atomical
 
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from builder.oci import reference as refs
+from builder.oci.stores.layout import atomic_write
 from builder.stacks.apt import PrivateApt, Source, essential_pattern, sources_for
 from builder.stacks.errors import LockError, StackError
 from builder.stacks.lockfile import ArchLock, Lock, Package, check_same_versions, parse, render
@@ -109,7 +108,7 @@ def lock_stack(stack: Stack, *, options=None, log: Log = lambda _: None,
     path = stack.lock_path
     changed = not path.is_file() or path.read_bytes() != data
     if changed:
-        _atomic_write(path, data)
+        atomic_write(path, data)
     return LockResult(lock=lock, path=path, changed=changed, data=data)
 
 
@@ -125,16 +124,3 @@ def _previous(stack: Stack) -> Lock | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

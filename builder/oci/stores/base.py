@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import io
+from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 from builder.oci.digest import verify_bytes
@@ -82,6 +83,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_blob(self, desc: Descriptor, stream: BinaryIO, progress: ProgressFn | None = None) -> None:
         """Store a blob read from ``stream``; DigestMismatchError (and nothing stored) if it is wrong."""
+
+    def put_blob_file(self, desc: Descriptor, path: Path) -> None:
+        """Store a blob from a file this process wrote and checked (a fresh layer); a backend
+        that can adopt the file without copying its bytes does (the layout: a hard link)."""
+        with open(path, "rb") as f:
+            self.put_blob(desc, f)
 
     def put_blob_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
         desc = Descriptor.of(data, media_type)
