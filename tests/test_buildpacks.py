@@ -381,6 +381,25 @@ def test_go_vendor_builds_without_network_and_a_module_that_needs_it_is_a_clear_
 
 
 @pytest.mark.slow
+def test_go_build_cache_is_a_cache_layer_kept_between_builds_and_never_in_the_image(bookworm, tmp_path):
+    app = tmp_path / "go"
+    shutil.copytree(SAMPLES / "go-http", app)
+    cache = tmp_path / "cache"
+    first = bookworm.build_json(app, "gocache:1", cache)
+    kept = list(cache.glob("builds/*/pallet_go/go-cache/build"))
+    assert len(kept) == 1 and any(p.is_file() for p in kept[0].rglob("*"))
+    main = app / "main.go"
+    main.write_text(main.read_text().replace("Hello from", "Hi from", 1))
+    second = bookworm.build_json(app, "gocache:2", cache)
+    assert second["digest"] != first["digest"]
+    assert any(p.is_file() for p in kept[0].rglob("*"))  # the build cache came back and was kept
+    blobs = Path(bookworm.env["PALLET_HOME"]) / "store" / "blobs" / "sha256"
+    for layer in bookworm.inspect("gocache:2")["layers"]:
+        names = subprocess.run(["tar", "-tzf", str(blobs / layer["digest"].split(":", 1)[1])],
+                               capture_output=True, text=True, check=True).stdout
+        assert "go-cache" not in names
+
+
 def test_app_change_reinstalls_nothing(bookworm, tmp_path):
     """An edit of code no buildpack reads rebuilds only the app layer (no phase runs); an edit
     of a line the Python buildpack reads (where the WSGI app is defined) runs it again, and it

@@ -38,7 +38,9 @@ LEFT_OUT = {
                       "layers/pallet_python/venv/bin/activate.fish", "layers/pallet_python/venv/bin/activate.csh"],
                      "layers/pallet_python/venv/bin/gunicorn",
                      "layers/sbom/launch/pallet_python/venv/sbom.cdx.json", "pkg:pypi/flask@3.1.3"),
-    "node-express": (["layers/pallet_nodejs/modules/node_modules/.package-lock.json"],
+    "node-express": (["layers/pallet_nodejs/modules/node_modules/.package-lock.json",
+                      # a devDependency: production dependencies only
+                      "layers/pallet_nodejs/modules/node_modules/eslint/package.json"],
                      "layers/pallet_nodejs/modules/node_modules/express/package.json",
                      "layers/sbom/launch/pallet_nodejs/modules/sbom.cdx.json", "pkg:npm/express@4.22.3"),
 }
