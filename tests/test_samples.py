@@ -91,6 +91,20 @@ def _more_checks(sample: str, port: int) -> None:
         assert http(port, "/jobs", method="POST", data=b"x").status == 201
 
 
+def _check_port_default(home, ref: str) -> None:  # noqa: ANN001
+    """Web processes listen on $PORT, 8080 unless it is set: a launch layer says so
+    (``env.launch/PORT.default``, applied by the launcher when PORT is unset)."""
+    blobs = Path(home.env["PALLET_HOME"]) / "store" / "blobs" / "sha256"
+    streams = [open(blobs / layer["digest"].split(":", 1)[1], "rb") for layer in home.inspect(ref)["layers"]]
+    try:
+        found = layerfiles.read_files(streams, lambda e: layerfiles.READ if e.path.endswith(
+            "/env.launch/PORT.default") and e.path.startswith("layers/") else None)
+    finally:
+        for stream in streams:
+            stream.close()
+    assert [f.data for f in found.values()] == [b"8080"], sorted(found)
+
+
 @pytest.mark.parametrize("sample", sorted(EXPECTED))
 def test_sample_builds_reproducibly_and_answers_http(sample, bookworm, tmp_path, docker_cli, image_name):
     buildpacks, path, expected = EXPECTED[sample]
@@ -103,6 +117,7 @@ def test_sample_builds_reproducibly_and_answers_http(sample, bookworm, tmp_path,
     second = bookworm.build_json(elsewhere, f"{sample}:b", tmp_path / "cache-b")
     assert second["digest"] == first["digest"]
     _check_layers(sample, bookworm, f"{sample}:a")
+    _check_port_default(bookworm, f"{sample}:a")
 
     port = free_port()
     with pallet_run(bookworm, f"{sample}:a", port) as proc:
