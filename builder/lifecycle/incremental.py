@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from builder.lifecycle.results import ExportResult
     from builder.oci.image import Image
     from builder.oci.stores.base import Store
-
-APP_LAYER = "app: /workspace"
-
 
 def _names(h: "hashlib._Hash", root: Path) -> None:
     """Every path under ``root`` (``.git`` aside) with its type, exec bit and link target."""
@@ -125,10 +122,10 @@ def apply_workspace(app_dir: Path, changes: list[dict[str, str | None]]) -> None
 
 
 def rebuild_app(*, source: Path, previous: "Image", run_image: "Image", run_name: str, dst: "Store", tag: str,
-                shape: Shape, cache_root: Path, work_root: Path, group: list[Buildpack],
-                processes: list, default: str | None) -> "ExportResult | None":
+                shape: Shape, cache_root: Path, work_root: Path, processes: list,
+                default: str | None) -> "ExportResult | None":
     """The last image with a new app layer; None when the last image cannot be taken apart."""
-    from builder.lifecycle.compose import AppLayer, NotBuildpacksImage, app_part_of, compose
+    from builder.lifecycle.compose import NotBuildpacksImage, app_part_of, compose
     from builder.lifecycle.results import ExportResult
     from builder.lifecycle.layercache import LayerCache
     from builder.lifecycle.project import copy_source, read_project
@@ -136,9 +133,10 @@ def rebuild_app(*, source: Path, previous: "Image", run_image: "Image", run_name
 
     try:
         app, _ = app_part_of(previous.manifest, previous.config)
-    except NotBuildpacksImage:
+        app_sha = app.lifecycle["app"][0]["sha"]
+    except (NotBuildpacksImage, KeyError, IndexError, TypeError):
         return None
-    old = [i for i, layer in enumerate(app.layers) if layer.created_by == APP_LAYER]
+    old = [i for i, layer in enumerate(app.layers) if layer.diff_id == app_sha]
     if len(old) != 1:
         return None
     with tempfile.TemporaryDirectory(prefix="pallet-app-", dir=work_root) as tmp:
@@ -146,7 +144,7 @@ def rebuild_app(*, source: Path, previous: "Image", run_image: "Image", run_name
         copy_source(source, app_dir, read_project(source))
         apply_workspace(app_dir, shape.workspace)
         cached, hit = LayerCache(cache_root / "layers").layer(app_dir, prefix="workspace", uid=app.uid, gid=app.gid)
-    app.layers[old[0]] = AppLayer(cached.descriptor, cached.diff_id, APP_LAYER)
+    app.layers[old[0]] = replace(app.layers[old[0]], descriptor=cached.descriptor, diff_id=cached.diff_id)
     app.lifecycle["app"] = [{"sha": cached.diff_id}]
     manifest, config = compose(run_image.manifest, run_image.config, run_image.digest, run_name, app)
     manifest, config_bytes = mutate.finalize(manifest, config)
@@ -154,8 +152,7 @@ def rebuild_app(*, source: Path, previous: "Image", run_image: "Image", run_name
         dst.put_blob_file(cached.descriptor, cached.path)
     dst.put_blob_bytes(config_bytes, manifest.config.media_type)
     desc = dst.put_manifest(manifest.to_bytes(), manifest.media_type, tag=tag)
-    names = [f"{bp.id}:{layer.created_by.rsplit('layer ', 1)[-1]}" for bp in group for layer in app.layers
-             if layer.created_by.startswith(f"buildpack {bp.id}: layer ")]
+    names = [f"{bp['key']}:{name}" for bp in app.lifecycle.get("buildpacks", []) for name in bp.get("layers", {})]
     return ExportResult(desc, processes, default, layers_reused=names + (["app"] if hit else []),
                         layers_written=[] if hit else ["app"])
 

@@ -291,8 +291,7 @@ def _only_app_changed(data: dict, base: str, options: BuildOptions, run_image: I
         return None
     exported = incremental.rebuild_app(source=options.source, previous=previous, run_image=run_image,
                                        run_name=run_name, dst=dst, tag=tag, shape=shape, cache_root=cache_root,
-                                       work_root=Path(_tmp_root(options)), group=result.group,
-                                       processes=processes, default=default)
+                                       work_root=Path(_tmp_root(options)), processes=processes, default=default)
     return None if exported is None else (result, exported)
 
 
