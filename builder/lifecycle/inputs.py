@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class Inputs:
     files: tuple[str, ...] = ()                       # globs: whole files (a directory: all below)
     names: tuple[str, ...] = ()                       # globs: existence only
     lines: tuple[tuple[str, str], ...] = ()           # (glob, regex): the lines the regex matches
-    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def patterns(self) -> list[str]:
         return [*self.files, *self.names, *(glob for glob, _ in self.lines)]
@@ -84,13 +83,6 @@ def _matches(app_dir: Path, pattern: str, *, expand_dirs: bool) -> set[Path]:
     return found
 
 
-def _regex(inputs: Inputs, source: str) -> re.Pattern[str]:
-    rx = inputs._compiled.get(source)
-    if rx is None:
-        rx = inputs._compiled[source] = re.compile(source, re.M)
-    return rx
-
-
 def matching_lines(text: str, rx: re.Pattern[str]) -> list[str]:
     """Each whole line (or run of lines) a match of ``rx`` touches, in order."""
     out = []
@@ -119,7 +111,7 @@ def digest_app(h: "hashlib._Hash", app_dir: Path, inputs: Inputs) -> None:
         if path in filtered:
             text = path.read_bytes().decode("utf-8", "surrogateescape")
             for source in filtered[path]:
-                lines = matching_lines(text, _regex(inputs, source))
+                lines = matching_lines(text, re.compile(source, re.M))  # re caches compiled patterns
                 h.update(f"L{source}\0{json.dumps(lines)}\n".encode("utf-8", "surrogateescape"))
 
 
