@@ -21,11 +21,26 @@ def default_tag(source: Path) -> str:
     return f"{name}:latest"
 
 
+def _choose_stack(args: argparse.Namespace) -> None:
+    """Without --stack (or --build-image), the stack the app's runtime requests point to: set
+    ``args.stack``, and say which and why in one line (and a notice per inexact patch level)."""
+    if args.stack or args.build_image:
+        args.stack_choice = None
+        return
+    from builder.lifecycle.images import stack_for_app
+
+    choice = stack_for_app(Path(args.src))
+    args.stack, args.stack_choice = choice.stack, choice
+    for line in (choice.reason, *choice.notices):
+        print(line, file=sys.stderr)
+
+
 def _images(args: argparse.Namespace):
     """(build image, run image, run image name as given) for the build."""
     from builder.lifecycle.images import resolve_images
     from builder.cli import _options
 
+    _choose_stack(args)
     return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,
                           options=_options(args))
 
@@ -57,6 +72,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     } for t in result.trials]
     data: dict[str, Any] = {
         "passed": result.passed,
+        "stack": args.stack,
         "group": [{"id": bp.id, "version": bp.version} for bp in result.group],
         "trials": trials,
     }
@@ -112,6 +128,9 @@ def cmd_build(args: argparse.Namespace) -> int:
             "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args)}
                           for p in exported.processes],
             "defaultProcess": exported.default_process,
+            "stack": args.stack,
+            **({"stackChoice": {"reason": args.stack_choice.reason, "notices": list(args.stack_choice.notices)}}
+               if args.stack_choice else {}),
             "layers": {"reused": exported.layers_reused, "written": exported.layers_written},
             **({"supplyChain": proof} if proof else {}),
         }, indent=2, sort_keys=True))
@@ -133,7 +152,7 @@ def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_
     return BuildFacts(
         image=name, digest=digest, source=source_facts(options.source),
         started_on=started, finished_on=datetime.datetime.now(datetime.timezone.utc),
-        stack=args.stack or (None if args.build_image else "bookworm"),
+        stack=args.stack,
         buildpacks_requested=tuple(options.buildpacks),
         run_image=Dependency("run-image", run_image.digest, run_name),
         build_image=Dependency("build-image", build_image.digest, args.build_image or None),
@@ -145,7 +164,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     def image_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("src", metavar="SRC", help="the app's source directory")
         p.add_argument("--stack", default=None, metavar="NAME|FILE",
-                       help="stack: stacks/NAME.toml or a stack file (default: bookworm)")
+                       help="stack: stacks/NAME.toml or a stack file (default: the shipped stack with "
+                            "the runtime versions the app asks for; trixie when it asks for none)")
         p.add_argument("--build-image", metavar="REF", help="build image to run buildpacks in (overrides the stack's)")
         p.add_argument("--run-image", metavar="REF",
                        help="run image of the same stack (a mirror, a patched one); recorded as given")

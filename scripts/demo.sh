@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded default: build samples/python-flask with buildpacks
 # into the local store (an OCI layout under $PALLET_HOME), no Dockerfile and no daemon, then run
-# it daemonless and ask it something over HTTP. The first run also builds the bookworm stack.
+# it daemonless and ask it something over HTTP. The first run also builds the default (trixie) stack.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"

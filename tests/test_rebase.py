@@ -266,3 +266,18 @@ def test_stack_images_carry_the_inventory_rebase_compares(home, runs):  # noqa: 
     labels = inspect(runs["v1"], home)["config"]["labels"]
     packages = json.loads(labels["io.pallet.stack.packages"])
     assert "bash" in packages and "base-files" in packages
+
+
+def test_a_run_image_of_another_stack_is_refused():
+    """Apps stay on their stack's line: a bookworm app never silently moves to trixie's run image."""
+    from builder import rebase
+    from builder.oci.model import ImageConfig, RunConfig
+
+    def run_image(stack: str, version: str) -> ImageConfig:
+        return ImageConfig(architecture="amd64", config=RunConfig(labels={
+            "io.buildpacks.base.id": f"io.pallet.stacks.{stack}", "io.buildpacks.base.distro.name": "debian",
+            "io.buildpacks.base.distro.version": version}))
+
+    reasons, _ = rebase.compatibility(run_image("bookworm", "12"), run_image("trixie", "13"), None, None)
+    assert "stack id differs: io.pallet.stacks.bookworm -> io.pallet.stacks.trixie" in reasons
+    assert rebase.compatibility(run_image("trixie", "13"), run_image("trixie", "13"), None, None)[0] == []

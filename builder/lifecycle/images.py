@@ -4,13 +4,17 @@ use), or images named on the command line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import NotFoundError, PalletError
 from builder.oci import reference as refs
 from builder.oci.image import Image, load_image
 from builder.oci.stores import StoreOptions, open_store
 
-DEFAULT_STACK = "bookworm"
+if TYPE_CHECKING:
+    from builder.lifecycle.stackchoice import Choice
+
+DEFAULT_STACK = "trixie"
 STACKS_DIR = Path(__file__).resolve().parent.parent.parent / "stacks"
 
 
@@ -26,6 +30,13 @@ def stack_file(stack: str) -> Path:
         if path.is_file():
             return path
     raise PalletError(f"unknown stack {stack!r}: no stacks/{stack}.toml here or in {STACKS_DIR}")
+
+
+def stack_for_app(source: Path) -> "Choice":
+    """The shipped stack whose runtimes the app asks for (``stackchoice``), and why."""
+    from builder.lifecycle.stackchoice import app_requests, choose_stack, shipped_offers
+
+    return choose_stack(app_requests(source), shipped_offers(STACKS_DIR), DEFAULT_STACK)
 
 
 def _load(text: str, options: StoreOptions) -> Image:

@@ -115,11 +115,18 @@ def check_python() -> list[str]:
         if not re.fullmatch(r"3(\.\d+){0,2}", version):
             raise AppError(f"{name} asks for {wanted!r}; only CPython versions like 3.11 are supported "
                            f"(the stack {_stack_name()} has Python {have})")
-        if have.split(".")[: len(version.split("."))] != version.split("."):
+        want, got = version.split("."), have.split(".")
+        if got[: len(want)] == want:
+            notes.append(f"{name} asks for Python {version}")
+        elif len(want) == 3 and got[:2] == want[:2]:
+            # A patch level the stack does not have: the same minor release is compatible (the
+            # stack's Debian package gets the security fixes, through rebase).
+            notes.append(f"notice: {name} asks for Python {version}; the stack has {have}, the same "
+                         f"{'.'.join(want[:2])}")
+        else:
             raise AppError(f"{name} asks for Python {version}, but the stack {_stack_name()} has Python {have}: "
-                           f"change {name} to {'.'.join(have.split('.')[:2])}, or build on a stack with "
-                           f"Python {version}")
-        notes.append(f"{name} asks for Python {version}")
+                           f"build without --stack (pallet picks the shipped stack with that Python), change "
+                           f"{name} to {'.'.join(have.split('.')[:2])}, or build on a stack with Python {version}")
     spec = read_toml("pyproject.toml").get("project", {}).get("requires-python")
     if spec:
         try:
