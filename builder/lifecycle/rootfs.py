@@ -15,10 +15,16 @@ Safe against concurrent callers and ``kill -9``:
 A cached root filesystem is never written after the rename: sandboxes mount it read-only
 and make their mountpoints elsewhere (see ``builder.lifecycle.sandbox``).
 
-Ownership: when we run as root, files keep the uid/gid their layers give them (numeric), and
-device nodes are made. When we do not, files belong to the user running pallet and device
-nodes are skipped; inside a sandbox (which maps the step's uid to that user) they then
-appear owned by the step's user. Nothing is done as root that a layer did not ask for.
+Ownership: when we run as root, files keep the uid/gid their layers give them (numeric). When
+we do not, files belong to the user running pallet; inside a sandbox (which maps the step's uid
+to that user) they then appear owned by the step's user. Nothing is done as root that a layer did
+not ask for, and some things a layer asks for are not done: no device nodes are made and no
+setuid/setgid bit is kept (``builder.oci.unpack``: the cache's directories are 0755, so anything
+privileged in it would be reachable by every local user).
+
+Verification: each layer's blob is read to its end and checked against its digest and size
+before ``apply`` returns (``builder.oci.layerread``); the temp directory becomes ``<hex>`` only
+after every layer has, and a failed or killed unpack leaves nothing under ``<hex>``.
 """
 
 from __future__ import annotations
@@ -85,8 +91,10 @@ def unpack_image(image: "Image", cache_dir: Path | None = None) -> Path:
             os.mkdir(tmp, 0o755)
             with Unpacker(tmp) as unpacker:
                 for desc, _diff_id in image.layers():
-                    with image.store.open_blob(desc) as stream:  # verified against its digest
-                        unpacker.apply(stream)
+                    # apply() returns once the whole blob is read and verified; the directory
+                    # is renamed into place below only after every layer has been.
+                    with image.store.open_blob(desc) as stream:
+                        unpacker.apply(stream, what=image.layer_name(desc))
             os.chmod(tmp, 0o755)
             try:
                 os.rename(tmp, target)

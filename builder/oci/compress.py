@@ -347,9 +347,7 @@ def open_decompressed(stream: BinaryIO, compression: str | None = None) -> Binar
     uncompressed layers). Multi-member gzip and multi-frame zstd are read to the end.
     """
     if compression is None:
-        prefix = _read_prefix(stream, 4)
-        compression = sniff(prefix)
-        stream = _Prefixed(prefix, stream)  # type: ignore[assignment]
+        return open_detected(stream)[1]
     check_compression(compression)
     if compression == GZIP:
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
@@ -357,3 +355,10 @@ def open_decompressed(stream: BinaryIO, compression: str | None = None) -> Binar
         return zstandard.ZstdDecompressor().stream_reader(
             stream, read_size=1 << 20, read_across_frames=True)
     return stream
+
+
+def open_detected(stream: BinaryIO) -> tuple[str, BinaryIO]:
+    """(compression found from the magic bytes, stream of the uncompressed bytes)."""
+    prefix = _read_prefix(stream, 4)
+    compression = sniff(prefix)
+    return compression, open_decompressed(_Prefixed(prefix, stream), compression)  # type: ignore[arg-type]

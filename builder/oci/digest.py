@@ -74,6 +74,11 @@ class VerifyingReader:
             self._check()
         return chunk
 
+    @property
+    def expected_size(self) -> int | None:
+        """The size the blob must have (a layer reader bounds what its tar may declare by it)."""
+        return self._size
+
     def verify(self) -> None:
         """Raise DigestMismatchError unless exactly the expected bytes have been read."""
         self._check()

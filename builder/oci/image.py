@@ -57,6 +57,10 @@ class Image:
     def config(self) -> ImageConfig:
         return ImageConfig.from_bytes(self.config_bytes)
 
+    def layer_name(self, desc: Descriptor) -> str:
+        """How errors about one of its layers name it: the layer, the image and the store."""
+        return f"layer {desc.digest} of image {self.digest} in {self.store.description}"
+
     def layers(self) -> list[tuple[Descriptor, str]]:
         """(descriptor, diffID) pairs, bottom layer first."""
         diff_ids = self.config.diff_ids

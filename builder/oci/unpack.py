@@ -21,26 +21,32 @@ Whiteouts (OCI image-spec "layer.md"): ``.wh.NAME`` deletes NAME as left by lowe
 being applied are never deleted by its own whiteouts, whatever their order in the tar.
 
 Ownership and devices: as root, uid/gid are kept (numeric; user names are ignored, as
-container runtimes do) and device nodes are made; otherwise ownership is left to the user
-running us and devices are skipped. FIFOs are made in both cases.
+container runtimes do); otherwise ownership is left to the user running us. FIFOs are made.
+
+Privileges: a layer is untrusted, and what we unpack stays on the host (the rootfs cache, whose
+directories other users may traverse). So by default no device node is made (a ``b 254,0``
+node with mode 0666 would hand any local user the host's disk) and setuid/setgid bits are
+dropped from files (a setuid-root shell from an image would be a host root shell). Nothing
+pallet runs needs them: sandboxes get their own ``/dev``, and run with ``no_new_privs``, under
+which setuid bits do nothing. ``keep_privileges=True`` (as root) unpacks a trusted layer
+faithfully, devices and all.
 """
 
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import shutil
 import stat
 import tarfile
-import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
-import zstandard
-
 from builder.errors import PalletError, UnsafeArchiveError
-from builder.oci import compress
+from builder.oci.layerread import CORRUPT, CorruptLayerError, LayerTar
+
+__all__ = ["CorruptLayerError", "TarEntry", "Unpacker", "UnpackError", "iter_layer_entries",
+           "unpack_layer", "unpack_layers", "entry_parts"]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
@@ -48,14 +54,6 @@ _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 _COPY_SIZE = 1 << 20
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-class CorruptLayerError(PalletError):
-    """A layer that is not a readable tar (truncated, bad compression): fetch it again."""
-
-
-# What a damaged stream raises from inside gzip, zlib, zstandard and tarfile.
-_CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError, tarfile.TarError)
-
 
 @dataclass(frozen=True)
 class TarEntry:
@@ -101,33 +99,10 @@ def _strip_dot(name: str) -> str:
     return name.rstrip("/") or "/"
 
 
-def _open_tar(stream: BinaryIO) -> tarfile.TarFile:
-    data = compress.open_decompressed(stream)
-    try:
-        return tarfile.open(fileobj=data, mode="r|", bufsize=_COPY_SIZE,
-                            encoding="utf-8", errors="surrogateescape")
-    except _CORRUPT as exc:
-        raise CorruptLayerError(f"layer is not a readable tar archive ({exc}); "
-                                "it may be truncated: fetch or build it again") from None
-
-
-def _members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    """The members of a streamed tar, without tarfile keeping every one of them in memory."""
-    while True:
-        try:
-            ti = tf.next()
-        except _CORRUPT as exc:
-            raise CorruptLayerError(f"layer is corrupt or truncated ({exc}); fetch or build it again") from None
-        tf.members.clear()  # type: ignore[attr-defined]
-        if ti is None:
-            return
-        yield ti
-
-
-def iter_layer_entries(stream: BinaryIO) -> Iterator[TarEntry]:
-    """List a layer (gzip, zstd or plain tar, detected from the magic bytes) from a stream."""
-    tf = _open_tar(stream)
-    for ti in _members(tf):
+def iter_layer_entries(stream: BinaryIO, what: str = "layer") -> Iterator[TarEntry]:
+    """List a layer (gzip, zstd or plain tar, detected from the magic bytes) from a stream;
+    the listing ends only once the blob is read to its end and verified (``LayerTar``)."""
+    for ti in LayerTar(stream, what=what):
         yield TarEntry(path=_strip_dot(ti.name), type=_type_of(ti), mode=ti.mode, size=ti.size,
                        uid=ti.uid, gid=ti.gid, mtime=int(ti.mtime), link_target=ti.linkname)
 
@@ -165,7 +140,7 @@ class Unpacker:
     this layer made, however the tar spelled the path.
     """
 
-    def __init__(self, dest: str | os.PathLike[str]) -> None:
+    def __init__(self, dest: str | os.PathLike[str], *, keep_privileges: bool = False) -> None:
         self.root = os.path.abspath(os.fspath(dest))
         try:
             os.makedirs(self.root, exist_ok=True)
@@ -173,12 +148,13 @@ class Unpacker:
         except OSError as exc:
             raise UnpackError(f"{self.root}: cannot unpack there: {exc.strerror}") from None
         self._privileged = os.geteuid() == 0
+        self._keep_privileges = keep_privileges
         # The last directory resolved (tar lists a directory's entries together), and fds to
         # close once the current entry is done: an fd is never closed while the entry may
         # still use it, since its number could be reused for another directory.
         self._cached: tuple[tuple[str, ...], int, Real] | None = None
         self._retired: list[int] = []
-        self.skipped: list[str] = []  # device nodes not made (not root)
+        self.skipped: list[str] = []  # device nodes not made (not root, or not kept)
 
     def close(self) -> None:
         self._drop_cache()
@@ -195,15 +171,19 @@ class Unpacker:
 
     # -- one layer ---------------------------------------------------------------------
 
-    def apply(self, stream: BinaryIO) -> None:
-        """Apply one layer (any compression) on top of what is already in the root."""
-        tf = _open_tar(stream)
+    def apply(self, stream: BinaryIO, what: str = "layer") -> None:
+        """Apply one layer (any compression) on top of what is already in the root.
+
+        Returns only once the whole blob is read and verified (``LayerTar``); when it raises,
+        the root holds a partial, unverified layer and must be thrown away.
+        """
+        layer = LayerTar(stream, what=what)
         created: set[Real] = set()
         dirs: dict[Real, _DirMeta] = {}
         try:
-            for ti in _members(tf):
+            for ti in layer:
                 try:
-                    self._apply_entry(tf, ti, created, dirs)
+                    self._apply_entry(layer, ti, created, dirs)
                 finally:
                     self._close_retired()
         finally:
@@ -214,7 +194,7 @@ class Unpacker:
         for real in sorted(dirs, key=len, reverse=True):
             self._finish_dir(real, dirs[real])
 
-    def _apply_entry(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, created: set[Real],
+    def _apply_entry(self, layer: LayerTar, ti: tarfile.TarInfo, created: set[Real],
                      dirs: dict[Real, _DirMeta]) -> None:
         name = ti.name
         parts = entry_parts(name)
@@ -232,7 +212,7 @@ class Unpacker:
                 self._make_dir(parent_fd, base)
                 dirs[parent + (base,)] = _DirMeta(ti.mode & 0o7777, ti.uid, ti.gid, ti.mtime)
             elif ti.isreg():
-                self._make_file(tf, ti, parent_fd, base)
+                self._make_file(layer, ti, parent_fd, base)
             elif ti.issym():
                 self._clear(parent_fd, base)
                 os.symlink(ti.linkname, base, dir_fd=parent_fd)
@@ -248,9 +228,8 @@ class Unpacker:
             created.add(parent + (base,))
         except (UnsafeArchiveError, CorruptLayerError):
             raise
-        except _CORRUPT as exc:
-            raise CorruptLayerError(f"layer is corrupt or truncated at entry {name!r} ({exc}); "
-                                    "fetch or build it again") from None
+        except CORRUPT as exc:
+            raise layer.corrupt(exc, name) from None
         except OSError as exc:
             raise UnpackError(f"layer entry {name!r} cannot be unpacked into {self.root}: {exc.strerror}") from None
 
@@ -264,12 +243,12 @@ class Unpacker:
             self._remove(parent_fd, base, st)
         os.mkdir(base, 0o700, dir_fd=parent_fd)
 
-    def _make_file(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, parent_fd: int, base: str) -> None:
+    def _make_file(self, layer: LayerTar, ti: tarfile.TarInfo, parent_fd: int, base: str) -> None:
         self._clear(parent_fd, base)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=parent_fd)
         try:
-            src = tf.extractfile(ti)
+            src = layer.open_member(ti)
             if src is not None:
                 while True:
                     chunk = src.read(_COPY_SIZE)
@@ -280,7 +259,7 @@ class Unpacker:
                         view = view[os.write(fd, view):]
             if self._privileged:
                 os.fchown(fd, ti.uid, ti.gid)  # before chmod: chown clears setuid/setgid
-            os.fchmod(fd, ti.mode & 0o7777)
+            os.fchmod(fd, self._file_mode(ti.mode))
             os.utime(fd, ns=(_ns(ti.mtime),) * 2)
         finally:
             os.close(fd)
@@ -303,7 +282,7 @@ class Unpacker:
     def _make_special(self, ti: tarfile.TarInfo, parent_fd: int, base: str) -> bool:
         if ti.isfifo():
             kind, device = stat.S_IFIFO, 0
-        elif not self._privileged:
+        elif not (self._privileged and self._keep_privileges):
             self.skipped.append(ti.name)
             return False
         else:
@@ -312,7 +291,7 @@ class Unpacker:
         self._clear(parent_fd, base)
         os.mknod(base, kind | 0o600, device, dir_fd=parent_fd)
         self._own(base, parent_fd, ti)
-        os.chmod(base, ti.mode & 0o7777, dir_fd=parent_fd)  # a node we just made: not a symlink
+        os.chmod(base, self._file_mode(ti.mode), dir_fd=parent_fd)  # a node we just made: not a symlink
         os.utime(base, ns=(_ns(ti.mtime),) * 2, dir_fd=parent_fd, follow_symlinks=False)
         return True
 
@@ -340,6 +319,11 @@ class Unpacker:
         self._remove(dir_fd, victim, _lstat(victim, dir_fd))
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _file_mode(self, mode: int) -> int:
+        """A file's permission bits as unpacked: setuid/setgid only when privileges are kept."""
+        mode &= 0o7777
+        return mode if self._keep_privileges else mode & ~(stat.S_ISUID | stat.S_ISGID)
 
     def _own(self, base: str, parent_fd: int, ti: tarfile.TarInfo) -> None:
         if self._privileged:
@@ -477,20 +461,23 @@ def _open_layer(layer: "str | os.PathLike[str] | BinaryIO") -> tuple[BinaryIO, b
     return layer, False
 
 
-def unpack_layer(layer: "str | os.PathLike[str] | BinaryIO", dest: str | os.PathLike[str]) -> list[str]:
+def unpack_layer(layer: "str | os.PathLike[str] | BinaryIO", dest: str | os.PathLike[str], *,
+                 keep_privileges: bool = False) -> list[str]:
     """Unpack one layer (path or stream; gzip, zstd or tar) onto ``dest``, whiteouts applied.
 
     Compression is detected from the magic bytes, which are more reliable than media types
-    (Docker labels uncompressed layers as gzip). Returns the device nodes skipped because
-    we are not root. Raises UnsafeArchiveError, naming the entry, for anything that would
+    (Docker labels uncompressed layers as gzip). Returns the device nodes skipped (not root,
+    or privileges not kept). Raises UnsafeArchiveError, naming the entry, for anything that would
     write outside ``dest``; entries before it may already have been unpacked.
     """
-    return unpack_layers([layer], dest)
+    return unpack_layers([layer], dest, keep_privileges=keep_privileges)
 
 
-def unpack_layers(layers: Iterable["str | os.PathLike[str] | BinaryIO"], dest: str | os.PathLike[str]) -> list[str]:
-    """Unpack layers in order (lowest first) onto ``dest``, as a container runtime stacks them."""
-    with Unpacker(dest) as unpacker:
+def unpack_layers(layers: Iterable["str | os.PathLike[str] | BinaryIO"], dest: str | os.PathLike[str], *,
+                  keep_privileges: bool = False) -> list[str]:
+    """Unpack layers in order (lowest first) onto ``dest``, as a container runtime stacks them
+    (``keep_privileges``: see the module docstring)."""
+    with Unpacker(dest, keep_privileges=keep_privileges) as unpacker:
         for layer in layers:
             stream, owned = _open_layer(layer)
             try:

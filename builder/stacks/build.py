@@ -397,9 +397,11 @@ def list_packages(ref_text: str, options: StoreOptions | None = None, platform: 
         image = load_image(store, ref.ref, platform)
 
         def streams():
+            from builder.oci.layerread import LayerTar
+
             for desc, _ in image.layers():
                 with store.open_blob(desc) as stream:
-                    yield stream
+                    yield LayerTar(stream, what=image.layer_name(desc))
 
         files, links = read_layer_files(streams())
     if "var/lib/dpkg/status" not in files and not any(p.startswith("var/lib/dpkg/status.d/") for p in files):

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-import tarfile
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from builder.oci import compress
 
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d/"
@@ -186,45 +184,58 @@ def _drop_under(state: dict[str, object], path: str, include_self: bool) -> None
         del state[key]
 
 
+#: What ``read_layer_files`` keeps in memory at most: one file, and all of them. A real dpkg status
+#: is a few MB at most; a small hostile layer can declare a sparse one of any size.
+MAX_FILE = 32 * 1024 * 1024
+MAX_TOTAL = 256 * 1024 * 1024
+
+
 def read_layer_files(streams: Iterable, wanted=is_inventory_path) -> tuple[dict[str, bytes], dict[str, str]]:
     """Files and symlinks matching ``wanted`` in a stack of layers (bottom first), whiteouts applied.
 
-    Each stream is a layer blob (gzip, zstd or plain tar). Returns ({path: bytes}, {path: target}).
+    Each item is a layer blob (gzip, zstd or plain tar) or a ``LayerTar`` naming it; each is read
+    to its end and verified (``builder.oci.layerread``) before its files count. Returns
+    ({path: bytes}, {path: target}). Files over ``MAX_FILE``, or more than ``MAX_TOTAL`` in all,
+    are a ``LayerLimitError``.
     """
+    from builder.oci.layerread import LayerLimitError, LayerTar
+
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
+    total = 0
     for stream in streams:
+        layer = stream if isinstance(stream, LayerTar) else LayerTar(stream)
         layer_files: dict[str, bytes] = {}
         layer_links: dict[str, str] = {}
         whiteouts: list[tuple[str, bool]] = []  # (path, opaque)
         replaced: list[str] = []  # non-directories of this layer: what was under them below is gone
-        with tarfile.open(fileobj=compress.open_decompressed(stream), mode="r|",
-                          encoding="utf-8", errors="surrogateescape") as tf:
-            for ti in tf:
-                path = _strip(ti.name)
-                base = posixpath.basename(path)
-                if base.startswith(".wh."):
-                    parent = posixpath.dirname(path)
-                    if base == ".wh..wh..opq":
-                        whiteouts.append((parent, True))
-                    else:
-                        whiteouts.append((posixpath.join(parent, base[4:]), False))
-                    continue
-                if not ti.isdir() and (wanted(path) or path in _ANCESTORS):
-                    replaced.append(path)
-                if not wanted(path):
-                    continue
-                if ti.isreg():
-                    f = tf.extractfile(ti)
-                    layer_files[path] = f.read() if f else b""
-                elif ti.issym():
-                    layer_links[path] = ti.linkname
-                elif ti.islnk():
-                    target = _strip(ti.linkname)
-                    if target in layer_files:
-                        layer_files[path] = layer_files[target]
-        while stream.read(1 << 20):  # the rest (padding, trailer): a verifying stream checks its digest at the end
-            pass
+        for ti in layer:  # ends after the blob is verified
+            path = _strip(ti.name)
+            base = posixpath.basename(path)
+            if base.startswith(".wh."):
+                parent = posixpath.dirname(path)
+                if base == ".wh..wh..opq":
+                    whiteouts.append((parent, True))
+                else:
+                    whiteouts.append((posixpath.join(parent, base[4:]), False))
+                continue
+            if not ti.isdir() and (wanted(path) or path in _ANCESTORS):
+                replaced.append(path)
+            if not wanted(path):
+                continue
+            if ti.isreg():
+                total += ti.size
+                if total > MAX_TOTAL:
+                    raise LayerLimitError(f"{layer.what}: {ti.name!r} brings the package database files "
+                                          f"read to more than {MAX_TOTAL} bytes; the image is not one "
+                                          "pallet can read")
+                layer_files[path] = layer.read_member(ti, MAX_FILE)
+            elif ti.issym():
+                layer_links[path] = ti.linkname
+            elif ti.islnk():
+                target = _strip(ti.linkname)
+                if target in layer_files:
+                    layer_files[path] = layer_files[target]
         for state in (files, links):
             for path, opaque in whiteouts:
                 _drop_under(state, path, include_self=not opaque)  # type: ignore[arg-type]

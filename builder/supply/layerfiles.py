@@ -21,30 +21,27 @@ of ``iter_layer_entries``.)
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import posixpath
 import tarfile
 import tempfile
-import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator
 
-import zstandard
-
-from builder.oci import compress
 from builder.oci import layer as layerfmt
-from builder.oci.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, CorruptLayerError, TarEntry
+from builder.oci.layerread import LayerLimitError, LayerTar
+from builder.oci.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, TarEntry
 
 READ = "read"
 ANALYSE = "analyse"
 LINK = "link"
-#: Files larger than this are not read whole, whatever the picker says.
+#: Limits on what one reading keeps, so a small hostile layer cannot exhaust memory or disk
+#: (a sparse or highly compressible file declares any size it likes): one file read whole,
+#: all files read whole together, and one file spooled to $TMPDIR for ``analyse``.
 MAX_READ = 32 * 1024 * 1024
+MAX_READ_TOTAL = 256 * 1024 * 1024
+MAX_ANALYSE = 2 * 1024 * 1024 * 1024
 _SPOOL = 8 * 1024 * 1024
-
-_CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError, tarfile.TarError)
-
 
 @dataclass(frozen=True)
 class Found:
@@ -92,16 +89,11 @@ def _drop(state: dict[str, Found], path: str, *, self_too: bool) -> None:
 Opener = Callable[[], ContextManager[BinaryIO | None]]
 
 
-def _tar_entries(stream: BinaryIO) -> Iterator[tuple[TarEntry, Opener]]:
-    """The entries of a (compressed) layer tar, streamed: open a file's content before the next."""
-    tf = tarfile.open(fileobj=compress.open_decompressed(stream), mode="r|",
-                      encoding="utf-8", errors="surrogateescape")
-    while True:
-        ti = tf.next()
-        tf.members.clear()  # type: ignore[attr-defined]  # stream mode: keep no index
-        if ti is None:
-            return
-        yield _entry(ti), lambda ti=ti: contextlib.nullcontext(tf.extractfile(ti))
+def _tar_entries(layer: LayerTar) -> Iterator[tuple[TarEntry, Opener]]:
+    """The entries of a (compressed) layer tar, streamed: open a file's content before the next.
+    The last entry is followed by the blob's verification (``LayerTar``)."""
+    for ti in layer:
+        yield _entry(ti), lambda ti=ti: contextlib.nullcontext(layer.open_member(ti))
 
 
 def _dir_entries(root: str | os.PathLike[str], prefix: str) -> Iterator[tuple[TarEntry, Opener]]:
@@ -116,8 +108,48 @@ def _dir_entries(root: str | os.PathLike[str], prefix: str) -> Iterator[tuple[Ta
             else contextlib.nullcontext
 
 
+class _Budget:
+    """What one reading may still keep in memory (``MAX_READ_TOTAL``), across its layers."""
+
+    def __init__(self) -> None:
+        self.left = MAX_READ_TOTAL
+
+    def take(self, n: int, what: str, path: str) -> None:
+        if n > self.left:
+            raise LayerLimitError(
+                f"{what}: {path!r} brings the files read out of the image to more than "
+                f"{MAX_READ_TOTAL} bytes; the image is not one pallet can read")
+        self.left -= n
+
+
+def _too_big(what: str, path: str, size: int, limit: int, purpose: str) -> LayerLimitError:
+    return LayerLimitError(f"{what}: {path!r} is {size} bytes, more than the {limit} bytes pallet "
+                           f"{purpose}; the image is not one pallet can read")
+
+
+def _spool(f: BinaryIO, entry: TarEntry, what: str) -> tempfile.SpooledTemporaryFile:
+    """The content of a file to analyse, in memory up to ``_SPOOL`` and in $TMPDIR beyond,
+    never more than ``MAX_ANALYSE``."""
+    purpose = "spools to $TMPDIR to analyse one file"
+    if entry.size > MAX_ANALYSE:
+        raise _too_big(what, entry.path, entry.size, MAX_ANALYSE, purpose)
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
+    try:
+        count = 0
+        while chunk := f.read(1 << 20):
+            count += len(chunk)
+            if count > MAX_ANALYSE:
+                raise _too_big(what, entry.path, count, MAX_ANALYSE, purpose)
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
 def _read_layer(entries: Iterable[tuple[TarEntry, Opener]], pick: Picker, analyse: Analyser | None,
-                below: dict[str, Found]) -> dict[str, Found]:
+                below: dict[str, Found], what: str, budget: _Budget) -> dict[str, Found]:
     """Entries this layer keeps; removes from ``below`` what the layer hides."""
     mine: dict[str, Found] = {}
     below_dirs = _ancestors(below)
@@ -147,30 +179,35 @@ def _read_layer(entries: Iterable[tuple[TarEntry, Opener]], pick: Picker, analys
             if target is not None and target.kind != LINK:
                 mine[path] = Found(path, target.kind, data=target.data, result=target.result)
         elif entry.type == "file":
+            if action == READ and entry.size > MAX_READ:
+                raise _too_big(what, path, entry.size, MAX_READ, "reads into memory of such a file")
             with opener() as f:
                 if f is None:
                     continue
-                if action == READ and entry.size <= MAX_READ:
-                    mine[path] = Found(path, READ, data=f.read())
+                if action == READ:
+                    budget.take(entry.size, what, path)
+                    mine[path] = Found(path, READ, data=f.read(MAX_READ + 1))
                 elif action == ANALYSE and analyse is not None:
-                    with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
-                        while chunk := f.read(1 << 20):
-                            spool.write(chunk)
-                        spool.seek(0)
+                    with _spool(f, entry, what) as spool:
                         result = analyse(spool, entry)  # type: ignore[arg-type]
                     if result is not None:
                         mine[path] = Found(path, ANALYSE, result=result)
     return mine
 
 
-def read_files(layers: Iterable[BinaryIO], pick: Picker, analyse: Analyser | None = None) -> dict[str, Found]:
-    """What ``pick`` wants of the file system that ``layers`` (bottom first) make, by path."""
+def read_files(layers: Iterable[BinaryIO | LayerTar], pick: Picker,
+               analyse: Analyser | None = None) -> dict[str, Found]:
+    """What ``pick`` wants of the file system that ``layers`` (bottom first) make, by path.
+
+    Each layer is a blob stream or a ``LayerTar`` (which names it in errors); each is read to
+    its end and verified before the next, so nothing of a blob that fails its digest is used.
+    """
     state: dict[str, Found] = {}
-    for stream in layers:
-        try:
-            mine = _read_layer(_tar_entries(stream), pick, analyse, state)
-        except _CORRUPT as exc:
-            raise CorruptLayerError(f"layer is corrupt or truncated ({exc}); fetch it again") from None
+    budget = _Budget()
+    for layer in layers:
+        tar = layer if isinstance(layer, LayerTar) else LayerTar(layer)
+        mine = _read_layer(_tar_entries(tar), pick, analyse, state, tar.what, budget)
+        tar.finish()
         state.update(mine)
     return state
 
@@ -179,7 +216,7 @@ def read_dir(root: str | os.PathLike[str], prefix: str, pick: Picker,
              analyse: Analyser | None = None) -> dict[str, Found]:
     """What ``read_files`` gives for the layer of directory ``root`` (its entries under
     ``prefix``, as ``builder.oci.layer.write_layer`` writes them), read from the directory."""
-    return _read_layer(_dir_entries(root, prefix), pick, analyse, {})
+    return _read_layer(_dir_entries(root, prefix), pick, analyse, {}, f"directory {os.fspath(root)}", _Budget())
 
 
 def resolve_link(files: dict[str, Found], path: str, max_hops: int = 8) -> Found | None:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from builder.oci.image import Image
+from builder.oci.layerread import LayerTar
 from builder.supply import layerfiles
 from builder.supply.sbom import Inventory, Package, _merge, collect
 
@@ -55,7 +56,7 @@ def app_packages(image: Image) -> list[Package]:
         return layerfiles.READ if ok else None
 
     with image.store.open_blob(layers[0]) as stream:
-        files = layerfiles.read_files([stream], pick)
+        files = layerfiles.read_files([LayerTar(stream, what=image.layer_name(layers[0]))], pick)
     found = []
     for path in sorted(files):
         data = files[path].data

@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
@@ -29,6 +27,7 @@ from typing import Any, BinaryIO, Iterator
 from builder import __version__
 from builder.oci import mutate
 from builder.oci.image import Image, load_image
+from builder.oci.layerread import LayerTar
 from builder.oci.model import Descriptor
 from builder.oci.stores.base import Store
 from builder.oci.unpack import TarEntry
@@ -109,20 +108,21 @@ def _wanted(entry: TarEntry) -> str | None:
 
 
 def _go_binary(stream: BinaryIO, entry: TarEntry) -> gobuildinfo.BuildInfo | None:
+    """Build info of a candidate binary; ``stream`` is seekable (``layerfiles`` spooled it, within
+    its limit, or it is a file on disk), so it is not copied a second time."""
     head = stream.read(4)
     if head != b"\x7fELF":
         return None
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        spool.write(head)
-        shutil.copyfileobj(stream, spool, 1 << 20)
-        return gobuildinfo.read_build_info(spool)  # type: ignore[arg-type]
+    stream.seek(0)
+    return gobuildinfo.read_build_info(stream)
 
 
-def _layer_streams(image: Image) -> Iterator[BinaryIO]:
+def _layer_streams(image: Image) -> Iterator[LayerTar]:
+    """Each layer as the one verifying reader, named after the image in errors."""
     for desc, _ in image.layers():
         stream = image.store.open_blob(desc)
         try:
-            yield stream
+            yield LayerTar(stream, what=image.layer_name(desc))
         finally:
             stream.close()
 
