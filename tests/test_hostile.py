@@ -1,0 +1,208 @@
+"""Hostile images (issue 11, findings 4-10): each made here by hand, as an attacker would.
+
+Every case gives a one-line error (or a safe result) and leaves nothing damaged behind: no
+unverified rootfs in the cache, no hang on an impossible size, bounded memory and disk, no
+privileged file on the host.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import resource
+import stat
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.errors import DigestMismatchError, PalletError
+from builder.lifecycle import rootfs
+from builder.oci.image import load_image
+from builder.oci.stores.layout import LayoutStore
+from tests.cli import ROOT, pallet
+from tests.imagekit import huge_member_tar, push_layer_blobs, sparse_tar, tar_of
+
+PADDING = b"\0" * (2 << 20)
+STATUS = b"Package: hello\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n"
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("pallet: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PALLET_HOME": str(tmp_path / "home")}
+
+
+def cached(env: dict[str, str]) -> list[str]:
+    """What the rootfs cache holds besides lock files."""
+    root = Path(env["XDG_CACHE_HOME"]) / "pallet" / "rootfs"
+    return sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) if root.is_dir() else []
+
+
+# -- 4: every reader reads to the end and checks size and digest before use -----------------------
+
+
+def test_run_refuses_a_layer_tampered_behind_its_end_marker(tmp_path: Path, env: dict[str, str]) -> None:
+    """The attack: a layer with 2 MiB of zeros after its tar end marker (legal padding) has
+    bytes before the marker changed, size kept: a reader that stops at the marker never
+    reaches the end where the digest is checked."""
+    store = LayoutStore(tmp_path / "img")
+    genuine = tar_of({"bin/app": b"genuine"}) + PADDING
+    _, (layer,) = push_layer_blobs(store, [genuine], tag="t")
+    blob = tmp_path / "img" / "blobs" / "sha256" / layer.digest.split(":")[1]
+    blob.write_bytes(tar_of({"bin/app": b"EVIL!!!"}) + PADDING)
+    assert blob.stat().st_size == layer.size
+
+    err = one_line_error(pallet("run", f"oci:{tmp_path}/img:t", env=env, check=False), layer.digest)
+    assert "digest" in err or "bytes" in err
+    assert cached(env) == []  # nothing unverified was kept, under any name
+
+    image = load_image(LayoutStore(tmp_path / "img"), "t")
+    cache = Path(env["XDG_CACHE_HOME"]) / "direct"
+    with pytest.raises(DigestMismatchError):
+        rootfs.unpack_image(image, cache)
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    # the genuine blob back: the rootfs is the genuine one, nothing poisoned was served
+    blob.write_bytes(genuine)
+    assert (rootfs.unpack_image(image, cache) / "bin" / "app").read_bytes() == b"genuine"
+
+
+def test_every_reader_fails_on_a_manifest_that_lists_a_layer_one_byte_too_long(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    store = LayoutStore(tmp_path / "img")
+    # padded, so that a reader stopping at the tar's end marker is far from the blob's end
+    _, (layer,) = push_layer_blobs(store, [tar_of({"var/lib/dpkg/status": STATUS}) + PADDING],
+                                   tag="t", size_delta=1)
+    ref = f"oci:{tmp_path}/img:t"
+    expected = f"expected {layer.size + 1} bytes"
+    one_line_error(pallet("sbom", ref, env=env, check=False), layer.digest, expected)
+    one_line_error(pallet("audit", "--package", "hello", ref, env=env, check=False), layer.digest, expected)
+    one_line_error(pallet("stack", "packages", ref, env=env, check=False), layer.digest, expected)
+    one_line_error(pallet("run", ref, env=env, check=False), layer.digest, expected)
+    assert cached(env) == []
+
+
+# -- 5: a member declaring more than its blob can hold ---------------------------------------------
+
+
+def test_a_member_declaring_2_to_the_62_bytes_is_corrupt_not_a_hang(tmp_path: Path, env: dict[str, str]) -> None:
+    store = LayoutStore(tmp_path / "img")
+    blob = gzip.compress(huge_member_tar(2 ** 62), mtime=0)
+    assert len(blob) < 1024
+    _, (layer,) = push_layer_blobs(store, [blob], tag="t")
+    ref = f"oci:{tmp_path}/img:t"
+    # A hang guard, not a speed check: on the old reader each of these never ended.
+    for args in (("sbom", ref), ("audit", "--package", "x", ref), ("stack", "packages", ref), ("run", ref)):
+        one_line_error(pallet(*args, env=env, check=False, timeout=300), layer.digest, "declares 4611686018427387904")
+
+
+def test_a_plain_tar_member_may_not_declare_more_than_the_blob(tmp_path: Path) -> None:
+    store = LayoutStore(tmp_path / "img")
+    raw = huge_member_tar(10_000)  # 10 KB declared, 2 KB of blob
+    _, (layer,) = push_layer_blobs(store, [raw], tag="t")
+    proc = pallet("stack", "packages", f"oci:{tmp_path}/img:t", check=False)
+    one_line_error(proc, layer.digest, f"none blob of {len(raw)} bytes")
+
+
+# -- 6: limits on memory and disk --------------------------------------------------------------------
+
+
+def _limited_pallet(*args: str, limit: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """pallet with its address space capped, so a blow-up fails fast instead of eating the machine."""
+    full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return subprocess.run([sys.executable, "-m", "builder", *args], capture_output=True, text=True,
+                          env=full, preexec_fn=cap, timeout=600)
+
+
+def test_a_sparse_300mb_dpkg_status_is_refused_in_bounded_memory(tmp_path: Path, env: dict[str, str]) -> None:
+    store = LayoutStore(tmp_path / "img")
+    blob = gzip.compress(sparse_tar("var/lib/dpkg/status", STATUS, 300_000_000), mtime=0)
+    assert len(blob) < 2048
+    _, (layer,) = push_layer_blobs(store, [blob], tag="t")
+    proc = _limited_pallet("stack", "packages", f"oci:{tmp_path}/img:t", limit=1 << 30, env=env)
+    one_line_error(proc, layer.digest, "var/lib/dpkg/status", "300000000")
+
+
+def test_files_read_into_memory_have_a_cap_naming_image_and_layer(tmp_path: Path, monkeypatch) -> None:
+    from builder.stacks import inventory
+    from builder.stacks.build import list_packages
+
+    store = LayoutStore(tmp_path / "img")
+    status = STATUS * (300_000 // len(STATUS))
+    manifest, (layer,) = push_layer_blobs(store, [gzip.compress(tar_of({"var/lib/dpkg/status": status}))], tag="t")
+    assert list_packages(f"oci:{tmp_path}/img:t")[2][0].name == "hello"
+    monkeypatch.setattr(inventory, "MAX_FILE", 100_000)
+    with pytest.raises(PalletError, match=f"{layer.digest} of image {manifest.digest}.*var/lib/dpkg/status"):
+        list_packages(f"oci:{tmp_path}/img:t")
+
+
+def test_sbom_spools_candidate_binaries_within_a_cap(tmp_path: Path, monkeypatch) -> None:
+    from builder.supply import layerfiles, sbom
+
+    store = LayoutStore(tmp_path / "img")
+    info = tarfile.TarInfo("usr/local/bin/tool")
+    body = b"\x7fELF" + b"\0" * (3 << 20)
+    info.size, info.mode = len(body), 0o755
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.addfile(info, io.BytesIO(body))
+    manifest, (layer,) = push_layer_blobs(store, [gzip.compress(buf.getvalue())], tag="t")
+    image = load_image(store, "t")
+    sbom.collect(image, "img")  # within the default cap: read, found not to be Go
+    monkeypatch.setattr(layerfiles, "MAX_ANALYSE", 1 << 20)
+    with pytest.raises(PalletError, match=f"{layer.digest} of image {manifest.digest}.*usr/local/bin/tool"):
+        sbom.collect(image, "img")
+
+
+# -- 9: a truncated layer is one line ------------------------------------------------------------------
+
+
+def test_a_truncated_layer_is_a_one_line_error(tmp_path: Path) -> None:
+    """The blob matches its digest (it was truncated before it was pushed): the tar ends inside a file."""
+    store = LayoutStore(tmp_path / "img")
+    raw = tar_of({"var/lib/dpkg/status": STATUS * 100})
+    _, (layer,) = push_layer_blobs(store, [gzip.compress(raw[:1500], mtime=0)], tag="t")
+    one_line_error(pallet("stack", "packages", f"oci:{tmp_path}/img:t", check=False), layer.digest, "truncated")
+    one_line_error(pallet("sbom", f"oci:{tmp_path}/img:t", check=False), layer.digest, "truncated")
+
+
+# -- 10: nothing privileged lands in the rootfs cache -------------------------------------------------
+
+
+def _privileged_layer() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, major, minor in (("dev/disk", tarfile.BLKTYPE, 254, 0), ("dev/mem", tarfile.CHRTYPE, 1, 1)):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.devmajor, ti.devminor, ti.mode = kind, major, minor, 0o666
+            tf.addfile(ti)
+        for name, mode in (("bin/rootshell", 0o4755), ("bin/groupshell", 0o2755), ("bin/plain", 0o755)):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.uid, ti.gid = 4, mode, 0, 0
+            tf.addfile(ti, io.BytesIO(b"#!/x"))
+    return buf.getvalue()
+
+
+def test_the_rootfs_cache_gets_no_devices_and_no_setuid_files(tmp_path: Path) -> None:
+    store = LayoutStore(tmp_path / "img")
+    push_layer_blobs(store, [_privileged_layer()], tag="t")
+    root = rootfs.unpack_image(load_image(store, "t"), tmp_path / "cache")
+    modes = {p.relative_to(root).as_posix(): os.lstat(p).st_mode for p in root.rglob("*")}
+    assert not any(stat.S_ISCHR(m) or stat.S_ISBLK(m) for m in modes.values()), modes
+    assert not any(m & (stat.S_ISUID | stat.S_ISGID) for m in modes.values()), modes
+    assert stat.S_IMODE(modes["bin/rootshell"]) == 0o755 and stat.S_IMODE(modes["bin/plain"]) == 0o755
