@@ -72,7 +72,7 @@ def tar_header(info: tarfile.TarInfo) -> bytes:
 END_OF_ARCHIVE = b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-def huge_member_tar(size: int = 2 ** 62, name: str = "var/lib/dpkg/status") -> bytes:
+def huge_member_tar(size: int = 2 ** 62, name: str = "opt/junk") -> bytes:
     """A tiny tar whose one member declares ``size`` bytes (it has a few)."""
     info = tarfile.TarInfo(name)
     info.size = size
