@@ -19,9 +19,11 @@ def cmd_rebase(args: argparse.Namespace) -> int:
     from builder import rebase
 
     targets = list(args.images or [])
+    skipped: list[rebase.Outcome] = []
     if args.from_file:
-        targets += rebase.read_targets(args.from_file)
-    if not targets:
+        more, skipped = rebase.read_plan(args.from_file)
+        targets += more
+    if not targets and not skipped:
         raise UsageError("name at least one IMAGE, or --from FILE")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -47,8 +49,10 @@ def cmd_rebase(args: argparse.Namespace) -> int:
                 for key, value in outcome.changes.items():
                     print(f"  {key}: {json.dumps(value, sort_keys=True)}", flush=True)
 
-    outcomes = rebase.rebase_many(targets, new_run, options=options, jobs=args.jobs, force=args.force,
-                                  dry_run=args.dry_run, sign=sign, report=report)
+    for outcome in skipped:  # listed, not rebased: a rebase would not fix them
+        report(outcome)
+    outcomes = skipped + rebase.rebase_many(targets, new_run, options=options, jobs=args.jobs, force=args.force,
+                                            dry_run=args.dry_run, sign=sign, report=report)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1

@@ -176,6 +176,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from builder.supply.audit import audit_image
 
+    if (args.package is None) == (args.advisories is None):
+        raise UsageError("give --advisories PATH (OSV records), or --package NAME [--below VERSION]")
+    if args.advisories is not None:
+        return _audit_advisories(args)
     entries = []
     for text in args.refs:
         ref, store = _open(text, args)
@@ -188,6 +192,45 @@ def cmd_audit(args: argparse.Namespace) -> int:
         below = f" below {args.below}" if args.below else ""
         _note(f"none of the {len(args.refs)} image(s) contains {args.package}{below}")
     _emit(args, [e.to_json() for e in entries], "\n".join(lines))
+    return 0
+
+
+def _audit_advisories(args: argparse.Namespace) -> int:
+    from builder.cli import _options
+    from builder.supply import osv
+    from builder.supply.advisories import Index
+    from builder.supply.audit import PackageReader, audit_advisories
+
+    if args.below is not None:
+        raise UsageError("--below goes with --package; with --advisories the records say which versions")
+    index = Index(osv.load(args.advisories))
+    reader = PackageReader(_options(args))
+    def one(text: str):
+        ref, store = _open(text, args)
+        with store:
+            return audit_advisories(store, ref, index, reader)
+
+    # Reading images is mostly waiting on a registry: a few at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        audited = list(pool.map(one, args.refs))
+    entries = [e for e in audited if e.findings]
+    clean = [e for e in audited if not e.findings]
+    lines = []
+    for e in entries:
+        lines.append(f"{e.reference}\tfix: {e.fix}")
+        for f in e.findings:
+            alias = f" ({', '.join(f.aliases)})" if f.aliases else ""
+            source = f" (source {f.source})" if f.source and f.source != f.package else ""
+            fixed = f"fixed in {f.fixed}" if f.fixed else "no fix yet"
+            lines.append(f"  {f.id}{alias} {f.severity}: {f.package}{source} {f.installed}, {fixed}; "
+                         f"in the {f.location}")
+    if not args.json:
+        _note(f"{index.advisories} advisories, {len(args.refs)} image(s): {len(entries)} affected")
+    _emit(args, {"advisories": {"path": args.advisories, "count": index.advisories},
+                 "images": [e.to_json() for e in entries],
+                 "clean": [e.reference for e in clean]}, "\n".join(lines))
     return 0
 
 
@@ -243,11 +286,15 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--jobs", type=int, default=4, help="blobs transferred at once (default 4)")
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("audit", parents=[common()], help="list the images that contain a package",
+    p = sub.add_parser("audit", parents=[common()], help="list the images affected by advisories, or containing a package",
                        description="Read each image's SBOM (attached, else computed) and list the images that "
                                    "contain the package, below VERSION if given (Debian version order). "
                                    "--json output is what 'pallet rebase --from' takes. " + where)
     p.add_argument("refs", metavar="REF", nargs="+")
-    p.add_argument("--package", required=True, metavar="NAME")
+    p.add_argument("--advisories", metavar="PATH",
+                   help="OSV records (a directory of .json, or a .zip as osv.dev publishes them): report "
+                        "each advisory affecting each image, and whether a rebase or a rebuild fixes it")
+    p.add_argument("--jobs", type=int, default=4, help="images read at once (default 4)")
+    p.add_argument("--package", metavar="NAME")
     p.add_argument("--below", metavar="VERSION")
     p.set_defaults(func=cmd_audit)

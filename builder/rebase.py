@@ -29,6 +29,7 @@ from builder.oci.stores import StoreOptions, open_store
 
 PACKAGES_LABEL = "io.pallet.stack.packages"
 REBASED, UP_TO_DATE, REFUSED, FAILED, WOULD_REBASE = "rebased", "up to date", "refused", "failed", "would rebase"
+SKIPPED = "not rebased"
 
 
 class RefusedError(PalletError):
@@ -272,6 +273,13 @@ def _read_old_packages(name: str, digest: str, options: StoreOptions) -> dict[st
 
 def read_targets(from_file: str) -> list[str]:
     """References from ``--from``: one a line, or the JSON ``pallet audit`` prints."""
+    return read_plan(from_file)[0]
+
+
+def read_plan(from_file: str) -> tuple[list[str], list[Outcome]]:
+    """(references to rebase, images left alone and why) from ``--from``. ``pallet audit
+    --advisories`` marks each image with whether a rebase fixes any of its findings: the
+    others (fixed only by a rebuild, or with no fix yet) are listed, not rebased."""
     path = Path(from_file)
     try:
         text = path.read_text()
@@ -284,14 +292,21 @@ def read_targets(from_file: str) -> list[str]:
         except ValueError as exc:
             raise UsageError(f"--from {from_file}: invalid JSON ({exc})") from None
         items = data.get("images", data.get("matches", [])) if isinstance(data, dict) else data
-        out = []
+        if not isinstance(items, list):
+            raise UsageError(f"--from {from_file}: expected a list of images")
+        out, skipped = [], []
         for item in items:
             ref = item.get("reference") if isinstance(item, dict) else item
             if not isinstance(ref, str):
                 raise UsageError(f"--from {from_file}: each entry needs a 'reference'")
+            if isinstance(item, dict) and item.get("rebase") is False:
+                why = ("its advisories are in the app's own layers: rebuild it" if item.get("rebuild")
+                       else "no fixed version of its affected packages is known yet")
+                skipped.append(Outcome(ref, SKIPPED, old_digest=item.get("digest"), reason=why))
+                continue
             out.append(ref)
-        return out
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+        return out, skipped
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")], []
 
 
 def rebase_many(targets: list[str], new_run: RunImage, *, options: StoreOptions, jobs: int = 4,

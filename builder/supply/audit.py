@@ -7,12 +7,14 @@ the dotted versions of the other ecosystems sensibly.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from builder.oci.image import load_image
 from builder.oci.reference import Reference
 from builder.oci.stores.base import Store
+from builder.stacks import inventory as dpkg
 from builder.supply import debversion, purl as purlmod, sbom
 
 
@@ -72,3 +74,198 @@ def audit_image(store: Store, ref: Reference, package: str, below: str | None = 
     digest = store.resolve(ref.ref).digest
     listed, where = packages_of(store, digest)
     return AuditEntry(ref.at_digest(digest), digest, where, matching(listed, package, below))
+
+
+# -- advisories --------------------------------------------------------------------------------
+
+#: Where a package lives, which says what fixes it.
+RUN_IMAGE = "run image"        # in the run image's layers: a rebase onto a patched run image fixes it
+APP_LAYERS = "app layers"      # in the app's own layers: a rebuild fixes it
+WHOLE_IMAGE = "image"          # an image with no run image recorded: only a rebuild changes it
+
+_APP_PICK = sbom._wanted
+
+
+def _key(kind: str | None, name: str, version: str) -> tuple[str, str, str]:
+    return (kind or "", name, version)
+
+
+def _listed_key(p: sbom.Listed) -> tuple[str, str, str]:
+    from builder.supply import versions
+
+    return _key(versions.ecosystem_of_purl(p.purl), p.name, p.version)
+
+
+class PackageReader:
+    """The packages of images, and which of them came with the run image.
+
+    Reads each layer at most once per audit: the run image's layers (shared by a fleet) are
+    read once and their file state kept, each image's own layers on top of it only when it has
+    no SBOM attached. An attached SBOM is used as it is (the packages) and the run image's
+    layers say which of them are the run image's.
+    """
+
+    def __init__(self, options: Any = None) -> None:
+        self.options = options
+        self._states: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._base_keys: dict[tuple[str, ...], frozenset[tuple[str, str, str]]] = {}
+        self._annotated: dict[tuple[str, str], int | None] = {}
+        self._inventories: dict[tuple[str, ...], sbom.Inventory] = {}
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.layers_read = 0
+
+    def _base_count(self, image: Any) -> int | None:
+        """How many of the image's bottom layers are its run image's (None: not recorded)."""
+        import json
+
+        raw = image.config.config.labels.get("io.buildpacks.lifecycle.metadata")
+        if raw:
+            try:
+                top = json.loads(raw)["runImage"]["topLayer"]
+                return list(image.config.diff_ids).index(top) + 1
+            except (ValueError, KeyError, TypeError):
+                pass
+        notes = image.manifest.annotations or {}
+        digest, name = notes.get("org.opencontainers.image.base.digest"), notes.get("org.opencontainers.image.base.name")
+        if not digest or not name:
+            return None
+        key = (name, digest)
+        if key not in self._annotated:
+            self._annotated[key] = self._annotated_count(name, digest)
+        count = self._annotated[key]
+        return count if count is not None and count <= len(image.manifest.layers) else None
+
+    def _annotated_count(self, name: str, digest: str) -> int | None:
+        from builder.errors import PalletError
+        from builder.oci import reference as refs
+        from builder.oci.stores import StoreOptions, open_store
+
+        try:
+            with open_store(refs.parse(name), self.options or StoreOptions()) as base_store:
+                return len(load_image(base_store, digest).manifest.layers)
+        except PalletError:
+            return None
+
+    def _state(self, image: Any, upto: int) -> dict[str, Any]:
+        """The file state the bottom ``upto`` layers make (cached by their digests)."""
+        layers = image.layers()[:upto]
+        key = tuple(d.digest for d, _ in layers)
+        with self._lock_for(key):  # two images on one run image: the second waits, then reuses
+            if key not in self._states:
+                self._states[key] = self._read_state(image, layers, key)
+            return self._states[key]
+
+    def _read_state(self, image: Any, layers: list[Any], key: tuple[str, ...]) -> dict[str, Any]:
+        from builder.supply import layerfiles
+
+        # Start from the longest cached prefix (the run image's, for an app image).
+        start, below = 0, {}
+        for n in range(len(key) - 1, 0, -1):
+            if self._states.get(key[:n]) is not None:
+                start, below = n, self._states[key[:n]]
+                break
+        streams = (image.store.open_blob(d) for d, _ in layers[start:])
+
+        def counted():
+            for s in streams:
+                self.layers_read += 1
+                try:
+                    yield s
+                finally:
+                    s.close()
+
+        return layerfiles.read_files(counted(), _APP_PICK, sbom._go_binary, below=below)
+
+    def _inventory(self, image: Any, upto: int, base: int | None = None) -> sbom.Inventory:
+        """The inventory of the bottom ``upto`` layers. When the layers above ``base`` left the
+        OS files alone (as app layers do), the OS part is the run image's, parsed once."""
+        state = self._state(image, upto)
+        platform = str(image.config.platform)
+        if base is None or base >= upto:
+            return sbom.inventory_of(state, digest=image.digest, name="", platform=platform)
+        below = self._state(image, base)
+        os_paths = {p for p in (*state, *below) if dpkg.is_inventory_path(p) or p in sbom.OS_RELEASE}
+        if any(state.get(p) is not below.get(p) for p in os_paths):
+            return sbom.inventory_of(state, digest=image.digest, name="", platform=platform)
+        with self._lock_for(("inventory",) + tuple(d.digest for d, _ in image.layers()[:base])):
+            key = ("inventory",) + tuple(d.digest for d, _ in image.layers()[:base])
+            if key not in self._inventories:
+                self._inventories[key] = sbom.inventory_of(below, digest=image.digest, name="", platform=platform)
+            os_part = self._inventories[key]
+        app_files = {p: f for p, f in state.items() if p not in os_paths}
+        app_part = sbom.inventory_of(app_files, digest=image.digest, name="", platform=platform)
+        packages = [p for p in os_part.packages if p.ecosystem == "deb"] + \
+            [p for p in app_part.packages if p.ecosystem != "deb"]
+        return sbom.Inventory(image.digest, "", platform, os_part.distro, tuple(packages))
+
+    def _lock_for(self, key: tuple[str, ...]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def read(self, store: Store, digest: str) -> tuple[list[Any], str, bool]:
+        """(packages as ``advisories.Installed``, where the list came from, has a run image)."""
+        from builder.supply.advisories import Installed
+
+        image = load_image(store, digest)
+        base = self._base_count(image)
+        listed: list[sbom.Listed] | None = None
+        where = "computed"
+        for candidate in dict.fromkeys([digest, image.digest]):
+            for fmt in ("cyclonedx", "spdx"):
+                found = sbom.find_sbom(store, candidate, fmt) if listed is None else None
+                if found is not None:
+                    data, ref = found
+                    listed, where = sbom.listed_packages(data, fmt), f"attached ({fmt}, {ref})"
+        if base is not None:
+            base_key = tuple(d.digest for d, _ in image.layers()[:base])
+            with self._lock_for(("keys",) + base_key):
+                if base_key not in self._base_keys:
+                    inv = self._inventory(image, base)
+                    self._base_keys[base_key] = frozenset(_listed_key(p) for p in sbom.inventory_listed(inv))
+            in_base = self._base_keys[base_key]
+        else:
+            in_base = frozenset()
+        if listed is None:
+            listed = sbom.inventory_listed(self._inventory(image, len(image.manifest.layers), base))
+        out = []
+        for p in listed:
+            location = WHOLE_IMAGE if base is None else RUN_IMAGE if _listed_key(p) in in_base else APP_LAYERS
+            out.append(Installed(p.name, p.version, p.purl, p.source, p.source_version, location))
+        return out, where, base is not None
+
+
+@dataclass
+class AdvisoryEntry:
+    reference: str             # REF@sha256:... (what ``pallet rebase --from`` takes)
+    digest: str
+    sbom: str
+    has_run_image: bool
+    findings: list[Any] = field(default_factory=list)   # advisories.Finding
+
+    @property
+    def rebase(self) -> bool:
+        """A rebase onto a patched run image fixes some of it (a fixed version exists)."""
+        return any(f.location == RUN_IMAGE and f.fixed for f in self.findings)
+
+    @property
+    def rebuild(self) -> bool:
+        """Only a rebuild fixes some of it."""
+        return any(f.location != RUN_IMAGE and f.fixed for f in self.findings)
+
+    @property
+    def fix(self) -> str:
+        parts = [w for w, need in (("rebase", self.rebase), ("rebuild", self.rebuild)) if need]
+        return " and ".join(parts) if parts else "none available yet"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reference": self.reference, "digest": self.digest, "sbom": self.sbom,
+                "rebase": self.rebase, "rebuild": self.rebuild,
+                "findings": [f.to_json() for f in self.findings]}
+
+
+def audit_advisories(store: Store, ref: Reference, index: Any, reader: PackageReader) -> AdvisoryEntry:
+    """The advisories of ``index`` that affect the image ``ref`` names."""
+    digest = store.resolve(ref.ref).digest
+    packages, where, has_run = reader.read(store, digest)
+    return AdvisoryEntry(ref.at_digest(digest), digest, where, has_run, index.match(packages))

@@ -196,13 +196,14 @@ def _read_layer(entries: Iterable[tuple[TarEntry, Opener]], pick: Picker, analys
 
 
 def read_files(layers: Iterable[BinaryIO | LayerTar], pick: Picker,
-               analyse: Analyser | None = None) -> dict[str, Found]:
+               analyse: Analyser | None = None, *, below: dict[str, Found] | None = None) -> dict[str, Found]:
     """What ``pick`` wants of the file system that ``layers`` (bottom first) make, by path.
 
     Each layer is a blob stream or a ``LayerTar`` (which names it in errors); each is read to
     its end and verified before the next, so nothing of a blob that fails its digest is used.
+    ``below``: what lower layers gave (left unchanged), to read more layers on top of it.
     """
-    state: dict[str, Found] = {}
+    state: dict[str, Found] = dict(below or {})
     budget = _Budget()
     for layer in layers:
         tar = layer if isinstance(layer, LayerTar) else LayerTar(layer)

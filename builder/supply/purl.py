@@ -5,6 +5,7 @@ Pure; only what pallet's SBOMs need: ``deb``, ``pypi``, ``npm``, ``golang`` and 
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote as _quote
 
@@ -55,3 +56,23 @@ def golang(module: str, version: str | None) -> str:
 
 def oci(name: str, digest: str, repository_url: str | None = None) -> str:
     return purl("oci", name.rsplit("/", 1)[-1].lower(), digest, qualifiers={"repository_url": repository_url or ""})
+
+
+@functools.lru_cache(maxsize=65536)
+def parse(text: str) -> tuple[str, str, str | None, dict[str, str]]:
+    """(type, full name, version, qualifiers) of a purl; the full name joins namespace and name
+    as the ecosystem writes it (``@types/node``, ``github.com/gorilla/mux``). Pure."""
+    from urllib.parse import unquote
+
+    if not text.startswith("pkg:"):
+        raise ValueError(f"not a purl: {text!r}")
+    rest = text[4:].split("#", 1)[0]
+    rest, _, query = rest.partition("?")
+    kind, _, path = rest.partition("/")
+    path, _, version = path.rpartition("@") if "@" in path.rsplit("/", 1)[-1] else (path, "", "")
+    quals = {}
+    for pair in query.split("&") if query else []:
+        k, _, v = pair.partition("=")
+        quals[k.lower()] = unquote(v)
+    name = "/".join(unquote(seg) for seg in path.strip("/").split("/") if seg)
+    return kind.lower(), name, unquote(version) if version else None, quals  # (cached: treat as read-only)

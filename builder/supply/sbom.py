@@ -451,6 +451,8 @@ class Listed:
     name: str
     version: str
     purl: str
+    source: str | None = None            # deb: the source package (what Debian's advisories name)
+    source_version: str | None = None
 
 
 def listed_packages(data: bytes, fmt: str) -> list[Listed]:
@@ -472,17 +474,36 @@ def listed_packages(data: bytes, fmt: str) -> list[Listed]:
             name = str(c.get("name") or "")
             if c.get("group") and not name.startswith(str(c["group"])):
                 name = f"{c['group']}/{name}"
-            out.append(Listed(name, str(c.get("version") or ""), str(c.get("purl") or "")))
+            props = {p.get("name"): p.get("value") for p in c.get("properties") or [] if isinstance(p, dict)}
+            out.append(Listed(name, str(c.get("version") or ""), str(c.get("purl") or ""),
+                              _text(props.get("deb:source")), _text(props.get("deb:source-version"))))
     else:
         for p in doc.get("packages") or []:
             if not isinstance(p, dict) or p.get("primaryPackagePurpose") == "CONTAINER":
                 continue
             ref = next((r.get("referenceLocator") for r in p.get("externalRefs") or []
                         if isinstance(r, dict) and r.get("referenceType") == "purl"), "")
-            out.append(Listed(str(p.get("name") or ""), str(p.get("versionInfo") or ""), str(ref or "")))
+            source = _spdx_source(p.get("sourceInfo"))
+            out.append(Listed(str(p.get("name") or ""), str(p.get("versionInfo") or ""), str(ref or ""),
+                              *(source or (None, None))))
     return out
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+_SOURCE_INFO = "built from Debian source package "
+
+
+def _spdx_source(info: object) -> tuple[str, str | None] | None:
+    """(source, version) from the ``sourceInfo`` ``spdx`` writes for a Debian package."""
+    if not isinstance(info, str) or not info.startswith(_SOURCE_INFO):
+        return None
+    name, _, version = info[len(_SOURCE_INFO):].strip().partition(" ")
+    return (name, version.strip() or None) if name else None
+
+
 def inventory_listed(inv: Inventory) -> list[Listed]:
-    return [Listed(p.name, p.version, p.purl) for p in inv.packages]
+    return [Listed(p.name, p.version, p.purl, p.source, p.source_version) for p in inv.packages]
 
