@@ -157,6 +157,7 @@ class PackageReader:
             return self._states[key]
 
     def _read_state(self, image: Any, layers: list[Any], key: tuple[str, ...]) -> dict[str, Any]:
+        from builder.oci.layerread import LayerTar
         from builder.supply import layerfiles
 
         # Start from the longest cached prefix (the run image's, for an app image).
@@ -165,15 +166,14 @@ class PackageReader:
             if self._states.get(key[:n]) is not None:
                 start, below = n, self._states[key[:n]]
                 break
-        streams = (image.store.open_blob(d) for d, _ in layers[start:])
-
         def counted():
-            for s in streams:
+            for desc, _ in layers[start:]:
                 self.layers_read += 1
+                stream = image.store.open_blob(desc)
                 try:
-                    yield s
+                    yield LayerTar(stream, what=image.layer_name(desc))
                 finally:
-                    s.close()
+                    stream.close()
 
         return layerfiles.read_files(counted(), _APP_PICK, sbom._go_binary, below=below)
 
