@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import resource
 import stat
@@ -24,7 +25,7 @@ from builder.lifecycle import rootfs
 from builder.oci.image import load_image
 from builder.oci.stores.layout import LayoutStore
 from tests.cli import ROOT, pallet
-from tests.imagekit import huge_member_tar, push_layer_blobs, sparse_tar, tar_of
+from tests.imagekit import huge_member_tar, push_image, push_layer_blobs, sparse_tar, tar_of
 
 PADDING = b"\0" * (2 << 20)
 STATUS = b"Package: hello\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n"
@@ -206,3 +207,101 @@ def test_the_rootfs_cache_gets_no_devices_and_no_setuid_files(tmp_path: Path) ->
     assert not any(stat.S_ISCHR(m) or stat.S_ISBLK(m) for m in modes.values()), modes
     assert not any(m & (stat.S_ISUID | stat.S_ISGID) for m in modes.values()), modes
     assert stat.S_IMODE(modes["bin/rootshell"]) == 0o755 and stat.S_IMODE(modes["bin/plain"]) == 0o755
+
+
+# -- 7: writes never destroy what they cannot read -------------------------------------------------------
+
+
+def test_copy_into_a_directory_with_an_index_but_no_oci_layout_is_refused(tmp_path: Path) -> None:
+    push_image(LayoutStore(tmp_path / "src"), [{"a": b"1"}], tag="v1")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                "digest": "sha256:" + "a" * 64, "size": 10,
+                                                "annotations": {"org.opencontainers.image.ref.name": "keep"}}]}
+    (dst / "index.json").write_text(json.dumps(index))
+    before = (dst / "index.json").read_bytes()
+    one_line_error(pallet("copy", f"oci:{tmp_path}/src:v1", f"oci:{dst}:new", check=False), str(dst), "oci-layout")
+    assert (dst / "index.json").read_bytes() == before
+    assert not (dst / "oci-layout").exists() and not (dst / "blobs").exists()
+    # what an interrupted creation leaves (an empty index, no marker) is still finished
+    (dst / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": []}))
+    pallet("copy", f"oci:{tmp_path}/src:v1", f"oci:{dst}:new")
+    assert LayoutStore(dst).list_tags() == ["new"]
+
+
+# -- 8: stale temp files of interrupted copies ----------------------------------------------------------
+
+
+def test_stale_temp_blobs_are_removed_by_age_when_a_store_is_opened_to_write(tmp_path: Path) -> None:
+    store = LayoutStore(tmp_path / "lay")
+    push_image(store, [{"a": b"1"}], tag="v1")
+    blobs = tmp_path / "lay" / "blobs" / "sha256"
+    stale, fresh, stale_index = blobs / ".tmp-killed", blobs / ".tmp-running", tmp_path / "lay" / ".tmp-idx"
+    for path in (stale, fresh, stale_index):
+        path.write_bytes(b"\0" * 4096)
+    old = os.stat(stale).st_mtime - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    os.utime(stale_index, (old, old))
+    push_image(LayoutStore(tmp_path / "src"), [{"b": b"2"}], tag="v2")
+    pallet("inspect", f"oci:{tmp_path}/lay:v1")  # reading does not sweep
+    assert stale.exists()
+    pallet("copy", f"oci:{tmp_path}/src:v2", f"oci:{tmp_path}/lay:v2")
+    assert not stale.exists() and not stale_index.exists()
+    assert fresh.exists()  # may be a copy still running
+
+
+# -- 9: malformed documents are one line, never a traceback -----------------------------------------------
+
+
+def _image_with_config(tmp_path: Path, **config: object) -> str:
+    push_layer_blobs(LayoutStore(tmp_path / "img"), [tar_of({"f": b"x"})], tag="t", config_extra=config)
+    return f"oci:{tmp_path}/img:t"
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"config": "a string"}, "'config'"),
+    ({"config": {"Env": [1, None]}}, "'Env'"),
+    ({"config": {"Cmd": [["nested"]]}}, "'Cmd'"),
+    ({"config": {"Labels": {"a": 1}}}, "'Labels'"),
+    ({"rootfs": {"type": "layers", "diff_ids": [None]}}, "diff_ids"),
+    ({"history": ["not an object"]}, "history"),
+])
+def test_malformed_image_configs_are_one_line_errors(tmp_path: Path, env: dict[str, str], config, field) -> None:
+    ref = _image_with_config(tmp_path, **config)
+    one_line_error(pallet("inspect", ref, env=env, check=False), field)
+    one_line_error(pallet("run", ref, env=env, check=False), field)
+
+
+def test_a_string_entrypoint_is_one_argument_not_split_into_characters(tmp_path: Path) -> None:
+    """Docker reads a lone string as a one-element list (its ``strslice``); so do we."""
+    ref = _image_with_config(tmp_path, config={"Entrypoint": "/bin/server --port 80", "Cmd": "x"})
+    info = json.loads(pallet("inspect", "--json", ref).stdout)
+    assert info["config"]["entrypoint"] == ["/bin/server --port 80"]
+    assert info["config"]["cmd"] == ["x"]
+
+
+def test_an_index_json_listing_a_string_is_a_one_line_error(tmp_path: Path) -> None:
+    push_image(LayoutStore(tmp_path / "lay"), [{"a": b"1"}], tag="v1")
+    (tmp_path / "lay" / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": ["x"]}))
+    one_line_error(pallet("inspect", f"oci:{tmp_path}/lay:v1", check=False), "index.json", "'x'")
+    one_line_error(pallet("copy", f"oci:{tmp_path}/lay:v1", f"oci:{tmp_path}/other:v1", check=False), "index.json")
+
+
+def test_a_docker_archive_listing_layers_that_are_not_paths_is_a_one_line_error(tmp_path: Path) -> None:
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": ["app:v1"], "Layers": [1, None]}]).encode()
+    (tmp_path / "app.tar").write_bytes(tar_of({"manifest.json": manifest, "config.json": config}))
+    one_line_error(pallet("inspect", f"docker-archive:{tmp_path}/app.tar", check=False), "manifest.json")
+
+
+def test_a_password_that_is_not_utf8_is_used_as_bytes(tmp_path: Path) -> None:
+    """As cosign (Go) reads it: the variable's bytes. Surrogates are how Python holds them."""
+    password = "caf\udce9-\udcff"  # b"caf\xe9-\xff": Latin-1 bytes, not UTF-8
+    pallet("keygen", "--output-key-prefix", str(tmp_path / "k"), env={"PALLET_PASSWORD": password})
+    push_image(LayoutStore(tmp_path / "img"), [{"a": b"1"}], tag="v1")
+    ref = f"oci:{tmp_path}/img:v1"
+    pallet("sign", ref, "--key", str(tmp_path / "k.key"), env={"PALLET_PASSWORD": password})
+    one_line_error(pallet("sign", ref, "--key", str(tmp_path / "k.key"), env={"PALLET_PASSWORD": "caf\udce9"},
+                          check=False), "wrong password")

@@ -30,9 +30,63 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ModelError(f"{what} is nested too deeply to be a manifest, index or config") from None
     if not isinstance(obj, dict):
         raise ModelError(f"{what} is not a JSON object")
     return obj
+
+
+# -- typed access to untrusted JSON: every field a document gives is checked before use ----------
+
+
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ModelError(f"{what} is not a JSON object")
+    return value
+
+
+def _opt_obj(d: dict[str, Any], key: str, what: str) -> dict[str, Any] | None:
+    value = d.get(key)
+    return None if value in (None, {}) else _obj(value, f"{what} {key!r}")
+
+
+def _opt_str(d: dict[str, Any], key: str, what: str) -> str | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ModelError(f"{what} {key!r} is not a string: {_short(value)}")
+    return value
+
+
+def _str_list(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ModelError(f"{what} is not a list of strings: {_short(value)}")
+    return tuple(value)
+
+
+def _str_map(d: dict[str, Any], key: str, what: str) -> dict[str, str] | None:
+    value = _opt_obj(d, key, what)
+    if value is None:
+        return None
+    if not all(isinstance(v, str) for v in value.values()):
+        raise ModelError(f"{what} {key!r} has values that are not strings")
+    return dict(value)
+
+
+def _list(d: dict[str, Any], key: str, what: str) -> list[Any]:
+    value = d.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ModelError(f"{what} {key!r} is not a list: {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -43,12 +97,13 @@ class Platform:
     os_version: str | None = None
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Platform":
+    def from_json(cls, d: Any) -> "Platform":
+        d = _obj(d, "platform")
         return cls(
-            os=d.get("os", ""),
-            architecture=d.get("architecture", ""),
-            variant=d.get("variant") or None,
-            os_version=d.get("os.version") or None,
+            os=_opt_str(d, "os", "platform") or "",
+            architecture=_opt_str(d, "architecture", "platform") or "",
+            variant=_opt_str(d, "variant", "platform") or None,
+            os_version=_opt_str(d, "os.version", "platform") or None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -87,16 +142,17 @@ class Descriptor:
         digest, size = d.get("digest"), d.get("size")
         if not isinstance(digest, str) or not is_digest(digest):
             raise ModelError(f"descriptor has an invalid digest: {digest!r}")
-        if not isinstance(size, int) or size < 0:
-            raise ModelError(f"descriptor {digest} has an invalid size: {size!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ModelError(f"descriptor {digest} has an invalid size: {_short(size)}")
+        what = f"descriptor {digest}"
         return cls(
-            media_type=d.get("mediaType", ""),
+            media_type=_opt_str(d, "mediaType", what) or "",
             digest=digest,
             size=size,
-            annotations=dict(d["annotations"]) if d.get("annotations") else None,
+            annotations=_str_map(d, "annotations", what) or None,
             platform=Platform.from_json(d["platform"]) if d.get("platform") else None,
-            artifact_type=d.get("artifactType") or None,
-            urls=tuple(d["urls"]) if d.get("urls") else None,
+            artifact_type=_opt_str(d, "artifactType", what) or None,
+            urls=_str_list(d["urls"], f"{what} 'urls'") or None if d.get("urls") else None,
         )
 
     @classmethod
@@ -134,7 +190,7 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes, media_type: str | None = None) -> "Manifest":
         d = _load(data, "manifest")
-        mtype = d.get("mediaType") or media_type or mt.OCI_MANIFEST
+        mtype = _opt_str(d, "mediaType", "manifest") or media_type or mt.OCI_MANIFEST
         if mtype not in mt.MANIFESTS:
             raise ModelError(f"not an image manifest (media type {mtype})")
         if d.get("schemaVersion") != 2:
@@ -144,11 +200,11 @@ class Manifest:
         known = {"schemaVersion", "mediaType", "config", "layers", "annotations", "subject", "artifactType"}
         return cls(
             config=Descriptor.from_json(d["config"]),
-            layers=tuple(Descriptor.from_json(x) for x in d.get("layers") or []),
+            layers=tuple(Descriptor.from_json(x) for x in _list(d, "layers", "manifest")),
             media_type=mtype,
-            annotations=dict(d["annotations"]) if d.get("annotations") else None,
+            annotations=_str_map(d, "annotations", "manifest") or None,
             subject=Descriptor.from_json(d["subject"]) if d.get("subject") else None,
-            artifact_type=d.get("artifactType") or None,
+            artifact_type=_opt_str(d, "artifactType", "manifest") or None,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -182,16 +238,16 @@ class Index:
     @classmethod
     def from_bytes(cls, data: bytes, media_type: str | None = None) -> "Index":
         d = _load(data, "index")
-        mtype = d.get("mediaType") or media_type or mt.OCI_INDEX
+        mtype = _opt_str(d, "mediaType", "index") or media_type or mt.OCI_INDEX
         if mtype not in mt.INDEXES:
             raise ModelError(f"not an image index (media type {mtype})")
         known = {"schemaVersion", "mediaType", "manifests", "annotations", "subject", "artifactType"}
         return cls(
-            manifests=tuple(Descriptor.from_json(x) for x in d.get("manifests") or []),
+            manifests=tuple(Descriptor.from_json(x) for x in _list(d, "manifests", "index")),
             media_type=mtype,
-            annotations=dict(d["annotations"]) if d.get("annotations") else None,
+            annotations=_str_map(d, "annotations", "index") or None,
             subject=Descriptor.from_json(d["subject"]) if d.get("subject") else None,
-            artifact_type=d.get("artifactType") or None,
+            artifact_type=_opt_str(d, "artifactType", "index") or None,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -213,7 +269,7 @@ class Index:
 def media_type_of(data: bytes, declared: str | None = None) -> str:
     """The media type of manifest bytes: the one they declare, else guessed from their shape."""
     d = _load(data, "manifest")
-    if d.get("mediaType"):
+    if _opt_str(d, "mediaType", "manifest"):
         return str(d["mediaType"])
     if declared in mt.ALL_MANIFESTS:
         return declared  # type: ignore[return-value]
@@ -229,9 +285,12 @@ class History:
     author: str | None = None
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "History":
-        return cls(created=d.get("created"), created_by=d.get("created_by"), comment=d.get("comment"),
-                   empty_layer=bool(d.get("empty_layer")), author=d.get("author"))
+    def from_json(cls, d: Any) -> "History":
+        d = _obj(d, "image config history entry")
+        what = "image config history entry"
+        return cls(created=_opt_str(d, "created", what), created_by=_opt_str(d, "created_by", what),
+                   comment=_opt_str(d, "comment", what), empty_layer=bool(d.get("empty_layer")),
+                   author=_opt_str(d, "author", what))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -242,6 +301,16 @@ class History:
         if self.empty_layer:
             out["empty_layer"] = True
         return out
+
+
+def _command(value: Any, what: str) -> tuple[str, ...] | None:
+    """``Entrypoint``/``Cmd``: a list of strings; a lone string is one argument, never split
+    (as Docker's ``strslice`` reads it: the image spec asks for an array)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    return _str_list(value, what)
 
 
 @dataclass(frozen=True)
@@ -259,18 +328,22 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any] | None) -> "RunConfig":
-        d = d or {}
+    def from_json(cls, d: Any) -> "RunConfig":
+        what = "image config 'config'"
+        d = _obj(d or {}, what)
         known = {"User", "Env", "Entrypoint", "Cmd", "WorkingDir", "Labels", "ExposedPorts", "StopSignal"}
+        ports = d.get("ExposedPorts") or {}
+        if not isinstance(ports, (dict, list)) or not all(isinstance(p, str) for p in ports):
+            raise ModelError(f"{what} 'ExposedPorts' is not an object of port names: {_short(ports)}")
         return cls(
-            user=d.get("User") or None,
-            env=tuple(d.get("Env") or ()),
-            entrypoint=tuple(d["Entrypoint"]) if d.get("Entrypoint") is not None else None,
-            cmd=tuple(d["Cmd"]) if d.get("Cmd") is not None else None,
-            working_dir=d.get("WorkingDir") or None,
-            labels=dict(d.get("Labels") or {}),
-            exposed_ports=tuple(sorted(d.get("ExposedPorts") or {})),
-            stop_signal=d.get("StopSignal") or None,
+            user=_opt_str(d, "User", what) or None,
+            env=_str_list(d.get("Env") or [], f"{what} 'Env'"),
+            entrypoint=_command(d.get("Entrypoint"), f"{what} 'Entrypoint'"),
+            cmd=_command(d.get("Cmd"), f"{what} 'Cmd'"),
+            working_dir=_opt_str(d, "WorkingDir", what) or None,
+            labels=_str_map(d, "Labels", what) or {},
+            exposed_ports=tuple(sorted(set(ports))),
+            stop_signal=_opt_str(d, "StopSignal", what) or None,
             extra={k: v for k, v in d.items() if k not in known and v not in (None, "", [], {})},
         )
 
@@ -323,19 +396,24 @@ class ImageConfig:
     @classmethod
     def from_bytes(cls, data: bytes) -> "ImageConfig":
         d = _load(data, "image config")
-        rootfs = d.get("rootfs") or {}
+        rootfs = _opt_obj(d, "rootfs", "image config") or {}
         if rootfs and rootfs.get("type") not in (None, "layers"):
-            raise ModelError(f"image config rootfs type {rootfs.get('type')!r} is not 'layers'")
+            raise ModelError(f"image config rootfs type {_short(rootfs.get('type'))} is not 'layers'")
+        diff_ids = _str_list(rootfs.get("diff_ids") or [], "image config rootfs 'diff_ids'")
+        bad = [x for x in diff_ids if not is_digest(x)]
+        if bad:
+            raise ModelError(f"image config rootfs 'diff_ids' holds {_short(bad[0])}, which is not a digest")
         known = {"architecture", "os", "variant", "created", "author", "config", "rootfs", "history"}
+        what = "image config"
         return cls(
-            architecture=d.get("architecture", ""),
-            os=d.get("os", ""),
-            variant=d.get("variant") or None,
-            created=d.get("created") or None,
-            author=d.get("author") or None,
+            architecture=_opt_str(d, "architecture", what) or "",
+            os=_opt_str(d, "os", what) or "",
+            variant=_opt_str(d, "variant", what) or None,
+            created=_opt_str(d, "created", what) or None,
+            author=_opt_str(d, "author", what) or None,
             config=RunConfig.from_json(d.get("config")),
-            diff_ids=tuple(rootfs.get("diff_ids") or ()),
-            history=tuple(History.from_json(h) for h in d.get("history") or ()),
+            diff_ids=diff_ids,
+            history=tuple(History.from_json(h) for h in _list(d, "history", what)),
             extra={k: v for k, v in d.items() if k not in known},
         )
 

@@ -301,11 +301,13 @@ def read_password(*, confirm: bool = False, env: Mapping[str, str] | None = None
                   what: str = "the private key") -> bytes:
     """``$PALLET_PASSWORD`` if set (even empty, as cosign allows), else asked on the terminal.
 
+    The variable's bytes are the password as they are, UTF-8 or not: cosign (Go) reads them so,
+    and Python keeps bytes that are not UTF-8 as surrogates, which ``os.fsencode`` turns back.
     With no terminal to ask on, PasswordError says how to give it instead of hanging.
     """
     env = os.environ if env is None else env
     if PASSWORD_ENV in env:
-        return env[PASSWORD_ENV].encode("utf-8")
+        return os.fsencode(env[PASSWORD_ENV])
     if interactive is None:
         interactive = sys.stdin is not None and sys.stdin.isatty()
     if not interactive:
@@ -318,4 +320,4 @@ def read_password(*, confirm: bool = False, env: Mapping[str, str] | None = None
     first = prompt(f"Enter password for {what}: ")
     if confirm and prompt("Enter password for the private key again: ") != first:
         raise PasswordError("the two passwords differ; nothing was written")
-    return first.encode("utf-8")
+    return os.fsencode(first)

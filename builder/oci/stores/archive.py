@@ -185,7 +185,7 @@ class _TarIndex:
     def read_json(self, name: str) -> Any:
         try:
             return json.loads(self.read(name))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise StoreError(f"{self.path}: {name} is not valid JSON ({exc})") from None
 
     def magic(self, name: str) -> bytes:
@@ -529,9 +529,11 @@ class ArchiveStore(Store):
             entries = tar.read_json("manifest.json")
             if not isinstance(entries, list) or not all(
                 isinstance(e, dict) and isinstance(e.get("Config"), str) and isinstance(e.get("Layers"), list)
+                and all(isinstance(p, str) for p in e["Layers"])
                 for e in entries
             ):
-                raise StoreError(f"{self.path}: manifest.json is not a docker save manifest (a list of Config/Layers)")
+                raise StoreError(f"{self.path}: manifest.json is not a docker save manifest "
+                                 "(a list of Config and Layers paths)")
             modern = [im for im in images if im.desc is not None]
             for entry in entries:
                 names = [familiar_name(t) for t in entry.get("RepoTags") or [] if isinstance(t, str)]

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -29,6 +30,9 @@ from builder.oci.stores.base import ProgressFn, Store
 
 _CHUNK = 1 << 20
 LOCK_NAME = ".pallet.lock"
+#: A ``.tmp-*`` file untouched for this long belongs to a writer that is gone (one that is
+#: still copying writes to it all the time); it is removed when the layout is opened to write.
+STALE_TEMP_AGE = 3600.0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,30 +74,36 @@ class LayoutStore(Store):
         self.description = f"OCI layout {self.root}" + (f" ({namespace})" if namespace else "")
         self._create = create
         self._ready = False
+        self._swept = False  # stale temp files removed (done once, on the first write)
         self._init_lock = threading.Lock()
 
     # -- layout files -------------------------------------------------------
 
     def _ensure(self, for_write: bool) -> None:
-        if self._ready:
+        if self._ready and (self._swept or not for_write):
             return
         with self._init_lock:
-            if self._ready:
-                return
-            marker = self.root / "oci-layout"
-            if not marker.is_file():
-                if not for_write or not self._create:
-                    if self.root.exists():
-                        raise NotFoundError(f"{self.root} is not an OCI image layout (no oci-layout file)")
-                    raise NotFoundError(f"OCI layout {self.root} does not exist")
-                self._create_layout(marker)
-            try:
-                version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
-            except (ValueError, OSError, AttributeError) as exc:
-                raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
-            if not isinstance(version, str) or not version.startswith("1."):
-                raise StoreError(f"{self.root}: unsupported OCI layout version {version!r}")
-            self._ready = True
+            if not self._ready:
+                self._check_layout(for_write)
+                self._ready = True
+            if for_write and not self._swept:
+                self.remove_temp_files(older_than=STALE_TEMP_AGE)
+                self._swept = True
+
+    def _check_layout(self, for_write: bool) -> None:
+        marker = self.root / "oci-layout"
+        if not marker.is_file():
+            if not for_write or not self._create:
+                if self.root.exists():
+                    raise NotFoundError(f"{self.root} is not an OCI image layout (no oci-layout file)")
+                raise NotFoundError(f"OCI layout {self.root} does not exist")
+            self._create_layout(marker)
+        try:
+            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+        except (ValueError, OSError, AttributeError, RecursionError) as exc:
+            raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
+        if not isinstance(version, str) or not version.startswith("1."):
+            raise StoreError(f"{self.root}: unsupported OCI layout version {version!r}")
 
     def _create_layout(self, marker: Path) -> None:
         """Create an empty layout; under the layout lock, so two processes creating it agree."""
@@ -106,9 +116,11 @@ class LayoutStore(Store):
                     return
                 # What an interrupted creation can leave is fine; anything else is someone's data.
                 ours = {LOCK_NAME, "blobs", "index.json"}
-                if any(p.name not in ours and not p.name.startswith(".tmp-") for p in self.root.iterdir()):
+                if any(p.name not in ours and not p.name.startswith(".tmp-") for p in self.root.iterdir()) \
+                        or not self._index_is_ours():
                     raise StoreError(
-                        f"{self.root} is not empty and is not an OCI image layout; refusing to write into it")
+                        f"{self.root} is not empty and is not an OCI image layout (no oci-layout file); "
+                        "refusing to write into it")
                 (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
                 atomic_write(self.root / "index.json",
                              canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
@@ -116,6 +128,21 @@ class LayoutStore(Store):
                 atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
         except OSError as exc:
             raise StoreError(f"cannot create OCI layout at {self.root}: {exc.strerror}") from None
+
+    def _index_is_ours(self) -> bool:
+        """Whether ``index.json`` is absent or the empty one an interrupted creation leaves.
+
+        Anything else (tags, entries, unreadable bytes) is data we could not read, since reads
+        refuse a directory without ``oci-layout``; a write must not replace it.
+        """
+        try:
+            index = json.loads((self.root / "index.json").read_bytes())
+        except FileNotFoundError:
+            return True
+        except (ValueError, OSError, RecursionError):
+            return False
+        return isinstance(index, dict) and index.get("manifests") == [] \
+            and set(index) <= {"schemaVersion", "mediaType", "manifests"}
 
     def _blob_path(self, digest: str) -> Path:
         algo, hexpart = split(digest)
@@ -139,11 +166,15 @@ class LayoutStore(Store):
             index = json.loads(data)
         except FileNotFoundError:
             raise StoreError(f"{self.root}: index.json is missing; the layout is damaged") from None
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, RecursionError) as exc:
             raise StoreError(f"{self.root}: index.json is unreadable ({exc})") from None
         if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
             raise StoreError(f"{self.root}: index.json is not an image index")
         index.setdefault("manifests", [])
+        for entry in index["manifests"]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("annotations") or {}, dict):
+                raise StoreError(f"{self.root}: index.json lists {str(entry)[:60]!r}, which is not a "
+                                 "descriptor; the layout is damaged")
         return index
 
     def _write_index(self, index: dict) -> None:
@@ -348,26 +379,34 @@ class LayoutStore(Store):
                 desc = Descriptor.from_json(entry)
                 data = self._blob_path(desc.digest).read_bytes()
                 manifest = json.loads(data)
-            except (ModelError, OSError, ValueError):
+            except (ModelError, OSError, ValueError, RecursionError):
                 continue
-            if (manifest.get("subject") or {}).get("digest") != digest:
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("subject"), dict) \
+                    or manifest["subject"].get("digest") != digest:
                 continue
-            kind = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
+            config = manifest.get("config")
+            kind = manifest.get("artifactType") or (config.get("mediaType") if isinstance(config, dict) else None)
+            annotations = manifest.get("annotations")
             if artifact_type and kind != artifact_type:
                 continue
             found.append(Descriptor(media_type=media_type_of(data, desc.media_type), digest=desc.digest,
                                     size=len(data), artifact_type=kind,
-                                    annotations=manifest.get("annotations") or None))
+                                    annotations=annotations if isinstance(annotations, dict) and annotations
+                                    else None))
         return found
 
     # -- maintenance --------------------------------------------------------
 
-    def remove_temp_files(self) -> int:
-        """Delete ``.tmp-*`` files an interrupted writer left behind; returns how many."""
+    def remove_temp_files(self, older_than: float = 0.0) -> int:
+        """Delete ``.tmp-*`` files an interrupted writer left behind (those not modified for
+        ``older_than`` seconds); returns how many. Temp files live in the layout's root and in
+        ``blobs/<algorithm>/`` only."""
         count = 0
-        for tmp in self.root.glob("**/.tmp-*"):
+        cutoff = time.time() - older_than
+        for tmp in [*self.root.glob(".tmp-*"), *self.root.glob("blobs/*/.tmp-*")]:
             with contextlib.suppress(OSError):
-                tmp.unlink()
-                count += 1
+                if tmp.lstat().st_mtime <= cutoff:
+                    tmp.unlink()
+                    count += 1
         return count
 
