@@ -221,7 +221,7 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
     images unpacked), loaded into Docker too; a copy of each sample for each side."""
     HOME.mkdir(parents=True, exist_ok=True)
     env = pallet_env()
-    out = run([PALLET, "stack", "build", str(ROOT / "stacks" / "bookworm.toml")], env).stdout.split()
+    out = run([PALLET, "stack", "build", "--refresh", str(ROOT / "stacks" / "bookworm.toml")], env).stdout.split()
     build_ref, run_ref = out[0], out[1]
     for ref, name in ((build_ref, BUILD_IMAGE), (run_ref, RUN_IMAGE)):
         want = json.loads(run([PALLET, "inspect", "--json", ref], env).stdout)["config"]["digest"]

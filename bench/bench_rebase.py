@@ -46,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         work_p = Path(work)
         env = {"PALLET_HOME": str(work_p / "home")}
-        stack = json.loads(pallet("stack", "build", TINY, "--json", env=env).stdout)
+        stack = json.loads(pallet("stack", "build", TINY, "--refresh", "--json", env=env).stdout)
         run_ref = stack["images"]["run"]["reference"] if "images" in stack else stack["run"]["reference"]
         patch = work_p / "patch" / "etc"
         patch.mkdir(parents=True)

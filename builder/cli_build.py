@@ -42,7 +42,7 @@ def _images(args: argparse.Namespace):
 
     _choose_stack(args)
     return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,
-                          options=_options(args))
+                          options=_options(args), locked=getattr(args, "locked", False))
 
 
 def _options_from(args: argparse.Namespace):
@@ -177,6 +177,9 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
         p.add_argument("--ca-certs", metavar="PATH",
                        help="CA bundle build steps trust (default: the host trust store)")
         p.add_argument("--cache-dir", metavar="DIR", help="build cache (default ~/.cache/pallet)")
+        p.add_argument("--locked", action="store_true",
+                       help="refuse a stack lock the mirror has moved past (default: build the stack with the "
+                            "mirror's current versions and say which packages changed)")
 
     p = sub.add_parser("build", parents=[common()], help="build an image from source with buildpacks",
                        description="Detect the app's language, run buildpacks in a daemonless sandbox over the "

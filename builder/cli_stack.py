@@ -20,6 +20,8 @@ def cmd_stack_lock(args: argparse.Namespace) -> int:
     from builder.stacks.spec import load
 
     stack = load(args.stack_file)
+    if args.check:
+        return _check_lock(args, stack)
     result = lock_stack(stack, options=_options(args), log=_log(args))
     counts = {arch: {kind: len(a.packages(kind)) for kind in ("build", "run") if kind not in a.images}
               for arch, a in result.lock.arches.items()}
@@ -31,12 +33,32 @@ def cmd_stack_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_lock(args: argparse.Namespace, stack: Any) -> int:
+    """``stack lock --check``: exit 1, with the ``old -> new`` list, when the mirror has moved on."""
+    from builder.cli import _emit, _options
+    from builder.stacks import lockfile
+    from builder.stacks.lock import resolve_lock
+
+    committed, _ = lockfile.load(stack)
+    current = resolve_lock(stack, options=_options(args), log=_log(args), previous=committed)
+    changes = lockfile.lock_changes(committed, current)
+    lines = lockfile.describe_changes(changes)
+    text = (f"{stack.lock_path}: current" if not changes else
+            "\n".join([f"{stack.lock_path}: stale ({len(changes)} packages changed on the mirror):",
+                       *(f"  {line}" for line in lines), f"  update it with: pallet stack lock {stack.path}"]))
+    _emit(args, {"lock": str(stack.lock_path), "stale": bool(changes),
+                 "changes": [{"arch": c.arch, "package": c.name, "locked": c.old, "mirror": c.new} for c in changes]},
+          text)
+    return 1 if changes else 0
+
+
 def cmd_stack_build(args: argparse.Namespace) -> int:
     from builder.cli import _emit, _options
-    from builder.stacks.build import build_stack
+    from builder.stacks.build import STALE_REFRESH, STALE_REFUSE, STALE_UPDATE, build_stack
 
+    stale = STALE_UPDATE if args.update_lock else STALE_REFRESH if args.refresh else STALE_REFUSE
     result = build_stack(args.stack_file, build_tag=args.build_tag, run_tag=args.run_tag, no_cache=args.no_cache,
-                         options=_options(args), log=_log(args))
+                         options=_options(args), log=_log(args), stale=stale)
     text = "\n".join(result.images[kind].reference for kind in ("build", "run"))
     _emit(args, result.to_json(), text)
     return 0
@@ -71,6 +93,9 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
                                          "against its mirror (or the host's apt sources) and write STACK.lock next "
                                          "to the stack file.")
     p.add_argument("stack_file", metavar="STACK.toml")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 and list each package `old -> new` when the mirror has moved on "
+                        "(a scheduled job's signal that updates are out)")
     p.add_argument("--verbose", action="store_true", help="show progress on stderr")
     p.set_defaults(func=cmd_stack_lock)
 
@@ -83,6 +108,13 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--build-tag", metavar="REF", help="where to write the build image")
     p.add_argument("--run-tag", metavar="REF", help="where to write the run image")
     p.add_argument("--no-cache", action="store_true", help="assemble from scratch (the result is identical)")
+    stale = p.add_mutually_exclusive_group()
+    stale.add_argument("--update-lock", action="store_true",
+                       help="when the lock is stale (the mirror and the package cache no longer have a locked "
+                            "version), lock again, write the lock and build, in one step")
+    stale.add_argument("--refresh", action="store_true",
+                       help="when the lock is stale, build with the mirror's current versions without writing "
+                            "the lock (what `pallet build` does), and say what changed")
     p.add_argument("--verbose", action="store_true", help="show progress on stderr")
     p.set_defaults(func=cmd_stack_build)
 

@@ -1,6 +1,6 @@
 """Shared fixtures. Real components only: a real registry, a real Docker engine."""
 
-pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_docker", "tests.fixtures_bookworm"]
+pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_docker", "tests.fixtures_bookworm", "tests.aptarchive"]
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest's hook signature

@@ -24,5 +24,5 @@ def bookworm(bookworm_env: dict[str, str]) -> Home:
 def bookworm_static(bookworm_env: dict[str, str]) -> Home:
     """The bookworm-static stack (its run image has no Python, Node.js or shell utilities beyond
     Debian's essential set), in the same PALLET_HOME."""
-    pallet("stack", "build", str(ROOT / "stacks" / "bookworm-static.toml"), env=bookworm_env, timeout=1800)
+    pallet("stack", "build", str(ROOT / "stacks" / "bookworm-static.toml"), "--refresh", env=bookworm_env, timeout=1800)
     return Home(bookworm_env, "bookworm-static")

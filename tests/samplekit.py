@@ -49,7 +49,7 @@ def stack_home(tmp_path_factory: pytest.TempPathFactory, *stacks: str) -> dict[s
     home = tmp_path_factory.mktemp("pallet-home")
     env = {"PALLET_HOME": str(home)}
     for stack in stacks:
-        pallet("stack", "build", str(ROOT / "stacks" / f"{stack}.toml"), env=env, timeout=1800)
+        pallet("stack", "build", str(ROOT / "stacks" / f"{stack}.toml"), "--refresh", env=env, timeout=1800)
     return env
 
 

@@ -22,7 +22,7 @@ def home(tmp_path_factory) -> dict[str, str]:
     """A PALLET_HOME with the tiny stack's images in it (built once for the module)."""
     home = tmp_path_factory.mktemp("pallet-home")
     env = {"PALLET_HOME": str(home)}
-    pallet("stack", "build", TINY, env=env, timeout=900)
+    pallet("stack", "build", TINY, "--refresh", env=env, timeout=900)
     return env
 
 

@@ -20,7 +20,7 @@ from tests.test_build import HELLO_BP, TINY, hello_app, home  # noqa: F401  (mod
 @pytest.fixture(scope="module")
 def runs(home, tmp_path_factory):  # noqa: F811
     """Run images v1 (the tiny stack's) and v2 (v1 plus a patch file), and an app built on v1."""
-    stack = json.loads(pallet("stack", "build", TINY, "--json", env=home).stdout)
+    stack = json.loads(pallet("stack", "build", TINY, "--refresh", "--json", env=home).stdout)
     run_ref = stack["run"]["reference"] if "run" in stack else stack["images"]["run"]["reference"]
     pallet("copy", run_ref, "tiny-run:v1", env=home)
     patch = tmp_path_factory.mktemp("patch")
@@ -231,7 +231,7 @@ def test_python_sample_rebased_equals_built_on_the_new_run_image(tmp_path, bookw
     from tests.samplekit import SAMPLES, free_port, http
 
     env = bookworm.env
-    stack = json.loads(pallet("stack", "build", str(Path(TINY).parent / "bookworm.toml"), "--json", env=env).stdout)
+    stack = json.loads(pallet("stack", "build", str(Path(TINY).parent / "bookworm.toml"), "--refresh", "--json", env=env).stdout)
     run_ref = stack["images"]["run"]["reference"] if "images" in stack else stack["run"]["reference"]
     pallet("copy", run_ref, "bw-run:v1", env=env)
     patch = tmp_path / "patch" / "etc"

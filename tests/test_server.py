@@ -25,7 +25,7 @@ TINY = str(ROOT / "stacks" / "tiny.toml")
 def home(tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("pallet-home")
     env = {"PALLET_HOME": str(home), "PALLET_SERVER": "0"}
-    pallet("stack", "build", TINY, env=env, timeout=900)
+    pallet("stack", "build", TINY, "--refresh", env=env, timeout=900)
     return {"PALLET_HOME": str(home)}
 
 

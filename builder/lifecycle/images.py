@@ -46,21 +46,25 @@ def _load(text: str, options: StoreOptions) -> Image:
 
 
 def resolve_images(stack: str | None, build_image: str | None, run_image: str | None,
-                   options: StoreOptions) -> tuple[Image, Image, str]:
-    """(build image, run image, the run image reference as it will be recorded)."""
+                   options: StoreOptions, locked: bool = False) -> tuple[Image, Image, str]:
+    """(build image, run image, the run image reference as it will be recorded).
+
+    A stack whose lock the mirror has moved past is built with the mirror's current versions
+    (and says so, every time, until the lock is updated), unless ``locked``.
+    """
     if build_image is not None and run_image is not None:
         return _load(build_image, options), _load(run_image, options), run_image
     from builder.stacks import api  # built on first use, then from the local store
 
     path = stack_file(stack or DEFAULT_STACK)
-    remembered = api.remembered_images(path)
+    remembered = api.remembered_images(path, locked=locked)
     if remembered is not None:
         try:
             return _resolved(remembered, build_image, run_image, options)
         except NotFoundError:
             pass  # the local store lost them: deliver them again
-    images = api.stack_images(path)
-    api.remember_images(path, images)
+    images = api.stack_images(path, locked=locked)
+    api.remember_images(path, images, locked=locked)
     return _resolved(images, build_image, run_image, options)
 
 

@@ -35,9 +35,18 @@ class Source:
     suite: str
     components: tuple[str, ...]
     signed_by: str | None = None
+    #: apt's ``trusted=yes``: only for the repository pallet writes itself from verified .debs
+    trusted: bool = False
+    #: False for snapshot archives, whose Release files are past their Valid-Until by design
+    check_valid_until: bool = True
 
     def line(self) -> str:
-        opts = f"[signed-by={self.signed_by}] " if self.signed_by else ""
+        options = [f"signed-by={self.signed_by}"] if self.signed_by else []
+        if self.trusted:
+            options.append("trusted=yes")
+        if not self.check_valid_until:
+            options.append("check-valid-until=no")
+        opts = f"[{' '.join(options)}] " if options else ""
         return f"deb {opts}{self.uri} {self.suite} {' '.join(self.components)}"
 
 
@@ -126,10 +135,36 @@ def read_host_source_files(etc_apt: Path = Path("/etc/apt")) -> dict[str, str]:
     return files
 
 
+def snapshot_sources(distro: Distro, keyring: str | None = None) -> list[Source]:
+    """The sources of a snapshot archive (laid out as snapshot.debian.org: ``archive/debian/TIME``
+    and ``archive/debian-security/TIME``) at the stack's point in time."""
+    assert distro.snapshot
+    base, when, comps = distro.snapshot_mirror, distro.snapshot, distro.components
+    main = f"{base}/archive/debian/{when}"
+    return [Source(main, distro.suite, comps, keyring, check_valid_until=False),
+            Source(main, f"{distro.suite}-updates", comps, keyring, check_valid_until=False),
+            Source(f"{base}/archive/debian-security/{when}", f"{distro.suite}-security", comps, keyring,
+                   check_valid_until=False)]
+
+
+def _keyring(distro: Distro, stack_file: str) -> str | None:
+    if not distro.keyring:
+        return None
+    path = Path(distro.keyring)
+    if not path.is_absolute():
+        path = Path(stack_file).resolve().parent / path
+    if not path.is_file():
+        raise StackError(f"{stack_file}: distro.keyring {distro.keyring!r}: no such file ({path})")
+    return str(path)
+
+
 def sources_for(distro: Distro, stack_file: str, etc_apt: Path = Path("/etc/apt")) -> list[Source]:
-    """The stack's mirror if it names one, else the host's apt sources for its suite."""
+    """The stack's snapshot or mirror if it names one, else the host's apt sources for its suite."""
+    keyring = _keyring(distro, stack_file)
+    if distro.snapshot:
+        return snapshot_sources(distro, keyring)
     if distro.mirror:
-        return mirror_sources(distro)
+        return [Source(s.uri, s.suite, s.components, keyring) for s in mirror_sources(distro)]
     found = host_sources(read_host_source_files(etc_apt), distro.suite, distro.components)
     if not any(s.suite == distro.suite for s in found):
         raise MirrorError(f"{stack_file}: no apt source for suite {distro.suite!r} in {etc_apt}/sources.list(.d); "

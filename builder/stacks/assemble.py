@@ -38,8 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from builder.stacks import debcache
 from builder.stacks.apt import PrivateApt, Source, host_proxy_options
-from builder.stacks.errors import AssemblyError, LockError, StackError
+from builder.stacks.aptrepo import write_repository
+from builder.stacks.errors import AssemblyError, StackError, StaleLockError
 from builder.stacks.inventory import installed_packages
 from builder.stacks.lockfile import ArchLock, Package
 from builder.stacks.spec import KINDS, RUN, Files, Stack, User
@@ -402,6 +404,22 @@ def _copy_lists(lists: Path, dest: Path) -> None:
             shutil.copyfile(f, dest / f.name)
 
 
+def with_cached_packages(stack: Stack, gone: list[Package], sources: list[Source], deb_cache: Path,
+                         repo: Path) -> list[Source]:
+    """``sources`` plus a repository of the cache's verified copies of ``gone`` (locked versions the
+    mirror dropped); StaleLockError naming those the cache cannot vouch for."""
+    have = debcache.verified(deb_cache, gone)
+    missing = [p for p in gone if p not in have]
+    if missing:
+        names = ", ".join(map(str, missing))
+        raise StaleLockError(
+            f"{stack.lock_path} is stale: the mirror no longer has {names}, nor does the package cache; "
+            f"lock the versions it has now (`pallet stack lock {stack.path}`, or `pallet stack build "
+            f"--update-lock {stack.path}` to lock and build in one step)", tuple(str(p) for p in missing))
+    write_repository(repo, have.values(), suite=stack.distro.suite)
+    return [*sources, Source(f"file:{repo}", stack.distro.suite, ("main",), trusted=True)]
+
+
 def fetch_debs(apt: PrivateApt, packages: Iterable[Package], cache: Path) -> int:
     """Download into the cache every package it does not have; returns how many were fetched.
 
@@ -409,8 +427,12 @@ def fetch_debs(apt: PrivateApt, packages: Iterable[Package], cache: Path) -> int
     leaves no partial file under a package's name.
     """
     cache.mkdir(parents=True, exist_ok=True)
-    todo = sorted({p for p in packages if not (cache / p.deb_filename).is_file()})
+    packages = sorted(set(packages))
+    todo = [p for p in packages if not (cache / p.deb_filename).is_file()]
+    unrecorded = [p for p in packages if debcache.recorded_sha256(cache, p) is None]
     if not todo:
+        if unrecorded:  # cached by an older pallet: vouch for them while the index has them
+            debcache.record_from_index(cache, unrecorded, apt.stanzas(p.name for p in unrecorded))
         return 0
     partial = cache / f".partial-{os.getpid()}-{threading.get_ident()}"
     if partial.exists():
@@ -423,6 +445,8 @@ def fetch_debs(apt: PrivateApt, packages: Iterable[Package], cache: Path) -> int
                 os.replace(f, cache / f.name)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    # apt checked each download against the index: keep the index's SHA256 beside the file
+    debcache.record_from_index(cache, unrecorded, apt.stanzas(p.name for p in unrecorded))
     return len(todo)
 
 
@@ -453,9 +477,11 @@ def assemble(stack: Stack, arch: str, arch_lock: ArchLock, epoch: int, sources: 
     apt.update()
     gone = apt.missing(everything)
     if gone:
-        raise LockError(f"{stack.lock_path} no longer resolves: the mirror does not have "
-                        f"{', '.join(map(str, gone))}; run `pallet stack lock {stack.path}` to lock the "
-                        "versions it has now")
+        sources = with_cached_packages(stack, gone, sources, deb_cache, workdir / "cached-packages")
+        log(f"{len(gone)} locked packages that the mirror no longer has come from the package cache "
+            f"({deb_cache}), verified by the SHA256 their index gave")
+        apt = PrivateApt(workdir / "apt-cached", arch, sources, str(stack.path))
+        apt.update()
     fetched = fetch_debs(apt, everything, deb_cache)
     if fetched:
         log(f"downloaded {fetched} packages into {deb_cache}")

@@ -45,7 +45,7 @@ from builder.stacks import STACK_BUILDER_VERSION, lockfile, spec
 from builder.stacks import image as stack_image
 from builder.stacks.apt import sources_for
 from builder.stacks.assemble import BASE, assemble, remove_stale_workdirs, remove_workdir, work_base
-from builder.stacks.errors import StackError
+from builder.stacks.errors import StackError, StaleLockError
 from builder.stacks.spec import KINDS, Stack
 from builder.stacks.api import cache_root  # noqa: F401 - also bench_stack's
 from builder.stacks.tree import diff_entries
@@ -83,18 +83,38 @@ class BuildResult:
     cached: bool
     seconds: float
     key: str
+    #: packages a refreshed (stale) lock changed, "name:arch old -> new"; empty when the lock was used as is
+    changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {"stack": self.stack, "cached": self.cached, "seconds": round(self.seconds, 2), "cacheKey": self.key,
-                **{kind: img.to_json() for kind, img in self.images.items()}}
+                "lockChanges": self.changes, **{kind: img.to_json() for kind, img in self.images.items()}}
 
 
 def default_reference(stack: Stack, kind: str) -> str:
     return f"{stack.name}-{kind}:{stack.version}"
 
 
+#: What to do with a lock that names versions neither the mirror nor the package cache has.
+STALE_REFUSE = "refuse"  # an error naming them (`pallet stack build`, `pallet build --locked`)
+STALE_REFRESH = "refresh"  # build at the mirror's current versions, lock file untouched (`pallet build`)
+STALE_UPDATE = "update"  # lock again, write the lock, build (`pallet stack build --update-lock`)
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(f"pallet: {line}", file=sys.stderr, flush=True)
+
+
 def build_stack(stack_path: str | Path, *, build_tag: str | None = None, run_tag: str | None = None,
-                no_cache: bool = False, options: StoreOptions | None = None, log: Log = lambda _: None) -> BuildResult:
+                no_cache: bool = False, options: StoreOptions | None = None, log: Log = lambda _: None,
+                stale: str = STALE_REFUSE, notice: Log = _stderr) -> BuildResult:
+    """Build (or take from the cache) a stack's images and deliver them.
+
+    ``stale`` says what a stale lock does (see ``STALE_*``); ``notice`` gets the block that names
+    each package a refreshed build changed, ``old -> new``, and the command that records them.
+    """
     started = time.monotonic()
     stack = spec.load(stack_path)
     lock, lock_bytes = lockfile.load(stack)
@@ -109,11 +129,34 @@ def build_stack(stack_path: str | Path, *, build_tag: str | None = None, run_tag
     root = cache_root()
     cache = LayoutStore(root / "stacks" / "images")
     found = None if no_cache else cached(cache, key)
+    changes: list[lockfile.Change] = []
+    if found is None and not no_cache and stale == STALE_REFRESH:
+        refreshed = _refreshed(root, key, stack, lock)
+        if refreshed is not None:  # refreshed before, on this machine: the same images again
+            lock, lock_bytes, changes = refreshed
+            found = cached(cache, cache_key(stack, lock_bytes))
+            if found is None:
+                lock, lock_bytes = lockfile.load(stack)
+                changes = []
     was_cached = found is not None
     if found is None:
-        found = build_into_cache(stack, lock, lock_bytes, cache, key, root, options, log)
+        try:
+            found = build_into_cache(stack, lock, lock_bytes, cache, key, root, options, log)
+        except StaleLockError:
+            if stale == STALE_REFUSE:
+                raise
+            stale_key = key
+            lock, lock_bytes, changes = _relock(stack, lock, options, log, write=stale == STALE_UPDATE)
+            key = cache_key(stack, lock_bytes)
+            found = None if no_cache else cached(cache, key)
+            if found is None:
+                found = build_into_cache(stack, lock, lock_bytes, cache, key, root, options, log)
+            if stale == STALE_REFRESH:
+                _remember_refresh(root, stale_key, lock_bytes)
     else:
         log(f"unchanged since the last build: using {cache.root} ({key[:12]})")
+    if changes:
+        notice(stale_notice(stack, changes, written=stale == STALE_UPDATE))
 
     results = {}
     for kind in KINDS:
@@ -122,7 +165,59 @@ def build_stack(stack_path: str | Path, *, build_tag: str | None = None, run_tag
                     if stack.image(kind).from_packages else {})
         results[kind] = deliver(cache, desc, dests[kind], options, kind, provides)
     return BuildResult(stack=stack.name, images=results, cached=was_cached, seconds=time.monotonic() - started,
-                       key=key)
+                       key=key, changes=[c.text(True) for c in changes])
+
+
+# -- stale locks -------------------------------------------------------------------------------
+
+
+def stale_notice(stack: Stack, changes: list[lockfile.Change], *, written: bool) -> str:
+    """The block a refreshed build prints: what changed, and how to record it."""
+    head = (f"{stack.lock_path} was stale: locked again at the mirror's current versions and written"
+            if written else
+            f"{stack.lock_path} is stale (the mirror has moved on); built with the mirror's current versions:")
+    lines = [head, *(f"  {line}" for line in lockfile.describe_changes(changes))]
+    if not written:
+        lines.append(f"  record them with: pallet stack lock {stack.path}")
+    return "\n".join(lines)
+
+
+def _relock(stack: Stack, old: lockfile.Lock, options: StoreOptions | None, log: Log,
+            *, write: bool) -> tuple[lockfile.Lock, bytes, list[lockfile.Change]]:
+    from builder.stacks.lock import render_lock, resolve_lock, write_lock
+
+    log("the lock is stale: resolving the same packages at the mirror's current versions")
+    new = resolve_lock(stack, options=options, log=log, previous=old)
+    data = write_lock(stack, new).data if write else render_lock(stack, new)
+    return new, data, lockfile.lock_changes(old, new)
+
+
+def _refresh_path(root: Path, stale_key: str) -> Path:
+    return root / "stacks" / "refreshed" / f"{stale_key}.lock"
+
+
+def _remember_refresh(root: Path, stale_key: str, lock_bytes: bytes) -> None:
+    """Keep the lock a stale one was refreshed to, so the next build of the same stale lock on
+    this machine gives the same images without asking the mirror again."""
+    from builder.oci.stores.layout import atomic_write
+
+    path = _refresh_path(root, stale_key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lock_bytes)
+    except OSError:
+        pass
+
+
+def _refreshed(root: Path, stale_key: str, stack: Stack,
+               old: lockfile.Lock) -> tuple[lockfile.Lock, bytes, list[lockfile.Change]] | None:
+    try:
+        data = _refresh_path(root, stale_key).read_bytes()
+        new = lockfile.parse(data, str(stack.lock_path))
+        lockfile.check_current(new, stack, str(stack.lock_path))
+    except (OSError, StackError):
+        return None
+    return new, data, lockfile.lock_changes(old, new)
 
 
 def cached(cache: LayoutStore, key: str) -> dict[str, Descriptor] | None:

@@ -27,3 +27,11 @@ class MirrorError(StackError):
 
 class AssemblyError(StackError):
     """The root file system could not be assembled (mmdebstrap failed, or installed other versions)."""
+
+
+class StaleLockError(LockError):
+    """A lock naming package versions that neither the mirror nor the local package cache has."""
+
+    def __init__(self, message: str, packages: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.packages = packages

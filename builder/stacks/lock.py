@@ -76,9 +76,13 @@ def resolve_image(ref_text: str, arch: str, options) -> str:
         return image.digest
 
 
-def lock_stack(stack: Stack, *, options=None, log: Log = lambda _: None,
-               work_root: Path | None = None) -> LockResult:
-    """Resolve ``stack`` and write its lock file (only if the content changed)."""
+def resolve_lock(stack: Stack, *, options=None, log: Log = lambda _: None,
+                 work_root: Path | None = None, previous: Lock | None = None) -> Lock:
+    """What the lock of ``stack`` is today, against its sources; nothing is written.
+
+    ``previous`` (default: the lock file beside the stack) keeps its ``source-date-epoch`` when
+    the packages did not change, so locking again without changes gives the same bytes.
+    """
     sources: list[Source] | None = None
     arches: dict[str, ArchLock] = {}
     newest = 0
@@ -99,17 +103,32 @@ def lock_stack(stack: Stack, *, options=None, log: Log = lambda _: None,
                       for kind in KINDS if not stack.image(kind).from_packages}
             arches[arch] = replace(arch_lock, images=images)
 
-    previous = _previous(stack)
+    if previous is None:
+        previous = _previous(stack)
     epoch = newest or 315532801
     if previous is not None and previous.arches == arches:
         epoch = previous.epoch
-    lock = Lock(stack=stack.name, inputs=stack.resolution_digest(), epoch=epoch, arches=arches)
-    data = render(lock, _display(stack.path))
+    return Lock(stack=stack.name, inputs=stack.resolution_digest(), epoch=epoch, arches=arches)
+
+
+def render_lock(stack: Stack, lock: Lock) -> bytes:
+    return render(lock, _display(stack.path))
+
+
+def write_lock(stack: Stack, lock: Lock) -> LockResult:
+    """Write ``lock`` beside the stack file (atomically, and only if its bytes changed)."""
+    data = render_lock(stack, lock)
     path = stack.lock_path
     changed = not path.is_file() or path.read_bytes() != data
     if changed:
         atomic_write(path, data)
     return LockResult(lock=lock, path=path, changed=changed, data=data)
+
+
+def lock_stack(stack: Stack, *, options=None, log: Log = lambda _: None,
+               work_root: Path | None = None) -> LockResult:
+    """Resolve ``stack`` and write its lock file (only if the content changed)."""
+    return write_lock(stack, resolve_lock(stack, options=options, log=log, work_root=work_root))
 
 
 def _display(path: Path) -> str:

@@ -254,3 +254,45 @@ def check_same_versions(stack: Stack, arch_lock: ArchLock, where: str) -> None:
 
 def lock_path_for(stack_path: Path) -> Path:
     return stack_path.with_suffix(".lock")
+
+
+# -- what changed between two locks ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Change:
+    """One package whose version differs between two locks (``None``: not in that lock)."""
+
+    arch: str
+    name: str
+    old: str | None
+    new: str | None
+
+    def text(self, with_arch: bool = False) -> str:
+        name = f"{self.name}:{self.arch}" if with_arch else self.name
+        return f"{name} {self.old or '(none)'} -> {self.new or '(removed)'}"
+
+
+def lock_changes(old: Lock, new: Lock) -> list[Change]:
+    """Every package, per architecture, whose version differs between ``old`` and ``new`` (all of
+    base, build and run: a name has one version per architecture, ``check_same_versions``)."""
+    out: list[Change] = []
+    for arch in sorted(set(old.arches) | set(new.arches)):
+        before = _versions(old.arches.get(arch))
+        after = _versions(new.arches.get(arch))
+        for name in sorted(set(before) | set(after)):
+            if before.get(name) != after.get(name):
+                out.append(Change(arch, name, before.get(name), after.get(name)))
+    return out
+
+
+def _versions(arch_lock: ArchLock | None) -> dict[str, str]:
+    if arch_lock is None:
+        return {}
+    return {p.name: p.version for p in (*arch_lock.base, *arch_lock.build, *arch_lock.run)}
+
+
+def describe_changes(changes: list[Change]) -> list[str]:
+    """One line per change, ``name old -> new`` (the architecture named when there are several)."""
+    several = len({c.arch for c in changes}) > 1
+    return [c.text(with_arch=several) for c in changes]

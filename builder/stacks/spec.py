@@ -82,6 +82,22 @@ class Distro:
     components: tuple[str, ...] = ("main",)
     mirror: str | None = None
     security_mirror: str | None = None
+    #: a point in time of an archive laid out like snapshot.debian.org ("20261204T035428Z"): the
+    #: packages as they were then, so a lock resolves forever where such an archive is reachable
+    snapshot: str | None = None
+    snapshot_mirror: str = "https://snapshot.debian.org"
+    #: the keyring that signs the mirror's Release files (relative to the stack file), when the
+    #: host's trusted keys do not
+    keyring: str | None = None
+
+    def resolution_inputs(self) -> dict[str, Any]:
+        """What package resolution depends on (the keys of a snapshot only when there is one, so
+        locks of stacks without them keep their digest)."""
+        out: dict[str, Any] = {"suite": self.suite, "components": list(self.components), "mirror": self.mirror,
+                               "security-mirror": self.security_mirror}
+        if self.snapshot:
+            out.update({"snapshot": self.snapshot, "snapshot-mirror": self.snapshot_mirror})
+        return out
 
 
 @dataclass(frozen=True)
@@ -155,8 +171,8 @@ class Stack:
         return {
             "id": self.id, "name": self.name, "version": self.version, "description": self.description,
             "source": self.source, "maintainer": self.maintainer, "architectures": list(self.architectures),
-            "distro": {"name": d.name, "version": d.version, "suite": d.suite, "components": list(d.components),
-                       "mirror": d.mirror, "security-mirror": d.security_mirror},
+            "distro": {"name": d.name, "version": d.version, **d.resolution_inputs(),
+                       **({"keyring": d.keyring} if d.keyring else {})},
             "user": {"uid": self.user.uid, "gid": self.user.gid, "name": self.user.name, "group": self.user.group,
                      "home": self.user.home, "shell": self.user.shell},
             "env": self.env, "labels": self.labels,
@@ -173,8 +189,7 @@ class Stack:
         d = self.distro
         inputs = {
             "architectures": list(self.architectures),
-            "distro": {"suite": d.suite, "components": list(d.components), "mirror": d.mirror,
-                       "security-mirror": d.security_mirror},
+            "distro": d.resolution_inputs(),
             "build": list(self.build.packages) if self.build.packages is not None else self.build.image,
             "run": list(self.run.packages) if self.run.packages is not None else self.run.image,
         }
@@ -335,7 +350,8 @@ def parse(text: str, path: str | Path) -> Stack:
 
     dt = top.table("distro", required=True, example=' (name, version and suite, e.g. suite = "bookworm")')
     assert dt is not None
-    dt.only("name", "version", "suite", "components", "mirror", "security-mirror")
+    dt.only("name", "version", "suite", "components", "mirror", "security-mirror", "snapshot", "snapshot-mirror",
+            "keyring")
     components = dt.strings("components", allow_empty=False, example='["main"]',
                             pattern=re.compile(r"^[a-z0-9-]+$"), what="an archive component such as main")
     mirror = dt.string("mirror", pattern=_URL_RE, what="a URL such as http://deb.debian.org/debian")
@@ -343,6 +359,15 @@ def parse(text: str, path: str | Path) -> Stack:
                          what="a URL such as http://deb.debian.org/debian-security")
     if security and not mirror:
         raise dt.fail("security-mirror", "needs distro.mirror as well (or neither, to use the host's apt sources)")
+    snapshot = dt.string("snapshot", pattern=re.compile(r"^\d{8}T\d{6}Z$"),
+                         what="a snapshot time such as 20261204T035428Z")
+    snapshot_mirror = dt.string("snapshot-mirror", pattern=_URL_RE,
+                                what="a URL such as https://snapshot.debian.org")
+    if snapshot_mirror and not snapshot:
+        raise dt.fail("snapshot-mirror", "needs distro.snapshot as well")
+    if snapshot and mirror:
+        raise dt.fail("snapshot", "takes the place of distro.mirror: give one or the other")
+    keyring = dt.string("keyring", pattern=re.compile(r"^[^\s\]]+$"), what="a path to an apt keyring file")
     distro = Distro(
         name=dt.string("name", required=True, example='"debian"') or "",
         version=dt.string("version", required=True, example='"12"') or "",
@@ -351,6 +376,9 @@ def parse(text: str, path: str | Path) -> Stack:
         components=components or ("main",),
         mirror=mirror.rstrip("/") if mirror else None,
         security_mirror=security.rstrip("/") if security else None,
+        snapshot=snapshot,
+        snapshot_mirror=(snapshot_mirror or Distro.snapshot_mirror).rstrip("/"),
+        keyring=keyring,
     )
     dt.done()
 
