@@ -143,7 +143,7 @@ def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_
            started: datetime.datetime):
     """What the provenance statement says about this build."""
     from builder.oci import reference as refs
-    from builder.supply.provenance import BuildFacts, Dependency, source_facts
+    from builder.supply.provenance import BuildFacts, Dependency, image_uri, requested_buildpacks, source_facts
 
     if dst.transport == refs.REGISTRY:
         name = f"{dst.host}/{dst.repository}"
@@ -153,9 +153,10 @@ def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_
         image=name, digest=digest, source=source_facts(options.source),
         started_on=started, finished_on=datetime.datetime.now(datetime.timezone.utc),
         stack=args.stack,
-        buildpacks_requested=tuple(options.buildpacks),
-        run_image=Dependency("run-image", run_image.digest, run_name),
-        build_image=Dependency("build-image", build_image.digest, args.build_image or None),
+        buildpacks_requested=tuple(requested_buildpacks(
+            tuple(options.buildpacks), tuple((bp.id, bp.version, str(bp.path)) for bp in detected.group))),
+        run_image=Dependency("run-image", run_image.digest, image_uri(run_name, run_image.digest)),
+        build_image=Dependency("build-image", build_image.digest, image_uri(args.build_image, build_image.digest)),
         buildpacks=tuple(Dependency(f"{bp.id}@{bp.version}", bp.digest()) for bp in detected.group),
     )
 

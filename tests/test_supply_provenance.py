@@ -51,8 +51,8 @@ def test_statement_is_slsa_v1():
     deps = bd["resolvedDependencies"]
     assert deps[0] == {"uri": "git+https://github.com/acme/web.git@" + "c0ffee" * 6 + "beef",
                        "digest": {"gitCommit": "c0ffee" * 6 + "beef"}, "name": "source"}
-    assert {"name": "run-image", "digest": {"sha256": "11" * 32},
-            "uri": "docker://registry.example/stacks/run:bookworm"} in deps
+    assert {"name": "run-image", "digest": {"sha256": "11" * 32},  # a purl: registry reference and digest
+            "uri": "pkg:oci/run@sha256:" + "11" * 32 + "?repository_url=registry.example/stacks/run"} in deps
     assert {"name": "pallet/python@0.1.0", "digest": {"sha256": "33" * 32}} in deps
     rd = st["predicate"]["runDetails"]
     assert rd["builder"] == {"id": "https://ci.example.com/pallet-builder"}
@@ -113,7 +113,9 @@ def _sslib_verify(envelope: bytes, pub_pem: bytes) -> None:
 
     env = sslib_dsse.Envelope.from_dict(json.loads(envelope))
     pub = keys.load_public_key(pub_pem)
-    key = SSlibKey(keyid=keys.key_id(pub), keytype="ecdsa", scheme="ecdsa-sha2-nistp256",
+    # securesystemslib picks the key by keyid; cosign (and so pallet) writes an empty one
+    assert [s.keyid for s in env.signatures.values()] == [""]
+    key = SSlibKey(keyid="", keytype="ecdsa", scheme="ecdsa-sha2-nistp256",
                    keyval={"public": pub_pem.decode()})
     assert env.pae() == dsse.pae(env.payload_type, env.payload)  # their PAE is ours
     assert env.verify([key], 1)
@@ -205,3 +207,67 @@ def test_bad_envelopes_are_refused(registry, tmp_path):
     append_attached(store, desc.digest, ATTESTATIONS, Attachment(dsse.MEDIA_TYPE, bad, {"predicateType": "x"}))
     ev = gather(store, desc.digest, trusted)
     assert not ev.statements and "bad PAE" in ev.attestation_problems[0]
+
+
+@pytest.mark.parametrize("remote, recorded", [
+    ("https://gitlab.example/acme/web.git?private_token=glpat-SECRET", "https://gitlab.example/acme/web.git"),
+    ("https://oauth2:SECRET@gitlab.example:8443/acme/web.git#frag", "https://gitlab.example:8443/acme/web.git"),
+    ("ssh://git@github.com/acme/web.git", "ssh://github.com/acme/web.git"),
+    ("git@github.com:acme/web.git", "ssh://github.com/acme/web.git"),
+    ("https://github.com/acme/web.git", "https://github.com/acme/web.git"),
+])
+def test_repository_urls_keep_only_scheme_host_and_path(remote, recorded):
+    assert provenance.strip_credentials(remote) == recorded
+    commit = "c0ffee" * 6 + "beef"
+    st = provenance.statement(facts(source=SourceFacts(repository=provenance.strip_credentials(remote), commit=commit)))
+    uri = st["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"]
+    assert uri == f"git+{recorded}@{commit}" and "SECRET" not in provenance.statement_bytes(st).decode()
+    assert provenance.source_repository_of(st) == recorded
+
+
+def test_images_are_named_by_purl_never_a_local_store_name_or_path():
+    d = "sha256:" + "11" * 32
+    assert provenance.image_uri("tiny-run:0.1.0", d) == f"pkg:oci/tiny-run@{d}"
+    assert provenance.image_uri("oci:/home/me/layouts/run:v1", d) == f"pkg:oci/run@{d}"
+    assert provenance.image_uri("docker://reg.example:5000/stacks/run:v2", d) == \
+        f"pkg:oci/run@{d}?repository_url=reg.example:5000/stacks/run"
+    st = provenance.statement(facts(run_image=Dependency("run-image", d, "tiny-run:0.1.0")))
+    dep = next(x for x in st["predicate"]["buildDefinition"]["resolvedDependencies"] if x["name"] == "run-image")
+    assert dep["uri"] == f"pkg:oci/tiny-run@{d}"
+
+
+def test_buildpacks_asked_for_by_path_are_recorded_by_id(tmp_path):
+    bp = tmp_path / "secret-home" / "bp"
+    bp.mkdir(parents=True)
+    resolved = (("acme/hello", "0.2.0", str(bp)), ("pallet/python", "0.1.0", "/somewhere/python"))
+    assert provenance.requested_buildpacks((str(bp), "pallet/python"), resolved) == \
+        ["acme/hello@0.2.0", "pallet/python@0.1.0"]
+
+
+def test_dsse_envelope_is_as_cosign_writes_it(tmp_path):
+    key = signing_key(key_pair(tmp_path)[0])
+    env = dsse.sign(b'{"a":1}', dsse.INTOTO_PAYLOAD_TYPE, key)
+    doc = json.loads(env)
+    # go-securesystemslib's Envelope marshalled by encoding/json: this field order, keyid "" (cosign
+    # names no key for key-based signing), standard base64 -- and no whitespace
+    assert list(doc) == ["payloadType", "payload", "signatures"]
+    assert doc["signatures"][0]["keyid"] == "" and list(doc["signatures"][0]) == ["keyid", "sig"]
+    assert env == json.dumps(doc, separators=(",", ":")).encode()
+    assert base64.b64decode(doc["payload"], validate=True) == b'{"a":1}'
+
+
+def test_the_same_claim_is_attested_once(registry, tmp_path):
+    key = signing_key(key_pair(tmp_path)[0])
+    store = RegistryStore(registry.host, unique_repo("supply/once"))
+    desc = push(store, [files({"a": b"a"})], tag="v1")
+    first = provenance.attest(store, desc.digest, provenance.statement(facts(digest=desc.digest)), key)
+    for minute in range(1, 5):  # four rebuilds of the same digest, at other times
+        later = datetime.datetime(2024, 5, 2, 12, minute, tzinfo=datetime.timezone.utc)
+        again = provenance.attest(store, desc.digest, provenance.statement(
+            facts(digest=desc.digest, started_on=later, finished_on=later, invocation_id=f"run-{minute}")), key)
+        assert again.referrer == first.referrer
+    assert len(read_attached(store, desc.digest, ATTESTATIONS).attachments) == 1
+    assert len(store.referrers(desc.digest)) == 1
+    # another claim (another builder) is another attestation
+    provenance.attest(store, desc.digest, provenance.statement(facts(digest=desc.digest, builder_id="https://b")), key)
+    assert len(read_attached(store, desc.digest, ATTESTATIONS).attachments) == 2

@@ -40,11 +40,14 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def sign(payload: bytes, payload_type: str, key: PrivateKey) -> bytes:
-    """A one-signature envelope, serialised (keyid: the key's SPKI SHA-256)."""
+    """A one-signature envelope, serialised as cosign writes one for key-based signing
+    (sigstore's ``dsse.WrapSigner``, go-securesystemslib's ``Envelope``): fields in the order
+    payloadType, payload, signatures; standard base64; ``keyid`` empty, since cosign names no
+    key (a verifier tries its trusted keys, as ``verify`` here does)."""
     sig = keymod.sign(key, pae(payload_type, payload))
     doc = {"payloadType": payload_type,
            "payload": base64.b64encode(payload).decode("ascii"),
-           "signatures": [{"keyid": keymod.key_id(key), "sig": base64.b64encode(sig).decode("ascii")}]}
+           "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode("ascii")}]}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 

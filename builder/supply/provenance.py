@@ -22,6 +22,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class Dependency:
 
     name: str          # e.g. "run-image", "build-image", "pallet/python@0.3.0"
     digest: str        # sha256:...
-    uri: str | None = None  # e.g. docker://host/repo, oci:PATH
+    uri: str | None = None  # a purl, or an image reference (recorded as ``image_uri`` makes it)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _digest_set(digest: str) -> dict[str, str]:
 def _dependency(dep: Dependency) -> dict[str, Any]:
     out: dict[str, Any] = {"name": dep.name, "digest": _digest_set(dep.digest)}
     if dep.uri:
-        out["uri"] = dep.uri
+        out["uri"] = dep.uri if dep.uri.startswith("pkg:") else image_uri(dep.uri, dep.digest)
     return out
 
 
@@ -154,6 +155,19 @@ def statement(facts: BuildFacts) -> dict[str, Any]:
     }
 
 
+def same_claim_key(st: Any) -> bytes | None:
+    """The statement less what differs between two runs of one build (``runDetails.metadata``:
+    times, invocation id). A reproducible build of the same digest makes the same claim, and
+    attesting it again must not add a second attestation of it. Pure."""
+    if not isinstance(st, dict):
+        return None
+    pred = st.get("predicate")
+    if isinstance(pred, dict) and isinstance(pred.get("runDetails"), dict):
+        run = {k: v for k, v in pred["runDetails"].items() if k != "metadata"}
+        st = {**st, "predicate": {**pred, "runDetails": run}}
+    return statement_bytes(st)
+
+
 def statement_bytes(st: dict[str, Any]) -> bytes:
     return json.dumps(st, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -205,12 +219,62 @@ def _git(directory: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?([^/:]+):(?!//)(.+)$")
+
+
 def strip_credentials(url: str) -> str:
-    """A remote URL without user:password@ (a token in a remote URL must not end up in provenance)."""
+    """A remote URL reduced to scheme, host (and port) and path: no ``user:password@``, no query
+    (``?private_token=...``), no fragment. A token in a remote URL must not end up in
+    provenance, and the commit appended to it (``git+URL@COMMIT``) must land after the path.
+    git's scp-like ``git@host:path`` becomes ``ssh://host/path``. Pure."""
     parts = urlsplit(url)
-    if parts.scheme and "@" in parts.netloc:
-        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-    return url
+    if parts.scheme and parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    m = _SCP_LIKE.match(url)
+    if m and not parts.scheme.startswith(("/", ".")) and len(m.group(1)) > 1:
+        return f"ssh://{m.group(1)}/{m.group(2).lstrip('/').split('?', 1)[0].split('#', 1)[0]}"
+    return url.split("?", 1)[0].split("#", 1)[0]  # a local path: never a query to keep
+
+
+def image_uri(name: str | None, digest: str) -> str | None:
+    """How provenance names an image: a purl ``pkg:oci/NAME@DIGEST``, with
+    ``repository_url=HOST/REPO`` for a registry image. Never a local store name or a host path
+    (``tiny-run:0.1.0``, ``oci:/home/me/layout``): they mean nothing on another machine. Pure."""
+    from builder.oci import reference as refs
+    from builder.supply import purl
+
+    if not name:
+        return None
+    if name.startswith("pkg:"):
+        return name
+    try:
+        ref = refs.parse(name)
+    except Exception:  # a name we cannot parse: the digest alone identifies the image
+        return purl.oci("image", digest)
+    if ref.transport == refs.REGISTRY:
+        return purl.oci(ref.repository, digest, f"{ref.host}/{ref.repository}")
+    last = (ref.repository or ref.path or "").rstrip("/").rsplit("/", 1)[-1] or "image"
+    return purl.oci(last, digest)
+
+
+def requested_buildpacks(requested: tuple[str, ...], resolved: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """What ``--buildpack`` asked for, as ``ID@VERSION``: a directory given on the command line
+    is named by the buildpack it holds, never its host path. ``resolved``: (id, version, path)
+    of each buildpack that ran. Pure."""
+    by_path = {os.path.realpath(path): f"{bid}@{version}" for bid, version, path in resolved}
+    by_id = {bid: f"{bid}@{version}" for bid, version, _ in resolved}
+    out = []
+    for item in requested:
+        if item in by_id:
+            out.append(by_id[item])
+        elif os.path.realpath(item) in by_path:
+            out.append(by_path[os.path.realpath(item)])
+        elif "/" in item and (item.startswith((".", "/", "~")) or os.path.exists(item)):
+            out.append("(a buildpack directory that did not run)")
+        else:
+            out.append(item)
+    return out
 
 
 def source_facts(directory: str | os.PathLike[str]) -> SourceFacts:
@@ -277,19 +341,27 @@ class Attested:
 def attest(store: Store, digest: str, st: dict[str, Any], key: PrivateKey) -> Attested:
     """Sign ``st`` in a DSSE envelope and attach it twice: cosign's ``.att`` tag and a referrer.
 
-    Attesting the same statement with the same key again reuses the envelope already there,
-    so nothing new is written.
+    Attesting the same statement (``same_claim_key``: times aside) with the same key again
+    reuses the envelope already there, so nothing new is written.
     """
     subject = subject_of(store, digest)
     payload = statement_bytes(st)
     mine = [TrustedKey(key.public_key(), "signing key")]
+
+    claim = same_claim_key(st)
 
     def same(existing: Attachment) -> bool:
         try:
             env = dsse.parse(existing.payload)
         except dsse.EnvelopeError:
             return False
-        return env.payload == payload and bool(dsse.verify(env, mine))
+        if env.payload != payload:
+            try:
+                if same_claim_key(json.loads(env.payload)) != claim:
+                    return False
+            except (ValueError, UnicodeDecodeError):
+                return False
+        return bool(dsse.verify(env, mine))
 
     current = read_attached(store, subject.digest, ATTESTATIONS)
     previous = [a.payload for _, a in current.attachments if same(a)]
