@@ -3,7 +3,7 @@
 # Sourced by demo.sh and test.sh; run it alone to only set up.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APT_PACKAGES=(docker.io docker-registry skopeo umoci busybox-static mmdebstrap bubblewrap zstd pigz
+APT_PACKAGES=(docker.io docker-registry skopeo umoci busybox-static mmdebstrap bubblewrap zstd pigz gnupg
               ca-certificates git uidmap musl-tools curl)
 
 SUDO=""

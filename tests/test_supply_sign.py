@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from tests.cli import ROOT, pallet
 from tests.fixtures_registry import unique_repo
 from tests.supplykit import PASSWORD, files, key_pair, push, signing_key
 
-COSIGN = Path(os.environ.get("PALLET_COSIGN_FIXTURES", ROOT.parent / "shared" / "fixtures" / "cosign"))
+COSIGN = ROOT / "tests" / "fixtures" / "cosign"  # real cosign signatures; tests/fixtures/cosign/README.md
 CASES = {  # as the fixtures' README says, with cosign.pub
     "dir-img-cosign-valid": True,
     "dir-img-cosign-valid-2": True,
@@ -33,7 +32,6 @@ CASES = {  # as the fixtures' README says, with cosign.pub
     "dir-img-cosign-manifest-digest-error": False,
     "dir-img-cosign-other-attachment": False,
 }
-needs_fixtures = pytest.mark.skipif(not (COSIGN / "cosign.pub").is_file(), reason=f"no cosign fixtures at {COSIGN}")
 
 
 def run(*argv: str, capsys) -> tuple[int, str, str]:
@@ -74,7 +72,6 @@ def layout_of_case(root: Path, name: str) -> str:
 # -- cosign's signatures -----------------------------------------------------------------------
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name,accepted", sorted(CASES.items()))
 def test_cosign_known_answers_pure(name, accepted):
     manifest, layers = load_case(name)
@@ -94,7 +91,6 @@ def test_cosign_known_answers_pure(name, accepted):
         assert "not a simple-signing signature" in problems[0]
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name,accepted", sorted(CASES.items()))
 def test_cosign_known_answers_through_verify_command(tmp_path, capsys, name, accepted):
     ref = layout_of_case(tmp_path / "lay", name)

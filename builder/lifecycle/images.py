@@ -10,12 +10,13 @@ from builder.errors import NotFoundError, PalletError
 from builder.oci import reference as refs
 from builder.oci.image import Image, load_image
 from builder.oci.stores import StoreOptions, open_store
+from builder.resources import stacks_dir
 
 if TYPE_CHECKING:
     from builder.lifecycle.stackchoice import Choice
 
 DEFAULT_STACK = "trixie"
-STACKS_DIR = Path(__file__).resolve().parent.parent.parent / "stacks"
+STACKS_DIR = stacks_dir()
 
 
 def stack_file(stack: str) -> Path:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from builder.errors import PalletError
 from builder.lifecycle import buildpack as bpmod
 from builder.lifecycle import memo
+from builder.resources import buildpacks_dir
 
 if TYPE_CHECKING:  # the phases are imported when they run: a memo hit needs none of them
     from builder.lifecycle.context import Context, Target
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # the phases are imported when they run: a memo hit needs non
     from builder.lifecycle.results import ExportResult
     from builder.oci.image import Image
 
-BUILTIN_BUILDPACKS = Path(__file__).resolve().parent.parent.parent / "buildpacks"
+BUILTIN_BUILDPACKS = buildpacks_dir()
 
 
 def default_cache_root() -> Path:
