@@ -35,7 +35,8 @@ def cmd_rebase(args: argparse.Namespace) -> int:
     if args.sign_key:
         from builder.supply.cli_hooks import signer  # cosign-compatible signatures (supply chain)
 
-        sign = signer(args.sign_key, sbom=False)  # rebase refreshes the SBOMs an image had itself
+        # rebase refreshes the SBOMs an image had itself; the hook signs and attests the rebase
+        sign = signer(args.sign_key, sbom=False, builder_id=args.builder_id)
     lock = threading.Lock()
 
     def report(outcome: rebase.Outcome) -> None:
@@ -78,5 +79,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--jobs", type=int, default=4, help="images rebased at once (default 4)")
     p.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
     p.add_argument("--force", action="store_true", help="rebase even onto an incompatible run image")
-    p.add_argument("--sign-key", metavar="KEY", help="re-sign each rebased image with this cosign key")
+    p.add_argument("--sign-key", metavar="KEY", help="re-sign each rebased image with this cosign key, and attest "
+                                                       "the rebase's SLSA provenance (linked to the original's)")
+    p.add_argument("--builder-id", metavar="URI", help="the builder id the rebase provenance names "
+                                                       "(default: pallet's local builder)")
     p.set_defaults(func=cmd_rebase)

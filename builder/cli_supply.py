@@ -106,6 +106,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
                          f"(builder {provenance.builder_id_of(st.statement) or '-'}, "
                          f"source {provenance.source_repository_of(st.statement) or '-'})")
         lines += [f"  sbom: {s}" for s in evidence.sboms]
+        links = list(evidence.links)
+        while links:
+            link = links.pop(0)
+            state = "refused: " + "; ".join(link.problems) if link.problems else "link holds"
+            lines.append(f"  rebased from: {link.original} ({link.statement.where}, {state})")
+            if link.evidence is not None:
+                for st in link.evidence.statements:
+                    lines.append(f"    attestation: {st.where}, by {st.key}: builder "
+                                 f"{provenance.builder_id_of(st.statement) or '-'}")
+                links += link.evidence.links
     if not reasons and evidence.problems:
         lines += [f"  ignored: {p}" for p in evidence.problems]
     _emit(args, result, "\n".join(lines))

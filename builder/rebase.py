@@ -65,6 +65,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class RebaseRecord:
+    """What a signing hook is told about a rebase it signs (for its provenance)."""
+
+    original: str                               # the digest rebased
+    new_run: tuple[str, str]                    # (digest, name as given)
+    old_run: tuple[str, str | None] | None      # (digest, name) the original recorded
+
+
+@dataclass(frozen=True)
 class RunImage:
     image: Image
     name: str  # recorded as given
@@ -173,7 +182,9 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
         if refreshed:
             changes["sbom"] = refreshed
         if sign is not None:
-            sign(store, str(ref), desc.digest)
+            sign(store, str(ref), desc.digest, RebaseRecord(
+                original=app.digest, new_run=(new_run.image.digest, new_run.name),
+                old_run=(old_run["reference"], old_run.get("image")) if old_run.get("reference") else None))
         tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
         if tag:
             store.tag(tag, desc, manifest.to_bytes())

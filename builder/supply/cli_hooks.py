@@ -7,6 +7,7 @@ written; the hook itself is then safe to call from several threads (rebase runs 
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Callable
 
 from builder.oci.stores.base import Store
@@ -20,18 +21,49 @@ def load_signing_key(key_path: str) -> keys.PrivateKey:
     return keys.read_private_key(key_path, lambda: keys.read_password(what=key_path))
 
 
-def signer(key_path: str, *, sbom: bool = True) -> Callable[[Store, str, str], None]:
-    """``sign(store, reference_text, digest)``: sign ``digest`` and (``sbom``) attach its complete
-    SBOM, as ``rebase`` must for each new digest it makes. (The SBOM reads every layer of the
-    image once; pass ``sbom=False`` to only sign.)"""
+def signer(key_path: str, *, sbom: bool = True, builder_id: str | None = None) -> Callable[..., None]:
+    """``sign(store, reference_text, digest, rebased=None)``: sign ``digest``, (``sbom``) attach
+    its complete SBOM, and, for a rebase (``rebased``: ``builder.rebase.RebaseRecord``), attest
+    the rebase's own SLSA provenance linking it to the original and the original's provenance.
+    (The SBOM reads every layer of the image once; pass ``sbom=False`` to only sign.)"""
     key = load_signing_key(key_path)
+    started = datetime.datetime.now(datetime.timezone.utc)
 
-    def sign(store: Store, reference: str, digest: str) -> None:  # noqa: ARG001 (the rebase hook's shape)
+    def sign(store: Store, reference: str, digest: str, rebased: Any = None) -> None:  # noqa: ARG001
         sign_image(store, digest, key)
         if sbom:
             attach_sbom(store, digest)
+        if rebased is not None:
+            attest(store, digest, rebase_statement(store, digest, rebased, started, builder_id), key)
 
     return sign
+
+
+def rebase_statement(store: Store, digest: str, rebased: Any, started: datetime.datetime,
+                     builder_id: str | None = None) -> dict[str, Any]:
+    """The rebase's provenance: the original's provenance envelopes are read (not verified: the
+    verifier does that) and recorded by digest, so the chain is pinned to what was there."""
+    from builder.supply import rebaseprov
+    from builder.supply.attach import ATTESTATIONS, read_attached, referrer_contents
+    from builder.supply.sign import identity_of
+    from builder.supply.verify import ATTESTATION_ARTIFACT_TYPES
+
+    att = read_attached(store, rebased.original, ATTESTATIONS)
+    envelopes = [(att.tag, a.payload) for _, a in att.attachments]
+    found, _ = referrer_contents(store, rebased.original, ATTESTATION_ARTIFACT_TYPES)
+    envelopes += [(d.digest, data) for d, _, data in found]
+    name = identity_of(store)
+    facts = rebaseprov.RebaseFacts(
+        image=name, digest=digest, original=rebased.original, new_run=rebased.new_run, old_run=rebased.old_run,
+        original_provenance=tuple(rebaseprov.provenance_envelopes(envelopes)), original_name=_registry_name(store),
+        started_on=started, finished_on=datetime.datetime.now(datetime.timezone.utc),
+        **({"builder_id": builder_id} if builder_id else {}))
+    return rebaseprov.statement(facts)
+
+
+def _registry_name(store: Store) -> str | None:
+    host, repository = getattr(store, "host", None), getattr(store, "repository", None)
+    return f"docker://{host}/{repository}" if host and repository else None
 
 
 def build_finisher(key_path: str) -> Callable[[Store, BuildFacts], dict[str, Any]]:

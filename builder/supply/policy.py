@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from builder.supply import keys as keymod
 from builder.supply import provenance
 from builder.supply.errors import PolicyError
 from builder.supply.keys import TrustedKey
-from builder.supply.verify import Evidence, signature_reasons
+from builder.supply.verify import Evidence, ValidStatement, signature_reasons
 
 FIELDS = ("keys", "builder_id", "source_repositories", "require_sbom")
 PROVENANCE_TYPES = (provenance.PREDICATE_TYPE, "https://slsa.dev/provenance/v0.2")
@@ -89,13 +89,46 @@ def load(path: str | os.PathLike[str]) -> Policy:
                   fields["require_sbom"])
 
 
+def build_provenances(evidence: Evidence, _path: str = "", _allowed: set[str] | None = None
+                      ) -> tuple[list[ValidStatement], list[str]]:
+    """The build provenances that vouch for the image: its own, and through each trusted rebase
+    statement whose link holds, its original's (recursively: a chain of rebases); and why each
+    broken link was not followed. Past a rebase, only the provenance envelopes that rebase
+    recorded seeing on the original count (``_allowed``), not one attached later. Pure."""
+    from builder.supply import rebaseprov
+
+    here = _path or evidence.digest
+    found = [s for s in evidence.statements
+             if s.predicate_type in PROVENANCE_TYPES and not rebaseprov.is_rebase(s.statement)
+             and (_allowed is None or s.envelope in _allowed)]
+    problems: list[str] = []
+    for link in evidence.links:
+        what = f"the rebase provenance of {here} ({link.statement.where})"
+        if _allowed is not None and link.statement.envelope not in _allowed:
+            continue  # a rebase of the original that the later rebase did not start from
+        if link.problems or link.evidence is None:
+            problems += [f"{what} is refused: {p}" for p in link.problems or ["its original was not read"]]
+            continue
+        recorded = rebaseprov.original_provenance_of(link.statement.statement) or None
+        sub_found, sub_problems = build_provenances(link.evidence, f"{here} <- {link.original}", recorded)
+        if not sub_found:
+            problems.append(f"{what} names the original {link.original}, which has no build provenance signed by a "
+                            "trusted key" + (" among those the rebase recorded" if recorded else ""))
+            problems += sub_problems + [f"{link.original}: {p}" for p in link.evidence.attestation_problems]
+        found += [s if s.where.startswith("rebase of ") else replace(s, where=f"rebase of {link.original}: {s.where}")
+                  for s in sub_found]
+    return found, problems
+
+
 def evaluate(policy: Policy, evidence: Evidence) -> list[str]:
     """Every reason the image fails the policy; empty when it passes. Pure."""
     reasons = signature_reasons(evidence, list(policy.keys))
     if policy.needs_provenance:
-        statements = [s for s in evidence.statements if s.predicate_type in PROVENANCE_TYPES]
+        statements, chain_problems = build_provenances(evidence)
         if not statements:
-            reasons.append(f"no SLSA provenance attestation signed by a trusted key is attached to {evidence.digest}")
+            reasons.append(f"no SLSA provenance attestation signed by a trusted key is attached to {evidence.digest}"
+                           + (", nor a rebase provenance that chains to one" if evidence.links else ""))
+            reasons += chain_problems
             reasons += evidence.attestation_problems
         else:
             if policy.builder_id:

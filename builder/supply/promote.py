@@ -67,6 +67,51 @@ def _copy_proof(src: Store, dst: Store, digest: str, out: Promoted, depth: int, 
         _copy_proof(src, dst, ref.digest, out, depth + 1, seen, jobs)
 
 
+def _originals(store: Store, digest: str) -> list[str]:
+    """The originals the rebase statements attached to ``digest`` name (read, not verified:
+    only to know what to copy; the verifier checks them where they land)."""
+    import json
+
+    from builder.supply import dsse, rebaseprov
+    from builder.supply.attach import referrer_contents
+    from builder.supply.verify import ATTESTATION_ARTIFACT_TYPES
+
+    payloads = [a.payload for _, a in read_attached(store, digest, ATTESTATIONS).attachments]
+    found, _ = referrer_contents(store, digest, ATTESTATION_ARTIFACT_TYPES)
+    payloads += [data for _, _, data in found]
+    out: list[str] = []
+    for data in payloads:
+        try:
+            st = json.loads(dsse.parse(data).payload)
+        except (dsse.EnvelopeError, ValueError, UnicodeDecodeError):
+            continue
+        original = rebaseprov.original_of(st) if isinstance(st, dict) and rebaseprov.is_rebase(st) else None
+        if original and original not in out:
+            out.append(original)
+    return out
+
+
+def _copy_originals(src: Store, dst: Store, digest: str, out: Promoted, jobs: int) -> None:
+    """A rebased image is verified through the images it was rebased from: copy each (by
+    digest, untagged) with its proof, down the chain, so the destination verifies as the source."""
+    from builder.supply.verify import MAX_CHAIN
+
+    todo, seen = _originals(src, digest), {digest}
+    while todo and len(seen) <= MAX_CHAIN:
+        original = todo.pop(0)
+        if original in seen:
+            continue
+        seen.add(original)
+        try:
+            src.resolve(original)
+        except NotFoundError:
+            continue  # not there to copy: verification at the destination says so
+        copy_image(src, original, dst, None, jobs=jobs)
+        out.copied.append(f"rebased from {original}")
+        _copy_proof(src, dst, original, out, 0, set(), jobs)
+        todo += _originals(src, original)
+
+
 def promote(src: Store, src_ref: str, dst: Store, dst_tag: str, *, policy: Policy | None = None,
             jobs: int = DEFAULT_JOBS) -> Promoted:
     if not dst.preserves_digests or not src.preserves_digests:
@@ -83,6 +128,7 @@ def promote(src: Store, src_ref: str, dst: Store, dst_tag: str, *, policy: Polic
     if got.digest != digest:
         raise SupplyError(f"the destination stored {got.digest} for {digest}; refusing to go on")
     _copy_proof(src, dst, digest, out, 0, set(), jobs)
+    _copy_originals(src, dst, digest, out, jobs)
     dst.tag(dst_tag, dst.resolve(digest))
     try:
         final = dst.resolve(dst_tag).digest

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.oci.digest import split
+from builder.oci.digest import sha256, split
 from builder.oci.stores.base import Store
 from builder.supply import dsse, keys as keymod, simplesigning
 from builder.supply.attach import ATTESTATIONS, SBOMS, SIGNATURES, Attachment, read_attached, referrer_contents
@@ -45,6 +45,17 @@ class ValidStatement:
     where: str
     predicate_type: str
     statement: dict[str, Any]
+    envelope: str = ""        # sha256 of the DSSE envelope bytes (what a rebase statement records)
+
+
+@dataclass
+class Link:
+    """A rebase statement on an image, and what was found at the original it names."""
+
+    statement: ValidStatement
+    original: str | None
+    evidence: "Evidence | None" = None       # the original's (signatures aside)
+    problems: list[str] = field(default_factory=list)   # why the link does not hold
 
 
 @dataclass
@@ -59,6 +70,7 @@ class Evidence:
     signature_problems: list[str] = field(default_factory=list)
     attestation_problems: list[str] = field(default_factory=list)
     sbom_problems: list[str] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)   # rebase statements, followed to their originals
 
     @property
     def problems(self) -> list[str]:
@@ -73,6 +85,9 @@ class Evidence:
                              for s in self.statements],
             "sboms": list(self.sboms),
             "problems": list(self.problems),
+            "rebasedFrom": [{"original": link.original, "where": link.statement.where, "problems": link.problems,
+                             **({"evidence": link.evidence.to_json()} if link.evidence else {})}
+                            for link in self.links],
         }
 
 
@@ -148,13 +163,19 @@ def check_envelopes(digest: str, envelopes: list[tuple[str, bytes]], trusted: li
                    and s["digest"].get("sha256") == hexpart for s in subjects):
             problems.append(f"{where}: the statement is about other artifacts, not {digest}")
             continue
-        valid.append(ValidStatement(signers[0].source, where, str(statement.get("predicateType") or ""), statement))
+        valid.append(ValidStatement(signers[0].source, where, str(statement.get("predicateType") or ""), statement,
+                                    sha256(data)))
     return valid, problems
 
 
+#: How many rebases a chain may hold before verification stops following it.
+MAX_CHAIN = 16
+
+
 def gather(store: Store, digest: str, trusted: list[TrustedKey], *, attestations: bool = True,
-           sboms: bool = True) -> Evidence:
-    """Everything the store holds about ``digest``, checked against ``trusted``."""
+           sboms: bool = True, _seen: tuple[str, ...] = ()) -> Evidence:
+    """Everything the store holds about ``digest``, checked against ``trusted``; with
+    ``attestations``, each trusted rebase statement is followed to its original (``links``)."""
     evidence = Evidence(digest)
     sigs = read_attached(store, digest, SIGNATURES)
     evidence.signature_problems += sigs.problems
@@ -172,6 +193,7 @@ def gather(store: Store, digest: str, trusted: list[TrustedKey], *, attestations
         valid_st, problems = check_envelopes(digest, envelopes, trusted)
         evidence.statements += valid_st
         evidence.attestation_problems += problems
+        _follow_rebases(store, evidence, trusted, _seen + (digest,))
     if sboms:
         found, problems = referrer_contents(store, digest, SBOM_ARTIFACT_TYPES)
         evidence.sbom_problems += problems
@@ -185,6 +207,42 @@ def gather(store: Store, digest: str, trusted: list[TrustedKey], *, attestations
             if _is_sbom(a.payload, a.media_type):
                 evidence.sboms.append(f"{legacy.tag} layer {n} ({a.media_type})")
     return evidence
+
+
+def _parts(store: Store, digest: str):
+    from builder.oci.image import load_image
+    from builder.supply.rebaseprov import parts_of
+
+    image = load_image(store, digest)
+    return parts_of(image.digest, image.manifest, image.config)
+
+
+def _follow_rebases(store: Store, evidence: Evidence, trusted: list[TrustedKey], seen: tuple[str, ...]) -> None:
+    """For each trusted rebase statement: the original's evidence, and whether the link holds."""
+    from builder.errors import PalletError
+    from builder.supply import rebaseprov
+
+    done: set[str] = set()
+    for st in evidence.statements:
+        if not rebaseprov.is_rebase(st.statement) or st.envelope in done:
+            continue
+        done.add(st.envelope)  # the same envelope is found as an .att layer and as a referrer
+        original = rebaseprov.original_of(st.statement)
+        link = Link(st, original)
+        evidence.links.append(link)
+        if original is None:
+            link.problems.append("it names no single original image")
+            continue
+        if original in seen or len(seen) > MAX_CHAIN:
+            link.problems.append(f"the chain of rebases loops or is longer than {MAX_CHAIN} (at {original})")
+            continue
+        try:
+            link.problems += rebaseprov.check_link(st.statement, _parts(store, evidence.digest),
+                                                   _parts(store, original))
+        except PalletError as exc:
+            link.problems.append(f"the original image {original} cannot be read here: {exc}")
+            continue
+        link.evidence = gather(store, original, trusted, sboms=False, _seen=seen)
 
 
 def _is_sbom(data: bytes, media_type: str) -> bool:
