@@ -75,25 +75,52 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _findings_of(args: argparse.Namespace):
+    """``findings_of(store, digest)`` from ``--advisories``, or None when none were given."""
+    if not getattr(args, "advisories", None):
+        return None
+    from builder.cli import _options
+    from builder.supply import osv
+    from builder.supply.advisories import Index
+    from builder.supply.audit import PackageReader
+
+    index = Index(osv.load(args.advisories))
+    reader = PackageReader(_options(args))
+
+    def findings_of(store, digest: str) -> list:
+        packages, _, _ = reader.read(store, digest)
+        return index.match(packages)
+
+    return findings_of
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from builder.supply import keys, policy as policymod
     from builder.supply.verify import gather, signature_reasons
 
     ref, store = _open(args.ref, args)
+    if args.advisories and not args.policy:
+        raise UsageError("--advisories goes with --policy (its [vulnerabilities] rule); "
+                         "'pallet audit --advisories' lists what affects an image")
     if args.policy:
         policy = policymod.load(args.policy)
         trusted = list(policy.keys)
     else:
         policy = None
         trusted = [keys.read_public_key(p) for p in args.key]
+    findings_of = _findings_of(args)
     with store:
         digest = store.resolve(ref.ref).digest
         evidence = gather(store, digest, trusted, attestations=policy is not None, sboms=policy is not None)
-    reasons = policymod.evaluate(policy, evidence) if policy else signature_reasons(evidence, trusted)
+        findings = findings_of(store, digest) if findings_of is not None else None
+    vulns = policymod.vulnerability_outcome(policy, findings) if policy else None
+    reasons = policymod.evaluate(policy, evidence, vulns) if policy else signature_reasons(evidence, trusted)
     printed = ref.at_digest(digest)
     result = {"reference": printed, "verified": not reasons, "reasons": reasons, **evidence.to_json()}
     if policy is not None:
         result["policy"] = policy.to_json()
+    if vulns is not None:
+        result["vulnerabilities"] = vulns.to_json()
     lines = [f"{printed}: {'verified' if not reasons else 'verification FAILED'}"]
     lines += [f"  - {r}" for r in reasons]
     for s in evidence.signatures:
@@ -116,6 +143,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     lines.append(f"    attestation: {st.where}, by {st.key}: builder "
                                  f"{provenance.builder_id_of(st.statement) or '-'}")
                 links += link.evidence.links
+    if vulns is not None:
+        for f, allowed in vulns.allowed:
+            lines.append(f"  allowed: {f.id} in {f.package} {f.installed} until {allowed.expires.isoformat()} "
+                         f"({allowed.reason})")
+        lines += [f"  no fix yet: {f.id} [{f.severity}] in {f.package} {f.installed}" for f in vulns.no_fix]
     if not reasons and evidence.problems:
         lines += [f"  ignored: {p}" for p in evidence.problems]
     _emit(args, result, "\n".join(lines))
@@ -165,12 +197,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
     src_ref, dst_ref = refs.parse(args.src), refs.parse(args.dst)
     if dst_ref.digest:
         raise UsageError(f"{args.dst}: the destination takes a tag, not a digest (the digest is the source's)")
+    if args.advisories and not args.policy:
+        raise UsageError("--advisories goes with --policy (its [vulnerabilities] rule)")
     policy = policymod.load(args.policy) if args.policy else None
     options = _options(args)
     with open_store(src_ref, options) as src, open_store(dst_ref, options) as dst:
         try:
             result = promote(src, src_ref.ref, dst, dst_ref.tag or src_ref.tag or refs.DEFAULT_TAG,
-                             policy=policy, jobs=args.jobs)
+                             policy=policy, jobs=args.jobs, findings_of=_findings_of(args))
         except VerificationError as exc:
             for reason in exc.reasons:
                 print(f"  - {reason}", file=sys.stderr)
@@ -275,6 +309,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--key", action="append", metavar="PUB", help="trusted public key (repeatable)")
     group.add_argument("--policy", metavar="POLICY.toml", help="keys, builder id, sources, SBOM requirement")
+    p.add_argument("--advisories", metavar="PATH", help="OSV records for the policy's [vulnerabilities] rule "
+                                                        "(a directory of .json, or a .zip)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("sbom", parents=[common(json_flag=False)], help="print an image's SBOM",
@@ -293,6 +329,7 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
     p.add_argument("--policy", metavar="POLICY.toml")
+    p.add_argument("--advisories", metavar="PATH", help="OSV records for the policy's [vulnerabilities] rule")
     p.add_argument("--jobs", type=int, default=4, help="blobs transferred at once (default 4)")
     p.set_defaults(func=cmd_promote)
 

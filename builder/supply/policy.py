@@ -5,6 +5,9 @@
     builder_id = "https://ci.example.com/pallet"   # provenance must come from this builder
     source_repositories = ["https://github.com/acme/*"]  # ... and name a matching source (globs)
     require_sbom = true                            # an SBOM must be attached
+    [vulnerabilities]                              # advisories that keep it out (see ``vulnpolicy``)
+    refuse = "high"
+    allow = [{ id = "CVE-...", reason = "...", expires = 2027-01-31 }]
 
 Only ``keys`` is required. A field we do not know is an error naming it: a typo must never
 turn a check off. ``evaluate`` is pure: it takes the evidence ``verify.gather`` collected and
@@ -13,6 +16,7 @@ returns every reason the image fails (none: it passes).
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import os
 import tomllib
@@ -21,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from builder.supply import keys as keymod
-from builder.supply import provenance
+from builder.supply import provenance, vulnpolicy
+from builder.supply.vulnpolicy import VulnerabilityRule
 from builder.supply.errors import PolicyError
 from builder.supply.keys import TrustedKey
 from builder.supply.verify import Evidence, ValidStatement, signature_reasons
 
-FIELDS = ("keys", "builder_id", "source_repositories", "require_sbom")
+FIELDS = ("keys", "builder_id", "source_repositories", "require_sbom", "vulnerabilities")
 PROVENANCE_TYPES = (provenance.PREDICATE_TYPE, "https://slsa.dev/provenance/v0.2")
 
 
@@ -37,14 +42,18 @@ class Policy:
     builder_id: str | None = None
     source_repositories: tuple[str, ...] = ()
     require_sbom: bool = False
+    vulnerabilities: VulnerabilityRule | None = None
 
     @property
     def needs_provenance(self) -> bool:
         return bool(self.builder_id or self.source_repositories)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "keys": [k.source for k in self.keys], "builderId": self.builder_id,
-                "sourceRepositories": list(self.source_repositories), "requireSbom": self.require_sbom}
+        out = {"path": self.path, "keys": [k.source for k in self.keys], "builderId": self.builder_id,
+               "sourceRepositories": list(self.source_repositories), "requireSbom": self.require_sbom}
+        if self.vulnerabilities is not None:
+            out["vulnerabilities"] = self.vulnerabilities.to_json()
+        return out
 
 
 def parse(text: str, path: str = "policy") -> dict[str, Any]:
@@ -68,7 +77,9 @@ def parse(text: str, path: str = "policy") -> dict[str, Any]:
     require_sbom = doc.get("require_sbom", False)
     if not isinstance(require_sbom, bool):
         raise PolicyError(f"{path}: 'require_sbom' must be true or false")
-    return {"keys": keys, "builder_id": builder_id, "source_repositories": repos, "require_sbom": require_sbom}
+    vulns = vulnpolicy.parse(doc["vulnerabilities"], path) if "vulnerabilities" in doc else None
+    return {"keys": keys, "builder_id": builder_id, "source_repositories": repos, "require_sbom": require_sbom,
+            "vulnerabilities": vulns}
 
 
 def load(path: str | os.PathLike[str]) -> Policy:
@@ -86,7 +97,7 @@ def load(path: str | os.PathLike[str]) -> Policy:
         key_path = Path(name) if os.path.isabs(name) else p.parent / name
         trusted.append(keymod.read_public_key(key_path))
     return Policy(str(p), tuple(trusted), fields["builder_id"], tuple(fields["source_repositories"]),
-                  fields["require_sbom"])
+                  fields["require_sbom"], fields["vulnerabilities"])
 
 
 def build_provenances(evidence: Evidence, _path: str = "", _allowed: set[str] | None = None
@@ -120,8 +131,10 @@ def build_provenances(evidence: Evidence, _path: str = "", _allowed: set[str] | 
     return found, problems
 
 
-def evaluate(policy: Policy, evidence: Evidence) -> list[str]:
-    """Every reason the image fails the policy; empty when it passes. Pure."""
+def evaluate(policy: Policy, evidence: Evidence, vulnerabilities: vulnpolicy.Outcome | None = None
+             ) -> list[str]:
+    """Every reason the image fails the policy; empty when it passes. Pure. ``vulnerabilities``:
+    the policy's vulnerability rule applied to the image's advisories (``vulnerability_outcome``)."""
     reasons = signature_reasons(evidence, list(policy.keys))
     if policy.needs_provenance:
         statements, chain_problems = build_provenances(evidence)
@@ -145,4 +158,19 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[str]:
     if policy.require_sbom and not evidence.sboms:
         reasons.append(f"no SBOM is attached to {evidence.digest}, and the policy requires one")
         reasons += evidence.sbom_problems
+    if policy.vulnerabilities is not None:
+        if vulnerabilities is None:
+            reasons.append("the policy refuses images by advisories, and none were given (--advisories PATH)")
+        else:
+            reasons += vulnerabilities.reasons
     return reasons
+
+
+def vulnerability_outcome(policy: Policy, findings: list[Any] | None,
+                          today: datetime.date | None = None) -> vulnpolicy.Outcome | None:
+    """The policy's vulnerability rule applied to an image's findings (None: no rule, or no
+    advisories given). Pure apart from reading today's date when not given."""
+    if policy.vulnerabilities is None or findings is None:
+        return None
+    return vulnpolicy.evaluate(policy.vulnerabilities, findings,
+                               today or datetime.datetime.now(datetime.timezone.utc).date())

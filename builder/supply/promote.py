@@ -10,6 +10,7 @@ the destination tag last, so a deploy watching the tag never sees an image witho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from builder.errors import NotFoundError
 from builder.oci import mediatypes as mt
@@ -17,7 +18,7 @@ from builder.oci.copy import DEFAULT_JOBS, copy_image
 from builder.oci.stores.base import Store
 from builder.supply.attach import ATTESTATIONS, SBOMS, SIGNATURES, Attachment, attachments_manifest, read_attached
 from builder.supply.errors import SupplyError, VerificationError
-from builder.supply.policy import Policy, evaluate
+from builder.supply.policy import Policy, evaluate, vulnerability_outcome
 from builder.supply.verify import gather
 
 _SUFFIXES = (SIGNATURES, ATTESTATIONS, SBOMS)
@@ -113,14 +114,17 @@ def _copy_originals(src: Store, dst: Store, digest: str, out: Promoted, jobs: in
 
 
 def promote(src: Store, src_ref: str, dst: Store, dst_tag: str, *, policy: Policy | None = None,
-            jobs: int = DEFAULT_JOBS) -> Promoted:
+            jobs: int = DEFAULT_JOBS, findings_of: Callable[[Store, str], list[Any]] | None = None) -> Promoted:
+    """``findings_of(store, digest)``: the advisories affecting the image, for the policy's
+    vulnerability rule (from ``--advisories``)."""
     if not dst.preserves_digests or not src.preserves_digests:
         raise SupplyError("promote keeps digests, so both sides must be registries or OCI layouts "
                           f"({(src if not src.preserves_digests else dst).description} rewrites manifests)")
     desc = src.resolve(src_ref)  # the one resolution of the tag
     digest = desc.digest
     if policy is not None:
-        reasons = evaluate(policy, gather(src, digest, list(policy.keys)))
+        findings = findings_of(src, digest) if findings_of is not None else None
+        reasons = evaluate(policy, gather(src, digest, list(policy.keys)), vulnerability_outcome(policy, findings))
         if reasons:
             raise VerificationError(f"{digest} fails the policy {policy.path}; nothing was copied", reasons)
     out = Promoted(digest)
