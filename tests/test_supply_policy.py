@@ -40,7 +40,7 @@ def test_unknown_field_fails_the_command(tmp_path, registry):
     proc = pallet("verify", f"docker://{registry.host}/nothing/here:v1", "--policy", str(path), check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == (f"pallet: error: {path}: unknown field 'requires_sbom' "
-                                   "(known fields: keys, builder_id, source_repositories, require_sbom)")
+                                   "(known fields: keys, builder_id, source_repositories, require_sbom, vulnerabilities)")
 
 
 @pytest.fixture
