@@ -1,7 +1,7 @@
 """The few files an SBOM needs, read out of an image's layers as streams: nothing is unpacked.
 
-Each layer is streamed once (``compress.open_decompressed`` + tar in stream mode, as
-``builder.oci.unpack.iter_layer_entries`` does; ``TarEntry`` is its type). A ``Picker`` says, for
+Each layer is streamed once through ``builder.oci.layerread.LayerTar``, the one layer reader (read
+to its end and verified before its files count; ``TarEntry`` is the entry type). A ``Picker`` says, for
 each entry, whether to keep it: read whole (small files: the dpkg database, METADATA,
 package.json), analysed as a stream (binaries: ``analyse`` returns a small result, so a 50 MB
 executable is never held in memory), or recorded as a symlink. The result is what the image's
@@ -13,9 +13,9 @@ made of), read from disk: the entries come from ``builder.oci.layer.iter_dir_ent
 that writes the layer, and go through the same code as the tar's, so the result is the one
 ``read_files`` would give for the layer, without decompressing it.
 
-(``iter_layer_entries`` lists entries without their bytes; reading them needs the tar member
-itself, hence this reader next to it. It could move into ``builder.oci.unpack`` as an option
-of ``iter_layer_entries``.)
+What is kept is bounded (``MAX_READ``, ``MAX_READ_TOTAL``, ``MAX_ANALYSE``): a small hostile
+layer can declare files of any size, and each limit is a ``LayerLimitError`` naming the image and
+layer rather than a machine out of memory or disk.
 """
 
 from __future__ import annotations
