@@ -53,8 +53,13 @@ def write(root: Path, files: dict[str, str]) -> Path:
     ({"pyproject.toml": "[project]\nname='a'\n", "uv.lock": ""}, ("uv", "uv.lock")),
     ({"pyproject.toml": "[project]\nname='a'\n", "poetry.lock": ""}, ("poetry", "poetry.lock")),
     ({"Pipfile": "", "Pipfile.lock": "{}"}, ("pipenv", "Pipfile.lock")),
-    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n[project]\nname='a'\n"},
+    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n[project]\nname='a'\n", "a/__init__.py": ""},
      ("pip-project", "pyproject.toml")),
+    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n[project]\nname='a'\n"}, ("none", "")),
+    ({"pyproject.toml": "[build-system]\nrequires=['hatchling']\n[project]\nname='a'\ndependencies=['x']\n"},
+     ("pip-deps", "pyproject.toml")),
+    ({"pyproject.toml": "[project]\nname='a'\n", "pdm.lock": ""}, ("pdm", "pdm.lock")),
+    ({"Pipfile": "[packages]\nflask = '*'\n"}, ("pipfile", "Pipfile")),
     ({"setup.py": "from setuptools import setup\nsetup()\n"}, ("pip-project", "setup.py")),
     ({"pyproject.toml": "[project]\nname='a'\ndependencies=['flask']\n"}, ("pip-deps", "pyproject.toml")),
     ({"pyproject.toml": "[tool.ruff]\nline-length=100\n", "requirements.txt": "x\n"}, ("pip", "requirements.txt")),
@@ -68,7 +73,6 @@ def test_python_package_manager(tmp_path, monkeypatch, files, installer):
 @pytest.mark.parametrize("files,message", [
     ({"uv.lock": "", "poetry.lock": ""}, "uv.lock (uv), poetry.lock (poetry)"),
     ({"requirements.txt": "", "Pipfile.lock": "{}"}, "Pipfile.lock (pipenv), requirements.txt (pip)"),
-    ({"Pipfile": ""}, "Pipfile without Pipfile.lock: run `pipenv lock`"),
     ({"pyproject.toml": "[tool.poetry]\nname='a'\n"}, "there is no poetry.lock: run `poetry lock`"),
 ])
 def test_python_ambiguous_or_unlocked_managers_are_errors(tmp_path, monkeypatch, files, message):
@@ -111,11 +115,131 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
      ["/bin/sh", "-c", 'exec uvicorn main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
     ({"app.py": "app = Flask(__name__)\n"}, {"flask": "3"}, ["python", "app.py"]),
     ({"main.py": "print(1)\n"}, {}, ["python", "main.py"]),
-    ({"lib.py": ""}, {"gunicorn": "22"}, None),
+    ({"lib.py": ""}, {"gunicorn": "22"}, ["python", "lib.py"]),
+    ({"lib.py": "", "util.py": ""}, {"gunicorn": "22"}, None),
 ])
 def test_python_web_process(tmp_path, monkeypatch, files, deps, command):
     monkeypatch.chdir(write(tmp_path, files))
     assert pyapp.start_command(deps)[0] == command
+
+
+PKG_SCRIPTS = ("[build-system]\nrequires=['setuptools']\n[project]\nname='greeter'\n"
+               "[project.scripts]\ngreet = 'greeter.cli:main'\n")
+
+
+@pytest.mark.parametrize("files,command,rule", [
+    # the project's one entry point beats a WSGI app and the scripts
+    ({"pyproject.toml": PKG_SCRIPTS, "greeter/__init__.py": "", "app.py": "app = Flask(__name__)\n"},
+     ["greet"], "the only entry point in [project.scripts], greet = 'greeter.cli:main'"),
+    # not a package (no greeter/): called from the source
+    ({"pyproject.toml": "[tool.poetry]\npackage-mode = false\n[tool.poetry.scripts]\nbot = 'bot:run'\n",
+      "bot.py": ""},
+     ["python", "-c", "import sys; from bot import run as f; sys.exit(f())"], "from the source"),
+    # two entry points: no choice from them; then the scripts in order
+    ({"pyproject.toml": "[project]\nname='x'\n[project.scripts]\na = 'm:a'\nb = 'm:b'\n", "server.py": "",
+      "bot.py": ""}, ["python", "bot.py"], "rule: bot.py"),
+    ({"main.py": "", "app.py": "", "bot.py": ""}, ["python", "main.py"], "rule: main.py"),
+    ({"server.py": "", "helpers.py": ""}, ["python", "server.py"], "rule: server.py"),
+    ({"run_me.py": ""}, ["python", "run_me.py"], "the only top-level *.py"),
+])
+def test_python_start_command_rules(tmp_path, monkeypatch, files, command, rule):
+    monkeypatch.chdir(write(tmp_path, files))
+    got, why = pyapp.start_command({"flask": "3", "gunicorn": "23"})
+    assert got == command and rule in why
+
+
+def test_python_entry_point_is_the_installed_script_once_built(tmp_path, monkeypatch):
+    monkeypatch.chdir(write(tmp_path, {"pyproject.toml": PKG_SCRIPTS, "greeter/__init__.py": ""}))
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    assert pyapp.start_command(set(), venv_bin)[0][:2] == ["python", "-c"]  # not installed after all
+    (venv_bin / "greet").write_text("#!/bin/sh\n")
+    assert pyapp.start_command(set(), venv_bin)[0] == ["greet"]
+
+
+@pytest.mark.parametrize("files,package", [
+    ({"pyproject.toml": "[tool.poetry]\nname='svc'\n"}, False),  # dependencies only: no svc/
+    ({"pyproject.toml": "[tool.poetry]\nname='svc'\n", "src/svc/__init__.py": ""}, True),
+    ({"pyproject.toml": "[tool.poetry]\nname='my-svc'\n", "my_svc.py": ""}, True),
+    ({"pyproject.toml": "[tool.poetry]\nname='svc'\npackage-mode=false\n", "svc/__init__.py": ""}, False),
+    ({"pyproject.toml": "[tool.poetry]\nname='svc'\npackages=[{include='lib'}]\n"}, True),
+    ({"pyproject.toml": "[project]\nname='svc'\n", "svc/__init__.py": ""}, False),  # no build system
+    ({"pyproject.toml": "[build-system]\n[project]\nname='svc'\n[tool.uv]\npackage=false\n",
+      "svc/__init__.py": ""}, False),
+    ({"setup.py": ""}, True),
+])
+def test_python_is_package(tmp_path, monkeypatch, files, package):
+    monkeypatch.chdir(write(tmp_path, files))
+    assert pyapp.is_package() is package
+
+
+def test_python_plan_says_dependencies_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(write(tmp_path, {"pyproject.toml": "[tool.poetry]\nname='svc'\n", "poetry.lock": "",
+                                       "main.py": ""}))
+    assert pyapp.cmd_plan(str(tmp_path / "layers"), str(BUILDPACKS / "python")) == 0
+    assert "NO_ROOT=1" in capsys.readouterr().out.splitlines()
+
+
+def test_python_locks_without_their_tool(tmp_path, monkeypatch):
+    monkeypatch.chdir(write(tmp_path, {"pdm.lock": """
+[metadata]
+groups = ["default", "dev"]
+lock_version = "4.5.0"
+
+[[package]]
+name = "flask"
+version = "3.1.0"
+groups = ["default"]
+files = [{file = "flask-3.1.0-py3-none-any.whl", hash = "sha256:aa"}, {file = "flask-3.1.0.tar.gz", hash = "sha256:bb"}]
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+marker = "platform_system == \\"Windows\\""
+groups = ["default"]
+files = [{file = "colorama-0.4.6-py2.py3-none-any.whl", hash = "sha256:cc"}]
+
+[[package]]
+name = "pytest"
+version = "8.0.0"
+groups = ["dev"]
+files = []
+""", "Pipfile": """
+[packages]
+flask = "*"
+requests = {version = ">=2.31", extras = ["socks"]}
+gunicorn = "==23.0.0"
+
+[dev-packages]
+pytest = "*"
+"""}))
+    assert pyapp.pdm_requirements() == [
+        "flask==3.1.0 --hash=sha256:aa --hash=sha256:bb",
+        'colorama==0.4.6 ; platform_system == "Windows" --hash=sha256:cc']
+    assert pyapp.pipfile_requirements() == ["flask", "requests[socks]>=2.31", "gunicorn==23.0.0"]
+    write(tmp_path, {"Pipfile": "[packages]\nlocal = {path = '.'}\n"})
+    with pytest.raises(pyapp.AppError, match="local is not a registry package"):
+        pyapp.pipfile_requirements()
+
+
+def test_python_patch_level_notice(tmp_path, monkeypatch):
+    monkeypatch.chdir(write(tmp_path, {".python-version": "3.11.11\n"}))
+    monkeypatch.setattr(pyapp, "stack_python", lambda: "3.11.2")
+    assert pyapp.check_python() == ["notice: .python-version asks for Python 3.11.11; the stack has 3.11.2, the same 3.11"]
+
+
+@pytest.mark.parametrize("files,passes", [
+    ({"bot.py": "print(1)\n"}, True),
+    ({"anything.py": ""}, True),
+    ({"package.json": "{}", "gen.py": ""}, False),  # a Node.js app's helper script
+    ({"go.mod": "module x\n", "tools.py": ""}, False),
+    ({"README.md": ""}, False),
+])
+def test_python_detects_top_level_scripts(tmp_path, files, passes):
+    app = write(tmp_path, files)
+    done = subprocess.run([str(BUILDPACKS / "python" / "bin" / "detect")], cwd=app, capture_output=True, text=True,
+                          env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "python")})
+    assert done.returncode == (0 if passes else 100), done.stdout + done.stderr
 
 
 def test_python_requirements_from_pipfile_lock_keep_hashes(tmp_path, monkeypatch):

@@ -25,12 +25,14 @@ from pathlib import Path
 
 APP = Path(".")
 #: Package managers, by the file that selects them, in order of precedence.
-MANAGERS = (("uv.lock", "uv"), ("poetry.lock", "poetry"), ("Pipfile.lock", "pipenv"), ("Pipfile", "pipenv"),
-            ("requirements.txt", "pip"))
-MARKERS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "setup.py",
-           ".python-version", "app.py", "main.py")
+MANAGERS = (("uv.lock", "uv"), ("poetry.lock", "poetry"), ("pdm.lock", "pdm"), ("Pipfile.lock", "pipenv"),
+            ("Pipfile", "pipenv"), ("requirements.txt", "pip"))
+MARKERS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile", "setup.py",
+           ".python-version", "*.py")
+#: Scripts that start an app, in order, when nothing declares how it starts.
+ENTRY_SCRIPTS = ("main.py", "app.py", "bot.py", "server.py")
 #: Files whose content decides the virtual environment (hashed into the layer's cache key).
-MANIFESTS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "Pipfile.lock",
+MANIFESTS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile", "Pipfile.lock",
              "setup.py", "setup.cfg", ".python-version", "runtime.txt")
 WSGI_FRAMEWORKS = ("flask", "django", "falcon", "bottle", "pyramid")
 ASGI_FRAMEWORKS = ("fastapi", "starlette", "quart", "litestar", "sanic")
@@ -62,8 +64,9 @@ def exists(name: str) -> bool:
 
 
 def manager() -> tuple[str, str]:
-    """(installer, the file that chose it). Installers: uv, poetry, pipenv, pip, pip-project,
-    pip-deps (a pyproject without a build system: only its dependencies), none."""
+    """(installer, the file that chose it). Installers: uv, poetry, pdm, pipenv, pip, pip-project,
+    pip-deps (a pyproject without a build system: only its dependencies), pipfile (a Pipfile
+    without its lock: resolved at build time), none."""
     found = []
     for name, mgr in MANAGERS:
         if exists(name) and mgr not in [m for _, m in found]:
@@ -77,18 +80,49 @@ def manager() -> tuple[str, str]:
         name, mgr = found[0]
         if mgr == "pipenv":
             if not exists("Pipfile.lock"):
-                raise AppError("Pipfile without Pipfile.lock: run `pipenv lock` and commit Pipfile.lock")
+                return "pipfile", "Pipfile"
             return "pipenv", "Pipfile.lock"
         return mgr, name
     pyproject = read_toml("pyproject.toml")
     if pyproject.get("tool", {}).get("poetry") and not exists("poetry.lock"):
         raise AppError("pyproject.toml is a Poetry project but there is no poetry.lock: run `poetry lock` "
                        "and commit poetry.lock")
-    if "build-system" in pyproject or exists("setup.py"):
+    if ("build-system" in pyproject or exists("setup.py")) and is_package():
         return "pip-project", "pyproject.toml" if pyproject else "setup.py"
     if pyproject.get("project", {}).get("dependencies"):
         return "pip-deps", "pyproject.toml"
     return "none", ""
+
+
+def top_level_scripts() -> list[str]:
+    return sorted(p.name for p in APP.glob("*.py") if p.is_file())
+
+
+def is_package() -> bool:
+    """Whether installing the project itself installs anything: a build system (or setup.py),
+    not switched off (Poetry's ``package-mode = false``, uv's ``package = false``, PDM's
+    ``distribution = false``), and code to build -- packages named in the configuration, or a
+    package or module named after the project (``name/``, ``src/name/``, ``name.py``), as the
+    build backends find them by default. Projects that only list their dependencies are not."""
+    pyproject = read_toml("pyproject.toml")
+    tool = pyproject.get("tool", {})
+    if exists("setup.py"):
+        return True
+    poetry = tool.get("poetry", {})
+    if poetry.get("package-mode") is False or tool.get("uv", {}).get("package") is False \
+            or tool.get("pdm", {}).get("distribution") is False:
+        return False
+    if "build-system" not in pyproject and not poetry:
+        return False
+    if poetry.get("packages") or tool.get("setuptools", {}).get("packages") \
+            or tool.get("setuptools", {}).get("py-modules") \
+            or tool.get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {}).get("packages"):
+        return True
+    name = pyproject.get("project", {}).get("name") or poetry.get("name") or ""
+    module = re.sub(r"[-.]+", "_", name).lower()
+    if not module:
+        return False
+    return any((APP / d / module).is_dir() or (APP / d / f"{module}.py").is_file() for d in (".", "src"))
 
 
 # -- Python version -----------------------------------------------------------------------
@@ -170,10 +204,13 @@ def declared_dependencies(installer: str) -> set[str]:
     if installer == "pipenv":
         data = json.loads((APP / "Pipfile.lock").read_text())
         names |= {norm(n) for n in data.get("default", {})}
-    if installer in ("uv", "poetry"):
+    if installer in ("uv", "poetry", "pdm"):
         lock = read_toml(f"{installer}.lock")
+        group = {"uv": None, "poetry": "main", "pdm": "default"}[installer]
         names |= {norm(p.get("name", "")) for p in lock.get("package", [])
-                  if installer == "uv" or "main" in (p.get("groups") or ["main"])}
+                  if group is None or group in (p.get("groups") or [group])}
+    if installer == "pipfile":
+        names |= {norm(n) for n in read_toml("Pipfile").get("packages", {})}
     return names
 
 
@@ -218,18 +255,49 @@ def _django_wsgi() -> str | None:
     return f"{found[0]}.wsgi:application" if len(found) == 1 else None
 
 
-def start_command(deps: dict[str, str] | set[str]) -> tuple[list[str] | None, str]:
+def script_entry() -> tuple[str, str, str] | None:
+    """The project's one entry point, ``(name, "module:function", table)``, when
+    ``[project.scripts]`` and ``[tool.poetry.scripts]`` declare exactly one between them."""
+    pyproject = read_toml("pyproject.toml")
+    found: dict[str, tuple[str, str]] = {}
+    for table, scripts in (("[project.scripts]", pyproject.get("project", {}).get("scripts")),
+                           ("[tool.poetry.scripts]", pyproject.get("tool", {}).get("poetry", {}).get("scripts"))):
+        for name, target in (scripts or {}).items():
+            if isinstance(target, dict):  # Poetry's {reference = "m:f", type = "console"}
+                target = target.get("reference") if target.get("type", "console") == "console" else None
+            if isinstance(target, str) and re.fullmatch(r"[\w.]+:[\w.]+", target.strip()):
+                found.setdefault(name, (target.strip(), table))
+    if len(found) != 1:
+        return None
+    name, (target, table) = next(iter(found.items()))
+    return name, target, table
+
+
+def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) -> tuple[list[str] | None, str]:
     """(command, why) for the web process; (None, why) when there is nothing to start.
-    ``deps``: names (with versions when installed)."""
+    ``deps``: names (with versions when installed); ``bin_dir``: the venv's bin, once built.
+
+    In order (a Procfile wins over all of them, in the Procfile buildpack): the project's one
+    script entry point; a WSGI/ASGI app with gunicorn/uvicorn; main.py, app.py, bot.py,
+    server.py; the only top-level *.py."""
     versions = deps if isinstance(deps, dict) else {}
     deps = set(deps)
+    entry = script_entry()
+    if entry:
+        name, target, table = entry
+        if bin_dir is None and is_package() or bin_dir is not None and (bin_dir / name).is_file():
+            return [name], f"rule: the only entry point in {table}, {name} = {target!r}"
+        # Not installed as a package (dependencies only): call the function from the source.
+        module, func = target.split(":", 1)
+        code = f"import sys; from {module} import {func.split('.')[0]} as f; sys.exit(f{func[len(func.split('.')[0]):]}())"
+        return ["python", "-c", code], f"rule: the only entry point in {table}, {name} = {target!r}, from the source"
     asgi = sorted(deps & set(ASGI_FRAMEWORKS))
     wsgi = sorted(deps & set(WSGI_FRAMEWORKS))
     if asgi:
         module = _module(("asgi.py", "main.py", "app.py"))
         if module and "uvicorn" in deps:
             return (["/bin/sh", "-c", f'exec uvicorn {module} --host 0.0.0.0 --port "${{PORT:-8080}}"'],
-                    f"{asgi[0]} app {module}, uvicorn")
+                    f"rule: ASGI, {asgi[0]} app {module}, uvicorn")
     if "gunicorn" in deps:
         module = _module(("wsgi.py", "app.py", "main.py")) or _django_wsgi()
         if module:
@@ -237,18 +305,37 @@ def start_command(deps: dict[str, str] | set[str]) -> tuple[list[str] | None, st
             if _version_tuple(versions.get("gunicorn", "0")) >= (25, 1):
                 # gunicorn >= 25.1 opens a control socket under $HOME, which is read-only in the image
                 command[1:1] = ["--control-socket", "/tmp/gunicorn.ctl"]
-            return command, f"{wsgi[0] if wsgi else 'WSGI'} app {module}, gunicorn"
-    for name in ("app.py", "main.py"):
+            return command, f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {module}, gunicorn"
+    for name in ENTRY_SCRIPTS:
         if exists(name):
-            return ["python", name], name
-    return None, "no app.py or main.py, and no WSGI/ASGI app with gunicorn or uvicorn"
+            return ["python", name], f"rule: {name}"
+    scripts = top_level_scripts()
+    if len(scripts) == 1:
+        return ["python", scripts[0]], f"rule: {scripts[0]}, the only top-level *.py"
+    return None, ("no entry point in [project.scripts], no WSGI/ASGI app with gunicorn or uvicorn, no "
+                  f"{', '.join(ENTRY_SCRIPTS)}, and {len(scripts)} top-level *.py files to choose from")
 
 
 # -- commands -------------------------------------------------------------------------------
 
 
+def found_markers() -> list[str]:
+    found = [name for name in MARKERS if "*" not in name and exists(name)]
+    scripts = top_level_scripts()
+    if scripts and (found or not (exists("package.json") or exists("go.mod"))):  # as bin/detect
+        found.append(", ".join(scripts[:3]) + (f" (and {len(scripts) - 3} more *.py)" if len(scripts) > 3 else ""))
+    return found
+
+
+def procfile_web() -> bool:
+    try:
+        return any(re.match(r"^web\s*:", ln) for ln in (APP / "Procfile").read_text(errors="replace").splitlines())
+    except OSError:
+        return False
+
+
 def cmd_detect() -> int:
-    found = [name for name in MARKERS if exists(name)]
+    found = found_markers()
     if not found:
         print("no Python files: looked for " + ", ".join(MARKERS))
         return 100
@@ -259,14 +346,18 @@ def cmd_detect() -> int:
     except AppError as exc:
         print(f"the build will fail: {exc}")  # still a Python app: say so at build time
         return 0
-    how = {"uv": "uv sync --frozen (uv.lock)", "poetry": "poetry install (poetry.lock)",
-           "pipenv": "pip, from Pipfile.lock", "pip": "pip install -r requirements.txt",
+    root = "" if is_package() else ", dependencies only (the project is not a package)"
+    how = {"uv": f"uv sync --frozen (uv.lock){root}", "poetry": f"poetry install (poetry.lock){root}",
+           "pdm": f"pip, from pdm.lock{root}", "pipenv": "pip, from Pipfile.lock",
+           "pipfile": "pip, from Pipfile (no Pipfile.lock: not reproducible)", "pip": "pip install -r requirements.txt",
            "pip-project": f"pip install -e . ({chosen})", "pip-deps": "pip, [project].dependencies",
            "none": "nothing to install"}[installer]
     print(f"Python {stack_python()} from the stack" + (f" ({'; '.join(notes)})" if notes else "") + f"; {how}")
     command, why = start_command(declared_dependencies(installer))
-    if command:
-        print(f"web: {' '.join(command)} ({why})" + ("; a Procfile's web process wins" if exists("Procfile") else ""))
+    if procfile_web():
+        print("web: the Procfile's (rule: Procfile)" + (f"; without it: {' '.join(command)} ({why})" if command else ""))
+    elif command:
+        print(f"web: {' '.join(command)} ({why})")
     else:
         print("processes from the Procfile" if exists("Procfile") else f"no web process from Python ({why})")
     return 0
@@ -309,6 +400,7 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for bin/build's eval
             cmd_launch(layers, str(venv))
     out = {"INSTALLER": installer, "CHOSEN": chosen, "PY_VERSION": stack_python(),
+           "NO_ROOT": "" if is_package() else "1",
            "PY_MINOR": ".".join(stack_python().split(".")[:2]), "KEY": key_hex,
            "NOTES": "; ".join(notes), "REUSE": "1" if reuse else ""}
     for name, value in out.items():
@@ -329,10 +421,50 @@ def cmd_requirements(mode: str, out: str) -> int:
             if entry.get("markers"):
                 line += f" ; {entry['markers']}"
             lines.append(line + "".join(f" --hash={h}" for h in entry.get("hashes", [])))
+    elif mode == "pdm":
+        lines = pdm_requirements()
+    elif mode == "pipfile":
+        lines = pipfile_requirements()
     else:  # pip-deps
         lines = list(read_toml("pyproject.toml").get("project", {}).get("dependencies", []))
     Path(out).write_text("\n".join(lines) + "\n")
     return 0
+
+
+def pdm_requirements() -> list[str]:
+    """pdm.lock's default group as pinned, hashed requirements (pip installs them with
+    --no-deps: the lock already has every dependency). No PDM is needed to install."""
+    lock = read_toml("pdm.lock")
+    old_hashes = lock.get("metadata", {}).get("files", {})  # lock files before PDM 2.0
+    lines = []
+    for pkg in lock.get("package", []):
+        if "default" not in pkg.get("groups", ["default"]):
+            continue
+        name, version = pkg.get("name"), pkg.get("version")
+        if not name or not version or any(k in pkg for k in ("path", "git", "url", "editable")):
+            raise AppError(f"pdm.lock: {name or pkg} is not a pinned registry package (path, VCS and URL "
+                           "dependencies are not supported)")
+        line = f"{name}=={version}" + (f" ; {pkg['marker']}" if pkg.get("marker") else "")
+        files = pkg.get("files") or old_hashes.get(f"{name} {version}", [])
+        lines.append(line + "".join(f" --hash={f['hash']}" for f in files if f.get("hash")))
+    return lines
+
+
+def pipfile_requirements() -> list[str]:
+    """Pipfile's [packages] as requirements, resolved by pip at build time (no lock)."""
+    lines = []
+    for name, spec in read_toml("Pipfile").get("packages", {}).items():
+        if isinstance(spec, str):
+            lines.append(name if spec.strip() in ("*", "") else f"{name}{spec.strip()}")
+            continue
+        if not isinstance(spec, dict) or any(k in spec for k in ("git", "path", "file", "editable")):
+            raise AppError(f"Pipfile: {name} is not a registry package (path, VCS and file dependencies need "
+                           "Pipfile.lock: run `pipenv lock`)")
+        extras = f"[{','.join(spec['extras'])}]" if spec.get("extras") else ""
+        version = spec.get("version", "*")
+        line = f"{name}{extras}{'' if version == '*' else version}"
+        lines.append(line + (f" ; {spec['markers']}" if spec.get("markers") else ""))
+    return lines
 
 
 def toml_str(s: str) -> str:
@@ -340,7 +472,7 @@ def toml_str(s: str) -> str:
 
 
 def cmd_launch(layers: str, venv: str) -> int:
-    command, why = start_command(installed_distributions(Path(venv)))
+    command, why = start_command(installed_distributions(Path(venv)), Path(venv) / "bin")
     if command is None:
         if not exists("Procfile"):
             print(f"no web process: {why}; add a Procfile (web: <command>)")
