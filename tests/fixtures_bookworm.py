@@ -1,5 +1,6 @@
 """Session fixtures: one PALLET_HOME with the bookworm stack's images (and, when a test asks,
-bookworm-static's), built once and shared by the buildpack and sample tests."""
+bookworm-static's), built once and shared by the buildpack and sample tests; another with the
+trixie stack's."""
 
 from __future__ import annotations
 
@@ -26,3 +27,14 @@ def bookworm_static(bookworm_env: dict[str, str]) -> Home:
     Debian's essential set), in the same PALLET_HOME."""
     pallet("stack", "build", str(ROOT / "stacks" / "bookworm-static.toml"), "--refresh", env=bookworm_env, timeout=1800)
     return Home(bookworm_env, "bookworm-static")
+
+
+@pytest.fixture(scope="session")
+def trixie_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return stack_home(tmp_path_factory, "trixie")
+
+
+@pytest.fixture(scope="session")
+def trixie(trixie_env: dict[str, str]) -> Home:
+    """The trixie stack (Debian 13, the default), in a PALLET_HOME of its own."""
+    return Home(trixie_env, "trixie")

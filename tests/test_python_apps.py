@@ -1,0 +1,132 @@
+"""Python apps as people write them, built without ``--stack`` (pallet chooses by the Python
+they ask for, trixie by default), run with ``pallet run`` and asked over HTTP: a bot script
+with no manifest, a Procfile ``python server.py`` with no dependencies, a Poetry scripts
+package, a Poetry project that only lists dependencies, a Pipfile without its lock, and
+``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import pallet
+from tests.samplekit import ROOT, SAMPLES, Home, free_port, pallet_run, wait_http
+
+pytestmark = [pytest.mark.slow]
+
+APPS = ROOT / "tests" / "apps"
+
+
+def build(home: Home, src: Path, tag: str, cache: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``pallet build`` without --stack: the stack is pallet's choice."""
+    return pallet("build", str(src), "-t", tag, "--cache-dir", str(cache), "--json", env=home.env, check=check,
+                  timeout=900)
+
+
+def ask(home: Home, ref: str, path: str = "/") -> dict:
+    port = free_port()
+    with pallet_run(home, ref, port) as proc:
+        resp = wait_http(port, path, alive=lambda: proc.poll() is None)
+        assert resp.status == 200, resp.body
+        return json.loads(resp.body)
+
+
+def stack_of(home: Home, ref: str) -> str:
+    return home.inspect(ref)["config"]["labels"]["io.pallet.stack.name"]
+
+
+def copy_app(src: Path, dest: Path, files: dict[str, str] | None = None) -> Path:
+    shutil.copytree(src, dest)
+    for name, text in (files or {}).items():
+        (dest / name).write_text(text)
+    return dest
+
+
+def test_python_313_lands_on_trixie(trixie, tmp_path):
+    done = build(trixie, SAMPLES / "python-313", "py313:1", tmp_path / "c")
+    assert "stack trixie (the default): .python-version asks for Python 3.13; it has Python 3.13." in done.stderr
+    out = json.loads(done.stdout)
+    assert out["stack"] == "trixie" and stack_of(trixie, "py313:1") == "trixie"
+    assert ask(trixie, "py313:1")["python"].startswith("3.13.")
+
+
+def test_python_311_lands_on_bookworm_and_a_patch_level_builds_with_a_notice(trixie, tmp_path):
+    app = copy_app(SAMPLES / "python-313", tmp_path / "app311", {".python-version": "3.11\n"})
+    done = build(trixie, app, "py311:1", tmp_path / "c")
+    reason = [ln for ln in done.stderr.splitlines() if ln.startswith("stack ")]
+    assert reason == ["stack bookworm: .python-version asks for Python 3.11; the default stack trixie has Python "
+                      "3.13.5, bookworm has Python 3.11.2"]
+    assert stack_of(trixie, "py311:1") == "bookworm"
+    assert ask(trixie, "py311:1")["python"] == "3.11.2"
+
+    (app / ".python-version").write_text("3.11.11\n")
+    done = build(trixie, app, "py31111:1", tmp_path / "c2")
+    notices = [ln for ln in done.stderr.splitlines() if ln.startswith("notice: ")]
+    assert notices and "3.11.11" in notices[0] and "3.11.2" in notices[0]
+    assert json.loads(done.stdout)["stackChoice"]["notices"] == notices
+    assert ask(trixie, "py31111:1")["python"] == "3.11.2"
+
+
+def test_python_38_is_an_error_listing_the_stacks(trixie, tmp_path):
+    app = copy_app(SAMPLES / "python-313", tmp_path / "app38", {".python-version": "3.8\n"})
+    done = build(trixie, app, "py38:1", tmp_path / "c", check=False)
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("pallet: error: no stack has what the app asks for (.python-version asks for Python 3.8)")
+    assert "trixie has " in error and "Python 3.13" in error and "bookworm has " in error and "Python 3.11.2" in error
+    assert pallet("inspect", "py38:1", env=trixie.env, check=False).returncode == 1
+
+
+def test_bot_script_without_manifest(trixie, tmp_path):
+    detected = pallet("detect", str(SAMPLES / "python-bot"), env=trixie.env).stdout
+    assert "found bot.py" in detected and "web: python bot.py (rule: bot.py)" in detected
+    first = json.loads(build(trixie, SAMPLES / "python-bot", "bot:a", tmp_path / "a").stdout)
+    elsewhere = shutil.copytree(SAMPLES / "python-bot", tmp_path / "elsewhere" / "python-bot")
+    assert json.loads(build(trixie, elsewhere, "bot:b", tmp_path / "b").stdout)["digest"] == first["digest"]
+    assert first["processes"] == [{"type": "web", "command": ["python", "bot.py"], "args": []}]
+    answer = ask(trixie, "bot:a", "/?say=ping")
+    assert answer["reply"] == "pong" and answer["python"].startswith("3.13.")
+
+
+def test_procfile_python_server_without_dependencies(trixie, tmp_path):
+    """`python` resolves to the stack's Python (the Procfile runs it as the user wrote it)."""
+    app = tmp_path / "pf"
+    app.mkdir()
+    shutil.copy(SAMPLES / "python-bot" / "bot.py", app / "server.py")
+    (app / "Procfile").write_text("web: python server.py\n")
+    detected = pallet("detect", str(app), env=trixie.env).stdout
+    assert "web: the Procfile's (rule: Procfile)" in detected
+    build(trixie, app, "pf:1", tmp_path / "c")
+    assert ask(trixie, "pf:1", "/?say=hello")["reply"] == "Hello! I am python-bot."
+
+
+def test_poetry_scripts_package(trixie, tmp_path):
+    src = SAMPLES / "python-poetry-scripts"
+    assert "web: quotes-server (rule: the only entry point in [tool.poetry.scripts]" in \
+        pallet("detect", str(src), env=trixie.env).stdout
+    out = json.loads(build(trixie, src, "quotes:1", tmp_path / "c").stdout)
+    assert out["processes"][0]["command"] == ["quotes-server"]
+    assert ask(trixie, "quotes:1", "/0") == {"quote": "Real artists ship."}
+
+
+def test_poetry_project_that_only_lists_dependencies(trixie, tmp_path):
+    src = APPS / "python-poetry-deps-only"
+    assert "dependencies only (the project is not a package)" in pallet("detect", str(src), env=trixie.env).stdout
+    done = build(trixie, src, "deps-only:1", tmp_path / "c")
+    assert "--no-root" in done.stderr and "Installing idna" in done.stderr
+    assert ask(trixie, "deps-only:1", "/?host=b%C3%BCcher.example")["ascii"] == "xn--bcher-kva.example"
+
+
+def test_pipfile_without_lock_installs_with_a_warning(trixie, tmp_path):
+    app = copy_app(APPS / "python-poetry-deps-only", tmp_path / "pipfile")
+    (app / "pyproject.toml").unlink()
+    (app / "poetry.lock").unlink()
+    (app / "Pipfile").write_text('[packages]\nidna = ">=3.7"\n\n[dev-packages]\npytest = "*"\n')
+    done = build(trixie, app, "pipfile:1", tmp_path / "c")
+    assert "warning: no Pipfile.lock" in done.stderr and "not reproducible" in done.stderr
+    assert "pytest" not in done.stderr
+    assert ask(trixie, "pipfile:1")["ascii"] == "xn--bcher-kva.example"
