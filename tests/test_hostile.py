@@ -305,3 +305,39 @@ def test_a_password_that_is_not_utf8_is_used_as_bytes(tmp_path: Path) -> None:
     pallet("sign", ref, "--key", str(tmp_path / "k.key"), env={"PALLET_PASSWORD": password})
     one_line_error(pallet("sign", ref, "--key", str(tmp_path / "k.key"), env={"PALLET_PASSWORD": "caf\udce9"},
                           check=False), "wrong password")
+
+
+def test_an_extended_header_is_size_checked_before_it_is_read_into_memory() -> None:
+    """tarfile reads PAX records whole; 64 MB of them fit in a 3 KB zstd blob."""
+    import tracemalloc
+
+    from builder.oci import compress
+    from builder.oci.layerread import CorruptLayerError, LayerTar
+
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = tarfile.XHDTYPE, 64 << 20
+    raw = info.tobuf(tarfile.USTAR_FORMAT) + b"\0" * (64 << 20) + b"\0" * 1024
+    blob = compress.compress_bytes(raw, compress.ZSTD)
+    del raw
+    assert len(blob) < 64 << 10
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptLayerError, match="extended header"):
+            list(LayerTar(io.BytesIO(blob), what="layer x"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
+def test_a_long_chain_of_extended_headers_is_corrupt_not_a_crash() -> None:
+    """tarfile parses each PAX header's member recursively: 3000 of them exceed Python's stack."""
+    from builder.oci.layerread import CorruptLayerError, LayerTar
+
+    header = tarfile.TarInfo("././@PaxHeader")
+    record = b"11 path=ab\n"
+    header.type, header.size = tarfile.XHDTYPE, len(record)
+    one = header.tobuf(tarfile.USTAR_FORMAT) + record.ljust(tarfile.BLOCKSIZE, b"\0")
+    blob = gzip.compress(one * 3000 + tar_of({"f": b"x"}), mtime=0)
+    with pytest.raises(CorruptLayerError):
+        list(LayerTar(io.BytesIO(blob), what="layer x"))

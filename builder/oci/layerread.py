@@ -15,6 +15,9 @@ Every consumer of a layer (unpacking for ``pallet run`` and builds, ``pallet sbo
   at most the blob's size times the most its compression can expand (plain tar 1, deflate 1032,
   zstd 32768); anything more is corrupt or hostile input. Data is skipped by us, and a stream that
   ends inside a member is reported as truncated.
+- **Headers are small.** An extended header (PAX records, GNU long names) is read into memory
+  whole by ``tarfile`` before we see the member it describes, so its declared size is checked
+  first (``MAX_HEADER``), as a highly compressible blob could otherwise fill memory with one.
 - **Damage is one error.** Whatever a corrupt stream raises inside gzip, zlib, zstandard or
   ``tarfile`` (which lets ``ValueError`` out of some headers) becomes ``CorruptLayerError``,
   naming the layer.
@@ -42,10 +45,28 @@ _BUF = 1 << 20
 #: Deflate's limit is 1032:1; a zstd RLE block turns 4 bytes into 128 KiB.
 MAX_RATIO = {compress.NONE: 1, compress.GZIP: 1032, compress.ZSTD: 32768}
 
-#: What a damaged stream raises from inside gzip, zlib, zstandard and tarfile.
+#: The most an extended header (PAX records, a GNU long name) may declare.
+MAX_HEADER = 8 * 1024 * 1024
+
+#: What a damaged stream raises from inside gzip, zlib, zstandard and tarfile (a long chain
+#: of extended headers is parsed recursively).
 CORRUPT: tuple[type[BaseException], ...] = (
     EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError, tarfile.TarError,
-    ValueError, OverflowError, struct.error, UnicodeError)
+    ValueError, OverflowError, struct.error, UnicodeError, RecursionError)
+
+_EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+             tarfile.SOLARIS_XHDTYPE)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A header whose extended data is size-checked before ``tarfile`` reads it into memory.
+
+    ``_proc_member`` is tarfile's documented hook for subclasses (see its source)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile):  # noqa: ANN202
+        if self.type in _EXTENDED and self.size > MAX_HEADER:
+            raise tarfile.HeaderError(f"an extended header of {self.size} bytes (at most {MAX_HEADER})")
+        return super()._proc_member(tarfile_)
 
 
 class CorruptLayerError(PalletError):
@@ -113,7 +134,7 @@ class LayerTar:
         self._current: str | None = None
         try:
             self.compression, data = compress.open_detected(stream)
-            self._tf = tarfile.open(fileobj=data, mode="r|", bufsize=_BUF,
+            self._tf = tarfile.open(fileobj=data, mode="r|", bufsize=_BUF, tarinfo=_BoundedTarInfo,
                                     encoding="utf-8", errors="surrogateescape")
         except CORRUPT as exc:
             raise self.corrupt(exc) from None
