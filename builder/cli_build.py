@@ -158,6 +158,7 @@ def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_
         run_image=Dependency("run-image", run_image.digest, image_uri(run_name, run_image.digest)),
         build_image=Dependency("build-image", build_image.digest, image_uri(args.build_image, build_image.digest)),
         buildpacks=tuple(Dependency(f"{bp.id}@{bp.version}", bp.digest()) for bp in detected.group),
+        **({"builder_id": args.builder_id} if getattr(args, "builder_id", None) else {}),
     )
 
 
@@ -190,6 +191,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
                                                        "named after the source directory)")
     p.add_argument("--sign-key", metavar="KEY", help="sign the image, attest its SLSA provenance and attach its "
                                                      "SBOMs (cosign key; the image digest is unchanged)")
+    p.add_argument("--builder-id", metavar="URI", help="the builder id the provenance names (a CI platform's "
+                                                       "own, e.g. its workflow URI; default: pallet's local builder)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("detect", parents=[common()], help="show which buildpacks would build an app, and why",
