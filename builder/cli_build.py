@@ -40,6 +40,13 @@ def _images(args: argparse.Namespace):
     from builder.lifecycle.images import resolve_images
     from builder.cli import _options
 
+    if not (args.stack or args.build_image or args.run_image):  # in a builder image: the images it carries
+        from builder.builders.info import builder_images, find_builder
+
+        info = find_builder()
+        if info is not None:
+            args.stack, args.stack_choice = info.stack, None
+            return builder_images(info)
     _choose_stack(args)
     return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,
                           options=_options(args), locked=getattr(args, "locked", False))
@@ -53,7 +60,7 @@ def _options_from(args: argparse.Namespace):
         raise PalletError(f"{source}: source directory not found")
     return BuildOptions(source=source, buildpacks=list(args.buildpack or []), env=_kv(args.env, "--env"),
                         cache_dir=Path(args.cache_dir) if getattr(args, "cache_dir", None) else None,
-                        executor=getattr(args, "executor", "sandbox"),
+                        executor=getattr(args, "executor", None),
                         ca_certs=Path(args.ca_certs) if getattr(args, "ca_certs", None) else None,
                         output=None if not args.json else (lambda line: print(line, file=sys.stderr)))
 
@@ -174,8 +181,9 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
         p.add_argument("--buildpack", action="append", metavar="DIR|ID",
                        help="use these buildpacks, in this order, instead of detection over the built-in order")
         p.add_argument("--env", action="append", metavar="K=V", help="build-time environment (never in a layer)")
-        p.add_argument("--executor", choices=["sandbox", "docker"], default="sandbox",
-                       help="run buildpacks in a bubblewrap sandbox (default, daemonless) or in Docker")
+        p.add_argument("--executor", choices=["sandbox", "docker", "in-place"], default=None,
+                       help="run buildpacks in a bubblewrap sandbox (default, daemonless), in Docker, or "
+                            "in-place: directly, inside a builder image (the default there)")
         p.add_argument("--ca-certs", metavar="PATH",
                        help="CA bundle build steps trust (default: the host trust store)")
         p.add_argument("--cache-dir", metavar="DIR", help="build cache (default ~/.cache/pallet)")

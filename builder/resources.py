@@ -8,6 +8,7 @@ own location, so an installed pallet never depends on a checkout.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -22,7 +23,9 @@ def data_dir(name: str) -> Path:
 
 
 def buildpacks_dir() -> Path:
-    return data_dir("buildpacks")
+    """``$PALLET_BUILDPACKS`` (a builder image's /cnb/buildpacks), else pallet's own."""
+    override = os.environ.get("PALLET_BUILDPACKS")
+    return Path(override) if override else data_dir("buildpacks")
 
 
 def stacks_dir() -> Path:

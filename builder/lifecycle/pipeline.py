@@ -44,7 +44,7 @@ class BuildOptions:
     buildpacks: list[str] = field(default_factory=list)   # ids or directories; empty: detection
     env: dict[str, str] = field(default_factory=dict)
     cache_dir: Path | None = None
-    executor: str = "sandbox"
+    executor: str | None = None   # None: chosen (executors.choose)
     ca_certs: Path | None = None
     output: Callable[[str], None] | None = None
 
@@ -96,17 +96,6 @@ def cnb_user(build_image: Image) -> tuple[int, int]:
         raise PalletError("the build image's CNB_USER_ID/CNB_GROUP_ID are not numbers") from None
 
 
-def home_of(rootfs: Path, uid: int) -> str:
-    try:
-        for line in (rootfs / "etc" / "passwd").read_text().splitlines():
-            parts = line.split(":")
-            if len(parts) >= 6 and parts[2] == str(uid) and parts[5]:
-                return parts[5]
-    except OSError:
-        pass
-    return "/home/cnb"
-
-
 def target_of(run_image: Image) -> Target:
     from builder.lifecycle.context import Target
 
@@ -118,18 +107,6 @@ def target_of(run_image: Image) -> Target:
                   stack_id=labels.get("io.buildpacks.base.id") or labels.get("io.buildpacks.stack.id"))
 
 
-def make_sandbox(options: BuildOptions, build_image: Image, rootfs: Path):
-    if options.executor == "docker":
-        from builder.lifecycle.sandbox import DockerSandbox, ensure_in_docker
-
-        return DockerSandbox(ensure_in_docker(build_image))
-    from builder.lifecycle.sandbox import BwrapSandbox
-
-    if options.ca_certs is not None:
-        return BwrapSandbox(rootfs, ca_certs=options.ca_certs)
-    return BwrapSandbox(rootfs)
-
-
 @dataclass
 class Prepared:
     ctx: Context
@@ -139,67 +116,33 @@ class Prepared:
 
 def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: Path) -> Prepared:
     from builder.lifecycle.context import Context
+    from builder.lifecycle.executors import choose, make_executor
     from builder.lifecycle.project import copy_source, read_project
-    from builder.lifecycle.rootfs import unpack_image
 
     project = read_project(options.source)
     registry = builtin_registry()
     groups = groups_for(options, registry, project.buildpacks)
-    rootfs = unpack_image(build_image)  # read-only: the sandbox makes its own mount points
     uid, gid = cnb_user(build_image)
-    home = home_of(rootfs, uid)
-    app_dir = work / "workspace"
-    copy_source(options.source, app_dir, project)
-    layers_dir = work / "layers"
-    platform_dir = work / "platform"
-    for d in (layers_dir, platform_dir, work / "home"):
-        d.mkdir(parents=True, exist_ok=True)
-    if options.executor == "docker" and os.geteuid() == 0:
-        # Docker runs steps as the real uid; bubblewrap maps the step's uid to whoever runs
-        # pallet, so there the files must stay ours.
-        for d in (app_dir, layers_dir, work / "home"):
-            _chown_tree(d, uid, gid)
+    executor = make_executor(choose(options.executor), build_image, work, uid, gid, options.ca_certs)
+    places = executor.places
+    copy_source(options.source, places.app_dir, project)
+    if executor.chown_writable:
+        from builder.lifecycle.executors import _chown_tree
+
+        _chown_tree(places.app_dir, uid, gid)
     env = build_image.config.config.env_dict()
-    env["HOME"] = home
+    env["HOME"] = executor.home
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     user_env = {**project.env, **options.env}
-    sandbox = make_sandbox(options, build_image, rootfs)
-    sandbox = _with_home(sandbox, work / "home", home)
-    ctx = Context(app_dir=app_dir, layers_dir=layers_dir, platform_dir=platform_dir, work_dir=work / "tmp",
-                  sandbox=sandbox, uid=uid, gid=gid, base_env=env, target=target_of(run_image),
-                  user_env=user_env, chown_writable=options.executor == "docker",
+    ctx = Context(app_dir=places.app_dir, layers_dir=places.layers_dir, platform_dir=places.platform_dir,
+                  work_dir=work / "tmp", sandbox=executor.sandbox, uid=uid, gid=gid, base_env=env,
+                  target=target_of(run_image), user_env=user_env, chown_writable=executor.chown_writable,
                   build_image=build_image.digest)
     if options.output:
         ctx.output = options.output
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     ctx.platform_env_files()
     return Prepared(ctx, groups, work)
-
-
-class _HomeSandbox:
-    """Binds a writable HOME for the CNB user into every step (the rootfs is read-only)."""
-
-    def __init__(self, inner, host_home: Path, home: str) -> None:
-        self.inner, self.host_home, self.home = inner, host_home, home
-
-    def run(self, step, on_output=None) -> int:
-        from dataclasses import replace
-
-        from builder.lifecycle.sandbox import Bind
-
-        return self.inner.run(replace(step, binds=(*step.binds, Bind(self.host_home, self.home, writable=True))),
-                              on_output)
-
-
-def _with_home(sandbox, host_home: Path, home: str):
-    return _HomeSandbox(sandbox, host_home, home)
-
-
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 def cache_key(dst_name: str) -> str:

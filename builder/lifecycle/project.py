@@ -79,7 +79,7 @@ def _matches(rel: str, is_dir: bool, pattern: str) -> bool:
 
 
 def copy_source(src: Path, dst: Path, project: Project) -> None:
-    """Copy the app into ``dst`` (which must not exist), applying project.toml's filters."""
+    """Copy the app into ``dst`` (which must not exist, or be empty), applying project.toml's filters."""
     if not src.is_dir():
         raise PalletError(f"{src}: source directory not found")
 
@@ -92,7 +92,7 @@ def copy_source(src: Path, dst: Path, project: Project) -> None:
             return not any(_matches(rel, is_dir, p) or _matches_parent(rel, p) for p in project.include)
         return False
 
-    dst.mkdir(parents=True)
+    dst.mkdir(parents=True, exist_ok=True)
     for root, dirs, files in os.walk(src):
         rel_root = os.path.relpath(root, src)
         rel_root = "" if rel_root == "." else rel_root

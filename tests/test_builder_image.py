@@ -1,0 +1,72 @@
+"""``pallet builder create`` and builds inside the builder image, as a container-native CI job
+or a Kubernetes Job runs them: the builder pulled by the Docker engine from a registry, run as
+the unprivileged CNB user with every capability dropped, the source mounted read-only, the
+image pushed to a registry. The commands are the README's (Kubernetes Job, GitLab CI job)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from tests.cli import pallet
+from tests.samplekit import SAMPLES
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.registry]
+
+
+def _docker(docker_cli: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([docker_cli, *args], capture_output=True, text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done
+
+
+def test_in_place_build_in_the_builder_image_equals_the_sandboxed_build(tmp_path, bookworm, registry, docker_cli):
+    builder_ref = f"{registry.host}/builders/bookworm:{uuid.uuid4().hex[:8]}"
+    created = json.loads(pallet("builder", "create", "--stack", "bookworm", "-t", f"docker://{builder_ref}",
+                                "--json", env=bookworm.env, timeout=900).stdout)
+    assert created["stack"] == "bookworm" and created["python"] == "3.11"
+    pinned = f"{registry.host}/builders/bookworm@{created['digest']}"
+    labels = json.loads(pallet("inspect", "--json", f"docker://{pinned}", env=bookworm.env).stdout)["config"]["labels"]
+    assert labels["io.pallet.builder.run-image.digest"] == created["runImage"]["digest"]
+    assert labels["io.pallet.builder.run-image"].endswith("@" + created["runImage"]["digest"])
+
+    _docker(docker_cli, "pull", "-q", pinned)
+    try:
+        src = SAMPLES / "static-site"
+        app = f"docker://{registry.host}/apps/static-site:in-place"
+        # What the Kubernetes Job and the GitLab job run: the builder's own user, no privileges.
+        done = _docker(docker_cli, "run", "--rm", "--network", "host", "--user", "1000:1000", "--cap-drop", "ALL",
+                       "--security-opt", "no-new-privileges", "-v", f"{src}:/src:ro", pinned,
+                       "pallet", "build", "/src", "-t", app, "--json")
+        in_place = json.loads(done.stdout)
+        assert in_place["stack"] == "bookworm"
+        assert [b["id"] for b in in_place["buildpacks"]] == ["pallet/static"]
+        assert in_place["layers"]["written"]  # it really built (nothing to reuse in a fresh container)
+
+        sandboxed = bookworm.build_json(src, f"docker://{registry.host}/apps/static-site:sandboxed",
+                                        tmp_path / "cache", "--executor", "sandbox")
+        assert in_place["digest"] == sandboxed["digest"]
+
+        # bubblewrap is not what ran it: asking for the sandbox in the container fails (no
+        # namespaces for an unprivileged container user), the in-place default does not.
+        refused = _docker(docker_cli, "run", "--rm", "--network", "host", "--user", "1000:1000", "--cap-drop", "ALL",
+                          "-v", f"{src}:/src:ro", pinned, "pallet", "build", "/src", "--executor", "sandbox",
+                          "-t", "oci:/tmp/out:x", check=False)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    finally:
+        _docker(docker_cli, "rmi", pinned, check=False)
+
+
+def test_a_stack_without_python_is_refused(tmp_path, registry):
+    home = {"PALLET_HOME": str(tmp_path / "home")}
+    from tests.samplekit import ROOT
+
+    pallet("stack", "build", str(ROOT / "stacks" / "tiny.toml"), "--refresh", env=home, timeout=900)
+    done = pallet("builder", "create", "--stack", str(ROOT / "stacks" / "tiny.toml"),
+                  "-t", f"docker://{registry.host}/builders/tiny:1", env=home, check=False)
+    assert done.returncode != 0
+    assert "no python3" in done.stderr and "Traceback" not in done.stderr
