@@ -25,6 +25,7 @@ from builder.errors import PalletError
 from builder.oci import compress
 from builder.oci import mediatypes as mt
 from builder.oci import reference as refs
+from builder.oci.digest import sha256
 from builder.oci.layerread import LayerTar
 from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform, media_type_of
 from builder.oci.stores.layout import LayoutStore
@@ -165,6 +166,62 @@ def test_layout_index_json(index: object, ref: str) -> None:
         must_not_crash(LayoutStore(root).put_manifest, b'{"schemaVersion":2}', mt.OCI_MANIFEST, "t")
 
 
+def _tar(entries: list[tuple[str, str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for kind, name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if kind == "file":
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+                continue
+            ti.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                       "fifo": tarfile.FIFOTYPE}[kind]
+            ti.linkname = data.decode("utf-8", "replace")
+            tf.addfile(ti)
+    return buf.getvalue()
+
+
+# -- a docker-archive's manifest.json --------------------------------------------------------------
+
+archive_entry = st.fixed_dictionaries({}, optional={
+    "Config": maybe(st.sampled_from(["config.json", "blobs/sha256/" + "a" * 64, "missing.json"])),
+    "RepoTags": maybe(st.lists(maybe(st.sampled_from(["app:v1", "x", ":", "UPPER:tag"])), max_size=2)),
+    "Layers": maybe(st.lists(maybe(st.sampled_from(["layer.tar", "../up", "/abs", "config.json"])), max_size=2))})
+
+
+def _archive_files(manifest: object, config: object) -> dict[str, bytes]:
+    return {"manifest.json": json.dumps(manifest).encode(), "config.json": json.dumps(config).encode(),
+            "layer.tar": _tar([("file", "f", b"x")])}
+
+
+_LAYER_DIFF_ID = sha256(_tar([("file", "f", b"x")]))
+good_entry = st.fixed_dictionaries({"Config": st.just("config.json"), "RepoTags": st.just(["app:v1"]),
+                                    "Layers": st.just(["layer.tar"])})
+good_config = st.fixed_dictionaries({"architecture": st.just("amd64"), "os": st.just("linux"),
+                                     "rootfs": st.just({"type": "layers", "diff_ids": [_LAYER_DIFF_ID]})},
+                                    optional={"config": maybe(run_config), "history": any_json})
+
+
+@FUZZ_SLOW
+@given(st.one_of(st.lists(good_entry, min_size=1, max_size=1), st.lists(good_entry | archive_entry, min_size=1, max_size=2),
+                 maybe(st.lists(maybe(archive_entry), max_size=2))),
+       st.one_of(good_config, good_config, maybe(config_doc)))
+def test_docker_archive_manifest_json(manifest: object, config: object) -> None:
+    from builder.oci.stores.archive import ArchiveStore
+
+    files = _archive_files(manifest, config)
+    with tempfile.TemporaryDirectory() as root:
+        with open(f"{root}/a.tar", "wb") as f:
+            f.write(_tar([("file", name, data) for name, data in files.items()]))
+        store = ArchiveStore(f"{root}/a.tar")
+        must_not_crash(store.list_tags)
+        resolved = must_not_crash(store.get_manifest, "v1")
+        if resolved is not None:
+            for desc in Manifest.from_bytes(resolved[1]).layers:
+                must_not_crash(store.get_blob, desc)
+
+
 # -- the layer reader ----------------------------------------------------------------------------
 
 
@@ -184,22 +241,6 @@ def _read_layer(blob: bytes) -> None:
 
     must_not_crash(listing)
     must_not_crash(unpacking)
-
-
-def _tar(entries: list[tuple[str, str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for kind, name, data in entries:
-            ti = tarfile.TarInfo(name)
-            if kind == "file":
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
-                continue
-            ti.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
-                       "fifo": tarfile.FIFOTYPE}[kind]
-            ti.linkname = data.decode("utf-8", "replace")
-            tf.addfile(ti)
-    return buf.getvalue()
 
 
 member_name = st.lists(st.sampled_from(["a", "b", "..", ".", ".wh.a", ".wh..wh..opq", "é", "x" * 120]),
