@@ -102,10 +102,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
+def _kv(items: list[str] | None, flag: str, from_env: bool = False) -> dict[str, str]:
+    """KEY=VALUE items; with ``from_env``, a bare KEY takes our own value (skipped when unset),
+    as ``docker run -e KEY`` does: a secret need not be on a command line ``ps`` shows."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
+        if from_env and not sep and key:
+            if key in os.environ:
+                out[key] = os.environ[key]
+            continue
         if not sep or not key:
             raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         out[key] = value
@@ -171,8 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise UsageError(f"-p {args.port}: expected a port number, 1 to 65535")
-    request = RunRequest(process=args.process, port=args.port, env=_kv(args.env, "--env"),
-                         args=tuple(args.args) if args.args is not None else None)
+    request = RunRequest(process=args.process, port=args.port, env=_kv(args.env, "--env", from_env=True),
+                         args=tuple(args.args) if args.args is not None else None, network=args.network)
     try:
         return run_image(args.ref, request, docker=args.docker, options=_options(args))
     except Interrupted as exc:
@@ -266,21 +272,26 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[_common(json_flag=False)],
                        help="run an image's process: daemonless in a sandbox, or in Docker",
-                       usage="pallet run REF [PROCESS] [-p PORT] [--env K=V]... [--docker] [-- ARGS...]",
+                       usage="pallet run REF [PROCESS] [-p PORT] [--network NET] [--env K=V]... [--docker] [-- ARGS...]",
                        description="Run an image's entrypoint, or its buildpack process type PROCESS "
                                    "(/cnb/process/PROCESS), without a daemon: in a bubblewrap sandbox over "
                                    "the unpacked image, as its user, with its env and working dir; the "
-                                   "image's files are read-only and /tmp is writable. The host's network is "
-                                   "shared, so there is no port mapping: -p sets PORT, the port the app is "
-                                   "asked to listen on, on the host. ARGS after -- replace the image's "
+                                   "image's files are read-only and /tmp is writable. The app has a network "
+                                   "of its own (through pasta): -p PORT publishes PORT on the host's "
+                                   "127.0.0.1 and sets PORT, the port the app is asked to listen on; "
+                                   "--network host shares the host's. ARGS after -- replace the image's "
                                    "arguments. Ctrl-C stops the app. " + refs_help)
     p.__class__ = _RunParser  # only to split at '--'; see _RunParser
     p.add_argument("ref", metavar="REF")
     p.add_argument("process", metavar="PROCESS", nargs="?", help="a process type, e.g. web or worker")
-    p.add_argument("-p", "--port", type=int, default=8080, help="PORT for the app (default 8080)")
-    p.add_argument("--env", action="append", metavar="K=V", help="set an environment variable")
+    p.add_argument("-p", "--port", type=int, default=8080,
+                   help="PORT for the app, published on the host's 127.0.0.1 (default 8080)")
+    p.add_argument("--network", choices=("private", "host", "none"), default="private",
+                   help="private: a network of its own (default); host: the host's; none: loopback only")
+    p.add_argument("--env", action="append", metavar="K=V",
+                   help="set an environment variable; a bare K takes pallet's own value (kept off the command line)")
     p.add_argument("--docker", action="store_true",
-                   help="run it in the Docker engine instead (docker run --rm --network host)")
+                   help="run it in the Docker engine instead (docker run --rm)")
     p.set_defaults(func=cmd_run, args=None)
 
     import importlib

@@ -54,6 +54,18 @@ def socket_path() -> str | None:
     return os.path.join(base, f"server-{tag:08x}.sock")
 
 
+#: What the server inherits of the environment of the command that starts it: only what
+#: Python needs to find and import pallet. Each build brings its own environment to its
+#: worker; the rest (a signing password, cloud credentials) must not live on in a process
+#: that outlasts the build by many minutes.
+SERVER_ENV = ("PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "VIRTUAL_ENV",
+              "PALLET_SERVER_IDLE", "LANG", "LC_ALL", "LC_CTYPE")
+
+
+def server_env(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    return {name: environ[name] for name in SERVER_ENV if name in environ}
+
+
 def spawn_server(path: str) -> None:
     """Start a server in the background (its own session, no terminal, no inherited fds)."""
     import subprocess
@@ -61,7 +73,7 @@ def spawn_server(path: str) -> None:
     try:
         subprocess.Popen([sys.executable, "-m", "builder.server", path], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
-                         start_new_session=True, cwd="/")
+                         start_new_session=True, cwd="/", env=server_env(os.environ))
     except OSError:
         pass
 

@@ -3,12 +3,15 @@
 Daemonless: the image is unpacked once (``rootfs``) and its entrypoint, or
 ``/cnb/process/PROCESS``, runs in a ``BwrapSandbox`` as the image's user, in its working
 directory, with its environment. As with ``docker run --read-only``, the image's files are
-read-only and ``/tmp`` is an empty tmpfs. The sandbox shares the host's network, so there is
-no port mapping: ``-p PORT`` only sets ``PORT``, the port the app is asked to listen on (CNB
-apps and most PaaS conventions read it), and the app is reachable on the host at that port.
+read-only and ``/tmp`` is an empty tmpfs. Networks, as Docker's: by default (``private``) the
+app has a network namespace of its own, reaching out through pasta, and ``-p PORT`` publishes
+PORT on the host's loopback (127.0.0.1) and sets ``PORT``, the port the app is asked to
+listen on (CNB apps and most PaaS conventions read it); ``--network host`` shares the host's
+network (the app listens on the host directly), ``--network none`` gives it loopback only.
 
 ``--docker``: the image is loaded into the engine (``pallet-run:<digest>``) and run there with
-``--rm --network host``; the engine applies the image's user, working directory and env.
+``--rm`` and the same network choice (``private``: the engine's bridge, PORT published on
+127.0.0.1); the engine applies the image's user, working directory and env.
 
 Either way the output is the app's own, Ctrl-C stops the app (SIGINT is forwarded to it, a
 second one kills it) and pallet exits 130; otherwise it exits with the app's exit code.
@@ -23,10 +26,12 @@ from pathlib import Path
 from builder.errors import PalletError
 from builder.lifecycle.process import PROCESS_DIR
 from builder.lifecycle.rootfs import resolve_in_root, unpack_image
-from builder.lifecycle.sandbox import BwrapSandbox, Step, ensure_in_docker, run_container
+from builder.lifecycle.sandbox import BwrapSandbox, Publish, Step, ensure_in_docker, run_container
 from builder.oci.model import RunConfig
 
 DEFAULT_PORT = 8080
+#: ``--network`` choices: the app's own namespace (default), the host's, or loopback only.
+NETWORKS = ("private", "host", "none")
 #: What Docker gives a container whose image sets no PATH.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -38,12 +43,13 @@ class RunError(PalletError):
 @dataclass(frozen=True)
 class RunRequest:
     """What ``pallet run`` was asked: a process type (else the entrypoint), ``PORT``, extra
-    environment, and arguments that replace the image's (None: keep them)."""
+    environment, arguments that replace the image's (None: keep them), and the network."""
 
     process: str | None = None
     port: int = DEFAULT_PORT
     env: dict[str, str] = field(default_factory=dict)
     args: tuple[str, ...] | None = None
+    network: str = "private"
 
 
 # -- the step (computed from the config and the rootfs) -------------------------------------
@@ -124,8 +130,10 @@ def step_for(config: RunConfig, rootfs: Path, request: RunRequest) -> Step:
             have = ", ".join(types) if types else f"none: no {PROCESS_DIR}, so it was not built with buildpacks"
             raise RunError(f"the image has no process type {request.process!r} (it has: {have})")
     uid, gid, home = resolve_user(config.user, rootfs)
+    private = request.network == "private"
     return Step(argv=command_for(config, request), env=environment_for(config, request, home),
-                cwd=config.working_dir or "/", uid=uid, gid=gid, network=True)
+                cwd=config.working_dir or "/", uid=uid, gid=gid, network=request.network != "none",
+                own_network=private, publish=(Publish(request.port, request.port),) if private else ())
 
 
 # -- running -------------------------------------------------------------------------------
@@ -159,9 +167,14 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
 
 
 def docker_options(request: RunRequest) -> dict:
-    """How the container is created: host network, PORT and ``--env`` over the image's env,
+    """How the container is created: the network asked (``private``: the engine's bridge, PORT
+    published on 127.0.0.1), PORT and ``--env`` over the image's env,
     ``/cnb/process/PROCESS`` as the entrypoint when asked, arguments as the cmd."""
-    create: dict = {"network_mode": "host", "environment": {"PORT": str(request.port), **request.env}}
+    create: dict = {"environment": {"PORT": str(request.port), **request.env}}
+    if request.network == "private":
+        create["ports"] = {f"{request.port}/tcp": ("127.0.0.1", request.port)}
+    else:
+        create["network_mode"] = request.network
     if request.process:
         create["entrypoint"] = [f"{PROCESS_DIR}/{request.process}"]
         create["command"] = list(request.args or ())

@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
 from builder.errors import NotFoundError, PalletError
+from builder.lifecycle.netns import NetworkError, Pasta, find_pasta
 from builder.lifecycle.rootfs import Resolved, in_use, resolve_in_root
 
 if TYPE_CHECKING:
@@ -125,7 +126,21 @@ class Step:
     uid: int
     gid: int
     binds: tuple[Bind, ...] = ()
+    #: Network access at all. Where: the host's network (builds: their proxy and trust store
+    #: are the host's), or, with ``own_network``, a network namespace of the step's own whose
+    #: outside traffic goes through pasta, with ``publish`` ports forwarded from the host.
     network: bool = True
+    own_network: bool = False
+    publish: tuple["Publish", ...] = ()
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A TCP port of the step's own network reachable on the host at ``host_ip:host_port``."""
+
+    host_port: int
+    port: int
+    host_ip: str = "127.0.0.1"
 
 
 class Sandbox(Protocol):
@@ -266,9 +281,41 @@ def _mount_args(real: Real, mount: Mount) -> list[str]:
     return [*perms, f"--{mount.kind}", dest]
 
 
-def bwrap_command(rootfs: Path, step: Step, *, ca: Path | None, bwrap: str = "bwrap",
-                  info_fd: int | None = None, environ: dict[str, str] | None = None) -> list[str]:
-    """The whole bubblewrap command line for ``step`` over ``rootfs``."""
+#: Kernel interfaces a step may read but never change. bubblewrap covers /proc/bus and
+#: /proc/irq itself, but /proc/sys only when its directory is writable, which it never is:
+#: its files are, for host root (uid 0 keeps that power with no capability at all).
+PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/fs", "/proc/acpi", "/proc/scsi", "/proc/asound")
+#: Hidden, as Docker and runc hide them: kernel memory, keys, timers.
+PROC_MASKED = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+               "/proc/sched_debug")
+
+
+@functools.lru_cache(maxsize=None)
+def proc_cover_args() -> tuple[str, ...]:
+    """Arguments that make this kernel's sensitive ``/proc`` entries read-only or empty (after
+    ``--proc``), one bind each (a mount is what a step's start-up costs). Computed once: which
+    entries exist is the kernel's business, not the image's. The host's ``/proc/sys`` is the
+    same files as the sandbox's: a sysctl shows the network namespace of whoever reads it."""
+    args: list[str] = []
+    for path in PROC_READ_ONLY:
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    for path in PROC_MASKED:
+        if os.path.exists(path):
+            args += ["--ro-bind", "/dev/null", path]
+    return tuple(args)
+
+
+def bwrap_options(rootfs: Path, step: Step, *, ca: Path | None, info_fd: int | None = None,
+                  block_fd: int | None = None, environ: dict[str, str] | None = None) -> list[str]:
+    """bubblewrap's options for ``step`` over ``rootfs`` (what goes between ``bwrap`` and ``--``).
+
+    Containment holds even when pallet runs as root, where the user namespace maps the step's
+    uid to host root: the step has no capability at all (``--cap-drop ALL``; a root step in
+    its own network keeps only binding ports below 1024 there), so it cannot remount, and
+    nothing it can reach is writable but ``/tmp`` and its writable binds: the image, the host
+    files bound in, ``/proc/sys`` and the rest of ``PROC_READ_ONLY`` are read-only mounts.
+    """
     mounts = [Mount("proc", "/proc"), Mount("dev", "/dev"), Mount("tmpfs", "/tmp", perms=0o1777)]
     if step.network:
         for name in ("/etc/resolv.conf", "/etc/hosts"):
@@ -280,17 +327,40 @@ def bwrap_command(rootfs: Path, step: Step, *, ca: Path | None, bwrap: str = "bw
     for bind in step.binds:
         mounts.append(Mount("bind" if bind.writable else "ro-bind", bind.target, Path(bind.source)))
     env = {**step.env, **network_env(ca is not None, environ)}
-    cmd = [bwrap, *mount_args(rootfs, mounts)]
-    cmd += ["--unshare-user", "--uid", str(step.uid), "--gid", str(step.gid),
-            "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
-    if not step.network:
-        cmd.append("--unshare-net")
-    cmd += ["--chdir", step.cwd, "--clearenv"]
+    opts = [*mount_args(rootfs, mounts), *proc_cover_args()]
+    opts += ["--unshare-user", "--uid", str(step.uid), "--gid", str(step.gid),
+             "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    if step.uid == 0 and step.own_network:
+        opts += ["--cap-add", "CAP_NET_BIND_SERVICE"]  # checked against its own network's namespace only
+    if not step.network or step.own_network:
+        opts.append("--unshare-net")
+    opts += ["--chdir", step.cwd, "--clearenv"]
     for key, value in env.items():
-        cmd += ["--setenv", key, value]
+        opts += ["--setenv", key, value]
     if info_fd is not None:
-        cmd += ["--info-fd", str(info_fd)]
-    return [*cmd, "--", *step.argv]
+        opts += ["--info-fd", str(info_fd)]
+    if block_fd is not None:
+        opts += ["--block-fd", str(block_fd)]
+    return opts
+
+
+def bwrap_command(rootfs: Path, step: Step, *, ca: Path | None, bwrap: str = "bwrap",
+                  info_fd: int | None = None, environ: dict[str, str] | None = None) -> list[str]:
+    """The whole bubblewrap command line for ``step`` over ``rootfs``, as one list (for tests
+    and ``--debug``; ``BwrapSandbox.run`` passes the options through a file descriptor)."""
+    return [bwrap, *bwrap_options(rootfs, step, ca=ca, info_fd=info_fd, environ=environ), "--", *step.argv]
+
+
+def args_fd(options: list[str]) -> int:
+    """A memory file holding ``options`` NUL-separated, for bubblewrap's ``--args FD``: the
+    step's environment (``--env`` values, proxy credentials) is on no command line that
+    ``ps`` shows. The caller closes it."""
+    fd = os.memfd_create("pallet-bwrap-args", os.MFD_CLOEXEC)
+    data = memoryview(b"".join(os.fsencode(arg) + b"\0" for arg in options))
+    while data:
+        data = data[os.write(fd, data):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 # -- running it -----------------------------------------------------------------------------
@@ -302,7 +372,7 @@ def _preflight(bwrap: str, euid: int) -> str | None:
     probe = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-user",
              "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--", "true"]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, env={})
     except OSError as exc:
         return exc.strerror or str(exc)
     if done.returncode == 0:
@@ -429,20 +499,30 @@ class BwrapSandbox:
             raise SandboxError(f"working directory {step.cwd} does not exist in the image or its binds")
 
     def run(self, step: Step, on_output: OutputFn | None = None) -> int:
+        """Run ``step``. bubblewrap starts with an empty environment and its options (the
+        step's environment among them) in a memory file, never on a command line; so neither
+        ``ps`` nor the sandbox's ``/proc/1/environ`` shows anything of ours or of the step's."""
         self._bwrap = self._bwrap or find_bwrap()
         self._check(step)
+        pasta = find_pasta() if step.own_network else None
         read_fd, write_fd = os.pipe()
+        block_r, block_w = os.pipe() if pasta else (None, None)
         with in_use(self.rootfs):
+            options = args_fd(bwrap_options(self.rootfs, step, ca=self.ca, info_fd=write_fd, block_fd=block_r))
             try:
-                cmd = self.command(step, info_fd=write_fd)
                 proc = subprocess.Popen(
-                    cmd, pass_fds=(write_fd,), process_group=0,  # terminal signals reach only us
+                    [self._bwrap, "--args", str(options), "--", *step.argv],
+                    pass_fds=tuple(fd for fd in (write_fd, options, block_r) if fd is not None),
+                    env={}, process_group=0,  # terminal signals reach only us
                     stdin=subprocess.DEVNULL if on_output else None,
                     stdout=subprocess.PIPE if on_output else None,
                     stderr=subprocess.STDOUT if on_output else None)
             finally:
-                os.close(write_fd)
+                for fd in (write_fd, options, block_r):
+                    if fd is not None:
+                        os.close(fd)
             child: list[int] = []  # the sandbox's pid 1 (host pid), session and group leader
+            network: Pasta | None = None
 
             def deliver(signum: int) -> None:
                 if child:
@@ -455,15 +535,31 @@ class BwrapSandbox:
                     info = _read_info(read_fd)
                     if "child-pid" in info:
                         child.append(int(info["child-pid"]))
+                    if pasta and child:
+                        # The step waits (--block-fd) until its network is up.
+                        network = Pasta(pasta, child[0], step.publish)
+                        try:
+                            network.wait_ready(lambda: supervisor.received is not None)
+                        except NetworkError:
+                            proc.kill()
+                            raise
+                    if block_w is not None:
+                        os.write(block_w, b"1")
+                        os.close(block_w)
+                        block_w = None
                     if on_output is not None:
                         assert proc.stdout is not None
                         pump_lines(proc.stdout, on_output)
                     code = proc.wait()
             finally:
                 os.close(read_fd)
+                if block_w is not None:
+                    os.close(block_w)
                 if proc.poll() is None:
                     proc.kill()  # --die-with-parent takes the sandbox with it
                     proc.wait()
+                if network is not None:
+                    network.stop()
                 if proc.stdout is not None:
                     proc.stdout.close()
         supervisor.check()

@@ -1,0 +1,131 @@
+"""A sandbox's own network: pasta (from passt, what rootless Podman uses) connects the network
+namespace bubblewrap made for a step to the outside, and forwards published ports.
+
+What the step gets: outside traffic through pasta's user-mode stack (addresses and routes
+copied from the host), and each ``Publish`` as a port on the host's loopback. What it does
+not get: the host's loopback services (``-T none -U none``: nothing in the namespace is
+forwarded to the host's ports; ``--no-map-gw``: the gateway address is not the host either),
+nor any port it opens that was not published (``-t none`` otherwise, no ``auto``).
+
+pasta runs as our child in the foreground, killed when the step ends, and by the kernel
+(``setpriv --pdeathsig``) if pallet dies first: an old pasta does not notice its namespace is
+gone and would keep the published ports. Readiness: pasta writes its pid file once it has set
+the namespace up; the file is a FIFO we read, so no polling of the file system.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+from typing import Callable
+
+from builder.errors import PalletError
+
+
+#: ioctl on a namespace file: the user namespace that owns it (linux/nsfs.h, _IO(0xb7, 0x1)).
+NS_GET_USERNS = 0xB701
+
+
+class NetworkError(PalletError):
+    """The step's own network cannot be set up (no pasta, or pasta failed)."""
+
+
+def find_pasta() -> str:
+    path = shutil.which("pasta")
+    if path is None:
+        raise NetworkError("pasta is not installed (Debian/Ubuntu: apt-get install passt); it gives the app "
+                           "its own network namespace. Or share the host's: --network host")
+    return path
+
+
+def pasta_command(pasta: str, netns: str, userns: str, publish: tuple, pid_file: str, *, euid: int) -> list[str]:
+    """pasta's command line for the network namespace ``netns`` owned by ``userns`` (pure)."""
+    cmd = [pasta, "--foreground", "--quiet", "--config-net", "--pid", pid_file]
+    for port in publish:
+        cmd += ["--tcp-ports", f"{port.host_ip}/{port.host_port}:{port.port}"]
+    if not publish:
+        cmd += ["--tcp-ports", "none"]
+    cmd += ["--udp-ports", "none", "--tcp-ns", "none", "--udp-ns", "none", "--no-map-gw"]
+    if euid == 0:
+        # As root, pasta would switch to nobody before joining the sandbox's namespaces, which
+        # nobody may not do. It still drops every capability and isolates itself.
+        cmd += ["--runas", "0:0"]
+    cmd += ["--netns", netns, "--userns", userns]
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+
+
+class Pasta:
+    """pasta attached to a running sandbox's network; ``stop`` when the step is done."""
+
+    def __init__(self, pasta: str, pid: int, publish: tuple) -> None:
+        # The namespaces by file descriptor, not by pid: the step's process may by now be in
+        # a user namespace nested in the one that owns its network (bubblewrap makes one when
+        # the step's uid is not the first namespace's), and a pid can be reused.
+        self._ns: list[int] = []
+        try:
+            self._ns.append(os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+            self._ns.append(fcntl.ioctl(self._ns[0], NS_GET_USERNS))
+        except OSError as exc:
+            self._close_ns()
+            raise NetworkError(f"cannot find the sandbox's network namespace: {exc.strerror or exc}") from None
+        netns, userns = (f"/proc/self/fd/{fd}" for fd in self._ns)  # pasta's own, inherited
+        self._dir = tempfile.mkdtemp(prefix="pallet-net-")
+        fifo = os.path.join(self._dir, "pid")
+        os.mkfifo(fifo, 0o600)
+        self._read = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self._hold = os.open(fifo, os.O_WRONLY)  # no EOF before pasta writes: select waits
+        self._log = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(pasta_command(pasta, netns, userns, publish, fifo, euid=os.geteuid()),
+                                         stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                         env={}, process_group=0, pass_fds=tuple(self._ns))
+        except OSError as exc:
+            self.stop()
+            raise NetworkError(f"cannot start pasta: {exc.strerror or exc}") from None
+
+    def wait_ready(self, interrupted: Callable[[], bool]) -> None:
+        """Return once the namespace is configured; NetworkError (pasta's words) if it failed."""
+        data = b""
+        while not data.endswith(b"\n"):
+            if interrupted():
+                return
+            ready, _, _ = select.select([self._read], [], [], 0.05)
+            if ready:
+                data += os.read(self._read, 64)
+            elif self.proc.poll() is not None:
+                raise NetworkError(f"pasta could not set up the app's network ({self._why()}); "
+                                   "or share the host's: --network host")
+
+    def _why(self) -> str:
+        self._log.seek(0)
+        lines = [line.strip() for line in self._log.read().decode(errors="replace").splitlines()]
+        noise = ("Failed to send", "Don't run as root")
+        useful = [line for line in lines if line and not line.startswith(noise)]
+        return useful[-1] if useful else f"exit code {self.proc.returncode}"
+
+    def stop(self) -> None:
+        proc = getattr(self, "proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for fd in (self._read, self._hold):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._log.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        self._close_ns()
+
+    def _close_ns(self) -> None:
+        while self._ns:
+            os.close(self._ns.pop())
