@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APT_PACKAGES=(docker.io docker-registry skopeo umoci busybox-static mmdebstrap bubblewrap zstd pigz gnupg
-              ca-certificates git uidmap musl-tools curl)
+              ca-certificates git uidmap musl-tools curl passt)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

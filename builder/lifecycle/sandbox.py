@@ -5,8 +5,10 @@ streaming its output (stdout and stderr merged, line by line) to a callback, or 
 go straight to our own stdout/stderr. Two sandboxes, one contract:
 
 - ``BwrapSandbox``: no daemon. bubblewrap over a root filesystem unpacked from the image
-  (``builder.lifecycle.rootfs``), in new user, pid, ipc (and, without network, net)
-  namespaces. Needs unprivileged user namespaces when not root.
+  (``builder.lifecycle.rootfs``), in new user, pid, ipc (and, without network or with a
+  network of its own, net) namespaces, with no capabilities. Needs unprivileged user
+  namespaces when not root. A step with ``own_network`` reaches out through pasta
+  (``builder.lifecycle.netns``), its ``publish`` ports on the host's loopback.
 - ``DockerSandbox``: the same step in a container of the image, through the Docker engine.
 
 What a step sees, in both:
@@ -19,7 +21,10 @@ What a step sees, in both:
   with ``SSL_CERT_FILE``, ``PIP_CERT``, ``REQUESTS_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS`` and
   ``GIT_SSL_CAINFO`` pointing at it. These win over the step's own values: they describe the
   machine, which a build cannot know. The host's ``/etc/resolv.conf`` and ``/etc/hosts`` are
-  mounted read-only when the step has network (it shares the host's).
+  mounted read-only when the step has network.
+- nothing of pallet's own environment: bubblewrap starts with an empty one, and gets its
+  options, the step's variables among them, through a file descriptor (``--args``), so
+  neither ``ps`` nor the sandbox's ``/proc/1/environ`` shows them.
   None of this is under ``/layers`` or ``/workspace``, so none of it can land in a layer.
 
 Signals and terminals: while a step runs, SIGINT, SIGTERM and SIGHUP sent to pallet (Ctrl-C
@@ -47,7 +52,9 @@ running pallet, and no one else. So files that user owns (the whole rootfs when 
 unpacked as non-root; for root, everything root owns) appear owned by the step's uid, files
 of other owners appear as ``nobody``, and files the step writes to a writable bind are owned,
 on the host, by the user running pallet. (Docker runs the step as the real uid instead: there
-a writable bind must be writable by that uid on the host.)
+a writable bind must be writable by that uid on the host.) So as root a step is host uid 0:
+what contains it is having no capability (``--cap-drop ALL``: no remount, no mount) and every
+host path it can reach being a read-only mount, ``/proc/sys`` included (see ``bwrap_options``).
 """
 
 from __future__ import annotations
