@@ -424,8 +424,8 @@ def test_unpacker_killed_mid_way_leaves_nothing_behind(small_image, tmp_path):
         from builder.oci.image import load_image
         from builder.oci.stores.layout import LayoutStore
         real = unpack.Unpacker.apply
-        def slow(self, stream):
-            real(self, stream)
+        def slow(self, stream, **kw):
+            real(self, stream, **kw)
             print("applied", flush=True)
             time.sleep(60)
         unpack.Unpacker.apply = slow
