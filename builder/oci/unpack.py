@@ -16,6 +16,10 @@ How that is kept:
   the way is removed first (not followed), and files are created with ``O_EXCL|O_NOFOLLOW``;
 - hard links are made with ``linkat`` without following, to a target resolved the same way.
 
+Layers are read through ``builder.oci.layerread.LayerTar``, so ``apply`` returns only after the
+blob is verified to its last byte, and no member may declare more than its blob could hold; what
+was written before a failure is unverified and the caller throws it away (``rootfs`` does).
+
 Whiteouts (OCI image-spec "layer.md"): ``.wh.NAME`` deletes NAME as left by lower layers;
 ``.wh..wh..opq`` empties its directory of what lower layers put there. Entries of the layer
 being applied are never deleted by its own whiteouts, whatever their order in the tar.
