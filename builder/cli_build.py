@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import re
@@ -121,7 +122,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     build_image, run_image, run_name = _images(args)
     proof: dict[str, Any] = {}
-    with open_store(dst, _options(args)) as store:
+    with open_store(dst, _options(args)) as store, _cache_image(args) as cache_image:
+        options.cache_image = cache_image
         detected, exported = run_build(options, build_image, run_image, run_name, store,
                                        dst.tag or refs.DEFAULT_TAG, cache_name=str(dst.with_tag(None)))
         if finish is not None:
@@ -144,6 +146,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         print(printed)
     return 0
+
+
+@contextlib.contextmanager
+def _cache_image(args: argparse.Namespace):
+    """``--cache-image REF`` opened (a registry, an OCI layout: any store), or None."""
+    if not getattr(args, "cache_image", None):
+        if getattr(args, "cache_image_readonly", False):
+            raise UsageError("--cache-image-readonly needs --cache-image REF")
+        yield None
+        return
+    from builder.cli import _options
+    from builder.lifecycle.cacheimage import CacheImageRef
+    from builder.oci import reference as refs
+    from builder.oci.stores import open_store
+
+    ref = refs.parse(args.cache_image)
+    if ref.digest:
+        raise UsageError(f"--cache-image {args.cache_image}: name a tag, not a digest")
+    with open_store(ref, _options(args)) as store:
+        yield CacheImageRef(store, ref.tag or refs.DEFAULT_TAG, readonly=args.cache_image_readonly)
 
 
 def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_image, run_image, run_name: str,
@@ -197,6 +219,11 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     image_flags(p)
     p.add_argument("-t", "--tag", metavar="REF", help="where to write the image (default: the local store, "
                                                        "named after the source directory)")
+    p.add_argument("--cache-image", metavar="REF",
+                   help="keep the build cache and memo as an image in a registry (for runners that start "
+                        "empty): restored when this machine has none, updated after the build")
+    p.add_argument("--cache-image-readonly", action="store_true",
+                   help="restore from --cache-image but never write it (untrusted branches)")
     p.add_argument("--sign-key", metavar="KEY", help="sign the image, attest its SLSA provenance and attach its "
                                                      "SBOMs (cosign key; the image digest is unchanged)")
     p.add_argument("--builder-id", metavar="URI", help="the builder id the provenance names (a CI platform's "

@@ -47,6 +47,7 @@ class BuildOptions:
     executor: str | None = None   # None: chosen (executors.choose)
     ca_certs: Path | None = None
     output: Callable[[str], None] | None = None
+    cache_image: object | None = None   # cacheimage.CacheImageRef: the cache kept in a registry
 
 
 def builtin_registry() -> bpmod.Registry:
@@ -241,6 +242,24 @@ def _only_app_changed(data: dict, base: str, options: BuildOptions, run_image: I
 
 def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
               cache_name: str) -> tuple[DetectResult, ExportResult]:
+    """The build, with its cache restored from and saved to ``--cache-image`` when given."""
+    if options.cache_image is None:
+        return _run_build(options, build_image, run_image, run_name, dst, tag, cache_name)
+    from builder.lifecycle import cacheimage
+
+    say = options.output or _stderr
+    cache_root = options.cache_dir or default_cache_root()
+    build_dir = cache_root / "builds" / cache_key(cache_name)
+    memo_path = cache_root / "memo" / cache_key(cache_name)
+    if not build_dir.is_dir() and not memo_path.is_file():  # an empty machine
+        cacheimage.restore(options.cache_image, build_dir, memo_path, say)  # type: ignore[arg-type]
+    result = _run_build(options, build_image, run_image, run_name, dst, tag, cache_name)
+    cacheimage.save(options.cache_image, build_dir, memo_path, cache_root / "layers", say)  # type: ignore[arg-type]
+    return result
+
+
+def _run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
+               cache_name: str) -> tuple[DetectResult, ExportResult]:
     from builder.lifecycle import incremental
 
     say = options.output or _stderr
