@@ -115,7 +115,8 @@ class Prepared:
     work: Path
 
 
-def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: Path) -> Prepared:
+def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: Path,
+            packages: bool = True) -> Prepared:
     from builder.lifecycle.context import Context
     from builder.lifecycle.executors import choose, make_executor
     from builder.lifecycle.project import copy_source, read_project
@@ -126,6 +127,10 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     uid, gid = cnb_user(build_image)
     executor = make_executor(choose(options.executor), build_image, work, uid, gid, options.ca_certs)
     places = executor.places
+    if packages:  # the app's Debian packages (Aptfile): locked beside it first, so the lock is in the app
+        from builder.lifecycle import aptfile
+
+        aptfile.provide(options.source, build_image, run_image, places.platform_dir, options.output or _stderr)
     copy_source(options.source, places.app_dir, project)
     if executor.chown_writable:
         from builder.lifecycle.executors import _chown_tree
@@ -154,7 +159,7 @@ def run_detect(options: BuildOptions, build_image: Image, run_image: Image) -> D
     from builder.lifecycle.detect import detect
 
     with tempfile.TemporaryDirectory(prefix="pallet-detect-", dir=_tmp_root(options)) as tmp:
-        prepared = prepare(options, build_image, run_image, Path(tmp))
+        prepared = prepare(options, build_image, run_image, Path(tmp), packages=False)
         prepared.ctx.explain = True
         return detect(prepared.groups, prepared.ctx)
 

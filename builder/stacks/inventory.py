@@ -21,6 +21,20 @@ STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d/"
 DOC = "usr/share/doc/"
 _ANCESTORS = {"usr", "usr/share", "usr/share/doc", "var", "var/lib", "var/lib/dpkg", "var/lib/dpkg/status.d"}
+#: A buildpack layer that holds Debian packages (an Aptfile's, ``pallet/apt``) records them as
+#: distroless images do, under its own root: ``layers/BP/LAYER/var/lib/dpkg/status.d/NAME``,
+#: with the copyright files at ``layers/BP/LAYER/usr/share/doc/NAME/copyright``.
+_LAYER_ROOT = re.compile(r"^(layers/[^/]+/[^/]+/)(var/lib/dpkg/status\.d/[^/]+|usr/share/doc/[^/]+/copyright)$")
+
+
+def is_status_path(path: str) -> bool:
+    """A file of dpkg's records: the status file, or one of status.d (the image's or a layer's)."""
+    if path.endswith(".md5sums"):
+        return False
+    if path == STATUS or path.startswith(STATUS_D):
+        return True
+    m = _LAYER_ROOT.match(path)
+    return bool(m and m.group(2).startswith(STATUS_D))
 
 
 def parse_paragraphs(text: str) -> list[dict[str, str]]:
@@ -121,19 +135,23 @@ def inventory(files: dict[str, bytes], links: dict[str, str] | None = None) -> l
     to another package's (``libgcc-s1`` -> ``gcc-12-base``), whose copyright then applies.
     """
     links = links or {}
-    status_texts = []
+    status_texts = []  # (root the package's files are under, text)
     if STATUS in files:
-        status_texts.append(files[STATUS].decode("utf-8", "replace"))
+        status_texts.append(("", files[STATUS].decode("utf-8", "replace")))
     for path in sorted(files):
-        if path.startswith(STATUS_D) and not path.endswith(".md5sums"):
-            status_texts.append(files[path].decode("utf-8", "replace"))
+        if path != STATUS and is_status_path(path):
+            m = _LAYER_ROOT.match(path)
+            status_texts.append((m.group(1) if m else "", files[path].decode("utf-8", "replace")))
     packages: dict[tuple[str, str], InstalledPackage] = {}
-    for text in status_texts:
+    roots: dict[tuple[str, str], str] = {}
+    for root, text in status_texts:
         for p in installed_packages(text):
             packages[(p.name, p.arch)] = p
+            roots[(p.name, p.arch)] = root
     out = []
     for p in sorted(packages.values(), key=lambda p: (p.name, p.arch)):
-        data = _copyright(files, links, p.name)
+        root = roots[(p.name, p.arch)]
+        data = files.get(f"{root}{DOC}{p.name}/copyright") if root else _copyright(files, links, p.name)
         licenses = copyright_licenses(data.decode("utf-8", "replace")) if data is not None else ()
         out.append(InstalledPackage(p.name, p.version, p.arch, p.source, p.source_version, licenses))
     return out
@@ -164,7 +182,7 @@ def _resolve(link_path: str, target: str) -> str:
 
 
 def is_inventory_path(path: str) -> bool:
-    if path == STATUS or path.startswith(STATUS_D):
+    if path == STATUS or path.startswith(STATUS_D) or _LAYER_ROOT.match(path):
         return True
     if path.startswith(DOC):
         rest = path[len(DOC):].split("/")

@@ -183,7 +183,7 @@ def inventory_of(files: dict[str, layerfiles.Found], *, digest: str, name: str, 
     links = {p: f.target for p, f in files.items() if f.kind == layerfiles.LINK and f.target}
     where: dict[tuple[str, str], str] = {}
     for path in sorted(data):
-        if path == dpkg.STATUS or (path.startswith(dpkg.STATUS_D) and not path.endswith(".md5sums")):
+        if dpkg.is_status_path(path):
             for p in dpkg.installed_packages(data[path].decode("utf-8", "replace")):
                 where[(p.name, p.arch)] = "/" + path
     distro_id = distro.id if distro else "debian"
