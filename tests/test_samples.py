@@ -66,7 +66,7 @@ def _check_layers(sample: str, home, ref: str) -> None:  # noqa: ANN001
 
 #: samples whose tests live elsewhere (they need another stack than bookworm, or the stack choice)
 COVERED_ELSEWHERE = {"python-bot": "test_python_apps", "python-313": "test_python_apps",
-                     "python-poetry-scripts": "test_python_apps"}
+                     "python-poetry-scripts": "test_python_apps", "python-aptfile": "test_aptfile"}
 
 
 def test_every_sample_is_covered():
