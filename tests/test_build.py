@@ -162,8 +162,9 @@ def test_no_buildpack_detects(tmp_path, home):
     assert built.returncode == 1 and "no buildpack group passed detection" in built.stderr
     assert "no Procfile" in built.stderr and "Traceback" not in built.stderr
     as_json = json.loads(pallet("detect", str(app), "--stack", TINY, "--json", env=home, check=False).stdout)
-    # The last group of the built-in order is the Procfile buildpack alone.
-    assert as_json["passed"] is False and as_json["trials"][-1]["buildpacks"][0]["output"] == ["no Procfile"]
+    # The last group of the built-in order is the Procfile buildpack (after the optional Aptfile one).
+    last = {b["id"]: b["output"] for b in as_json["trials"][-1]["buildpacks"]}
+    assert as_json["passed"] is False and last == {"pallet/apt": ["no Aptfile"], "pallet/procfile": ["no Procfile"]}
 
 
 def _copy_bp(tmp_path: Path) -> Path:

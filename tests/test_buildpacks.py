@@ -302,7 +302,7 @@ def test_node_lockfile_errors(tmp_path, files, message):
 def test_builtin_buildpacks_declare_their_inputs_and_order():
     import tomllib
 
-    for name in ("python", "nodejs", "go", "static", "procfile"):
+    for name in ("apt", "python", "nodejs", "go", "static", "procfile"):
         data = tomllib.loads((BUILDPACKS / name / "buildpack.toml").read_text())
         assert data["api"] == "0.10" and data["buildpack"]["id"] == f"pallet/{name}"
         assert isinstance(data["metadata"]["pallet"]["inputs"], list)
@@ -310,11 +310,11 @@ def test_builtin_buildpacks_declare_their_inputs_and_order():
             assert os.access(BUILDPACKS / name / "bin" / exe, os.X_OK)
     order = tomllib.loads((BUILDPACKS / "order.toml").read_text())["order"]
     assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
-        [("pallet/python", False), ("pallet/procfile", True)],
-        [("pallet/go", False), ("pallet/procfile", True)],
-        [("pallet/nodejs", False), ("pallet/procfile", True)],
-        [("pallet/static", False), ("pallet/procfile", True)],
-        [("pallet/procfile", False)],
+        [("pallet/apt", True), ("pallet/python", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/go", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/static", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/procfile", False)],
     ]
 
 
