@@ -341,7 +341,7 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--advisories", metavar="PATH",
                    help="OSV records (a directory of .json, or a .zip as osv.dev publishes them): report "
                         "each advisory affecting each image, and whether a rebase or a rebuild fixes it")
-    p.add_argument("--jobs", type=int, default=4, help="images read at once (default 4)")
+    p.add_argument("--jobs", type=int, default=8, help="images read at once (default 8)")
     p.add_argument("--package", metavar="NAME")
     p.add_argument("--below", metavar="VERSION")
     p.set_defaults(func=cmd_audit)

@@ -205,18 +205,21 @@ class PackageReader:
 
     def read(self, store: Store, digest: str) -> tuple[list[Any], str, bool]:
         """(packages as ``advisories.Installed``, where the list came from, has a run image)."""
+        return self.read_image(load_image(store, digest))
+
+    def read_image(self, image: Any) -> tuple[list[Any], str, bool]:
         from builder.supply.advisories import Installed
 
-        image = load_image(store, digest)
+        store = image.store
         base = self._base_count(image)
         listed: list[sbom.Listed] | None = None
         where = "computed"
-        for candidate in dict.fromkeys([digest, image.digest]):
-            for fmt in ("cyclonedx", "spdx"):
-                found = sbom.find_sbom(store, candidate, fmt) if listed is None else None
-                if found is not None:
-                    data, ref = found
-                    listed, where = sbom.listed_packages(data, fmt), f"attached ({fmt}, {ref})"
+        candidates = [image.index.digest, image.digest] if image.index is not None else [image.digest]
+        for candidate in candidates:
+            found = _attached_sbom(store, candidate) if listed is None else None
+            if found is not None:
+                data, fmt, ref = found
+                listed, where = sbom.listed_packages(data, fmt), f"attached ({fmt}, {ref})"
         if base is not None:
             base_key = tuple(d.digest for d, _ in image.layers()[:base])
             with self._lock_for(("keys",) + base_key):
@@ -264,8 +267,34 @@ class AdvisoryEntry:
                 "findings": [f.to_json() for f in self.findings]}
 
 
+def _attached_sbom(store: Store, digest: str) -> tuple[bytes, str, str] | None:
+    """(document, format, "referrer sha256:...") of the SBOM attached to ``digest``, CycloneDX
+    first: the referrers are listed once and only the chosen document is fetched."""
+    from builder.errors import PalletError
+    from builder.oci.model import Manifest
+
+    try:
+        listed = store.referrers(digest)
+    except PalletError:
+        return None
+    for fmt in ("cyclonedx", "spdx"):
+        for ref in listed:
+            if ref.artifact_type != sbom.FORMATS[fmt]:
+                continue
+            try:
+                desc, data = store.get_manifest(ref.digest)
+                manifest = Manifest.from_bytes(data, desc.media_type)
+                if manifest.subject is None or manifest.subject.digest != digest or not manifest.layers:
+                    continue
+                return store.get_blob(manifest.layers[0]), fmt, f"referrer {ref.digest}"
+            except PalletError:
+                continue
+    return None
+
+
 def audit_advisories(store: Store, ref: Reference, index: Any, reader: PackageReader) -> AdvisoryEntry:
-    """The advisories of ``index`` that affect the image ``ref`` names."""
-    digest = store.resolve(ref.ref).digest
-    packages, where, has_run = reader.read(store, digest)
+    """The advisories of ``index`` that affect the image ``ref`` names (resolved once)."""
+    image = load_image(store, ref.ref)
+    digest = image.index.digest if image.index is not None else image.digest
+    packages, where, has_run = reader.read_image(image)
     return AdvisoryEntry(ref.at_digest(digest), digest, where, has_run, index.match(packages))
