@@ -73,6 +73,9 @@ def test_matching_is_pure():
     assert matching(listed, "openssl", below="3.0.11-1~deb12u2") == []
     assert [m.version for m in matching(listed, "openssl", below="3.0.13-1~deb12u1")] == ["3.0.11-1~deb12u2"]
     assert [m.name for m in matching(listed, "flask")] == ["Flask"]
+    # each ecosystem in its own order: PEP 440 puts 3.0.3 after 3.0.3rc1, dpkg's order would not
+    assert matching(listed, "flask", below="3.0.3rc1") == []
+    assert [m.version for m in matching(listed, "flask", below="3.0.10")] == ["3.0.3"]
 
 
 def test_audit_across_images(registry, tmp_path, capsys):

@@ -254,6 +254,21 @@ def test_dsse_envelope_is_as_cosign_writes_it(tmp_path):
     assert doc["signatures"][0]["keyid"] == "" and list(doc["signatures"][0]) == ["keyid", "sig"]
     assert env == json.dumps(doc, separators=(",", ":")).encode()
     assert base64.b64decode(doc["payload"], validate=True) == b'{"a":1}'
+    # the signature itself as in cosign's own signatures (tests/fixtures/cosign, made by cosign):
+    # standard base64 of an ASN.1 DER ECDSA-P256 (r, s) pair, over SHA-256
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    from tests.cli import ROOT
+
+    fixture = json.loads((ROOT / "tests/fixtures/cosign/dir-img-cosign-valid/signature-1.json").read_text())
+    theirs = base64.b64decode(fixture["annotations"]["dev.cosignproject.cosign/signature"], validate=True)
+    ours = base64.b64decode(doc["signatures"][0]["sig"], validate=True)
+    for sig in (theirs, ours):
+        r, s_ = decode_dss_signature(sig)
+        assert 0 < r < 2 ** 256 and 0 < s_ < 2 ** 256 and sig[0] == 0x30
+    assert keys.verify(keys.read_public_key(ROOT / "tests/fixtures/cosign/cosign.pub").key, theirs,
+                       base64.b64decode(fixture["payload_base64"]))
+    assert keys.verify(key.public_key(), ours, dsse.pae(dsse.INTOTO_PAYLOAD_TYPE, b'{"a":1}'))
 
 
 def test_the_same_claim_is_attested_once(registry, tmp_path):

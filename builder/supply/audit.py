@@ -1,8 +1,8 @@
 """``pallet audit``: which images contain a package (below a version), read from their SBOMs.
 
 Each image's attached SBOM is read (CycloneDX, else SPDX); an image without one has its SBOM
-computed from its layers. Versions compare in Debian order (``debversion``), which also orders
-the dotted versions of the other ecosystems sensibly.
+computed from its layers. Versions compare in each package's ecosystem order (``versions``:
+dpkg's, PEP 440, semver).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from builder.oci.image import load_image
 from builder.oci.reference import Reference
 from builder.oci.stores.base import Store
 from builder.stacks import inventory as dpkg
-from builder.supply import debversion, purl as purlmod, sbom
+from builder.supply import purl as purlmod, sbom
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,24 @@ def _same_name(listed: sbom.Listed, wanted: str) -> bool:
     return False
 
 
+def _below(p: sbom.Listed, version: str) -> bool:
+    """Whether the package is older than ``version`` in its ecosystem's order (``versions``);
+    a version that order cannot place counts as older, so that it is listed, not hidden."""
+    from builder.supply import versions
+
+    try:
+        return versions.compare(versions.ecosystem_of_purl(p.purl) or "deb", p.version, version) < 0
+    except versions.InvalidVersion:
+        return True
+
+
 def matching(listed: list[sbom.Listed], name: str, below: str | None = None) -> list[Match]:
     """The packages called ``name`` (older than ``below``, if given), deduplicated. Pure."""
     out: dict[tuple[str, str, str], Match] = {}
     for p in listed:
         if not _same_name(p, name):
             continue
-        if below is not None and debversion.compare(p.version, below) >= 0:
+        if below is not None and _below(p, below) is False:
             continue
         out[(p.name, p.version, p.purl)] = Match(p.name, p.version, p.purl)
     return sorted(out.values(), key=lambda m: (m.name, m.purl))
