@@ -272,7 +272,11 @@ def _audit_advisories(args: argparse.Namespace) -> int:
                          f"in the {f.location}")
     if not args.json:
         _note(f"{index.advisories} advisories, {len(args.refs)} image(s): {len(entries)} affected")
-    _emit(args, {"advisories": {"path": args.advisories, "count": index.advisories},
+        if index.skipped_ecosystems:
+            _note("not matched (ecosystems pallet's SBOMs do not hold): " + ", ".join(
+                f"{n} for {eco}" for eco, n in sorted(index.skipped_ecosystems.items())))
+    _emit(args, {"advisories": {"path": args.advisories, "count": index.advisories,
+                                "notMatched": dict(sorted(index.skipped_ecosystems.items()))},
                  "images": [e.to_json() for e in entries],
                  "clean": [e.reference for e in clean]}, "\n".join(lines))
     return 0

@@ -187,12 +187,14 @@ def test_audit_says_what_is_affected_and_what_fixes_it(registry, tmp_path, capsy
     flaskonly = push(apps, [app_layer()], tag="flaskonly", base=clean_run,
                      annotations={**base_note, "org.opencontainers.image.base.digest": clean_run.digest})
     adv = tmp_path / "osv"
-    write_records(adv, PAM, PAM_13, FLASK, OPENSSL_NOFIX)
+    alpine = record("ALPINE-CVE-1", "Alpine:v3.19", "pam", {"introduced": "0"}, {"fixed": "9"})
+    write_records(adv, PAM, PAM_13, FLASK, OPENSSL_NOFIX, alpine)
     refs = [f"docker://{registry.host}/{app_repo}:{t}" for t in ("web", "plain", "flaskonly")]
 
     assert main(["audit", *refs, "--advisories", str(adv), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["advisories"]["count"] == 4 and report["clean"] == []
+    assert report["advisories"]["count"] == 5 and report["clean"] == []
+    assert report["advisories"]["notMatched"] == {"Alpine:v3.19": 1}  # said, never silently dropped
     by_ref = {e["reference"]: e for e in report["images"]}
     assert set(by_ref) == {f"{refs[0]}@{web.digest}", f"{refs[1]}@{plain.digest}", f"{refs[2]}@{flaskonly.digest}"}
     web_entry = by_ref[f"{refs[0]}@{web.digest}"]
