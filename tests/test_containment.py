@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.lifecycle.netns import pasta_command
+from builder.lifecycle.netns import NetworkError, pasta_command
 from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, bwrap_options
 from tests.cli import ROOT, pallet, popen
 from tests.test_run import make_image
@@ -334,3 +334,26 @@ def test_non_root_pallet_contains_a_root_image_too(tmp_path):
         assert not (rootfs / "bin" / "planted").exists()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_network_that_fails_to_come_up_stops_the_step_before_it_starts(tmp_path, monkeypatch):
+    """The step waits for pasta; when pasta fails, the waiting sandbox is killed, not let go
+    (it would run the step without its parent, which bubblewrap cannot yet notice)."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "pasta").write_text("#!/bin/sh\necho 'Failed to open tun socket in namespace' >&2\nexit 1\n")
+    (fake / "pasta").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    rootfs = hostile_rootfs(tmp_path / "rootfs")
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = f"/out/ran-{os.getpid()}-{time.monotonic_ns()}"
+    step = Step(argv=("sh", "-c", f"sleep 1; touch {marker}"), env={"PATH": "/bin"}, cwd="/", uid=1000, gid=1000,
+                binds=(Bind(out, "/out", writable=True),), own_network=True, publish=(Publish(18099, 8080),))
+    with pytest.raises(NetworkError, match=r"^pasta could not set up the app's network \(Failed to open tun "):
+        BwrapSandbox(rootfs, ca_certs=None).run(step)
+    deadline = time.monotonic() + 60  # a sandbox left behind holds its command line: wait until none does
+    while [cmd for cmd in _cmdlines().values() if marker.encode() in cmd]:
+        assert time.monotonic() < deadline, "the sandbox is still there"
+        time.sleep(0.05)
+    assert not list(out.iterdir())

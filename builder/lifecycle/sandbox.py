@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
 from builder.errors import NotFoundError, PalletError
-from builder.lifecycle.netns import NetworkError, Pasta, find_pasta
+from builder.lifecycle.netns import Pasta, find_pasta
 from builder.lifecycle.rootfs import Resolved, in_use, resolve_in_root
 
 if TYPE_CHECKING:
@@ -545,14 +545,13 @@ class BwrapSandbox:
                     if pasta and child:
                         # The step waits (--block-fd) until its network is up.
                         network = Pasta(pasta, child[0], step.publish)
-                        try:
-                            network.wait_ready(lambda: supervisor.received is not None)
-                        except NetworkError:
-                            proc.kill()
-                            raise
-                    if block_w is not None:
+                        network.wait_ready(lambda: supervisor.received is not None)
+                    if block_w is not None and supervisor.received is None:
                         os.write(block_w, b"1")
                         os.close(block_w)
+                        block_w = None
+                    elif block_w is not None:
+                        _kill_blocked(child, block_w)
                         block_w = None
                     if on_output is not None:
                         assert proc.stdout is not None
@@ -561,7 +560,7 @@ class BwrapSandbox:
             finally:
                 os.close(read_fd)
                 if block_w is not None:
-                    os.close(block_w)
+                    _kill_blocked(child, block_w)
                 if proc.poll() is None:
                     proc.kill()  # --die-with-parent takes the sandbox with it
                     proc.wait()
@@ -571,6 +570,20 @@ class BwrapSandbox:
                     proc.stdout.close()
         supervisor.check()
         return code
+
+
+def _kill_blocked(child: list[int], block_w: int) -> None:
+    """Stop a sandbox whose step never started (it waits on ``--block-fd``): killed first, as
+    it would otherwise run the step once the pipe closes. It does not die with its parent
+    yet: bubblewrap sets that up just before the step starts. (So if pallet itself is killed
+    in the instant pasta takes to start, the step runs orphaned, without network, and
+    ``--die-with-parent`` cannot stop it; nothing else we know of can.)"""
+    if child:
+        try:
+            os.kill(child[0], signal.SIGKILL)  # the namespace's pid 1: all of it goes
+        except ProcessLookupError:
+            pass
+    os.close(block_w)
 
 
 def _is_dir_in_sandbox(rootfs: Path, binds: tuple[Bind, ...], path: str) -> bool:
