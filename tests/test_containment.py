@@ -31,7 +31,7 @@ from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, bwrap_o
 from tests.cli import ROOT, pallet, popen
 from tests.test_run import make_image
 
-APPLETS = ("sh", "cat", "echo", "id", "grep", "mount", "umount", "unshare", "touch", "sleep", "nc", "tr", "env",
+APPLETS = ("sh", "cat", "echo", "id", "grep", "mount", "umount", "unshare", "touch", "sleep", "nc", "tr", "env", "httpd", "mkdir",
            "find", "awk", "test", "[")
 CAP_NET_BIND_SERVICE = 1 << 10
 
@@ -357,3 +357,15 @@ def test_a_network_that_fails_to_come_up_stops_the_step_before_it_starts(tmp_pat
         assert time.monotonic() < deadline, "the sandbox is still there"
         time.sleep(0.05)
     assert not list(out.iterdir())
+
+
+def test_a_root_app_still_binds_a_low_port_in_its_own_network(tmp_path, env):
+    """The one capability kept: a root image listening on port 80, as many do, in its own
+    network only (the host's needs root's capabilities in the host's namespace)."""
+    _needs_pasta()
+    script = ('mkdir -p /tmp/www && echo low-port > /tmp/www/i && httpd -p 80 -h /tmp/www && '
+              'nc 127.0.0.1 80 <<EOF\nGET /i HTTP/1.0\n\nEOF\n')
+    image = hostile_image(tmp_path, "lowport", script)
+    assert pallet("run", image, env=env).stdout.splitlines()[-1] == "low-port"
+    done = pallet("run", image, "--network", "host", env=env, check=False)  # root or not: no privilege there
+    assert done.returncode != 0 and "bind: Permission denied" in done.stderr
