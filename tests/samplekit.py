@@ -101,7 +101,7 @@ def wait_http(port: int, path: str = "/", *, timeout: float = 60, alive=lambda: 
 
 @contextlib.contextmanager
 def pallet_run(home: Home, ref: str, port: int, *extra: str) -> Iterator[subprocess.Popen[str]]:
-    """``pallet run REF -p PORT`` (daemonless, host network) for the duration of the block."""
+    """``pallet run REF -p PORT`` (daemonless, its own network, PORT published) for the duration of the block."""
     proc = popen("run", ref, "-p", str(port), *extra, env=home.env)
     try:
         yield proc
