@@ -280,7 +280,7 @@ def test_stale_lock_and_vanished_versions_are_clear_errors(tiny: Built, tmp_path
     env = Env(tmp_path / "env")
     proc = env.pallet("stack", "build", str(stack), "--no-cache", check=False)
     assert proc.returncode == 1
-    assert "no longer resolves" in proc.stderr and "jq:amd64=0.0.1-gone" in proc.stderr
+    assert "is stale: the mirror no longer has" in proc.stderr and "jq:amd64=0.0.1-gone" in proc.stderr
     assert env.local_tags() == []
 
 
