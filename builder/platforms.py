@@ -51,12 +51,13 @@ def is_native(platform: Platform) -> bool:
     return (platform.os, platform.architecture) == (host.os, host.architecture)
 
 
-def emulation_entry(arch: str, binfmt_dir: Path = BINFMT_DIR) -> tuple[bool, str]:
+def emulation_entry(arch: str, binfmt_dir: Path | None = None) -> tuple[bool, str]:
     """(usable, why not) for running ``arch`` programs here through binfmt_misc.
 
     The entry must be enabled and have the F flag (the interpreter opened when registered), so
     that it also works inside a sandbox whose root file system has no QEMU binary.
     """
+    binfmt_dir = BINFMT_DIR if binfmt_dir is None else binfmt_dir
     name = QEMU_BINFMT.get(arch)
     if name is None:
         return False, f"no QEMU emulator is known for {arch}"
