@@ -180,9 +180,15 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
     from builder.platforms import parse_platforms
 
     platforms = parse_platforms(args.platform)
-    if args.sign_key and len(platforms) > 1:
-        raise UsageError("--sign-key with several platforms is not supported yet: build, then "
-                         "`pallet sign` the index digest")
+    finish = None
+    if args.sign_key:
+        if len(platforms) > 1:
+            raise UsageError("--sign-key with several platforms is not supported yet: build, then "
+                             "`pallet sign` the index digest")
+        from builder.supply.cli_hooks import build_finisher
+
+        finish = build_finisher(args.sign_key)
+    started = datetime.datetime.now(datetime.timezone.utc)
     _choose_stack(args)
 
     def images_for(platform):
@@ -192,6 +198,11 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
     with open_store(dst, _options(args)) as store:
         result = build_platforms(options, platforms, images_for, store, dst.tag or refs.DEFAULT_TAG,
                                  cache_name=str(dst.with_tag(None)))
+        proof: dict[str, Any] = {}
+        if finish is not None:  # one platform: its image, signed and attested as any build
+            b = result.builds[0]
+            proof = finish(store, _facts(args, options, dst, b.exported.descriptor.digest, b.detected, b.build_image,
+                                         b.run_image, b.run_name, started))
     printed = dst.at_digest(result.descriptor.digest)
     if args.json:
         print(json.dumps({
@@ -205,6 +216,7 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
                               for p in b.exported.processes],
                 "defaultProcess": b.exported.default_process,
             } for b in result.builds],
+            **({"supplyChain": proof} if proof else {}),
         }, indent=2, sort_keys=True))
     else:
         print(printed)

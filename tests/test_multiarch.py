@@ -247,3 +247,28 @@ def test_rebased_index_is_signed_once_on_the_index(home: dict[str, str], runs: d
     digest = out.stdout.strip().split("@")[1]
     verified = pallet("verify", f"signed:a@{digest}", "--key", str(pub), env=home, check=False)
     assert verified.returncode == 0, verified.stderr
+
+
+def test_one_foreign_platform_gives_its_own_image_signed_and_attested(home: dict[str, str], tmp_path: Path) -> None:
+    app = arch_app(tmp_path / "app")
+    secret = {**home, "PALLET_PASSWORD": "pw"}
+    pallet("keygen", "--output-key-prefix", str(tmp_path / "k"), env=secret)
+    out = json.loads(pallet("build", str(app), "-t", "arm:1", "--stack", str(STACK), "--buildpack", str(HELLO_BP),
+                            "--buildpack", "pallet/procfile", "--platform", "linux/arm64", "--json",
+                            "--cache-dir", str(tmp_path / "cache"), "--sign-key", str(tmp_path / "k.key"),
+                            env=secret, timeout=3600).stdout)
+    assert out["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [p["platform"] for p in out["platforms"]] == ["linux/arm64/v8"] and out["supplyChain"]
+    assert inspect("arm:1", home, "--platform", "linux/arm64")["digest"] == out["digest"]
+    verified = pallet("verify", out["reference"], "--key", str(tmp_path / "k.pub"), env=home, check=False)
+    assert verified.returncode == 0, verified.stderr
+    # no amd64 image in it: running it here is emulated, and says so
+    assert pallet("run", "arm:1", "arch", env=home).stdout.strip() == "aarch64"
+
+
+def test_a_stack_without_the_platform_says_how_to_add_it(home: dict[str, str], tmp_path: Path) -> None:
+    app = arch_app(tmp_path / "app")
+    proc = pallet("build", str(app), "-t", "nope:1", "--stack", str(ROOT / "stacks" / "tiny.toml"), "--buildpack",
+                  str(HELLO_BP), "--platform", "linux/arm64", env=home, check=False, timeout=3600)
+    assert proc.returncode != 0
+    assert "no linux/arm64 images to build with" in proc.stderr and "architectures" in proc.stderr

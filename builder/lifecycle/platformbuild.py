@@ -47,13 +47,31 @@ def platform_cache_name(cache_name: str, platform: Platform) -> str:
     return f"{cache_name}@{platform.os}/{platform.architecture}"
 
 
+def _check_platform(kind: str, image: "Image", platform: Platform) -> None:
+    """A plain manifest (no index) is taken whatever platform is asked for: say so if it is another."""
+    from builder.oci.image import platform_matches
+
+    cfg = image.config
+    have = Platform(cfg.os or "linux", cfg.architecture or "", cfg.variant)
+    if not platform_matches(platform, have):
+        raise PalletError(f"no {platform.os}/{platform.architecture} images to build with: the {kind} image "
+                          f"{image.digest} is {have.os}/{have.architecture} only (add the architecture to the "
+                          "stack file's `architectures`, lock and build it)")
+
+
 def build_platforms(options: "BuildOptions", platforms: list[Platform], images_for: ImagesFor, dst, tag: str,
                     cache_name: str) -> MultiBuild:
     from builder.lifecycle.compose import platform_index
     from builder.lifecycle.pipeline import run_build
 
+    from builder.lifecycle.executors import choose
+    from builder.platforms import is_native
+
     for platform in platforms:  # before any work: a missing emulator fails in a second
         require_runnable(platform)
+        if not is_native(platform) and choose(options.executor) == "in-place":
+            raise PalletError(f"the in-place executor runs buildpacks on this machine's own architecture, not "
+                              f"{platform.os}/{platform.architecture}: use --executor sandbox (QEMU) for it")
     builds: list[PlatformBuild] = []
     single = len(platforms) == 1
     for platform in platforms:
@@ -63,6 +81,8 @@ def build_platforms(options: "BuildOptions", platforms: list[Platform], images_f
             raise PalletError(f"no {platform.os}/{platform.architecture} images to build with: {exc} "
                               "(add the architecture to the stack file's `architectures`, lock and build it)"
                               ) from None
+        for kind, image in (("build", build_image), ("run", run_image)):
+            _check_platform(kind, image, platform)
         detected, exported = run_build(options, build_image, run_image, run_name, dst, tag if single else None,
                                        cache_name=platform_cache_name(cache_name, platform))
         builds.append(PlatformBuild(platform, detected, exported, build_image, run_image, run_name))
