@@ -272,3 +272,13 @@ def test_a_stack_without_the_platform_says_how_to_add_it(home: dict[str, str], t
                   str(HELLO_BP), "--platform", "linux/arm64", env=home, check=False, timeout=3600)
     assert proc.returncode != 0
     assert "no linux/arm64 images to build with" in proc.stderr and "architectures" in proc.stderr
+
+
+def test_sbom_per_platform_names_that_platforms_packages(built: dict, home: dict[str, str]) -> None:
+    for arch in ("amd64", "arm64"):
+        doc = json.loads(pallet("sbom", "multi:1", "--platform", f"linux/{arch}", env=home).stdout)
+        purls = [c.get("purl", "") for c in doc["components"]]
+        bash = [p for p in purls if p.startswith("pkg:deb/debian/bash@")]
+        assert len(bash) == 1 and f"arch={arch}" in bash[0]
+        other = "amd64" if arch == "arm64" else "arm64"
+        assert not any(f"arch={other}" in p for p in purls)
