@@ -180,7 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(process=args.process, port=args.port, env=_kv(args.env, "--env", from_env=True),
                          args=tuple(args.args) if args.args is not None else None, network=args.network)
     try:
-        return run_image(args.ref, request, docker=args.docker, options=_options(args))
+        from builder.oci.model import Platform
+
+        platform = Platform.parse(args.platform) if args.platform else None
+        return run_image(args.ref, request, docker=args.docker, options=_options(args), platform=platform)
     except Interrupted as exc:
         print("pallet: interrupted", file=sys.stderr)
         return exc.exit_code
@@ -292,6 +295,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                    help="set an environment variable; a bare K takes pallet's own value (kept off the command line)")
     p.add_argument("--docker", action="store_true",
                    help="run it in the Docker engine instead (docker run --rm)")
+    p.add_argument("--platform", help="OS/ARCH[/VARIANT] to pick from an index (default: this machine's; "
+                                      "a foreign one runs under QEMU)")
     p.set_defaults(func=cmd_run, args=None)
 
     import importlib

@@ -114,6 +114,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     dst = refs.parse(args.tag or default_tag(options.source))
     if dst.digest:
         raise UsageError(f"-t {args.tag}: name a tag, not a digest")
+    if getattr(args, "platform", None):
+        return _build_platforms(args, options, dst)
     finish = None
     if args.sign_key:  # read the key (and ask its password) before any work is done
         from builder.supply.cli_hooks import build_finisher
@@ -166,6 +168,59 @@ def _cache_image(args: argparse.Namespace):
         raise UsageError(f"--cache-image {args.cache_image}: name a tag, not a digest")
     with open_store(ref, _options(args)) as store:
         yield CacheImageRef(store, ref.tag or refs.DEFAULT_TAG, readonly=args.cache_image_readonly)
+
+
+def _build_platforms(args: argparse.Namespace, options, dst) -> int:
+    """``--platform``: a build per platform (``builder.lifecycle.platformbuild``), one index."""
+    from builder.cli import _options
+    from builder.lifecycle.images import resolve_images
+    from builder.lifecycle.platformbuild import build_platforms
+    from builder.oci import reference as refs
+    from builder.oci.stores import open_store
+    from builder.platforms import parse_platforms
+
+    platforms = parse_platforms(args.platform)
+    finish = None
+    if args.sign_key:
+        if len(platforms) > 1:
+            raise UsageError("--sign-key with several platforms is not supported yet: build, then "
+                             "`pallet sign` the index digest")
+        from builder.supply.cli_hooks import build_finisher
+
+        finish = build_finisher(args.sign_key)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    _choose_stack(args)
+
+    def images_for(platform):
+        return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,
+                              options=_options(args), locked=getattr(args, "locked", False), platform=platform)
+
+    with open_store(dst, _options(args)) as store:
+        result = build_platforms(options, platforms, images_for, store, dst.tag or refs.DEFAULT_TAG,
+                                 cache_name=str(dst.with_tag(None)))
+        proof: dict[str, Any] = {}
+        if finish is not None:  # one platform: its image, signed and attested as any build
+            b = result.builds[0]
+            proof = finish(store, _facts(args, options, dst, b.exported.descriptor.digest, b.detected, b.build_image,
+                                         b.run_image, b.run_name, started))
+    printed = dst.at_digest(result.descriptor.digest)
+    if args.json:
+        print(json.dumps({
+            "reference": printed, "digest": result.descriptor.digest, "mediaType": result.descriptor.media_type,
+            "stack": args.stack,
+            "platforms": [{
+                "platform": str(b.platform), "digest": b.exported.descriptor.digest,
+                "buildImage": b.build_image.digest, "runImage": b.run_image.digest,
+                "buildpacks": [{"id": bp.id, "version": bp.version} for bp in b.detected.group],
+                "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args)}
+                              for p in b.exported.processes],
+                "defaultProcess": b.exported.default_process,
+            } for b in result.builds],
+            **({"supplyChain": proof} if proof else {}),
+        }, indent=2, sort_keys=True))
+    else:
+        print(printed)
+    return 0
 
 
 def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_image, run_image, run_name: str,
@@ -228,6 +283,9 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
                                                      "SBOMs (cosign key; the image digest is unchanged)")
     p.add_argument("--builder-id", metavar="URI", help="the builder id the provenance names (a CI platform's "
                                                        "own, e.g. its workflow URI; default: pallet's local builder)")
+    p.add_argument("--platform", metavar="OS/ARCH[,OS/ARCH]",
+                   help="build for these platforms (linux/amd64, linux/arm64; a foreign one runs its build "
+                        "image under QEMU): one gives its image, several an index of one image each")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("detect", parents=[common()], help="show which buildpacks would build an app, and why",

@@ -165,7 +165,9 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     ref, store = _open(args.ref, args)
     with store:
         digest = store.resolve(ref.ref).digest
-        image = load_image(store, digest)
+        from builder.oci.model import Platform
+
+        image = load_image(store, digest, Platform.parse(args.platform) if args.platform else None)
         found = None
         if not args.attach:
             for candidate in dict.fromkeys([digest, image.digest]):
@@ -324,6 +326,7 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=["cyclonedx", "spdx"], default="cyclonedx")
     p.add_argument("--attach", action="store_true",
                    help="compute the SBOM and attach it (both formats) as referrers of the image")
+    p.add_argument("--platform", help="OS/ARCH[/VARIANT] to pick from an index (default: this machine's)")
     p.set_defaults(func=cmd_sbom)
 
     p = sub.add_parser("promote", parents=[common()], help="copy a verified image with its signatures, by digest",

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from builder.errors import PalletError, UsageError
 from builder.lifecycle.compose import app_part_of, compose, NotBuildpacksImage
+from builder.oci import mediatypes as mt
 from builder.oci import mutate
 from builder.oci import reference as refs
 from builder.oci.copy import CopyStats, copy_blobs
@@ -139,6 +140,10 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
                          "copy it into a store first")
     store = open_store(ref, options)
     try:
+        top, top_data = store.get_manifest(ref.ref)
+        if mt.is_index(top.media_type):
+            return rebase_index(ref, store, top, top_data, new_run, options=options, force=force,
+                                dry_run=dry_run, sign=sign)
         app = load_image(store, ref.ref)
         try:
             old_packages = None
@@ -192,6 +197,100 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
                        changes=changes)
     finally:
         store.close()
+
+
+def run_for_platform(new_run: RunImage, platform) -> RunImage:  # noqa: ANN001
+    """The new run image's manifest for ``platform``: from its index when it was given one; a
+    single manifest serves only its own platform."""
+    from builder.oci.image import platform_matches
+    from builder.oci.model import Platform
+
+    image = new_run.image
+    if image.index is not None:
+        return RunImage(load_image(image.store, image.index.digest, platform), new_run.name)
+    cfg = image.config
+    if platform_matches(platform, Platform(cfg.os or "linux", cfg.architecture or "", cfg.variant)):
+        return new_run
+    raise RefusedError(f"the new run image {new_run.name} is one {cfg.os}/{cfg.architecture} image, "
+                       f"not an index with a {platform} one")
+
+
+def rebase_index(ref: refs.Reference, store, top, top_data: bytes, new_run: RunImage, *,  # noqa: ANN001
+                 options: StoreOptions, force: bool = False, dry_run: bool = False,
+                 sign: Callable[..., None] | None = None) -> Outcome:
+    """A multi-platform app image: each platform's manifest rebased onto the new run image's
+    manifest for that platform, the index composed again by ``compose.platform_index`` (the
+    function the build uses, so the invariant holds for the index digest), then signed once
+    (the index) and tagged last. All platforms or none: one refusal refuses the index."""
+    from builder.errors import NotFoundError
+    from builder.lifecycle.compose import platform_index
+    from builder.oci.digest import sha256
+    from builder.oci.image import Image
+    from builder.oci.model import Index
+
+    index = Index.from_bytes(top_data, top.media_type)
+    plans = []
+    reasons: list[str] = []
+    changes: dict[str, Any] = {}
+    for child in index.manifests:
+        if child.platform is None or not mt.is_manifest(child.media_type):
+            return Outcome(str(ref), REFUSED, old_digest=top.digest,
+                           reason=f"cannot rebase it: index entry {child.digest} is not a platform's image")
+        child_desc, child_data = store.get_manifest(child.digest)
+        app = Image(store, child_desc, child_data, index=top)
+        try:
+            run = run_for_platform(new_run, child.platform)
+        except (RefusedError, NotFoundError) as exc:
+            return Outcome(str(ref), REFUSED, old_digest=top.digest, reason=f"{child.platform}: {exc}")
+        part_run = json.loads(app.config.config.labels.get("io.buildpacks.lifecycle.metadata", "{}")).get(
+            "runImage", {})
+        old_packages = _old_packages(part_run, options) if part_run.get("reference") else None
+        why, what = compatibility(app.config, run.image.config, old_packages, packages_of(run.image.config))
+        reasons += [f"{child.platform}: {r}" for r in why]
+        if what:
+            changes[str(child.platform)] = what
+        try:
+            manifest, config_bytes, _ = rebased(app, run)
+        except NotBuildpacksImage as exc:
+            return Outcome(str(ref), REFUSED, old_digest=top.digest, reason=f"cannot rebase it: {exc}")
+        plans.append((child.platform, app, run, manifest, config_bytes))
+    if reasons and not force:
+        return Outcome(str(ref), REFUSED, old_digest=top.digest,
+                       reason="; ".join(reasons) + " (--force to rebase anyway)", changes=changes)
+    new_index = platform_index([(mt_desc(m), p) for p, _, _, m, _ in plans])
+    new_digest = sha256(new_index.to_bytes())
+    if new_digest == top.digest:
+        return Outcome(str(ref), UP_TO_DATE, digest=top.digest, old_digest=top.digest, changes=changes)
+    changes["runImage"] = {"name": new_run.name, "to": {str(p): r.image.digest for p, _, r, _, _ in plans}}
+    if dry_run:
+        changes["manifests"] = {str(p): _digest(m) for p, _, _, m, _ in plans}
+        return Outcome(str(ref), WOULD_REBASE, digest=new_digest, old_digest=top.digest, changes=changes)
+    if not store.preserves_digests:
+        raise UsageError(f"{ref}: {store.description} cannot hold an index; rebase it in a registry or layout")
+    for platform, app, run, manifest, config_bytes in plans:
+        copy_blobs(run.image.store, store, list(run.image.manifest.layers))
+        store.put_blob_bytes(config_bytes, manifest.config.media_type)
+        desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
+        _refresh_sbom(store, app, desc.digest, run)
+    desc = store.put_manifest(new_index.to_bytes(), new_index.media_type)
+    if sign is not None:
+        sign(store, str(ref), desc.digest, RebaseRecord(original=top.digest,
+                                                       new_run=(new_run.image.index.digest if new_run.image.index
+                                                                else new_run.image.digest, new_run.name),
+                                                       old_run=None))
+    tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
+    if tag:
+        store.tag(tag, desc, new_index.to_bytes())
+    return Outcome(str(ref.with_tag(tag) if tag else ref), REBASED, digest=desc.digest, old_digest=top.digest,
+                   changes=changes)
+
+
+def mt_desc(manifest: Manifest):  # noqa: ANN201
+    """The descriptor a manifest will have once stored."""
+    from builder.oci.model import Descriptor
+
+    data = manifest.to_bytes()
+    return Descriptor(manifest.media_type, _digest(manifest), len(data))
 
 
 def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,

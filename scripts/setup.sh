@@ -4,7 +4,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APT_PACKAGES=(docker.io docker-registry skopeo umoci busybox-static mmdebstrap bubblewrap zstd pigz gnupg
-              ca-certificates git uidmap musl-tools curl passt)
+              ca-certificates git uidmap musl-tools curl passt
+              qemu-user-static binfmt-support arch-test gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -17,6 +18,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# arm64 builds and runs (QEMU through binfmt_misc, F flag): mount binfmt_misc and register the
+# emulator when we may; else say what is missing (amd64 work does not need it).
+if ! arch-test arm64 >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+        update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+    fi
+    if ! arch-test arm64 >/dev/null 2>&1; then
+        echo "setup: WARNING: this machine cannot run arm64 programs (binfmt_misc has no enabled" \
+             "qemu-aarch64 entry: /proc/sys/fs/binfmt_misc/qemu-aarch64); arm64 stacks, builds and" \
+             "runs will fail, and their tests with them. As root: mount -t binfmt_misc binfmt_misc" \
+             "/proc/sys/fs/binfmt_misc && update-binfmts --enable qemu-aarch64" >&2
+    fi
 fi
 
 VENV="${PALLET_VENV:-$ROOT/.venv}"

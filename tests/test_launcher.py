@@ -45,7 +45,8 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def make_launch_rootfs(root: Path, processes: list[Process] = PROCESSES, *, shell: bool = True) -> Path:
+def make_launch_rootfs(root: Path, processes: list[Process] = PROCESSES, *, shell: bool = True,
+                       arch: str = "amd64") -> Path:
     """A rootfs as pallet's exporter lays one out: busybox, the launcher, layers, processes."""
     if shell:
         (root / "bin").mkdir(parents=True)
@@ -88,7 +89,7 @@ def make_launch_rootfs(root: Path, processes: list[Process] = PROCESSES, *, shel
     _write(three / "env.launch" / "PATH.delim", ":")
     _write(three / "env.launch" / "worker" / "WORKER_ONLY", "w")
     # the launch layer: launcher, /cnb/process/<type>, /layers/config/processes/<type>
-    for entry in launch_entries(processes, LAYER_DIRS):
+    for entry in launch_entries(processes, LAYER_DIRS, arch):
         path = root / entry.path.lstrip("/")
         if entry.type == "dir":
             path.mkdir(parents=True, exist_ok=True)
@@ -175,9 +176,11 @@ def test_launcher_source_uses_the_python_constants():
     assert launch.DEFAULT_WORKING_DIR == procmod.WORKSPACE
 
 
-def test_committed_launcher_is_static_and_small():
-    data = launcher_binary("amd64")
+@pytest.mark.parametrize("arch,machine", [("amd64", 62), ("arm64", 183)])  # e_machine: EM_X86_64, EM_AARCH64
+def test_committed_launcher_is_static_and_small(arch, machine):
+    data = launcher_binary(arch)
     assert data[:4] == b"\x7fELF" and len(data) < 200_000
+    assert int.from_bytes(data[18:20], "little") == machine
     assert b"/lib/ld-" not in data and b"ld-linux" not in data  # no dynamic loader: static
     with pytest.raises(Exception):
         launcher_binary("riscv64")
@@ -191,6 +194,17 @@ def test_launcher_rebuilds_bit_for_bit(tmp_path):
     subprocess.run([str(LAUNCHER_DIR / "build.sh"), str(out)], check=True, timeout=300)
     assert out.read_bytes() == launcher_binary("amd64"), \
         "launcher.c changed without rebuilding: run builder/lifecycle/launcher/build.sh and commit the binary"
+
+
+@pytest.mark.slow
+def test_arm64_launcher_rebuilds_bit_for_bit(tmp_path):
+    if not shutil.which("aarch64-linux-gnu-gcc"):
+        pytest.skip("aarch64-linux-gnu-gcc not installed (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)")
+    out = tmp_path / "launcher"
+    subprocess.run([str(LAUNCHER_DIR / "build.sh"), str(out)], check=True, timeout=300,
+                   env={**os.environ, "ARCH": "arm64"})
+    assert out.read_bytes() == launcher_binary("arm64"), \
+        "launcher.c changed without rebuilding: run ARCH=arm64 builder/lifecycle/launcher/build.sh and commit it"
 
 
 # -- in the bwrap sandbox -------------------------------------------------------------------
@@ -207,6 +221,26 @@ def run_in_bwrap(rootfs: Path, argv: tuple[str, ...], env: dict[str, str] | None
         Step(argv=argv, env=dict(BASE_ENV, **(env or {})), cwd="/", uid=1000, gid=1000, network=False),
         lines.append)
     return code, lines
+
+
+@pytest.fixture(scope="module")
+def launch_rootfs_arm64(tmp_path_factory) -> Path:
+    """The same rootfs with the arm64 launcher (run by QEMU through binfmt; busybox stays amd64)."""
+    from tests.emulation import need_arm64
+
+    need_arm64()
+    return make_launch_rootfs(tmp_path_factory.mktemp("launch-arm64") / "rootfs", arch="arm64")
+
+
+def test_arm64_launcher_under_qemu_has_the_same_semantics(launch_rootfs_arm64):
+    code, lines = run_in_bwrap(launch_rootfs_arm64, ("/cnb/process/web",))
+    assert code == 0, lines
+    cwd, args, env = parse(lines)
+    assert cwd == "/workspace" and args == "default-arg"
+    check_web_env(env)
+    assert run_in_bwrap(launch_rootfs_arm64, ("/cnb/process/tool",)) == (0, ["hello-tool args=x"])
+    code, lines = run_in_bwrap(launch_rootfs_arm64, ("/cnb/process/broken",))
+    assert code == 127 and lines == [f'launcher (broken): command "no-such-command" not found in PATH={WEB_PATH}']
 
 
 def test_web_process_env_workdir_and_default_args_in_bwrap(launch_rootfs):

@@ -13,7 +13,7 @@ from typing import Any
 
 from builder.oci import mediatypes as mt
 from builder.oci import mutate
-from builder.oci.model import Descriptor, History, ImageConfig, Manifest, RunConfig
+from builder.oci.model import Descriptor, History, ImageConfig, Index, Manifest, Platform, RunConfig
 from builder.lifecycle.process import LAYERS, PROCESS_DIR, WORKSPACE
 
 LIFECYCLE_METADATA = "io.buildpacks.lifecycle.metadata"
@@ -125,3 +125,19 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
         lifecycle=lifecycle, created=config.created or mutate.rfc3339(mutate.source_date_epoch()),
     )
     return app, run_image
+
+
+def platform_index(children: list[tuple[Descriptor, Platform]]) -> Index:
+    """A multi-platform app image: one manifest per platform, as a pure function of the
+    platforms' manifests. Sorted by platform, so the order ``--platform`` named them in does
+    not change the digest; rebase of an index re-composes it with this same function."""
+
+    def order(child: tuple[Descriptor, Platform]) -> tuple[str, str, str]:
+        p = child[1]
+        return p.os, p.architecture, p.variant or ""
+
+    seen = [order(c) for c in children]
+    if len(set(seen)) != len(seen):
+        raise ValueError("two manifests for one platform")
+    return Index(manifests=tuple(replace(Descriptor(d.media_type, d.digest, d.size), platform=p)
+                                 for d, p in sorted(children, key=order)))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from builder.errors import NotFoundError, PalletError
 from builder.oci import reference as refs
 from builder.oci.image import Image, load_image
+from builder.oci.model import Platform
 from builder.oci.stores import StoreOptions, open_store
 from builder.resources import stacks_dir
 
@@ -40,37 +41,39 @@ def stack_for_app(source: Path) -> "Choice":
     return choose_stack(app_requests(source), shipped_offers(STACKS_DIR), DEFAULT_STACK)
 
 
-def _load(text: str, options: StoreOptions) -> Image:
+def _load(text: str, options: StoreOptions, platform: Platform | None = None) -> Image:
     ref = refs.parse(text)
     store = open_store(ref, options)
-    return load_image(store, ref.ref)
+    return load_image(store, ref.ref, platform)
 
 
 def resolve_images(stack: str | None, build_image: str | None, run_image: str | None,
-                   options: StoreOptions, locked: bool = False) -> tuple[Image, Image, str]:
-    """(build image, run image, the run image reference as it will be recorded).
+                   options: StoreOptions, locked: bool = False,
+                   platform: Platform | None = None) -> tuple[Image, Image, str]:
+    """(build image, run image, the run image reference as it will be recorded); from an index,
+    ``platform``'s manifests (default: this machine's).
 
     A stack whose lock the mirror has moved past is built with the mirror's current versions
     (and says so, every time, until the lock is updated), unless ``locked``.
     """
     if build_image is not None and run_image is not None:
-        return _load(build_image, options), _load(run_image, options), run_image
+        return _load(build_image, options, platform), _load(run_image, options, platform), run_image
     from builder.stacks import api  # built on first use, then from the local store
 
     path = stack_file(stack or DEFAULT_STACK)
     remembered = api.remembered_images(path, locked=locked)
     if remembered is not None:
         try:
-            return _resolved(remembered, build_image, run_image, options)
+            return _resolved(remembered, build_image, run_image, options, platform)
         except NotFoundError:
             pass  # the local store lost them: deliver them again
     images = api.stack_images(path, locked=locked)
     api.remember_images(path, images, locked=locked)
-    return _resolved(images, build_image, run_image, options)
+    return _resolved(images, build_image, run_image, options, platform)
 
 
 def _resolved(stack_refs: tuple[str, str], build_image: str | None, run_image: str | None,
-              options: StoreOptions) -> tuple[Image, Image, str]:
+              options: StoreOptions, platform: Platform | None = None) -> tuple[Image, Image, str]:
     build_ref = build_image or stack_refs[0]
     run_ref = run_image or stack_refs[1]
-    return _load(build_ref, options), _load(run_ref, options), run_ref
+    return _load(build_ref, options, platform), _load(run_ref, options, platform), run_ref

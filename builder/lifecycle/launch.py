@@ -36,7 +36,7 @@ from builder.lifecycle.process import LAUNCHER, PROCESS_CONFIG_DIR, PROCESS_DIR,
 
 FORMAT_MAGIC = "pallet-process-v1"
 DEFAULT_WORKING_DIR = "/workspace"
-ARCHES = ("amd64",)
+ARCHES = ("amd64", "arm64")
 
 #: The CNB process type syntax; also keeps a type usable as a file and symlink name.
 _TYPE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -210,7 +210,7 @@ def _from_memo(data: dict, options: BuildOptions, dst, tag: str) -> tuple[Detect
     if remembered is None:
         return None
     try:
-        current = dst.resolve(tag).digest
+        current = dst.resolve(tag).digest if tag is not None else desc.digest
     except NotFoundError:
         current = None
     if current != desc.digest:
@@ -245,9 +245,11 @@ def _only_app_changed(data: dict, base: str, options: BuildOptions, run_image: I
     return None if exported is None else (result, exported)
 
 
-def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
+def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str | None,
               cache_name: str) -> tuple[DetectResult, ExportResult]:
-    """The build, with its cache restored from and saved to ``--cache-image`` when given."""
+    """One platform's app image into ``dst`` (tagged ``tag``; untagged with None, as a
+    multi-platform build's manifests are until their index is tagged), with its cache restored
+    from and saved to ``--cache-image`` when given."""
     if options.cache_image is None:
         return _run_build(options, build_image, run_image, run_name, dst, tag, cache_name)
     from builder.lifecycle import cacheimage
@@ -263,7 +265,7 @@ def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_n
     return result
 
 
-def _run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,
+def _run_build(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str | None,
                cache_name: str) -> tuple[DetectResult, ExportResult]:
     from builder.lifecycle import incremental
 

@@ -140,8 +140,10 @@ def step_for(config: RunConfig, rootfs: Path, request: RunRequest) -> Step:
 
 
 def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=None,  # noqa: ANN001
-              cache_dir: Path | None = None) -> int:
+              cache_dir: Path | None = None, platform=None) -> int:  # noqa: ANN001
     """``pallet run REF``: the image ``ref`` names, from any store; the app's exit code.
+    From an index, ``platform``'s image (default: this machine's); a foreign one runs under
+    QEMU (``builder.platforms`` checks that it can, first).
 
     The image is read (and unpacked, or loaded into the engine) first; the store is closed
     before the app starts.
@@ -152,7 +154,8 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
 
     parsed = refs.parse(ref)
     with open_store(parsed, options) as store:
-        image = load_image(store, parsed.ref)
+        image = load_image(store, parsed.ref, platform)
+        _check_runnable(image)
         if docker:
             from builder.oci.stores.daemon import connect
 
@@ -164,6 +167,14 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
     if docker:
         return run_container(client, loaded, docker_options(request))
     return BwrapSandbox(rootfs).run(step)
+
+
+def _check_runnable(image) -> None:  # noqa: ANN001
+    from builder.oci.model import Platform
+    from builder.platforms import require_runnable
+
+    cfg = image.config
+    require_runnable(Platform(cfg.os or "linux", cfg.architecture or "amd64", cfg.variant))
 
 
 def docker_options(request: RunRequest) -> dict:

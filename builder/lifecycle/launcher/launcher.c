@@ -24,8 +24,8 @@
  * It is in every image, so it is small: 9 kB, where it was 55 kB linked with musl (stdio and
  * malloc alone were 30 kB; musl's start-up, which sets up TLS for errno, 1.5 kB; its string
  * functions, tuned for speed, 1 kB). So it uses no libc: it makes its few system calls itself
- * (one x86_64 block below: the syscall instruction and _start; another architecture needs its
- * own), writes messages with write(2), takes memory from a bump allocator that never frees (the
+ * (one block per architecture below, x86_64 and aarch64: the syscall instruction and _start),
+ * writes messages with write(2), takes memory from a bump allocator that never frees (the
  * process ends in execve), keeps the command's environment in an array of its own (what getenv
  * and setenv(NAME, VALUE, 1) would do), reads directories with getdents64, sorting them by
  * insertion (they hold a few entries), and has musl's strerror texts, the ones its messages
@@ -103,15 +103,16 @@ static void *mcpy(void *d, const void *s, size_t n) {
     return d;
 }
 
-/* -- the system: calls, errno, exit, strerror, the entry point (x86_64) -------------------- */
+/* -- the system: calls, errno, exit, strerror, the entry point (x86_64, aarch64) ---------- */
 
-#if !defined(__x86_64__)
-#error "the launcher's system calls are written for x86_64 (add the arch's syscall and _start)"
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "the launcher's system calls are written for x86_64 and aarch64 (add the arch's syscall and _start)"
 #endif
 
 static int err_no;  /* errno: set by a failed call, as the libc wrappers do */
 
 /* A system call; -1 with err_no set on failure. */
+#if defined(__x86_64__)
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
     register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
     long ret;
@@ -120,13 +121,30 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f) {
     if (ret < 0 && ret > -4096) { err_no = (int)-ret; return -1; }
     return ret;
 }
+#else /* aarch64: the number in x8, arguments and result in x0..x5, `svc 0` */
+static long sys6(long n, long a, long b, long c, long d, long e, long f) {
+    register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d, x4 __asm__("x4") = e, x5 __asm__("x5") = f;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory", "cc");
+    long ret = x0;
+    if (ret < 0 && ret > -4096) { err_no = (int)-ret; return -1; }
+    return ret;
+}
+#endif
 #define sys(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+/* access(2): aarch64 has only faccessat */
+#if defined(__x86_64__)
+#define access_path(path, mode) sys(SYS_access, path, mode, 0)
+#else
+#define access_path(path, mode) sys6(SYS_faccessat, AT_FDCWD, (long)(path), mode, 0, 0, 0)
+#endif
 
 static _Noreturn void exit_now(int code) {
     for (;;) sys(SYS_exit_group, code, 0, 0);
 }
 
-/* struct stat is the kernel's own layout on x86_64 */
+/* struct stat is the kernel's own layout on x86_64 and aarch64 (the generic one) */
 static int stat_path(const char *path, struct stat *st) {
     return (int)sys6(SYS_newfstatat, AT_FDCWD, (long)path, (long)st, 0, 0, 0);
 }
@@ -183,6 +201,7 @@ _Noreturn void launcher_start(long *sp) {
     char **argv = (char **)(sp + 1);
     exit_now(main(argc, argv, argv + argc + 1));
 }
+#if defined(__x86_64__)
 __asm__(".text\n"
         ".global _start\n"
         "_start:\n"
@@ -191,6 +210,17 @@ __asm__(".text\n"
         "\tand $-16, %rsp\n"
         "\tcall launcher_start\n"
         "\thlt\n");
+#else
+__asm__(".text\n"
+        ".global _start\n"
+        "_start:\n"
+        "\tmov x29, #0\n"           /* the outermost frame */
+        "\tmov x30, #0\n"
+        "\tmov x0, sp\n"            /* sp: launcher_start's argument */
+        "\tand sp, x0, #-16\n"
+        "\tbl launcher_start\n"
+        "\tbrk #0\n");
+#endif
 
 /* -- memory: a bump allocator on mmap'd chunks; nothing is freed (the process ends in execve) */
 
@@ -582,7 +612,7 @@ static void setup_env(const struct process *proc) {
 
 static char *find_command(const char *cmd, int *err) {
     *err = ENOENT;
-    if (schr(cmd, '/')) return sys(SYS_access, cmd, F_OK, 0) == 0 ? (char *)cmd : NULL;
+    if (schr(cmd, '/')) return access_path(cmd, F_OK) == 0 ? (char *)cmd : NULL;
     const char *path = env_get("PATH");
     if (!path) path = DEFAULT_PATH;
     /* each non-empty PATH element in turn (as strtok_r(path, ":") gives them: no empty ones) */
@@ -593,7 +623,7 @@ static char *find_command(const char *cmd, int *err) {
             char *candidate = join(copy(p, len), "/", cmd);
             struct stat st;
             if (stat_path(candidate, &st) == 0 && S_ISREG(st.st_mode)) {
-                if (sys(SYS_access, candidate, X_OK, 0) == 0) return candidate;
+                if (access_path(candidate, X_OK) == 0) return candidate;
                 *err = EACCES;
             }
         }

@@ -1,0 +1,127 @@
+"""What QEMU costs: arm64 vs amd64 on one amd64 machine, for the tiny two-platform stack and an app.
+
+    python bench/bench_multiarch.py [--runs 1] [--write]
+
+Stack: ``pallet stack build tests/stacks/tiny-multi.toml --no-cache --verbose`` in a private
+stack cache (the .deb files come from the machine's warm cache, so no download is timed); each
+architecture's "assembled and layered ARCH in N s" line is its time (both assemble the same
+package names from one lock; arm64's maintainer scripts run under QEMU through binfmt_misc).
+App: the hello buildpack plus a Procfile on that stack, ``pallet build --platform linux/amd64``
+vs ``--platform linux/arm64``, each with an empty build cache, rounds interleaved (the machine is
+shared). The Go buildpack's cross-compiled vs emulated build is not measured: no shipped stack
+has Go for arm64 yet. ``--write`` replaces the "## Multi-architecture" section of
+bench/RESULTS.md (other sections kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from builder.stacks.build import cache_root  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+STACK = ROOT / "tests" / "stacks" / "tiny-multi.toml"
+HELLO_BP = ROOT / "tests" / "buildpacks" / "hello"
+ASSEMBLED = re.compile(r"assembled and layered (\w+) in (\d+) s")
+
+
+def pallet(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "builder", *args], capture_output=True, text=True, env=full)
+    if proc.returncode != 0:
+        raise SystemExit(f"pallet {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+def stack_round(work: Path) -> dict[str, float]:
+    """Seconds per architecture of one from-scratch stack build."""
+    cache = work / "cache"
+    cache.mkdir(parents=True)
+    (cache / "debs").symlink_to(cache_root() / "debs")
+    env = {"PALLET_HOME": str(work / "home"), "PALLET_CACHE": str(cache)}
+    out = pallet("stack", "build", str(STACK), "--no-cache", "--verbose", "--refresh", env=env)
+    times = {arch: float(s) for arch, s in ASSEMBLED.findall(out.stderr)}
+    if set(times) != {"amd64", "arm64"}:
+        raise SystemExit(f"no per-architecture times in the stack build's output:\n{out.stderr}")
+    return times
+
+
+def app_round(work: Path, arch: str, env: dict[str, str]) -> float:
+    app = work / f"app-{arch}"
+    app.mkdir(parents=True)
+    (app / "hello.conf").write_text("Hi there\n")
+    (app / "Procfile").write_text("arch: uname -m\n")
+    start = time.perf_counter()
+    pallet("build", str(app), "-t", f"bench-{arch}:1", "--stack", str(STACK), "--buildpack", str(HELLO_BP),
+           "--buildpack", "pallet/procfile", "--platform", f"linux/{arch}", "--cache-dir", str(work / f"c-{arch}"),
+           env=env)
+    return time.perf_counter() - start
+
+
+def write_section(text: str) -> None:
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Multi-architecture\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        current = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", current)
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(current.rstrip("\n") + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--write", action="store_true", help="update the Multi-architecture section of RESULTS.md")
+    args = parser.parse_args()
+    stacks: dict[str, list[float]] = {"amd64": [], "arm64": []}
+    apps: dict[str, list[float]] = {"amd64": [], "arm64": []}
+    with tempfile.TemporaryDirectory(prefix="bench-multiarch-") as tmp:
+        home = {"PALLET_HOME": str(Path(tmp) / "apps-home")}
+        pallet("stack", "build", str(STACK), "--refresh", env=home)  # the images the app rounds use
+        for i in range(args.runs):
+            for arch, seconds in stack_round(Path(tmp) / f"stack-{i}").items():
+                stacks[arch].append(seconds)
+            for arch in (("amd64", "arm64") if i % 2 == 0 else ("arm64", "amd64")):
+                apps[arch].append(app_round(Path(tmp) / f"app-{i}", arch, home))
+            shutil.rmtree(Path(tmp) / f"stack-{i}", ignore_errors=True)
+    med = {k: {a: statistics.median(v) for a, v in d.items()} for k, d in (("stack", stacks), ("app", apps))}
+    load = os.getloadavg()[0]
+    lines = [
+        "## Multi-architecture",
+        "",
+        f"`python bench/bench_multiarch.py --runs {args.runs}` on {platform.machine()}, {os.cpu_count()} cores "
+        f"(shared; load average {load:.1f} at the end); arm64 under QEMU user emulation (binfmt_misc). Medians:",
+        "",
+        "| what | amd64 (native) | arm64 (QEMU) | ratio |",
+        "|---|---|---|---|",
+        f"| tiny-multi stack, one architecture assembled and layered from scratch | {med['stack']['amd64']:.0f} s "
+        f"| {med['stack']['arm64']:.0f} s | {med['stack']['arm64'] / med['stack']['amd64']:.1f}x |",
+        f"| hello + Procfile app on it, empty build cache | {med['app']['amd64']:.1f} s | {med['app']['arm64']:.1f} s "
+        f"| {med['app']['arm64'] / med['app']['amd64']:.1f}x |",
+        "",
+        "dpkg's maintainer scripts (perl, shell) dominate the stack's emulated time; a bash buildpack's "
+        "build is short, so the app ratio is mostly QEMU start-up per process. Not measured: the Go "
+        "buildpack cross-compiling natively vs emulated (no stack ships Go for arm64 yet).",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
