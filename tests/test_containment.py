@@ -369,3 +369,31 @@ def test_a_root_app_still_binds_a_low_port_in_its_own_network(tmp_path, env):
     assert pallet("run", image, env=env).stdout.splitlines()[-1] == "low-port"
     done = pallet("run", image, "--network", "host", env=env, check=False)  # root or not: no privilege there
     assert done.returncode != 0 and "bind: Permission denied" in done.stderr
+
+
+def test_kill_9_of_pallet_run_takes_the_app_and_its_network_along(tmp_path, env):
+    """The app dies with pallet (--die-with-parent), and so does pasta, which an old pasta
+    would not notice on its own: it would keep the published port open."""
+    _needs_pasta()
+    from tests.fixtures_registry import free_port
+
+    port = free_port()
+    marker = f"alive-{os.getpid()}-{time.monotonic_ns()}"
+    image = hostile_image(tmp_path, "killed", f'echo up; exec sleep 600 {marker}', user="1000:1000")
+    proc = popen("run", image, "-p", str(port), env=env)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        pasta = [pid for pid, cmd in _cmdlines().items() if cmd.split(b"\0")[0].endswith(b"pasta") and f"/{port}:".encode() in cmd]
+        assert pasta  # the app's network is up, forwarding its port
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while [cmd for pid, cmd in _cmdlines().items() if marker.encode() in cmd or pid in pasta]:
+            assert time.monotonic() < deadline, "the app or pasta outlived pallet"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # nobody holds the published port any more
