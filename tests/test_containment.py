@@ -379,12 +379,12 @@ def test_kill_9_of_pallet_run_takes_the_app_and_its_network_along(tmp_path, env)
 
     port = free_port()
     marker = f"alive-{os.getpid()}-{time.monotonic_ns()}"
-    image = hostile_image(tmp_path, "killed", f'echo up; exec sleep 600 {marker}', user="1000:1000")
+    image = hostile_image(tmp_path, "killed", f'echo up; sleep 600; echo {marker}', user="1000:1000")
     proc = popen("run", image, "-p", str(port), env=env)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "up\n"
         pasta = [pid for pid, cmd in _cmdlines().items() if cmd.split(b"\0")[0].endswith(b"pasta") and f"/{port}:".encode() in cmd]
-        assert pasta  # the app's network is up, forwarding its port
+        assert pasta, [c for c in _cmdlines().values() if b"pasta" in c]  # the app's network is up, forwarding its port
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 60

@@ -10,7 +10,7 @@ nor any port it opens that was not published (``-t none`` otherwise, no ``auto``
 pasta runs as our child in the foreground, killed when the step ends, and by the kernel
 (``setpriv --pdeathsig``) if pallet dies first: an old pasta does not notice its namespace is
 gone and would keep the published ports. Readiness: pasta writes its pid file once it has set
-the namespace up; the file is a FIFO we read, so no polling of the file system.
+the namespace up; the file is a pipe to us, so no polling, and its end is pasta's failure.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Pasta:
         # a user namespace nested in the one that owns its network (bubblewrap makes one when
         # the step's uid is not the first namespace's), and a pid can be reused.
         self._ns: list[int] = []
+        self._read: int | None = None
         try:
             self._ns.append(os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC))
             self._ns.append(fcntl.ioctl(self._ns[0], NS_GET_USERNS))
@@ -74,19 +75,19 @@ class Pasta:
             self._close_ns()
             raise NetworkError(f"cannot find the sandbox's network namespace: {exc.strerror or exc}") from None
         netns, userns = (f"/proc/self/fd/{fd}" for fd in self._ns)  # pasta's own, inherited
-        self._dir = tempfile.mkdtemp(prefix="pallet-net-")
-        fifo = os.path.join(self._dir, "pid")
-        os.mkfifo(fifo, 0o600)
-        self._read = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        self._hold = os.open(fifo, os.O_WRONLY)  # no EOF before pasta writes: select waits
+        # Its pid file is a pipe to us: ready when the pid comes, failed at end of file.
+        self._read, ready_w = os.pipe()
         self._log = tempfile.TemporaryFile()
         try:
-            self.proc = subprocess.Popen(pasta_command(pasta, netns, userns, publish, fifo, euid=os.geteuid()),
-                                         stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                                         env={}, process_group=0, pass_fds=tuple(self._ns))
+            self.proc = subprocess.Popen(
+                pasta_command(pasta, netns, userns, publish, f"/proc/self/fd/{ready_w}", euid=os.geteuid()),
+                stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env={}, process_group=0,
+                pass_fds=(*self._ns, ready_w))
         except OSError as exc:
             self.stop()
             raise NetworkError(f"cannot start pasta: {exc.strerror or exc}") from None
+        finally:
+            os.close(ready_w)
 
     def wait_ready(self, interrupted: Callable[[], bool]) -> None:
         """Return once the namespace is configured; NetworkError (pasta's words) if it failed."""
@@ -94,12 +95,14 @@ class Pasta:
         while not data.endswith(b"\n"):
             if interrupted():
                 return
-            ready, _, _ = select.select([self._read], [], [], 0.05)
+            ready, _, _ = select.select([self._read], [], [], 0.1)  # the timeout: to see a Ctrl-C
             if ready:
-                data += os.read(self._read, 64)
-            elif self.proc.poll() is not None:
-                raise NetworkError(f"pasta could not set up the app's network ({self._why()}); "
-                                   "or share the host's: --network host")
+                chunk = os.read(self._read, 64)
+                if not chunk:
+                    self.proc.wait()
+                    raise NetworkError(f"pasta could not set up the app's network ({self._why()}); "
+                                       "or share the host's: --network host")
+                data += chunk
 
     def _why(self) -> str:
         self._log.seek(0)
@@ -117,13 +120,10 @@ class Pasta:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for fd in (self._read, self._hold):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        if self._read is not None:
+            os.close(self._read)
+            self._read = None
         self._log.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
         self._close_ns()
 
     def _close_ns(self) -> None:
