@@ -226,17 +226,20 @@ def test_compatibility_rules():
     assert changes == {"removed": ["b"], "added": {"c": "1"}, "upgraded": {"a": ["1", "2"]}}
 
 
-def test_python_sample_rebased_equals_built_on_the_new_run_image(tmp_path, bookworm):
-    """The invariant for a real language buildpack: samples/python-flask on the bookworm stack."""
+@pytest.mark.parametrize("stack_name", ["bookworm", "trixie"])
+def test_python_sample_rebased_equals_built_on_the_new_run_image(tmp_path, request, stack_name):
+    """The invariant for a real language buildpack: samples/python-flask on each Debian stack."""
     from tests.samplekit import SAMPLES, free_port, http
 
+    bookworm = request.getfixturevalue(stack_name)  # a Home with that stack's images
     env = bookworm.env
-    stack = json.loads(pallet("stack", "build", str(Path(TINY).parent / "bookworm.toml"), "--refresh", "--json", env=env).stdout)
+    stack = json.loads(pallet("stack", "build", str(Path(TINY).parent / f"{stack_name}.toml"), "--refresh",
+                              "--json", env=env).stdout)
     run_ref = stack["images"]["run"]["reference"] if "images" in stack else stack["run"]["reference"]
     pallet("copy", run_ref, "bw-run:v1", env=env)
     patch = tmp_path / "patch" / "etc"
     patch.mkdir(parents=True)
-    (patch / "v2-marker").write_text("bookworm v2\n")
+    (patch / "v2-marker").write_text(f"{stack_name} v2\n")
     pallet("append", "bw-run:v1", str(patch.parent), "bw-run:v2", env=env)
     src = SAMPLES / "python-flask"
     on_v1 = bookworm.build_json(src, "flask:v1", tmp_path / "c1", "--run-image", "bw-run:v1")["digest"]
