@@ -130,3 +130,18 @@ def test_pipfile_without_lock_installs_with_a_warning(trixie, tmp_path):
     assert "warning: no Pipfile.lock" in done.stderr and "not reproducible" in done.stderr
     assert "pytest" not in done.stderr
     assert ask(trixie, "pipfile:1")["ascii"] == "xn--bcher-kva.example"
+
+
+def test_python_is_the_stacks_python_without_the_python_buildpack(trixie, tmp_path):
+    """A Procfile alone (no Python files: the Python buildpack does not run) still finds
+    `python` on the run image: the stack has python-is-python3."""
+    app = tmp_path / "plain"
+    app.mkdir()
+    (app / "hello.txt").write_text("hello from the stack's python\n")
+    (app / "Procfile").write_text("web: python -m http.server $PORT\n")
+    out = json.loads(build(trixie, app, "plain:1", tmp_path / "c").stdout)
+    assert [b["id"] for b in out["buildpacks"]] == ["pallet/procfile"]
+    port = free_port()
+    with pallet_run(trixie, "plain:1", port) as proc:
+        resp = wait_http(port, "/hello.txt", alive=lambda: proc.poll() is None)
+        assert resp.status == 200 and resp.body == "hello from the stack's python\n"
