@@ -397,3 +397,47 @@ def test_kill_9_of_pallet_run_takes_the_app_and_its_network_along(tmp_path, env)
             proc.wait()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # nobody holds the published port any more
+
+
+# -- a build step: the same sandbox, started the same way ------------------------------------------
+
+HOSTILE_BUILD = r'''#!/bin/sh
+echo "uid=$(id -u)"
+grep CapEff /proc/self/status
+v=$(cat /proc/sys/kernel/printk_ratelimit)
+(echo "$v" > /proc/sys/kernel/printk_ratelimit) 2>/dev/null && echo "ESCAPED write /proc/sys"
+touch /etc/planted 2>/dev/null && echo "ESCAPED wrote the build image's rootfs cache"
+touch "$SSL_CERT_FILE" 2>/dev/null && echo "ESCAPED wrote the host CA bundle"
+touch /etc/resolv.conf 2>/dev/null && echo "ESCAPED wrote the host resolv.conf"
+touch /cnb/buildpacks/planted "$CNB_BUILDPACK_DIR/planted" 2>/dev/null && echo "ESCAPED wrote the buildpack"
+unshare -U sh -c 'echo x > /proc/sys/kernel/printk_ratelimit' 2>/dev/null && echo "ESCAPED nested"
+for f in /proc/[0-9]*/environ; do tr '\0' '\n' < "$f"; done | grep SECRET | sed 's/^/LEAKED /'
+for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$f"; echo; done | grep -v '^$' | sed 's/^/CMDLINE /'
+echo "build step done"
+'''
+
+
+def test_a_hostile_buildpack_reads_no_secret_and_writes_nothing_of_the_hosts(tmp_path):
+    """``pallet build`` with a buildpack that tries what the hostile images try, pallet holding
+    a signing password and cloud keys in its environment (and as root, the step is host root)."""
+    bp = tmp_path / "bp"
+    (bp / "bin").mkdir(parents=True)
+    (bp / "buildpack.toml").write_text('api = "0.10"\n\n[buildpack]\nid = "tests/hostile"\nversion = "1.0.0"\n\n'
+                                       '[[stacks]]\nid = "*"\n')
+    (bp / "bin" / "detect").write_text("#!/bin/sh\nexit 0\n")
+    (bp / "bin" / "build").write_text(HOSTILE_BUILD)
+    for script in ("detect", "build"):
+        (bp / "bin" / script).chmod(0o755)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "index.txt").write_text("hello\n")
+    env = {"PALLET_HOME": str(tmp_path / "home"), "PALLET_SERVER": "0", **SECRETS}
+    done = pallet("build", str(app), "-t", "hostile:1", "--stack", str(ROOT / "stacks" / "tiny.toml"),
+                  "--buildpack", str(bp), "--cache-dir", str(tmp_path / "cache"), env=env, timeout=900)
+    lines = [line.split("] ", 1)[1] for line in done.stderr.splitlines() if line.startswith("[tests/hostile] ")]
+    assert lines[0] == "uid=1000" and lines[-1] == "build step done", done.stderr
+    assert cap_eff(lines) == 0
+    assert [line for line in lines if line.startswith(("ESCAPED", "LEAKED"))] == []
+    cmdlines = [line for line in lines if line.startswith("CMDLINE ")]
+    assert cmdlines and not [line for line in cmdlines if "--setenv" in line or "SECRET" in line]
+    assert not list(bp.rglob("planted"))
