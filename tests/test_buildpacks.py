@@ -358,7 +358,7 @@ def test_detect_lists_what_was_looked_for(bookworm, tmp_path):
     done = bookworm.detect(app, check=False)
     assert done.returncode == 1
     for said in ("no Python files: looked for requirements.txt, pyproject.toml", "no go.mod", "no package.json",
-                 "no index.html or public/index.html", "no Procfile"):
+                 "no Staticfile, index.html or public/index.html", "no Procfile"):
         assert said in done.stderr, done.stderr
 
 
