@@ -84,8 +84,8 @@ function loadSemver() {
 //: corepack's field: "pnpm@9.15.9" or "yarn@4.5.0+sha512.abc..." (the hash is corepack's own
 //: check of its download; the tool is installed with npm here, which checks the registry's).
 function packageManagerField(pkg) {
-  const field = pkg && pkg.packageManager;
-  if (field === undefined) return null;
+  const field = pkg ? pkg.packageManager : undefined;
+  if (field === undefined || field === null) return null;
   const m = typeof field === "string" && /^(npm|yarn|pnpm|bun)@([0-9][^+\s]*)(\+.*)?$/.exec(field.trim());
   if (!m) {
     throw new AppError(`package.json packageManager ${JSON.stringify(field)} is not NAME@VERSION ` +
