@@ -309,7 +309,7 @@ def test_node_lockfile_errors(tmp_path, files, message):
 def test_builtin_buildpacks_declare_their_inputs_and_order():
     import tomllib
 
-    for name in ("apt", "python", "nodejs", "go", "static", "procfile"):
+    for name in ("apt", "python", "nodejs", "go", "static", "procfile", "shell", "node-build"):
         data = tomllib.loads((BUILDPACKS / name / "buildpack.toml").read_text())
         assert data["api"] == "0.10" and data["buildpack"]["id"] == f"pallet/{name}"
         assert isinstance(data["metadata"]["pallet"]["inputs"], list)
@@ -319,8 +319,10 @@ def test_builtin_buildpacks_declare_their_inputs_and_order():
     assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
         [("pallet/apt", True), ("pallet/python", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/go", False), ("pallet/procfile", True)],
-        [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/node-build", True), ("pallet/static", True),
+         ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/static", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/shell", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/procfile", False)],
     ]
 
@@ -469,7 +471,9 @@ def test_pnpm_and_yarn_lockfiles_install_with_their_tool_when_the_build_has_it(b
     group = ("--buildpack", str(ROOT / "tests" / "buildpacks" / "node-tool"), "--buildpack", "pallet/nodejs")
     first = bookworm.build(app, f"{tool}:1", tmp_path / "c1", *group)
     lockfile = {"pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}[tool]
-    assert f"installing production dependencies with {tool} ({lockfile}" in first.stderr
+    version = {"pnpm": "9.15.9", "yarn": "1.22.22"}[tool]  # packageManager's, which the PATH's tool is
+    assert f"installing production dependencies with {tool} {version} ({lockfile}" in first.stderr
+    assert "from the npm registry" not in first.stderr
     again = bookworm.build_json(app, f"{tool}:2", tmp_path / "c2", *group)
     assert again["digest"] == json.loads(first.stdout)["digest"]
     port = free_port()
