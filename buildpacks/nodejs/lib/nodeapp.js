@@ -428,9 +428,10 @@ function resolveNode(range, arch) {
   return 0;
 }
 
-function relink(layer) {
-  // npm and yarn link a workspace's package into node_modules (node_modules/a -> ../packages/a);
-  // in the install root that is the copy holding only package.json: point it at the app's.
+function relink(layer, ...wsDirs) {
+  // npm, yarn and pnpm link a workspace's package into node_modules (node_modules/a ->
+  // ../packages/a); in the install root that is the copy holding only package.json: point it at
+  // the app's. The root's node_modules and each workspace's own.
   const root = path.resolve(layer);
   const walk = (dir, depth) => {
     let entries;
@@ -453,7 +454,7 @@ function relink(layer) {
       }
     }
   };
-  walk(path.join(root, "node_modules"), 0);
+  for (const dir of [".", ...wsDirs]) walk(path.join(root, dir, "node_modules"), 0);
   return 0;
 }
 
