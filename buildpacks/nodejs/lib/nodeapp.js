@@ -1,13 +1,22 @@
-// What the Node.js buildpack knows about an app, from its files: package manager, lockfile,
-// engines.node against the stack's Node.js, and the start command. Runs with the build image's
-// node, which is the stack's (the run image has the same version), from bin/build (bin/detect
-// is plain bash: node takes ~0.15 s to start here, and detect runs on every build):
+// What the Node.js buildpack knows about an app, from its files: package manager (and the version
+// packageManager names), lockfile, workspaces, the Node.js version asked for (engines.node,
+// .nvmrc, .node-version) against the stack's, and the start command. Runs with the build image's
+// node, which is the stack's, from bin/build (bin/detect is plain bash: node takes ~0.15 s to
+// start here, and detect runs on every build):
 //
-//   nodeapp.js plan LAYERS BP_DIR   shell assignments for bin/build, and LAYERS/launch.toml (the
-//                                   web process); exit 1 with a message when the app cannot be
-//                                   built as it is
+//   nodeapp.js plan LAYERS BP_DIR     shell assignments for bin/build, and LAYERS/launch.toml (the
+//                                     web process); exit 1 with a message when the app cannot be
+//                                     built as it is
+//   nodeapp.js resolve-node RANGE ARCH   the newest official Node.js build matching RANGE on the
+//                                     npm registry (package node-linux-ARCH): shell assignments
+//                                     NODE_PKG, NODE_RESOLVED, NODE_INTEGRITY; exit 1 naming the
+//                                     versions there are when none matches
+//   nodeapp.js relink LAYER           after an install in LAYER (an install root holding only the
+//                                     manifests): links into a workspace's copy point at the app's
+//                                     own directory (/workspace/...) instead
 "use strict";
 
+const childProcess = require("child_process");
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
@@ -21,69 +30,44 @@ const LOCKFILES = [
   ["bun.lockb", "bun"],
   ["bun.lock", "bun"],
 ];
-//: Files whose content decides node_modules (hashed into the layer's cache key).
-const MANIFESTS = ["package.json", "npm-shrinkwrap.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", ".npmrc"];
+//: Files whose content decides node_modules (hashed into the layer's cache key), besides the
+//: workspaces' package.json files.
+const MANIFESTS = ["package.json", "npm-shrinkwrap.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml",
+  "bun.lockb", "bun.lock", ".npmrc", ".yarnrc", ".yarnrc.yml", "pnpm-workspace.yaml"];
+//: Files the app may have instead of a package.json (Paketo's order): run with node.
+const ENTRY_FILES = ["server.js", "app.js", "main.js", "index.js"];
+const WORKSPACE = "/workspace";
 
 class AppError extends Error {}
 
 const exists = (name) => fs.existsSync(name) && fs.statSync(name).isFile();
+const isDir = (name) => fs.existsSync(name) && fs.statSync(name).isDirectory();
+
+function readJSON(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new AppError(`${file} is not valid JSON: ${err.message}`);
+  }
+}
 
 function readPackage() {
-  try {
-    return JSON.parse(fs.readFileSync("package.json", "utf8"));
-  } catch (err) {
-    throw new AppError(`package.json is not valid JSON: ${err.message}`);
-  }
+  return exists("package.json") ? readJSON("package.json") : null;
 }
 
 function onPath(tool) {
   for (const dir of (process.env.PATH || "").split(":")) {
     try {
       fs.accessSync(path.join(dir, tool), fs.constants.X_OK);
-      return true;
+      return path.join(dir, tool);
     } catch (_) {}
   }
-  return false;
+  return "";
 }
 
 function stackName() {
   return process.env.CNB_STACK_ID || "this stack";
 }
-
-// -- package manager -------------------------------------------------------------------------
-
-function manager() {
-  const found = LOCKFILES.filter(([file]) => exists(file));
-  const tools = [...new Set(found.map(([, tool]) => tool))];
-  if (tools.length > 1) {
-    const list = found.map(([file, tool]) => `${file} (${tool})`).join(", ");
-    throw new AppError(`found the lockfiles of more than one package manager: ${list}. Keep the one you use ` +
-      "and delete the others (or leave them out of the build with [build] exclude in project.toml)");
-  }
-  if (found.length === 0) {
-    return { tool: "npm", lockfile: "", command: "npm install" };
-  }
-  const [lockfile, tool] = found[0];
-  if (tool !== "npm" && !onPath(tool)) {
-    throw new AppError(`${lockfile} needs ${tool}, which the build image does not have (it has npm ` +
-      `${npmVersion()}): use npm (npm install --package-lock-only writes package-lock.json), or build on a ` +
-      `stack whose build image has ${tool}`);
-  }
-  const command = { npm: "npm ci", yarn: "yarn install --frozen-lockfile", pnpm: "pnpm install --frozen-lockfile",
-    bun: "bun install --frozen-lockfile" }[tool];
-  return { tool, lockfile, command };
-}
-
-function npmVersion() {
-  try {
-    const pkg = "/usr/share/nodejs/npm/package.json";
-    return JSON.parse(fs.readFileSync(pkg, "utf8")).version;
-  } catch (_) {
-    return "?";
-  }
-}
-
-// -- Node.js version ---------------------------------------------------------------------------
 
 function loadSemver() {
   for (const candidate of ["semver", "/usr/share/nodejs/semver", "/usr/lib/node_modules/npm/node_modules/semver",
@@ -92,37 +76,242 @@ function loadSemver() {
       return require(candidate);
     } catch (_) {}
   }
+  throw new AppError("the build image has no semver module for Node.js (node-semver): use a stack with npm");
+}
+
+// -- package manager -------------------------------------------------------------------------
+
+//: corepack's field: "pnpm@9.15.9" or "yarn@4.5.0+sha512.abc..." (the hash is corepack's own
+//: check of its download; the tool is installed with npm here, which checks the registry's).
+function packageManagerField(pkg) {
+  const field = pkg ? pkg.packageManager : undefined;
+  if (field === undefined || field === null) return null;
+  const m = typeof field === "string" && /^(npm|yarn|pnpm|bun)@([0-9][^+\s]*)(\+.*)?$/.exec(field.trim());
+  if (!m) {
+    throw new AppError(`package.json packageManager ${JSON.stringify(field)} is not NAME@VERSION ` +
+      "(npm, yarn, pnpm or bun, e.g. \"pnpm@9.15.9\")");
+  }
+  return { name: m[1], version: m[2] };
+}
+
+function lockfileMajor(lockfile) {
+  // pnpm: lockfileVersion '9.0' is pnpm 9 (and 10); '6.x' pnpm 8; '5.x' pnpm 7.
+  const text = fs.readFileSync(lockfile, "utf8").slice(0, 4096);
+  const m = /^lockfileVersion:\s*'?([0-9]+)(?:\.([0-9]+))?/m.exec(text);
+  if (!m) return "9";
+  return { 9: "9", 6: "8", 5: "7" }[m[1]] || "9";
+}
+
+function isBerryLock(lockfile) {
+  return fs.readFileSync(lockfile, "utf8").slice(0, 4096).includes("__metadata:");
+}
+
+function toolVersion(bin) {
+  try {
+    return childProcess.execFileSync(bin, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"],
+      timeout: 30000 }).trim();
+  } catch (_) {
+    return "";
+  }
+}
+
+//: The npm package that carries each tool at a version: yarn 2+ ("berry") is @yarnpkg/cli-dist.
+function npmSpec(tool, version) {
+  if (tool === "yarn" && !/^1(\.|$)/.test(version)) return `@yarnpkg/cli-dist@${version}`;
+  return `${tool}@${version}`;
+}
+
+function yarnrc() {
+  // .yarnrc.yml, as far as the keys here go (flat "key: value" lines).
+  const out = {};
+  if (!exists(".yarnrc.yml")) return out;
+  for (const line of fs.readFileSync(".yarnrc.yml", "utf8").split("\n")) {
+    const m = /^([A-Za-z]+):\s*["']?([^"'#]*?)["']?\s*(#.*)?$/.exec(line);
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+function manager(pkg) {
+  const found = LOCKFILES.filter(([file]) => exists(file));
+  const tools = [...new Set(found.map(([, tool]) => tool))];
+  if (tools.length > 1) {
+    const list = found.map(([file, tool]) => `${file} (${tool})`).join(", ");
+    throw new AppError(`found the lockfiles of more than one package manager: ${list}. Keep the one you use ` +
+      "and delete the others (or leave them out of the build with [build] exclude in project.toml)");
+  }
+  const field = packageManagerField(pkg);
+  const lockfile = found.length ? found[0][0] : "";
+  const tool = found.length ? found[0][1] : field ? field.name : "npm";
+  if (field && field.name !== tool) {
+    throw new AppError(`package.json packageManager says ${field.name}@${field.version}, but the lockfile is ` +
+      `${lockfile} (${tool}): make them agree`);
+  }
+  // The version: packageManager's, else what the lockfile's format needs.
+  let version = field ? field.version : "";
+  if (!version) {
+    if (tool === "yarn") version = lockfile && isBerryLock(lockfile) ? "4" : "1";
+    else if (tool === "pnpm") version = lockfile ? lockfileMajor(lockfile) : "9";
+    else if (tool === "bun") version = "1";
+  }
+  const berry = tool === "yarn" && !/^1(\.|$)/.test(version);
+  const rc = berry ? yarnrc() : {};
+  const linker = berry ? rc.nodeLinker || "pnp" : "";
+  // The build image's tool, when it is the one asked for (no version asked: any).
+  let install = "";
+  const have = onPath(tool);
+  const haveVersion = have ? toolVersion(have) : "";
+  const semver = loadSemver();
+  const fits = haveVersion && (!version || (semver.valid(haveVersion) &&
+    semver.satisfies(haveVersion, /^\d+$/.test(version) ? `^${version}.0.0` : version)));
+  if (!fits && !(tool === "npm" && !field)) install = npmSpec(tool, version);
+  return { tool, lockfile, version, install, berry, linker, have: fits ? haveVersion : "",
+    offline: berry && isDir(".yarn/cache") };
+}
+
+// -- workspaces ----------------------------------------------------------------------------------
+
+function workspacePatterns(pkg, tool) {
+  if (tool === "pnpm") {
+    if (!exists("pnpm-workspace.yaml")) return [];
+    const out = [];
+    let inPackages = false;
+    for (const line of fs.readFileSync("pnpm-workspace.yaml", "utf8").split("\n")) {
+      if (/^packages:\s*$/.test(line)) { inPackages = true; continue; }
+      if (inPackages) {
+        const m = /^\s+-\s*["']?([^"'#]+?)["']?\s*(#.*)?$/.exec(line);
+        if (m) out.push(m[1]);
+        else if (/^\S/.test(line)) inPackages = false;
+      }
+    }
+    return out;
+  }
+  const ws = pkg && pkg.workspaces;
+  if (Array.isArray(ws)) return ws;
+  if (ws && Array.isArray(ws.packages)) return ws.packages;
+  return [];
+}
+
+function expand(pattern) {
+  // Workspace globs as npm, yarn and pnpm write them: literal segments, "*" and a trailing "**".
+  const segs = pattern.replace(/^\.\//, "").replace(/\/$/, "").split("/");
+  let dirs = ["."];
+  for (const seg of segs) {
+    const next = [];
+    for (const dir of dirs) {
+      if (seg === "**") {
+        const walk = (d) => {
+          next.push(d);
+          for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+            if (e.isDirectory() && e.name !== "node_modules" && !e.name.startsWith(".")) walk(path.join(d, e.name));
+          }
+        };
+        walk(dir);
+      } else if (seg.includes("*")) {
+        const rx = new RegExp(`^${seg.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+        if (!isDir(dir)) continue;
+        for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+          if (e.isDirectory() && rx.test(e.name) && e.name !== "node_modules") next.push(path.join(dir, e.name));
+        }
+      } else if (isDir(path.join(dir, seg))) {
+        next.push(path.join(dir, seg));
+      }
+    }
+    dirs = next;
+  }
+  return dirs.map((d) => path.normalize(d));
+}
+
+function workspaces(pkg, tool) {
+  const include = new Set();
+  const exclude = new Set();
+  for (const pattern of workspacePatterns(pkg, tool)) {
+    if (pattern.startsWith("!")) expand(pattern.slice(1)).forEach((d) => exclude.add(d));
+    else expand(pattern).forEach((d) => include.add(d));
+  }
+  return [...include].filter((d) => !exclude.has(d) && d !== "." && exists(path.join(d, "package.json"))).sort();
+}
+
+// -- Node.js version ---------------------------------------------------------------------------
+
+//: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
+function nodeRequest(pkg) {
+  if (pkg && pkg.engines && typeof pkg.engines.node === "string" && pkg.engines.node.trim()) {
+    return { range: pkg.engines.node.trim(), source: "package.json engines.node" };
+  }
+  for (const file of [".nvmrc", ".node-version"]) {
+    if (!exists(file)) continue;
+    const line = fs.readFileSync(file, "utf8").split("\n").map((l) => l.replace(/#.*/, "").trim()).find(Boolean);
+    if (!line) continue;
+    const v = line.replace(/^v(?=\d)/, "");
+    if (/^(lts\/|node$|stable$|latest$)/i.test(v)) {
+      return { range: "*", source: `${file} ${JSON.stringify(line)} (taken as the newest release)` };
+    }
+    return { range: v, source: file };
+  }
   return null;
 }
 
-function checkEngines(pkg) {
-  const wanted = pkg.engines && pkg.engines.node;
-  if (!wanted) return "";
+function checkNode(pkg) {
+  const wanted = nodeRequest(pkg);
   const have = process.versions.node;
+  if (!wanted) return { range: "", source: "", stackOk: true, note: "" };
   const semver = loadSemver();
-  if (!semver) return `engines.node ${wanted} (not checked: no semver module in the build image)`;
-  if (!semver.validRange(wanted)) {
-    throw new AppError(`package.json engines.node ${JSON.stringify(wanted)} is not a valid version range`);
+  if (!semver.validRange(wanted.range)) {
+    throw new AppError(`${wanted.source} ${JSON.stringify(wanted.range)} is not a valid version range`);
   }
-  if (!semver.satisfies(have, wanted)) {
-    throw new AppError(`package.json engines.node ${JSON.stringify(wanted)} is not satisfied by the stack's ` +
-      `Node.js ${have} (${stackName()}): widen engines.node, or build on a stack with a matching Node.js`);
-  }
-  return `engines.node ${wanted}`;
+  const ok = semver.satisfies(have, wanted.range);
+  const note = ok ? `${wanted.source} ${wanted.range}: the stack's Node.js ${have}`
+    : `${wanted.source} ${wanted.range} is not satisfied by the stack's Node.js ${have} (${stackName()}): ` +
+      "installing a matching official build from the npm registry";
+  return { range: wanted.range, source: wanted.source, stackOk: ok, note };
 }
 
 // -- start command -------------------------------------------------------------------------------
 
 const SHELL_CHARS = /[$|&;<>()`*?~"'\\]/;
 
-function startCommand(pkg) {
-  const start = pkg.scripts && pkg.scripts.start;
-  if (typeof start === "string" && start.trim()) {
-    const s = start.trim();
-    if (SHELL_CHARS.test(s)) return [["/bin/sh", "-c", s], "scripts.start"];
-    return [s.split(/\s+/), "scripts.start"];
+function fromScript(script, dir) {
+  const s = script.trim();
+  if (dir && dir !== ".") {
+    return ["/bin/sh", "-c", `cd ${shq(dir)} && exec ${s}`];
   }
+  if (SHELL_CHARS.test(s)) return ["/bin/sh", "-c", s];
+  return s.split(/\s+/);
+}
+
+const shq = (s) => (/^[A-Za-z0-9_./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+function hasBuildOutputShape(pkg) {
+  // A front-end app: a build script and nothing that starts a server.
+  return !!(pkg && pkg.scripts && pkg.scripts.build && !(pkg.scripts.start || pkg.main) &&
+    !ENTRY_FILES.some(exists));
+}
+
+function startCommand(pkg, wsDirs) {
+  if (!pkg) {
+    const entry = ENTRY_FILES.find(exists);
+    if (!entry) throw new AppError(`no package.json and none of ${ENTRY_FILES.join(", ")}`);
+    return [["node", entry], `${entry}, no package.json`];
+  }
+  const start = pkg.scripts && pkg.scripts.start;
+  if (typeof start === "string" && start.trim()) return [fromScript(start, "."), "scripts.start"];
   if (typeof pkg.main === "string" && pkg.main) return [["node", pkg.main], "main"];
+  if (wsDirs.length) {
+    const starters = wsDirs.filter((d) => {
+      const p = readJSON(path.join(d, "package.json"));
+      return p.scripts && typeof p.scripts.start === "string" && p.scripts.start.trim();
+    });
+    if (starters.length === 1) {
+      const p = readJSON(path.join(starters[0], "package.json"));
+      return [fromScript(p.scripts.start, starters[0]), `scripts.start of the workspace ${starters[0]}, the only ` +
+        "one with a start script"];
+    }
+    if (starters.length > 1) {
+      throw new AppError(`several workspaces have a start script (${starters.join(", ")}) and the root has none: ` +
+        "add a start script to the root package.json that starts the one to run, or a Procfile");
+    }
+  }
   // npm's own default (npm start runs server.js), else index.js; chosen when the app starts, so
   // that the image depends on package.json alone, not on which files the app has.
   return [["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"],
@@ -139,21 +328,26 @@ const quote = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
 function plan(layers, bpDir) {
   const pkg = readPackage();
-  const { tool, lockfile } = manager();
-  const engines = checkEngines(pkg);
+  const mgr = manager(pkg);
+  const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
+  const node = checkNode(pkg);
   const key = crypto.createHash("sha256");
-  key.update(`node ${process.versions.node}\ntool ${tool} ${lockfile}\n`);
-  for (const name of MANIFESTS) {
-    if (exists(name)) key.update(`${name} ${sha256(name)}\n`);
-  }
+  key.update(`node ${process.versions.node} ${node.range}\ntool ${mgr.tool} ${mgr.version} ${mgr.lockfile}\n`);
+  const manifests = MANIFESTS.filter(exists).concat(wsDirs.map((d) => path.join(d, "package.json")));
+  for (const name of manifests) key.update(`${name} ${sha256(name)}\n`);
   for (const rel of ["bin/build", "lib/nodeapp.js"]) {
     key.update(`buildpack ${rel} ${sha256(path.join(bpDir, rel))}\n`);
   }
+  const frontend = hasBuildOutputShape(pkg);
   const out = {
-    TOOL: tool, LOCKFILE: lockfile, NODE_VERSION: process.versions.node, KEY: key.digest("hex"),
-    NOTES: engines, HAS_BUILD_SCRIPT: pkg.scripts && pkg.scripts.build ? "1" : "",
+    HAS_PACKAGE_JSON: pkg ? "1" : "", TOOL: mgr.tool, TOOL_VERSION: mgr.version, TOOL_INSTALL: mgr.install,
+    TOOL_HAVE: mgr.have, BERRY: mgr.berry ? "1" : "", YARN_LINKER: mgr.linker, YARN_OFFLINE: mgr.offline ? "1" : "",
+    LOCKFILE: mgr.lockfile, MANIFESTS: manifests.join("\n"), WORKSPACES: wsDirs.join(" "),
+    NODE_VERSION: process.versions.node, NODE_RANGE: node.range, NODE_SOURCE: node.source,
+    NODE_STACK_OK: node.stackOk ? "1" : "", KEY: key.digest("hex"), NOTES: node.note,
+    HAS_BUILD_SCRIPT: pkg && pkg.scripts && pkg.scripts.build ? "1" : "", FRONTEND: frontend ? "1" : "",
   };
-  const [cmd, why] = startCommand(pkg);
+  const [cmd, why] = startCommand(pkg, wsDirs);
   out.WEB = `${cmd.join(" ")} (${why})`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
   const toml = `[[processes]]\ntype = "web"\ncommand = [${cmd.map((c) => JSON.stringify(c)).join(", ")}]\n` +
@@ -162,10 +356,115 @@ function plan(layers, bpDir) {
   return 0;
 }
 
+//: ``pallet detect``'s account of what the build will do, one line each (nothing installed).
+function explain() {
+  const pkg = readPackage();
+  const lines = [];
+  try {
+    const mgr = manager(pkg);
+    const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
+    const node = checkNode(pkg);
+    if (!pkg) {
+      lines.push("no package.json: nothing to install");
+    } else {
+      const tool = mgr.have ? `${mgr.tool} ${mgr.have} (the build image's)` : mgr.install ?
+        `${mgr.install} (installed from the npm registry, build only)` : `the stack's ${mgr.tool}`;
+      const how = !mgr.lockfile ? "npm install (no lockfile: not reproducible)" :
+        mgr.tool === "npm" ? `npm ci --omit=dev (${mgr.lockfile})` :
+        mgr.berry ? `yarn install --immutable, then production only (${mgr.lockfile}, nodeLinker ${mgr.linker}` +
+          `${mgr.offline ? ", offline cache .yarn/cache" : ""})` :
+        `${mgr.tool} install --frozen-lockfile, production dependencies (${mgr.lockfile})`;
+      lines.push(`${how} with ${tool}`);
+      if (wsDirs.length) lines.push(`workspaces: ${wsDirs.join(", ")} (installed once, at the root)`);
+    }
+    lines.push(node.range ? node.note.replace(": installing", ": will install") :
+      `Node.js ${process.versions.node} from the stack`);
+    if (hasBuildOutputShape(pkg)) {
+      lines.push("scripts.build runs at build time (with devDependencies); no start script, main or server " +
+        "file: its output (dist/, build/, out/) is served as static files by pallet-static");
+    } else {
+      if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
+      const [cmd, why] = startCommand(pkg, wsDirs);
+      lines.push(`web: ${cmd.join(" ")} (${why})`);
+    }
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    lines.push(`the build will fail: ${err.message}`);
+  }
+  for (const line of lines) console.log(line);
+  return 0;
+}
+
+function npmJSON(args) {
+  const done = childProcess.spawnSync("npm", [...args, "--json"], { encoding: "utf8", timeout: 300000,
+    stdio: ["ignore", "pipe", "pipe"] });
+  if (done.status !== 0) {
+    throw new AppError(`npm ${args.join(" ")} failed: ${(done.stderr || done.stdout || "").trim().split("\n").pop()}`);
+  }
+  return JSON.parse(done.stdout || "null");
+}
+
+function resolveNode(range, arch) {
+  const semver = loadSemver();
+  const name = `node-linux-${{ amd64: "x64", arm64: "arm64", ppc64le: "ppc64le", s390x: "s390x" }[arch] || arch}`;
+  let versions = npmJSON(["view", name, "versions"]);
+  if (typeof versions === "string") versions = [versions];
+  const best = semver.maxSatisfying(versions, range);
+  if (!best) {
+    const majors = [...new Set(versions.filter((v) => semver.valid(v)).map((v) => semver.major(v)))]
+      .sort((a, b) => a - b);
+    const newest = majors.map((m) => semver.maxSatisfying(versions, `${m}.x`));
+    throw new AppError(`no Node.js matches ${JSON.stringify(range)}: tried the stack's ${process.versions.node} and ` +
+      `the official builds on the npm registry (${name}: ${versions.length} versions, newest of each major ` +
+      `${newest.slice(-8).join(", ")})`);
+  }
+  const dist = npmJSON(["view", `${name}@${best}`, "dist"]);
+  if (!dist || !/^sha512-/.test(dist.integrity || "")) {
+    throw new AppError(`the npm registry gives no sha512 integrity for ${name}@${best}: not installing it`);
+  }
+  for (const [k, v] of Object.entries({ NODE_PKG: name, NODE_RESOLVED: best, NODE_INTEGRITY: dist.integrity })) {
+    console.log(`${k}=${quote(v)}`);
+  }
+  return 0;
+}
+
+function relink(layer, ...wsDirs) {
+  // npm, yarn and pnpm link a workspace's package into node_modules (node_modules/a ->
+  // ../packages/a); in the install root that is the copy holding only package.json: point it at
+  // the app's. The root's node_modules and each workspace's own.
+  const root = path.resolve(layer);
+  const walk = (dir, depth) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (_) {
+      return;
+    }
+    for (const e of entries) {
+      const full = path.join(dir, e.name);
+      if (e.isSymbolicLink()) {
+        const target = path.resolve(dir, fs.readlinkSync(full));
+        const rel = path.relative(root, target);
+        if (!rel.startsWith("..") && !rel.split(path.sep).includes("node_modules")) {
+          fs.unlinkSync(full);
+          fs.symlinkSync(path.join(WORKSPACE, rel), full);
+        }
+      } else if (e.isDirectory() && depth < 3 && (e.name.startsWith("@") || e.name === "node_modules")) {
+        walk(full, depth + 1);
+      }
+    }
+  };
+  for (const dir of [".", ...wsDirs]) walk(path.join(root, dir, "node_modules"), 0);
+  return 0;
+}
+
 function main(argv) {
   const [cmd, ...args] = argv;
   try {
     if (cmd === "plan") return plan(...args);
+    if (cmd === "explain") return explain();
+    if (cmd === "resolve-node") return resolveNode(...args);
+    if (cmd === "relink") return relink(...args);
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
     console.error(`error: ${err.message}`);

@@ -2,8 +2,12 @@
 // compiled with CGO_ENABLED=0, so it runs on any run image, even one without a libc or a shell.
 //
 // What it does:
-//   - serves $STATIC_ROOT, else /workspace/public when it has an index.html, else /workspace
-//     (the root is chosen when it starts, so the image does not depend on which one the app has);
+//   - serves $STATIC_ROOT, else the root a Staticfile names ("root: dist", Cloud Foundry's
+//     convention), else /workspace/public when it has an index.html, else /workspace (the root
+//     is chosen when it starts, so the image does not depend on which one the app has);
+//   - a single-page app ($STATIC_SPA=1, or "pushstate: enabled" in the Staticfile): a missing
+//     path without a file extension gets the root's index.html (status 200), so the app's own
+//     router handles it; a missing asset (a path with an extension) is still a 404;
 //   - listens on :$PORT (default 8080); GET and HEAD only (405 otherwise);
 //   - content types from a fixed table by extension (the same on every run image, with or
 //     without /etc/mime.types), then Go's own, then sniffing; X-Content-Type-Options: nosniff;
@@ -63,10 +67,36 @@ func contentType(name string) string {
 	return mime.TypeByExtension(ext) // may be "": ServeContent then sniffs
 }
 
+// staticfile reads the keys of a Staticfile ("key: value" lines) in the app directory.
+func staticfile() map[string]string {
+	out := map[string]string{}
+	for _, name := range []string{"/workspace/Staticfile", "Staticfile"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if i := strings.Index(line, "#"); i >= 0 {
+				line = line[:i]
+			}
+			k, v, ok := strings.Cut(line, ":")
+			if ok {
+				out[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
+			}
+		}
+		out[".dir"] = filepath.Dir(name)
+		return out
+	}
+	return out
+}
+
 // root picks the directory to serve.
 func root() string {
 	if r := os.Getenv("STATIC_ROOT"); r != "" {
 		return r
+	}
+	if sf := staticfile(); sf["root"] != "" {
+		return filepath.Join(sf[".dir"], sf["root"])
 	}
 	for _, dir := range []string{"/workspace/public", "public"} {
 		if st, err := os.Stat(filepath.Join(dir, "index.html")); err == nil && st.Mode().IsRegular() {
@@ -87,7 +117,19 @@ type etagKey struct {
 
 type server struct {
 	root  string // absolute, symlinks resolved
+	spa   bool   // unknown routes get index.html
 	etags sync.Map
+}
+
+// spaMode: $STATIC_SPA (1/true; 0/false turns it off), else the Staticfile's pushstate.
+func spaMode() bool {
+	switch strings.ToLower(os.Getenv("STATIC_SPA")) {
+	case "1", "true", "yes", "enabled":
+		return true
+	case "0", "false", "no", "disabled":
+		return false
+	}
+	return strings.EqualFold(staticfile()["pushstate"], "enabled")
 }
 
 func (s *server) etag(p string, st os.FileInfo) (string, error) {
@@ -180,6 +222,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		full, st, ok = s.resolve(path.Join(r.URL.Path, "index.html"))
 		ok = ok && st.Mode().IsRegular()
 	}
+	if !ok && s.spa && !strings.Contains(path.Base(path.Clean("/"+r.URL.Path)), ".") {
+		full, st, ok = s.resolve("/index.html")
+		ok = ok && st.Mode().IsRegular()
+	}
 	if !ok {
 		s.notFound(w, r)
 		return
@@ -246,12 +292,16 @@ func main() {
 	}
 	srv := &http.Server{
 		Addr:              ":" + port,
-		Handler:           &server{root: dir},
+		Handler:           &server{root: dir, spa: spaMode()},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
 	go func() {
-		log.Printf("pallet-static: serving %s on :%s", dir, port)
+		mode := ""
+		if spaMode() {
+			mode = " (single-page app: unknown routes get index.html)"
+		}
+		log.Printf("pallet-static: serving %s on :%s%s", dir, port, mode)
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Fatalf("pallet-static: %v", err)
 		}

