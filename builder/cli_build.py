@@ -116,6 +116,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise UsageError(f"-t {args.tag}: name a tag, not a digest")
     if getattr(args, "platform", None):
         return _build_platforms(args, options, dst)
+    if getattr(args, "cross", False):
+        raise UsageError("--cross goes with --platform")
     finish = None
     if args.sign_key:  # read the key (and ask its password) before any work is done
         from builder.supply.cli_hooks import build_finisher
@@ -197,7 +199,7 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
 
     with open_store(dst, _options(args)) as store:
         result = build_platforms(options, platforms, images_for, store, dst.tag or refs.DEFAULT_TAG,
-                                 cache_name=str(dst.with_tag(None)))
+                                 cache_name=str(dst.with_tag(None)), cross=args.cross)
         proof: dict[str, Any] = {}
         if finish is not None:  # one platform: its image, signed and attested as any build
             b = result.builds[0]
@@ -286,6 +288,10 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--platform", metavar="OS/ARCH[,OS/ARCH]",
                    help="build for these platforms (linux/amd64, linux/arm64; a foreign one runs its build "
                         "image under QEMU): one gives its image, several an index of one image each")
+    p.add_argument("--cross", action="store_true",
+                   help="with --platform: run a foreign platform's buildpacks natively in this machine's build "
+                        "image, compiling for the run image's platform (Go and static: GOARCH, CGO off) instead "
+                        "of emulating; only for buildpacks that cross-compile")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("detect", parents=[common()], help="show which buildpacks would build an app, and why",

@@ -282,3 +282,38 @@ def test_sbom_per_platform_names_that_platforms_packages(built: dict, home: dict
         assert len(bash) == 1 and f"arch={arch}" in bash[0]
         other = "amd64" if arch == "arm64" else "arm64"
         assert not any(f"arch={other}" in p for p in purls)
+
+
+@pytest.mark.slow
+def test_go_cross_compiles_natively_for_arm64_and_answers_under_qemu(home: dict[str, str], tmp_path: Path) -> None:
+    """--cross: the Go buildpack runs in bookworm's (amd64) build image and compiles with
+    GOARCH=arm64, CGO off, for tiny-multi's arm64 run image (the static binary needs no libc);
+    no shipped stack has Go for arm64, so this is the only way to build Go for it here."""
+    import contextlib
+
+    from tests.cli import popen
+    from tests.samplekit import free_port, wait_http
+
+    src = ROOT / "samples" / "go-http"
+    argv = ("build", str(src), "--stack", "bookworm", "--run-image", "tiny-multi-run:0.1.0", "--platform",
+            BOTH, "--cross", "--json")
+    first = json.loads(pallet(*argv, "-t", "go:1", "--cache-dir", str(tmp_path / "c1"), env=home,
+                              timeout=3600).stdout)
+    again = json.loads(pallet(*argv, "-t", "go:2", "--cache-dir", str(tmp_path / "c2"), env=home,
+                              timeout=3600).stdout)
+    assert again["digest"] == first["digest"]
+    builds = {p["platform"]: p for p in first["platforms"]}
+    assert builds["linux/arm64/v8"]["buildImage"] == builds["linux/amd64"]["buildImage"]  # native for both
+    for platform, arch in (("linux/arm64", "arm64"), ("linux/amd64", "amd64")):
+        port = free_port()
+        proc = popen("run", "go:1", "--platform", platform, "-p", str(port), env=home)
+        try:
+            info = json.loads(wait_http(port, "/api/info", timeout=120, alive=lambda: proc.poll() is None).body)
+            assert info["arch"] == arch
+        finally:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=20)
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()

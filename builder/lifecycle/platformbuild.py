@@ -60,14 +60,22 @@ def _check_platform(kind: str, image: "Image", platform: Platform) -> None:
 
 
 def build_platforms(options: "BuildOptions", platforms: list[Platform], images_for: ImagesFor, dst, tag: str,
-                    cache_name: str) -> MultiBuild:
+                    cache_name: str, cross: bool = False) -> MultiBuild:
+    """``cross``: a foreign platform's buildpacks run natively, in this machine's build image,
+    and compile for the run image's platform (``CNB_TARGET_ARCH``: the Go and static buildpacks
+    set GOARCH from it, CGO off) -- no emulation while building. Only buildpacks that cross-compile
+    give a working image this way; others would put this machine's binaries in it."""
     from builder.lifecycle.compose import platform_index
     from builder.lifecycle.pipeline import run_build
 
     from builder.lifecycle.executors import choose
     from builder.platforms import is_native
 
+    from builder.oci.image import host_platform
+
     for platform in platforms:  # before any work: a missing emulator fails in a second
+        if cross:
+            continue
         require_runnable(platform)
         if not is_native(platform) and choose(options.executor) == "in-place":
             raise PalletError(f"the in-place executor runs buildpacks on this machine's own architecture, not "
@@ -77,12 +85,16 @@ def build_platforms(options: "BuildOptions", platforms: list[Platform], images_f
     for platform in platforms:
         try:
             build_image, run_image, run_name = images_for(platform)
+            build_platform = platform
+            if cross and not is_native(platform):
+                build_platform = host_platform()
+                build_image = images_for(build_platform)[0]
         except NotFoundError as exc:
             raise PalletError(f"no {platform.os}/{platform.architecture} images to build with: {exc} "
                               "(add the architecture to the stack file's `architectures`, lock and build it)"
                               ) from None
-        for kind, image in (("build", build_image), ("run", run_image)):
-            _check_platform(kind, image, platform)
+        for kind, image, want in (("build", build_image, build_platform), ("run", run_image, platform)):
+            _check_platform(kind, image, want)
         detected, exported = run_build(options, build_image, run_image, run_name, dst, tag if single else None,
                                        cache_name=platform_cache_name(cache_name, platform))
         builds.append(PlatformBuild(platform, detected, exported, build_image, run_image, run_name))
