@@ -41,6 +41,16 @@ def _images(args: argparse.Namespace):
     from builder.lifecycle.images import resolve_images
     from builder.cli import _options
 
+    if getattr(args, "builder", None):  # a published builder image: its stack, pulled once
+        from builder.builders.pull import images_from_builder
+        from builder.lifecycle.pipeline import default_cache_root
+
+        if args.stack or args.build_image or args.run_image:
+            raise UsageError("--builder names the stack's images: drop --stack, --build-image and --run-image")
+        cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_root()
+        build, run, run_name, args.stack = images_from_builder(args.builder, _options(args), cache)
+        args.stack_choice = None
+        return build, run, run_name
     if not (args.stack or args.build_image or args.run_image):  # in a builder image: the images it carries
         from builder.builders.info import builder_images, find_builder
 
@@ -255,6 +265,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
                        help="stack: stacks/NAME.toml or a stack file (default: the shipped stack with "
                             "the runtime versions the app asks for; trixie when it asks for none)")
         p.add_argument("--build-image", metavar="REF", help="build image to run buildpacks in (overrides the stack's)")
+        p.add_argument("--builder", metavar="REF", help="take the stack's build and run images from this builder "
+                                                        "image (pallet builder create), pulled once: no stack build")
         p.add_argument("--run-image", metavar="REF",
                        help="run image of the same stack (a mirror, a patched one); recorded as given")
         p.add_argument("--buildpack", action="append", metavar="DIR|ID",

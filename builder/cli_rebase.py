@@ -25,6 +25,12 @@ def cmd_rebase(args: argparse.Namespace) -> int:
         targets += more
     if not targets and not skipped:
         raise UsageError("name at least one IMAGE, or --from FILE")
+    if args.shard:  # this runner's part of the fleet (by repository; see builder.shard)
+        from builder.shard import parse_shard, select
+
+        index, total = parse_shard(args.shard)
+        targets = select(targets, index, total)
+        skipped = select(skipped, index, total, key=lambda o: o.reference)
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     options = _options(args)
@@ -77,6 +83,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="more images: one reference a line, or the JSON 'pallet audit' prints")
     p.add_argument("--jobs", type=int, default=4, help="images rebased at once (default 4)")
+    p.add_argument("--shard", metavar="I/N", help="rebase only shard I of N (1..N), split by repository: the "
+                                                   "same split on every runner (e.g. $CI_NODE_INDEX/$CI_NODE_TOTAL)")
     p.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
     p.add_argument("--force", action="store_true", help="rebase even onto an incompatible run image")
     p.add_argument("--sign-key", metavar="KEY", help="re-sign each rebased image with this cosign key, and attest "

@@ -13,6 +13,7 @@ digest, signature, and only then the tag.
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from builder.oci import mutate
 from builder.oci import reference as refs
 from builder.oci.copy import CopyStats, copy_blobs
 from builder.oci.image import Image, load_image
-from builder.oci.model import ImageConfig, Manifest
+from builder.oci.model import Descriptor, ImageConfig, Manifest
 from builder.oci.stores import StoreOptions, open_store
 
 PACKAGES_LABEL = "io.pallet.stack.packages"
@@ -144,7 +145,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
         if mt.is_index(top.media_type):
             return rebase_index(ref, store, top, top_data, new_run, options=options, force=force,
                                 dry_run=dry_run, sign=sign)
-        app = load_image(store, ref.ref)
+        app = Image(store, top, top_data)  # the manifest just read: no second GET
         try:
             old_packages = None
             part_run = json.loads(app.config.config.labels.get("io.buildpacks.lifecycle.metadata", "{}")).get(
@@ -175,22 +176,32 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
                                  if app.config.config.labels.get(k) != v}
             return Outcome(str(ref), WOULD_REBASE, digest=new_digest, old_digest=app.digest, changes=changes)
         stats = CopyStats()
-        copy_blobs(new_run.image.store, store, list(new_run.image.manifest.layers), stats=stats)
+        _run_layers_into(store, app, new_run, stats)
         if not store.preserves_digests:
             # The Docker engine keeps no blobs to point at: a load needs every layer's data,
             # the app's included (read back from the engine itself).
             app_layers = [d for d in manifest.layers if d not in new_run.image.manifest.layers]
             copy_blobs(store, store, app_layers, stats=stats)
-        store.put_blob_bytes(config_bytes, manifest.config.media_type)
+        tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
+        formats = _sbom_formats(store, app, always=sign is not None)
+        if tag and not formats and sign is None and _tag_is_one_put(store):
+            # Nothing to attach to the new digest first: the manifest goes up under its tag in one
+            # PUT (the registry checks its blobs; the tag never names a partial image).
+            _put_config(store, config_bytes, manifest.config.media_type)
+            data = manifest.to_bytes()
+            desc = Descriptor.of(data, manifest.media_type)
+            store.tag(tag, desc, data)
+            return Outcome(str(ref.with_tag(tag)), REBASED, digest=desc.digest, old_digest=app.digest,
+                           changes=changes)
+        _put_config(store, config_bytes, manifest.config.media_type)
         desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
-        refreshed = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None)
+        refreshed = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None, formats=formats)
         if refreshed:
             changes["sbom"] = refreshed
         if sign is not None:
             sign(store, str(ref), desc.digest, RebaseRecord(
                 original=app.digest, new_run=(new_run.image.digest, new_run.name),
                 old_run=(old_run["reference"], old_run.get("image")) if old_run.get("reference") else None))
-        tag = ref.tag or (None if ref.digest else refs.DEFAULT_TAG)
         if tag:
             store.tag(tag, desc, manifest.to_bytes())
         return Outcome(str(ref.with_tag(tag) if tag else ref), REBASED, digest=desc.digest, old_digest=app.digest,
@@ -293,6 +304,39 @@ def mt_desc(manifest: Manifest):  # noqa: ANN201
     return Descriptor(manifest.media_type, _digest(manifest), len(data))
 
 
+def _run_layers_into(store, app: Image, new_run: RunImage, stats: CopyStats) -> None:
+    """Make the new run image's layers present in the app's repository, in as few requests as
+    possible: layers the app's manifest already lists are there (a registry keeps a manifest's
+    blobs), the others are mounted straight away (one request, no HEAD first; a registry that
+    has the blob answers the mount too) and copied only when that fails."""
+    have = {d.digest for d in app.manifest.layers}
+    todo = []
+    for layer in new_run.image.manifest.layers:
+        if layer.digest in have:
+            stats.skipped += 1
+        elif store.mount_blob(layer, new_run.image.store):
+            stats.mounted += 1
+        else:
+            todo.append(layer)
+    copy_blobs(new_run.image.store, store, todo, stats=stats, jobs=1)  # images run in parallel already
+
+
+def _put_config(store, config_bytes: bytes, media_type: str) -> None:
+    """The rebased config is new content: uploaded without asking first (a registry store)."""
+    import io
+
+    if _tag_is_one_put(store):
+        store.put_blob(Descriptor.of(config_bytes, media_type), io.BytesIO(config_bytes))
+    else:
+        store.put_blob_bytes(config_bytes, media_type)
+
+
+def _tag_is_one_put(store) -> bool:
+    from builder.oci.stores.registry import RegistryStore
+
+    return isinstance(store, RegistryStore)
+
+
 def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,
                           why: str) -> tuple[Manifest, bytes, dict[str, Any]]:
     """Images not built by buildpacks but annotated with their base (``base.digest``/``.name``):
@@ -329,15 +373,24 @@ def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,
 _RUN_INVENTORIES: dict[str, Any] = {}
 
 
-def _refresh_sbom(store, app: Image, new_digest: str, new_run: RunImage, always: bool = False) -> list[str]:
+def _sbom_formats(store, app: Image, always: bool = False) -> tuple[str, ...]:
+    """The SBOM formats the old image had attached (all of them when ``always``)."""
+    from builder.supply.sbom import CYCLONEDX, SPDX
+
+    kinds = {d.artifact_type for d in store.referrers(app.digest)}
+    return tuple(fmt for fmt, kind in (("cyclonedx", CYCLONEDX), ("spdx", SPDX)) if kind in kinds or always)
+
+
+def _refresh_sbom(store, app: Image, new_digest: str, new_run: RunImage, always: bool = False,
+                  formats: tuple[str, ...] | None = None) -> list[str]:
     """When the old image had SBOMs attached (or ``always``: a signed rebase), attach fresh ones to
     the new digest: the new run image's packages (read once for the whole fleet) plus the app's
     own CNB SBOM layer — never the app's other layers."""
     from builder.supply.refresh import rebased_inventory
-    from builder.supply.sbom import CYCLONEDX, SPDX, attach_sbom, collect
+    from builder.supply.sbom import attach_sbom, collect
 
-    kinds = {d.artifact_type for d in store.referrers(app.digest)}
-    formats = tuple(fmt for fmt, kind in (("cyclonedx", CYCLONEDX), ("spdx", SPDX)) if kind in kinds or always)
+    if formats is None:
+        formats = _sbom_formats(store, app, always)
     if not formats:
         return []
     run = new_run.image
@@ -358,6 +411,7 @@ def _digest(manifest: Manifest) -> str:
 
 
 _OLD_PACKAGES: dict[tuple[str, str], dict[str, str] | None] = {}
+_OLD_PACKAGES_LOCK = threading.Lock()
 
 
 def _old_packages(run_image: dict[str, Any], options: StoreOptions) -> dict[str, str] | None:
@@ -367,9 +421,10 @@ def _old_packages(run_image: dict[str, Any], options: StoreOptions) -> dict[str,
     if not name or not digest:
         return None
     key = (name, digest)
-    if key not in _OLD_PACKAGES:
-        _OLD_PACKAGES[key] = _read_old_packages(name, digest, options)
-    return _OLD_PACKAGES[key]
+    with _OLD_PACKAGES_LOCK:  # --jobs threads meet the same old run image at once: read it once
+        if key not in _OLD_PACKAGES:
+            _OLD_PACKAGES[key] = _read_old_packages(name, digest, options)
+        return _OLD_PACKAGES[key]
 
 
 def _read_old_packages(name: str, digest: str, options: StoreOptions) -> dict[str, str] | None:

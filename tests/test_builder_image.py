@@ -24,10 +24,16 @@ def _docker(docker_cli: str, *args: str, check: bool = True) -> subprocess.Compl
     return done
 
 
-def test_in_place_build_in_the_builder_image_equals_the_sandboxed_build(tmp_path, bookworm, registry, docker_cli):
+@pytest.fixture(scope="module")
+def created(bookworm, registry) -> dict:
+    """A builder image of the bookworm stack, pushed to the registry."""
     builder_ref = f"{registry.host}/builders/bookworm:{uuid.uuid4().hex[:8]}"
-    created = json.loads(pallet("builder", "create", "--stack", "bookworm", "-t", f"docker://{builder_ref}",
-                                "--json", env=bookworm.env, timeout=900).stdout)
+    return json.loads(pallet("builder", "create", "--stack", "bookworm", "-t", f"docker://{builder_ref}",
+                             "--json", env=bookworm.env, timeout=900).stdout)
+
+
+def test_in_place_build_in_the_builder_image_equals_the_sandboxed_build(tmp_path, bookworm, registry, docker_cli,
+                                                                        created):
     assert created["stack"] == "bookworm" and created["python"] == "3.11"
     pinned = f"{registry.host}/builders/bookworm@{created['digest']}"
     labels = json.loads(pallet("inspect", "--json", f"docker://{pinned}", env=bookworm.env).stdout)["config"]["labels"]
@@ -70,3 +76,31 @@ def test_a_stack_without_python_is_refused(tmp_path, registry):
                   "-t", f"docker://{registry.host}/builders/tiny:1", env=home, check=False)
     assert done.returncode != 0
     assert "no python3" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_runner_builds_from_a_published_builder_without_a_stack_build(tmp_path, bookworm, registry, created):
+    """--builder: a fresh runner (no PALLET_HOME, no cache at all) takes the stack's images from
+    the builder in the registry; nothing is assembled (no stacks/ in its cache)."""
+    pinned = f"docker://{registry.host}/builders/bookworm@{created['digest']}"
+    cache_home = tmp_path / "xdg"
+    env = {"PALLET_HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(cache_home)}
+    src = SAMPLES / "static-site"
+    done = pallet("build", str(src), "--builder", pinned, "-t", f"oci:{tmp_path}/out:app", "--json",
+                  env=env, timeout=900)
+    built = json.loads(done.stdout)
+    assert built["stack"] == "bookworm"
+    assert not (cache_home / "pallet" / "stacks").exists()
+    assert (cache_home / "pallet" / "builders" / created["digest"].split(":", 1)[1] / "builder.json").is_file()
+    sandboxed = bookworm.build_json(src, f"oci:{tmp_path}/direct:app", tmp_path / "cache")
+    assert built["digest"] == sandboxed["digest"]
+    again = pallet("build", str(src), "--builder", pinned, "-t", f"oci:{tmp_path}/out2:app", "--json",
+                   env=env, timeout=900)
+    assert json.loads(again.stdout)["digest"] == built["digest"]  # from the pulled copy
+
+
+def test_builder_must_be_a_pallet_builder(tmp_path, bookworm, registry):
+    target = f"docker://{registry.host}/plain/run:1"
+    pallet("copy", "bookworm-run:0.1.0", target, env=bookworm.env)
+    done = pallet("build", str(SAMPLES / "static-site"), "--builder", target, "-t", f"oci:{tmp_path}/x:y",
+                  env={"PALLET_HOME": str(tmp_path / "home")}, check=False)
+    assert done.returncode != 0 and "not a pallet builder image" in done.stderr and "Traceback" not in done.stderr

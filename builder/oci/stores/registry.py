@@ -248,6 +248,18 @@ class RegistryStore(Store):
             resp.close()
         return b"".join(chunks)
 
+    @staticmethod
+    def _release(resp: requests.Response) -> None:
+        """Close a streamed response whose body we do not need, reading a small one first: an
+        unread body makes urllib3 drop the connection, and the next request opens a new one."""
+        try:
+            length = int(resp.headers.get("Content-Length") or -1)
+            if 0 <= length <= 64 * 1024:
+                resp.raw.read(length)
+        except (ValueError, OSError, requests.RequestException, urllib3.exceptions.HTTPError):
+            pass
+        resp.close()
+
     def _not_found(self, ref: str) -> NotFoundError:
         what = f"manifest {ref}" if is_digest(ref) else f"tag {ref}"
         return NotFoundError(f"{what} not found in {self.description}")
@@ -271,7 +283,7 @@ class RegistryStore(Store):
     def get_manifest(self, ref: str) -> tuple[Descriptor, bytes]:
         resp = self._request("GET", self._path("manifests", ref), headers={"Accept": mt.ACCEPT}, stream=True)
         if resp.status_code == 404:
-            resp.close()
+            self._release(resp)
             raise self._not_found(ref)
         if resp.status_code != 200:
             raise self._fail(resp, f"GET manifest {ref}")
@@ -440,10 +452,15 @@ class RegistryStore(Store):
 
     def referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
         params = {"artifactType": artifact_type} if artifact_type else None
+        if self.client.referrers_api is False:  # learnt once per registry: straight to the fallback
+            return self._referrers_by_tag(digest, artifact_type)
         resp = self._request("GET", self._path("referrers", digest), params=params,
                              headers={"Accept": mt.OCI_INDEX}, stream=True)
         if resp.status_code in (400, 404, 405):
-            resp.close()  # no referrers API here: read the tag the fallback schema keeps
+            if resp.status_code == 405 or not error_codes(resp):
+                # An unknown route, not a registry error about this repository or digest.
+                self.client.referrers_api = False
+            self._release(resp)  # no referrers API here: read the tag the fallback schema keeps
             try:
                 _, data = self.get_manifest(referrers_tag(digest))
             except NotFoundError:
@@ -464,6 +481,14 @@ class RegistryStore(Store):
         if artifact_type:
             found = [d for d in found if d.artifact_type == artifact_type]
         return found
+
+    def _referrers_by_tag(self, digest: str, artifact_type: str | None) -> list[Descriptor]:
+        try:
+            _, data = self.get_manifest(referrers_tag(digest))
+        except NotFoundError:
+            return []
+        found = list(self._parse_index(data, digest).manifests)
+        return [d for d in found if d.artifact_type == artifact_type] if artifact_type else found
 
     def _parse_index(self, data: bytes, digest: str) -> Index:
         try:

@@ -200,9 +200,18 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
-        self.auth = Authenticator(host, credentials, self.session)
+        # The environment (proxies) is read once per endpoint, not by requests on every call: with
+        # a large environment that cost ~3 ms of CPU a request, the main cost of a mass rebase.
+        self.session.trust_env = False
+        token_session = requests.Session()  # token servers: other hosts, the environment as usual
+        token_session.headers["User-Agent"] = USER_AGENT
+        self.auth = Authenticator(host, credentials, token_session)
         self._base: str | None = None
         self._verify: bool | str = True
+        self._proxies: dict[str, str] = {}
+        #: False once the registry showed it has no referrers API (its stores then read the
+        #: fallback tag directly: one request a lookup instead of two).
+        self.referrers_api: bool | None = None
         self._base_lock = threading.Lock()
 
     # -- endpoint discovery ----------------------------------------------------
@@ -222,8 +231,9 @@ class RegistryClient:
             if attempt:
                 time.sleep(policy.delay(attempt - 1))
             for base, verify in candidates:
+                proxies = requests.utils.get_environ_proxies(base)
                 try:
-                    resp = self.session.get(base + "/v2/", timeout=TIMEOUT, verify=verify)
+                    resp = self.session.get(base + "/v2/", timeout=TIMEOUT, verify=verify, proxies=proxies)
                 except requests.exceptions.SSLError as exc:
                     if verify is False:
                         last = "TLS handshake failed"
@@ -243,7 +253,7 @@ class RegistryClient:
                                             f"answered 404; check the host name and port")
                     if resp.status_code == 401:
                         self.auth.learn(resp.headers.get("WWW-Authenticate"), (), None)
-                self._base, self._verify = base, verify
+                self._base, self._verify, self._proxies = base, verify, proxies
                 self.auth.set_verify(verify)
                 return
         raise RegistryError(f"registry {self.host} is not reachable after {max(1, policy.attempts)} "
@@ -269,6 +279,7 @@ class RegistryClient:
         auth_scopes: Sequence[str] = tuple(scopes)
         # Credentials go to the registry only, never to another host an upload Location names.
         ours = urlsplit(url).netloc == urlsplit(base).netloc
+        proxies = self._proxies if ours else requests.utils.get_environ_proxies(url)
         while True:
             hdrs = dict(headers or {})
             sent = self.auth.authorization(auth_scopes) if ours else None
@@ -277,7 +288,7 @@ class RegistryClient:
             try:
                 resp = self.session.request(method, url, headers=hdrs, params=params, data=body,
                                             stream=stream, allow_redirects=allow_redirects,
-                                            timeout=TIMEOUT, verify=verify)
+                                            timeout=TIMEOUT, verify=verify, proxies=proxies)
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(f"TLS connection to registry {self.host} failed "
                                     f"({describe_connection_error(exc)})") from None
