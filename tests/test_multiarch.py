@@ -317,3 +317,19 @@ def test_go_cross_compiles_natively_for_arm64_and_answers_under_qemu(home: dict[
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+
+
+def test_signed_multi_platform_build_signs_the_index_and_attests_each_platform(home: dict[str, str],
+                                                                                tmp_path: Path) -> None:
+    app = arch_app(tmp_path / "app")
+    secret = {**home, "PALLET_PASSWORD": "pw"}
+    pallet("keygen", "--output-key-prefix", str(tmp_path / "k"), env=secret)
+    out = build_both(app, "signedmulti:1", secret, "--cache-dir", str(tmp_path / "cache"), "--sign-key",
+                     str(tmp_path / "k.key"))
+    pub = str(tmp_path / "k.pub")
+    assert pallet("verify", out["reference"], "--key", pub, env=home, check=False).returncode == 0
+    assert set(out["supplyChain"]["platforms"]) == {p["digest"] for p in out["platforms"]}
+    for p in out["platforms"]:
+        assert pallet("verify", f"signedmulti@{p['digest']}", "--key", pub, env=home, check=False).returncode == 0
+    arm = pallet("sbom", "signedmulti:1", "--platform", "linux/arm64", env=home)
+    assert "the SBOM attached" in arm.stderr and "arch=arm64" in arm.stdout
