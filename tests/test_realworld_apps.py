@@ -1,5 +1,6 @@
 """Apps the way people write them (issue 13), one test app each in tests/apps/: yarn 1, yarn 4
-Plug'n'Play and pnpm named by ``packageManager`` (the tool installed from the npm registry);
+Plug'n'Play, yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
+installed from the npm registry);
 Node.js 22 from ``engines.node`` and 20 from ``.nvmrc`` (official builds from the npm registry:
 the stack has 18); npm and pnpm workspaces; a single-page app with a build script; server.js without a
 package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace.
@@ -30,6 +31,12 @@ EXPECTED = {
     "node-yarn": (["pallet/nodejs"], ["yarn install --frozen-lockfile, production dependencies (yarn.lock) with "
                                       "yarn@1.22.22 (installed from the npm registry, build only)"],
                   "Hello from node-yarn: a day is 86400000 ms\n"),
+    "node-bun": (["pallet/nodejs"], ["bun install --frozen-lockfile, production dependencies (bun.lock) with "
+                                     "bun@1.4.5 (installed from the npm registry, build only)"],
+                 "Hello from node-bun: a day is 86400000 ms, devDependency absent\n"),
+    "node-yarn-offline": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker "
+                                              "node-modules, offline cache .yarn/cache)"],
+                          "Hello from node-yarn-offline: a day is 86400000 ms, devDependency absent\n"),
     "node-yarn-pnp": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker pnp) "
                                           "with @yarnpkg/cli-dist@4.18.1 (installed from the npm registry"],
                       "Hello from node-yarn-pnp: a day is 86400000 ms, devDependency absent, pnp true\n"),
@@ -162,7 +169,9 @@ def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_pat
 
 @pytest.mark.parametrize("app,edit,message", [
     ("node-pnpm", {"ms": "2.1.2"}, "ERR_PNPM_OUTDATED_LOCKFILE"),
-    ("node-yarn-pnp", {"ms": "2.1.2"}, "error: yarn.lock is out of sync with package.json"),
+    ("node-bun", {"ms": "2.1.2"}, "lockfile had changes, but lockfile is frozen"),
+    ("node-yarn-pnp", {"ms": "2.1.2"}, "error: yarn install --immutable failed (above): yarn.lock is out of sync with "
+                                       "package.json"),
     ("node-workspaces", {"ms": "2.1.2"}, "npm ci` can only install packages when your package.json and "
                                          "package-lock.json or npm-shrinkwrap.json are in sync"),
 ])
