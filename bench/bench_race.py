@@ -1,8 +1,9 @@
 """The build race: pallet vs ``docker build`` (BuildKit and the classic builder) on the same apps.
 
-    python bench/bench_race.py [--runs 5] [--samples python-flask,node-express] [--write]
+    python bench/bench_race.py [--runs 5] [--samples python-flask,node-express] [--stack trixie] [--write]
 
-For each sample, three tools build the same app on images of the same stack (bookworm):
+For each sample, three tools build the same app on images of the same stack (``--stack``: the
+default stack, trixie, unless named; pallet is given the same ``--stack``):
 - pallet: ``pallet build SRC -t race-SAMPLE:pallet`` into the local store (daemonless);
 - BuildKit: ``DOCKER_BUILDKIT=1 /usr/bin/docker build`` with an idiomatic multi-stage
   Dockerfile (below): dependency manifests copied and installed first in the build image, then
@@ -45,7 +46,14 @@ PALLET = str(ROOT / ".venv" / "bin" / "pallet") if (ROOT / ".venv" / "bin" / "pa
 DOCKER = "/usr/bin/docker"  # Debian's client: it can drive the daemon's BuildKit
 CA = "/etc/ssl/certs/ca-certificates.crt"
 HOME = Path.home() / ".cache" / "pallet-bench" / "race-home"
-BUILD_IMAGE, RUN_IMAGE = "pallet-race/bookworm-build:0.1.0", "pallet-race/bookworm-run:0.1.0"
+STACK = "trixie"  # --stack
+BUILD_IMAGE, RUN_IMAGE = f"pallet-race/{STACK}-build:0.1.0", f"pallet-race/{STACK}-run:0.1.0"
+
+
+def use_stack(name: str) -> None:
+    global STACK, BUILD_IMAGE, RUN_IMAGE
+    STACK = name
+    BUILD_IMAGE, RUN_IMAGE = f"pallet-race/{name}-build:0.1.0", f"pallet-race/{name}-run:0.1.0"
 TOOLS = ("pallet", "pallet-inproc", "buildkit", "classic")
 #: pallet-inproc: the same builds with PALLET_SERVER=0 (no build server: every build starts
 #: Python and imports pallet), to show what the server is worth; the targets are pallet's.
@@ -180,8 +188,8 @@ class Sample:
             env = pallet_env()
             if tool == "pallet-inproc":
                 env["PALLET_SERVER"] = "0"
-            seconds, proc = timed([PALLET, "build", str(self.pallet_src), "-t", self.tag(tool), "--cache-dir",
-                                   str(self.cache(tool))], env)
+            seconds, proc = timed([PALLET, "build", str(self.pallet_src), "-t", self.tag(tool), "--stack", STACK,
+                                   "--cache-dir", str(self.cache(tool))], env)
             ident = proc.stdout.strip().rsplit("@", 1)[1]
         else:
             classic = tool == "classic"
@@ -221,7 +229,7 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
     images unpacked), loaded into Docker too; a copy of each sample for each side."""
     HOME.mkdir(parents=True, exist_ok=True)
     env = pallet_env()
-    out = run([PALLET, "stack", "build", "--refresh", str(ROOT / "stacks" / "bookworm.toml")], env).stdout.split()
+    out = run([PALLET, "stack", "build", "--refresh", str(ROOT / "stacks" / f"{STACK}.toml")], env).stdout.split()
     build_ref, run_ref = out[0], out[1]
     for ref, name in ((build_ref, BUILD_IMAGE), (run_ref, RUN_IMAGE)):
         want = json.loads(run([PALLET, "inspect", "--json", ref], env).stdout)["config"]["digest"]
@@ -241,7 +249,8 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
         run([PALLET, "detect", str(s.pallet_src)], env)
         # The build server, like the Docker daemon, is up before the race (the first build
         # starts it; this one is not timed, and its cache is dropped by the cold build).
-        run([PALLET, "build", str(s.pallet_src), "-t", s.tag("pallet"), "--cache-dir", str(s.cache())], env)
+        run([PALLET, "build", str(s.pallet_src), "-t", s.tag("pallet"), "--stack", STACK, "--cache-dir",
+             str(s.cache())], env)
         samples.append(s)
     return samples
 
@@ -265,7 +274,8 @@ def machine() -> str:
 
 def report(samples: list[Sample], runs: int) -> str:
     lines = ["## Build race", "",
-             f"Run {datetime.date.today().isoformat()} with `python bench/bench_race.py --runs {runs}`.", "",
+             f"Run {datetime.date.today().isoformat()} with `python bench/bench_race.py --runs {runs} --stack {STACK}`.",
+             "",
              f"Machine: {machine()}", "",
              "pallet builds into its local store, daemonless (bubblewrap over the unpacked build image); "
              "docker builds the Dockerfiles in `bench/bench_race.py` (multi-stage: manifests first, the same "
@@ -321,8 +331,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--samples", default="python-flask,node-express")
+    ap.add_argument("--stack", default="trixie", help="the stack both sides build on (default: trixie)")
     ap.add_argument("--write", action="store_true", help="put the section into bench/RESULTS.md")
     args = ap.parse_args()
+    use_stack(args.stack)
     names = args.samples.split(",")
     with tempfile.TemporaryDirectory(prefix="pallet-race-") as tmp:
         samples = prepare(Path(tmp), names)

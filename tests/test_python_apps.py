@@ -1,7 +1,7 @@
 """Python apps as people write them, built without ``--stack`` (pallet chooses by the Python
 they ask for, trixie by default), run with ``pallet run`` and asked over HTTP: a bot script
 with no manifest, a Procfile ``python server.py`` with no dependencies, a Poetry scripts
-package, a Poetry project that only lists dependencies, a Pipfile without its lock, and
+package, Poetry and uv projects that only list dependencies, a Pipfile without its lock, and
 ``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8."""
 
 from __future__ import annotations
@@ -145,3 +145,11 @@ def test_python_is_the_stacks_python_without_the_python_buildpack(trixie, tmp_pa
     with pallet_run(trixie, "plain:1", port) as proc:
         resp = wait_http(port, "/hello.txt", alive=lambda: proc.poll() is None)
         assert resp.status == 200 and resp.body == "hello from the stack's python\n"
+
+
+def test_uv_project_with_a_build_system_but_no_package(trixie, tmp_path):
+    src = APPS / "python-uv-deps-only"
+    assert "dependencies only (the project is not a package)" in pallet("detect", str(src), env=trixie.env).stdout
+    done = build(trixie, src, "uv-deps:1", tmp_path / "c")
+    assert "--no-install-project" in done.stderr
+    assert ask(trixie, "uv-deps:1", "/?host=b%C3%BCcher.example")["ascii"] == "xn--bcher-kva.example"
