@@ -239,8 +239,15 @@ def provide(source: Path, build_image, run_image, platform_dir: Path,
         have = debcache.verified(cache, wanted)
         missing = [p for p in wanted if p not in have]
         if missing:
+            from builder.stacks.errors import LockError
+
             a = index()
-            a.download(missing, cache)
+            try:
+                a.download(missing, cache)
+            except LockError as exc:  # the mirror moved on: the message names the versions it lost
+                detail = str(exc).split(";", 1)[0]
+                raise AptfileError(f"{lock_path}: {detail}, and the package cache does not have them; delete "
+                                   f"{LOCK_NAME} and build again to resolve the versions the mirror has now") from None
             debcache.record_from_index(cache, missing, a.stanzas(p.name for p in missing))
             have = debcache.verified(cache, wanted)
             lost = [str(p) for p in wanted if p not in have]
