@@ -184,3 +184,27 @@ def test_lockfile_out_of_sync_is_a_clear_error_and_nothing_is_written(bookworm, 
     done = bookworm.build(src, "stale:1", tmp_path / "cache", check=False)
     assert done.returncode == 1 and message in done.stderr, done.stderr
     assert pallet("inspect", "stale:1", env=bookworm.env, check=False).returncode == 1
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("scripts,front", [
+    ({"build": "vite build", "dev": "vite"}, True),
+    ({"build": "react-scripts build", "start": "react-scripts start"}, True),  # a development server
+    ({"build": "vue-cli-service build", "start": "vue-cli-service serve"}, True),
+    ({"build": "next build", "start": "next start"}, False),  # a production server
+    ({"build": "tsc", "start": "node dist/server.js"}, False),
+])
+def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
+    """pallet detect's account (nodeapp.js explain, on the host's node) and the static
+    buildpack's detect agree on which apps are front-ends served as static files."""
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts}, indent=2))
+    told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert told.returncode == 0, told.stderr
+    assert ("served as static files by pallet-static" in told.stdout) == front, told.stdout
+    static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert (static.returncode == 0) == front, static.stdout

@@ -282,9 +282,19 @@ function fromScript(script, dir) {
 
 const shq = (s) => (/^[A-Za-z0-9_./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
+//: start scripts that run a front-end framework's development server (CRA, Vite, Vue CLI,
+//: Angular, webpack): not a way to serve an app in production; the build output is.
+const DEV_SERVER = /^(react-scripts start|vite( (dev|serve))?|vue-cli-service serve|ng serve|webpack-dev-server|webpack serve)( |$)/;
+
+function devServerStart(pkg) {
+  const start = pkg && pkg.scripts && typeof pkg.scripts.start === "string" ? pkg.scripts.start.trim() : "";
+  return DEV_SERVER.test(start) ? start : "";
+}
+
 function hasBuildOutputShape(pkg) {
-  // A front-end app: a build script and nothing that starts a server.
-  return !!(pkg && pkg.scripts && pkg.scripts.build && !(pkg.scripts.start || pkg.main) &&
+  // A front-end app: a build script and nothing that starts a server (a development server
+  // does not count).
+  return !!(pkg && pkg.scripts && pkg.scripts.build && (!pkg.scripts.start || devServerStart(pkg)) && !pkg.main &&
     !ENTRY_FILES.some(exists));
 }
 
@@ -380,8 +390,11 @@ function explain() {
     lines.push(node.range ? node.note.replace(": installing", ": will install") :
       `Node.js ${process.versions.node} from the stack`);
     if (hasBuildOutputShape(pkg)) {
-      lines.push("scripts.build runs at build time (with devDependencies); no start script, main or server " +
-        "file: its output (dist/, build/, out/) is served as static files by pallet-static");
+      const dev = devServerStart(pkg);
+      lines.push("scripts.build runs at build time (with devDependencies); " + (dev ?
+        `scripts.start is a development server (${dev}), not run in the image; no main or server file` :
+        "no start script, main or server file") + ": its output (dist/, build/, out/) is served as static files by " +
+        "pallet-static");
     } else {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
       const [cmd, why] = startCommand(pkg, wsDirs);
