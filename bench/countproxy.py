@@ -1,5 +1,5 @@
-"""A TCP proxy on 127.0.0.1 that counts the bytes clients send through it: how benchmarks
-measure what a command uploads to a registry (request lines, headers and bodies)."""
+"""A TCP proxy on 127.0.0.1 that counts the bytes clients send through it (``sent``: request
+lines, headers and bodies, what a command uploads to a registry) and get back (``received``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ class CountingProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.sent = 0
+        self.received = 0
         self._lock = threading.Lock()
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,9 +41,11 @@ class CountingProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                if count:
-                    with self._lock:
+                with self._lock:
+                    if count:
                         self.sent += len(data)
+                    else:
+                        self.received += len(data)
                 dst.sendall(data)
         except OSError:
             pass
@@ -56,6 +59,7 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.sent = 0
+            self.received = 0
 
     def close(self) -> None:
         self._stop = True

@@ -1,0 +1,89 @@
+"""The CI-runner race for ``--cache-image``: every build on a cold runner (a fresh PALLET_HOME and
+build cache; the stack's images present, as on a runner using a builder image), pushing to a local
+registry through a counting proxy.
+
+    python bench/bench_ci_cache.py [--sample python-flask] [--rounds 2]
+
+Per round: a cold build without a cache image; a cold build that seeds the cache image (its first
+use); a cold build with the cache image to another repository (the buildpacks run from the
+restored cache: nothing is installed); and one to the seeded repository (the restored memo
+reuses its image). Reports seconds, bytes sent and received through the proxy, and the digests
+(all four must be equal). BuildKit's ``--cache-to/--cache-from type=registry`` needs ``docker
+buildx`` with the docker-container driver (and the moby/buildkit image): neither is installed
+on this machine, so that column is not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.countproxy import CountingProxy  # noqa: E402
+from tests.fixtures_registry import start_registry  # noqa: E402
+
+
+def build(src: Path, tag: str, work: Path, *extra: str) -> tuple[dict, str, float]:
+    runner = work / uuid.uuid4().hex[:8]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PALLET_HOME": str(runner / "home"), "PALLET_SERVER": "0"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "builder", "build", str(src), "-t", tag, "--stack", "bookworm",
+                           "--cache-dir", str(runner / "cache"), "--json", *extra],
+                          capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed:\n{proc.stderr}")
+    return json.loads(proc.stdout), proc.stderr, elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sample", default="python-flask")
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    src = ROOT / "samples" / args.sample
+    rows: dict[str, list[tuple[float, int, int]]] = {}
+    digests: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        reg = start_registry(work / "registry")
+        try:
+            host, port = reg.host.split(":")
+            proxy = CountingProxy(host, int(port))
+            for r in range(args.rounds):
+                cache = f"docker://{proxy.host}/race{r}/app-cache:main"
+                plan = [("cold, no cache image", f"race{r}/plain", ()),
+                        ("cold, seeding the cache image", f"race{r}/app", ("--cache-image", cache)),
+                        ("cold, cache image (another repository)", f"race{r}/other", ("--cache-image", cache)),
+                        ("cold, cache image (same repository: memo)", f"race{r}/app", ("--cache-image", cache))]
+                for name, repo, extra in plan:
+                    proxy.reset()
+                    result, stderr, elapsed = build(src, f"docker://{proxy.host}/{repo}:1", work, *extra)
+                    rows.setdefault(name, []).append((elapsed, proxy.sent, proxy.received))
+                    digests.add(result["digest"])
+                    if "other repository" in name and "installing" in stderr:
+                        raise SystemExit("the restored cache did not spare the install:\n" + stderr)
+        finally:
+            reg.stop()
+    print(f"{args.sample}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for name, runs in rows.items():
+        secs = statistics.median(x[0] for x in runs)
+        sent = statistics.median(x[1] for x in runs) / 1e6
+        got = statistics.median(x[2] for x in runs) / 1e6
+        print(f"  {name:45s} {secs:6.1f} s   sent {sent:7.2f} MB   received {got:7.2f} MB   "
+              f"(runs: {' '.join(f'{x[0]:.1f}' for x in runs)})")
+    print(f"  digests: {'all equal' if len(digests) == 1 else digests}")
+
+
+if __name__ == "__main__":
+    main()
