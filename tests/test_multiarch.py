@@ -222,6 +222,9 @@ def test_rebase_of_an_index_gives_the_digest_of_a_build_on_the_new_run_index(
     on_v1 = build_on(app, "inv:a", runs["v1"], home, cache)
     on_v2 = build_on(app, "inv:b", runs["v2"], home, cache)
     assert on_v1 != on_v2
+    dry = json.loads(pallet("rebase", "inv:a", "--run-image", runs["v2"], "--dry-run", "--json", env=home).stdout)
+    assert [(r["status"], r["digest"]) for r in dry["results"]] == [("would rebase", on_v2)]
+    assert inspect("inv:a", home, "--platform", "linux/arm64")["index"] == on_v1  # nothing written
     out = pallet("rebase", "inv:a", "--run-image", runs["v2"], env=home)
     assert out.stdout.strip() == f"inv:a@{on_v2}"
     assert "already up to date" in pallet("rebase", "inv:a", "--run-image", runs["v2"], env=home).stdout
