@@ -336,3 +336,38 @@ def test_signed_multi_platform_build_signs_the_index_and_attests_each_platform(h
         assert pallet("verify", f"signedmulti@{p['digest']}", "--key", pub, env=home, check=False).returncode == 0
     arm = pallet("sbom", "signedmulti:1", "--platform", "linux/arm64", env=home)
     assert "the SBOM attached" in arm.stderr and "arch=arm64" in arm.stdout
+
+
+def test_docker_executor_builds_the_same_arm64_image(built: dict, home: dict[str, str], tmp_path: Path,
+                                                     docker_engine) -> None:  # noqa: ANN001 - the engine fixture
+    app = arch_app(tmp_path / "app")
+    out = json.loads(pallet("build", str(app), "-t", "dock:1", "--stack", str(STACK), "--buildpack", str(HELLO_BP),
+                            "--buildpack", "pallet/procfile", "--platform", "linux/arm64", "--executor", "docker",
+                            "--json", "--cache-dir", str(tmp_path / "cache"), env=home, timeout=3600).stdout)
+    arm = next(p for p in built["platforms"] if p["platform"] == "linux/arm64/v8")
+    assert out["digest"] == arm["digest"]
+
+
+def test_index_built_into_a_registry_and_rebased_there(home: dict[str, str], runs: dict[str, str], registry,
+                                                       tmp_path: Path) -> None:  # noqa: ANN001 - fixture
+    """The same invariant where fleets live: indexes and their manifests pushed, rebased in place."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "hello.conf").write_text("In a registry\n")
+    run = {}
+    for version in ("v1", "v2"):
+        run[version] = f"docker://{registry.host}/stacks/run:{version}"
+        pallet("copy", runs[version], run[version], env=home)
+
+    def build(tag: str, version: str) -> str:
+        out = pallet("build", str(app), "-t", f"docker://{registry.host}/apps/{tag}", "--stack", str(STACK),
+                     "--run-image", run[version], "--buildpack", str(HELLO_BP), "--platform", BOTH, "--json",
+                     "--cache-dir", str(tmp_path / "c"), env=home, timeout=3600)
+        return json.loads(out.stdout)["digest"]
+
+    on_v1, on_v2 = build("multi:1", "v1"), build("multi:2", "v2")
+    remote = f"docker://{registry.host}/apps/multi:1"
+    assert inspect(remote, home, "--platform", "linux/arm64")["index"] == on_v1 != on_v2
+    rebased = pallet("rebase", remote, "--run-image", run["v2"], env=home)
+    assert rebased.stdout.strip() == f"{remote}@{on_v2}"
+    assert inspect(remote, home, "--platform", "linux/arm64")["index"] == on_v2
