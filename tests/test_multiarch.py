@@ -89,6 +89,14 @@ def test_stack_images_are_indexes_with_one_manifest_per_platform(home: dict[str,
         assert set(packages_amd) == set(packages_arm) and "bash" in packages_arm
 
 
+def test_stack_build_names_each_platforms_image(home: dict[str, str]) -> None:
+    out = json.loads(pallet("stack", "build", str(STACK), "--json", "--refresh", env=home).stdout)
+    for kind in ("build", "run"):
+        listed = {p["platform"]: p["digest"] for p in out[kind]["platforms"]}
+        assert listed == {p: inspect(f"tiny-multi-{kind}:0.1.0", home, "--platform", p)["digest"]
+                          for p in ("linux/amd64", "linux/arm64/v8")}
+
+
 def test_stack_packages_per_platform_come_from_each_dpkg_database(home: dict[str, str]) -> None:
     lock = STACK.with_suffix(".lock").read_text()
     for arch in ("amd64", "arm64"):

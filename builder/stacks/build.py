@@ -70,10 +70,13 @@ class ImageResult:
     size: int  # config + layers, of the first architecture's image
     layers: list[dict[str, object]] = field(default_factory=list)
     provides: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: an index's manifests, ``{"platform": "linux/arm64/v8", "digest": ...}`` (empty for one image)
+    platforms: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {"reference": self.reference, "digest": self.digest, "mediaType": self.media_type,
-                "size": self.size, "layers": self.layers, "provides": self.provides}
+                "size": self.size, "layers": self.layers, "provides": self.provides,
+                **({"platforms": self.platforms} if self.platforms else {})}
 
 
 @dataclass
@@ -468,8 +471,11 @@ def deliver(cache: LayoutStore, desc: Descriptor, dst_ref: refs.Reference, optio
             out = dst.put_manifest(data, desc.media_type, tag=tag)
         else:
             out, _ = copy_image(cache, desc.digest, dst, tag)
+    platforms: list[dict[str, str]] = []
     if mt.is_index(desc.media_type):  # sizes of the first architecture's image
-        child = Index.from_bytes(data, desc.media_type).manifests[0]
+        children = Index.from_bytes(data, desc.media_type).manifests
+        platforms = [{"platform": str(c.platform), "digest": c.digest} for c in children]
+        child = children[0]
         child_desc, child_data = cache.get_manifest(child.digest)
         manifest = Manifest.from_bytes(child_data, child_desc.media_type)
     else:
@@ -477,7 +483,7 @@ def deliver(cache: LayoutStore, desc: Descriptor, dst_ref: refs.Reference, optio
     layers = [{"digest": layer.digest, "size": layer.size} for layer in manifest.layers]
     size = manifest.config.size + sum(layer.size for layer in manifest.layers)
     return ImageResult(kind=kind, reference=dst_ref.at_digest(out.digest), digest=out.digest,
-                       media_type=out.media_type, size=size, layers=layers, provides=provides)
+                       media_type=out.media_type, size=size, layers=layers, provides=provides, platforms=platforms)
 
 
 # -- inventory of any image ------------------------------------------------------------------------
