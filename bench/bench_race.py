@@ -42,6 +42,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+#: Apps raced that are test apps, not samples: a pnpm app (pnpm from the npm registry, as the
+#: buildpack installs it) and a single-page app (a build script; served by pallet-static).
+TEST_APPS = {"node-pnpm": ROOT / "tests" / "apps" / "node-pnpm", "node-spa": ROOT / "tests" / "apps" / "node-spa"}
+
+
+def source_of(name: str) -> Path:
+    return TEST_APPS.get(name, SAMPLES / name)
 PALLET = str(ROOT / ".venv" / "bin" / "pallet") if (ROOT / ".venv" / "bin" / "pallet").exists() else "pallet"
 DOCKER = "/usr/bin/docker"  # Debian's client: it can drive the daemon's BuildKit
 CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -97,6 +104,47 @@ ENV NODE_ENV=production PORT=8080
 USER 1000:1000
 CMD ["node", "server.js"]
 """,
+    # pnpm at packageManager's version, from the npm registry (the stack has none), then the
+    # production install from the lockfile: what pallet/nodejs does.
+    "node-pnpm": """\
+FROM {build} AS build
+USER root
+RUN {mount}{setup}{env} npm install -g --prefix /opt/pnpm --no-audit --no-fund --cache /tmp/npm-cache pnpm@9.15.9{cleanup}
+WORKDIR /layers/modules
+COPY package.json pnpm-lock.yaml ./
+RUN {mount}{setup}{env} /opt/pnpm/bin/pnpm install --frozen-lockfile --prod --store-dir /tmp/pnpm-store \\
+ && rm -f node_modules/.modules.yaml{cleanup}
+
+FROM {run}
+WORKDIR /workspace
+COPY --from=build /layers/modules/node_modules ./node_modules
+COPY . .
+ENV NODE_ENV=production PORT=8080
+USER 1000:1000
+CMD ["node", "server.js"]
+""",
+    # Every dependency for the build script, the build, and the output on the run image served
+    # by the same static server pallet uses (compiled with the build image's Go, as
+    # pallet/static does; prepare() puts its source in the context).
+    "node-spa": """\
+FROM {build} AS build
+USER root
+COPY .pallet-static /tmp/srv
+RUN cd /tmp/srv && CGO_ENABLED=0 GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -buildvcs=false \\
+      -ldflags="-buildid= -s -w" -o /pallet-static .
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN {mount}{setup}{env} npm ci --include=dev --prefer-offline --no-audit --no-fund --cache /tmp/npm-cache{cleanup}
+COPY . .
+RUN npm run build
+
+FROM {run}
+COPY --from=build /pallet-static /usr/local/bin/pallet-static
+COPY --from=build /app/dist /workspace/dist
+ENV STATIC_ROOT=/workspace/dist STATIC_SPA=1 PORT=8080
+USER 1000:1000
+CMD ["/usr/local/bin/pallet-static"]
+""",
 }
 #: How each builder gets the CA for one RUN step: (mount flag, setup, environment, cleanup).
 CA_BUILDKIT = ("--mount=type=secret,id=ca,target=/run/secrets/ca.crt ", "",
@@ -108,7 +156,10 @@ CA_CLASSIC = ("", "cat /etc/ssl/certs/ca-certificates.crt > /tmp/ca.crt && print
 #: The file a one-line change edits: (file, the start of the line to replace, its new text).
 CHANGE = {"python-flask": ("app.py", "GREETING = ", 'GREETING = "Hello from python-flask (edit {n})"'),
           "node-express": ("server.js", 'app.get("/healthz"',
-                           'app.get("/healthz", (req, res) => res.type("text").send("ok {n}\\n"));')}
+                           'app.get("/healthz", (req, res) => res.type("text").send("ok {n}\\n"));'),
+          "node-pnpm": ("server.js", "  res.end(", '  res.end(`Hello from node-pnpm (edit {n}): a day is ${{ms("1d")}} ms\\n`);'),
+          "node-spa": ("src/app.js", "document.getElementById",
+                       'document.getElementById("route").textContent = "route (edit {n}) " + location.pathname;')}
 
 
 def dockerfile(sample: str, classic: bool) -> str:
@@ -210,7 +261,7 @@ class Sample:
         """The sample as shipped, so that every round's cold build has the same input."""
         name = CHANGE[self.name][0]
         for root in (self.pallet_src, self.docker_ctx):
-            shutil.copy2(SAMPLES / self.name / name, root / name)
+            shutil.copy2(source_of(self.name) / name, root / name)
 
     def change(self) -> None:
         """A one-line change to the app's code, in both copies."""
@@ -239,8 +290,10 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
     samples = []
     for name in names:
         s = Sample(name, work)
-        shutil.copytree(SAMPLES / name, s.pallet_src, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
-        shutil.copytree(SAMPLES / name, s.docker_ctx, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
+        shutil.copytree(source_of(name), s.pallet_src, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
+        shutil.copytree(source_of(name), s.docker_ctx, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
+        if name == "node-spa":
+            shutil.copytree(ROOT / "buildpacks" / "static" / "server", s.docker_ctx / ".pallet-static")
         (s.docker_ctx / "Dockerfile").write_text(dockerfile(name, classic=False))
         (s.docker_ctx / "Dockerfile.classic").write_text(dockerfile(name, classic=True))
         (s.docker_ctx / ".dockerignore").write_text("Dockerfile*\n.dockerignore\nnode_modules\n__pycache__\n")
