@@ -1,8 +1,8 @@
 """Apps the way people write them (issue 13), one test app each in tests/apps/: yarn 1, yarn 4
 Plug'n'Play, yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
-installed from the npm registry);
-Node.js 22 from ``engines.node`` and 20 from ``.nvmrc`` (official builds from the npm registry:
-the stack has 18); npm and pnpm workspaces; a single-page app with a build script; server.js without a
+installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from ``.nvmrc``
+(official builds from the npm registry: the stack has 18); npm and pnpm workspaces; a
+single-page app with a build script; a server its build script compiles; server.js without a
 package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
@@ -31,6 +31,11 @@ EXPECTED = {
     "node-yarn": (["pallet/nodejs"], ["yarn install --frozen-lockfile, production dependencies (yarn.lock) with "
                                       "yarn@1.22.22 (installed from the npm registry, build only)"],
                   "Hello from node-yarn: a day is 86400000 ms\n"),
+    "node-build-server": (["pallet/nodejs", "pallet/node-build"],
+                          ["scripts.build runs at build time (with devDependencies)",
+                           "web: node dist/server.js (scripts.start)"],
+                          "Hello from node-build-server (built: is-number(7) true): a day is 86400000 ms, "
+                          "devDependency absent at run time\n"),
     "node-bun": (["pallet/nodejs"], ["bun install --frozen-lockfile, production dependencies (bun.lock) with "
                                      "bun@1.4.5 (installed from the npm registry, build only)"],
                  "Hello from node-bun: a day is 86400000 ms, devDependency absent\n"),
