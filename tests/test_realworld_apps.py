@@ -213,3 +213,18 @@ def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert (static.returncode == 0) == front, static.stdout
+
+
+def test_spa_code_change_rebuilds_without_installing_again(bookworm, tmp_path):
+    """The build's dependencies are a cache layer keyed by the manifests: an edit of the app's
+    code runs the build again (every file is its input) without a new install, and the image is
+    what a clean build of the edited app makes."""
+    app = tmp_path / "spa"
+    shutil.copytree(APPS / "node-spa", app)
+    bookworm.build(app, "spa:1", tmp_path / "cache")
+    (app / "src" / "app.js").write_text((app / "src" / "app.js").read_text() + "// edited\n")
+    again = bookworm.build(app, "spa:2", tmp_path / "cache")
+    assert "[pallet/node-build] reusing every dependency for the build (manifests unchanged" in again.stderr
+    assert "[pallet/node-build] built dist/" in again.stderr
+    clean = bookworm.build_json(app, "spa:3", tmp_path / "clean")
+    assert json.loads(again.stdout)["digest"] == clean["digest"]
