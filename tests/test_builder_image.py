@@ -6,6 +6,7 @@ image pushed to a registry. The commands are the README's (Kubernetes Job, GitLa
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 
@@ -44,6 +45,7 @@ def test_in_place_build_in_the_builder_image_equals_the_sandboxed_build(tmp_path
     try:
         src = SAMPLES / "static-site"
         app = f"docker://{registry.host}/apps/static-site:in-place"
+        before = len(registry.log_text())
         # What the Kubernetes Job and the GitLab job run: the builder's own user, no privileges.
         done = _docker(docker_cli, "run", "--rm", "--network", "host", "--user", "1000:1000", "--cap-drop", "ALL",
                        "--security-opt", "no-new-privileges", "-v", f"{src}:/src:ro", pinned,
@@ -52,6 +54,15 @@ def test_in_place_build_in_the_builder_image_equals_the_sandboxed_build(tmp_path
         assert in_place["stack"] == "bookworm"
         assert [b["id"] for b in in_place["buildpacks"]] == ["pallet/static"]
         assert in_place["layers"]["written"]  # it really built (nothing to reuse in a fresh container)
+        # The run image was pushed beside the builder: its layers are mounted, only the app's go up.
+        log = registry.log_text()[before:]
+        uploaded = set(re.findall(r'"PUT /v2/apps/static-site/blobs/uploads/[^" ]*digest=sha256%3A([0-9a-f]{64})',
+                                  log))
+        mounted = set(re.findall(r'"POST /v2/apps/static-site/blobs/uploads/\?mount=sha256%3A([0-9a-f]{64})', log))
+        mirror = f"docker://{registry.host}/builders/bookworm@{created['runImage']['digest']}"
+        run_layers = {lay["digest"].split(":", 1)[1]
+                      for lay in json.loads(pallet("inspect", "--json", mirror, env=bookworm.env).stdout)["layers"]}
+        assert run_layers and run_layers <= mounted and not run_layers & uploaded and uploaded
 
         sandboxed = bookworm.build_json(src, f"docker://{registry.host}/apps/static-site:sandboxed",
                                         tmp_path / "cache", "--executor", "sandbox")

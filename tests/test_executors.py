@@ -84,7 +84,8 @@ def test_chosen_once_in_place_only_inside_a_builder(tmp_path, monkeypatch):
     with pytest.raises(ExecutorError, match="only inside a pallet builder image"):
         executors._in_place(os.getuid(), None)  # it empties /workspace: never outside a builder
     info = BuilderInfo(stack="bookworm", build_image="sha256:" + "1" * 64, run_image="sha256:" + "2" * 64,
-                       run_name="bookworm-run:0.1.0@sha256:" + "2" * 64)
+                       run_name="bookworm-run:0.1.0@sha256:" + "2" * 64,
+                       run_mirror="docker://127.0.0.1:1/builders/b@sha256:" + "2" * 64)
     marker.write_text(info.to_json())
     assert find_builder() == info
     assert choose(None) == "in-place" and choose("sandbox") == "sandbox"

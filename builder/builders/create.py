@@ -211,7 +211,9 @@ def create_builder(stack: str, dst: "Reference", options: "StoreOptions", *, bui
     build, run, run_name = resolve_images(stack=stack, build_image=None, run_image=None, options=options)
     python = python_version(unpack_image(build))
     uid, gid = cnb_user(build)
-    info = BuilderInfo(stack=stack, build_image=build.digest, run_image=run.digest, run_name=run_name)
+    mirror = f"docker://{dst.host}/{dst.repository}@{run.digest}" if dst.transport == refs.REGISTRY else None
+    info = BuilderInfo(stack=stack, build_image=build.digest, run_image=run.digest, run_name=run_name,
+                       run_mirror=mirror)
     arch = run.config.architecture or "amd64"
     with tempfile.TemporaryDirectory(prefix="pallet-builder-") as tmp:
         tmpdir = Path(tmp)
@@ -244,6 +246,10 @@ def create_builder(stack: str, dst: "Reference", options: "StoreOptions", *, bui
         manifest, config_bytes = mutate.finalize(manifest, config)
         say(f"writing {dst}")
         with open_store(dst, options) as store:
+            if mirror is not None:  # the run image beside the builder, by digest: exports mount it
+                from builder.oci.copy import copy_image
+
+                copy_image(run.store, run.digest, store, None)
             copy_blobs(build.store, store, list(build.manifest.layers))
             if not store.has_blob(layer_desc.digest):
                 with open(tmpdir / "layer", "rb") as f:

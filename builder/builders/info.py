@@ -36,10 +36,15 @@ class BuilderInfo:
     run_image: str        # manifest digest
     run_name: str         # the run image reference recorded in app images (as the stack gives it)
     layout: str = STACK_LAYOUT
+    #: Where ``builder create`` also pushed the run image (the builder's registry repository, by
+    #: digest): exports to that registry then mount its layers instead of uploading them.
+    run_mirror: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"stack": self.stack, "buildImage": self.build_image, "runImage": self.run_image,
-                           "runName": self.run_name, "layout": self.layout}, indent=2, sort_keys=True) + "\n"
+                           "runName": self.run_name, "layout": self.layout,
+                           **({"runMirror": self.run_mirror} if self.run_mirror else {})},
+                          indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str, where: str) -> "BuilderInfo":
@@ -47,7 +52,8 @@ class BuilderInfo:
             data = json.loads(text)
             return cls(stack=str(data["stack"]), build_image=str(data["buildImage"]),
                        run_image=str(data["runImage"]), run_name=str(data["runName"]),
-                       layout=str(data.get("layout") or STACK_LAYOUT))
+                       layout=str(data.get("layout") or STACK_LAYOUT),
+                       run_mirror=str(data["runMirror"]) if data.get("runMirror") else None)
         except (ValueError, KeyError, TypeError) as exc:
             raise BuilderFileError(f"{where}: not a pallet builder description ({exc})") from None
 
@@ -75,5 +81,25 @@ def builder_images(info: BuilderInfo) -> tuple["Image", "Image", str]:
 
     store = LayoutStore(Path(info.layout), create=False)
     build = load_image(store, info.build_image)
-    run = load_image(store, info.run_image)
+    run = _mirrored_run(info) or load_image(store, info.run_image)
     return build, run, info.run_name
+
+
+def _mirrored_run(info: BuilderInfo) -> "Image | None":
+    """The run image from the registry the builder was pushed to, when it answers (checked by
+    digest); else None and the copy inside the builder is used."""
+    from builder.errors import PalletError
+    from builder.oci import reference as refs
+    from builder.oci.image import load_image
+    from builder.oci.stores.registry import RegistryStore
+
+    if not info.run_mirror:
+        return None
+    try:
+        ref = refs.parse(info.run_mirror)
+        if ref.transport != refs.REGISTRY or ref.digest != info.run_image:
+            return None
+        store = RegistryStore(ref.host or "", ref.repository or "", retries=1)
+        return load_image(store, info.run_image)
+    except PalletError:
+        return None
