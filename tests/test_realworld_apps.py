@@ -228,3 +228,11 @@ def test_spa_code_change_rebuilds_without_installing_again(bookworm, tmp_path):
     assert "[pallet/node-build] built dist/" in again.stderr
     clean = bookworm.build_json(app, "spa:3", tmp_path / "clean")
     assert json.loads(again.stdout)["digest"] == clean["digest"]
+
+
+def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):
+    """The go.mod made for the build is not in the image: the app layer is the app's files."""
+    bookworm.build(APPS / "go-nomod", "nomod:1", tmp_path / "cache")
+    seen: list[str] = []
+    _files(bookworm, "nomod:1", lambda e: seen.append(e.path) if e.path.startswith("workspace/") else None)
+    assert sorted(seen) == ["workspace/main.go"], seen
