@@ -441,3 +441,24 @@ def test_a_hostile_buildpack_reads_no_secret_and_writes_nothing_of_the_hosts(tmp
     cmdlines = [line for line in lines if line.startswith("CMDLINE ")]
     assert cmdlines and not [line for line in cmdlines if "--setenv" in line or "SECRET" in line]
     assert not list(bp.rglob("planted"))
+
+
+def test_pasta_waits_for_bubblewraps_loopback_before_configuring_the_namespace() -> None:
+    """The race seen under load (bwrap: loopback: Failed RTM_NEWADDR): pallet starts pasta only
+    once bubblewrap's child has set up lo in the new namespace."""
+    from builder.lifecycle.netns import wait_for_loopback
+
+    proc = subprocess.Popen(["bwrap", "--dev-bind", "/", "/", "--unshare-net", "--die-with-parent", "sleep", "5"])
+    try:
+        for _ in range(500):
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            if kids:
+                break
+            time.sleep(0.01)
+        child = int(kids[0])
+        assert wait_for_loopback(child)
+        assert b"127.0.0.1" in Path(f"/proc/{child}/net/fib_trie").read_bytes()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not wait_for_loopback(proc.pid, limit=0.1)  # gone: no wait

@@ -59,6 +59,30 @@ def pasta_command(pasta: str, netns: str, userns: str, publish: tuple, pid_file:
     return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
 
 
+def wait_for_loopback(pid: int, limit: float = 2.0) -> bool:
+    """Wait (bounded) until bubblewrap's child has given the new namespace its loopback address.
+
+    bubblewrap configures ``lo`` itself (127.0.0.1, then up) right after it makes the network
+    namespace, and pasta configures the same namespace: started during that, pasta's netlink
+    requests collide with bubblewrap's (``bwrap: loopback: Failed RTM_NEWADDR``, seen under
+    load). The address shows in the namespace's local routing table; the link is brought up in
+    the very next request, so a few milliseconds more cover it. False if the limit passed.
+    """
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/net/fib_trie", "rb") as f:
+                if b"127.0.0.1" in f.read():
+                    time.sleep(0.005)
+                    return True
+        except OSError:
+            return False  # the sandbox is gone: its own error will say why
+        time.sleep(0.002)
+    return False
+
+
 class Pasta:
     """pasta attached to a running sandbox's network; ``stop`` when the step is done."""
 

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
 from builder.errors import NotFoundError, PalletError
-from builder.lifecycle.netns import Pasta, find_pasta
+from builder.lifecycle.netns import Pasta, find_pasta, wait_for_loopback
 from builder.lifecycle.rootfs import Resolved, in_use, resolve_in_root
 
 if TYPE_CHECKING:
@@ -544,6 +544,7 @@ class BwrapSandbox:
                         child.append(int(info["child-pid"]))
                     if pasta and child:
                         # The step waits (--block-fd) until its network is up.
+                        wait_for_loopback(child[0])
                         network = Pasta(pasta, child[0], step.publish)
                         network.wait_ready(lambda: supervisor.received is not None)
                     if block_w is not None and supervisor.received is None:
