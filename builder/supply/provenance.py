@@ -136,19 +136,27 @@ def statement(facts: BuildFacts) -> dict[str, Any]:
     metadata: dict[str, Any] = {"startedOn": _time(facts.started_on), "finishedOn": _time(facts.finished_on)}
     if facts.invocation_id:
         metadata["invocationId"] = facts.invocation_id
+    return slsa_statement(name=facts.image, digest=facts.digest, build_type=BUILD_TYPE, external=external,
+                          resolved=resolved, builder_id=facts.builder_id, metadata=metadata)
+
+
+def slsa_statement(*, name: str, digest: str, build_type: str, external: dict[str, Any],
+                   resolved: list[dict[str, Any]], builder_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """An in-toto statement with a SLSA v1 provenance predicate: the shape every pallet statement
+    (a build's, a rebase's) shares. Pure."""
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": facts.image, "digest": _digest_set(facts.digest)}],
+        "subject": [{"name": name, "digest": _digest_set(digest)}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
-                "buildType": BUILD_TYPE,
+                "buildType": build_type,
                 "externalParameters": external,
                 "internalParameters": {"palletVersion": __version__},
                 "resolvedDependencies": resolved,
             },
             "runDetails": {
-                "builder": {"id": facts.builder_id},
+                "builder": {"id": builder_id},
                 "metadata": metadata,
             },
         },

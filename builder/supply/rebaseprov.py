@@ -26,11 +26,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from builder import __version__
 from builder.oci.digest import is_digest
 from builder.supply import dsse
-from builder.supply.provenance import (DEFAULT_BUILDER_ID, PREDICATE_TYPE, STATEMENT_TYPE, _digest_set, _time,
-                                       image_uri)
+from builder.supply.provenance import (DEFAULT_BUILDER_ID, PREDICATE_TYPE, _digest_set, _time, image_uri,
+                                       slsa_statement)
 
 REBASE_BUILD_TYPE = "https://pallet.dev/buildtypes/rebase/v1"
 ORIGINAL, ORIGINAL_PROVENANCE = "original-image", "original-provenance"
@@ -67,23 +66,10 @@ def statement(facts: RebaseFacts) -> dict[str, Any]:
     new_uri = image_uri(facts.new_run[1], facts.new_run[0])
     deps.append({"name": RUN, "uri": new_uri, "digest": _digest_set(facts.new_run[0])})
     now = datetime.datetime.now(datetime.timezone.utc)
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [{"name": facts.image, "digest": _digest_set(facts.digest)}],
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": REBASE_BUILD_TYPE,
-                "externalParameters": {"image": original_uri, "runImage": new_uri},
-                "internalParameters": {"palletVersion": __version__},
-                "resolvedDependencies": deps,
-            },
-            "runDetails": {
-                "builder": {"id": facts.builder_id},
-                "metadata": {"startedOn": _time(facts.started_on or now), "finishedOn": _time(facts.finished_on or now)},
-            },
-        },
-    }
+    return slsa_statement(
+        name=facts.image, digest=facts.digest, build_type=REBASE_BUILD_TYPE,
+        external={"image": original_uri, "runImage": new_uri}, resolved=deps, builder_id=facts.builder_id,
+        metadata={"startedOn": _time(facts.started_on or now), "finishedOn": _time(facts.finished_on or now)})
 
 
 def is_rebase(st: dict[str, Any]) -> bool:
