@@ -195,7 +195,9 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
     finish = sign_index = None
     if args.sign_key:  # the key (and its password) before any work
         if len(platforms) > 1:
-            sign_index = _index_finisher(args.sign_key)
+            from builder.supply.cli_hooks import index_build_finisher
+
+            sign_index = index_build_finisher(args.sign_key)
         else:
             from builder.supply.cli_hooks import build_finisher
 
@@ -237,30 +239,6 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
     else:
         print(printed)
     return 0
-
-
-def _index_finisher(key_path: str):
-    """``--sign-key`` for several platforms: each platform's image signed, attested (its own SLSA
-    provenance: its build and run images) and given its SBOMs, as one build's; then the index
-    signed once, as cosign signs a multi-platform image."""
-    from builder.supply.cli_hooks import load_signing_key
-    from builder.supply.provenance import attest, statement
-    from builder.supply.sbom import attach_sbom
-    from builder.supply.sign import sign_image
-
-    key = load_signing_key(key_path)
-
-    def finish(store, index_digest: str, facts: list) -> dict[str, Any]:
-        platforms = {}
-        for f in facts:
-            signed = sign_image(store, f.digest, key)
-            attested = attest(store, f.digest, statement(f), key)
-            sboms = attach_sbom(store, f.digest, name=f.image)
-            platforms[f.digest] = {"signatureTag": signed.tag, "attestationTag": attested.tag,
-                                   "provenance": attested.referrer, "sboms": {k: d.digest for k, d in sboms.items()}}
-        return {"signatureTag": sign_image(store, index_digest, key).tag, "platforms": platforms}
-
-    return finish
 
 
 def _facts(args: argparse.Namespace, options, dst, digest: str, detected, build_image, run_image, run_name: str,

@@ -88,8 +88,20 @@ def _findings_of(args: argparse.Namespace):
     reader = PackageReader(_options(args))
 
     def findings_of(store, digest: str) -> list:
-        packages, _, _ = reader.read(store, digest)
-        return index.match(packages)
+        """An index's: every platform's image's findings, each naming its platform."""
+        from dataclasses import replace
+
+        from builder.oci.image import platform_images
+
+        whole = platform_images(store, digest)
+        if whole is None:
+            packages, _, _ = reader.read(store, digest)
+            return index.match(packages)
+        found = []
+        for image in whole[1]:
+            packages, _, _ = reader.read_image(image)
+            found += [replace(f, platform=str(image.config.platform)) for f in index.match(packages)]
+        return found
 
     return findings_of
 
@@ -159,33 +171,58 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
-    from builder.oci.image import load_image
+    from builder.oci.image import load_image, platform_images
+    from builder.oci.model import Platform
     from builder.supply import sbom
 
     ref, store = _open(args.ref, args)
     with store:
         digest = store.resolve(ref.ref).digest
-        from builder.oci.model import Platform
-
-        image = load_image(store, digest, Platform.parse(args.platform) if args.platform else None)
-        found = None
-        if not args.attach:
-            for candidate in dict.fromkeys([digest, image.digest]):
-                found = found or sbom.find_sbom(store, candidate, args.format)
-        if found is not None:
-            data, where = found
-            _note(f"the SBOM attached to {ref.at_digest(digest)} ({where})")
+        whole = None if args.platform else platform_images(store, digest)
+        if whole is not None:  # an index: one document naming every platform's packages
+            data = _index_sbom(args, ref, store, *whole)
         else:
-            inventory = sbom.collect(image)
-            data = sbom.document(inventory, args.format)
-            if args.attach:
-                attached = sbom.attach_sbom(store, image.digest, inventory)
-                _note("attached to " + ref.at_digest(image.digest) + ": " +
-                      ", ".join(f"{fmt} as referrer {d.digest}" for fmt, d in attached.items()))
+            image = load_image(store, digest, Platform.parse(args.platform) if args.platform else None)
+            found = None if args.attach else sbom.find_sbom(store, image.digest, args.format)
+            if found is not None:
+                data, where = found
+                _note(f"the SBOM attached to {ref.at_digest(image.digest)} ({where})")
             else:
-                _note(f"no {args.format} SBOM is attached to {ref.at_digest(digest)}; computed from its layers")
+                inventory = sbom.collect(image)
+                data = sbom.document(inventory, args.format)
+                if args.attach:
+                    attached = sbom.attach_sbom(store, image.digest, inventory)
+                    _note("attached to " + ref.at_digest(image.digest) + ": " +
+                          ", ".join(f"{fmt} as referrer {d.digest}" for fmt, d in attached.items()))
+                else:
+                    _note(f"no {args.format} SBOM is attached to {ref.at_digest(image.digest)}; "
+                          "computed from its layers")
     sys.stdout.write(data.decode("utf-8"))
     return 0
+
+
+def _index_sbom(args: argparse.Namespace, ref, store, index, images) -> bytes:  # noqa: ANN001
+    """The whole index's SBOM: attached to the index, else computed from each platform's layers
+    (``--attach``: attached to the index, and each platform's own to its image)."""
+    from builder.supply import indexsbom, sbom
+
+    found = None if args.attach else sbom.find_sbom(store, index.digest, args.format)
+    if found is not None:
+        data, where = found
+        _note(f"the SBOM attached to {ref.at_digest(index.digest)} ({where})")
+        return data
+    inventory = indexsbom.collect(index, images)
+    if args.attach:
+        attached = indexsbom.attach(store, inventory)
+        for one in inventory.platforms:
+            sbom.attach_sbom(store, one.digest, one)
+        _note("attached to " + ref.at_digest(index.digest) + ": " +
+              ", ".join(f"{fmt} as referrer {d.digest}" for fmt, d in attached.items()) +
+              f"; and to each of its {len(inventory.platforms)} platform images")
+    else:
+        _note(f"no {args.format} SBOM is attached to {ref.at_digest(index.digest)}; computed from the layers "
+              f"of its {len(inventory.platforms)} platform images")
+    return indexsbom.document(inventory, args.format)
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -233,7 +270,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             entry = audit_image(store, ref, args.package, args.below)
         if entry.matches:
             entries.append(entry)
-    lines = [f"{e.reference}\t" + ", ".join(f"{m.name} {m.version}" for m in e.matches) for e in entries]
+    lines = [f"{e.reference}\t" + ", ".join(f"{m.name} {m.version}" + (f" [{m.platform}]" if m.platform else "")
+                                            for m in e.matches) for e in entries]
     if not entries and not args.json:
         below = f" below {args.below}" if args.below else ""
         _note(f"none of the {len(args.refs)} image(s) contains {args.package}{below}")
@@ -270,7 +308,8 @@ def _audit_advisories(args: argparse.Namespace) -> int:
             alias = f" ({', '.join(f.aliases)})" if f.aliases else ""
             source = f" (source {f.source})" if f.source and f.source != f.package else ""
             fixed = f"fixed in {f.fixed}" if f.fixed else "no fix yet"
-            lines.append(f"  {f.id}{alias} {f.severity}: {f.package}{source} {f.installed}, {fixed}; "
+            platform = f" [{f.platform}]" if f.platform else ""
+            lines.append(f"  {f.id}{alias} {f.severity}:{platform} {f.package}{source} {f.installed}, {fixed}; "
                          f"in the {f.location}")
     if not args.json:
         _note(f"{index.advisories} advisories, {len(args.refs)} image(s): {len(entries)} affected")
@@ -326,7 +365,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=["cyclonedx", "spdx"], default="cyclonedx")
     p.add_argument("--attach", action="store_true",
                    help="compute the SBOM and attach it (both formats) as referrers of the image")
-    p.add_argument("--platform", help="OS/ARCH[/VARIANT] to pick from an index (default: this machine's)")
+    p.add_argument("--platform", help="OS/ARCH[/VARIANT]: that platform's SBOM, from an index (default: an index's "
+                                      "SBOM names every platform's packages)")
     p.set_defaults(func=cmd_sbom)
 
     p = sub.add_parser("promote", parents=[common()], help="copy a verified image with its signatures, by digest",

@@ -56,7 +56,8 @@ def files(mapping: dict[str, bytes]) -> list[Entry]:
 
 def push(store: Store, layers: list[list[Entry]], tag: str | None = "latest",
          labels: dict[str, str] | None = None, *, base: Descriptor | None = None,
-         annotations: dict[str, str] | None = None) -> Descriptor:
+         annotations: dict[str, str] | None = None, architecture: str = "amd64",
+         variant: str | None = None) -> Descriptor:
     """An image of these layers (bottom first, on top of ``base``'s, an image in the same store)
     in ``store``; returns its manifest descriptor."""
     descs, diff_ids = [], []
@@ -69,8 +70,10 @@ def push(store: Store, layers: list[list[Entry]], tag: str | None = "latest",
         raw = tar_layer(entries)
         diff_ids.append(sha256(raw))
         descs.append(store.put_blob_bytes(gzip.compress(raw, mtime=0), mt.OCI_LAYER_GZIP).to_json())
-    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    config = {"architecture": architecture, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "config": {"Env": ["PATH=/bin"], "Labels": labels or {}}}
+    if variant:
+        config["variant"] = variant
     cdesc = store.put_blob_bytes(json.dumps(config, sort_keys=True).encode(), mt.OCI_CONFIG)
     manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cdesc.to_json(), "layers": descs}
     if annotations:

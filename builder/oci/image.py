@@ -90,3 +90,22 @@ def load_image(store: Store, ref: str, platform: Platform | None = None) -> Imag
         return Image(store, child_desc, child_data, index=desc)
     have = ", ".join(str(m.platform) for m in candidates if m.platform) or "none"
     raise NotFoundError(f"{ref} in {store.description} has no image for {want} (it has: {have})")
+
+
+def platform_images(store: Store, ref: str) -> tuple[Descriptor, list[Image]] | None:
+    """(the index, one image per platform it names, in its order) when ``ref`` names an image
+    index of platform manifests; None when it names a single image. What whole-index views
+    (an index's SBOM, its audit) read, one platform at a time."""
+    desc, data = store.get_manifest(ref)
+    if not mt.is_index(desc.media_type):
+        return None
+    index = Index.from_bytes(data, desc.media_type)
+    images = []
+    for child in index.manifests:
+        # (buildx puts its attestation manifests in the index as platform unknown/unknown)
+        if mt.is_manifest(child.media_type) and child.platform is not None and child.platform.os != "unknown":
+            child_desc, child_data = store.get_manifest(child.digest)
+            images.append(Image(store, child_desc, child_data, index=desc))
+    if not images:
+        raise PalletError(f"{ref} in {store.description} is an index without platform images")
+    return desc, images

@@ -54,11 +54,14 @@ class Finding:
     purl: str
     location: str = ""
     summary: str = ""
+    platform: str = ""                 # which image of a multi-platform one (an index) has it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "aliases": list(self.aliases), "package": self.package,
                                "installed": self.installed, "fixed": self.fixed, "severity": self.severity,
                                "ecosystem": self.ecosystem, "purl": self.purl, "location": self.location}
+        if self.platform:
+            out["platform"] = self.platform
         if self.source and self.source != self.package:
             out["source"] = self.source
         if self.summary:

@@ -2,16 +2,19 @@
 
 Each image's attached SBOM is read (CycloneDX, else SPDX); an image without one has its SBOM
 computed from its layers. Versions compare in each package's ecosystem order (``versions``:
-dpkg's, PEP 440, semver).
+dpkg's, PEP 440, semver). A multi-platform image (an index) is audited platform by platform:
+each platform's image is read as any image is (its own SBOM, its own run image), and each
+match or finding names its platform; the entry is the index's (what ``pallet rebase --from``
+takes: a rebase of the index rebases every platform).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from builder.oci.image import load_image
+from builder.oci.image import load_image, platform_images
 from builder.oci.reference import Reference
 from builder.oci.stores.base import Store
 from builder.stacks import inventory as dpkg
@@ -23,6 +26,7 @@ class Match:
     name: str
     version: str
     purl: str
+    platform: str = ""         # set for an image of an index
 
 
 @dataclass
@@ -34,7 +38,8 @@ class AuditEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {"reference": self.reference, "digest": self.digest, "sbom": self.sbom,
-                "packages": [{"name": m.name, "version": m.version, "purl": m.purl} for m in self.matches]}
+                "packages": [{"name": m.name, "version": m.version, "purl": m.purl,
+                              **({"platform": m.platform} if m.platform else {})} for m in self.matches]}
 
 
 def _same_name(listed: sbom.Listed, wanted: str) -> bool:
@@ -70,21 +75,33 @@ def matching(listed: list[sbom.Listed], name: str, below: str | None = None) -> 
 
 
 def packages_of(store: Store, digest: str) -> tuple[list[sbom.Listed], str]:
-    """(packages, where the list came from) for the image ``digest`` names."""
-    image = load_image(store, digest)
-    for candidate in dict.fromkeys([digest, image.digest]):
-        for fmt in ("cyclonedx", "spdx"):
-            found = sbom.find_sbom(store, candidate, fmt)
-            if found is not None:
-                data, where = found
-                return sbom.listed_packages(data, fmt), f"attached ({fmt}, {where})"
+    """(packages, where the list came from) for the image ``digest`` names (one platform's
+    image: its own SBOM, not an index's, which names every platform's packages)."""
+    return image_packages(load_image(store, digest))
+
+
+def image_packages(image: Any) -> tuple[list[sbom.Listed], str]:
+    for fmt in ("cyclonedx", "spdx"):
+        found = sbom.find_sbom(image.store, image.digest, fmt)
+        if found is not None:
+            data, where = found
+            return sbom.listed_packages(data, fmt), f"attached ({fmt}, {where})"
     return sbom.inventory_listed(sbom.collect(image)), "computed"
 
 
 def audit_image(store: Store, ref: Reference, package: str, below: str | None = None) -> AuditEntry:
     digest = store.resolve(ref.ref).digest
-    listed, where = packages_of(store, digest)
-    return AuditEntry(ref.at_digest(digest), digest, where, matching(listed, package, below))
+    whole = platform_images(store, digest)
+    if whole is None:
+        listed, where = packages_of(store, digest)
+        return AuditEntry(ref.at_digest(digest), digest, where, matching(listed, package, below))
+    matches, wheres = [], []
+    for image in whole[1]:
+        platform = str(image.config.platform)
+        listed, where = image_packages(image)
+        wheres.append(f"{platform}: {where}")
+        matches += [replace(m, platform=platform) for m in matching(listed, package, below)]
+    return AuditEntry(ref.at_digest(digest), digest, "; ".join(wheres), matches)
 
 
 # -- advisories --------------------------------------------------------------------------------
@@ -225,12 +242,11 @@ class PackageReader:
         base = self._base_count(image)
         listed: list[sbom.Listed] | None = None
         where = "computed"
-        candidates = [image.index.digest, image.digest] if image.index is not None else [image.digest]
-        for candidate in candidates:
-            found = _attached_sbom(store, candidate) if listed is None else None
-            if found is not None:
-                data, fmt, ref = found
-                listed, where = sbom.listed_packages(data, fmt), f"attached ({fmt}, {ref})"
+        # The image's own SBOM (an index's names every platform's packages: not this image's list).
+        found = _attached_sbom(store, image.digest)
+        if found is not None:
+            data, fmt, ref = found
+            listed, where = sbom.listed_packages(data, fmt), f"attached ({fmt}, {ref})"
         if base is not None:
             base_key = tuple(d.digest for d, _ in image.layers()[:base])
             with self._lock_for(("keys",) + base_key):
@@ -256,6 +272,7 @@ class AdvisoryEntry:
     sbom: str
     has_run_image: bool
     findings: list[Any] = field(default_factory=list)   # advisories.Finding
+    platforms: list[dict[str, Any]] = field(default_factory=list)  # an index's: each platform image read
 
     @property
     def rebase(self) -> bool:
@@ -273,9 +290,12 @@ class AdvisoryEntry:
         return " and ".join(parts) if parts else "none available yet"
 
     def to_json(self) -> dict[str, Any]:
-        return {"reference": self.reference, "digest": self.digest, "sbom": self.sbom,
-                "rebase": self.rebase, "rebuild": self.rebuild,
-                "findings": [f.to_json() for f in self.findings]}
+        out = {"reference": self.reference, "digest": self.digest, "sbom": self.sbom,
+               "rebase": self.rebase, "rebuild": self.rebuild,
+               "findings": [f.to_json() for f in self.findings]}
+        if self.platforms:
+            out["platforms"] = self.platforms
+        return out
 
 
 def _attached_sbom(store: Store, digest: str) -> tuple[bytes, str, str] | None:
@@ -304,8 +324,20 @@ def _attached_sbom(store: Store, digest: str) -> tuple[bytes, str, str] | None:
 
 
 def audit_advisories(store: Store, ref: Reference, index: Any, reader: PackageReader) -> AdvisoryEntry:
-    """The advisories of ``index`` that affect the image ``ref`` names (resolved once)."""
-    image = load_image(store, ref.ref)
-    digest = image.index.digest if image.index is not None else image.digest
-    packages, where, has_run = reader.read_image(image)
-    return AdvisoryEntry(ref.at_digest(digest), digest, where, has_run, index.match(packages))
+    """The advisories of ``index`` that affect the image ``ref`` names (resolved once); for a
+    multi-platform image, those of each platform's image, each finding naming its platform."""
+    digest = store.resolve(ref.ref).digest
+    whole = platform_images(store, digest)
+    if whole is None:
+        packages, where, has_run = reader.read_image(load_image(store, digest))
+        return AdvisoryEntry(ref.at_digest(digest), digest, where, has_run, index.match(packages))
+    findings, platforms, wheres, runs = [], [], [], []
+    for image in whole[1]:
+        platform = str(image.config.platform)
+        packages, where, has_run = reader.read_image(image)
+        found = [replace(f, platform=platform) for f in index.match(packages)]
+        findings += found
+        wheres.append(f"{platform}: {where}")
+        runs.append(has_run)
+        platforms.append({"platform": platform, "digest": image.digest, "sbom": where, "findings": len(found)})
+    return AdvisoryEntry(ref.at_digest(digest), digest, "; ".join(wheres), all(runs), findings, platforms)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from builder.oci.stores.base import Store
 from builder.supply import keys
 from builder.supply.provenance import BuildFacts, attest, statement
-from builder.supply.sbom import attach_sbom
+from builder.supply.sbom import attach_sbom, collect
 from builder.supply.sign import sign_image
 
 
@@ -77,5 +77,46 @@ def build_finisher(key_path: str) -> Callable[[Store, BuildFacts], dict[str, Any
         sboms = attach_sbom(store, facts.digest, name=facts.image)
         return {"signatureTag": signed.tag, "attestationTag": attested.tag, "provenance": attested.referrer,
                 "sboms": {fmt: d.digest for fmt, d in sboms.items()}}
+
+    return finish
+
+
+def index_build_finisher(key_path: str) -> Callable[[Store, str, list[BuildFacts]], dict[str, Any]]:
+    """``finish(store, index_digest, facts)`` for ``pallet build --platform A,B --sign-key``: each
+    platform's image signed, attested (its own provenance: its build and run images) and given
+    its SBOMs, as one build's; then the index itself: signed once (as cosign signs a
+    multi-platform image), attested (``provenance.index_statement``: the subject is the index,
+    the byproducts its platform manifests) and given the SBOM that names every platform's
+    packages (``indexsbom``). None of it changes a digest."""
+    from builder.oci.image import load_image, platform_images
+    from builder.supply import indexsbom
+    from builder.supply.provenance import index_statement
+
+    key = load_signing_key(key_path)
+
+    def finish(store: Store, index_digest: str, facts: list[BuildFacts]) -> dict[str, Any]:
+        by_digest = {f.digest: f for f in facts}
+        found = platform_images(store, index_digest)
+        if found is None or {i.digest for i in found[1]} != set(by_digest):
+            raise ValueError(f"{index_digest} is not the index of the platform images built")
+        index, images = found
+        platforms: dict[str, Any] = {}
+        inventories = []
+        for image in images:
+            f = by_digest[image.digest]
+            signed = sign_image(store, f.digest, key)
+            attested = attest(store, f.digest, statement(f), key)
+            inventory = collect(load_image(store, f.digest), f.image)
+            inventories.append(inventory)
+            sboms = attach_sbom(store, f.digest, inventory)
+            platforms[f.digest] = {"signatureTag": signed.tag, "attestationTag": attested.tag,
+                                   "provenance": attested.referrer, "sboms": {k: d.digest for k, d in sboms.items()}}
+        name = facts[0].image
+        described = [(str(i.config.platform), i.descriptor.media_type, by_digest[i.digest]) for i in images]
+        attested = attest(store, index_digest, index_statement(name, index_digest, described), key)
+        sboms = indexsbom.attach(store, indexsbom.IndexInventory(index.digest, name, tuple(inventories)))
+        return {"signatureTag": sign_image(store, index_digest, key).tag, "attestationTag": attested.tag,
+                "provenance": attested.referrer, "sboms": {k: d.digest for k, d in sboms.items()},
+                "platforms": platforms}
 
     return finish

@@ -41,6 +41,8 @@ from builder.supply.keys import PrivateKey, TrustedKey
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://pallet.dev/buildtypes/buildpacks/v1"
+#: A multi-platform build: one build per platform, composed into an index (the subject).
+INDEX_BUILD_TYPE = "https://pallet.dev/buildtypes/buildpacks-index/v1"
 #: The builder id of a build run by hand; a CI platform passes its own (e.g. its workflow URI).
 DEFAULT_BUILDER_ID = "https://pallet.dev/builders/local"
 #: Annotation cosign puts on attestation layers.
@@ -140,10 +142,58 @@ def statement(facts: BuildFacts) -> dict[str, Any]:
                           resolved=resolved, builder_id=facts.builder_id, metadata=metadata)
 
 
+def index_statement(name: str, digest: str, platforms: list[tuple[str, str, BuildFacts]]) -> dict[str, Any]:
+    """The provenance of a multi-platform build's index (``digest``): ``platforms`` is (platform,
+    media type, that platform's build facts) for each manifest of the index, in its order.
+
+    The source, stack, buildpacks asked for and builder are the build's (the same for every
+    platform); ``externalParameters.platforms`` lists the platforms; ``resolvedDependencies``
+    are the source and each platform's run and build images and buildpacks (named with their
+    platform: ``run-image linux/arm64/v8``); ``runDetails.byproducts`` name each platform's
+    manifest by digest, as the index does -- each has its own provenance too. Pure."""
+    if not platforms:
+        raise ValueError("an index statement needs at least one platform")
+    if not is_digest(digest):
+        raise ValueError(f"not an image digest: {digest!r}")
+    per_platform = [(platform, statement(facts)) for platform, _, facts in platforms]
+    first = per_platform[0][1]["predicate"]
+    external = {**first["buildDefinition"]["externalParameters"], "platforms": [p for p, _ in per_platform]}
+    resolved: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for platform, st in per_platform:
+        for dep in st["predicate"]["buildDefinition"]["resolvedDependencies"]:
+            named = dep if dep.get("name") == "source" else {**dep, "name": f"{dep.get('name')} {platform}"}
+            key = statement_bytes(named).decode()
+            if key not in seen:
+                seen.add(key)
+                resolved.append(named)
+    byproducts = [{"name": platform, "digest": _digest_set(facts.digest), "mediaType": media_type,
+                   "uri": _platform_uri(name, facts.digest, platform)} for platform, media_type, facts in platforms]
+    starts = [f.started_on for _, _, f in platforms]
+    ends = [f.finished_on for _, _, f in platforms]
+    metadata: dict[str, Any] = {"startedOn": _time(min(starts)), "finishedOn": _time(max(ends))}
+    if platforms[0][2].invocation_id:
+        metadata["invocationId"] = platforms[0][2].invocation_id
+    return slsa_statement(name=name, digest=digest, build_type=INDEX_BUILD_TYPE, external=external,
+                          resolved=resolved, builder_id=platforms[0][2].builder_id, metadata=metadata,
+                          byproducts=byproducts)
+
+
+def _platform_uri(name: str, digest: str, platform: str) -> str:
+    """One platform's image of a multi-platform one, named as the subject is: a purl with ``arch``."""
+    from builder.supply import purl
+
+    return purl.oci_named(name, digest, platform.split("/")[1] if "/" in platform else platform)
+
+
 def slsa_statement(*, name: str, digest: str, build_type: str, external: dict[str, Any],
-                   resolved: list[dict[str, Any]], builder_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+                   resolved: list[dict[str, Any]], builder_id: str, metadata: dict[str, Any],
+                   byproducts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """An in-toto statement with a SLSA v1 provenance predicate: the shape every pallet statement
-    (a build's, a rebase's) shares. Pure."""
+    (a build's, a rebase's, an index's) shares. Pure."""
+    run_details: dict[str, Any] = {"builder": {"id": builder_id}, "metadata": metadata}
+    if byproducts:
+        run_details["byproducts"] = byproducts
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": _digest_set(digest)}],
@@ -155,10 +205,7 @@ def slsa_statement(*, name: str, digest: str, build_type: str, external: dict[st
                 "internalParameters": {"palletVersion": __version__},
                 "resolvedDependencies": resolved,
             },
-            "runDetails": {
-                "builder": {"id": builder_id},
-                "metadata": metadata,
-            },
+            "runDetails": run_details,
         },
     }
 

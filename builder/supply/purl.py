@@ -54,8 +54,19 @@ def golang(module: str, version: str | None) -> str:
     return purl("golang", name, version if version and version != "(devel)" else None, namespace=namespace or None)
 
 
-def oci(name: str, digest: str, repository_url: str | None = None) -> str:
-    return purl("oci", name.rsplit("/", 1)[-1].lower(), digest, qualifiers={"repository_url": repository_url or ""})
+def oci(name: str, digest: str, repository_url: str | None = None, arch: str | None = None) -> str:
+    """``arch``: the purl spec's qualifier for one platform's image of a multi-platform one."""
+    return purl("oci", name.rsplit("/", 1)[-1].lower(), digest,
+                qualifiers={"repository_url": repository_url or "", "arch": arch or ""})
+
+
+def oci_named(name: str, digest: str, arch: str | None = None) -> str:
+    """``pkg:oci/NAME@DIGEST?repository_url=HOST/REPO`` for an image named as signatures name it
+    (``HOST/REPO`` for a registry: the URL only then; a local name stays local)."""
+    first = name.split("/", 1)[0]
+    registry = "/" in name and ("." in first or ":" in first or first == "localhost") \
+        and not name.startswith("oci:")
+    return oci(name.rstrip("/").rsplit("/", 1)[-1], digest, name if registry else None, arch)
 
 
 @functools.lru_cache(maxsize=65536)

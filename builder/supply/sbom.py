@@ -261,10 +261,7 @@ def serial_uuid(digest: str) -> uuid.UUID:
 
 def _image_purl(inv: Inventory) -> str:
     """``pkg:oci/NAME@DIGEST?repository_url=HOST/REPO`` (the URL only for a registry image)."""
-    first = inv.name.split("/", 1)[0]
-    registry = "/" in inv.name and ("." in first or ":" in first or first == "localhost") \
-        and not inv.name.startswith("oci:")
-    return purl.oci(inv.name.rstrip("/").rsplit("/", 1)[-1], inv.digest, inv.name if registry else None)
+    return purl.oci_named(inv.name, inv.digest)
 
 
 def cyclonedx(inv: Inventory, *, epoch: int | None = None) -> dict[str, Any]:
