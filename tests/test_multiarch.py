@@ -344,6 +344,29 @@ def test_signed_multi_platform_build_signs_the_index_and_attests_each_platform(h
         assert pallet("verify", f"signedmulti@{p['digest']}", "--key", pub, env=home, check=False).returncode == 0
     arm = pallet("sbom", "signedmulti:1", "--platform", "linux/arm64", env=home)
     assert "the SBOM attached" in arm.stderr and "arch=arm64" in arm.stdout
+    assert "arch=amd64" not in arm.stdout
+    # the index itself: its own SBOM (every platform's packages) and provenance, through a policy
+    whole = pallet("sbom", "signedmulti:1", env=home)
+    assert f"the SBOM attached to signedmulti:1@{out['digest']}" in whole.stderr
+    images = {c["properties"][0]["value"]: c for c in json.loads(whole.stdout)["components"]}
+    assert {p: images[p]["version"] for p in images} == {p["platform"]: p["digest"] for p in out["platforms"]}
+    for platform, arch in (("linux/amd64", "amd64"), ("linux/arm64/v8", "arm64")):
+        bash = [c["purl"] for c in images[platform]["components"] if c["name"] == "bash"]
+        assert len(bash) == 1 and f"arch={arch}" in bash[0]
+    (tmp_path / "policy.toml").write_text(f'keys = ["{pub}"]\nbuilder_id = "https://pallet.dev/builders/local"\n'
+                                          'require_sbom = true\n')
+    verified = json.loads(pallet("verify", out["reference"], "--policy", str(tmp_path / "policy.toml"), "--json",
+                                 env=home).stdout)
+    assert verified["verified"] and verified["digest"] == out["digest"] and len(verified["sboms"]) == 2
+    assert out["supplyChain"]["provenance"] and out["supplyChain"]["sboms"]
+
+
+def test_audit_of_the_index_reports_each_platform(built: dict, home: dict[str, str]) -> None:
+    [entry] = json.loads(pallet("audit", "multi:1", "--package", "bash", "--json", env=home).stdout)
+    assert entry["digest"] == built["digest"]
+    by_platform = {m["platform"]: m["purl"] for m in entry["packages"]}
+    assert set(by_platform) == {"linux/amd64", "linux/arm64/v8"}
+    assert "arch=arm64" in by_platform["linux/arm64/v8"] and "arch=amd64" in by_platform["linux/amd64"]
 
 
 def test_docker_executor_builds_the_same_arm64_image(built: dict, home: dict[str, str], tmp_path: Path,

@@ -21,7 +21,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         query = parse_qs(urlparse(self.path).query)
         body = json.dumps({"bot": "python-bot", "reply": reply(query.get("say", ["hello"])[0]),
-                           "python": platform.python_version()}).encode()
+                           "python": platform.python_version(), "machine": platform.machine()}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
