@@ -1,6 +1,16 @@
 """What QEMU costs: arm64 vs amd64 on one amd64 machine, for the tiny two-platform stack and an app.
 
     python bench/bench_multiarch.py [--runs 1] [--write]
+    python bench/bench_multiarch.py --full [--write]
+
+``--full``: the full-size run, not a test -- the default stack (stacks/trixie.toml) made
+two-platform (a copy with ``architectures = ["amd64", "arm64"]``, written and locked into a
+temporary directory at run time, so it follows the shipped stack; the shipped one stays
+amd64-only, so a fresh machine's demo does not assemble arm64), assembled from scratch in a
+private cache (each architecture's "assembled and layered" time), then samples/python-flask
+built for each platform alone (empty build cache; pip downloads the platform's wheels) and for
+both into one index, and the arm64 image run under QEMU and asked ``/api/greet`` over HTTP.
+``--write`` replaces the "### Full size" part of the Multi-architecture section.
 
 Stack: ``pallet stack build tests/stacks/tiny-multi.toml --no-cache --verbose`` in a private
 stack cache (the .deb files come from the machine's warm cache, so no download is timed); each
@@ -71,9 +81,13 @@ def app_round(work: Path, arch: str, env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, heading: str = "## Multi-architecture") -> None:
+    """Replace the part of RESULTS.md under ``heading`` (up to the next heading of its level or
+    above; a "###" part stays inside its "##" section) or append it."""
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Multi-architecture\n.*?(?=^## |\Z)", re.S | re.M)
+    level = heading.split(" ", 1)[0]
+    stop = "|".join(["#" * n + " " for n in range(1, len(level) + 1)] + ["### Full size"])
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^(?:{stop})|\Z)", re.S | re.M)
     if pattern.search(current):
         current = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", current)
     else:
@@ -81,11 +95,109 @@ def write_section(text: str) -> None:
     RESULTS.write_text(current.rstrip("\n") + "\n")
 
 
+FLASK = ROOT / "samples" / "python-flask"
+TRIXIE = ROOT / "stacks" / "trixie.toml"
+
+
+def full_run(work: Path) -> dict[str, object]:
+    """The full-size run (see the module's docstring); seconds and what answered."""
+    import json
+    import urllib.request
+
+    stack = work / "trixie-multi.toml"
+    text = TRIXIE.read_text()
+    if 'architectures = ["amd64"]' not in text:
+        raise SystemExit(f"{TRIXIE}: no `architectures = [\"amd64\"]` line to make two-platform")
+    stack.write_text("# stacks/trixie.toml for amd64 and arm64 (bench/bench_multiarch.py --full)\n"
+                     + text.replace('architectures = ["amd64"]', 'architectures = ["amd64", "arm64"]'))
+    cache = work / "cache"
+    cache.mkdir(parents=True)
+    (cache / "debs").symlink_to(cache_root() / "debs")
+    env = {"PALLET_HOME": str(work / "home"), "PALLET_CACHE": str(cache), "PALLET_SERVER": "0"}
+    pallet("stack", "lock", str(stack), env=env)
+    start = time.perf_counter()
+    out = pallet("stack", "build", str(stack), "--verbose", env=env)
+    result: dict[str, object] = {"stack_wall": time.perf_counter() - start,
+                                 "stack": {a: float(t) for a, t in ASSEMBLED.findall(out.stderr)}}
+    apps: dict[str, float] = {}
+    for arch in ("amd64", "arm64"):
+        start = time.perf_counter()
+        pallet("build", str(FLASK), "-t", f"flask-{arch}:1", "--stack", str(stack), "--platform", f"linux/{arch}",
+               "--cache-dir", str(work / f"c-{arch}"), env=env)
+        apps[arch] = time.perf_counter() - start
+    result["app"] = apps
+    start = time.perf_counter()
+    both = json.loads(pallet("build", str(FLASK), "-t", "flask:1", "--stack", str(stack), "--platform",
+                             "linux/amd64,linux/arm64", "--json", "--cache-dir", str(work / "c-both"),
+                             env=env).stdout)
+    result["index_wall"] = time.perf_counter() - start
+    result["index"] = both["digest"]
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "builder", "run", "flask:1", "--platform", "linux/arm64", "-p",
+                             str(port)], env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    start = time.perf_counter()
+    answer = None
+    try:
+        while time.perf_counter() - start < 300 and proc.poll() is None and answer is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/greet?name=arm64", timeout=5) as resp:
+                    answer = resp.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        result["arm64_first_answer"] = time.perf_counter() - start
+        result["arm64_answer"] = answer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return result
+
+
+def full_main(write: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-multiarch-full-") as tmp:
+        r = full_run(Path(tmp))
+    stack, app = r["stack"], r["app"]
+    load = os.getloadavg()[0]
+    lines = [
+        "### Full size",
+        "",
+        f"`python bench/bench_multiarch.py --full`, {time.strftime('%Y-%m-%d', time.gmtime())}, on "
+        f"{platform.machine()}, {os.cpu_count()} cores (shared; load average {load:.1f} at the end): "
+        "stacks/trixie.toml made two-platform (every package of the default stack), assembled from "
+        "scratch (the .deb files from the machine's cache); samples/python-flask on it.",
+        "",
+        "| what | amd64 (native) | arm64 (QEMU) | ratio |",
+        "|---|---|---|---|",
+        f"| trixie stack, one architecture assembled and layered | {stack['amd64']:.0f} s | {stack['arm64']:.0f} s "
+        f"| {stack['arm64'] / stack['amd64']:.1f}x |",
+        f"| python-flask, empty build cache (pip downloads that platform's wheels) | {app['amd64']:.0f} s "
+        f"| {app['arm64']:.0f} s | {app['arm64'] / app['amd64']:.1f}x |",
+        "",
+        f"Whole stack build (both architectures at once): {r['stack_wall']:.0f} s. python-flask for "
+        f"`linux/amd64,linux/arm64` into one index ({str(r['index'])[:19]}...): {r['index_wall']:.0f} s. "
+        f"The arm64 image under QEMU (`pallet run --platform linux/arm64`) first answered after "
+        f"{r['arm64_first_answer']:.1f} s: `{r['arm64_answer']}`.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        write_section(text, "### Full size")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--full", action="store_true", help="the full-size run: trixie for both platforms, flask")
     parser.add_argument("--write", action="store_true", help="update the Multi-architecture section of RESULTS.md")
     args = parser.parse_args()
+    if args.full:
+        full_main(args.write)
+        return
     stacks: dict[str, list[float]] = {"amd64": [], "arm64": []}
     apps: dict[str, list[float]] = {"amd64": [], "arm64": []}
     with tempfile.TemporaryDirectory(prefix="bench-multiarch-") as tmp:
