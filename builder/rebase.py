@@ -195,7 +195,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
                            changes=changes)
         _put_config(store, config_bytes, manifest.config.media_type)
         desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
-        refreshed = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None, formats=formats)
+        refreshed, _ = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None, formats=formats)
         if refreshed:
             changes["sbom"] = refreshed
         if sign is not None:
@@ -278,12 +278,22 @@ def rebase_index(ref: refs.Reference, store, top, top_data: bytes, new_run: RunI
         return Outcome(str(ref), WOULD_REBASE, digest=new_digest, old_digest=top.digest, changes=changes)
     if not store.preserves_digests:
         raise UsageError(f"{ref}: {store.description} cannot hold an index; rebase it in a registry or layout")
+    index_formats = _sbom_formats(store, Image(store, top, top_data), always=sign is not None)
+    inventories = {}
     for platform, app, run, manifest, config_bytes in plans:
         copy_blobs(run.image.store, store, list(run.image.manifest.layers))
         store.put_blob_bytes(config_bytes, manifest.config.media_type)
         desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
-        _refresh_sbom(store, app, desc.digest, run)
+        inventories[desc.digest] = _refresh_sbom(store, app, desc.digest, run, always=bool(index_formats))[1]
     desc = store.put_manifest(new_index.to_bytes(), new_index.media_type)
+    if index_formats:  # the index's own SBOM (every platform's packages), as the old index had or a signed one gets
+        from builder.supply import indexsbom
+        from builder.supply.sign import identity_of
+
+        whole = indexsbom.IndexInventory(desc.digest, identity_of(store),
+                                         tuple(inventories[m.digest] for m in new_index.manifests))
+        indexsbom.attach(store, whole, index_formats)
+        changes["sbom"] = list(index_formats)
     if sign is not None:
         sign(store, str(ref), desc.digest, RebaseRecord(original=top.digest,
                                                        new_run=(new_run.image.index.digest if new_run.image.index
@@ -382,17 +392,17 @@ def _sbom_formats(store, app: Image, always: bool = False) -> tuple[str, ...]:
 
 
 def _refresh_sbom(store, app: Image, new_digest: str, new_run: RunImage, always: bool = False,
-                  formats: tuple[str, ...] | None = None) -> list[str]:
+                  formats: tuple[str, ...] | None = None) -> tuple[list[str], Any]:
     """When the old image had SBOMs attached (or ``always``: a signed rebase), attach fresh ones to
     the new digest: the new run image's packages (read once for the whole fleet) plus the app's
-    own CNB SBOM layer — never the app's other layers."""
+    own CNB SBOM layer — never the app's other layers. (formats attached, the inventory or None)."""
     from builder.supply.refresh import rebased_inventory
     from builder.supply.sbom import attach_sbom, collect
 
     if formats is None:
         formats = _sbom_formats(store, app, always)
     if not formats:
-        return []
+        return [], None
     run = new_run.image
     if run.digest not in _RUN_INVENTORIES:
         _RUN_INVENTORIES[run.digest] = collect(run, new_run.name)
@@ -401,7 +411,7 @@ def _refresh_sbom(store, app: Image, new_digest: str, new_run: RunImage, always:
 
     inventory = rebased_inventory(image, _RUN_INVENTORIES[run.digest], identity_of(store))
     attach_sbom(store, new_digest, inventory, formats=formats)
-    return list(formats)
+    return list(formats), inventory
 
 
 def _digest(manifest: Manifest) -> str:

@@ -258,6 +258,10 @@ def test_rebased_index_is_signed_once_on_the_index(home: dict[str, str], runs: d
     digest = out.stdout.strip().split("@")[1]
     verified = pallet("verify", f"signed:a@{digest}", "--key", str(pub), env=home, check=False)
     assert verified.returncode == 0, verified.stderr
+    whole = pallet("sbom", f"signed:a@{digest}", env=home)  # the rebased index's own SBOM, attached
+    assert f"the SBOM attached to signed:a@{digest}" in whole.stderr
+    assert {c["properties"][0]["value"] for c in json.loads(whole.stdout)["components"]} == \
+        {"linux/amd64", "linux/arm64/v8"}
 
 
 def test_one_foreign_platform_gives_its_own_image_signed_and_attested(home: dict[str, str], tmp_path: Path) -> None:
