@@ -105,3 +105,25 @@ def test_index_statement_refuses_facts_of_other_images(tmp_path: Path, monkeypat
     key, _ = key_pair(tmp_path)
     with pytest.raises(ValueError, match="not the index of the platform images built"):
         index_build_finisher(str(key))(store, digest, [facts("sha256:" + "9" * 64, "sha256:" + "4" * 64)])
+
+
+def test_promoted_index_verifies_at_the_destination_with_each_platforms_proof(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    from builder.oci.image import platform_images
+    from builder.supply.cli_hooks import index_build_finisher
+
+    monkeypatch.setenv("PALLET_PASSWORD", PASSWORD)
+    store = LayoutStore(tmp_path / "lay")
+    digest = two_platforms(store)
+    _, images = platform_images(store, digest)
+    key, pub = key_pair(tmp_path)
+    index_build_finisher(str(key))(store, digest, [facts(i.digest, "sha256:" + "4" * 64) for i in images])
+    policy = write_policy(tmp_path, pub, builder_id=BUILDER_ID, require_sbom=True)
+    dst = f"oci:{tmp_path}/prod:1"
+    assert main(["promote", f"oci:{tmp_path}/lay:multi", dst, "--policy", str(policy)]) == 0
+    assert capsys.readouterr().out.strip() == f"{dst}@{digest}"
+    assert main(["verify", dst, "--policy", str(policy)]) == 0
+    for image in images:
+        assert main(["verify", f"oci:{tmp_path}/prod@{image.digest}", "--policy", str(policy)]) == 0
+    assert main(["sbom", dst]) == 0
+    assert "the SBOM attached to" in capsys.readouterr().err

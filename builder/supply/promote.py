@@ -3,7 +3,8 @@
 The source tag is resolved to a digest once, first; everything after works on that digest, so
 a tag moved meanwhile cannot slip another image through. Order of writes: the image (blobs,
 then manifest by digest), its cosign ``.sig``/``.att``/``.sbom`` tags (merged with what the
-destination already has), its referrers (SBOMs, attestations; and theirs, one level down), and
+destination already has), its referrers (SBOMs, attestations; and theirs, one level down) --
+for an index, also each platform manifest's --, and
 the destination tag last, so a deploy watching the tag never sees an image without its proof.
 """
 
@@ -66,6 +67,17 @@ def _copy_proof(src: Store, dst: Store, digest: str, out: Promoted, depth: int, 
         copy_image(src, ref.digest, dst, None, jobs=jobs)
         out.copied.append(f"referrer {ref.digest}" + (f" ({ref.artifact_type})" if ref.artifact_type else ""))
         _copy_proof(src, dst, ref.digest, out, depth + 1, seen, jobs)
+
+
+def _platform_manifests(store: Store, digest: str) -> list[str]:
+    """The manifests an index names (none for an image): a multi-platform build signs, attests
+    and attaches SBOMs to each platform's image as well as to the index."""
+    from builder.oci.model import Index
+
+    desc, data = store.get_manifest(digest)
+    if not mt.is_index(desc.media_type):
+        return []
+    return [m.digest for m in Index.from_bytes(data, desc.media_type).manifests if mt.is_manifest(m.media_type)]
 
 
 def _originals(store: Store, digest: str) -> list[str]:
@@ -132,6 +144,8 @@ def promote(src: Store, src_ref: str, dst: Store, dst_tag: str, *, policy: Polic
     if got.digest != digest:
         raise SupplyError(f"the destination stored {got.digest} for {digest}; refusing to go on")
     _copy_proof(src, dst, digest, out, 0, set(), jobs)
+    for child in _platform_manifests(src, digest):  # an index: each platform's own proof too
+        _copy_proof(src, dst, child, out, 0, set(), jobs)
     _copy_originals(src, dst, digest, out, jobs)
     dst.tag(dst_tag, dst.resolve(digest))
     try:
