@@ -43,6 +43,8 @@ CHUNKED_UPLOAD_THRESHOLD = 32 * MiB
 CHUNK_SIZE = 16 * MiB
 #: Size of the reads that feed an upload body or progress reports.
 BUFFER_SIZE = 1 * MiB
+#: Blobs up to this size (configs, signatures) are read and sent whole, not streamed.
+SMALL_BLOB = 1 * MiB
 #: Tags asked for per page of ``tags/list``.
 TAGS_PAGE_SIZE = 1000
 #: Largest manifest or index we accept (containerd's limit): a registry cannot make us
@@ -281,7 +283,8 @@ class RegistryStore(Store):
         return desc
 
     def get_manifest(self, ref: str) -> tuple[Descriptor, bytes]:
-        resp = self._request("GET", self._path("manifests", ref), headers={"Accept": mt.ACCEPT}, stream=True)
+        resp = self._request("GET", self._path("manifests", ref), headers={"Accept": mt.ACCEPT}, stream=True,
+                             small=True)
         if resp.status_code == 404:
             self._release(resp)
             raise self._not_found(ref)
@@ -371,6 +374,21 @@ class RegistryStore(Store):
         body = cast(BinaryIO, _ResponseStream(resp, what))
         return cast(BinaryIO, VerifyingReader(body, desc.digest, desc.size, what=what))
 
+    def get_blob(self, desc: Descriptor) -> bytes:
+        """A small blob (a config) in one request read whole; large ones stream as usual."""
+        if desc.size > SMALL_BLOB:
+            return super().get_blob(desc)
+        resp = self._request("GET", self._path("blobs", desc.digest), headers={"Accept-Encoding": "identity"},
+                             small=True)
+        if resp.status_code == 404:
+            resp.close()
+            raise NotFoundError(f"blob {desc.digest} not found in {self.description}")
+        if resp.status_code != 200:
+            raise self._fail(resp, f"GET blob {desc.digest}")
+        data = resp.content
+        resp.close()
+        return verify_bytes(data, desc.digest, desc.size, what=f"blob {desc.digest} from {self.description}")
+
     def put_blob(self, desc: Descriptor, stream: BinaryIO, progress: ProgressFn | None = None) -> None:
         # No HEAD here: every caller (copy, put_blob_bytes, append) has asked has_blob already,
         # and uploading a blob that is there is harmless, just not free.
@@ -391,6 +409,8 @@ class RegistryStore(Store):
     def _upload_monolithic(self, location: str, source: _UploadSource) -> None:
         desc = source.desc
         body: Any = _UploadBody(source, desc.size) if desc.size else b""
+        if 0 < desc.size <= SMALL_BLOB:  # a config: sent from memory, in one write with the head
+            body = b"".join(body)
         resp = self._request("PUT", _with_query(location, digest=desc.digest), push=True, body=body,
                              headers={"Content-Type": _OCTET, "Content-Length": str(desc.size)})
         if resp.status_code not in (201, 204):
@@ -455,7 +475,7 @@ class RegistryStore(Store):
         if self.client.referrers_api is False:  # learnt once per registry: straight to the fallback
             return self._referrers_by_tag(digest, artifact_type)
         resp = self._request("GET", self._path("referrers", digest), params=params,
-                             headers={"Accept": mt.OCI_INDEX}, stream=True)
+                             headers={"Accept": mt.OCI_INDEX}, stream=True, small=True)
         if resp.status_code in (400, 404, 405):
             if resp.status_code == 405 or not error_codes(resp):
                 # An unknown route, not a registry error about this repository or digest.
@@ -473,7 +493,7 @@ class RegistryStore(Store):
                 found.extend(self._parse_index(self._read_small(resp, f"referrers of {digest}"), digest).manifests)
                 if not next_url:
                     break
-                resp = self._request("GET", next_url, headers={"Accept": mt.OCI_INDEX}, stream=True)
+                resp = self._request("GET", next_url, headers={"Accept": mt.OCI_INDEX}, stream=True, small=True)
                 if resp.status_code != 200:
                     raise self._fail(resp, f"list referrers of {digest}")
         else:

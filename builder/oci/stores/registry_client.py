@@ -14,19 +14,22 @@ line; a refused 401/403 ends as ``AuthError`` naming the registry and repository
 from __future__ import annotations
 
 import email.utils
+import io
 import ipaddress
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from builder.errors import AuthError, RegistryError
 from builder.oci.stores.auth import Authenticator, Credentials
+from builder.oci.stores.http1 import Http1Pool, ResponseTooLarge
 
 #: (connect, read) seconds. A read timeout is between two packets, not for a whole layer.
 TIMEOUT = (10.0, 120.0)
@@ -213,6 +216,9 @@ class RegistryClient:
         #: fallback tag directly: one request a lookup instead of two).
         self.referrers_api: bool | None = None
         self._base_lock = threading.Lock()
+        #: Small requests to a plain-HTTP registry reached without a proxy go through this lean
+        #: pool instead of requests (see ``http1``): set once the endpoint is known.
+        self._fast: Http1Pool | None = None
 
     # -- endpoint discovery ----------------------------------------------------
 
@@ -255,6 +261,11 @@ class RegistryClient:
                         self.auth.learn(resp.headers.get("WWW-Authenticate"), (), None)
                 self._base, self._verify, self._proxies = base, verify, proxies
                 self.auth.set_verify(verify)
+                parts = urlsplit(base)
+                if parts.scheme == "http" and not proxies and parts.hostname and not os.environ.get(
+                        "PALLET_HTTP_REQUESTS_ONLY"):
+                    self._fast = Http1Pool(parts.hostname, parts.port or 80, connect_timeout=TIMEOUT[0],
+                                           read_timeout=TIMEOUT[1])
                 return
         raise RegistryError(f"registry {self.host} is not reachable after {max(1, policy.attempts)} "
                             f"attempts: {last}")
@@ -264,12 +275,14 @@ class RegistryClient:
     def request(self, method: str, path: str, *, repo: str, policy: RetryPolicy,
                 scopes: Sequence[str] = (), headers: Mapping[str, str] | None = None,
                 params: Any = None, body: Any = None, stream: bool = False,
-                allow_redirects: bool = True) -> requests.Response:
+                allow_redirects: bool = True, small: bool = False) -> requests.Response:
         """One API call, authenticated and retried; any status the caller must judge is returned.
 
         ``path`` is relative to the base URL (``/v2/...``) or absolute (an upload Location).
         ``body`` may be bytes or an object with ``rewind()`` (a stream that may or may not be
-        able to go back); a body that cannot be rewound is never sent twice.
+        able to go back); a body that cannot be rewound is never sent twice. ``small``: the
+        caller streams the response but knows it is small (a manifest, an index): it may be
+        read whole, by the lean transport.
         """
         base, verify = self._endpoint(policy)
         url = urljoin(base + "/", path)
@@ -280,15 +293,26 @@ class RegistryClient:
         # Credentials go to the registry only, never to another host an upload Location names.
         ours = urlsplit(url).netloc == urlsplit(base).netloc
         proxies = self._proxies if ours else requests.utils.get_environ_proxies(url)
+        fast = self._fast if (ours and (not stream or small)
+                              and (body is None or isinstance(body, (bytes, bytearray)))) else None
         while True:
             hdrs = dict(headers or {})
             sent = self.auth.authorization(auth_scopes) if ours else None
             if sent:
                 hdrs["Authorization"] = sent
             try:
-                resp = self.session.request(method, url, headers=hdrs, params=params, data=body,
-                                            stream=stream, allow_redirects=allow_redirects,
-                                            timeout=TIMEOUT, verify=verify, proxies=proxies)
+                if fast is not None:
+                    try:
+                        resp = self._fast_request(fast, method, url, hdrs, params, body)
+                    except ResponseTooLarge:
+                        resp = None
+                    if resp is None or (allow_redirects and resp.is_redirect):
+                        fast = None  # requests reads large bodies as streams and follows redirects
+                        continue
+                else:
+                    resp = self.session.request(method, url, headers=hdrs, params=params, data=body,
+                                                stream=stream, allow_redirects=allow_redirects,
+                                                timeout=TIMEOUT, verify=verify, proxies=proxies)
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(f"TLS connection to registry {self.host} failed "
                                     f"({describe_connection_error(exc)})") from None
@@ -330,6 +354,36 @@ class RegistryClient:
                 time.sleep(policy.delay(failed - 1, retry_after))
                 continue
             return resp
+
+    def _fast_request(self, pool: Http1Pool, method: str, url: str, headers: dict[str, str], params: Any,
+                      body: bytes | None) -> requests.Response:
+        """One request through the lean pool, answered as a ``requests.Response`` (body read
+        whole), so callers and the session's response hooks see no difference."""
+        parts = urlsplit(url)
+        target = parts.path or "/"
+        query = parts.query
+        if params:
+            extra = urlencode(params, doseq=True)
+            query = f"{query}&{extra}" if query else extra
+        if query:
+            target = f"{target}?{query}"
+        headers.setdefault("User-Agent", USER_AGENT)
+        status, reason, resp_headers, content = pool.request(method, target, headers,
+                                                             bytes(body) if body is not None else None)
+        url = f"{parts.scheme}://{parts.netloc}{target}"  # with the query, as requests would say it
+        resp = requests.Response()
+        resp.status_code, resp.reason, resp.headers, resp.url = status, reason, resp_headers, url
+        resp._content, resp._content_consumed = content, True
+        resp.raw = io.BytesIO(content)
+        resp.encoding = requests.utils.get_encoding_from_headers(resp_headers)
+        hooks = self.session.hooks.get("response")
+        if hooks:
+            prepared = requests.PreparedRequest()
+            prepared.method, prepared.url, prepared.headers = method, url, CaseInsensitiveDict(headers)
+            resp.request = prepared
+            for hook in hooks:
+                hook(resp)
+        return resp
 
     def _auth_error(self, status: int, repo: str, detail: str) -> AuthError:
         creds = self.auth.credentials
