@@ -15,8 +15,10 @@ own, so every rebase uploads a config of its own) on run image v1. Two passes:
    and requests per image by method, read from the requests themselves.
 
 The registry runs as a benchmark should run one (errors-only log, no access log, blob
-descriptors cached in memory); ``--registry-log`` keeps distribution's defaults (info log and
-access log, as the tests run it) to show what that costs. ``--profile FILE`` runs the timed
+descriptors cached in memory, GOGC=1000; its storage on the temp dir's disk);
+``--registry-log`` keeps distribution's and Go's defaults (info log and access log, as the
+tests run it) to show what that costs. ``PALLET_HTTP_REQUESTS_ONLY=1`` in the environment
+sends every request through requests, as before the lean transport. ``--profile FILE`` runs the timed
 pass under cProfile. ``--rebuilds``: the ratio against rebuilding instead (scaled to N).
 """
 
@@ -171,7 +173,7 @@ def main() -> None:
     rate = n / elapsed
     print(f"rebase of {n} images, --jobs {args.jobs}: {elapsed:.2f} s, {rate:.0f} images/s (target >= 100); "
           f"load average {load[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} cores")
-    print(f"  registry: docker-registry, {'info and access log' if args.registry_log else 'quiet (errors only, no access log), blob descriptors cached'}")
+    print(f"  registry: docker-registry, {'defaults: info and access log' if args.registry_log else 'quiet (errors only, no access log), blob descriptors cached, GOGC=1000'}")
     print(f"  CPU per image: pallet {1000 * pallet_cpu / n:.2f} ms, registry {1000 * registry_cpu / n:.2f} ms, "
           f"sum {1000 * (pallet_cpu + registry_cpu) / n:.2f} ms -> at most "
           f"{(os.cpu_count() or 1) * n / (pallet_cpu + registry_cpu):.0f} images/s on idle cores "

@@ -25,6 +25,7 @@ from builder.oci import mediatypes as mt
 from builder.oci import mutate
 from builder.oci import reference as refs
 from builder.oci.copy import CopyStats, copy_blobs
+from builder.oci.digest import sha256
 from builder.oci.image import Image, load_image
 from builder.oci.model import Descriptor, ImageConfig, Manifest
 from builder.oci.stores import StoreOptions, open_store
@@ -134,7 +135,11 @@ def rebased(app: Image, new_run: RunImage) -> tuple[Manifest, bytes, dict[str, A
 
 
 def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bool = False,
-               dry_run: bool = False, sign: Callable[[Any, str, str], None] | None = None) -> Outcome:
+               dry_run: bool = False, sign: Callable[[Any, str, str], None] | None = None,
+               present: set[tuple[str, str]] | None = None) -> Outcome:
+    """``present``: (repository, digest) of run image layers made present by earlier images of
+    this fleet (``rebase_many`` shares one): a repository holding several images gets each
+    new layer mounted once, not once an image."""
     ref = refs.parse(text)
     if ref.transport == refs.ARCHIVE:
         raise UsageError(f"{text}: rebase writes back in place; a docker-archive holds one image, "
@@ -163,7 +168,8 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
         if reasons and not force:
             return Outcome(str(ref), REFUSED, old_digest=app.digest,
                            reason="; ".join(reasons) + " (--force to rebase anyway)", changes=changes)
-        new_digest = _digest(manifest)
+        manifest_bytes = manifest.to_bytes()  # serialised once: digest, PUT and tag all use these bytes
+        new_digest = sha256(manifest_bytes)
         if new_digest == app.digest:
             return Outcome(str(ref), UP_TO_DATE, digest=app.digest, old_digest=app.digest, changes=changes)
         changes["runImage"] = {"from": old_run.get("reference"), "to": new_run.image.digest,
@@ -176,7 +182,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
                                  if app.config.config.labels.get(k) != v}
             return Outcome(str(ref), WOULD_REBASE, digest=new_digest, old_digest=app.digest, changes=changes)
         stats = CopyStats()
-        _run_layers_into(store, app, new_run, stats)
+        _run_layers_into(store, app, new_run, stats, present)
         if not store.preserves_digests:
             # The Docker engine keeps no blobs to point at: a load needs every layer's data,
             # the app's included (read back from the engine itself).
@@ -188,13 +194,12 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
             # Nothing to attach to the new digest first: the manifest goes up under its tag in one
             # PUT (the registry checks its blobs; the tag never names a partial image).
             _put_config(store, config_bytes, manifest.config.media_type)
-            data = manifest.to_bytes()
-            desc = Descriptor.of(data, manifest.media_type)
-            store.tag(tag, desc, data)
+            desc = Descriptor(manifest.media_type, new_digest, len(manifest_bytes))
+            store.tag(tag, desc, manifest_bytes)
             return Outcome(str(ref.with_tag(tag)), REBASED, digest=desc.digest, old_digest=app.digest,
                            changes=changes)
         _put_config(store, config_bytes, manifest.config.media_type)
-        desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
+        desc = store.put_manifest(manifest_bytes, manifest.media_type)
         refreshed, _ = _refresh_sbom(store, app, desc.digest, new_run, always=sign is not None, formats=formats)
         if refreshed:
             changes["sbom"] = refreshed
@@ -203,7 +208,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
                 original=app.digest, new_run=(new_run.image.digest, new_run.name),
                 old_run=(old_run["reference"], old_run.get("image")) if old_run.get("reference") else None))
         if tag:
-            store.tag(tag, desc, manifest.to_bytes())
+            store.tag(tag, desc, manifest_bytes)
         return Outcome(str(ref.with_tag(tag) if tag else ref), REBASED, digest=desc.digest, old_digest=app.digest,
                        changes=changes)
     finally:
@@ -314,21 +319,28 @@ def mt_desc(manifest: Manifest):  # noqa: ANN201
     return Descriptor(manifest.media_type, _digest(manifest), len(data))
 
 
-def _run_layers_into(store, app: Image, new_run: RunImage, stats: CopyStats) -> None:
+def _run_layers_into(store, app: Image, new_run: RunImage, stats: CopyStats,
+                     present: set[tuple[str, str]] | None = None) -> None:
     """Make the new run image's layers present in the app's repository, in as few requests as
     possible: layers the app's manifest already lists are there (a registry keeps a manifest's
-    blobs), the others are mounted straight away (one request, no HEAD first; a registry that
-    has the blob answers the mount too) and copied only when that fails."""
+    blobs), and so are those an earlier image of the fleet in the same repository made present
+    (``present``); the others are mounted straight away (one request, no HEAD first; a
+    registry that has the blob answers the mount too) and copied only when that fails."""
     have = {d.digest for d in app.manifest.layers}
     todo = []
     for layer in new_run.image.manifest.layers:
-        if layer.digest in have:
+        key = (store.description, layer.digest)
+        if layer.digest in have or (present is not None and key in present):
             stats.skipped += 1
         elif store.mount_blob(layer, new_run.image.store):
             stats.mounted += 1
+            if present is not None:
+                present.add(key)
         else:
             todo.append(layer)
     copy_blobs(new_run.image.store, store, todo, stats=stats, jobs=1)  # images run in parallel already
+    if present is not None:
+        present.update((store.description, layer.digest) for layer in todo)
 
 
 def _put_config(store, config_bytes: bytes, media_type: str) -> None:
@@ -488,10 +500,12 @@ def rebase_many(targets: list[str], new_run: RunImage, *, options: StoreOptions,
                 force: bool = False, dry_run: bool = False, sign=None,
                 report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Rebase each target; one failure never stops the others."""
+    present: set[tuple[str, str]] = set()  # set.add is atomic under the GIL: shared by the jobs
 
     def one(text: str) -> Outcome:
         try:
-            outcome = rebase_one(text, new_run, options=options, force=force, dry_run=dry_run, sign=sign)
+            outcome = rebase_one(text, new_run, options=options, force=force, dry_run=dry_run, sign=sign,
+                                 present=present)
         except PalletError as exc:
             outcome = Outcome(text, FAILED, reason=str(exc))
         if report:

@@ -86,6 +86,26 @@ def test_rebase_in_a_registry_moves_no_layer_bytes(tmp_path, home, runs, registr
     assert hello.stdout.startswith("hello: Registry hello from /workspace")
 
 
+def test_a_repository_of_several_images_gets_each_new_layer_mounted_once(tmp_path, home, runs,  # noqa: F811
+                                                                          registry):
+    host = registry.host
+    pallet("copy", runs["v1"], f"docker://{host}/shared/run:v1", env=home)
+    pallet("copy", runs["v2"], f"docker://{host}/shared/run:v2", env=home)
+    refs, direct = [], []
+    for i in range(3):  # three different apps, three tags of one repository
+        app = hello_app(tmp_path / f"app{i}", f"Fleet {i}")
+        build_on(app, f"docker://{host}/fleet/many:{i}", f"docker://{host}/shared/run:v1", home)
+        direct.append(build_on(app, f"docker://{host}/direct/app{i}:1", f"docker://{host}/shared/run:v2", home))
+        refs.append(f"docker://{host}/fleet/many:{i}")
+    before = registry.log_text()
+    out = json.loads(pallet("rebase", *refs, "--run-image", f"docker://{host}/shared/run:v2", "--jobs", "1",
+                            "--json", env=home).stdout)
+    log = registry.log_text()[len(before):]
+    assert [r["digest"] for r in out["results"]] == direct  # the invariant, for each
+    mounts = re.findall(r'"POST /v2/fleet/many/blobs/uploads/\?[^"]*mount=[^"]*"', log)
+    assert len(mounts) == 1  # v2's one new layer: mounted for the first image, known after
+
+
 def test_rebase_in_an_oci_layout_and_dry_run(tmp_path, home, runs):  # noqa: F811
     app = hello_app(tmp_path / "app")
     lay = f"oci:{tmp_path}/lay:app"

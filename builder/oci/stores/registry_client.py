@@ -285,13 +285,14 @@ class RegistryClient:
         read whole, by the lean transport.
         """
         base, verify = self._endpoint(policy)
-        url = urljoin(base + "/", path)
+        # The common case, an API path, without urljoin's parsing (a measurable cost per request).
+        url = base + path if path.startswith("/v2/") else urljoin(base + "/", path)
         attempts = max(1, policy.attempts)
         failed = 0
         reauthed = False
         auth_scopes: Sequence[str] = tuple(scopes)
         # Credentials go to the registry only, never to another host an upload Location names.
-        ours = urlsplit(url).netloc == urlsplit(base).netloc
+        ours = url.startswith(base + "/") or urlsplit(url).netloc == urlsplit(base).netloc
         proxies = self._proxies if ours else requests.utils.get_environ_proxies(url)
         fast = self._fast if (ours and (not stream or small)
                               and (body is None or isinstance(body, (bytes, bytearray)))) else None
