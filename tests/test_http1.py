@@ -165,6 +165,7 @@ def test_garbage_and_refused_connections_are_connection_errors(serve) -> None:  
             closed.request("GET", "/", {}, None)
 
 
+@pytest.mark.registry
 def test_too_large_for_the_lean_path_falls_back_to_requests(registry: RunningRegistry,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     store = RegistryStore(registry.host, unique_repo())
