@@ -82,14 +82,15 @@ def app_round(work: Path, arch: str, env: dict[str, str]) -> float:
 
 
 def write_section(text: str, heading: str = "## Multi-architecture") -> None:
-    """Replace the part of RESULTS.md under ``heading`` (up to the next heading of its level or
-    above; a "###" part stays inside its "##" section) or append it."""
+    """Replace the text under ``heading`` in RESULTS.md, up to the next heading of any level (a
+    "###" part inside the section is kept: the full-size run writes its own), or append it."""
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    level = heading.split(" ", 1)[0]
-    stop = "|".join(["#" * n + " " for n in range(1, len(level) + 1)] + ["### Full size"])
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^(?:{stop})|\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^#+ |\Z)", re.S | re.M)
+    parent = re.compile(r"^## Multi-architecture\n.*?(?=^## |\Z)", re.S | re.M).search(current)
     if pattern.search(current):
         current = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", current)
+    elif heading.startswith("### ") and parent:  # a new part: at the end of the section
+        current = current[:parent.end()].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n\n" + current[parent.end():]
     else:
         current = current.rstrip("\n") + "\n\n" + text
     RESULTS.write_text(current.rstrip("\n") + "\n")
