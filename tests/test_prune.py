@@ -238,3 +238,39 @@ def test_debs_and_stacks_only_by_flag_and_committed_locks_kept(tmp_path, machine
     assert sorted(p.name for p in debs.iterdir() if not p.name.startswith(".")) == [locked, f"{locked}.sha256"]
     prune(machine, "--all")
     assert [p.name for p in debs.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_stack_images_only_by_flag_and_committed_ones_kept(tmp_path, machine):
+    """Two stack cache entries sharing a layer: --stacks removes the one no committed lock names
+    (its own blobs, not the shared one) and keeps the committed tiny stack's; --all removes both."""
+    from builder.stacks import lockfile, spec
+    from builder.stacks.build import cache_key
+
+    stack = spec.load(TINY)
+    committed = cache_key(stack, lockfile.load(stack)[1])
+    stale = "f" * 64
+    layout = Path(machine["PALLET_CACHE"]) / "stacks" / "images"
+    dirs = {}
+    for name in ("shared", "mine", "theirs"):
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        (dirs[name] / f"{name}.txt").write_text(name * 100)
+    for key, own in ((committed, "mine"), (stale, "theirs")):
+        pallet("append", "scratch", str(dirs["shared"]), f"oci:{layout}:{key}-build", env=machine)
+        pallet("append", f"oci:{layout}:{key}-build", str(dirs[own]), f"oci:{layout}:{key}-run", env=machine)
+    blobs = layout / "blobs" / "sha256"
+    sizes = {p.name: p.stat().st_blocks * 512 for p in blobs.iterdir()}
+    before = set(sizes)
+    prune(machine)
+    assert {p.name for p in blobs.iterdir()} == before  # not without --stacks
+    report = prune_json(machine, "--stacks")
+    assert [e["name"] for e in report["removed"]] == [stale] and report["pinned"] == 1
+    tags = json.loads((layout / "index.json").read_text())["manifests"]
+    assert sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in tags) == [
+        f"{committed}-build", f"{committed}-run"]
+    after = {p.name for p in blobs.iterdir()}
+    assert after < before and image_digest(f"oci:{layout}:{committed}-run", machine)  # whole and readable
+    assert report["freed"] == report["removed"][0]["size"] == sum(sizes[n] for n in before - after) > 0
+    prune(machine, "--all")
+    assert json.loads((layout / "index.json").read_text())["manifests"] == []
+    assert [p.name for p in blobs.iterdir()] == []
