@@ -15,6 +15,13 @@ Safe against concurrent callers and ``kill -9``:
 A cached root filesystem is never written after the rename: sandboxes mount it read-only
 and make their mountpoints elsewhere (see ``builder.lifecycle.sandbox``).
 
+Bounded: the process that asked for a rootfs holds a shared ``flock`` on it until it exits
+(a lease: a build between its sandboxes, ``pallet run`` while the app runs). After an unpack
+adds an entry, least recently used ones that nobody holds are removed until the cache fits
+``$PALLET_ROOTFS_MAX`` (``max_size``); each use touches the directory (its last use) and its
+disk usage is measured once, when it is unpacked (``.<hex>.size``). ``pallet prune`` removes
+entries the same way (``builder.gc``): renamed out of view under the locks, then deleted.
+
 Ownership: when we run as root, files keep the uid/gid their layers give them (numeric). When
 we do not, files belong to the user running pallet; inside a sandbox (which maps the step's uid
 to that user) they then appear owned by the step's user. Nothing is done as root that a layer did

@@ -98,6 +98,21 @@ def default_reference(stack: Stack, kind: str) -> str:
     return f"{stack.name}-{kind}:{stack.version}"
 
 
+def publish_targets(stack_path: str | Path, repo: str) -> tuple[str, str]:
+    """Where ``pallet stack build --publish REPO`` pushes: ``REPO/NAME-build:VERSION`` and
+    ``REPO/NAME-run:VERSION`` in a registry (tags for humans; builds name them by digest)."""
+    stack = spec.load(stack_path)
+    ref = refs.parse(repo)
+    if ref.transport != refs.REGISTRY:
+        raise UsageError(f"--publish {repo}: name a registry repository prefix (docker://HOST/PATH), "
+                         "where both images are pushed")
+    if ref.tag or ref.digest:
+        raise UsageError(f"--publish {repo}: name a repository prefix without a tag or digest; the images are "
+                         f"tagged {stack.name}-build:{stack.version} and {stack.name}-run:{stack.version} under it")
+    base = f"docker://{ref.host}/{ref.repository}"
+    return tuple(f"{base}/{default_reference(stack, kind)}" for kind in ("build", "run"))  # type: ignore[return-value]
+
+
 #: What to do with a lock that names versions neither the mirror nor the package cache has.
 STALE_REFUSE = "refuse"  # an error naming them (`pallet stack build`, `pallet build --locked`)
 STALE_REFRESH = "refresh"  # build at the mirror's current versions, lock file untouched (`pallet build`)
