@@ -274,3 +274,23 @@ def test_stack_images_only_by_flag_and_committed_ones_kept(tmp_path, machine):
     prune(machine, "--all")
     assert json.loads((layout / "index.json").read_text())["manifests"] == []
     assert [p.name for p in blobs.iterdir()] == []
+
+
+def test_what_a_killed_prune_left_is_never_an_entry_and_goes_next_time(tmp_path, machine):
+    """Removal renames first: a prune killed mid-delete leaves only trash names, which no build
+    or run looks at, and the next prune deletes them."""
+    one = build_app(tmp_path, "one", "one:1", machine)
+    run_app("one:1", machine)
+    cache = Path(machine["PALLET_CACHE"])
+    hexd = one.split(":", 1)[1]
+    os.rename(cache / "rootfs" / hexd, cache / "rootfs" / f".tmp-{hexd}-prune1")  # as prune renames it
+    (key,) = [p.name for p in (cache / "builds").iterdir() if not p.name.startswith(".")]
+    os.rename(cache / "builds" / key, cache / "builds" / f".trash-{key}-1")
+    os.rename(cache / "memo" / key, cache / "memo" / f".trash-{key}-1")
+    listing = prune_json(machine, "--dry-run")
+    assert one not in [e["name"] for e in listing["removed"]] and key not in [e["name"] for e in listing["removed"]]
+    assert run_app("one:1", machine).startswith("hello: one")  # unpacked again, not the half-removed one
+    prune(machine)
+    leftovers = [p.name for d in ("rootfs", "builds", "memo") for p in (cache / d).iterdir()
+                 if p.name.startswith((".tmp-", ".trash-"))]
+    assert leftovers == []

@@ -83,11 +83,12 @@ def unpack_image(image: "Image", cache_dir: Path | None = None) -> Path:
     cache's size bound never remove it meanwhile, also between the sandboxes a build runs in it.
     """
     root = cache_dir or default_cache_dir()
+    limit = max_size()  # a bad $PALLET_ROOTFS_MAX is an error before any work
     for _ in range(5):  # another process's prune may remove it between unpacking and leasing
         target, added = _unpacked(image, root)
         if _lease(target):
             if added:
-                enforce_bound(root)
+                enforce_bound(root, limit)
             return target
     raise RootfsError(f"the rootfs of {image.digest} in {root} keeps being removed while in use; "
                       "is a prune running in a loop?")
@@ -288,13 +289,12 @@ def max_size() -> int | None:
 DEFAULT_MAX_SIZE = 10 << 30
 
 
-def enforce_bound(cache_dir: Path | None = None, limit: int | None = -1) -> list[CachedRootfs]:
-    """Remove least recently used root filesystems until the cache fits ``limit`` (default
-    ``max_size()``); those in use (leased, or a sandbox running in them) stay, even over the
-    bound. Called after an unpack adds an entry. Returns what was removed."""
+def enforce_bound(cache_dir: Path | None, limit: int | None) -> list[CachedRootfs]:
+    """Remove least recently used root filesystems until the cache fits ``limit`` bytes (None:
+    no bound); those in use (leased, or a sandbox running in them) stay, even over the bound.
+    Called after an unpack adds an entry. Returns what was removed."""
     from builder.gc.select import least_recently_used
 
-    limit = max_size() if limit == -1 else limit
     if limit is None:
         return []
     found = entries(cache_dir)
