@@ -58,6 +58,16 @@ def _images(args: argparse.Namespace):
         if info is not None:
             args.stack, args.stack_choice = info.stack, None
             return builder_images(info)
+        from builder.builders.published import images_from_stack_ref, read_stack_ref
+
+        stack_ref = read_stack_ref(Path(args.src))  # project.toml's [io.pallet.stack]: pulled, by digest
+        if stack_ref is not None:
+            from builder.lifecycle.pipeline import default_cache_root
+
+            cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_root()
+            build, run, run_name, args.stack = images_from_stack_ref(stack_ref, _options(args), cache)
+            args.stack_choice = None
+            return build, run, run_name
     _choose_stack(args)
     return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,
                           options=_options(args), locked=getattr(args, "locked", False))
@@ -203,6 +213,12 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
 
             finish = build_finisher(args.sign_key)
     started = datetime.datetime.now(datetime.timezone.utc)
+    if not (args.stack or args.build_image or args.run_image):
+        from builder.builders.published import read_stack_ref
+
+        if read_stack_ref(Path(args.src)) is not None:  # rather than the default stack, silently
+            raise UsageError("project.toml's [io.pallet.stack] does not work with --platform yet: name the stack "
+                             "with --stack (or --build-image and --run-image)")
     _choose_stack(args)
 
     def images_for(platform):

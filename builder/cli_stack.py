@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any, Callable
 
+from builder.errors import UsageError
+
 
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
     """Progress lines on stderr when it is a terminal (or with --verbose), never mixed into --json."""
@@ -57,10 +59,21 @@ def cmd_stack_build(args: argparse.Namespace) -> int:
     from builder.stacks.build import STALE_REFRESH, STALE_REFUSE, STALE_UPDATE, build_stack
 
     stale = STALE_UPDATE if args.update_lock else STALE_REFRESH if args.refresh else STALE_REFUSE
-    result = build_stack(args.stack_file, build_tag=args.build_tag, run_tag=args.run_tag, no_cache=args.no_cache,
+    build_tag, run_tag = args.build_tag, args.run_tag
+    if args.publish:
+        from builder.stacks.build import publish_targets
+
+        if build_tag or run_tag:
+            raise UsageError("--publish names where both images go: drop --build-tag and --run-tag")
+        build_tag, run_tag = publish_targets(args.stack_file, args.publish)
+    result = build_stack(args.stack_file, build_tag=build_tag, run_tag=run_tag, no_cache=args.no_cache,
                          options=_options(args), log=_log(args), stale=stale)
     text = "\n".join(result.images[kind].reference for kind in ("build", "run"))
-    _emit(args, result.to_json(), text)
+    data = result.to_json()
+    if args.publish:  # what a project.toml names to build on these images from any machine
+        data["published"] = {"build-image": result.images["build"].reference,
+                             "run-image": result.images["run"].reference}
+    _emit(args, data, text)
     return 0
 
 
@@ -108,6 +121,10 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--build-tag", metavar="REF", help="where to write the build image")
     p.add_argument("--run-tag", metavar="REF", help="where to write the run image")
     p.add_argument("--no-cache", action="store_true", help="assemble from scratch (the result is identical)")
+    p.add_argument("--publish", metavar="REPO",
+                   help="push both images to a registry, as REPO/NAME-build:VERSION and REPO/NAME-run:VERSION "
+                        "(REPO: docker://HOST/PATH), and print them by digest: what a project.toml's "
+                        "[io.pallet.stack] names, so builds elsewhere pull the stack instead of assembling it")
     stale = p.add_mutually_exclusive_group()
     stale.add_argument("--update-lock", action="store_true",
                        help="when the lock is stale (the mirror and the package cache no longer have a locked "

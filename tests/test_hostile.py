@@ -48,7 +48,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def cached(env: dict[str, str]) -> list[str]:
     """What the rootfs cache holds besides lock files."""
     root = Path(env["XDG_CACHE_HOME"]) / "pallet" / "rootfs"
-    return sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) if root.is_dir() else []
+    return sorted(p.name for p in root.iterdir() if not p.name.endswith((".lock", ".size"))) if root.is_dir() else []
 
 
 # -- 4: every reader reads to the end and checks size and digest before use -----------------------
@@ -73,7 +73,7 @@ def test_run_refuses_a_layer_tampered_behind_its_end_marker(tmp_path: Path, env:
     cache = Path(env["XDG_CACHE_HOME"]) / "direct"
     with pytest.raises(DigestMismatchError):
         rootfs.unpack_image(image, cache)
-    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    assert [p.name for p in cache.iterdir() if not p.name.endswith((".lock", ".size"))] == []
     # the genuine blob back: the rootfs is the genuine one, nothing poisoned was served
     blob.write_bytes(genuine)
     assert (rootfs.unpack_image(image, cache) / "bin" / "app").read_bytes() == b"genuine"

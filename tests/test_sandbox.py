@@ -392,7 +392,7 @@ def test_unpack_image_is_cached_by_manifest_digest(small_image, tmp_path):
     assert os.readlink(path / "bin" / "sh") == "busybox"
     (path / "etc" / "marker").write_text("x")  # a second call does not unpack again
     assert unpack_image(small_image, cache) == path and (path / "etc" / "marker").exists()
-    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [path.name]
+    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith((".lock", ".size"))) == [path.name]
 
 
 def test_concurrent_unpacks_agree_and_leave_no_temp_dirs(small_image, tmp_path):
@@ -451,6 +451,8 @@ def test_prune_removes_unused_keeps_in_use(small_image, tmp_path):
     assert path.exists()
     assert prune(cache, keep=[small_image.digest]) == [] and path.exists()
     assert prune(cache, unused_for=3600) == [] and path.exists()
+    assert prune(cache) == [] and path.exists()  # this process unpacked it: leased until it exits
+    rootfs_mod.release(path)
     assert prune(cache) == [path]
     assert list(cache.iterdir()) == []
 

@@ -31,6 +31,7 @@ class NotABuilderError(PalletError):
 def images_from_builder(text: str, options: "StoreOptions", cache_root: Path) -> tuple["Image", "Image", str, str]:
     """(build image, run image, run image name, stack) from the builder image ``text``."""
     from builder.builders.info import builder_images
+    from builder.gc import lease
     from builder.oci import reference as refs
     from builder.oci.image import load_image
     from builder.oci.stores import open_store
@@ -40,6 +41,7 @@ def images_from_builder(text: str, options: "StoreOptions", cache_root: Path) ->
         builder = load_image(store, ref.ref)
         hexd = builder.digest.split(":", 1)[1]
         done = cache_root / "builders" / hexd
+        lease.hold_for_process(cache_root / "builders", hexd)  # pallet prune leaves it to this build
         if not (done / "builder.json").is_file():
             _pull(builder, store, done)
     info = BuilderInfo.from_json((done / "builder.json").read_text(), str(done / "builder.json"))

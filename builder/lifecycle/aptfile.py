@@ -208,6 +208,9 @@ def provide(source: Path, build_image, run_image, platform_dir: Path,
     lock_path = source / LOCK_NAME
     cache = cache_root() / "debs"
     cache.mkdir(parents=True, exist_ok=True)
+    from builder.gc import lease
+
+    lease.hold_for_process(cache, "all")  # pallet prune --debs leaves the package cache to this build
     with tempfile.TemporaryDirectory(prefix="pallet-apt-") as tmp:
         work = Path(tmp)
         apt: PrivateApt | None = None

@@ -69,6 +69,8 @@ class LayerCache:
             desc = Descriptor.from_json(data["descriptor"])
             blob = self.root / "blobs" / desc.digest.split(":", 1)[1]
             if blob.is_file() and blob.stat().st_size == desc.size:
+                with contextlib.suppress(OSError):
+                    os.utime(blob)  # its last use, for pallet prune (least recently used first)
                 return CachedLayer(desc, data["diff_id"], blob)
         return None
 

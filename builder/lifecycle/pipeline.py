@@ -34,8 +34,9 @@ BUILTIN_BUILDPACKS = buildpacks_dir()
 
 
 def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pallet"
+    from builder.cachedir import cache_root
+
+    return cache_root()
 
 
 @dataclass
@@ -125,7 +126,8 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     registry = builtin_registry()
     groups = groups_for(options, registry, project.buildpacks)
     uid, gid = cnb_user(build_image)
-    executor = make_executor(choose(options.executor), build_image, work, uid, gid, options.ca_certs)
+    executor = make_executor(choose(options.executor), build_image, work, uid, gid, options.ca_certs,
+                             rootfs_cache=(options.cache_dir or default_cache_root()) / "rootfs")
     places = executor.places
     if packages:  # the app's Debian packages (Aptfile): locked beside it first, so the lock is in the app
         from builder.lifecycle import aptfile
@@ -249,7 +251,17 @@ def run_build(options: BuildOptions, build_image: Image, run_image: Image, run_n
               cache_name: str) -> tuple[DetectResult, ExportResult]:
     """One platform's app image into ``dst`` (tagged ``tag``; untagged with None, as a
     multi-platform build's manifests are until their index is tagged), with its cache restored
-    from and saved to ``--cache-image`` when given."""
+    from and saved to ``--cache-image`` when given. Its build cache and the layer cache are
+    leased meanwhile (``pallet prune`` leaves them alone)."""
+    from builder.gc import lease
+
+    root = options.cache_dir or default_cache_root()
+    with lease.held(root / "builds", cache_key(cache_name)), lease.held(root / "layers", "all"):
+        return _run_build_cached(options, build_image, run_image, run_name, dst, tag, cache_name)
+
+
+def _run_build_cached(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst,
+                      tag: str | None, cache_name: str) -> tuple[DetectResult, ExportResult]:
     if options.cache_image is None:
         return _run_build(options, build_image, run_image, run_name, dst, tag, cache_name)
     from builder.lifecycle import cacheimage

@@ -15,6 +15,13 @@ Safe against concurrent callers and ``kill -9``:
 A cached root filesystem is never written after the rename: sandboxes mount it read-only
 and make their mountpoints elsewhere (see ``builder.lifecycle.sandbox``).
 
+Bounded: the process that asked for a rootfs holds a shared ``flock`` on it until it exits
+(a lease: a build between its sandboxes, ``pallet run`` while the app runs). After an unpack
+adds an entry, least recently used ones that nobody holds are removed until the cache fits
+``$PALLET_ROOTFS_MAX`` (``max_size``); each use touches the directory (its last use) and its
+disk usage is measured once, when it is unpacked (``.<hex>.size``). ``pallet prune`` removes
+entries the same way (``builder.gc``): renamed out of view under the locks, then deleted.
+
 Ownership: when we run as root, files keep the uid/gid their layers give them (numeric). When
 we do not, files belong to the user running pallet; inside a sandbox (which maps the step's uid
 to that user) they then appear owned by the step's user. Nothing is done as root that a layer did
@@ -29,6 +36,7 @@ after every layer has, and a failed or killed unpack leaves nothing under ``<hex
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -57,9 +65,10 @@ class RootfsError(PalletError):
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/pallet/rootfs``, default ``~/.cache/pallet/rootfs``."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "pallet" / "rootfs"
+    """``rootfs`` in the cache root (``$PALLET_CACHE``, ``$XDG_CACHE_HOME/pallet``, ``~/.cache/pallet``)."""
+    from builder.cachedir import cache_root
+
+    return cache_root() / "rootfs"
 
 
 def rootfs_path(digest: str, cache_dir: Path | None = None) -> Path:
@@ -68,15 +77,32 @@ def rootfs_path(digest: str, cache_dir: Path | None = None) -> Path:
 
 
 def unpack_image(image: "Image", cache_dir: Path | None = None) -> Path:
-    """The image's filesystem as a directory, unpacked on first use; see the module docstring."""
+    """The image's filesystem as a directory, unpacked on first use; see the module docstring.
+
+    The directory is leased to this process until it exits (or ``release``): ``prune`` and the
+    cache's size bound never remove it meanwhile, also between the sandboxes a build runs in it.
+    """
+    root = cache_dir or default_cache_dir()
+    limit = max_size()  # a bad $PALLET_ROOTFS_MAX is an error before any work
+    for _ in range(5):  # another process's prune may remove it between unpacking and leasing
+        target, added = _unpacked(image, root)
+        if _lease(target):
+            if added:
+                enforce_bound(root, limit)
+            return target
+    raise RootfsError(f"the rootfs of {image.digest} in {root} keeps being removed while in use; "
+                      "is a prune running in a loop?")
+
+
+def _unpacked(image: "Image", root: Path) -> tuple[Path, bool]:
+    """The rootfs directory, and whether this call unpacked it."""
     from builder.oci.unpack import Unpacker  # zstandard and tarfile: only when unpacking
 
-    root = cache_dir or default_cache_dir()
     hexd = split_digest(image.digest)[1]
     target = root / hexd
     if target.is_dir():
         _touch(target)
-        return target
+        return target, False
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -84,7 +110,7 @@ def unpack_image(image: "Image", cache_dir: Path | None = None) -> Path:
     with _lock(root, hexd):
         if target.is_dir():  # another process finished it while we waited
             _touch(target)
-            return target
+            return target, False
         _remove_stale(root, only=hexd)
         tmp = root / f"{_TMP_PREFIX}{hexd}-{os.getpid()}"
         try:
@@ -96,6 +122,7 @@ def unpack_image(image: "Image", cache_dir: Path | None = None) -> Path:
                     with image.store.open_blob(desc) as stream:
                         unpacker.apply(stream, what=image.layer_name(desc))
             os.chmod(tmp, 0o755)
+            record_size(root, hexd, disk_usage(tmp))
             try:
                 os.rename(tmp, target)
             except OSError as exc:  # made meanwhile, without our lock (a lock file pruned away)
@@ -105,8 +132,185 @@ def unpack_image(image: "Image", cache_dir: Path | None = None) -> Path:
         except BaseException:
             remove_tree(tmp)
             raise
+    _touch(target)  # used now (unpacking keeps the image's own time on its top directory)
     _remove_stale(root)
-    return target
+    return target, True
+
+
+# -- leases, sizes, last use: what prune and the size bound go by -------------------------
+
+#: Rootfs directories this process holds a shared ``flock`` on (path -> fd), until it exits.
+_LEASES: dict[Path, int] = {}
+
+
+def _lease(target: Path) -> bool:
+    """Hold a shared lock on ``target`` for the rest of this process; False when what we locked
+    is no longer at ``target`` (a prune renamed it away before we got the lock)."""
+    if target in _LEASES:
+        return target.is_dir()
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    fcntl.flock(fd, fcntl.LOCK_SH)  # prune holds it exclusively only while renaming
+    try:
+        st = os.stat(target)
+        same = (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev)
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        return False
+    _LEASES[target] = fd
+    return True
+
+
+def release(path: Path | None = None) -> None:
+    """Give up this process's lease on ``path`` (all of them with None): for long-lived callers."""
+    for held in [p for p in _LEASES if path is None or p == path]:
+        os.close(_LEASES.pop(held))
+
+
+def _size_path(root: Path, hexd: str) -> Path:
+    return root / f"{_LOCK_PREFIX}{hexd}.size"
+
+
+def record_size(root: Path, hexd: str, size: int) -> None:
+    """Keep a rootfs's disk usage beside it: measured once, when it is unpacked."""
+    path = _size_path(root, hexd)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        tmp.write_text(f"{size}\n")
+        os.replace(tmp, path)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes ``path`` takes on disk (allocated blocks; hard links counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for top, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def size_of(root: Path, hexd: str) -> int:
+    """The recorded disk usage of a cached rootfs; measured (and recorded) when it has none, as
+    for trees unpacked before sizes were kept."""
+    with contextlib.suppress(OSError, ValueError):
+        return int(_size_path(root, hexd).read_text().strip())
+    size = disk_usage(root / hexd)
+    record_size(root, hexd, size)
+    return size
+
+
+@dataclass(frozen=True)
+class CachedRootfs:
+    digest: str        # sha256:<hex>
+    path: Path
+    size: int          # bytes on disk
+    last_used: float   # epoch seconds (mtime of the directory, touched on every use)
+
+
+def entries(cache_dir: Path | None = None) -> list[CachedRootfs]:
+    """The complete root filesystems in the cache (temp dirs and lock files are not entries)."""
+    root = cache_dir or default_cache_dir()
+    out: list[CachedRootfs] = []
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        path = root / name
+        if name.startswith(".") or not path.is_dir():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            out.append(CachedRootfs(f"sha256:{name}", path, size_of(root, name), path.stat().st_mtime))
+    return out
+
+
+def remove(entry: Path) -> bool:
+    """Remove one cached rootfs unless it is in use or being unpacked; True when removed.
+
+    It is renamed to a temp name first (gone from view at once, so nothing half-removed is ever
+    used), then deleted."""
+    root, name = entry.parent, entry.name
+    with _try_lock(root, name) as got:
+        if not got or not entry.is_dir():
+            return False
+        with in_use(entry, exclusive=True, wait=False) as free:
+            if not free:
+                return False
+            doomed = root / f"{_TMP_PREFIX}{name}-prune{os.getpid()}"
+            os.rename(entry, doomed)
+        _size_path(root, name).unlink(missing_ok=True)
+        remove_tree(doomed)
+    return True
+
+
+def is_busy(entry: Path) -> bool:
+    """Whether a cached rootfs is in use (leased, a sandbox in it) or being unpacked."""
+    with _try_lock(entry.parent, entry.name) as got:
+        if not got:
+            return True
+        with in_use(entry, exclusive=True, wait=False) as free:
+            return not free
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Temp dirs of unpackers and removers that died."""
+    return _remove_stale(root)
+
+
+def max_size() -> int | None:
+    """The rootfs cache's bound in bytes: ``$PALLET_ROOTFS_MAX`` (``20G``, ``500M``; ``off``: none),
+    default 10 GiB."""
+    from builder.gc.units import parse_size
+
+    text = os.environ.get("PALLET_ROOTFS_MAX", "").strip()
+    if text.lower() in ("off", "none", "unlimited"):
+        return None
+    if not text:
+        return DEFAULT_MAX_SIZE
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise RootfsError(f"PALLET_ROOTFS_MAX={text}: {exc}") from None
+
+
+DEFAULT_MAX_SIZE = 10 << 30
+
+
+def enforce_bound(cache_dir: Path | None, limit: int | None) -> list[CachedRootfs]:
+    """Remove least recently used root filesystems until the cache fits ``limit`` bytes (None:
+    no bound); those in use (leased, or a sandbox running in them) stay, even over the bound.
+    Called after an unpack adds an entry. Returns what was removed."""
+    from builder.gc.select import least_recently_used
+
+    if limit is None:
+        return []
+    found = entries(cache_dir)
+    removed: list[CachedRootfs] = []
+    stays: set[Path] = set()
+    while True:  # each round removes an entry or finds one in use: it ends
+        gone = {e.path for e in removed}
+        left = [e for e in found if e.path not in gone]
+        plan = least_recently_used(left, keep_bytes=limit, stays={i for i, e in enumerate(left) if e.path in stays})
+        if not plan:
+            return removed
+        entry = plan[0]
+        if remove(entry.path):
+            removed.append(entry)
+        else:
+            stays.add(entry.path)
 
 
 def prune(cache_dir: Path | None = None, *, keep: Iterable[str] = (),
@@ -114,9 +318,9 @@ def prune(cache_dir: Path | None = None, *, keep: Iterable[str] = (),
     """Remove cached root filesystems; returns those removed.
 
     ``keep``: manifest digests (or their hex) to keep. ``unused_for``: seconds; only remove
-    those not used for that long (each ``unpack_image`` hit marks one used). A rootfs a
-    sandbox is running in (it holds a shared ``flock`` on the directory) is kept, and so is
-    one being unpacked. Temp dirs of dead unpackers and their lock files go too.
+    those not used for that long (each ``unpack_image`` hit marks one used). A rootfs in use (a
+    process leased it, or a sandbox runs in it: a shared ``flock`` on the directory) is kept,
+    and so is one being unpacked. Temp dirs of dead unpackers and their lock files go too.
     """
     root = cache_dir or default_cache_dir()
     if not root.is_dir():
@@ -131,23 +335,23 @@ def prune(cache_dir: Path | None = None, *, keep: Iterable[str] = (),
             continue
         if unused_for is not None and now - entry.stat().st_mtime < unused_for:
             continue
-        with _try_lock(root, name) as got:
-            if not got or not entry.is_dir():
-                continue
-            with in_use(entry, exclusive=True, wait=False) as free:
-                if not free:
-                    continue
-                doomed = root / f"{_TMP_PREFIX}{name}-prune{os.getpid()}"
-                os.rename(entry, doomed)  # gone from view at once; removed below
-            remove_tree(doomed)
+        if remove(entry):
             removed.append(entry)
+    forget_removed(root)
+    return removed
+
+
+def forget_removed(root: Path) -> None:
+    """Lock and size files of digests no longer cached."""
     for lock in root.glob(f"{_LOCK_PREFIX}*{_LOCK_SUFFIX}"):
         hexd = lock.name[len(_LOCK_PREFIX):-len(_LOCK_SUFFIX)]
         if not (root / hexd).exists():
             with _try_lock(root, hexd) as got:
                 if got:
                     lock.unlink(missing_ok=True)
-    return removed
+    for size in root.glob(f"{_LOCK_PREFIX}*.size"):
+        if not (root / size.name[len(_LOCK_PREFIX):-len(".size")]).exists():
+            size.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from builder.cachedir import cache_root  # noqa: F401 - also the stack code's
 from builder.oci.stores import StoreOptions, local_store_path
 
 _CODE = Path(__file__).resolve().parent
@@ -51,15 +52,6 @@ def _stat_key(stack_file: Path, locked: bool) -> str | None:
     except OSError:
         return None
     return h.hexdigest()
-
-
-def cache_root() -> Path:
-    """``$PALLET_CACHE``, else ``$XDG_CACHE_HOME/pallet``, else ``~/.cache/pallet``."""
-    env = os.environ.get("PALLET_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "pallet"
 
 
 def _memo_path(key: str) -> Path:

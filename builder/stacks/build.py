@@ -98,6 +98,21 @@ def default_reference(stack: Stack, kind: str) -> str:
     return f"{stack.name}-{kind}:{stack.version}"
 
 
+def publish_targets(stack_path: str | Path, repo: str) -> tuple[str, str]:
+    """Where ``pallet stack build --publish REPO`` pushes: ``REPO/NAME-build:VERSION`` and
+    ``REPO/NAME-run:VERSION`` in a registry (tags for humans; builds name them by digest)."""
+    stack = spec.load(stack_path)
+    ref = refs.parse(repo)
+    if ref.transport != refs.REGISTRY:
+        raise UsageError(f"--publish {repo}: name a registry repository prefix (docker://HOST/PATH), "
+                         "where both images are pushed")
+    if ref.tag or ref.digest:
+        raise UsageError(f"--publish {repo}: name a repository prefix without a tag or digest; the images are "
+                         f"tagged {stack.name}-build:{stack.version} and {stack.name}-run:{stack.version} under it")
+    base = f"docker://{ref.host}/{ref.repository}"
+    return tuple(f"{base}/{default_reference(stack, kind)}" for kind in ("build", "run"))  # type: ignore[return-value]
+
+
 #: What to do with a lock that names versions neither the mirror nor the package cache has.
 STALE_REFUSE = "refuse"  # an error naming them (`pallet stack build`, `pallet build --locked`)
 STALE_REFRESH = "refresh"  # build at the mirror's current versions, lock file untouched (`pallet build`)
@@ -117,7 +132,20 @@ def build_stack(stack_path: str | Path, *, build_tag: str | None = None, run_tag
 
     ``stale`` says what a stale lock does (see ``STALE_*``); ``notice`` gets the block that names
     each package a refreshed build changed, ``old -> new``, and the command that records them.
+    The stack cache and the package cache are leased meanwhile (``pallet prune`` leaves them).
     """
+    from builder.gc import lease
+
+    root = cache_root()
+    with lease.held(root / "stacks", "images"), lease.held(root / "debs", "all"):
+        result = _build_stack(stack_path, build_tag=build_tag, run_tag=run_tag, no_cache=no_cache, options=options,
+                              log=log, stale=stale, notice=notice)
+        lease.touch(root / "stacks", result.key)  # its last use, for pallet prune --stacks
+        return result
+
+
+def _build_stack(stack_path: str | Path, *, build_tag: str | None, run_tag: str | None, no_cache: bool,
+                 options: StoreOptions | None, log: Log, stale: str, notice: Log) -> BuildResult:
     started = time.monotonic()
     stack = spec.load(stack_path)
     lock, lock_bytes = lockfile.load(stack)
@@ -236,6 +264,12 @@ def cached(cache: LayoutStore, key: str) -> dict[str, Descriptor] | None:
     except (NotFoundError, StoreError):
         return None
     return out
+
+
+def image_blobs(store: LayoutStore, desc: Descriptor) -> list[Descriptor]:
+    """Every blob an image (or index) needs besides its own manifest: child manifests, configs, layers."""
+    _, data = store.get_manifest(desc.digest)
+    return _blobs(store, desc, data)
 
 
 def _blobs(store: LayoutStore, desc: Descriptor, data: bytes) -> list[Descriptor]:
