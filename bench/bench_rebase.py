@@ -18,8 +18,9 @@ The registry runs as a benchmark should run one (errors-only log, no access log,
 descriptors cached in memory, GOGC=1000; its storage on the temp dir's disk);
 ``--registry-log`` keeps distribution's and Go's defaults (info log and access log, as the
 tests run it) to show what that costs. ``PALLET_HTTP_REQUESTS_ONLY=1`` in the environment
-sends every request through requests, as before the lean transport. ``--profile FILE`` runs the timed
-pass under cProfile. ``--rebuilds``: the ratio against rebuilding instead (scaled to N).
+sends every request through requests, as before the lean transport. ``--profile FILE`` runs the
+timed pass under cProfile in every thread, by CPU time (``bench/cpuprofile.py``).
+``--rebuilds``: the ratio against rebuilding instead (scaled to N).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ HELLO = str(ROOT / "tests" / "buildpacks" / "hello")
 
 
 def pallet(*args: str, env: dict[str, str], profile: str | None = None) -> subprocess.CompletedProcess[str]:
-    prefix = ["-m", "cProfile", "-o", profile] if profile else []
-    proc = subprocess.run([sys.executable, *prefix, "-m", "builder", *args], capture_output=True, text=True,
+    command = [str(ROOT / "bench" / "cpuprofile.py"), profile] if profile else ["-m", "builder"]
+    proc = subprocess.run([sys.executable, *command, *args], capture_output=True, text=True,
                           env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         raise SystemExit(f"pallet {' '.join(args)} failed:\n{proc.stderr}")
