@@ -109,6 +109,25 @@ def test_a_runner_builds_from_a_published_builder_without_a_stack_build(tmp_path
     assert json.loads(again.stdout)["digest"] == built["digest"]  # from the pulled copy
 
 
+def test_project_toml_names_the_builder_by_digest(tmp_path, bookworm, registry, created):
+    """[io.pallet.stack] builder = REF@sha256:... in the app's project.toml: the same stack (and
+    digest) as --builder, on a fresh runner; nothing assembled."""
+    import shutil
+
+    pinned = f"docker://{registry.host}/builders/bookworm@{created['digest']}"
+    src = tmp_path / "app"
+    shutil.copytree(SAMPLES / "static-site", src)
+    (src / "project.toml").write_text(f'[io.pallet.stack]\nbuilder = "{pinned}"\n')
+    env = {"PALLET_HOME": str(tmp_path / "home"), "PALLET_CACHE": str(tmp_path / "cache")}
+    named = json.loads(pallet("build", str(src), "-t", f"oci:{tmp_path}/out:named", "--json", env=env,
+                              timeout=900).stdout)
+    assert named["stack"] == "bookworm"
+    assert not (tmp_path / "cache" / "stacks").exists()
+    flagged = json.loads(pallet("build", str(src), "--builder", pinned, "-t", f"oci:{tmp_path}/out:flag", "--json",
+                                "--cache-dir", str(tmp_path / "other-cache"), env=env, timeout=900).stdout)
+    assert named["digest"] == flagged["digest"]
+
+
 def test_builder_must_be_a_pallet_builder(tmp_path, bookworm, registry):
     target = f"docker://{registry.host}/plain/run:1"
     pallet("copy", "bookworm-run:0.1.0", target, env=bookworm.env)

@@ -74,6 +74,9 @@ def hold_for_process(area: Path, name: str) -> None:
 def exclusive(area: Path, name: str) -> Iterator[bool]:
     """For removing the entry: yields False at once when someone uses it. The lock file goes
     after the block when the entry was removed (``forget``)."""
+    if not area.is_dir():  # nothing there to use or remove: nothing to make either
+        yield True
+        return
     try:
         fd = _open(area, name, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
