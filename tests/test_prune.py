@@ -294,3 +294,56 @@ def test_what_a_killed_prune_left_is_never_an_entry_and_goes_next_time(tmp_path,
     leftovers = [p.name for d in ("rootfs", "builds", "memo") for p in (cache / d).iterdir()
                  if p.name.startswith((".tmp-", ".trash-"))]
     assert leftovers == []
+
+
+def waiting_buildpack(path: Path, port: int) -> Path:
+    """A buildpack whose build blocks until the test answers on a loopback port (build steps share
+    the host's network): the build is then surely running, its leases held."""
+    (path / "bin").mkdir(parents=True)
+    (path / "buildpack.toml").write_text('api = "0.10"\n\n[buildpack]\nid = "tests/wait"\nversion = "1.0.0"\n\n'
+                                         '[[stacks]]\nid = "*"\n')
+    (path / "bin" / "detect").write_text("#!/usr/bin/env bash\nexit 0\n")
+    (path / "bin" / "build").write_text(f"#!/usr/bin/env bash\nset -euo pipefail\nexec 3<>/dev/tcp/127.0.0.1/{port}\n"
+                                        "read -r line <&3\necho \"released: $line\"\n")
+    for name in ("detect", "build"):
+        (path / "bin" / name).chmod(0o755)
+    return path
+
+
+def test_a_running_build_keeps_its_rootfs_build_cache_and_layers(tmp_path, machine):
+    """A real concurrent build, held inside its buildpack: prune leaves the build image's rootfs,
+    the build's cache and the layer cache to it, removes them once it is done."""
+    import socket
+
+    build_app(tmp_path, "first", "first:1", machine)  # a build cache and layers to protect
+    first_key = {p.name for p in (Path(machine["PALLET_CACHE"]) / "builds").iterdir() if not p.name.startswith(".")}
+    (build_rootfs,) = rootfs_of(machine)
+    listener = socket.create_server(("127.0.0.1", 0))
+    bp = waiting_buildpack(tmp_path / "wait-bp", listener.getsockname()[1])
+    app = tmp_path / "waiting-app"
+    app.mkdir()
+    (app / "hello.conf").write_text("first\n")
+    proc = popen("build", str(app), "-t", "first:1", "--buildpack", str(bp), *IMAGES, env=machine)
+    try:
+        listener.settimeout(600)
+        conn, _ = listener.accept()  # the buildpack is running: the build holds what it uses
+        with conn:
+            report = prune_json(machine)
+            held = {(e["area"], e["name"]) for e in report["inUse"]}
+            assert ("rootfs", build_rootfs) in held
+            assert {("builds", k) for k in first_key} <= held  # -t first:1: this build's cache
+            assert any(area == "layers" for area, _ in held)
+            assert not [e for e in report["removed"] if e["area"] in ("layers", "builds")]
+            assert build_rootfs in rootfs_of(machine)
+            conn.sendall(b"go\n")
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert "released: go" in err + out
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    report = prune_json(machine)
+    assert ("rootfs", build_rootfs) in {(e["area"], e["name"]) for e in report["removed"]}
+    assert rootfs_of(machine) == set()
