@@ -88,13 +88,13 @@ def home_of(rootfs: Path, uid: int) -> str:
 
 
 def make_executor(name: str, build_image: "Image", work: Path, uid: int, gid: int,
-                  ca_certs: Path | None = None, rootfs_cache: Path | None = None) -> Executor:
+                  ca_certs: Path | None = None) -> Executor:
     """The executor ``name`` for a build whose scratch space is ``work``; its directories exist."""
     if name == "in-place":
         return _in_place(uid, ca_certs)
     from builder.lifecycle.rootfs import unpack_image
 
-    rootfs = unpack_image(build_image, rootfs_cache)  # read-only: the sandbox makes its own mount points
+    rootfs = unpack_image(build_image)  # read-only: the sandbox makes its own mount points
     home = home_of(rootfs, uid)
     places = Places(work / "workspace", work / "layers", work / "platform", work / "home")
     for d in (places.layers_dir, places.platform_dir, places.home):  # the app's is made by its copy

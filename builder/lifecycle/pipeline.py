@@ -126,8 +126,9 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     registry = builtin_registry()
     groups = groups_for(options, registry, project.buildpacks)
     uid, gid = cnb_user(build_image)
-    executor = make_executor(choose(options.executor), build_image, work, uid, gid, options.ca_certs,
-                             rootfs_cache=(options.cache_dir or default_cache_root()) / "rootfs")
+    # The build image's rootfs stays in the machine's cache whatever --cache-dir says: it is
+    # keyed by digest and read-only, so cold builds (a fresh --cache-dir) share it.
+    executor = make_executor(choose(options.executor), build_image, work, uid, gid, options.ca_certs)
     places = executor.places
     if packages:  # the app's Debian packages (Aptfile): locked beside it first, so the lock is in the app
         from builder.lifecycle import aptfile
