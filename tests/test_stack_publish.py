@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO_BP = ROOT / "tests" / "buildpacks" / "hello"
 TINY = str(ROOT / "stacks" / "tiny.toml")
 
+pytestmark = pytest.mark.registry
+
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, registry) -> dict:
