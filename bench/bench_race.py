@@ -124,14 +124,11 @@ USER 1000:1000
 CMD ["node", "server.js"]
 """,
     # Every dependency for the build script, the build, and the output on the run image served
-    # by the same static server pallet uses (compiled with the build image's Go, as
-    # pallet/static does; prepare() puts its source in the context).
+    # by the same static server pallet uses: the prebuilt binary pallet/static ships, taken from
+    # an image of its own (prepare() makes it), as a Dockerfile takes nginx or caddy.
     "node-spa": """\
 FROM {build} AS build
 USER root
-COPY .pallet-static /tmp/srv
-RUN cd /tmp/srv && CGO_ENABLED=0 GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local go build -buildvcs=false \\
-      -ldflags="-buildid= -s -w" -o /pallet-static .
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN {mount}{setup}{env} npm ci --include=dev --prefer-offline --no-audit --no-fund --cache /tmp/npm-cache{cleanup}
@@ -139,7 +136,7 @@ COPY . .
 RUN npm run build
 
 FROM {run}
-COPY --from=build /pallet-static /usr/local/bin/pallet-static
+COPY --from={static} /pallet-static /usr/local/bin/pallet-static
 COPY --from=build /app/dist /workspace/dist
 ENV STATIC_ROOT=/workspace/dist STATIC_SPA=1 PORT=8080
 USER 1000:1000
@@ -164,7 +161,7 @@ CHANGE = {"python-flask": ("app.py", "GREETING = ", 'GREETING = "Hello from pyth
 
 def dockerfile(sample: str, classic: bool) -> str:
     mount, setup, env, cleanup = CA_CLASSIC if classic else CA_BUILDKIT
-    text = DOCKERFILES[sample].format(build=BUILD_IMAGE, run=RUN_IMAGE, mount=mount, setup=setup, env=env,
+    text = DOCKERFILES[sample].format(build=BUILD_IMAGE, run=RUN_IMAGE, static=STATIC_IMAGE, mount=mount, setup=setup, env=env,
                                       cleanup=cleanup)
     if classic:
         text = text.replace("USER root\n", "USER root\nARG CA_PEM\n", 1)
@@ -275,6 +272,17 @@ class Sample:
             path.write_text("".join(lines))
 
 
+STATIC_IMAGE = "pallet-race/pallet-static:1"
+
+
+def static_image() -> None:
+    """pallet/static's prebuilt server as an image of its own, for the Dockerfile to copy from."""
+    with tempfile.TemporaryDirectory() as ctx:
+        shutil.copy2(ROOT / "buildpacks" / "static" / "prebuilt" / "pallet-static-amd64", Path(ctx) / "pallet-static")
+        (Path(ctx) / "Dockerfile").write_text("FROM scratch\nCOPY pallet-static /pallet-static\n")
+        run([DOCKER, "build", "-q", "-t", STATIC_IMAGE, ctx], env=dict(os.environ, DOCKER_BUILDKIT="1"))
+
+
 def prepare(work: Path, names: list[str]) -> list[Sample]:
     """The stack's images in pallet's store (and its build image unpacked, as Docker has its
     images unpacked), loaded into Docker too; a copy of each sample for each side."""
@@ -293,7 +301,7 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
         shutil.copytree(source_of(name), s.pallet_src, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
         shutil.copytree(source_of(name), s.docker_ctx, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
         if name == "node-spa":
-            shutil.copytree(ROOT / "buildpacks" / "static" / "server", s.docker_ctx / ".pallet-static")
+            static_image()
         (s.docker_ctx / "Dockerfile").write_text(dockerfile(name, classic=False))
         (s.docker_ctx / "Dockerfile.classic").write_text(dockerfile(name, classic=True))
         (s.docker_ctx / ".dockerignore").write_text("Dockerfile*\n.dockerignore\nnode_modules\n__pycache__\n")

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,53 @@ def test_python_requirements_from_pipfile_lock_keep_hashes(tmp_path, monkeypatch
     assert pyapp.cmd_requirements("pipenv", "req.txt") == 0
     assert (tmp_path / "req.txt").read_text() == (
         "colorama==0.4.6 ; sys_platform == 'win32'\nflask==3.1.3 --hash=sha256:aa --hash=sha256:bb\n")
+
+
+def _load_bytecode():
+    spec = importlib.util.spec_from_file_location("bytecode", BUILDPACKS / "python" / "lib" / "bytecode.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_python_bytecode_split_depends_on_the_files_alone():
+    """The lists each process compiles: the same whatever order the files were found in, every
+    file in exactly one list, each list sorted, the bytes shared out evenly."""
+    bytecode = _load_bytecode()
+    files = [(f"/v/lib/pkg{i % 7}/mod{i}.py", (i * 7919) % 5000 + 1) for i in range(200)]
+    lists = bytecode.split(files)
+    assert lists == bytecode.split(list(reversed(files))) == bytecode.split(sorted(files, key=lambda f: f[1]))
+    assert len(lists) == bytecode.PARTS
+    assert sorted(p for part in lists for p in part) == sorted(p for p, _ in files)
+    assert all(part == sorted(part) for part in lists)
+    sizes = dict(files)
+    loads = [sum(sizes[p] for p in part) for part in lists]
+    assert max(loads) - min(loads) <= max(sizes.values())
+    assert sorted(bytecode.split(files[:2])) == sorted([[files[0][0]], [files[1][0]]])  # fewer files than processes
+
+
+def test_python_bytecode_is_hash_based_and_the_same_bytes_every_time(tmp_path):
+    """Every .py gets an unchecked-hash .pyc (flags 0b01: no timestamp, never re-checked), files
+    that do not compile are skipped, and compiling again (a fresh copy, hash randomisation on) gives the same bytes."""
+    def tree(root: Path) -> Path:
+        for i in range(30):
+            write(root, {f"lib/site-packages/p{i % 4}/m{i}.py": f"X = frozenset({{'a{i}', 'b', 'c'}})\n"
+                         f"def f(): return {i} * 'shared-name'\n"})
+        write(root, {"lib/site-packages/p0/py2.py": "print 'python 2'\n"})
+        return root
+
+    script = BUILDPACKS / "python" / "lib" / "bytecode.py"
+    outputs = []
+    for _ in (1, 2):  # at the same path (a .pyc names its source file), from scratch
+        shutil.rmtree(tmp_path / "venv", ignore_errors=True)
+        root = tree(tmp_path / "venv")
+        subprocess.run([sys.executable, "-S", str(script), str(root / "lib")], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": "random"})
+        pycs = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.pyc"))}
+        outputs.append(pycs)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 30  # py2.py skipped
+    assert all(int.from_bytes(data[4:8], "little") == 0b01 for data in outputs[0].values())
 
 
 # -- Node.js: decisions from package.json (host node, no sandbox) ------------------------------
@@ -574,6 +622,28 @@ def test_app_change_reinstalls_nothing(bookworm, tmp_path):
 
 
 # -- the static file server, on bookworm-static ---------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_prebuilt_static_server_rebuilds_bit_for_bit(trixie, tmp_path, docker_cli, image_name, arch):
+    """The committed pallet-static binaries are what their source gives: server/build.sh in the
+    trixie stack's build image (Go 1.24.4, the release they were built with) makes the same bytes."""
+    build_ref = pallet("stack", "build", str(ROOT / "stacks" / "trixie.toml"), "--refresh", env=trixie.env,
+                       timeout=1800).stdout.split()[0]
+    image = f"{image_name}:trixie-build"
+    pallet("copy", build_ref, f"docker-daemon:{image}", env=trixie.env)
+    server = BUILDPACKS / "static" / "server"
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run([docker_cli, "run", "--rm", "--network", "none", "-u", f"{os.getuid()}:{os.getgid()}",
+                    "-e", f"GOARCH={arch}", "-e", "HOME=/tmp", "-v", f"{server}:/server:ro", "-v", f"{out}:/out",
+                    "--entrypoint", "/server/build.sh", image, f"/out/pallet-static-{arch}"],
+                   check=True, capture_output=True, timeout=900)
+    assert (out / f"pallet-static-{arch}").read_bytes() == \
+        (BUILDPACKS / "static" / "prebuilt" / f"pallet-static-{arch}").read_bytes(), \
+        f"server/ changed without rebuilding: run GOARCH={arch} buildpacks/static/server/build.sh and commit it"
 
 
 @pytest.mark.slow
