@@ -43,8 +43,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 #: Apps raced that are test apps, not samples: a pnpm app (pnpm from the npm registry, as the
-#: buildpack installs it) and a single-page app (a build script; served by pallet-static).
-TEST_APPS = {"node-pnpm": ROOT / "tests" / "apps" / "node-pnpm", "node-spa": ROOT / "tests" / "apps" / "node-spa"}
+#: buildpack installs it), a single-page app (a build script; served by pallet-static) and a
+#: Vite app (Vite 8 from the npm registry; the same).
+TEST_APPS = {name: ROOT / "tests" / "apps" / name for name in ("node-pnpm", "node-spa", "node-vite")}
 
 
 def source_of(name: str) -> Path:
@@ -156,7 +157,11 @@ CHANGE = {"python-flask": ("app.py", "GREETING = ", 'GREETING = "Hello from pyth
                            'app.get("/healthz", (req, res) => res.type("text").send("ok {n}\\n"));'),
           "node-pnpm": ("server.js", "  res.end(", '  res.end(`Hello from node-pnpm (edit {n}): a day is ${{ms("1d")}} ms\\n`);'),
           "node-spa": ("src/app.js", "document.getElementById",
-                       'document.getElementById("route").textContent = "route (edit {n}) " + location.pathname;')}
+                       'document.getElementById("route").textContent = "route (edit {n}) " + location.pathname;'),
+          "node-vite": ("src/route.js", "  return ", "  return `route (edit {n}) ${{path}}`;")}
+
+
+DOCKERFILES["node-vite"] = DOCKERFILES["node-spa"]
 
 
 def dockerfile(sample: str, classic: bool) -> str:
@@ -300,7 +305,7 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
         s = Sample(name, work)
         shutil.copytree(source_of(name), s.pallet_src, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
         shutil.copytree(source_of(name), s.docker_ctx, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
-        if name == "node-spa":
+        if name in ("node-spa", "node-vite"):
             static_image()
         (s.docker_ctx / "Dockerfile").write_text(dockerfile(name, classic=False))
         (s.docker_ctx / "Dockerfile.classic").write_text(dockerfile(name, classic=True))

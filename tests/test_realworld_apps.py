@@ -2,7 +2,7 @@
 Plug'n'Play, yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
 installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from ``.nvmrc``
 (official builds from the npm registry: the stack has 18); npm and pnpm workspaces; a
-single-page app with a build script; a server its build script compiles; server.js without a
+single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
 package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
@@ -65,6 +65,10 @@ EXPECTED = {
                   "output (dist/, build/, out/) is served as static files by pallet-static",
                   "pallet/node-build: found scripts.build", "pallet/static: a front-end app"],
                  "<h1>Hello from node-spa</h1>"),
+    "node-vite": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
+                  ["package.json engines.node ^20.19.0 || >=22.12.0 is not satisfied by the stack's Node.js 18.20.4",
+                   "its output (dist/, build/, out/) is served as static files by pallet-static"],
+                  "<h1>Hello from node-vite</h1>"),
     "node-server-only": (["pallet/nodejs"], ["found server.js, no package.json", "web: node server.js"],
                          "Hello from node-server-only (Node.js 18)\n"),
     "static-staticfile": (["pallet/static"], ["found Staticfile: serving site with pallet-static; pushstate: unknown "
@@ -89,6 +93,14 @@ def _more_checks(app: str, port: int) -> None:
         assert "built with ms 7200000" in route.body  # the build used a devDependency
         assert http(port, "/assets/app.js").headers["content-type"] == "text/javascript; charset=utf-8"
         assert http(port, "/assets/missing.js").status == 404  # a missing asset is still missing
+    elif app == "node-vite":
+        page = http(port, "/")
+        script = page.body.split('src="', 1)[1].split('"', 1)[0]  # vite's hashed bundle
+        assert script.startswith("/assets/index-") and script.endswith(".js"), page.body
+        bundle = http(port, script)
+        assert bundle.status == 200 and bundle.headers["content-type"] == "text/javascript; charset=utf-8"
+        assert "route " in bundle.body  # src/route.js, bundled
+        assert "<h1>Hello from node-vite</h1>" in http(port, "/users/42").body  # a client-side route
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root

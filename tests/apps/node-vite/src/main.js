@@ -1,0 +1,3 @@
+import { describe } from "./route.js";
+
+document.getElementById("route").textContent = describe(location.pathname);
