@@ -1,9 +1,11 @@
 """Apps the way people write them (issue 13), one test app each in tests/apps/: yarn 1, yarn 4
 Plug'n'Play, yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
 installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from ``.nvmrc``
-(official builds from the npm registry: the stack has 18); npm and pnpm workspaces; a
+(official builds from the npm registry: the stack has 18); npm, pnpm, yarn 1, yarn 4 (node-modules
+and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (unknown paths are 404s); a
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
-package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace.
+package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
+with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
 with clean caches) to one digest, then run with ``pallet run`` and in Docker and asked over
@@ -77,6 +79,33 @@ EXPECTED = {
     "go-nomod": (["pallet/go"], ["found main.go without go.mod: built as module \"app\""],
                  "Hello from go-nomod (go1.19.8)\n"),
     "go-work": (["pallet/go"], ["found go.work: modules ./api ./greet"], "Hello from go-work, api\n"),
+    "go-work-targets": (["pallet/go"], ["found go.work: modules ./lib ./svc", "targets $BP_GO_TARGETS=./svc/cmd/api"],
+                        "Hello from go-work-targets, api\n"),
+    "node-yarn-workspaces": (["pallet/nodejs"], [
+        "yarn install --frozen-lockfile, production dependencies (yarn.lock) with yarn@1.22.22",
+        "workspaces: packages/web, packages/words (installed once, at the root)",
+        "web: /bin/sh -c cd packages/web && exec node server.js (scripts.start of the workspace packages/web, the only "
+        "one with a start script)"],
+        "Hello from node-yarn-workspaces, web: an hour is 3600000 ms, devDependency absent\n"),
+    "node-yarn4-workspaces": (["pallet/nodejs"], [
+        "yarn install --immutable, then production only (yarn.lock, nodeLinker node-modules) with "
+        "@yarnpkg/cli-dist@4.18.1", "workspaces: apps/site, libs/clock (installed once, at the root)",
+        "(scripts.start of the workspace apps/site, the only one with a start script)"],
+        "Hello from node-yarn4-workspaces, site: two days are 172800000 ms, devDependency absent\n"),
+    "node-yarn4-pnp-workspaces": (["pallet/nodejs"], [
+        "yarn install --immutable, then production only (yarn.lock, nodeLinker pnp) with @yarnpkg/cli-dist@4.18.1",
+        "workspaces: services/api, shared/units (installed once, at the root)",
+        "web: /bin/sh -c cd services/api && exec node main.js (scripts.start of the workspace services/api"],
+        "Hello from node-yarn4-pnp-workspaces, api: 3h is 10800000 ms, devDependency absent, pnp true\n"),
+    "node-bun-workspaces": (["pallet/nodejs"], [
+        "bun install --frozen-lockfile, production dependencies (bun.lock) with bun@1.4.5",
+        "workspaces: packages/format, packages/server (installed once, at the root)",
+        "web: /bin/sh -c cd packages/server && exec node index.js (scripts.start of the workspace packages/server"],
+        "Hello from node-bun-workspaces, server: half an hour is 1800000 ms, devDependency absent\n"),
+    "node-mpa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
+                 ["its output (dist/, build/, out/) is served as static files by pallet-static",
+                  "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
+                 "<h1>Hello from node-mpa</h1>"),
 }
 
 
@@ -101,6 +130,14 @@ def _more_checks(app: str, port: int) -> None:
         assert bundle.status == 200 and bundle.headers["content-type"] == "text/javascript; charset=utf-8"
         assert "route " in bundle.body  # src/route.js, bundled
         assert "<h1>Hello from node-vite</h1>" in http(port, "/users/42").body  # a client-side route
+    elif app == "node-mpa":  # several pages and a 404.html: not a single-page app
+        about = http(port, "/about/")
+        assert about.status == 200 and "<h1>About node-mpa</h1>" in about.body
+        assert "cached for 86400000 ms" in about.body  # the build used a devDependency
+        assert http(port, "/about").status == 301
+        missing = http(port, "/users/42")  # an unknown route is a 404 (its page), not the home page
+        assert missing.status == 404 and "<h1>node-mpa: no such page</h1>" in missing.body, missing
+        assert "Hello from node-mpa" not in missing.body
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -203,6 +240,23 @@ def test_lockfile_out_of_sync_is_a_clear_error_and_nothing_is_written(bookworm, 
     assert pallet("inspect", "stale:1", env=bookworm.env, check=False).returncode == 1
 
 
+def test_yarn1_workspace_out_of_sync_with_yarn_lock_is_a_clear_error(bookworm, tmp_path):
+    """yarn 1's --frozen-lockfile passes when a workspace's package.json asks for what yarn.lock
+    lacks (it resolves it at build time: yarnpkg/yarn#5840); pallet checks it, in detect and build."""
+    src = tmp_path / "yw"
+    shutil.copytree(APPS / "node-yarn-workspaces", src)
+    manifest = src / "packages" / "web" / "package.json"
+    pkg = json.loads(manifest.read_text())
+    pkg["dependencies"]["ms"] = "2.1.2"
+    manifest.write_text(json.dumps(pkg, indent=2))
+    message = ("yarn.lock is out of sync with packages/web/package.json: it has no entry for ms@2.1.2 (yarn 1's "
+               "--frozen-lockfile does not check workspaces, so pallet does): run yarn install and commit yarn.lock")
+    assert f"the build will fail: {message}" in bookworm.detect(src).stdout
+    done = bookworm.build(src, "stale:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and f"error: {message}" in done.stderr, done.stderr
+    assert pallet("inspect", "stale:1", env=bookworm.env, check=False).returncode == 1
+
+
 NODE = shutil.which("node")
 
 
@@ -240,6 +294,25 @@ def test_spa_code_change_rebuilds_without_installing_again(bookworm, tmp_path):
     assert "[pallet/node-build] built dist/" in again.stderr
     clean = bookworm.build_json(app, "spa:3", tmp_path / "clean")
     assert json.loads(again.stdout)["digest"] == clean["digest"]
+
+
+def test_go_work_without_targets_builds_every_main_package_and_says_which_starts(bookworm, tmp_path):
+    """go-work-targets without its project.toml (no $BP_GO_TARGETS): both main packages are
+    built, the first in go.work's order is the web process, the other a process type, and the
+    build says so."""
+    app = tmp_path / "go-work"
+    shutil.copytree(APPS / "go-work-targets", app)
+    (app / "project.toml").unlink()
+    assert "every main package of its modules (set BP_GO_TARGETS to choose)" in bookworm.detect(app).stdout
+    done = bookworm.build(app, "gw:1", tmp_path / "cache")
+    assert ("[pallet/go] several main packages and no $BP_GO_TARGETS: the web process is ./svc/cmd/admin (the first "
+            "in go.work's order), the others are process types named after their binaries (./svc/cmd/api)") in done.stderr
+    meta = json.loads(bookworm.inspect("gw:1")["config"]["labels"]["io.buildpacks.build.metadata"])
+    assert {p["type"]: p["command"] for p in meta["processes"]} == {
+        "web": ["/layers/pallet_go/app/bin/admin"], "api": ["/layers/pallet_go/app/bin/api"]}
+    port = free_port()
+    with pallet_run(bookworm, "gw:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == "Hello from go-work-targets, admin\n"
 
 
 def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):

@@ -249,6 +249,37 @@ function workspaces(pkg, tool) {
   return [...include].filter((d) => !exclude.has(d) && d !== "." && exists(path.join(d, "package.json"))).sort();
 }
 
+//: yarn 1's --frozen-lockfile does not check the workspaces' package.json files against
+//: yarn.lock (yarnpkg/yarn#5840: it installs what they ask for and exits 0), so a workspace's
+//: dependency missing from yarn.lock would be resolved at build time. This is the check it skips:
+//: every NAME@RANGE a manifest asks for is a pattern of yarn.lock, except a workspace's own
+//: package at a version the range takes (yarn links those and does not lock them).
+function checkYarn1Workspaces(pkg, wsDirs) {
+  const patterns = new Set();
+  for (const line of fs.readFileSync("yarn.lock", "utf8").split("\n")) {
+    if (!line || /^[\s#]/.test(line) || !line.trimEnd().endsWith(":")) continue;
+    for (const m of line.trimEnd().slice(0, -1).matchAll(/"([^"]*)"|([^,\s][^,]*)/g)) {
+      patterns.add((m[1] ?? m[2]).trim());
+    }
+  }
+  const semver = loadSemver();
+  const manifests = [["package.json", pkg],
+    ...wsDirs.map((d) => [path.join(d, "package.json"), readJSON(path.join(d, "package.json"))])];
+  const local = new Map(manifests.slice(1).filter(([, p]) => p.name).map(([, p]) => [p.name, p.version || "0.0.0"]));
+  for (const [file, p] of manifests) {
+    for (const field of ["dependencies", "devDependencies", "optionalDependencies"]) {
+      for (const [name, range] of Object.entries(p[field] || {})) {
+        if (typeof range !== "string" || !range) continue;
+        if (local.has(name) && (range === "*" || semver.satisfies(local.get(name), range))) continue;
+        if (!patterns.has(`${name}@${range}`)) {
+          throw new AppError(`yarn.lock is out of sync with ${file}: it has no entry for ${name}@${range} (yarn 1's ` +
+            "--frozen-lockfile does not check workspaces, so pallet does): run yarn install and commit yarn.lock");
+        }
+      }
+    }
+  }
+}
+
 // -- Node.js version ---------------------------------------------------------------------------
 
 //: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
@@ -357,6 +388,7 @@ function plan(layers, bpDir) {
   const pkg = readPackage();
   const mgr = manager(pkg);
   const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
+  if (mgr.tool === "yarn" && !mgr.berry && mgr.lockfile && wsDirs.length) checkYarn1Workspaces(pkg, wsDirs);
   const node = checkNode(pkg);
   const key = crypto.createHash("sha256");
   key.update(`node ${process.versions.node} ${node.range}\ntool ${mgr.tool} ${mgr.version} ${mgr.lockfile}\n`);
@@ -390,6 +422,7 @@ function explain() {
   try {
     const mgr = manager(pkg);
     const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
+    if (mgr.tool === "yarn" && !mgr.berry && mgr.lockfile && wsDirs.length) checkYarn1Workspaces(pkg, wsDirs);
     const node = checkNode(pkg);
     if (!pkg) {
       lines.push("no package.json: nothing to install");
