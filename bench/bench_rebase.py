@@ -6,7 +6,8 @@
 The fleet is N distinct app images (one per repository: the same app layer, each config its
 own, so every rebase uploads a config of its own) on run image v1. Two passes:
 
-1. timed: all N rebased onto v2 in one ``pallet rebase --from``, straight to the registry.
+1. timed: all N rebased onto v2 in one ``pallet rebase --from``, straight to the registry
+   (``--rounds R``: then onto v3, ... each pass reported on its own, with its load).
    Reports images per second (target >= 100/s on 2 cores), the CPU time per image of pallet
    and of the registry (they share the machine's cores: their sum bounds the rate), and the
    load average before and after (other work on the machine takes cores from both).
@@ -115,7 +116,9 @@ def main() -> None:
     ap.add_argument("--rebuilds", type=int, default=3)
     ap.add_argument("--sample", type=int, default=100, help="images in the counted pass")
     ap.add_argument("--registry-log", action="store_true", help="the registry with its info and access log on")
-    ap.add_argument("--profile", metavar="FILE", help="cProfile the timed pass into FILE")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the (first) timed pass into FILE")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="timed passes, each onto a newer run image (v2, v3, ...): each one reported")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         work_p = Path(work)
@@ -126,7 +129,8 @@ def main() -> None:
         try:
             host = reg.host
             pallet("copy", run_ref, f"docker://{host}/run:v1", env=env)
-            for version in ("v2", "v3"):  # two patched run images: one a pass
+            versions = [f"v{k}" for k in range(2, args.rounds + 3)]
+            for version in versions:  # patched run images: one a pass
                 patch = work_p / f"patch-{version}" / "etc"
                 patch.mkdir(parents=True)
                 (patch / version).write_text(f"{version}\n")
@@ -142,21 +146,22 @@ def main() -> None:
             targets = work_p / "targets.txt"
             targets.write_text("\n".join(refs) + "\n")
 
-            load = os.getloadavg()
-            cpu0, reg0, self0 = _children_cpu(), _process_cpu(reg.process.pid), time.process_time()
-            start = time.perf_counter()
-            rebase(targets, f"docker://{host}/run:v2", args.jobs, env, args.profile)
-            elapsed = time.perf_counter() - start
-            pallet_cpu, registry_cpu = _children_cpu() - cpu0, _process_cpu(reg.process.pid) - reg0
-            bench_cpu = time.process_time() - self0
-            load_after = os.getloadavg()
+            rounds = []
+            for i, version in enumerate(versions[:-1]):
+                load = os.getloadavg()[0]
+                cpu0, reg0, self0 = _children_cpu(), _process_cpu(reg.process.pid), time.process_time()
+                start = time.perf_counter()
+                rebase(targets, f"docker://{host}/run:{version}", args.jobs, env, args.profile if i == 0 else None)
+                elapsed = time.perf_counter() - start
+                rounds.append((version, elapsed, load, os.getloadavg()[0], _children_cpu() - cpu0,
+                               _process_cpu(reg.process.pid) - reg0, time.process_time() - self0))
 
             sample = min(args.sample, args.images)
             reg_host, reg_port = host.split(":")
             proxy = CountingProxy(reg_host, int(reg_port))
             counted = work_p / "sample.txt"
             counted.write_text("".join(r.replace(host, proxy.host, 1) + "\n" for r in refs[:sample]))
-            rebase(counted, f"docker://{proxy.host}/run:v3", args.jobs, env)
+            rebase(counted, f"docker://{proxy.host}/run:{versions[-1]}", args.jobs, env)
             sent, methods = proxy.sent, dict(proxy.requests)
             proxy.close()
 
@@ -171,21 +176,22 @@ def main() -> None:
         finally:
             reg.stop()
     n = args.images
-    rate = n / elapsed
-    print(f"rebase of {n} images, --jobs {args.jobs}: {elapsed:.2f} s, {rate:.0f} images/s (target >= 100); "
-          f"load average {load[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} cores")
-    print(f"  registry: docker-registry, {'defaults: info and access log' if args.registry_log else 'quiet (errors only, no access log), blob descriptors cached, GOGC=1000'}")
-    print(f"  CPU per image: pallet {1000 * pallet_cpu / n:.2f} ms, registry {1000 * registry_cpu / n:.2f} ms, "
-          f"sum {1000 * (pallet_cpu + registry_cpu) / n:.2f} ms -> at most "
-          f"{(os.cpu_count() or 1) * n / (pallet_cpu + registry_cpu):.0f} images/s on idle cores "
-          f"(this benchmark's own process: {1000 * bench_cpu / n:.2f} ms)")
+    print(f"registry: docker-registry, {'defaults: info and access log' if args.registry_log else 'quiet (errors only, no access log), blob descriptors cached, GOGC=1000'}")
+    for version, elapsed, load, load_after, pallet_cpu, registry_cpu, bench_cpu in rounds:
+        print(f"rebase of {n} images onto {version}, --jobs {args.jobs}: {elapsed:.2f} s, {n / elapsed:.0f} images/s "
+              f"(target >= 100); load average {load:.2f} before, {load_after:.2f} after, on {os.cpu_count()} cores")
+        print(f"  CPU per image: pallet {1000 * pallet_cpu / n:.2f} ms, registry {1000 * registry_cpu / n:.2f} ms, "
+              f"sum {1000 * (pallet_cpu + registry_cpu) / n:.2f} ms -> at most "
+              f"{(os.cpu_count() or 1) * n / (pallet_cpu + registry_cpu):.0f} images/s on idle cores "
+              f"(this benchmark's own process: {1000 * bench_cpu / n:.2f} ms)")
+    elapsed = sorted(r[1] for r in rounds)[len(rounds) // 2]  # the median round, for the ratio below
     total = sum(methods.values())
-    print(f"  counted pass ({sample} images onto v3, through a counting proxy): requests per image "
+    print(f"  counted pass ({sample} images onto {versions[-1]}, through a counting proxy): requests per image "
           f"{total / sample:.2f}: " + ", ".join(f"{m} {c / sample:.2f}" for m, c in sorted(methods.items()))
           + f"; sent {sent / sample / 1024:.1f} KB per image, HTTP headers included (target < 20 KB)")
     if rebuild_each is not None:
         print(f"  rebuild: {rebuild_each:.2f} s per image -> {rebuild_each * n:.0f} s for {n}; "
-              f"ratio rebase/rebuild {elapsed / (rebuild_each * n):.3f}")
+              f"ratio rebase/rebuild {elapsed / (rebuild_each * n):.3f} (the median round)")
 
 
 if __name__ == "__main__":
