@@ -95,7 +95,8 @@ EXPECTED = {
     "node-yarn4-pnp-workspaces": (["pallet/nodejs"], [
         "yarn install --immutable, then production only (yarn.lock, nodeLinker pnp) with @yarnpkg/cli-dist@4.18.1",
         "workspaces: services/api, shared/units (installed once, at the root)",
-        "web: /bin/sh -c cd services/api && exec node main.js (scripts.start of the workspace services/api"],
+        "web: /bin/sh -c cd services/api && exec node main.js (scripts.start \"yarn workspace @pw/api start\": the start "
+        "script of the workspace services/api, run directly (the run image has no yarn))"],
         "Hello from node-yarn4-pnp-workspaces, api: 3h is 10800000 ms, devDependency absent, pnp true\n"),
     "node-bun-workspaces": (["pallet/nodejs"], [
         "bun install --frozen-lockfile, production dependencies (bun.lock) with bun@1.4.5",
@@ -279,6 +280,38 @@ def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert (static.returncode == 0) == front, static.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("start,runs", [
+    ("yarn workspace @m/api start", "packages/api"),
+    ("yarn workspace @m/api run start", "packages/api"),
+    ("npm start -w packages/api", "packages/api"),
+    ("npm run start --workspace=@m/api", "packages/api"),
+    ("pnpm --filter @m/api start", "packages/api"),
+    ("bun run --filter @m/api start", "packages/api"),
+    ("yarn workspace @m/api build", None),  # another script: kept as it is
+    ("npm start -w packages/lib", None),  # a workspace without a start script
+    ("yarn workspace @m/api start && echo", None),  # more than the workspace's script
+])
+def test_a_root_start_script_that_runs_a_workspaces_is_run_without_the_package_manager(tmp_path, start, runs):
+    """The run image has no yarn, npm, pnpm or bun: a root start script that only runs one
+    workspace's start script through one becomes that script, run in the workspace's directory."""
+    (tmp_path / "package.json").write_text(json.dumps({"name": "m", "private": True, "workspaces": ["packages/*"],
+                                                       "scripts": {"start": start}}))
+    for name, scripts in (("api", {"start": "node server.js"}), ("lib", {})):
+        (tmp_path / "packages" / name).mkdir(parents=True)
+        (tmp_path / "packages" / name / "package.json").write_text(json.dumps({"name": f"@m/{name}",
+                                                                               "scripts": scripts}))
+    told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    web = [line for line in told.stdout.splitlines() if line.startswith("web: ")]
+    assert len(web) == 1, told.stdout + told.stderr
+    if runs:
+        assert web[0].startswith(f"web: /bin/sh -c cd {runs} && exec node server.js (scripts.start {json.dumps(start)}: "
+                                 f"the start script of the workspace {runs}, run directly"), web
+    else:
+        assert web[0].endswith("(scripts.start)"), web
 
 
 def test_spa_code_change_rebuilds_without_installing_again(bookworm, tmp_path):

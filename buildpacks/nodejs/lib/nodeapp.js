@@ -346,6 +346,37 @@ function hasBuildOutputShape(pkg) {
     !ENTRY_FILES.some(exists));
 }
 
+//: A root start script that only runs one workspace's start script through the package manager
+//: (`yarn workspace @a/api start`, `npm start -w packages/api`, `pnpm --filter api start`,
+//: `bun run --filter api start`), as monorepos write it: the run image has no package manager,
+//: so the image runs that workspace's start script itself, in its directory. The workspace is
+//: named by its package name or its directory; null when the script is anything else.
+function delegatedStart(start, wsDirs) {
+  if (SHELL_CHARS.test(start)) return null;
+  const words = start.trim().split(/\s+/);
+  const tool = words.shift();
+  if (!["yarn", "npm", "pnpm", "bun"].includes(tool)) return null;
+  let selector = "";
+  const rest = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    const eq = /^(--workspace|--filter)=(.+)$/.exec(w);
+    if (eq && !selector) selector = eq[2];
+    else if (["-w", "--workspace", "--filter", "-F"].includes(w) && !selector && i + 1 < words.length) {
+      selector = words[++i];
+    }
+    else if (tool === "yarn" && w === "workspace" && i === 0 && i + 1 < words.length) selector = words[++i];
+    else rest.push(w);
+  }
+  if (!selector || !["start", "run start", "run-script start"].includes(rest.join(" "))) return null;
+  const dir = wsDirs.find((d) => d === path.normalize(selector) ||
+    readJSON(path.join(d, "package.json")).name === selector);
+  if (!dir) return null;
+  const p = readJSON(path.join(dir, "package.json"));
+  const script = p.scripts && typeof p.scripts.start === "string" ? p.scripts.start.trim() : "";
+  return script ? [dir, script, tool] : null;
+}
+
 function startCommand(pkg, wsDirs) {
   if (!pkg) {
     const entry = ENTRY_FILES.find(exists);
@@ -353,7 +384,14 @@ function startCommand(pkg, wsDirs) {
     return [["node", entry], `${entry}, no package.json`];
   }
   const start = pkg.scripts && pkg.scripts.start;
-  if (typeof start === "string" && start.trim()) return [fromScript(start, "."), "scripts.start"];
+  if (typeof start === "string" && start.trim()) {
+    const ws = wsDirs.length ? delegatedStart(start, wsDirs) : null;
+    if (ws) {
+      return [fromScript(ws[1], ws[0]), `scripts.start ${JSON.stringify(start.trim())}: the start script of the ` +
+        `workspace ${ws[0]}, run directly (the run image has no ${ws[2]})`];
+    }
+    return [fromScript(start, "."), "scripts.start"];
+  }
   if (typeof pkg.main === "string" && pkg.main) return [["node", pkg.main], "main"];
   if (wsDirs.length) {
     const starters = wsDirs.filter((d) => {
