@@ -7,10 +7,17 @@ registry through a counting proxy.
 Per round: a cold build without a cache image; a cold build that seeds the cache image (its first
 use); a cold build with the cache image to another repository (the buildpacks run from the
 restored cache: nothing is installed); and one to the seeded repository (the restored memo
-reuses its image). Reports seconds, bytes sent and received through the proxy, and the digests
-(all four must be equal). BuildKit's ``--cache-to/--cache-from type=registry`` needs ``docker
-buildx`` with the docker-container driver (and the moby/buildkit image): neither is installed
-on this machine, so that column is not measured here.
+reuses its image). Then BuildKit on cold runners (its build cache emptied with ``docker builder
+prune``, the app image removed; the stack's images present): the race's Dockerfile for the
+sample, built and pushed without a cache, then with ``--cache-from`` the image a first runner
+pushed with its inline cache (``BUILDKIT_INLINE_CACHE=1``), the registry cache the Docker
+engine's own BuildKit offers; ``--cache-to type=registry`` (a separate cache manifest, mode=max)
+needs ``docker buildx`` with the docker-container driver and the moby/buildkit image, which this
+machine does not have. The BuildKit runners share this machine's Docker engine, which remembers
+which repositories of the registry got which layers and mounts them from there on a push (a
+fresh runner's engine knows only what it pulled): its bytes sent after its first row are a lower
+bound. Reports seconds, bytes sent and received through the proxy, and the digests (pallet's
+four must be equal).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import bench_race  # noqa: E402
 from bench.countproxy import CountingProxy  # noqa: E402
 from tests.fixtures_registry import start_registry  # noqa: E402
 
@@ -46,12 +55,36 @@ def build(src: Path, tag: str, work: Path, *extra: str) -> tuple[dict, str, floa
     return json.loads(proc.stdout), proc.stderr, elapsed
 
 
+def buildkit_runner(src: Path, ctx: Path, image: str, cache_from: str | None) -> float:
+    """A cold BuildKit runner: build cache emptied, the app image gone, the stack's images
+    present; the race's Dockerfile built (with its inline cache) and pushed. Seconds."""
+    if not ctx.exists():
+        shutil.copytree(src, ctx, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        (ctx / "Dockerfile").write_text(bench_race.dockerfile(src.name, classic=False))
+        (ctx / ".dockerignore").write_text("Dockerfile\n.dockerignore\n__pycache__\nnode_modules\n")
+    docker = bench_race.DOCKER
+    subprocess.run([docker, "builder", "prune", "-af"], capture_output=True, check=True)
+    subprocess.run([docker, "image", "rm", "-f", image, *([cache_from] if cache_from else [])], capture_output=True)
+    cmd = [docker, "build", "-q", "--network", "host", "--secret", f"id=ca,src={bench_race.CA}",
+           "--build-arg", "BUILDKIT_INLINE_CACHE=1", "-t", image]
+    if cache_from:
+        cmd += ["--cache-from", cache_from]
+    start = time.perf_counter()
+    for step in ([*cmd, str(ctx)], [docker, "push", "-q", image]):
+        proc = subprocess.run(step, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(step[:3])} failed:\n{proc.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sample", default="python-flask")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     src = ROOT / "samples" / args.sample
+    bench_race.use_stack("bookworm")
+    bench_race.load_stack_into_docker()
     rows: dict[str, list[tuple[float, int, int]]] = {}
     digests: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +106,15 @@ def main() -> None:
                     digests.add(result["digest"])
                     if "other repository" in name and "installing" in stderr:
                         raise SystemExit("the restored cache did not spare the install:\n" + stderr)
+                ctx = work / f"docker-{r}"
+                bk = [("BuildKit, cold, no cache", f"race{r}/bk-plain", None),
+                      ("BuildKit, cold, seeding its inline cache", f"race{r}/bk", None),
+                      ("BuildKit, cold, --cache-from (another repository)", f"race{r}/bk-other", f"race{r}/bk")]
+                for name, repo, cache_from in bk:
+                    proxy.reset()
+                    elapsed = buildkit_runner(src, ctx, f"{proxy.host}/{repo}:1",
+                                              f"{proxy.host}/{cache_from}:1" if cache_from else None)
+                    rows.setdefault(name, []).append((elapsed, proxy.sent, proxy.received))
         finally:
             reg.stop()
     print(f"{args.sample}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -288,9 +288,9 @@ def static_image() -> None:
         run([DOCKER, "build", "-q", "-t", STATIC_IMAGE, ctx], env=dict(os.environ, DOCKER_BUILDKIT="1"))
 
 
-def prepare(work: Path, names: list[str]) -> list[Sample]:
-    """The stack's images in pallet's store (and its build image unpacked, as Docker has its
-    images unpacked), loaded into Docker too; a copy of each sample for each side."""
+def load_stack_into_docker() -> None:
+    """The stack's images in pallet's store (built, or found in the cache) and in Docker, under
+    BUILD_IMAGE and RUN_IMAGE, loaded only when Docker's copy is not the same image."""
     HOME.mkdir(parents=True, exist_ok=True)
     env = pallet_env()
     out = run([PALLET, "stack", "build", "--refresh", str(ROOT / "stacks" / f"{STACK}.toml")], env).stdout.split()
@@ -300,6 +300,13 @@ def prepare(work: Path, names: list[str]) -> list[Sample]:
         have = subprocess.run([DOCKER, "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True)
         if have.returncode != 0 or have.stdout.strip() != want:
             run([PALLET, "copy", ref.split("@")[0], f"docker-daemon:{name}"], env)
+
+
+def prepare(work: Path, names: list[str]) -> list[Sample]:
+    """The stack's images in pallet's store (and its build image unpacked, as Docker has its
+    images unpacked), loaded into Docker too; a copy of each sample for each side."""
+    load_stack_into_docker()
+    env = pallet_env()
     samples = []
     for name in names:
         s = Sample(name, work)
