@@ -18,8 +18,10 @@ architecture's "assembled and layered ARCH in N s" line is its time (both assemb
 package names from one lock; arm64's maintainer scripts run under QEMU through binfmt_misc).
 App: the hello buildpack plus a Procfile on that stack, ``pallet build --platform linux/amd64``
 vs ``--platform linux/arm64``, each with an empty build cache, rounds interleaved (the machine is
-shared). The Go buildpack's cross-compiled vs emulated build is not measured: no shipped stack
-has Go for arm64 yet. ``--write`` replaces the "## Multi-architecture" section of
+shared). ``--go``: the Go buildpack's cross-compiled build (``--cross``: Go for amd64 building
+GOARCH=arm64) vs the emulated one (arm64's Go under QEMU), samples/go-http for linux/arm64 on a
+two-platform stack with Go written at run time (trixie's essential set plus golang-go; no
+shipped stack has Go for arm64), each with an empty build cache. ``--write`` replaces the "## Multi-architecture" section of
 bench/RESULTS.md (other sections kept).
 """
 
@@ -158,6 +160,99 @@ def full_run(work: Path) -> dict[str, object]:
     return result
 
 
+GO_HTTP = ROOT / "samples" / "go-http"
+GO_STACK = """\
+# Debian 13's essential set and golang-go, for amd64 and arm64 (bench/bench_multiarch.py --go)
+id = "io.pallet.stacks.go-multi"
+version = "0.1.0"
+description = "Debian 13 essential set and Go, for amd64 and arm64 (a benchmark)"
+architectures = ["amd64", "arm64"]
+
+[distro]
+name = "debian"
+version = "13"
+suite = "trixie"
+mirror = "http://deb.debian.org/debian"
+security-mirror = "http://deb.debian.org/debian-security"
+
+[user]
+uid = 1000
+gid = 1000
+name = "cnb"
+home = "/home/cnb"
+
+[env]
+LANG = "C.UTF-8"
+
+[files]
+exclude = ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*"]
+keep = ["/usr/share/doc/*/copyright"]
+
+[build]
+packages = ["golang-go", "ca-certificates"]
+
+[run]
+packages = ["ca-certificates"]
+"""
+
+
+def go_main(runs: int, write: bool) -> None:
+    """Cross-compiled vs emulated Go for arm64 (see the module's docstring)."""
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="bench-multiarch-go-") as tmp:
+        work = Path(tmp)
+        stack = work / "go-multi.toml"
+        stack.write_text(GO_STACK)
+        cache = work / "cache"
+        cache.mkdir(parents=True)
+        (cache / "debs").symlink_to(cache_root() / "debs")
+        env = {"PALLET_HOME": str(work / "home"), "PALLET_CACHE": str(cache), "PALLET_SERVER": "0"}
+        pallet("stack", "lock", str(stack), env=env)
+        start = time.perf_counter()
+        out = pallet("stack", "build", str(stack), "--verbose", env=env)
+        stack_wall = time.perf_counter() - start
+        assembled = {a: float(t) for a, t in ASSEMBLED.findall(out.stderr)}
+        times: dict[str, list[float]] = {}
+        digests: dict[str, set[str]] = {}
+        ways = (("amd64 (native)", "linux/amd64", ()), ("arm64, --cross", "linux/arm64", ("--cross",)),
+                ("arm64, emulated", "linux/arm64", ()))
+        for r in range(runs):
+            for i, (name, plat, extra) in enumerate(ways):
+                start = time.perf_counter()
+                done = pallet("build", str(GO_HTTP), "-t", f"go-{i}:{r}", "--stack", str(stack), "--platform", plat,
+                              "--json", "--cache-dir", str(work / f"c-{i}-{r}"), *extra, env=env)
+                times.setdefault(name, []).append(time.perf_counter() - start)
+                digests.setdefault(name, set()).add(json.loads(done.stdout)["digest"])
+    load = os.getloadavg()[0]
+    med = {name: statistics.median(t) for name, t in times.items()}
+    same = digests["arm64, --cross"] == digests["arm64, emulated"]
+    lines = [
+        "### Go: cross-compiled vs emulated",
+        "",
+        f"`python bench/bench_multiarch.py --go --runs {runs}`, {time.strftime('%Y-%m-%d', time.gmtime())}, on "
+        f"{platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at the end): a two-platform "
+        "stack with Go (trixie's essential set plus golang-go, written at run time: no shipped stack has Go "
+        f"for arm64), assembled in {stack_wall:.0f} s (amd64 {assembled.get('amd64', 0):.0f} s, arm64 under "
+        f"QEMU {assembled.get('arm64', 0):.0f} s); samples/go-http built with an empty build cache each time "
+        f"(median of {runs}):",
+        "",
+        "| build | seconds | vs --cross |",
+        "|---|---:|---:|",
+        *(f"| {name} | {med[name]:.1f} | {med[name] / med['arm64, --cross']:.1f}x |" for name, _, _ in ways),
+        "",
+        "The cross-compiled and the emulated arm64 images are "
+        + ("the same image (one digest: Go's output does not depend on the machine it runs on)."
+           if same else f"different images ({sorted(digests['arm64, --cross'])[0][:19]}... vs "
+                        f"{sorted(digests['arm64, emulated'])[0][:19]}...)."),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        write_section(text, "### Go: cross-compiled vs emulated")
+
+
 def full_main(write: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-multiarch-full-") as tmp:
         r = full_run(Path(tmp))
@@ -195,8 +290,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--full", action="store_true", help="the full-size run: trixie for both platforms, flask")
+    parser.add_argument("--go", action="store_true", help="Go for arm64: cross-compiled vs emulated")
     parser.add_argument("--write", action="store_true", help="update the Multi-architecture section of RESULTS.md")
     args = parser.parse_args()
+    if args.go:
+        go_main(args.runs, args.write)
+        return
     if args.full:
         full_main(args.write)
         return
