@@ -83,7 +83,11 @@ def locked_version(stack: Path, name: str) -> str:
 def test_stale_lock_refreshes_for_a_developer_and_refuses_for_a_platform_team(tmp_path: Path) -> None:
     current = tiny_copy(tmp_path / "current")
     env = env_for(tmp_path / "machine")
-    pallet("stack", "lock", str(current), env=env)  # the shipped lock may itself be behind today
+    # Locked from scratch today (the shipped lock may itself be behind, and a lock whose packages
+    # did not change keeps its old source-date-epoch, while a refresh that changed them takes
+    # the mirror's newest Release date: from scratch, both are today's).
+    current.with_suffix(".lock").unlink()
+    pallet("stack", "lock", str(current), env=env)
     mirror_has = locked_version(current, "hostname")
     stale = tiny_copy(tmp_path / "stale")
     shutil.copy(current.with_suffix(".lock"), stale.with_suffix(".lock"))
