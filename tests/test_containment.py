@@ -319,7 +319,10 @@ def test_non_root_pallet_contains_a_root_image_too(tmp_path):
     work.mkdir(mode=0o755)
     try:
         rootfs = hostile_rootfs(work / "rootfs")
-        script = (f"import os, sys; sys.path.insert(0, {str(ROOT)!r}); print(os.getuid(), flush=True)\n"
+        # pallet's code where uid 1000 can read it (the checkout may sit in a directory only root
+        # may enter, as a CI job's temporary directory does)
+        shutil.copytree(ROOT / "builder", work / "src" / "builder", ignore=shutil.ignore_patterns("__pycache__"))
+        script = (f"import os, sys; sys.path.insert(0, {str(work / 'src')!r}); print(os.getuid(), flush=True)\n"
                   "from pathlib import Path\n"
                   "from builder.lifecycle.sandbox import BwrapSandbox, Step\n"
                   f"step = Step(argv=('sh', '-c', {ESCAPES!r}), env={{'PATH': '/bin'}}, cwd='/', uid=0, gid=0)\n"
