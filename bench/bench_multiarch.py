@@ -102,6 +102,21 @@ FLASK = ROOT / "samples" / "python-flask"
 TRIXIE = ROOT / "stacks" / "trixie.toml"
 
 
+def private_stack(work: Path, stack: Path, text: str) -> tuple[dict[str, str], float, dict[str, float]]:
+    """``text`` written to ``stack``, locked and built from scratch in a private home and cache
+    (the .deb files from the machine's cache, so no download is timed): the environment to use
+    it with, the build's seconds, and each architecture's "assembled and layered" seconds."""
+    stack.write_text(text)
+    cache = work / "cache"
+    cache.mkdir(parents=True)
+    (cache / "debs").symlink_to(cache_root() / "debs")
+    env = {"PALLET_HOME": str(work / "home"), "PALLET_CACHE": str(cache), "PALLET_SERVER": "0"}
+    pallet("stack", "lock", str(stack), env=env)
+    start = time.perf_counter()
+    out = pallet("stack", "build", str(stack), "--verbose", env=env)
+    return env, time.perf_counter() - start, {a: float(t) for a, t in ASSEMBLED.findall(out.stderr)}
+
+
 def full_run(work: Path) -> dict[str, object]:
     """The full-size run (see the module's docstring); seconds and what answered."""
     import json
@@ -111,17 +126,10 @@ def full_run(work: Path) -> dict[str, object]:
     text = TRIXIE.read_text()
     if 'architectures = ["amd64"]' not in text:
         raise SystemExit(f"{TRIXIE}: no `architectures = [\"amd64\"]` line to make two-platform")
-    stack.write_text("# stacks/trixie.toml for amd64 and arm64 (bench/bench_multiarch.py --full)\n"
-                     + text.replace('architectures = ["amd64"]', 'architectures = ["amd64", "arm64"]'))
-    cache = work / "cache"
-    cache.mkdir(parents=True)
-    (cache / "debs").symlink_to(cache_root() / "debs")
-    env = {"PALLET_HOME": str(work / "home"), "PALLET_CACHE": str(cache), "PALLET_SERVER": "0"}
-    pallet("stack", "lock", str(stack), env=env)
-    start = time.perf_counter()
-    out = pallet("stack", "build", str(stack), "--verbose", env=env)
-    result: dict[str, object] = {"stack_wall": time.perf_counter() - start,
-                                 "stack": {a: float(t) for a, t in ASSEMBLED.findall(out.stderr)}}
+    env, wall, assembled = private_stack(work, stack, "# stacks/trixie.toml for amd64 and arm64 (bench/bench_multiarch.py "
+                                         "--full)\n" + text.replace('architectures = ["amd64"]',
+                                                                    'architectures = ["amd64", "arm64"]'))
+    result: dict[str, object] = {"stack_wall": wall, "stack": assembled}
     apps: dict[str, float] = {}
     for arch in ("amd64", "arm64"):
         start = time.perf_counter()
@@ -203,16 +211,7 @@ def go_main(runs: int, write: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-multiarch-go-") as tmp:
         work = Path(tmp)
         stack = work / "go-multi.toml"
-        stack.write_text(GO_STACK)
-        cache = work / "cache"
-        cache.mkdir(parents=True)
-        (cache / "debs").symlink_to(cache_root() / "debs")
-        env = {"PALLET_HOME": str(work / "home"), "PALLET_CACHE": str(cache), "PALLET_SERVER": "0"}
-        pallet("stack", "lock", str(stack), env=env)
-        start = time.perf_counter()
-        out = pallet("stack", "build", str(stack), "--verbose", env=env)
-        stack_wall = time.perf_counter() - start
-        assembled = {a: float(t) for a, t in ASSEMBLED.findall(out.stderr)}
+        env, stack_wall, assembled = private_stack(work, stack, GO_STACK)
         times: dict[str, list[float]] = {}
         digests: dict[str, set[str]] = {}
         ways = (("amd64 (native)", "linux/amd64", ()), ("arm64, --cross", "linux/arm64", ("--cross",)),

@@ -24,8 +24,14 @@ def lock_path(area: Path, name: str) -> Path:
 
 
 def _open(area: Path, name: str, mode: int) -> int | None:
-    path = lock_path(area, name)
     area.mkdir(parents=True, exist_ok=True)
+    return open_locked(lock_path(area, name), mode)
+
+
+def open_locked(path: Path, mode: int) -> int | None:
+    """An fd holding ``flock(mode)`` on the lock file ``path`` (made if missing), or None when
+    ``mode`` has LOCK_NB and someone holds it. A lock file removed while we waited on it is no
+    lock at all, so the lock is only ours once the file we locked is still the one at ``path``."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:

@@ -467,29 +467,11 @@ def _lock_path(root: Path, hexd: str) -> Path:
 
 
 def _open_locked(root: Path, hexd: str, wait: bool) -> int | None:
-    """An fd holding the digest's lock, or None (not waiting, and someone holds it).
+    """An fd holding the digest's lock, or None (not waiting, and someone holds it); ``prune``
+    deletes lock files, which ``open_locked`` allows for."""
+    from builder.gc.lease import open_locked
 
-    ``prune`` deletes lock files; one deleted while we waited on it is no lock at all, so
-    the lock is only ours once the file we locked is still the one at that path.
-    """
-    path = _lock_path(root, hexd)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
+    return open_locked(_lock_path(root, hexd), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
 
 
 @contextmanager
