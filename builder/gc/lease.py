@@ -83,8 +83,16 @@ def exclusive(area: Path, name: str) -> Iterator[bool]:
     if not area.is_dir():  # nothing there to use or remove: nothing to make either
         yield True
         return
+    with try_exclusive(lock_path(area, name)) as got:
+        yield got
+
+
+@contextlib.contextmanager
+def try_exclusive(path: Path) -> Iterator[bool]:
+    """The lock file ``path`` held exclusively for the block, not waited for: False when someone
+    holds it (or it cannot be opened)."""
     try:
-        fd = _open(area, name, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = open_locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fd = None
     try:

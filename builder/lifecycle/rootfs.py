@@ -486,15 +486,10 @@ def _lock(root: Path, hexd: str) -> Iterator[None]:
 
 @contextmanager
 def _try_lock(root: Path, hexd: str) -> Iterator[bool]:
-    try:
-        fd = _open_locked(root, hexd, wait=False)
-    except OSError:
-        fd = None
-    try:
-        yield fd is not None
-    finally:
-        if fd is not None:
-            os.close(fd)
+    from builder.gc.lease import try_exclusive
+
+    with try_exclusive(_lock_path(root, hexd)) as got:
+        yield got
 
 
 def _remove_stale(root: Path, only: str | None = None) -> list[Path]:
