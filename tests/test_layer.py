@@ -388,9 +388,9 @@ def _sample(n: int) -> bytes:
     return (text[: n // 2] + rng.randbytes(n - n // 2))[:n]
 
 
-def _gzip(data: bytes, executor: ThreadPoolExecutor | None, step: int) -> bytes:
+def _gzip(data: bytes, executor: ThreadPoolExecutor | None, step: int, level: int = compress.GZIP_LEVEL) -> bytes:
     out: list[bytes] = []
-    comp = compress.GzipCompressor(lambda b: out.append(bytes(b)), executor=executor)
+    comp = compress.GzipCompressor(lambda b: out.append(bytes(b)), executor=executor, level=level)
     for i in range(0, len(data), step):
         comp.write(data[i:i + step])
     comp.close()
@@ -428,6 +428,38 @@ def test_gnu_gzip_accepts_our_gzip(tmp_path: Path) -> None:
     subprocess.run(["gzip", "-t", str(tmp_path / "x.gz")], check=True)
     out = subprocess.run(["gzip", "-dc", str(tmp_path / "x.gz")], check=True, capture_output=True).stdout
     assert out == data
+
+
+def test_gzip_level_is_the_callers_and_deterministic_at_each_level() -> None:
+    """App builds write layers at deflate's fastest level (compress.APP_GZIP_LEVEL), stacks at
+    GZIP_LEVEL: each level is its own deterministic stream, whatever the workers."""
+    data = _sample(3 * compress.GZIP_CHUNK_SIZE + 11)
+    by_level = {}
+    for level in (compress.APP_GZIP_LEVEL, compress.GZIP_LEVEL):
+        blobs = set()
+        for workers, step in ((1, 1 << 20), (3, 70_001)):
+            with ThreadPoolExecutor(workers) as ex:
+                blobs.add(_gzip(data, ex, step, level))
+        assert len(blobs) == 1
+        by_level[level] = blobs.pop()
+        assert gzip.decompress(by_level[level]) == data and zlib_single_member(by_level[level])
+    assert by_level[compress.APP_GZIP_LEVEL] != by_level[compress.GZIP_LEVEL]
+    assert len(by_level[compress.APP_GZIP_LEVEL]) <= len(gzip.compress(data, compress.APP_GZIP_LEVEL, mtime=0)) * 1.01
+    with pytest.raises(ValueError):
+        compress.GzipCompressor(lambda b: None, level=0)
+
+
+def test_an_app_layer_is_written_at_the_app_level(tmp_path: Path) -> None:
+    from builder.lifecycle.layercache import LayerCache
+
+    src = make_tree(tmp_path / "src")
+    cached, hit = LayerCache(tmp_path / "cache").layer(src, prefix="workspace", uid=1000, gid=1000)
+    assert not hit
+    fast = layer.write_layer(src, tmp_path / "fast.tgz", prefix="workspace", uid=1000, gid=1000,
+                       gzip_level=compress.APP_GZIP_LEVEL)
+    default = layer.write_layer(src, tmp_path / "default.tgz", prefix="workspace", uid=1000, gid=1000)
+    assert cached.descriptor.digest == fast.digest
+    assert fast.diff_id == default.diff_id
 
 
 def test_gzip_ratio_is_close_to_single_threaded_gzip() -> None:

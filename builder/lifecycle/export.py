@@ -25,6 +25,7 @@ from builder.lifecycle.process import LAUNCHER, LAYERS, PROCESS_CONFIG_DIR, PROC
 from builder.oci import mutate
 from builder.oci.copy import CopyStats, copy_blobs
 from builder.oci.image import Image
+from builder.oci.compress import APP_GZIP_LEVEL
 from builder.oci.layer import Entry, layer_from_entries
 from builder.oci.stores.base import Store
 
@@ -150,7 +151,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
     sbom_sha = None
     if sbom_entries:
         sbom_path = work_dir / "sbom.layer"
-        sbom_layer = layer_from_entries(sbom_entries, sbom_path, uid=uid, gid=gid)
+        sbom_layer = layer_from_entries(sbom_entries, sbom_path, uid=uid, gid=gid, gzip_level=APP_GZIP_LEVEL)
         app_layers.append(AppLayer(sbom_layer.descriptor(), sbom_layer.diff_id, "buildpacks' SBOM"))
         blob_files[sbom_layer.digest] = sbom_path
         sbom_sha = sbom_layer.diff_id
@@ -161,7 +162,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
     processes, default = merge_processes([o.launch.processes for o in result.outputs])
     launcher_entries = [Entry.file(LAUNCHER, launchfmt.launcher_binary(run_image.config.architecture), mode=0o755)]
     launcher_path = work_dir / "launcher.layer"
-    launcher = layer_from_entries(launcher_entries, launcher_path)
+    launcher = layer_from_entries(launcher_entries, launcher_path, gzip_level=APP_GZIP_LEVEL)
     app_layers.append(AppLayer(launcher.descriptor(), launcher.diff_id, "launcher"))
     blob_files[launcher.digest] = launcher_path
 
@@ -169,7 +170,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
     # Launch layers are applied in reverse for PATH precedence by the launcher; it gets them in order.
     config_layer = layer_from_entries(
         _config_layer_entries(processes, launch_dirs, _metadata_toml(result, processes)), config_path,
-        uid=uid, gid=gid)
+        uid=uid, gid=gid, gzip_level=APP_GZIP_LEVEL)
     app_layers.append(AppLayer(config_layer.descriptor(), config_layer.diff_id, "process types"))
     blob_files[config_layer.digest] = config_path
 

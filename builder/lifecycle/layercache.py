@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.oci.compress import APP_GZIP_LEVEL
 from builder.oci.layer import write_layer
 from builder.oci.model import Descriptor
 
@@ -80,9 +81,10 @@ class LayerCache:
         os.replace(tmp, entry)
 
     def layer(self, src: Path, *, prefix: str, uid: int, gid: int,
-              compression: str = "gzip") -> tuple[CachedLayer, bool]:
-        """The layer of ``src`` (under ``prefix``); True when it came from the cache."""
-        options = {"prefix": prefix, "uid": uid, "gid": gid, "compression": compression,
+              compression: str = "gzip", gzip_level: int = APP_GZIP_LEVEL) -> tuple[CachedLayer, bool]:
+        """The layer of ``src`` (under ``prefix``); True when it came from the cache. Written at
+        an app build's gzip level unless told otherwise (its users are app builds)."""
+        options = {"prefix": prefix, "uid": uid, "gid": gid, "compression": compression, "level": gzip_level,
                    "epoch": os.environ.get("SOURCE_DATE_EPOCH", "")}
         okey = _options_key(options)
         stat_entry = self.root / "stat" / fingerprint(src, options)
@@ -98,7 +100,8 @@ class LayerCache:
                 self._record(stat_entry, hit)
                 return hit, True
         tmp = self.root / "blobs" / f".tmp-{okey}-{os.getpid()}"
-        result = write_layer(src, tmp, prefix=prefix, uid=uid, gid=gid, compression=compression)
+        result = write_layer(src, tmp, prefix=prefix, uid=uid, gid=gid, compression=compression,
+                             gzip_level=gzip_level)
         desc = result.descriptor()
         blob = self.root / "blobs" / desc.digest.split(":", 1)[1]
         os.replace(tmp, blob)

@@ -43,6 +43,12 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: boundaries shape the output, so they must never depend on the machine.
 GZIP_CHUNK_SIZE = 1 << 20
 GZIP_LEVEL = 6
+#: The level of the layers an app build writes (its launch layers, app, launcher, SBOM and config
+#: layers, and the cache image's): deflate's fastest, as go-containerregistry writes layers by
+#: default (``gzip.BestSpeed``), and so the CNB lifecycle and ko. A build writes these on every
+#: change, so export time is worth more than ~10% of their compressed size. Stack images are
+#: built once and pulled by every app on them: they keep ``GZIP_LEVEL``.
+APP_GZIP_LEVEL = 1
 _WINDOW = 32 * 1024  # deflate's window: how much of the previous chunk primes the next
 
 # Fixed gzip header: no file name, MTIME 0, XFL 0, OS 255 ("unknown", as Go's
@@ -110,7 +116,7 @@ def shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _deflate_chunk(data: bytes, zdict: bytes, last: bool) -> bytes:
+def _deflate_chunk(data: bytes, zdict: bytes, last: bool, level: int = GZIP_LEVEL) -> bytes:
     """Raw deflate of one chunk, primed with the previous chunk's last 32 KiB.
 
     Z_SYNC_FLUSH ends a middle chunk on a byte boundary with a non-final block, so the raw
@@ -118,9 +124,9 @@ def _deflate_chunk(data: bytes, zdict: bytes, last: bool) -> bytes:
     ends with Z_FINISH. zlib releases the GIL while it works, so chunks run in parallel.
     """
     if zdict:
-        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
     else:
-        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
     return comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
@@ -145,8 +151,11 @@ class GzipCompressor:
     name = GZIP
 
     def __init__(self, sink: Sink, *, executor: Executor | None = None,
-                 max_inflight: int | None = None) -> None:
+                 max_inflight: int | None = None, level: int = GZIP_LEVEL) -> None:
+        if not 1 <= level <= 9:
+            raise ValueError(f"gzip level {level}: use 1-9")
         self._sink = sink
+        self._level = level
         self._executor = executor if executor is not None else shared_pool()
         workers = getattr(self._executor, "_max_workers", cores())
         self._max_inflight = max_inflight or max(2, 2 * workers)
@@ -201,7 +210,7 @@ class GzipCompressor:
         self._inflight.clear()
 
     def _submit(self, chunk: bytes, *, last: bool) -> None:
-        self._inflight.append(self._executor.submit(_deflate_chunk, chunk, self._zdict, last))
+        self._inflight.append(self._executor.submit(_deflate_chunk, chunk, self._zdict, last, self._level))
         self._zdict = chunk[-_WINDOW:] if len(chunk) >= _WINDOW else (self._zdict + chunk)[-_WINDOW:]
         # Emit what is ready, in order; block only when the in-flight bound is reached.
         while self._inflight and self._inflight[0].done():
@@ -273,11 +282,11 @@ def check_compression(name: str) -> str:
     return name
 
 
-def new_compressor(name: str, sink: Sink) -> Compressor:
+def new_compressor(name: str, sink: Sink, *, gzip_level: int = GZIP_LEVEL) -> Compressor:
     """A compressor of the given kind (``gzip``, ``zstd`` or ``none``) writing to ``sink``."""
     check_compression(name)
     if name == GZIP:
-        return GzipCompressor(sink)
+        return GzipCompressor(sink, level=gzip_level)
     if name == ZSTD:
         return ZstdCompressor(sink)
     return NoCompressor(sink)

@@ -606,7 +606,7 @@ class _FileDest:
 
 def layer_from_entries(entries: Iterable[Entry], dest: str | os.PathLike[str] | BinaryIO, *,
                        prefix: str = "", uid: int = 0, gid: int = 0, mtime: int | None = None,
-                       compression: str = compress.GZIP) -> LayerResult:
+                       compression: str = compress.GZIP, gzip_level: int = compress.GZIP_LEVEL) -> LayerResult:
     """Write a layer of ``entries`` (in any order) to ``dest`` and return its identities.
 
     ``dest`` is a path or an open binary stream. A path is written through a temporary file
@@ -620,15 +620,16 @@ def layer_from_entries(entries: Iterable[Entry], dest: str | os.PathLike[str] | 
 
     ``prefix`` puts every entry under that directory. ``mtime`` defaults to
     ``SOURCE_DATE_EPOCH`` or DEFAULT_MTIME; ``compression`` is ``gzip`` (default), ``zstd``
-    or ``none``; ``uid``/``gid`` (default 0) own every entry.
+    or ``none`` (``gzip_level``: deflate's level); ``uid``/``gid`` (default 0) own every entry.
     """
     options = _options(uid, gid, mtime, compression)
-    return _write(_records(plan_entries(entries, prefix)), dest, *options)
+    return _write(_records(plan_entries(entries, prefix)), dest, *options, gzip_level=gzip_level)
 
 
 def write_layer(src_dir: str | os.PathLike[str], dest: str | os.PathLike[str] | BinaryIO, *,
                 prefix: str = "", uid: int = 0, gid: int = 0, mtime: int | None = None,
-                compression: str = compress.GZIP, keep_owners: bool = False) -> LayerResult:
+                compression: str = compress.GZIP, keep_owners: bool = False,
+                gzip_level: int = compress.GZIP_LEVEL) -> LayerResult:
     """Write the contents of ``src_dir`` as a layer (options as for ``layer_from_entries``).
 
     The directory itself is not an entry; with ``prefix`` (e.g. ``workspace``) its contents
@@ -638,7 +639,7 @@ def write_layer(src_dir: str | os.PathLike[str], dest: str | os.PathLike[str] | 
     only own the ``prefix`` directories).
     """
     options = _options(uid, gid, mtime, compression)
-    return _write(_walk(src_dir, prefix, keep_owners), dest, *options)
+    return _write(_walk(src_dir, prefix, keep_owners), dest, *options, gzip_level=gzip_level)
 
 
 def _options(uid: int, gid: int, mtime: int | None, compression: str) -> tuple[int, int, int, str]:
@@ -652,7 +653,7 @@ def _options(uid: int, gid: int, mtime: int | None, compression: str) -> tuple[i
 
 
 def _write(records: Iterable[_Record], dest: str | os.PathLike[str] | BinaryIO,
-           uid: int, gid: int, mtime: int, compression: str) -> LayerResult:
+           uid: int, gid: int, mtime: int, compression: str, *, gzip_level: int = compress.GZIP_LEVEL) -> LayerResult:
     """The one streaming pass: tar -> diffID hash -> compressor -> digest hash -> file."""
     file_dest = _FileDest(dest) if isinstance(dest, (str, os.PathLike)) else None
     out_file: BinaryIO = file_dest.file if file_dest else dest  # type: ignore[assignment]
@@ -673,7 +674,8 @@ def _write(records: Iterable[_Record], dest: str | os.PathLike[str] | BinaryIO,
     diff_hash = hashlib.sha256()
     compressor: compress.Compressor | None = None
     try:
-        compressor = compress.new_compressor(compression, sink_tar if compression == compress.NONE else sink)
+        compressor = compress.new_compressor(compression, sink_tar if compression == compress.NONE else sink,
+                                             gzip_level=gzip_level)
         comp_write = compressor.write
 
         def emit(view: memoryview) -> None:
