@@ -294,6 +294,45 @@ def test_only_app_files_changed_gives_the_full_builds_image(tmp_path, home):
     assert "only app files" not in second.stderr and "[tests/hello]" in second.stderr
 
 
+def _nonce(stderr: str) -> str:
+    said = [line for line in stderr.splitlines() if "detect's nonce:" in line]
+    assert len(said) == 1, stderr
+    return said[0].rsplit(":", 1)[1].strip()
+
+
+def test_detect_is_remembered_while_what_it_reads_is_unchanged(tmp_path, home):
+    """A buildpack's detect (declared ``detect-inputs``) is not run again when only files it does
+    not read changed; a change to what it reads, or a new file, runs it. The image is the one a
+    clean build of the same source gives."""
+    bp = _copy_bp(tmp_path)
+    detect = bp / "bin" / "detect"
+    # Each run of detect puts a fresh nonce in its build plan; bin/build shows the one it got.
+    detect.write_text(detect.read_text().replace(
+        'greeting = "$(head -n1 hello.conf)"', 'greeting = "$(head -n1 hello.conf)"\nnonce = "$(cat /proc/sys/kernel/random/uuid)"'))
+    build_sh = bp / "bin" / "build"
+    lines = build_sh.read_text().split("\n", 1)
+    build_sh.write_text(lines[0] + "\n" + 'echo "detect\'s nonce: $(sed -n \'s/^nonce = "\\(.*\\)"$/\\1/p\' "$3")"\n' + lines[1])
+    (bp / "buildpack.toml").write_text((bp / "buildpack.toml").read_text()
+                                       + '\n[metadata.pallet]\ninputs = ["**"]\ndetect-inputs = ["hello.conf"]\n')
+    app = hello_app(tmp_path / "app")
+    cache = str(tmp_path / "cache")
+    first = build(app, "dm:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    (app / "index.txt").write_text("edited: the build reads it, detect does not\n")
+    edited = build(app, "dm:1", home, "--buildpack", str(bp), "--cache-dir", cache, "--json")
+    assert _nonce(edited.stderr) == _nonce(first.stderr)  # detect was not run again
+    clean = build_json(app, "dm:clean", home, "--buildpack", str(bp), "--cache-dir", str(tmp_path / "c2"))
+    assert json.loads(edited.stdout)["digest"] == clean["digest"]
+    (app / "hello.conf").write_text("Bonjour\n")
+    conf = build(app, "dm:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    assert _nonce(conf.stderr) != _nonce(edited.stderr)
+    assert pallet("run", "dm:1", env=home).stdout.startswith("hello: Bonjour")
+    (app / "new.txt").write_text("a file detect could look for by name\n")
+    named = build(app, "dm:1", home, "--buildpack", str(bp), "--cache-dir", cache)
+    assert _nonce(named.stderr) != _nonce(conf.stderr)
+    again = build(app, "dm:1", home, "--buildpack", str(bp), "--cache-dir", cache, "--env", "GREETING_STYLE=loud")
+    assert _nonce(again.stderr) != _nonce(named.stderr)  # the environment detect sees changed
+
+
 def test_build_with_sign_key_signs_attests_and_attaches_sbom(tmp_path, home, registry):
     app = hello_app(tmp_path / "app")
     env = {**home, "PALLET_PASSWORD": "test-password"}

@@ -63,6 +63,8 @@ class Context:
     #: ``pallet detect``: buildpacks may explain their choices (PALLET_EXPLAIN=1), which costs
     #: them time a build need not spend (its detect output is shown only when detection fails).
     explain: bool = False
+    #: The last build's detect outcomes (``detectmemo.DetectMemo``), or None: run every detect.
+    detect_memo: object | None = None
     output: Callable[[str], None] = _print_line
 
     def platform_env_files(self) -> None:

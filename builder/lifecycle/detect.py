@@ -48,6 +48,12 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
     })
     if ctx.explain:
         env["PALLET_EXPLAIN"] = "1"
+    memo = ctx.detect_memo
+    key = memo.key(bp, env, ctx.target.env()) if memo is not None else None  # type: ignore[attr-defined]
+    if key is not None:
+        hit = memo.get(bp, key)  # type: ignore[union-attr]
+        if hit is not None:
+            return hit
     step = Step(
         argv=(f"{bp_dir}/bin/detect", PLATFORM, f"{_PLAN_DIR}/plan.toml"),
         env=env, cwd=WORKSPACE, uid=ctx.uid, gid=ctx.gid,
@@ -62,7 +68,10 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
         if plan_file.exists() and plan_file.stat().st_size:
             alternatives = parse_plan(tomlio.read(plan_file, f"buildpack {bp.id}"),
                                       f"buildpack {bp.id}: build plan")
-    return Outcome(bp, code, lines, alternatives)
+    outcome = Outcome(bp, code, lines, alternatives)
+    if key is not None and code in (PASS, FAIL):
+        memo.put(key, outcome)  # type: ignore[union-attr]
+    return outcome
 
 
 def detect(groups: list[Group], ctx: Context) -> DetectResult:

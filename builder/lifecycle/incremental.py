@@ -58,6 +58,16 @@ def _names(h: "hashlib._Hash", root: Path) -> None:
             h.update(f"{rel}\0{what}\n".encode("utf-8", "surrogateescape"))
 
 
+def names_digest(root: Path) -> str:
+    """A digest of every path under ``root`` (as ``_names`` feeds it) and of project.toml."""
+    h = hashlib.sha256(b"names-v1\n")
+    _names(h, root)
+    project = root / "project.toml"
+    if project.is_file():
+        h.update(b"project.toml\0" + hashlib.sha256(project.read_bytes()).digest())
+    return h.hexdigest()
+
+
 Reads = list[tuple[str, inputsmod.Inputs]]
 
 

@@ -23,10 +23,16 @@ import builder
 _PALLET_CODE = Path(builder.__file__).resolve().parent
 
 
+#: Content digests of buildpack files by (path, size, mtime, inode), for this process (a build
+#: server's builds, or one build's several keys): buildpacks carry megabytes of prebuilt binaries.
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
 def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...] = (),
-          skip_below: bool = False) -> None:
+          skip_below: bool = False, stat_cached: bool = False) -> None:
     """Feed ``h`` every file under ``root``: its content's digest, or (``content=False``) its
-    size and mtime. ``skip``: directory names left out at the top (``skip_below``: everywhere)."""
+    size and mtime. ``skip``: directory names left out at the top (``skip_below``: everywhere).
+    ``stat_cached``: a file whose stat is unchanged keeps the digest this process computed."""
     for dirpath, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         if rel_dir == "." or skip_below:
@@ -40,8 +46,15 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
             if os.path.islink(path):
                 h.update(f"L{rel}\0{os.readlink(path)}\n".encode("utf-8", "surrogateescape"))
             elif content:
-                with open(path, "rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                stamp = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+                digest = _FILE_DIGESTS.get(stamp) if stat_cached else None
+                if digest is None:
+                    with open(path, "rb") as f:
+                        digest = hashlib.file_digest(f, "sha256").hexdigest()
+                    if stat_cached:
+                        if len(_FILE_DIGESTS) > 20_000:
+                            _FILE_DIGESTS.clear()
+                        _FILE_DIGESTS[stamp] = digest
                 h.update(f"F{rel}\0{st.st_mode & 0o111:o}\0{digest}\n".encode("utf-8", "surrogateescape"))
             else:
                 h.update(f"F{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
@@ -56,7 +69,7 @@ def base_key(*, buildpack_dirs: list[Path], build_image: str, run_image: str, ru
                         sort_keys=True).encode())
     for d in buildpack_dirs:
         h.update(f"\0buildpacks {d}\n".encode())
-        _tree(h, d, content=True)
+        _tree(h, d, content=True, stat_cached=True)
     h.update(b"\0pallet\n" + code_stamp().encode())
     return h.hexdigest()
 

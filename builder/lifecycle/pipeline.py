@@ -360,10 +360,14 @@ def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run
             ctx = prepared.ctx
             build_cache = cachemod.BuildCache(cache_root / "builds" / cache_key(cache_name))
         with timer("detect"):
+            from builder.lifecycle.detectmemo import FILE, DetectMemo
+
+            ctx.detect_memo = memo_of_detect = DetectMemo(build_cache.root / FILE, ctx.app_dir, ctx.build_image)
             result = detect(prepared.groups, ctx)
             if not result.passed:
                 raise DetectError("no buildpack group passed detection:\n" + explain_failure(result))
             write_outputs(result, work / "out")
+            memo_of_detect.save()
         with timer("restore"):
             records = build_cache.restore(result.group, ctx.layers_dir)
         with timer("build"):
