@@ -329,6 +329,61 @@ def test_spa_code_change_rebuilds_without_installing_again(bookworm, tmp_path):
     assert json.loads(again.stdout)["digest"] == clean["digest"]
 
 
+_DUMP_JS = """\
+const fs = require("fs");
+const skip = new Set(["_", "OLDPWD", "SHLVL", "npm_config_script_shell"]);
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !skip.has(k)).sort());
+fs.mkdirSync("dist", { recursive: true });
+fs.writeFileSync(`dist/${process.argv[2]}.json`, JSON.stringify({ env, argv: process.argv.slice(3), cwd: process.cwd() }));
+if (process.argv[2] === "build") fs.writeFileSync("dist/index.html", "<h1>scripts</h1>");
+"""
+
+
+def test_npm_build_scripts_run_without_npm_as_npm_runs_them(bookworm, tmp_path):
+    """pallet/node-build records what `npm run build` runs (prebuild, build, postbuild and the
+    environment npm gives each) and runs it without npm: each script sees what it sees under
+    `npm run build` itself (which runs when a script shell is configured), in the same order."""
+    app = tmp_path / "scripts"
+    app.mkdir()
+    (app / "dump.js").write_text(_DUMP_JS)
+    (app / "package.json").write_text(json.dumps({
+        "name": "npm-scripts", "version": "1.2.3", "private": True, "config": {"port": "8080"},
+        "scripts": {"prebuild": "node dump.js prebuild", "build": "node dump.js build --mode \"a b\"",
+                    "postbuild": "node dump.js postbuild && echo post ran > dist/post.txt"}}))
+
+    def dumps(ref: str) -> dict:
+        found: dict = {}
+
+        def pick(entry):  # noqa: ANN001, ANN202
+            if entry.path.startswith("layers/pallet_node-build/output/dist/") and entry.type == "file":
+                return layerfiles.READ
+            return None
+
+        for path, file in _files(bookworm, ref, pick).items():
+            name = path.rsplit("/", 1)[1]
+            found[name] = json.loads(file.data) if name.endswith(".json") else file.data
+        return found
+
+    replayed = bookworm.build(app, "scripts:1", tmp_path / "c1")
+    assert "running scripts.build (what npm run build runs, without starting npm)" in replayed.stderr
+    assert "> npm-scripts@1.2.3 prebuild" in replayed.stderr
+    by_npm = bookworm.build(app, "scripts:2", tmp_path / "c2", "--env", "npm_config_script_shell=/bin/sh")
+    assert "running scripts.build (npm run build)" in by_npm.stderr
+    ours, npms = dumps("scripts:1"), dumps("scripts:2")
+    assert set(ours) == {"prebuild.json", "build.json", "postbuild.json", "index.html", "post.txt"}
+    assert ours == npms
+    build_env = ours["build.json"]["env"]
+    assert build_env["npm_lifecycle_event"] == "build" and build_env["npm_package_version"] == "1.2.3"
+    assert build_env["npm_package_config_port"] == "8080"
+    assert ours["build.json"]["argv"] == ["--mode", "a b"]
+    assert build_env["PATH"].startswith("/workspace/node_modules/.bin:")
+    # a code change: the record is reused (npm not started), the scripts run again
+    (app / "dump.js").write_text(_DUMP_JS + "// edited\n")
+    again = bookworm.build(app, "scripts:1", tmp_path / "c1")
+    assert "without starting npm" in again.stderr and "> npm-scripts@1.2.3 postbuild" in again.stderr
+    assert dumps("scripts:1") == npms
+
+
 def test_go_work_without_targets_builds_every_main_package_and_says_which_starts(bookworm, tmp_path):
     """go-work-targets without its project.toml (no $BP_GO_TARGETS): both main packages are
     built, the first in go.work's order is the web process, the other a process type, and the
