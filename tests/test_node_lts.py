@@ -112,3 +112,50 @@ def test_the_build_plan_refuses_an_unknown_codename_in_one_line(tmp_path):
         'error: .nvmrc: unknown LTS codename "zinc" in "lts/zinc": known are argon (4), boron (6), carbon (8), dubnium '
         "(10), erbium (12), fermium (14), gallium (16), hydrogen (18), iron (20), jod (22), krypton (24); or lts/* "
         "(the newest LTS line), lts/-1 (the one before), or a version"]
+
+
+@pytest.mark.slow
+def test_an_app_asking_for_lts_star_runs_on_the_newest_lts_line(bookworm, tmp_path):
+    """A build on bookworm (Node.js 18): .nvmrc lts/* installs the line nodelts.js picks from the
+    npm registry's node releases now (looked up here too, so the test does not go stale)."""
+    from tests.samplekit import free_port, pallet_run, wait_http
+
+    listed = subprocess.run(["npm", "view", "node", "versions", "--json"], capture_output=True, text=True,
+                            timeout=300, check=True)
+    major = lts("lts/*", json.loads(listed.stdout))["major"]
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text(json.dumps({"name": "lts-app", "version": "1.0.0", "private": True,
+                                                  "scripts": {"start": "node server.js"}}))
+    (app / "package-lock.json").write_text(json.dumps({"name": "lts-app", "version": "1.0.0", "lockfileVersion": 3,
+                                                       "requires": True, "packages": {"": {"name": "lts-app",
+                                                                                           "version": "1.0.0"}}}))
+    (app / ".nvmrc").write_text("lts/*\n")
+    (app / "server.js").write_text(
+        'require("http").createServer((q, r) => r.end(`lts on ${process.versions.node.split(".")[0]}\\n`))'
+        '.listen(Number(process.env.PORT || 8080));\n')
+    said = bookworm.detect(app).stdout
+    assert f'.nvmrc "lts/*" (the newest LTS line, Node.js {major}: an even major is LTS once the next is released) ' \
+           f"{major}.x is not satisfied by the stack's Node.js 18" in said, said
+    done = bookworm.build(app, "lts:1", tmp_path / "cache")
+    assert f"installing Node.js {major}." in done.stderr, done.stderr
+    port = free_port()
+    with pallet_run(bookworm, "lts:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == f"lts on {major}\n"
+
+
+@pytest.mark.slow
+def test_a_new_nvmrc_is_a_new_build_not_the_last_ones_layers(bookworm, tmp_path):
+    """.nvmrc (and .node-version) are inputs of pallet/nodejs: an edit that changes only it runs
+    bin/build again (it was taken for an app file no buildpack reads, and the image kept Node.js 20)."""
+    from tests.samplekit import free_port, pallet_run, wait_http
+
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "tests" / "apps" / "node-nvmrc-20", app)
+    bookworm.build(app, "nv:20", tmp_path / "cache")
+    (app / ".nvmrc").write_text("lts/jod\n")
+    again = bookworm.build(app, "nv:22", tmp_path / "cache")
+    assert "installing Node.js 22." in again.stderr, again.stderr
+    port = free_port()
+    with pallet_run(bookworm, "nv:22", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == "Hello from node-nvmrc-20 on Node.js 22: 1,2,3\n"
