@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -143,7 +145,7 @@ def test_reading_what_a_node_app_asks_for_in_the_buildpacks_order(tmp_path):
     assert app_requests(tmp_path) == npm("^18.17")
 
 
-@pytest.mark.parametrize("text", ["lts/*", "lts/iron", "node", "stable", "LATEST"])
+@pytest.mark.parametrize("text", ["node", "stable", "LATEST"])
 def test_nvmrc_aliases_of_the_newest_release_take_the_default_stacks(tmp_path, text):
     (tmp_path / ".nvmrc").write_text(text + "\n")
     choice = choose_stack(node_requests(tmp_path), OFFERS, "trixie")
@@ -151,12 +153,49 @@ def test_nvmrc_aliases_of_the_newest_release_take_the_default_stacks(tmp_path, t
                                                        "it has Node.js 20.19.2")
 
 
+@pytest.mark.parametrize("name,text,stack", [(".nvmrc", "lts/hydrogen", "bookworm"), (".node-version", "lts/Iron", "trixie"),
+                                             ("package.json", "lts/hydrogen", "bookworm"), (".nvmrc", "lts/jod", "trixie")])
+def test_an_lts_codename_is_its_line(tmp_path, name, text, stack):
+    if name == "package.json":
+        (tmp_path / name).write_text(json.dumps({"engines": {"node": text}}))
+    else:
+        (tmp_path / name).write_text(text + "\n")
+    choice = choose_stack(node_requests(tmp_path), OFFERS, "trixie")
+    assert choice.stack == stack  # jod (22): no stack has it, the default stays and the buildpack installs it
+    assert f"asks for Node.js {text}" in choice.reason
+
+
+def test_the_lts_codenames_are_the_node_buildpacks():
+    from builder.lifecycle.stackchoice import LTS_CODENAMES
+
+    js = (ROOT / "buildpacks" / "nodejs" / "lib" / "nodelts.js").read_text()
+    table = re.search(r"const CODENAMES = \{([^}]*)\}", js).group(1)
+    assert {k: int(v) for k, v in re.findall(r"(\w+): (\d+)", table)} == LTS_CODENAMES
+
+
+@pytest.mark.parametrize("text", ["lts/*", "lts/-1", "LTS/-2"])
+def test_lts_star_does_not_choose_the_stack(tmp_path, text):
+    """Which line lts/* is depends on the releases the npm registry lists when the buildpack
+    runs: the other requests choose, and the line says that the buildpack decides."""
+    (tmp_path / ".nvmrc").write_text(text + "\n")
+    choice = choose_stack(node_requests(tmp_path), OFFERS, "trixie")
+    assert choice.stack == "trixie" and choice.reason.startswith(
+        f"stack trixie (the default): .nvmrc asks for Node.js {text}: which LTS line that is, the Node.js buildpack "
+        "reads from the npm registry's releases when it builds")
+    (tmp_path / ".python-version").write_text("3.11\n")
+    choice = choose_stack(app_requests(tmp_path), OFFERS, "trixie")
+    assert choice.stack == "bookworm" and choice.reason.startswith("stack bookworm: .python-version asks for Python "
+                                                                   "3.11; the default stack trixie has Python 3.13.5")
+    assert f"; .nvmrc asks for Node.js {text}: which LTS line" in choice.reason
+
+
 @pytest.mark.parametrize("package_json", [
     '{"engines": {"node": ">=20"',  # cut short
     "\xff\xfe\x00garbage",
     "[" * 100_000 + "]" * 100_000,  # deeper than Python's recursion limit
     '{"engines": {"node": ">>20"}}',  # not a range: the buildpack says so
-    '{"engines": {"node": "lts/*"}}',  # an .nvmrc alias, but not an engines range (nodeapp.js refuses it)
+    '{"engines": {"node": "lts/nope"}}',  # an unknown codename: nodeapp.js lists the known ones
+    '{"engines": {"node": "latest"}}',  # an alias in .nvmrc only: not a range in engines.node
 ])
 def test_a_package_json_that_cannot_be_read_asks_for_nothing(tmp_path, package_json):
     """The Node.js buildpack reads the same file and fails the build naming it (``package.json
@@ -205,7 +244,6 @@ def test_node_ranges_read_as_node_semver_reads_them(spec, takes):
 def test_node_ranges_read_as_node_semver_reads_them_live(tmp_path):
     """The same table against npm's semver itself, where a node with npm is installed (the
     build images have one; this machine's set-up does not install node, so elsewhere: skipped)."""
-    import json
     import shutil
     import subprocess
 

@@ -10,8 +10,9 @@ not a Go version), so an unreadable file never becomes a traceback or a second, 
 - Python: ``.python-version``, ``runtime.txt``, ``[project] requires-python`` (PEP 621: pip,
   uv, PDM, Poetry 2), ``[tool.poetry.dependencies] python`` (Poetry's own constraint syntax).
 - Node.js: ``engines.node`` of package.json, else ``.nvmrc``, else ``.node-version``, as
-  ``buildpacks/nodejs/lib/nodeapp.js`` (``nodeRequest``) reads them: a leading ``v`` dropped,
-  ``lts/*``, ``node``, ``stable`` and ``latest`` meaning any release.
+  ``buildpacks/nodejs/lib/nodeapp.js`` (``nodeRequest``) reads them: in the files a leading
+  ``v`` dropped and ``node``, ``stable``, ``latest`` meaning any release; anywhere,
+  ``lts/<codename>`` its line, and ``lts/*``, ``lts/-N`` a line the buildpack finds later.
 - Go: the ``go`` directive of go.mod, of go.work and of the go.mod of each module go.work
   uses (the go command checks each of them: a minimum). ``toolchain`` lines are not requests:
   pallet builds with ``GOTOOLCHAIN=local``, where the toolchain line is only a suggestion.
@@ -25,7 +26,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
-from builder.lifecycle.stackchoice import Request, npm_range, poetry_constraint, valid_go_version
+from builder.lifecycle.stackchoice import Request, lts_by_releases, npm_range, poetry_constraint, valid_go_version
 
 #: A manifest larger than this is not read for a version request (the buildpack reads it).
 MAX_MANIFEST = 4 << 20
@@ -108,14 +109,18 @@ def node_requests(app: Path) -> list[Request]:
         engines = pkg.get("engines") if isinstance(pkg, dict) else None
         node = engines.get("node") if isinstance(engines, dict) else None
         if isinstance(node, str) and node.strip():
-            spec = node.strip()
-            return [Request("node", spec, "package.json engines.node", "npm")] if npm_range(spec) else []
+            return _node_request(node.strip(), "package.json engines.node", "npm")
     for name in (".nvmrc", ".node-version"):
         line = _first_line(app / name)
-        if not line:
-            continue
-        return [Request("node", line, name, "nvm")] if npm_range(line, nvm=True) else []
+        if line:
+            return _node_request(line, name, "nvm")
     return []
+
+
+def _node_request(spec: str, source: str, kind: str) -> list[Request]:
+    if lts_by_releases(spec):
+        return [Request("node", spec, source, "lts")]
+    return [Request("node", spec, source, kind)] if npm_range(spec, kind == "nvm") else []
 
 
 # -- Go -----------------------------------------------------------------------------------------

@@ -25,7 +25,9 @@ default stack wins when it fits every request; then the other stacks in order (n
 release first). Node.js requests are the exception to "no stack, no build" (``INSTALLABLE``):
 the Node.js buildpack installs an official Node.js build when the stack's does not satisfy the
 range, so when no stack fits them all, the choice is made by the other requests (on the default
-stack when there are none) and the reason says that Node.js will be installed.
+stack when there are none) and the reason says that Node.js will be installed. ``lts/*`` and
+``lts/-N`` do not choose at all: which line they are depends on the releases the npm registry
+lists when the buildpack runs (``lts/<codename>`` is a fixed line: ``lts/hydrogen`` is 18.x).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ DISPLAY = {"python": "Python", "node": "Node.js", "go": "Go"}
 BUILD_TOOLCHAINS = {"go": "golang-go"}
 #: Runtimes whose buildpack installs an official build when no stack has the version asked for.
 INSTALLABLE = {"node": "the Node.js buildpack installs an official Node.js build matching"}
+#: Said of an ``lts/*`` or ``lts/-N`` request, which does not choose the stack.
+LTS_LATER = ("which LTS line that is, the Node.js buildpack reads from the npm registry's releases when it builds "
+             "(the stack's Node.js if it is on that line, else an official build)")
 #: Said when a request no stack fits is for a runtime the buildpack cannot install.
 WHY_NOT_INSTALLED = {"go": "Go comes from the stack: pallet builds with GOTOOLCHAIN=local, which downloads no "
                            "newer toolchain"}
@@ -126,16 +131,32 @@ def _go_key(version: str) -> tuple[int, int, int, int, int] | None:
 
 
 #: What .nvmrc and .node-version say for "the newest release" (nodeapp.js takes them as any).
-_NODE_ALIASES = re.compile(r"^(lts/.*|node|stable|latest)$", re.I)
+_NODE_NEWEST = re.compile(r"^(node|stable|latest)$", re.I)
+#: nvm's LTS codenames and their lines, as buildpacks/nodejs/lib/nodelts.js has them (a test
+#: keeps the two the same): ``lts/iron`` is ``20.x`` wherever it is written.
+LTS_CODENAMES = {"argon": 4, "boron": 6, "carbon": 8, "dubnium": 10, "erbium": 12, "fermium": 14, "gallium": 16,
+                 "hydrogen": 18, "iron": 20, "jod": 22, "krypton": 24}
+#: ``lts/*`` and ``lts/-N``: which line they are depends on the Node.js releases there are,
+#: which the Node.js buildpack reads from the npm registry when it builds (nodelts.js).
+_LTS_BY_RELEASES = re.compile(r"^lts/(\*|-\d+)$", re.I)
+
+
+def lts_by_releases(spec: str) -> bool:
+    return bool(_LTS_BY_RELEASES.match(spec.strip()))
 
 
 def npm_range(spec: str, nvm: bool = False) -> str | None:
     """The node-semver range a Node.js request means (None when it is not one), as the Node.js
-    buildpack reads it: ``engines.node`` as written; an ``nvm`` file's line (.nvmrc,
-    .node-version) with a leading ``v`` dropped and the aliases of "newest" as ``*``."""
+    buildpack reads it: ``lts/<codename>`` as its line; ``engines.node`` otherwise as written;
+    an ``nvm`` file's line (.nvmrc, .node-version) with a leading ``v`` dropped and ``node``,
+    ``stable``, ``latest`` as ``*``. (``lts/*`` and ``lts/-N`` are no range here: see
+    ``lts_by_releases``.)"""
     text = spec.strip()
+    if text[:4].lower() == "lts/":
+        major = LTS_CODENAMES.get(text[4:].lower())
+        return f"{major}.x" if major is not None else None
     if nvm:
-        if _NODE_ALIASES.match(text):
+        if _NODE_NEWEST.match(text):
             return "*"
         text = re.sub(r"^v(?=\d)", "", text)
     import nodesemver
@@ -220,12 +241,19 @@ def fit_minimum(spec: str, have: str) -> Fit:
     return Fit.NONE
 
 
+def fit_lts_by_releases(spec: str, have: str) -> Fit:
+    """``lts/*``, ``lts/-N``: never a reason to choose a stack (``choose_stack`` sets them aside:
+    the buildpack finds the line when it builds)."""
+    return Fit.NONE
+
+
 MATCHERS: dict[str, Callable[[str, str], Fit]] = {
     "release": fit_release,
     "pep440": fit_pep440,
     "poetry": fit_poetry,
     "npm": fit_npm,
     "nvm": fit_nvm,
+    "lts": fit_lts_by_releases,
     "minimum": fit_minimum,
 }
 
@@ -247,6 +275,9 @@ def check_spec(request: Request) -> None:
     elif request.kind in ("npm", "nvm"):
         if npm_range(request.spec, request.kind == "nvm") is None:
             raise PalletError(f"{request.source}: {request.spec!r} is not a valid version range")
+    elif request.kind == "lts":
+        if not lts_by_releases(request.spec):
+            raise PalletError(f"{request.source}: {request.spec!r} is not lts/* or lts/-N")
     elif request.kind == "minimum":
         if _go_key(request.spec) is None:
             raise PalletError(f"{request.source}: {request.spec!r} is not a Go version (like 1.22 or 1.22.3)")
@@ -294,6 +325,12 @@ def choose_stack(requests: Sequence[Request], offers: Sequence[Offer], default: 
     """
     for request in requests:
         check_spec(request)
+    later = [r for r in requests if r.kind == "lts"]
+    if later:
+        choice = choose_stack([r for r in requests if r.kind != "lts"], offers, default)
+        said = "; ".join(f"{r.describe()}: {LTS_LATER}" for r in later)
+        joined = f"{choice.reason}{': ' if choice.reason == f'stack {default} (the default)' else '; '}{said}"
+        return Choice(choice.stack, joined, choice.notices)
     ordered = sorted(offers, key=lambda o: o.stack != default)  # stable: the default first
     if not requests:
         return Choice(default, f"stack {default} (the default)")
