@@ -47,6 +47,9 @@ def _images(args: argparse.Namespace):
 
         if args.stack or args.build_image or args.run_image:
             raise UsageError("--builder names the stack's images: drop --stack, --build-image and --run-image")
+        from builder.builders.pin import pinned_reference
+
+        pinned_reference(args.builder, "--builder", _options(args))  # by digest, as project.toml's
         cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_root()
         build, run, run_name, args.stack = images_from_builder(args.builder, _options(args), cache)
         args.stack_choice = None
@@ -60,7 +63,7 @@ def _images(args: argparse.Namespace):
             return builder_images(info)
         from builder.builders.published import images_from_stack_ref, read_stack_ref
 
-        stack_ref = read_stack_ref(Path(args.src))  # project.toml's [io.pallet.stack]: pulled, by digest
+        stack_ref = read_stack_ref(Path(args.src), _options(args))  # project.toml's [io.pallet.stack]: by digest
         if stack_ref is not None:
             from builder.lifecycle.pipeline import default_cache_root
 
@@ -216,7 +219,7 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
     if not (args.stack or args.build_image or args.run_image):
         from builder.builders.published import read_stack_ref
 
-        if read_stack_ref(Path(args.src)) is not None:  # rather than the default stack, silently
+        if read_stack_ref(Path(args.src), _options(args)) is not None:  # rather than the default stack, silently
             raise UsageError("project.toml's [io.pallet.stack] does not work with --platform yet: name the stack "
                              "with --stack (or --build-image and --run-image)")
     _choose_stack(args)
@@ -288,7 +291,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
                             "the runtime versions the app asks for; trixie when it asks for none)")
         p.add_argument("--build-image", metavar="REF", help="build image to run buildpacks in (overrides the stack's)")
         p.add_argument("--builder", metavar="REF", help="take the stack's build and run images from this builder "
-                                                        "image (pallet builder create), pulled once: no stack build")
+                                                        "image (pallet builder create), named by digest "
+                                                        "(REF@sha256:...), pulled once: no stack build")
         p.add_argument("--run-image", metavar="REF",
                        help="run image of the same stack (a mirror, a patched one); recorded as given")
         p.add_argument("--buildpack", action="append", metavar="DIR|ID",

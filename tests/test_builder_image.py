@@ -130,7 +130,7 @@ def test_project_toml_names_the_builder_by_digest(tmp_path, bookworm, registry, 
 
 def test_builder_must_be_a_pallet_builder(tmp_path, bookworm, registry):
     target = f"docker://{registry.host}/plain/run:1"
-    pallet("copy", "bookworm-run:0.1.0", target, env=bookworm.env)
-    done = pallet("build", str(SAMPLES / "static-site"), "--builder", target, "-t", f"oci:{tmp_path}/x:y",
+    pinned = json.loads(pallet("copy", "bookworm-run:0.1.0", target, "--json", env=bookworm.env).stdout)["reference"]
+    done = pallet("build", str(SAMPLES / "static-site"), "--builder", pinned, "-t", f"oci:{tmp_path}/x:y",
                   env={"PALLET_HOME": str(tmp_path / "home")}, check=False)
     assert done.returncode != 0 and "not a pallet builder image" in done.stderr and "Traceback" not in done.stderr

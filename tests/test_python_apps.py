@@ -1,7 +1,7 @@
 """Python apps as people write them, built without ``--stack`` (pallet chooses by the Python
 they ask for, trixie by default), run with ``pallet run`` and asked over HTTP: a bot script
 with no manifest, a Procfile ``python server.py`` with no dependencies, a Poetry scripts
-package, Poetry and uv projects that only list dependencies, a Pipfile without its lock, and
+package, Poetry, uv and PDM projects that only list dependencies, a Pipfile without its lock, and
 ``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8."""
 
 from __future__ import annotations
@@ -153,3 +153,18 @@ def test_uv_project_with_a_build_system_but_no_package(trixie, tmp_path):
     done = build(trixie, src, "uv-deps:1", tmp_path / "c")
     assert "--no-install-project" in done.stderr
     assert ask(trixie, "uv-deps:1", "/?host=b%C3%BCcher.example")["ascii"] == "xn--bcher-kva.example"
+
+
+def test_pdm_project_that_only_lists_dependencies_lands_on_its_python(trixie, tmp_path):
+    """PDM (``distribution = false``): pdm.lock's default group installed with pip, hashes
+    checked, no PDM in the build; its ``requires-python = "==3.11.*"`` chooses bookworm."""
+    src = APPS / "python-pdm-deps-only"
+    assert "dependencies only (the project is not a package)" in pallet("detect", str(src), env=trixie.env).stdout
+    done = build(trixie, src, "pdm-deps:1", tmp_path / "c")
+    assert [ln for ln in done.stderr.splitlines() if ln.startswith("stack ")] == [
+        'stack bookworm: pyproject.toml requires-python asks for Python ==3.11.*; the default stack trixie has Python '
+        '3.13.5, bookworm has Python 3.11.2']
+    assert "installing from pdm.lock with pip, hashes checked" in done.stderr
+    assert stack_of(trixie, "pdm-deps:1") == "bookworm"
+    answer = ask(trixie, "pdm-deps:1", "/?host=b%C3%BCcher.example")
+    assert answer == {"host": "bücher.example", "ascii": "xn--bcher-kva.example", "idna": "3.21"}  # pdm.lock's

@@ -1,5 +1,6 @@
 """Apps the way people write them (issue 13), one test app each in tests/apps/: yarn 1, yarn 4
-Plug'n'Play, yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
+Plug'n'Play (also an ES module app whose dependencies are ES modules, and a workspaces monorepo
+of ES modules: yarn's ESM loader), yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
 installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from ``.nvmrc``
 (official builds from the npm registry: the stack has 18); npm, pnpm, yarn 1, yarn 4 (node-modules
 and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (unknown paths are 404s); a
@@ -47,6 +48,9 @@ EXPECTED = {
     "node-yarn-pnp": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker pnp) "
                                           "with @yarnpkg/cli-dist@4.18.1 (installed from the npm registry"],
                       "Hello from node-yarn-pnp: a day is 86400000 ms, devDependency absent, pnp true\n"),
+    "node-yarn-pnp-esm": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker "
+                                              "pnp) with @yarnpkg/cli-dist@4.18.1 (installed from the npm registry"],
+                          "Hello from node-yarn-pnp-esm: 90061000 ms is 1d 1h 1m 1s, devDependency absent, pnp true\n"),
     "node-pnpm": (["pallet/nodejs"], ["pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml) with "
                                       "pnpm@9.15.9 (installed from the npm registry, build only)"],
                   "Hello from node-pnpm: a day is 86400000 ms\n"),
@@ -98,6 +102,12 @@ EXPECTED = {
         "web: /bin/sh -c cd services/api && exec node main.js (scripts.start \"yarn workspace @pw/api start\": the start "
         "script of the workspace services/api, run directly (the run image has no yarn))"],
         "Hello from node-yarn4-pnp-workspaces, api: 3h is 10800000 ms, devDependency absent, pnp true\n"),
+    "node-yarn4-pnp-esm-workspaces": (["pallet/nodejs"], [
+        "yarn install --immutable, then production only (yarn.lock, nodeLinker pnp) with @yarnpkg/cli-dist@4.18.1",
+        "workspaces: apps/web, libs/format (installed once, at the root)",
+        "web: /bin/sh -c cd apps/web && exec node server.js (scripts.start of the workspace apps/web, the only one with "
+        "a start script)"],
+        "Hello from node-yarn4-pnp-esm-workspaces, web: 1337000 bytes are 1.34 MB, devDependency absent, pnp true\n"),
     "node-bun-workspaces": (["pallet/nodejs"], [
         "bun install --frozen-lockfile, production dependencies (bun.lock) with bun@1.4.5",
         "workspaces: packages/format, packages/server (installed once, at the root)",

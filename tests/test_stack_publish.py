@@ -106,9 +106,12 @@ def test_project_toml_stack_builds_without_assembling_with_the_local_stacks_dige
 
 @pytest.mark.parametrize("stack_table, message", [
     ('[io.pallet.stack]\nbuild-image = "docker://{host}/stacks/tiny-build:0.1.0"\nrun-image = "{run}"\n',
-     'build-image = "docker://{host}/stacks/tiny-build:0.1.0" names a tag, which can move: pin it by digest'),
+     "[io.pallet.stack] build-image needs a digest (a tag can move): use "
+     "docker://{host}/stacks/tiny-build:0.1.0@{build_digest} (what docker://{host}/stacks/tiny-build:0.1.0 names now)"),
     ('[io.pallet.stack]\nrun-image = "{run}"\n', "needs both build-image and run-image (or a builder)"),
-    ('[io.pallet.stack]\nbuilder = "docker://{host}/builders/x:latest"\n', 'builder = "docker://{host}/builders/x:latest" names a tag'),
+    ('[io.pallet.stack]\nbuilder = "docker://{host}/builders/x:latest"\n',
+     "[io.pallet.stack] builder needs a digest (a tag can move): use docker://{host}/builders/x:latest@sha256:... "
+     "(its digest could not be looked up)"),
     ('[io.pallet.stack]\nbuilder = "{run}"\nrun-image = "{run}"\n', "builder names the stack's images"),
     ('[io.pallet.stack]\nimage = "{run}"\n', "unknown keys image"),
 ])
@@ -121,8 +124,38 @@ def test_project_stack_reference_errors_are_one_line(tmp_path, published, regist
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pallet: error: ") and str(app / "project.toml") in lines[0]
-    assert message.format(host=registry.host) in lines[0]
+    assert message.format(host=registry.host, build_digest=published["build"]["digest"]) in lines[0]
     assert not (tmp_path / "runner" / "cache" / "builders").exists()
+
+
+@pytest.mark.parametrize("how", ["--builder", "project.toml"])
+def test_a_stack_named_by_tag_is_refused_with_the_digest_it_names_now(tmp_path, published, registry, how):
+    """One rule for --builder and [io.pallet.stack]: a digest, and the refusal quotes the one the tag
+    names now (the published run image's here: the check comes before anything is pulled)."""
+    tagged = f"docker://{registry.host}/stacks/tiny-run:0.1.0"
+    app = app_with(tmp_path / "app", f'[io.pallet.stack]\nbuilder = "{tagged}"\n' if how == "project.toml" else "")
+    machine = fresh_machine(tmp_path / "runner")
+    flags = ["--builder", tagged] if how == "--builder" else []
+    done = pallet("build", str(app), *flags, "-t", f"oci:{tmp_path}/x:app", env=machine, check=False)
+    assert done.returncode == (2 if how == "--builder" else 1)  # a flag's usage error; a file's error
+    (line,) = done.stderr.strip().splitlines()
+    what = "--builder" if how == "--builder" else f"{app / 'project.toml'}: [io.pallet.stack] builder"
+    assert line == (f"pallet: error: {what} needs a digest (a tag can move): use "
+                    f"{published['published']['run-image']} (what {tagged} names now)")
+    assert not (tmp_path / "runner" / "cache" / "builders").exists()
+
+
+def test_builder_by_tag_that_cannot_be_looked_up_still_says_it_needs_a_digest(tmp_path):
+    machine = fresh_machine(tmp_path / "runner")
+    cases = (("docker://127.0.0.1:1/builders/x:v1", "use docker://127.0.0.1:1/builders/x:v1@sha256:... "
+                                                    "(its digest could not be looked up)"),
+             (f"docker-archive:{tmp_path}/b.tar", "which a docker-archive: file cannot carry"))
+    for i, (ref, tail) in enumerate(cases):
+        done = pallet("build", str(app_with(tmp_path / f"app{i}", "")), "--builder", ref,
+                      "-t", f"oci:{tmp_path}/x:app", env=machine, check=False)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("pallet: error: --builder needs a digest (a tag can move)") and tail in line
 
 
 def test_publish_bad_input_is_one_line(tmp_path):

@@ -10,7 +10,8 @@ Debian mirror)::
 Both images are pulled once per pair of digests into an OCI layout in the cache
 (``builders/<key>``: made under a temporary name, renamed when complete; leased while a build
 reads it, so ``pallet prune`` leaves it alone). Digests are required: a tag can move, and a
-build of the same source must use the same stack wherever it runs.
+build of the same source must use the same stack wherever it runs (``builder.builders.pin``: the
+refusal quotes the digest the tag names now).
 
 The app image records the run image as a build on the stack itself does (``NAME-run:VERSION``
 at its digest, from the run image's labels), so the digest is the same as a local-stack build's.
@@ -25,11 +26,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from builder.lifecycle.tomlio import TomlError
 
 if TYPE_CHECKING:
+    from builder.oci.reference import Reference
     from builder.oci.image import Image
     from builder.oci.stores import StoreOptions
 
@@ -46,8 +48,11 @@ class StackRef:
     builder: str | None = None
 
 
-def parse_stack_ref(data: dict, where: str) -> StackRef | None:
-    """The project's stack reference (None without the table); one-line errors for what it must not say."""
+def parse_stack_ref(data: dict, where: str,
+                    pin: "Callable[[Reference], str | None]" = lambda ref: None) -> StackRef | None:
+    """The project's stack reference (None without the table); one-line errors for what it must not say.
+    ``pin``: a tag's reference at the digest it names now, for the refusal to quote (None: unknown)."""
+    from builder.builders.pin import digest_required
     from builder.errors import PalletError
     from builder.oci import reference as refs
 
@@ -67,10 +72,8 @@ def parse_stack_ref(data: dict, where: str) -> StackRef | None:
             ref = refs.parse(value)
         except PalletError as exc:
             raise TomlError(f"{where}: [{TABLE}] {key}: {exc}") from None
-        if not ref.digest:
-            raise TomlError(f"{where}: [{TABLE}] {key} = \"{value}\" names a tag, which can move: pin it by digest "
-                            "(REF@sha256:..., as pallet stack build --publish prints it) so every build of this "
-                            "source uses the same stack")
+        if not ref.digest:  # as --builder's: pallet stack build --publish prints references by digest
+            raise TomlError(digest_required(f"{where}: [{TABLE}] {key}", value, pin(ref)))
     if "builder" in table:
         if len(table) > 1:
             raise TomlError(f"{where}: [{TABLE}] builder names the stack's images: drop build-image and run-image")
@@ -80,12 +83,14 @@ def parse_stack_ref(data: dict, where: str) -> StackRef | None:
     return StackRef(build_image=table["build-image"], run_image=table["run-image"])
 
 
-def read_stack_ref(source: Path) -> StackRef | None:
+def read_stack_ref(source: Path, options: "StoreOptions | None" = None) -> StackRef | None:
+    """``source``'s stack reference; a tag in it is refused, quoting the digest it names now."""
+    from builder.builders.pin import current_digest
     from builder.lifecycle import tomlio
 
     path = source / "project.toml"
     data = tomlio.read_optional(path)
-    return None if data is None else parse_stack_ref(data, str(path))
+    return None if data is None else parse_stack_ref(data, str(path), lambda ref: current_digest(ref, options))
 
 
 def images_from_stack_ref(stack: StackRef, options: "StoreOptions",

@@ -21,6 +21,7 @@ const childProcess = require("child_process");
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
+const { LtsError, isLtsAlias, ltsRange } = require("./nodelts.js");
 
 //: Lockfiles and the tool each one needs, in order of precedence.
 const LOCKFILES = [
@@ -285,19 +286,37 @@ function checkYarn1Workspaces(pkg, wsDirs) {
 //: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
 function nodeRequest(pkg) {
   if (pkg && pkg.engines && typeof pkg.engines.node === "string" && pkg.engines.node.trim()) {
-    return { range: pkg.engines.node.trim(), source: "package.json engines.node" };
+    const asked = pkg.engines.node.trim();
+    if (isLtsAlias(asked)) return ltsRequest(asked, "package.json engines.node");
+    return { range: asked, source: "package.json engines.node" };
   }
   for (const file of [".nvmrc", ".node-version"]) {
     if (!exists(file)) continue;
     const line = fs.readFileSync(file, "utf8").split("\n").map((l) => l.replace(/#.*/, "").trim()).find(Boolean);
     if (!line) continue;
     const v = line.replace(/^v(?=\d)/, "");
-    if (/^(lts\/|node$|stable$|latest$)/i.test(v)) {
+    if (isLtsAlias(v)) return ltsRequest(v, file);
+    if (/^(node$|stable$|latest$)/i.test(v)) {
       return { range: "*", source: `${file} ${JSON.stringify(line)} (taken as the newest release)` };
     }
     return { range: v, source: file };
   }
   return null;
+}
+
+//: lts/*, lts/-N or lts/<codename> as the range of its major line (nodelts.js); the release
+//: list, for lts/* and lts/-N only, is the npm registry's `node` package's versions.
+function ltsRequest(spec, file) {
+  try {
+    const lts = ltsRange(spec, () => {
+      const versions = npmJSON(["view", "node", "versions"]);
+      return typeof versions === "string" ? [versions] : versions;
+    });
+    return { range: lts.range, source: `${file} ${JSON.stringify(spec)} (${lts.why})` };
+  } catch (err) {
+    if (err instanceof LtsError) throw new AppError(`${file}: ${err.message}`);
+    throw err;
+  }
 }
 
 function checkNode(pkg) {
@@ -423,6 +442,7 @@ function sha256(file) {
 const quote = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
 function plan(layers, bpDir) {
+  process.env.npm_config_cache = process.env.npm_config_cache || path.join(layers, "npm-cache");  // lts/*'s lookup
   const pkg = readPackage();
   const mgr = manager(pkg);
   const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
