@@ -214,6 +214,26 @@ def test_input_lines_cover_only_the_lines_the_regex_matches(tmp_path):
     assert _key(bp, app) != named  # a whole file is
 
 
+def test_input_globs_reach_nested_manifests_but_not_skipped_directories(tmp_path):
+    """pallet/nodejs's inputs: every package.json (workspaces' start scripts), none inside a
+    developer's own node_modules (copied with the source, replaced by the install)."""
+    bp = _with_inputs(tmp_path, '[metadata.pallet]\ninputs = ["**/package.json"]\ninput-skip-dirs = ["node_modules"]\n')
+    app = tmp_path / "app"
+    (app / "packages" / "api").mkdir(parents=True)
+    (app / "package.json").write_text('{"workspaces": ["packages/*"]}\n')
+    (app / "packages" / "api" / "package.json").write_text('{"scripts": {"start": "node a.js"}}\n')
+    first = _key(bp, app)
+    (app / "packages" / "api" / "package.json").write_text('{"scripts": {"start": "node b.js"}}\n')
+    second = _key(bp, app)
+    assert second != first  # a workspace's manifest is read
+    for where in (app / "node_modules" / "x", app / "packages" / "api" / "node_modules" / "y"):
+        where.mkdir(parents=True)
+        (where / "package.json").write_text('{"name": "dep"}\n')
+    assert _key(bp, app) == second  # node_modules is not looked into, at any depth
+    (app / "packages" / "api" / "server.js").write_text("code\n")
+    assert _key(bp, app) == second  # nor is the app's code
+
+
 def test_matching_lines_takes_whole_lines_of_a_multiline_match():
     import re
 

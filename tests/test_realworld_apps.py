@@ -394,6 +394,25 @@ def test_npm_build_scripts_run_without_npm_as_npm_runs_them(bookworm, tmp_path):
     assert dumps("scripts:1") == npms
 
 
+def test_a_workspaces_start_script_edit_is_a_new_web_process(bookworm, tmp_path):
+    """Every package.json is an input of pallet/nodejs (a workspace's start script is its web
+    process); one inside a node_modules the developer has locally is not."""
+    app = tmp_path / "ws"
+    shutil.copytree(APPS / "node-workspaces", app)
+    bookworm.build(app, "ws:1", tmp_path / "cache")
+    api = app / "packages" / "api" / "package.json"
+    api.write_text(api.read_text().replace('"start": "node server.js"', '"start": "node ./server.js"'))
+    edited = bookworm.build(app, "ws:1", tmp_path / "cache")
+    assert "[pallet/nodejs] inputs unchanged" not in edited.stderr
+    meta = bookworm.inspect("ws:1")["config"]["labels"]["io.buildpacks.build.metadata"]
+    assert "node ./server.js" in meta, meta
+    (app / "node_modules" / "local").mkdir(parents=True)
+    (app / "node_modules" / "local" / "package.json").write_text('{"name": "local", "version": "1.0.0"}\n')
+    (app / "packages" / "api" / "server.js").write_text((app / "packages" / "api" / "server.js").read_text() + "\n// edit\n")
+    again = bookworm.build(app, "ws:1", tmp_path / "cache")
+    assert "[pallet/nodejs] inputs unchanged" in again.stderr, again.stderr
+
+
 def test_go_work_without_targets_builds_every_main_package_and_says_which_starts(bookworm, tmp_path):
     """go-work-targets without its project.toml (no $BP_GO_TARGETS): both main packages are
     built, the first in go.work's order is the web process, the other a process type, and the

@@ -83,7 +83,7 @@ class DetectMemo:
                 self._names = _names_digest(self.app_dir)
         h = hashlib.sha256(json.dumps({"format": _FORMAT, "buildpack": [bp.id, bp.version, bp.digest()],
                                        "build_image": self.build_image, "target": target, "env": env,
-                                       "inputs": [declared.files, declared.names, declared.lines],
+                                       "inputs": [declared.files, declared.names, declared.lines, declared.skip_dirs],
                                        "names": self._names}, sort_keys=True, default=str).encode())
         inputsmod.digest_app(h, self.app_dir, declared)
         return h.hexdigest()

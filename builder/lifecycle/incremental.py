@@ -111,14 +111,15 @@ class Shape:
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "workspace": self.workspace,
-                "reads": [[label, list(r.files), list(r.names), [list(x) for x in r.lines]]
+                "reads": [[label, list(r.files), list(r.names), [list(x) for x in r.lines], list(r.skip_dirs)]
                           for label, r in self.reads]}
 
     @classmethod
     def from_json(cls, data: Any) -> "Shape | None":
         try:
-            reads = [(str(label), inputsmod.Inputs(tuple(files), tuple(names), tuple((g, rx) for g, rx in lines)))
-                     for label, files, names, lines in data["reads"]]
+            reads = [(str(label), inputsmod.Inputs(tuple(r[1]), tuple(r[2]), tuple((g, rx) for g, rx in r[3]),
+                                                   tuple(r[4]) if len(r) > 4 else ()))
+                     for r in data["reads"] for label in [r[0]]]
             return cls(str(data["key"]), reads, [dict(w) for w in data["workspace"]])
         except (KeyError, TypeError, ValueError):
             return None

@@ -10,6 +10,7 @@ step and, often, seconds. A built-in buildpack here may declare its inputs inste
     detect-inputs = ["go.mod"]                      # what bin/detect reads (default: inputs)
     [metadata.pallet.input-lines]                   # only the lines a regex matches
     "app.py" = '^(app|application)\\s*(:[^=\\n]*)?='
+    input-skip-dirs = ["node_modules"]              # directories no glob looks into
 
 The key below covers those files (path, exec bit, and the sha256 of the whole file or of the
 matching lines), the buildpack's own files, the build image, the target, the build plan entries
@@ -43,6 +44,7 @@ class Inputs:
     files: tuple[str, ...] = ()                       # globs: whole files (a directory: all below)
     names: tuple[str, ...] = ()                       # globs: existence only
     lines: tuple[tuple[str, str], ...] = ()           # (glob, regex): the lines the regex matches
+    skip_dirs: tuple[str, ...] = ()                   # directory names no glob looks into
 
     def patterns(self) -> list[str]:
         return [*self.files, *self.names, *(glob for glob, _ in self.lines)]
@@ -68,18 +70,57 @@ def declared(bp: Buildpack, *, detect: bool = False) -> Inputs | None:
     raw_lines = meta.get("input-lines") or {}
     if not isinstance(raw_lines, dict) or not all(isinstance(v, str) for v in raw_lines.values()):
         return None
-    return Inputs(files=files, names=names, lines=tuple(sorted(raw_lines.items())))
+    skip = _strings(meta.get("input-skip-dirs", [])) or ()
+    return Inputs(files=files, names=names, lines=tuple(sorted(raw_lines.items())), skip_dirs=skip)
 
 
-def _matches(app_dir: Path, pattern: str, *, expand_dirs: bool) -> set[Path]:
+def _walk_matches(app_dir: Path, pattern: str, skip: tuple[str, ...]) -> list[Path]:
+    """``app_dir.glob(pattern)`` without descending into directories named in ``skip`` (a
+    developer's node_modules may hold a hundred thousand files no buildpack declares it reads).
+    ``**/`` matches any depth, the top included; ``*`` does not cross ``/``."""
+    rx = re.compile(_glob_regex(pattern))
+    found = []
+    for root, dirs, files in os.walk(app_dir):
+        dirs[:] = [d for d in dirs if d not in skip]
+        rel_root = os.path.relpath(root, app_dir)
+        for name in dirs + files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if rx.fullmatch(rel):
+                found.append(Path(root) / name)
+    return found
+
+
+def _glob_regex(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def _matches(app_dir: Path, pattern: str, *, expand_dirs: bool, skip: tuple[str, ...] = ()) -> set[Path]:
     found: set[Path] = set()
-    for path in app_dir.glob(pattern):
+    for path in (_walk_matches(app_dir, pattern, skip) if skip else app_dir.glob(pattern)):
         if path.is_symlink():
             continue
         if path.is_file():
             found.add(path)
         elif expand_dirs and path.is_dir():
-            found.update(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+            found.update(p for p in path.rglob("*") if p.is_file() and not p.is_symlink()
+                         and not (skip and any(part in skip for part in p.relative_to(app_dir).parts)))
     return found
 
 
@@ -95,11 +136,14 @@ def matching_lines(text: str, rx: re.Pattern[str]) -> list[str]:
 
 def digest_app(h: "hashlib._Hash", app_dir: Path, inputs: Inputs) -> None:
     """Feed ``h`` what of ``app_dir`` the inputs cover, in a canonical order."""
-    whole = set().union(*(_matches(app_dir, p, expand_dirs=True) for p in inputs.files)) if inputs.files else set()
-    names = set().union(*(_matches(app_dir, p, expand_dirs=False) for p in inputs.names)) if inputs.names else set()
+    skip = inputs.skip_dirs
+    whole = (set().union(*(_matches(app_dir, p, expand_dirs=True, skip=skip) for p in inputs.files))
+             if inputs.files else set())
+    names = (set().union(*(_matches(app_dir, p, expand_dirs=False, skip=skip) for p in inputs.names))
+             if inputs.names else set())
     filtered: dict[Path, list[str]] = {}
     for glob, source in inputs.lines:
-        for path in _matches(app_dir, glob, expand_dirs=False):
+        for path in _matches(app_dir, glob, expand_dirs=False, skip=skip):
             filtered.setdefault(path, []).append(source)
     for path in sorted(whole | names | set(filtered)):
         rel = path.relative_to(app_dir).as_posix()
@@ -123,7 +167,7 @@ def inputs_key(bp: Buildpack, app_dir: Path, *, build_image: str, target: dict[s
     h = hashlib.sha256()
     h.update(json.dumps({"buildpack": [bp.id, bp.version, bp.digest()], "build_image": build_image,
                          "target": target, "plan": plan, "env": env,
-                         "inputs": [inputs.files, inputs.names, inputs.lines]},
+                         "inputs": [inputs.files, inputs.names, inputs.lines, inputs.skip_dirs]},
                         sort_keys=True, default=str).encode())
     digest_app(h, app_dir, inputs)
     return h.hexdigest()
