@@ -139,8 +139,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise UsageError(f"-t {args.tag}: name a tag, not a digest")
     if getattr(args, "platform", None):
         return _build_platforms(args, options, dst)
-    if getattr(args, "cross", False):
-        raise UsageError("--cross goes with --platform")
+    if getattr(args, "force_way", None):
+        raise UsageError(f"--{args.force_way} goes with --platform")
     finish = None
     if args.sign_key:  # read the key (and ask its password) before any work is done
         from builder.supply.cli_hooks import build_finisher
@@ -230,7 +230,7 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
 
     with open_store(dst, _options(args)) as store:
         result = build_platforms(options, platforms, images_for, store, dst.tag or refs.DEFAULT_TAG,
-                                 cache_name=str(dst.with_tag(None)), cross=args.cross)
+                                 cache_name=str(dst.with_tag(None)), force=getattr(args, "force_way", None))
         proof: dict[str, Any] = {}
         if finish is not None:  # one platform: its image, signed and attested as any build
             b = result.builds[0]
@@ -252,6 +252,7 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
                 "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args)}
                               for p in b.exported.processes],
                 "defaultProcess": b.exported.default_process,
+                "build": b.way.to_json(),
             } for b in result.builds],
             **({"supplyChain": proof} if proof else {}),
         }, indent=2, sort_keys=True))
@@ -326,10 +327,14 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--platform", metavar="OS/ARCH[,OS/ARCH]",
                    help="build for these platforms (linux/amd64, linux/arm64; a foreign one runs its build "
                         "image under QEMU): one gives its image, several an index of one image each")
-    p.add_argument("--cross", action="store_true",
-                   help="with --platform: run a foreign platform's buildpacks natively in this machine's build "
-                        "image, compiling for the run image's platform (Go and static: GOARCH, CGO off) instead "
-                        "of emulating; only for buildpacks that cross-compile")
+    way = p.add_mutually_exclusive_group()  # neither: cross-compile a foreign platform where it can, else emulate
+    way.add_argument("--cross", dest="force_way", action="store_const", const="cross",
+                     help="with --platform: always cross-compile a foreign platform (its buildpacks run natively "
+                          "in this machine's build image, Go with GOARCH and CGO off); an error when a buildpack "
+                          "of the group cannot. Default: cross-compile where every buildpack can and a Go app "
+                          "needs no cgo, else emulate")
+    way.add_argument("--emulate", "--no-cross", dest="force_way", action="store_const", const="emulate",
+                     help="with --platform: always build a foreign platform in its own build image under QEMU")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("detect", parents=[common()], help="show which buildpacks would build an app, and why",

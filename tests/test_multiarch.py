@@ -152,6 +152,32 @@ def test_both_platforms_build_into_one_index(built: dict, home: dict[str, str]) 
         assert seen["digest"] == p["digest"]
         assert seen["platform"] == p["platform"] and seen["index"] == built["digest"]
         assert p["defaultProcess"] == "web" and {x["type"] for x in p["processes"]} >= {"web", "arch"}
+    # the hello buildpack declares no cross-compiling: arm64 is built in its own build image, under QEMU
+    ways = {p["platform"]: p["build"] for p in built["platforms"]}
+    assert ways == {"linux/amd64": {"way": "native", "on": "linux/amd64", "reason": "this machine is linux/amd64"},
+                    "linux/arm64/v8": {"way": "emulated", "on": "linux/arm64",
+                                       "reason": "tests/hello does not cross-compile"}}
+    assert len({p["buildImage"] for p in built["platforms"]}) == 2
+
+
+def test_cross_forced_on_a_buildpack_that_cannot_is_one_line(home: dict[str, str], tmp_path: Path) -> None:
+    app = arch_app(tmp_path / "app")
+    proc = pallet("build", str(app), "-t", "nocross:1", "--stack", str(STACK), "--buildpack", str(HELLO_BP),
+                  "--buildpack", "pallet/procfile", "--platform", BOTH, "--cross", "--cache-dir",
+                  str(tmp_path / "c"), env=home, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "pallet: error: --cross: tests/hello does not cross-compile (no [metadata.pallet] cross in its buildpack.toml): "
+        "build without --cross, it is emulated under QEMU"]
+    assert pallet("inspect", "nocross:1", env=home, check=False).returncode != 0  # nothing tagged
+
+
+def test_cross_and_emulate_go_with_platform_only(tmp_path: Path) -> None:
+    for flag in ("--cross", "--emulate", "--no-cross"):
+        proc = pallet("build", str(tmp_path), flag, check=False)
+        assert proc.returncode == 2 and "goes with --platform" in proc.stderr, proc.stderr
+    proc = pallet("build", str(tmp_path), "--platform", "linux/arm64", "--cross", "--emulate", check=False)
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 
 
 def test_index_builds_twice_to_one_digest(built: dict, home: dict[str, str], tmp_path: Path) -> None:
@@ -319,6 +345,7 @@ def test_go_cross_compiles_natively_for_arm64_and_answers_under_qemu(home: dict[
     assert again["digest"] == first["digest"]
     builds = {p["platform"]: p for p in first["platforms"]}
     assert builds["linux/arm64/v8"]["buildImage"] == builds["linux/amd64"]["buildImage"]  # native for both
+    assert builds["linux/arm64/v8"]["build"] == {"way": "cross", "on": "linux/amd64", "reason": "--cross: pallet/go"}
     for platform, arch in (("linux/arm64", "arm64"), ("linux/amd64", "amd64")):
         port = free_port()
         proc = popen("run", "go:1", "--platform", platform, "-p", str(port), env=home)

@@ -158,12 +158,13 @@ def cache_key(dst_name: str) -> str:
     return hashlib.sha256(dst_name.encode()).hexdigest()[:24]
 
 
-def run_detect(options: BuildOptions, build_image: Image, run_image: Image) -> DetectResult:
+def run_detect(options: BuildOptions, build_image: Image, run_image: Image, explain: bool = True) -> DetectResult:
+    """``explain``: buildpacks say more (``pallet detect``); without it detection is what a build runs."""
     from builder.lifecycle.detect import detect
 
     with tempfile.TemporaryDirectory(prefix="pallet-detect-", dir=_tmp_root(options)) as tmp:
         prepared = prepare(options, build_image, run_image, Path(tmp), packages=False)
-        prepared.ctx.explain = True
+        prepared.ctx.explain = explain
         return detect(prepared.groups, prepared.ctx)
 
 

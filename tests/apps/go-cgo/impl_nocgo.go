@@ -1,0 +1,7 @@
+//go:build !cgo
+
+package main
+
+func implementation() string {
+	return "pure Go"
+}
