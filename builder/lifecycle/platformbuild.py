@@ -93,12 +93,7 @@ def build_platforms(options: "BuildOptions", platforms: list[Platform], images_f
     builds: list[PlatformBuild] = []
     single = len(platforms) == 1
     for platform, (way, host_build_image) in zip(platforms, ways):
-        try:
-            build_image, run_image, run_name = images_for(platform)
-        except NotFoundError as exc:
-            raise PalletError(f"no {platform.os}/{platform.architecture} images to build with: {exc} "
-                              "(add the architecture to the stack file's `architectures`, lock and build it)"
-                              ) from None
+        build_image, run_image, run_name = _images(images_for, platform)
         build_platform = platform
         if way.cross:
             build_image, build_platform = host_build_image, host_platform()
@@ -133,10 +128,7 @@ def decide(options: "BuildOptions", platform: Platform, images_for: ImagesFor,
     except (NotFoundError, PalletError):
         return choose_way(platform, host, None, no_host_image=f"the stack has no {host.os}/{host.architecture} "
                           "build image to cross-compile in", force=force), None
-    try:
-        run_image = images_for(platform)[1]
-    except NotFoundError:
-        return choose_way(platform, host, None, force=force), None  # the build says what is missing
+    run_image = _images(images_for, platform)[1]
     detected = run_detect(options, host_build_image, run_image, explain=False)
     group = detected.group if detected.passed else None
     cgo: list[str] = []
@@ -145,6 +137,14 @@ def decide(options: "BuildOptions", platform: Platform, images_for: ImagesFor,
         cgo = cgo_reasons(options.source, env)
     way = choose_way(platform, host, group, cgo, force=force)
     return way, (host_build_image if way.cross else None)
+
+
+def _images(images_for: ImagesFor, platform: Platform) -> "tuple[Image, Image, str]":
+    try:
+        return images_for(platform)
+    except NotFoundError as exc:
+        raise PalletError(f"no {platform.os}/{platform.architecture} images to build with: {exc} "
+                          "(add the architecture to the stack file's `architectures`, lock and build it)") from None
 
 
 def _stderr(line: str) -> None:
