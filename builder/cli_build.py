@@ -325,8 +325,9 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--builder-id", metavar="URI", help="the builder id the provenance names (a CI platform's "
                                                        "own, e.g. its workflow URI; default: pallet's local builder)")
     p.add_argument("--platform", metavar="OS/ARCH[,OS/ARCH]",
-                   help="build for these platforms (linux/amd64, linux/arm64; a foreign one runs its build "
-                        "image under QEMU): one gives its image, several an index of one image each")
+                   help="build for these platforms (linux/amd64, linux/arm64; a foreign one is cross-compiled "
+                        "where it can be, else built in its build image under QEMU): one gives its image, "
+                        "several an index of one image each")
     way = p.add_mutually_exclusive_group()  # neither: cross-compile a foreign platform where it can, else emulate
     way.add_argument("--cross", dest="force_way", action="store_const", const="cross",
                      help="with --platform: always cross-compile a foreign platform (its buildpacks run natively "
