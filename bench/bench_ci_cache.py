@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import bench_race  # noqa: E402
+from bench import bench_race, dind  # noqa: E402
 from bench.countproxy import CountingProxy  # noqa: E402
 from tests.fixtures_registry import start_registry  # noqa: E402
 
@@ -58,10 +58,7 @@ def build(src: Path, tag: str, work: Path, *extra: str) -> tuple[dict, str, floa
 def buildkit_runner(src: Path, ctx: Path, image: str, cache_from: str | None) -> float:
     """A cold BuildKit runner: build cache emptied, the app image gone, the stack's images
     present; the race's Dockerfile built (with its inline cache) and pushed. Seconds."""
-    if not ctx.exists():
-        shutil.copytree(src, ctx, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
-        (ctx / "Dockerfile").write_text(bench_race.dockerfile(src.name, classic=False))
-        (ctx / ".dockerignore").write_text("Dockerfile\n.dockerignore\n__pycache__\nnode_modules\n")
+    make_context(src, ctx)
     docker = bench_race.DOCKER
     subprocess.run([docker, "builder", "prune", "-af"], capture_output=True, check=True)
     subprocess.run([docker, "image", "rm", "-f", image, *([cache_from] if cache_from else [])], capture_output=True)
@@ -77,18 +74,60 @@ def buildkit_runner(src: Path, ctx: Path, image: str, cache_from: str | None) ->
     return time.perf_counter() - start
 
 
+def make_context(src: Path, ctx: Path) -> None:
+    """The race's Dockerfile for the sample, in a copy of it (once per round)."""
+    if not ctx.exists():
+        shutil.copytree(src, ctx, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        (ctx / "Dockerfile").write_text(bench_race.dockerfile(src.name, classic=False))
+        (ctx / ".dockerignore").write_text("Dockerfile\n.dockerignore\n__pycache__\nnode_modules\n")
+
+
+def registry_cache_runner(work: Path, ctx: Path, stack_tar: Path, image: str, cache: str | None,
+                          cache_from: bool) -> float:
+    """A cold runner with its own fresh Docker 26 engine (DinD, containerd image store): the
+    stack's images loaded (not timed), then ``docker buildx build --push`` (the docker driver),
+    exporting the registry cache (``mode=max``) when ``cache`` and importing it when
+    ``cache_from``. Seconds of the build and push."""
+    engine = dind.Engine(work, ctx)
+    try:
+        engine.load(stack_tar)
+        cmd = ["buildx", "build", "--push", "-q", "--network", "host", "--secret", f"id=ca,src={dind.CA}", "-t", image]
+        if cache:
+            cmd += ["--cache-to", f"type=registry,ref={cache},mode=max"]
+        if cache and cache_from:
+            cmd += ["--cache-from", f"type=registry,ref={cache}"]
+        start = time.perf_counter()
+        engine.docker(*cmd, "/ctx")
+        return time.perf_counter() - start
+    finally:
+        engine.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sample", default="python-flask")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-dind", action="store_true", help="skip the registry-cache rows (Docker-in-Docker)")
     args = ap.parse_args()
     src = ROOT / "samples" / args.sample
     bench_race.use_stack("bookworm")
     bench_race.load_stack_into_docker()
     rows: dict[str, list[tuple[float, int, int]]] = {}
     digests: set[str] = set()
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        stack_tar: Path | None = None
+        if not args.no_dind:
+            try:
+                made = dind.ensure_image()
+                notes.append(f"DinD image {dind.IMAGE}: " + (f"made in {made:.0f} s (mmdebstrap trixie + import; set-up)"
+                                                             if made is not None else "reused"))
+                stack_tar = work / "stack.tar"
+                bench_race.run([bench_race.DOCKER, "save", "-o", str(stack_tar), bench_race.BUILD_IMAGE,
+                                bench_race.RUN_IMAGE])
+            except dind.DindUnavailable as exc:
+                notes.append(f"BuildKit registry-cache rows skipped: {exc}")
         reg = start_registry(work / "registry")
         try:
             host, port = reg.host.split(":")
@@ -115,6 +154,21 @@ def main() -> None:
                     elapsed = buildkit_runner(src, ctx, f"{proxy.host}/{repo}:1",
                                               f"{proxy.host}/{cache_from}:1" if cache_from else None)
                     rows.setdefault(name, []).append((elapsed, proxy.sent, proxy.received))
+                if stack_tar is None:
+                    continue
+                cache = f"{proxy.host}/race{r}/bk26-cache:main"
+                reg_rows = [("BuildKit 26 (fresh DinD engine), no cache", f"race{r}/bk26-plain", None, False),
+                            ("BuildKit 26, seeding --cache-to type=registry", f"race{r}/bk26", cache, False),
+                            ("BuildKit 26, --cache-from type=registry (other repo)", f"race{r}/bk26-other", cache, True)]
+                try:
+                    for name, repo, cache_ref, cache_from in reg_rows:
+                        proxy.reset()
+                        elapsed = registry_cache_runner(work, ctx, stack_tar, f"{proxy.host}/{repo}:1", cache_ref,
+                                                        cache_from)
+                        rows.setdefault(name, []).append((elapsed, proxy.sent, proxy.received))
+                except dind.DindUnavailable as exc:
+                    notes.append(f"BuildKit registry-cache rows skipped: {exc}")
+                    stack_tar = None
         finally:
             reg.stop()
     print(f"{args.sample}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -125,6 +179,8 @@ def main() -> None:
         print(f"  {name:45s} {secs:6.1f} s   sent {sent:7.2f} MB   received {got:7.2f} MB   "
               f"(runs: {' '.join(f'{x[0]:.1f}' for x in runs)})")
     print(f"  digests: {'all equal' if len(digests) == 1 else digests}")
+    for note in notes:
+        print(f"  {note}")
 
 
 if __name__ == "__main__":
