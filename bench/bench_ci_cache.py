@@ -10,14 +10,19 @@ restored cache: nothing is installed); and one to the seeded repository (the res
 reuses its image). Then BuildKit on cold runners (its build cache emptied with ``docker builder
 prune``, the app image removed; the stack's images present): the race's Dockerfile for the
 sample, built and pushed without a cache, then with ``--cache-from`` the image a first runner
-pushed with its inline cache (``BUILDKIT_INLINE_CACHE=1``), the registry cache the Docker
-engine's own BuildKit offers; ``--cache-to type=registry`` (a separate cache manifest, mode=max)
-needs ``docker buildx`` with the docker-container driver and the moby/buildkit image, which this
-machine does not have. The BuildKit runners share this machine's Docker engine, which remembers
+pushed with its inline cache (``BUILDKIT_INLINE_CACHE=1``), the registry cache the host's Docker
+engine (20.10) offers. The BuildKit runners share this machine's Docker engine, which remembers
 which repositories of the registry got which layers and mounts them from there on a push (a
 fresh runner's engine knows only what it pulled): its bytes sent after its first row are a lower
-bound. Reports seconds, bytes sent and received through the proxy, and the digests (pallet's
-four must be equal).
+bound. Then BuildKit's registry cache (``--cache-to type=registry,mode=max``, a separate cache
+manifest) on truly fresh engines: each runner a new Docker-in-Docker container (bench/dind.py:
+Debian trixie's Docker 26 and buildx, the containerd image store, whose docker driver can
+export caches), the stack's images loaded into it (not timed), ``docker buildx build`` pushing
+the image (and cache) gzip-compressed: no cache; seeding the cache; and ``--cache-from`` it (plus
+``--cache-to``) pushing to another repository. The DinD image is made once (mmdebstrap, ~1 min)
+and reused; ``--no-dind`` skips these rows, and they are skipped with a line saying why when the
+image cannot be made or its engine does not start. Reports seconds, bytes sent and received
+through the proxy, and the digests (pallet's four must be equal).
 """
 
 from __future__ import annotations
@@ -91,9 +96,13 @@ def registry_cache_runner(work: Path, ctx: Path, stack_tar: Path, image: str, ca
     engine = dind.Engine(work, ctx)
     try:
         engine.load(stack_tar)
-        cmd = ["buildx", "build", "--push", "-q", "--network", "host", "--secret", f"id=ca,src={dind.CA}", "-t", image]
+        # The stack's layers came from `docker load`, uncompressed: gzip them on the way out, as a
+        # runner that pulled its base images would hold them (the push pays the compression).
+        gz = "compression=gzip,force-compression=true"
+        cmd = ["buildx", "build", "-q", "--network", "host", "--secret", f"id=ca,src={dind.CA}",
+               "--output", f"type=image,name={image},push=true,{gz}"]
         if cache:
-            cmd += ["--cache-to", f"type=registry,ref={cache},mode=max"]
+            cmd += ["--cache-to", f"type=registry,ref={cache},mode=max,{gz}"]
         if cache and cache_from:
             cmd += ["--cache-from", f"type=registry,ref={cache}"]
         start = time.perf_counter()
