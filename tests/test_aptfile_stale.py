@@ -65,8 +65,8 @@ def _stack(where: Path, archive: AptArchive) -> Path:
     """The tiny stack, resolved against the test's archive."""
     where.mkdir(parents=True, exist_ok=True)
     path = where / "tiny.toml"
-    path.write_text(TINY.read_text().replace(
-        'suite = "bookworm"\n', f'suite = "bookworm"\nmirror = "{archive.url}/debian"\nkeyring = "{archive.keyring}"\n'))
+    distro = f'suite = "bookworm"\nmirror = "{archive.url}/debian"\nkeyring = "{archive.keyring}"\n'
+    path.write_text(TINY.read_text().replace('suite = "bookworm"\n', distro))
     return path
 
 

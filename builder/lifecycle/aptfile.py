@@ -137,7 +137,8 @@ class AptLock:
         """The stack lock's shape, so ``lockfile.lock_changes`` compares two of them."""
         from builder.stacks.lockfile import ArchLock, Lock
 
-        return Lock(self.stack, self.inputs, self.epoch, {self.arch: ArchLock(self.arch, build=self.build, run=self.run)})
+        arches = {self.arch: ArchLock(self.arch, build=self.build, run=self.run)}
+        return Lock(self.stack, self.inputs, self.epoch, arches)
 
 
 def render_lock(lock: AptLock, where: str) -> bytes:
@@ -167,7 +168,8 @@ def parse_lock(data: bytes, path: str, arch: str) -> AptLock:
         raise AptfileError(f"{path}: not a usable lock ({exc if isinstance(exc, LockError) else 'no ' + arch}); "
                            "delete it and build again") from None
     stack_lock = tomllib.loads(data.decode()).get("stack-lock")
-    if stack_lock is not None and not (isinstance(stack_lock, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", stack_lock)):
+    if stack_lock is not None and not (isinstance(stack_lock, str)
+                                       and re.fullmatch(r"sha256:[0-9a-f]{64}", stack_lock)):
         raise AptfileError(f"{path}: stack-lock must be a sha256 digest; run `pallet apt lock` to write it again")
     return AptLock(lock.stack, lock.inputs, lock.epoch, arch, arch_lock.run, arch_lock.build, stack_lock)
 
@@ -401,7 +403,8 @@ def provide(source: Path, build_image, run_image, platform_dir: Path, say: Calla
             if r.fetch(lock, cache):
                 raise AptfileError(f"the mirror does not have the versions it resolves {request.where} to")
             write_lock(lock_path, lock, request.where)
-            say(f"{LOCK_NAME}: written ({len(lock.run)} packages to run with, {len(lock.build)} to build with): commit it")
+            say(f"{LOCK_NAME}: written ({len(lock.run)} packages to run with, {len(lock.build)} to build with): "
+                "commit it")
     for kind, packages in (("run", lock.run), ("build", lock.build)):
         dest = platform_dir / PLATFORM_SUBDIR / kind
         dest.mkdir(parents=True, exist_ok=True)

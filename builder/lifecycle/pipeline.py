@@ -137,7 +137,8 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
         from builder.lifecycle import aptfile
 
         aptfile.provide(options.source, build_image, run_image, places.platform_dir, options.output or _stderr,
-                        locked=options.locked, stack_file=options.stack_file, notice=lambda text: _notice(options, text))
+                        locked=options.locked, stack_file=options.stack_file,
+                        notice=lambda text: _notice(options, text))
     copy_source(options.source, places.app_dir, project)
     if executor.chown_writable:
         from builder.lifecycle.executors import _chown_tree
