@@ -218,7 +218,7 @@ class _RunParser(_Parser):
 #: Commands registered by other modules (each imported only when its command runs).
 _COMMAND_MODULES = {
     "build": "cli_build", "detect": "cli_build", "rebase": "cli_rebase", "stack": "cli_stack",
-    "builder": "cli_builder", "prune": "cli_prune",
+    "builder": "cli_builder", "prune": "cli_prune", "apt": "cli_apt",
     **{name: "cli_supply" for name in ("keygen", "sign", "verify", "sbom", "promote", "audit")},
 }
 
@@ -304,7 +304,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     # cli_build: build, detect; cli_rebase; cli_stack: stack lock|build|packages; cli_supply:
     # keygen|sign|verify|sbom|promote|audit. All of them when the command is unknown (for help).
     wanted = _COMMAND_MODULES.get(_command_in(argv) or "") if argv is not None else None
-    for name in ("cli_build", "cli_rebase", "cli_stack", "cli_supply", "cli_builder", "cli_prune"):
+    for name in ("cli_build", "cli_rebase", "cli_stack", "cli_supply", "cli_builder", "cli_prune", "cli_apt"):
         if wanted is None or name == wanted:
             importlib.import_module(f"builder.{name}").register(sub, _common)
     return parser

@@ -76,6 +76,13 @@ def _images(args: argparse.Namespace):
                           options=_options(args), locked=getattr(args, "locked", False))
 
 
+def _stack_path(args: argparse.Namespace) -> Path | None:
+    """The stack file ``--stack`` named (an Aptfile resolves against it), once ``_images`` chose it."""
+    from builder.lifecycle.images import stack_file
+
+    return stack_file(args.stack) if getattr(args, "stack", None) else None
+
+
 def _options_from(args: argparse.Namespace):
     from builder.lifecycle.pipeline import BuildOptions
 
@@ -86,7 +93,8 @@ def _options_from(args: argparse.Namespace):
                         cache_dir=Path(args.cache_dir) if getattr(args, "cache_dir", None) else None,
                         executor=getattr(args, "executor", None),
                         ca_certs=Path(args.ca_certs) if getattr(args, "ca_certs", None) else None,
-                        output=None if not args.json else (lambda line: print(line, file=sys.stderr)))
+                        output=None if not args.json else (lambda line: print(line, file=sys.stderr)),
+                        locked=getattr(args, "locked", False))
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -148,6 +156,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         finish = build_finisher(args.sign_key)
     started = datetime.datetime.now(datetime.timezone.utc)
     build_image, run_image, run_name = _images(args)
+    options.stack_file = _stack_path(args)
     proof: dict[str, Any] = {}
     with open_store(dst, _options(args)) as store, _cache_image(args) as cache_image:
         options.cache_image = cache_image
@@ -306,8 +315,8 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
                        help="CA bundle build steps trust (default: the host trust store)")
         p.add_argument("--cache-dir", metavar="DIR", help="build cache (default ~/.cache/pallet)")
         p.add_argument("--locked", action="store_true",
-                       help="refuse a stack lock the mirror has moved past (default: build the stack with the "
-                            "mirror's current versions and say which packages changed)")
+                       help="refuse a stack lock (or Aptfile.lock) the mirror has moved past (default: build with "
+                            "the mirror's current versions and say which packages changed)")
 
     p = sub.add_parser("build", parents=[common()], help="build an image from source with buildpacks",
                        description="Detect the app's language, run buildpacks in a daemonless sandbox over the "

@@ -197,3 +197,9 @@ def test_unreadable_go_files_are_doubts(tmp_path: Path) -> None:
     app = tree(tmp_path, {"go.mod": "module x\n", "main.go": PLAIN})
     (app / "gone.go").symlink_to(app / "missing.go")
     assert cgo_reasons(app, {}) == ["gone.go: its imports could not be read"]
+
+
+
+def test_a_directory_the_walk_cannot_list_is_a_doubt(tmp_path: Path) -> None:
+    """(As root every directory can be listed: one that is not there stands for it.)"""
+    assert cgo_reasons(tmp_path / "gone", {}) == [".: cannot be read (No such file or directory)"]

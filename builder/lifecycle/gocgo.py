@@ -156,7 +156,13 @@ def cgo_reasons(app: Path, env: Mapping[str, str], limit: int = 3) -> list[str]:
     if cgo not in ("", "0"):
         reasons.append(f"CGO_ENABLED={cgo} in the build environment")
     app = Path(os.path.normpath(app.absolute()))
-    for root, dirs, files in os.walk(app):
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename).relative_to(app) if exc.filename and str(exc.filename).startswith(str(app)) \
+            else exc.filename
+        reasons.append(f"{where or app}: cannot be read ({exc.strerror})")
+
+    for root, dirs, files in os.walk(app, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d != "testdata")
         here = Path(root)
         go_files = sorted(f for f in files if f.endswith(".go") and not f.endswith("_test.go")

@@ -49,6 +49,9 @@ class BuildOptions:
     ca_certs: Path | None = None
     output: Callable[[str], None] | None = None
     cache_image: object | None = None   # cacheimage.CacheImageRef: the cache kept in a registry
+    locked: bool = False   # a stale Aptfile.lock is refused rather than resolved again
+    stack_file: Path | None = None   # --stack FILE: where an Aptfile resolves (default: stacks/NAME.toml)
+    notices: list[str] = field(default_factory=list)   # a stale Aptfile.lock's, given again on a memo hit
 
 
 def builtin_registry() -> bpmod.Registry:
@@ -133,7 +136,9 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
     if packages:  # the app's Debian packages (Aptfile): locked beside it first, so the lock is in the app
         from builder.lifecycle import aptfile
 
-        aptfile.provide(options.source, build_image, run_image, places.platform_dir, options.output or _stderr)
+        aptfile.provide(options.source, build_image, run_image, places.platform_dir, options.output or _stderr,
+                        locked=options.locked, stack_file=options.stack_file,
+                        notice=lambda text: _notice(options, text))
     copy_source(options.source, places.app_dir, project)
     if executor.chown_writable:
         from builder.lifecycle.executors import _chown_tree
@@ -289,16 +294,22 @@ def _run_build(options: BuildOptions, build_image: Image, run_image: Image, run_
     base = _memo_base(options, build_image, run_image, run_name)
     build_key = memo.key(base, options.source)
     remembered = memo.load(memo_path)
+    if remembered is not None and remembered.get("notices") and options.locked:
+        remembered = None  # built on a refreshed (stale) Aptfile.lock: --locked refuses it, in aptfile.provide
     if remembered is not None:
         if remembered["key"] == build_key:
             hit = _from_memo(remembered, options, dst, tag)
             if hit is not None:
                 say("inputs unchanged since the last build: its image is reused")
+                for text in remembered.get("notices") or []:
+                    _notice(options, text)
                 return hit
         else:
             hit = _only_app_changed(remembered, base, options, run_image, run_name, dst, tag, cache_root)
             if hit is not None:
                 incremental.log_hit(say)
+                for text in remembered.get("notices") or []:
+                    _notice(options, text)
                 memo.save(memo_path, build_key, {**{k: v for k, v in remembered.items() if k != "key"},
                                                  "digest": hit[1].descriptor.digest})
                 return hit
@@ -312,6 +323,8 @@ def _run_build(options: BuildOptions, build_image: Image, run_image: Image, run_
         "processes": [{"type": p.type, "command": list(p.command), "args": list(p.args), "buildpack": p.buildpack_id,
                        **({"working-dir": p.working_dir} if p.working_dir else {})} for p in exported.processes],
         "layers": exported.layers_reused + exported.layers_written}
+    if options.notices:
+        record["notices"] = list(options.notices)
     shape = _shape_of(base, build_key, options, result, built)
     if shape is not None:
         record["shape"] = shape.to_json()
@@ -343,6 +356,15 @@ def _stderr(line: str) -> None:
     import sys
 
     print(line, file=sys.stderr)
+
+
+def _notice(options: BuildOptions, text: str) -> None:
+    """A notice the user must see each build (a stale lock's): stderr, and kept for the memo."""
+    import sys
+
+    print(f"pallet: {text}", file=sys.stderr, flush=True)
+    if text not in options.notices:
+        options.notices.append(text)
 
 
 def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run_name: str, dst, tag: str,

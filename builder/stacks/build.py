@@ -204,12 +204,21 @@ def _build_stack(stack_path: str | Path, *, build_tag: str | None, run_tag: str 
 
 def stale_notice(stack: Stack, changes: list[lockfile.Change], *, written: bool) -> str:
     """The block a refreshed build prints: what changed, and how to record it."""
-    head = (f"{stack.lock_path} was stale: locked again at the mirror's current versions and written"
+    return stale_block(stack.lock_path, changes, f"pallet stack lock {stack.path}", written=written)
+
+
+def stale_block(lock_path: Path | str, changes: list[lockfile.Change], record: str, *, written: bool,
+                why: str = "the mirror has moved on") -> str:
+    """The notice of any refreshed lock (a stack's, an Aptfile's): ``old -> new`` a line, and the
+    command that records them."""
+    head = (f"{lock_path} was stale: locked again at the mirror's current versions and written"
             if written else
-            f"{stack.lock_path} is stale (the mirror has moved on); built with the mirror's current versions:")
+            f"{lock_path} is stale ({why}); built with the mirror's current versions:")
     lines = [head, *(f"  {line}" for line in lockfile.describe_changes(changes))]
+    if not changes:
+        lines.append("  (the same versions)")
     if not written:
-        lines.append(f"  record them with: pallet stack lock {stack.path}")
+        lines.append(f"  record them with: {record}")
     return "\n".join(lines)
 
 
