@@ -147,3 +147,17 @@ def test_a_stale_aptfile_lock_is_refreshed_for_a_developer_refused_when_locked_a
     check = pallet("apt", "lock", "--check", str(app), "--stack", str(stack), env=env, check=False)
     assert check.returncode == 1 and "another lock of stack 'tiny'" in check.stdout
     assert pallet(*build, "-t", "aptapp:6", "--locked", env=env, check=False).returncode == 1
+
+    # a lock written before stack-lock was recorded: unknown, so builds use it as is; --check asks to record it
+    pallet("apt", "lock", str(app), "--stack", str(stack), env=env)
+    lock_file.write_text("".join(line for line in lock_file.read_text().splitlines(keepends=True)
+                                 if not line.startswith("stack-lock = ")))
+    unknown = pallet(*build, "-t", "aptapp:7", env=env)
+    assert "stale" not in unknown.stderr
+    assert _deb_versions(env, "aptapp:7")["pallet-hello"] == "1.0-2"
+    check = pallet("apt", "lock", "--check", str(app), "--stack", str(stack), env=env, check=False)
+    assert check.returncode == 1 and "the stack lock it was resolved on is not recorded" in check.stdout
+    written = json.loads(pallet("apt", "lock", "--json", str(app), "--stack", str(stack), env=env).stdout)
+    assert written["changed"] and written["changes"] == [] and b"stack-lock = " in lock_file.read_bytes()
+    again = json.loads(pallet("apt", "lock", "--json", str(app), "--stack", str(stack), env=env).stdout)
+    assert not again["changed"] and not again["stale"]
