@@ -40,7 +40,7 @@ PRELOAD = (
     "builder.stacks.api", "builder.stacks.build", "builder.oci.image", "builder.oci.layer",
     "builder.oci.compress", "builder.oci.copy", "builder.oci.stores.layout", "builder.oci.stores.registry",
     "builder.supply.sbom", "builder.lifecycle.launch", "builder.lifecycle.envfiles", "builder.lifecycle.layers",
-    "builder.lifecycle.stackchoice", "builder.lifecycle.apprequests", "builder.lifecycle.detectmemo",
+    "builder.gc.areas", "builder.lifecycle.stackchoice", "builder.lifecycle.apprequests", "builder.lifecycle.detectmemo",
     "nodesemver", "poetry.core.constraints.version", "packaging.specifiers",
     "tomllib", "tomlkit", "zstandard", "concurrent.futures",
 )

@@ -294,6 +294,15 @@ def test_only_app_files_changed_gives_the_full_builds_image(tmp_path, home):
     assert "only app files" not in second.stderr and "[tests/hello]" in second.stderr
 
 
+def test_a_builds_scratch_directory_is_gone_from_view_when_it_returns(tmp_path, home):
+    """The scratch directory is renamed to prune's trash name before the build returns, and
+    removed behind it; nothing a later build or prune would take for a live build stays."""
+    app = hello_app(tmp_path / "app")
+    cache = tmp_path / "cache"
+    build(app, "scratch:1", home, "--buildpack", str(HELLO_BP), "--cache-dir", str(cache))
+    assert [p.name for p in (cache / "work").iterdir() if not p.name.startswith(".trash-")] == []
+
+
 def _nonce(stderr: str) -> str:
     said = [line for line in stderr.splitlines() if "detect's nonce:" in line]
     assert len(said) == 1, stderr
