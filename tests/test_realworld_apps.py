@@ -239,6 +239,9 @@ def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_pat
                                        "package.json"),
     ("node-workspaces", {"ms": "2.1.2"}, "npm ci` can only install packages when your package.json and "
                                          "package-lock.json or npm-shrinkwrap.json are in sync"),
+    # a front-end app: pallet/node-build's npm ci starts before node has read package.json
+    ("node-spa", {"is-number": "7.0.0"}, "npm ci` can only install packages when your package.json and "
+                                  "package-lock.json or npm-shrinkwrap.json are in sync"),
 ])
 def test_lockfile_out_of_sync_is_a_clear_error_and_nothing_is_written(bookworm, tmp_path, app, edit, message):
     src = tmp_path / app
