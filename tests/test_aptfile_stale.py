@@ -8,13 +8,14 @@ loopback (tests/aptarchive.py), so it moves exactly when the test says.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from builder.lifecycle import aptfile
 from builder.lifecycle.aptfile import AptfileError, AptLock, AptRequest
-from builder.stacks.lockfile import Package, describe_changes, lock_changes
+from builder.stacks.lockfile import Package, describe_changes
 from tests.aptarchive import AptArchive
 from tests.cli import pallet
 from tests.test_stacks_stale import HELLO_BP, TINY, env_for, hello_deb, needs_stack_build
@@ -54,8 +55,11 @@ def test_a_new_stack_lock_makes_the_app_lock_stale_and_an_unrecorded_one_does_no
     why = aptfile.stack_moved(_lock(D1), _Image({"io.pallet.stack.lock": D2}))
     assert why and "another lock of stack 'tiny'" in why
     assert aptfile.stack_moved(_lock(None), _Image({"io.pallet.stack.lock": D2})) is None  # unknown: as is
-    changes = lock_changes(_lock(D1).as_stack_lock(), _lock(D2, "1.0-2").as_stack_lock())
-    assert describe_changes(changes) == ["pallet-hello 1.0-1 -> 1.0-2"]
+    assert describe_changes(aptfile.lock_changes(_lock(D1), _lock(D2, "1.0-2"))) == ["pallet-hello 1.0-1 -> 1.0-2"]
+    # the new run image has it: the launch layer no longer does, the build layer still does
+    now_in_stack = replace(_lock(D2), run=())
+    assert describe_changes(aptfile.lock_changes(_lock(D1), now_in_stack)) == ["pallet-hello 1.0-1 -> (removed)"]
+    assert aptfile.lock_changes(_lock(D1), _lock(D2)) == []
 
 
 # -- a real build against a mirror that moves on -----------------------------------------------------
@@ -161,3 +165,19 @@ def test_a_stale_aptfile_lock_is_refreshed_for_a_developer_refused_when_locked_a
     assert written["changed"] and written["changes"] == [] and b"stack-lock = " in lock_file.read_bytes()
     again = json.loads(pallet("apt", "lock", "--json", str(app), "--stack", str(stack), env=env).stdout)
     assert not again["changed"] and not again["stale"]
+
+    # the stack's lock changes for real: its run image now has pallet-hello itself
+    stack.write_text(stack.read_text().replace("[run]\npackages = []", '[run]\npackages = ["pallet-hello"]'))
+    pallet("stack", "lock", str(stack), env=env)
+    moved = pallet(*build, "-t", "aptapp:8", env=env)
+    assert "Aptfile.lock is stale (resolved on another lock of stack 'tiny'" in moved.stderr
+    assert "pallet-hello 1.0-2 -> (removed)" in moved.stderr  # from the launch layer: the run image has it
+    assert b'"pallet-hello:all=1.0-2",\n]' in lock_file.read_bytes().split(b"run = [", 1)[1]  # untouched
+    layer_files = pallet("sbom", "aptapp:8", env=env).stdout
+    assert "/layers/pallet_apt/packages/var/lib/dpkg/status.d/pallet-hello" not in layer_files
+    check = pallet("apt", "lock", "--check", "--json", str(app), "--stack", str(stack), env=env, check=False)
+    data = json.loads(check.stdout)
+    assert check.returncode == 1 and data["stackLock"]["locked"] != data["stackLock"]["image"]
+    pallet("apt", "lock", str(app), "--stack", str(stack), env=env)
+    assert aptfile.parse_lock(lock_file.read_bytes(), "Aptfile.lock", "amd64").run == ()
+    assert "stale" not in pallet(*build, "-t", "aptapp:9", env=env).stderr

@@ -133,12 +133,14 @@ class AptLock:
     #: None in locks written before it was recorded: "unknown", used as is by builds
     stack_lock: str | None = None
 
-    def as_stack_lock(self) -> "Lock":
-        """The stack lock's shape, so ``lockfile.lock_changes`` compares two of them."""
+    def as_stack_lock(self, kind: str = "both") -> "Lock":
+        """The stack lock's shape (only the ``run`` or ``build`` list, or both), so
+        ``lockfile.lock_changes`` compares two of them."""
         from builder.stacks.lockfile import ArchLock, Lock
 
-        arches = {self.arch: ArchLock(self.arch, build=self.build, run=self.run)}
-        return Lock(self.stack, self.inputs, self.epoch, arches)
+        run = self.run if kind != "build" else ()
+        build = self.build if kind != "run" else ()
+        return Lock(self.stack, self.inputs, self.epoch, {self.arch: ArchLock(self.arch, build=build, run=run)})
 
 
 def render_lock(lock: AptLock, where: str) -> bytes:
@@ -181,6 +183,18 @@ def check_current(lock: AptLock, request: AptRequest, stack: str, suite: str, pa
     if lock.inputs != request.inputs(suite, lock.arch):
         raise AptfileError(f"{path} is out of date: the package list in {request.where} changed since it was "
                            "written; delete it and build again to resolve the packages again")
+
+
+def lock_changes(old: AptLock, new: AptLock) -> "list[Change]":
+    """``old -> new`` for the launch layer's packages (``(removed)``: the run image has it now),
+    then for the build layer's others: the two lists of one lock may differ in which packages
+    they hold, not in the versions."""
+    from builder.stacks.lockfile import lock_changes as changes
+
+    run = changes(old.as_stack_lock("run"), new.as_stack_lock("run"))
+    named = {c.name for c in run}
+    return sorted(run + [c for c in changes(old.as_stack_lock("build"), new.as_stack_lock("build"))
+                         if c.name not in named])
 
 
 # -- resolving, downloading, handing over: I/O --------------------------------------------------------
@@ -362,7 +376,6 @@ def provide(source: Path, build_image, run_image, platform_dir: Path, say: Calla
         return None
     from builder.stacks.api import cache_root
     from builder.stacks.build import _remember_refresh, stale_block
-    from builder.stacks.lockfile import lock_changes
 
     lock_path = lock_path_of(source)
     root = cache_root()
@@ -395,7 +408,7 @@ def provide(source: Path, build_image, run_image, platform_dir: Path, say: Calla
                     if r.fetch(new, cache):
                         raise AptfileError(f"the mirror does not have the versions it resolves {request.where} to")
                     _remember_refresh(root, key, render_lock(new, request.where))
-                notice(stale_block(lock_path, lock_changes(lock.as_stack_lock(), new.as_stack_lock()), record,
+                notice(stale_block(lock_path, lock_changes(lock, new), record,
                                    written=False, why=why))
                 lock = new
         else:
@@ -447,8 +460,6 @@ class LockCheck:
 def lock_app(source: Path, build_image, run_image, *, stack_path: Path | None = None,
              write: bool = True) -> LockCheck:
     """``pallet apt lock``: resolve the app's packages now, compare with its lock, write (or not)."""
-    from builder.stacks.lockfile import lock_changes
-
     request = requested(source)
     if request is None:
         raise AptfileError(f"{source}: no Aptfile (nor [io.pallet.apt] packages in project.toml) to lock")
@@ -467,14 +478,14 @@ def lock_app(source: Path, build_image, run_image, *, stack_path: Path | None = 
         else:
             why.append("no lock yet")
         new = r.resolve(previous=old)
-    changes = lock_changes(old.as_stack_lock(), new.as_stack_lock()) if old is not None else []
+    changes = lock_changes(old, new) if old is not None else []
     if old is not None:
         moved = stack_moved(old, run_image)
         if moved:
             why.append(moved)
         elif old.stack_lock is None and new.stack_lock is not None:
             why.append("the stack lock it was resolved on is not recorded")
-        if changes:
+        if changes and not moved:
             why.append("the mirror has moved on")
     written = write_lock(path, new, request.where) if write else False
     return LockCheck(path, old, new, changes, why, written)
