@@ -239,7 +239,8 @@ def go_main(runs: int, write: bool) -> None:
         "stack with Go (trixie's essential set plus golang-go, written at run time: no shipped stack has Go "
         f"for arm64), assembled in {stack_wall:.0f} s (amd64 {assembled.get('amd64', 0):.0f} s, arm64 under "
         f"QEMU {assembled.get('arm64', 0):.0f} s); samples/go-http built with an empty build cache each time "
-        f"(median of {runs}):",
+        f"(median of {runs}; the amd64 row includes unpacking the amd64 build image on first use, which the "
+        "later rows found unpacked; the automatic row includes its detection in that image, which decides):",
         "",
         "| build | seconds | vs --cross |",
         "|---|---:|---:|",
