@@ -247,8 +247,19 @@ def read_lock(source: Path, arch: str) -> AptLock | None:
 
 
 def record_command(source: Path, stack_path: Path | None = None) -> str:
+    """The command that records the lock, as the user would type it (a shipped stack by name)."""
+    from builder.errors import PalletError
+    from builder.lifecycle.images import stack_file
+
     where = "" if source.resolve() == Path.cwd() else f" {source}"
-    return f"pallet apt lock{where}" + (f" --stack {stack_path}" if stack_path is not None else "")
+    stack = stack_path
+    if stack_path is not None:
+        try:
+            if stack_file(stack_path.stem).resolve() == stack_path.resolve():
+                stack = Path(stack_path.stem)
+        except PalletError:
+            pass
+    return f"pallet apt lock{where}" + (f" --stack {stack}" if stack is not None else "")
 
 
 def stack_moved(lock: AptLock, run_image) -> str | None:
