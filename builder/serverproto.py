@@ -115,7 +115,10 @@ def client_session(sock: socket.socket, argv: list[str]) -> int | None:
             pass
 
     for signum in FORWARDED:
-        signal.signal(signum, forward)
+        # A signal this process was started ignoring (a background job of a non-interactive shell
+        # ignores SIGINT; nohup, SIGHUP) stays ignored, as it would for pallet in its own process.
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, forward)
     try:
         line = reader.readline()
     except OSError:

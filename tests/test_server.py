@@ -151,6 +151,31 @@ def test_ctrl_c_reaches_the_worker_and_its_build_step(tmp_path, home, server):
     assert _gone(worker)  # the worker, and the step it ran
 
 
+def test_a_signal_the_client_ignores_is_not_forwarded(tmp_path, home, server):
+    """A background job of a non-interactive shell starts with SIGINT ignored: a Ctrl-C meant
+    for the foreground must not interrupt its build (as it does not in-process)."""
+    env, _ = server
+    app = _app(tmp_path / "app")
+    bp = tmp_path / "pausebp"
+    shutil.copytree(HELLO_BP, bp)
+    build_sh = bp / "bin" / "build"
+    build_sh.write_text(build_sh.read_text().replace("set -euo pipefail\n", "set -euo pipefail\necho started\nsleep 2\n", 1))
+    full_env = {**os.environ, **home, **env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "builder", "build", str(app), "-t", "srv:bg", "--stack", TINY,
+                             "--buildpack", str(bp), "--cache-dir", str(tmp_path / "c")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        _wait_for(proc, "started")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "interrupted" not in err and out.startswith("srv:bg@sha256:")
+
+
 def test_killed_client_takes_its_worker_along(tmp_path, home, server):
     env, log = server
     app = _app(tmp_path / "app")
