@@ -37,6 +37,8 @@ def cmd_rebase(args: argparse.Namespace) -> int:
     run_ref = refs.parse(args.run_image)
     run_store = open_store(run_ref, options)
     new_run = rebase.RunImage(load_image(run_store, run_ref.ref), args.run_image)
+    if args.sign_each_platform and not args.sign_key:
+        raise UsageError("--sign-each-platform goes with --sign-key")
     sign = None
     if args.sign_key:
         from builder.supply.cli_hooks import signer  # cosign-compatible signatures (supply chain)
@@ -59,7 +61,8 @@ def cmd_rebase(args: argparse.Namespace) -> int:
     for outcome in skipped:  # listed, not rebased: a rebase would not fix them
         report(outcome)
     outcomes = skipped + rebase.rebase_many(targets, new_run, options=options, jobs=args.jobs, force=args.force,
-                                            dry_run=args.dry_run, sign=sign, report=report)
+                                            dry_run=args.dry_run, sign=sign, sign_each=args.sign_each_platform,
+                                            report=report)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -89,6 +92,9 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--force", action="store_true", help="rebase even onto an incompatible run image")
     p.add_argument("--sign-key", metavar="KEY", help="re-sign each rebased image with this cosign key, and attest "
                                                        "the rebase's SLSA provenance (linked to the original's)")
+    p.add_argument("--sign-each-platform", action="store_true",
+                   help="with --sign-key, a multi-platform image: sign and attest each platform's manifest too "
+                        "(the index is signed either way, as cosign signs an index)")
     p.add_argument("--builder-id", metavar="URI", help="the builder id the rebase provenance names "
                                                        "(default: pallet's local builder)")
     p.set_defaults(func=cmd_rebase)

@@ -136,7 +136,7 @@ def rebased(app: Image, new_run: RunImage) -> tuple[Manifest, bytes, dict[str, A
 
 def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bool = False,
                dry_run: bool = False, sign: Callable[[Any, str, str], None] | None = None,
-               present: set[tuple[str, str]] | None = None) -> Outcome:
+               present: set[tuple[str, str]] | None = None, sign_each: bool = False) -> Outcome:
     """``present``: (repository, digest) of run image layers made present by earlier images of
     this fleet (``rebase_many`` shares one): a repository holding several images gets each
     new layer mounted once, not once an image."""
@@ -149,7 +149,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
         top, top_data = store.get_manifest(ref.ref)
         if mt.is_index(top.media_type):
             return rebase_index(ref, store, top, top_data, new_run, options=options, force=force,
-                                dry_run=dry_run, sign=sign)
+                                dry_run=dry_run, sign=sign, sign_each=sign_each)
         app = Image(store, top, top_data)  # the manifest just read: no second GET
         try:
             old_packages = None
@@ -233,11 +233,12 @@ def run_for_platform(new_run: RunImage, platform) -> RunImage:  # noqa: ANN001
 
 def rebase_index(ref: refs.Reference, store, top, top_data: bytes, new_run: RunImage, *,  # noqa: ANN001
                  options: StoreOptions, force: bool = False, dry_run: bool = False,
-                 sign: Callable[..., None] | None = None) -> Outcome:
+                 sign: Callable[..., None] | None = None, sign_each: bool = False) -> Outcome:
     """A multi-platform app image: each platform's manifest rebased onto the new run image's
     manifest for that platform, the index composed again by ``compose.platform_index`` (the
     function the build uses, so the invariant holds for the index digest), then signed once
-    (the index) and tagged last. All platforms or none: one refusal refuses the index."""
+    (the index, as cosign signs an index) and tagged last; with ``sign_each``, each platform's
+    manifest is signed and attested too. All platforms or none: one refusal refuses the index."""
     from builder.errors import NotFoundError
     from builder.lifecycle.compose import platform_index
     from builder.oci.digest import sha256
@@ -290,6 +291,9 @@ def rebase_index(ref: refs.Reference, store, top, top_data: bytes, new_run: RunI
         store.put_blob_bytes(config_bytes, manifest.config.media_type)
         desc = store.put_manifest(manifest.to_bytes(), manifest.media_type)
         inventories[desc.digest] = _refresh_sbom(store, app, desc.digest, run, always=bool(index_formats))[1]
+        if sign is not None and sign_each:
+            sign(store, str(ref), desc.digest, RebaseRecord(original=app.digest, new_run=(run.image.digest, new_run.name),
+                                                            old_run=None))
     desc = store.put_manifest(new_index.to_bytes(), new_index.media_type)
     if index_formats:  # the index's own SBOM (every platform's packages), as the old index had or a signed one gets
         from builder.supply import indexsbom
@@ -497,7 +501,7 @@ def read_plan(from_file: str) -> tuple[list[str], list[Outcome]]:
 
 
 def rebase_many(targets: list[str], new_run: RunImage, *, options: StoreOptions, jobs: int = 4,
-                force: bool = False, dry_run: bool = False, sign=None,
+                force: bool = False, dry_run: bool = False, sign=None, sign_each: bool = False,
                 report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Rebase each target; one failure never stops the others."""
     present: set[tuple[str, str]] = set()  # set.add is atomic under the GIL: shared by the jobs
@@ -505,7 +509,7 @@ def rebase_many(targets: list[str], new_run: RunImage, *, options: StoreOptions,
     def one(text: str) -> Outcome:
         try:
             outcome = rebase_one(text, new_run, options=options, force=force, dry_run=dry_run, sign=sign,
-                                 present=present)
+                                 present=present, sign_each=sign_each)
         except PalletError as exc:
             outcome = Outcome(text, FAILED, reason=str(exc))
         if report:

@@ -290,6 +290,30 @@ def test_rebased_index_is_signed_once_on_the_index(home: dict[str, str], runs: d
         {"linux/amd64", "linux/arm64/v8"}
 
 
+def test_rebase_signs_each_platform_only_when_asked(home: dict[str, str], runs: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """The index is signed either way; --sign-each-platform signs each platform's manifest too."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "hello.conf").write_text("Each\n")
+    secret = {**home, "PALLET_PASSWORD": "pw"}
+    pallet("keygen", "--output-key-prefix", str(tmp_path / "k"), env=secret)
+    key, pub = tmp_path / "k.key", tmp_path / "k.pub"
+    for tag, extra in (("each:once", ()), ("each:all", ("--sign-each-platform",))):
+        build_on(app, tag, runs["v1"], home, tmp_path / "cache")
+        out = pallet("rebase", tag, "--run-image", runs["v2"], "--sign-key", str(key), *extra, env=secret)
+        digest = out.stdout.strip().split("@")[1]
+        blob = Path(home["PALLET_HOME"]) / "store" / "blobs" / "sha256" / digest.split(":", 1)[1]
+        children = [m["digest"] for m in json.loads(blob.read_text())["manifests"]]
+        assert len(children) == 2
+        assert pallet("verify", f"{tag}@{digest}", "--key", str(pub), env=home, check=False).returncode == 0
+        verified = [pallet("verify", f"{tag}@{c}", "--key", str(pub), env=home, check=False).returncode == 0
+                    for c in children]
+        assert verified == ([True, True] if extra else [False, False]), (tag, verified)
+    refused = pallet("rebase", "each:once", "--run-image", runs["v2"], "--sign-each-platform", env=home, check=False)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith("--sign-each-platform goes with --sign-key")
+
+
 def test_one_foreign_platform_gives_its_own_image_signed_and_attested(home: dict[str, str], tmp_path: Path) -> None:
     app = arch_app(tmp_path / "app")
     secret = {**home, "PALLET_PASSWORD": "pw"}
