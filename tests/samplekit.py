@@ -100,9 +100,10 @@ def wait_http(port: int, path: str = "/", *, timeout: float = 60, alive=lambda: 
 
 
 @contextlib.contextmanager
-def pallet_run(home: Home, ref: str, port: int, *extra: str) -> Iterator[subprocess.Popen[str]]:
-    """``pallet run REF -p PORT`` (daemonless, its own network, PORT published) for the duration of the block."""
-    proc = popen("run", ref, "-p", str(port), *extra, env=home.env)
+def pallet_run(home: Home | dict[str, str], ref: str, port: int, *extra: str) -> Iterator[subprocess.Popen[str]]:
+    """``pallet run REF -p PORT`` (daemonless, its own network, PORT published) for the duration of the block.
+    ``home``: a Home, or the environment of one."""
+    proc = popen("run", ref, "-p", str(port), *extra, env=home.env if isinstance(home, Home) else home)
     try:
         yield proc
     finally:

@@ -354,10 +354,7 @@ def test_go_cross_compiles_natively_for_arm64_and_answers_under_qemu(home: dict[
     """--cross: the Go buildpack runs in bookworm's (amd64) build image and compiles with
     GOARCH=arm64, CGO off, for tiny-multi's arm64 run image (the static binary needs no libc);
     no shipped stack has Go for arm64, so this is the only way to build Go for it here."""
-    import contextlib
-
-    from tests.cli import popen
-    from tests.samplekit import free_port, wait_http
+    from tests.samplekit import free_port, pallet_run, wait_http
 
     src = ROOT / "samples" / "go-http"
     argv = ("build", str(src), "--stack", "bookworm", "--run-image", "tiny-multi-run:0.1.0", "--platform",
@@ -372,17 +369,9 @@ def test_go_cross_compiles_natively_for_arm64_and_answers_under_qemu(home: dict[
     assert builds["linux/arm64/v8"]["build"] == {"way": "cross", "on": "linux/amd64", "reason": "--cross: pallet/go"}
     for platform, arch in (("linux/arm64", "arm64"), ("linux/amd64", "amd64")):
         port = free_port()
-        proc = popen("run", "go:1", "--platform", platform, "-p", str(port), env=home)
-        try:
+        with pallet_run(home, "go:1", port, "--platform", platform) as proc:
             info = json.loads(wait_http(port, "/api/info", timeout=120, alive=lambda: proc.poll() is None).body)
             assert info["arch"] == arch
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.communicate(timeout=20)
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
 
 
 def test_signed_multi_platform_build_signs_the_index_and_attests_each_platform(home: dict[str, str],

@@ -10,16 +10,14 @@ Slow: the emulated Go builds compile under QEMU (samples/go-http: about 4 minute
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.cli import pallet, popen
+from tests.cli import pallet
 from tests.emulation import need_arm64
-from tests.samplekit import free_port, wait_http
+from tests.samplekit import free_port, pallet_run, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "tests" / "stacks" / "go-multi.toml"
@@ -65,17 +63,9 @@ def test_go_is_cross_compiled_by_default_and_is_the_emulated_image(home: dict[st
     assert auto["digest"] == emulated["digest"]
     # and the image is arm64's: it answers under QEMU, saying so
     port = free_port()
-    proc = popen("run", "go-http:auto", "--platform", ARM64, "-p", str(port), env=home)
-    try:
+    with pallet_run(home, "go-http:auto", port, "--platform", ARM64) as proc:
         info = json.loads(wait_http(port, "/api/info", timeout=120, alive=lambda: proc.poll() is None).body)
         assert info["arch"] == "arm64"
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=20)
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def test_go_app_with_cgo_is_emulated(home: dict[str, str], tmp_path: Path) -> None:

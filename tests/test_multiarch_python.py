@@ -10,17 +10,15 @@ it is built once into the shared stack cache, later runs are cache hits."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.cli import pallet, popen
+from tests.cli import pallet
 from tests.emulation import need_arm64
-from tests.samplekit import free_port, wait_http
+from tests.samplekit import free_port, pallet_run, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "tests" / "stacks" / "python-multi.toml"
@@ -44,18 +42,10 @@ def build(src: Path, tag: str, platforms: str, cache: Path, env: dict[str, str])
 
 def ask(ref: str, platform: str, env: dict[str, str]) -> dict:
     port = free_port()
-    proc = popen("run", ref, "--platform", platform, "-p", str(port), env=env)
-    try:
+    with pallet_run(env, ref, port, "--platform", platform) as proc:
         resp = wait_http(port, "/?say=ping", timeout=120, alive=lambda: proc.poll() is None)
         assert resp.status == 200, resp.body
         return json.loads(resp.body)
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=20)
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def test_python_sample_builds_for_both_platforms_into_one_index_and_both_answer(
