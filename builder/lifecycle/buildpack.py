@@ -4,7 +4,6 @@ and ``bin/build``. A buildpack written to the public spec, not to pallet, runs u
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,10 +23,6 @@ _RESERVED_IDS = {"app", "config", "generated", "sbom"}
 class BuildpackError(PalletError):
     """A buildpack that is malformed or cannot be found."""
 
-
-
-#: Buildpack digests by stat fingerprint (``Buildpack.digest``), for this process.
-_DIGESTS: dict[tuple[object, ...], str] = {}
 
 @dataclass(frozen=True)
 class Target:
@@ -94,32 +89,12 @@ class Buildpack:
         return os_ == "linux"  # no targets: os = linux, any arch (bin/build exists)
 
     def digest(self) -> str:
-        """sha256 over the buildpack's files (names, modes, bytes): a change makes a new buildpack.
+        """sha256 over the buildpack's files (names, modes, contents): a change makes a new buildpack.
+        The build memo's tree digest, whose per-file digests are kept per process by stat: a build
+        asks several times, and a buildpack may carry megabytes of prebuilt binaries."""
+        from builder.lifecycle.memo import tree_digest
 
-        A build asks several times (detect memo, skipped builds, the build memo) and a buildpack
-        may carry megabytes of prebuilt binaries, so the digest is kept per process under a stat
-        fingerprint of every file (path, mode, size, mtime, inode: the heuristic git and make
-        use); an edited file changes it."""
-        files: list[tuple[str, Path, os.stat_result]] = []
-        for root, dirs, names in os.walk(self.path):
-            dirs.sort()
-            for name in sorted(names):
-                p = Path(root) / name
-                files.append((p.relative_to(self.path).as_posix(), p, p.lstat()))
-        stamp = (str(self.path), tuple((rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
-                                       for rel, _, st in files))
-        known = _DIGESTS.get(stamp)
-        if known is not None:
-            return known
-        h = hashlib.sha256()
-        for rel, p, st in files:
-            h.update(f"{rel}\0{st.st_mode & 0o111:o}\0".encode())
-            h.update(os.readlink(p).encode() if p.is_symlink() else p.read_bytes())
-        digest = "sha256:" + h.hexdigest()
-        if len(_DIGESTS) > 256:
-            _DIGESTS.clear()
-        _DIGESTS[stamp] = digest
-        return digest
+        return "sha256:" + tree_digest(self.path)
 
 
 def escape_id(buildpack_id: str) -> str:

@@ -38,12 +38,6 @@ FILE = "detect-memo.json"
 _FORMAT = "pallet-detect-memo-v1"
 
 
-def _names_digest(app_dir: Path) -> str:
-    from builder.lifecycle.incremental import names_digest
-
-    return names_digest(app_dir)
-
-
 def _encode(outcome: Outcome) -> dict[str, Any]:
     return {"code": outcome.code, "output": list(outcome.output),
             "alternatives": [{"provides": list(a.provides),
@@ -80,7 +74,9 @@ class DetectMemo:
             return None
         with self._lock:
             if self._names is None:
-                self._names = _names_digest(self.app_dir)
+                from builder.lifecycle.incremental import names_digest
+
+                self._names = names_digest(self.app_dir)
         h = hashlib.sha256(json.dumps({"format": _FORMAT, "buildpack": [bp.id, bp.version, bp.digest()],
                                        "build_image": self.build_image, "target": target, "env": env,
                                        "inputs": [declared.files, declared.names, declared.lines, declared.skip_dirs],

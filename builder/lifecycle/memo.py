@@ -60,6 +60,13 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
                 h.update(f"F{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
 
 
+def tree_digest(root: Path) -> str:
+    """Every file under ``root`` by content (per-file digests kept by stat, as for buildpacks)."""
+    h = hashlib.sha256()
+    _tree(h, root, content=True, stat_cached=True)
+    return h.hexdigest()
+
+
 def base_key(*, buildpack_dirs: list[Path], build_image: str, run_image: str, run_name: str,
              env: dict[str, str], requested: list[str]) -> str:
     """The key of every input but the source: images, env, buildpacks, pallet's own code."""
