@@ -258,10 +258,18 @@ MATCHERS: dict[str, Callable[[str, str], Fit]] = {
 }
 
 
+#: Bounds on a version an app asks for: far above any real one.
+MAX_SPEC, MAX_DIGITS = 256, 18
+
+
 def check_spec(request: Request) -> None:
     """PalletError when a request cannot be read (before any stack is compared)."""
     if request.kind not in MATCHERS:
         raise PalletError(f"{request.source}: no matcher for {request.kind!r} versions")
+    if len(request.spec) > MAX_SPEC or re.search(r"\d{%d}" % (MAX_DIGITS + 1), request.spec):
+        # no real version is this long; Python refuses to read such numbers (int's digit limit)
+        raise PalletError(f"{request.source}: {request.spec[:40]!r}... is not a version "
+                          f"(over {MAX_SPEC} characters or a number over {MAX_DIGITS} digits)")
     if request.kind == "pep440":
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 

@@ -198,16 +198,28 @@ function workspacePatterns(pkg, tool) {
       if (/^packages:\s*$/.test(line)) { inPackages = true; continue; }
       if (inPackages) {
         const m = /^\s+-\s*["']?([^"'#]+?)["']?\s*(#.*)?$/.exec(line);
-        if (m) out.push(m[1]);
+        if (m) out.push(checkedPattern(m[1], "pnpm-workspace.yaml packages"));
         else if (/^\S/.test(line)) inPackages = false;
       }
     }
     return out;
   }
   const ws = pkg && pkg.workspaces;
-  if (Array.isArray(ws)) return ws;
-  if (ws && Array.isArray(ws.packages)) return ws.packages;
-  return [];
+  const list = Array.isArray(ws) ? ws : ws && Array.isArray(ws.packages) ? ws.packages : [];
+  return list.map((pattern) => checkedPattern(pattern, "package.json workspaces"));
+}
+
+//: A workspace pattern is a relative glob inside the app: not a string, absolute or climbing out
+//: with ".." is refused (it would install a directory of the build image as a workspace).
+function checkedPattern(pattern, where) {
+  if (typeof pattern !== "string" || pattern === "") {
+    throw new AppError(`${where}: ${JSON.stringify(pattern)} is not a directory pattern (a non-empty string)`);
+  }
+  const bare = pattern.replace(/^!/, "");
+  if (path.isAbsolute(bare) || path.normalize(bare).split(path.sep).includes("..")) {
+    throw new AppError(`${where}: ${JSON.stringify(pattern)} names a directory outside the app`);
+  }
+  return pattern;
 }
 
 function expand(pattern) {

@@ -47,13 +47,64 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+#: The tables (and lists of strings) of pyproject.toml this module reads, checked once when it is
+#: read, so a hostile or mistyped file is one clear error rather than a crash where it is used.
+TABLES = ("project", "project.scripts", "build-system", "tool", "tool.poetry", "tool.poetry.dependencies",
+          "tool.poetry.scripts", "tool.uv", "tool.pdm", "tool.setuptools", "tool.hatch", "tool.hatch.build",
+          "tool.hatch.build.targets", "tool.hatch.build.targets.wheel")
+STRING_LISTS = ("project.dependencies",)
+STRINGS = ("project.name", "tool.poetry.name")
+
+
+def _at(data: dict, dotted: str) -> object:
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def check_pyproject(data: dict, name: str) -> dict:
+    for dotted in TABLES:
+        if _at(data, dotted) is not None and not isinstance(_at(data, dotted), dict):
+            raise AppError(f"{name}: [{dotted}] must be a table, not {type(_at(data, dotted)).__name__}")
+    for dotted in STRING_LISTS:
+        value = _at(data, dotted)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise AppError(f"{name}: {dotted} must be a list of strings")
+    for dotted in STRINGS:
+        if _at(data, dotted) is not None and not isinstance(_at(data, dotted), str):
+            raise AppError(f"{name}: {dotted} must be a string")
+    return data
+
+
+def read_text(name: str) -> str:
+    try:
+        return (APP / name).read_text()
+    except UnicodeDecodeError as exc:
+        raise AppError(f"{name} is not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise AppError(f"{name} cannot be read: {exc.strerror}") from None
+
+
+def read_json(name: str) -> dict:
+    try:
+        data = json.loads(read_text(name))
+    except json.JSONDecodeError as exc:
+        raise AppError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AppError(f"{name} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
 def read_toml(name: str) -> dict:
     try:
-        return tomllib.loads((APP / name).read_text())
+        data = tomllib.loads((APP / name).read_text())
     except FileNotFoundError:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AppError(f"{name} is not valid TOML: {exc}") from None
+    return check_pyproject(data, name) if name == "pyproject.toml" else data
 
 
 def exists(name: str) -> bool:
@@ -143,7 +194,7 @@ def check_python() -> list[str]:
     for name in (".python-version", "runtime.txt"):
         if not exists(name):
             continue
-        lines = [ln.strip() for ln in (APP / name).read_text().splitlines()]
+        lines = [ln.strip() for ln in read_text(name).splitlines()]
         wanted = next((ln for ln in lines if ln and not ln.startswith("#")), "")
         version = re.sub(r"^(c?python)-?", "", wanted)
         if not re.fullmatch(r"3(\.\d+){0,2}", version):
@@ -202,7 +253,7 @@ def declared_dependencies(installer: str) -> set[str]:
             if m and not line.lstrip().startswith("-"):
                 names.add(norm(m.group(1)))
     if installer == "pipenv":
-        data = json.loads((APP / "Pipfile.lock").read_text())
+        data = read_json("Pipfile.lock")
         names |= {norm(n) for n in data.get("default", {})}
     if installer in ("uv", "poetry", "pdm"):
         lock = read_toml(f"{installer}.lock")
@@ -411,7 +462,7 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
 def cmd_requirements(mode: str, out: str) -> int:
     lines = []
     if mode == "pipenv":
-        data = json.loads((APP / "Pipfile.lock").read_text())
+        data = read_json("Pipfile.lock")
         for name, entry in sorted(data.get("default", {}).items()):
             if "version" not in entry:
                 print(f"error: Pipfile.lock: {name} is not a pinned registry package (path, VCS and editable "
@@ -500,6 +551,10 @@ def main(argv: list[str]) -> int:
             return cmd_launch(*args)
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, AttributeError, KeyError, OSError) as exc:
+        # A file of the app shaped as nothing above expects (hostile input): one line, not a traceback.
+        print(f"error: the app's files could not be read: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"pyapp.py: unknown command {cmd}", file=sys.stderr)
     return 2
