@@ -42,6 +42,21 @@ class AppPart:
     labels: dict[str, str]                    # buildpack labels + build metadata (not lifecycle)
     lifecycle: dict[str, Any]                 # io.buildpacks.lifecycle.metadata, without runImage
     created: str = field(default_factory=lambda: mutate.rfc3339(mutate.source_date_epoch()))
+    #: An image without a launcher (its one process is the entrypoint): the launch environment
+    #: as the launcher would set it up, as (name, op, value, delim) rules applied to the run
+    #: image's env, so rebase can apply them to another run image's. None: the launcher's image.
+    launch_env: tuple[tuple[str, str, str, str | None], ...] | None = None
+    cmd: tuple[str, ...] | None = None        # the process's default arguments (launcher-free)
+    working_dir: str = WORKSPACE
+
+
+def launch_environment(run: RunConfig, rules: tuple[tuple[str, str, str, str | None], ...]) -> RunConfig:
+    """The env of a launcher-free image: the run image's, the CNB variables, then the launch
+    layers' rules, in the order the launcher applies them at start-up."""
+    from builder.lifecycle.envfiles import EnvOp, apply
+
+    base = run.with_env({"CNB_LAYERS_DIR": LAYERS, "CNB_APP_DIR": WORKSPACE, "PATH": _run_path(run)})
+    return base.with_env(apply(base.env_dict(), [EnvOp(*rule) for rule in rules]))
 
 
 def _run_path(run: RunConfig) -> str:
@@ -60,14 +75,20 @@ def compose(run_manifest: Manifest, run_config: ImageConfig, run_digest: str, ru
     lifecycle["runImage"] = {"topLayer": top, "reference": run_digest, "image": run_name}
     # What ``app_part_of`` needs to take the app apart again (CNB readers ignore unknown keys).
     lifecycle["pallet"] = {"pathDirs": list(app.path_dirs), "labels": sorted(app.labels)}
+    if app.launch_env is not None:
+        lifecycle["pallet"]["launchEnv"] = [list(rule) for rule in app.launch_env]
     labels = {k: v for k, v in run_config.config.labels.items()}
     labels.update(app.labels)
     labels[LIFECYCLE_METADATA] = json.dumps(lifecycle, sort_keys=True, separators=(",", ":"))
 
-    path = ":".join([PROCESS_DIR, LAUNCHER_DIR, *app.path_dirs, _run_path(run_config.config)])
-    run = run_config.config.with_env({"CNB_LAYERS_DIR": LAYERS, "CNB_APP_DIR": WORKSPACE, "PATH": path})
-    run = replace(run, user=f"{app.uid}:{app.gid}", working_dir=WORKSPACE, entrypoint=app.entrypoint,
-                  cmd=None, labels=labels)
+    if app.launch_env is None:
+        path = ":".join([PROCESS_DIR, LAUNCHER_DIR, *app.path_dirs, _run_path(run_config.config)])
+        run = run_config.config.with_env({"CNB_LAYERS_DIR": LAYERS, "CNB_APP_DIR": WORKSPACE, "PATH": path})
+        run = replace(run, user=f"{app.uid}:{app.gid}", working_dir=WORKSPACE, entrypoint=app.entrypoint,
+                      cmd=None, labels=labels)
+    else:
+        run = replace(launch_environment(run_config.config, app.launch_env), user=f"{app.uid}:{app.gid}",
+                      working_dir=app.working_dir, entrypoint=app.entrypoint, cmd=app.cmd or None, labels=labels)
     history = tuple(run_config.history) + tuple(
         History(created=app.created, created_by=layer.created_by) for layer in app.layers)
     config = replace(run_config, created=app.created, config=run,
@@ -118,11 +139,21 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
     except ValueError:
         raise NotBuildpacksImage(f"its user {config.config.user!r} is not UID:GID") from None
     lifecycle.pop("pallet", None)
+    launch_env = extra.get("launchEnv")
+    if launch_env is not None:
+        try:
+            launch_env = tuple((str(n), str(op), str(v), None if d is None else str(d)) for n, op, v, d in launch_env)
+            if any(op not in ("override", "default", "append", "prepend") for _, op, _, _ in launch_env):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise NotBuildpacksImage("its launch environment rules are not (name, op, value, delim)") from None
     app = AppPart(
         layers=layers, uid=uid, gid=gid, entrypoint=tuple(config.config.entrypoint or ()),
         path_dirs=list(extra.get("pathDirs") or []),
         labels={k: labels[k] for k in extra.get("labels") or [] if k in labels},
         lifecycle=lifecycle, created=config.created or mutate.rfc3339(mutate.source_date_epoch()),
+        launch_env=launch_env, cmd=tuple(config.config.cmd) if launch_env is not None and config.config.cmd else None,
+        working_dir=config.config.working_dir or WORKSPACE,
     )
     return app, run_image
 

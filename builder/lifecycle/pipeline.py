@@ -396,7 +396,7 @@ def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run
     from builder.lifecycle import cache as cachemod
     from builder.lifecycle.build import build
     from builder.lifecycle.detect import DetectError, detect, explain_failure, write_outputs
-    from builder.lifecycle.export import export
+    from builder.lifecycle.export import LAUNCHER_CHOICE, export
     from builder.lifecycle.layercache import LayerCache
 
     timer = _Timer(options.output or _stderr)
@@ -421,7 +421,8 @@ def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run
             built = build(result.group, result.resolution, ctx, records)
         with timer("export"):
             exported = export(built, ctx.app_dir, run_image, run_name, dst, tag, uid=ctx.uid, gid=ctx.gid,
-                              cache=LayerCache(cache_root / "layers"), work_dir=work)
+                              cache=LayerCache(cache_root / "layers"), work_dir=work,
+                              launcher=ctx.user_env.get(LAUNCHER_CHOICE, "auto"))
         with timer("save cache"):
             build_cache.save(built, ctx.layers_dir)
         return result, exported, built

@@ -156,6 +156,7 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
     with open_store(parsed, options) as store:
         image = load_image(store, parsed.ref, platform)
         _check_runnable(image)
+        request = for_image(image.config.config, request)
         if docker:
             from builder.oci.stores.daemon import connect
 
@@ -167,6 +168,37 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
     if docker:
         return run_container(client, loaded, docker_options(request))
     return BwrapSandbox(rootfs).run(step)
+
+
+def direct_process(config: RunConfig) -> str | None:
+    """The process type of an image built without a launcher (its one process is the
+    entrypoint), read from the build metadata label; None for any other image."""
+    import json
+
+    from builder.lifecycle.compose import BUILD_METADATA, LIFECYCLE_METADATA
+
+    try:
+        lifecycle = json.loads(config.labels.get(LIFECYCLE_METADATA) or "{}")
+        if (lifecycle.get("pallet") or {}).get("launchEnv") is None:
+            return None
+        processes = json.loads(config.labels.get(BUILD_METADATA) or "{}").get("processes") or []
+        return str(processes[0]["type"]) if len(processes) == 1 else None
+    except (ValueError, AttributeError, TypeError, KeyError, IndexError):
+        return None
+
+
+def for_image(config: RunConfig, request: RunRequest) -> RunRequest:
+    """``request`` for this image: in an image without a launcher, its one process type is the
+    entrypoint (asking for it by name runs the entrypoint; another name is an error)."""
+    from dataclasses import replace
+
+    only = direct_process(config) if request.process else None
+    if only is None:
+        return request
+    if request.process != only:
+        raise RunError(f"the image has no process type {request.process!r} (it has one, {only}, "
+                       "as its entrypoint: it was built without a launcher)")
+    return replace(request, process=None)
 
 
 def _check_runnable(image) -> None:  # noqa: ANN001
