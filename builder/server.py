@@ -27,6 +27,7 @@ import struct
 import sys
 import threading
 
+from builder import serverproto as proto
 from builder.lifecycle.memo import code_stamp  # pallet's code by stat: a change makes the server stale
 
 #: Imported before forking: everything a build from the local store or a registry touches.
@@ -143,6 +144,12 @@ def _worker(conn: socket.socket, listener: socket.socket) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     request, fds = _receive(conn)
+    if request.get("package", proto.PACKAGE_DIR) != proto.PACKAGE_DIR:
+        # This server imported another pallet than the client's: the client builds by itself,
+        # and the server ends (the next client starts one of its own code).
+        _send(conn, {"stale": True})
+        os.kill(os.getppid(), signal.SIGTERM)
+        return
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
         os.close(fd)

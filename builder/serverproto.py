@@ -63,7 +63,13 @@ SERVER_ENV = ("PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSE
 
 
 def server_env(environ: dict[str, str] | os._Environ) -> dict[str, str]:
-    return {name: environ[name] for name in SERVER_ENV if name in environ}
+    """The server's environment. It runs in /, so a relative PYTHONPATH entry (``.``, or an
+    empty one: the current directory) is made absolute: else the server would import another
+    pallet than the client's (an installed one) and build with its buildpacks."""
+    env = {name: environ[name] for name in SERVER_ENV if name in environ}
+    if "PYTHONPATH" in env:
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p or ".") for p in env["PYTHONPATH"].split(os.pathsep))
+    return env
 
 
 def spawn_server(path: str) -> None:
@@ -93,7 +99,8 @@ def client_session(sock: socket.socket, argv: list[str]) -> int | None:
     """Run ``argv`` in a worker; its exit status, or None if the server did not take it."""
     umask = os.umask(0)
     os.umask(umask)
-    payload = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask}).encode()
+    payload = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "umask": umask,
+                          "package": PACKAGE_DIR}).encode()
     try:
         socket.send_fds(sock, [struct.pack(">I", len(payload)) + payload], _std_fds())
         reader = sock.makefile("rb")

@@ -214,3 +214,39 @@ def test_no_server_socket_runs_in_process_and_starts_one(tmp_path, home):
     assert out.returncode == 0
     for pid in out.stdout.split():
         os.kill(int(pid), signal.SIGTERM)
+
+
+def test_a_relative_pythonpath_reaches_the_server_absolute(tmp_path, monkeypatch):
+    """The server runs in /: a client started with PYTHONPATH=. must not get a server that
+    imports another pallet (an installed one) and builds with its buildpacks."""
+    from builder.serverproto import server_env
+
+    monkeypatch.chdir(tmp_path)
+    env = server_env({"PYTHONPATH": f".:/abs/dir::sub", "HOME": "/root", "PATH": "/bin"})
+    assert env == {"PYTHONPATH": f"{tmp_path}:/abs/dir:{tmp_path}:{tmp_path}/sub", "PATH": "/bin"}
+
+
+def test_a_server_of_another_pallet_is_not_used_and_ends(tmp_path, home):
+    """A server that imported pallet from elsewhere answers 'stale' to this pallet's client,
+    which builds by itself; the server ends, so the next client starts one of its own code."""
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "builder", other / "builder", ignore=shutil.ignore_patterns("__pycache__"))
+    sock_dir = tmp_path / "sock"
+    sock_dir.mkdir(mode=0o700)
+    path = str(sock_dir / "s.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "builder.server", path], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(other)},
+                            start_new_session=True, cwd=tmp_path)  # not here: -m imports from the cwd first
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(path):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        app = _app(tmp_path / "app")
+        out = pallet("build", str(app), "-t", "srv:other", "--stack", TINY, "--buildpack", str(HELLO_BP),
+                     "--cache-dir", str(tmp_path / "c"), env={**home, "PALLET_SERVER_SOCKET": path})
+        assert out.stdout.startswith("srv:other@sha256:")
+        assert proc.wait(timeout=30) != 0  # ended by its worker's SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
