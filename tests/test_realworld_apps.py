@@ -236,6 +236,17 @@ def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_pat
     assert {p: t for p, t in seen.items() if t[0] != "dir"} == {
         f"{out}/assets/app.js": ("file", ""), f"{out}/index.html": ("file", ""),
         "workspace/dist": ("symlink", f"/{out}")}, seen
+    # and the app's source is not in the image: /workspace holds the output's link only
+    workspace = []
+    _files(bookworm, "spa:1", lambda e: workspace.append(e.path) if e.path.startswith("workspace/") else None)
+    assert workspace == ["workspace/dist"], workspace
+
+
+def test_spa_source_is_kept_when_asked(bookworm, tmp_path):
+    bookworm.build(APPS / "node-spa", "spa:kept", tmp_path / "cache", "--env", "BP_KEEP_SOURCE=true")
+    workspace = set()
+    _files(bookworm, "spa:kept", lambda e: workspace.add(e.path) if e.path.startswith("workspace/") else None)
+    assert {"workspace/dist", "workspace/package.json", "workspace/package-lock.json", "workspace/src/app.js"} <= workspace
 
 
 @pytest.mark.parametrize("app,edit,message", [
