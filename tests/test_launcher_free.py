@@ -164,3 +164,14 @@ def test_an_unknown_launcher_choice_is_a_one_line_error(tmp_path, home):  # noqa
     assert out.stderr.strip().splitlines()[-1].startswith("pallet: error: BP_LAUNCHER='never'")
     listed = pallet("inspect", "envrules:bad", env=home, check=False)
     assert listed.returncode != 0  # nothing was tagged
+
+
+def test_the_process_working_dir_with_or_without_launcher(tmp_path, home):  # noqa: F811
+    app = _app_dir(tmp_path)
+    (app / "site").mkdir()
+    (app / "site" / "page.txt").write_text("x\n")
+    for tag, extra in (("wd-free", ()), ("wd-launcher", ("--env", "BP_LAUNCHER=always"))):
+        _build(app, f"envrules:{tag}", home, "--env", "ENVRULES_WORKDIR=/workspace/site", *extra)
+        assert pallet("run", f"envrules:{tag}", env=home).stdout.splitlines()[1] == "cwd: /workspace/site"
+    config = json.loads(pallet("inspect", "--json", "envrules:wd-free", env=home).stdout)["config"]
+    assert config["workingDir"] == "/workspace/site"

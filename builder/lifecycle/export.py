@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from pathlib import Path
 
 from builder.errors import PalletError
@@ -265,7 +266,7 @@ def export(result: BuildResult, app_dir: Path, run_image: Image, run_name: str, 
         only = processes[0]
         app = AppPart(layers=app_layers, uid=uid, gid=gid, entrypoint=tuple(only.command), path_dirs=path_dirs,
                       labels=labels, lifecycle=lifecycle, launch_env=launch_env, cmd=tuple(only.args) or None,
-                      working_dir=only.working_dir or WORKSPACE)
+                      working_dir=posixpath.normpath(posixpath.join(WORKSPACE, only.working_dir or ".")))
     manifest, config = compose(run_image.manifest, run_image.config, run_image.digest, run_name, app)
     manifest, config_bytes = mutate.finalize(manifest, config)
 
