@@ -5,7 +5,9 @@ installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from `
 (official builds from the npm registry: the stack has 18); npm, pnpm, yarn 1, yarn 4 (node-modules
 and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (unknown paths are 404s); a
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
-package.json; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
+package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
+script); a server whose start script runs a devDependency's command and whose start:prod runs
+the built app (NestJS's shape); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
@@ -113,6 +115,14 @@ EXPECTED = {
         "workspaces: packages/format, packages/server (installed once, at the root)",
         "web: /bin/sh -c cd packages/server && exec node index.js (scripts.start of the workspace packages/server"],
         "Hello from node-bun-workspaces, server: half an hour is 1800000 ms, devDependency absent\n"),
+    "node-sveltekit-node": (["pallet/nodejs", "pallet/node-build"], [
+        "web: node build/index.js (no scripts.start: the server scripts.build makes with SvelteKit's adapter-node "
+        "(@sveltejs/adapter-node))"],
+        "<h1>Hello from node-sveltekit-node: a week is 604800000 ms (server side, Node.js 18)</h1>"),
+    "node-start-prod": (["pallet/nodejs", "pallet/node-build"], [
+        "web: node dist/server.js (scripts.start:prod: scripts.start \"nodemon src/server.js\" runs nodemon, which only "
+        "the devDependency nodemon gives (the image has production dependencies only))"],
+        "Hello from node-start-prod (built into dist/): a day is 86400000 ms\n"),
     "node-mpa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                  ["its output (dist/, build/, out/) is served as static files by pallet-static",
                   "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
@@ -298,11 +308,20 @@ NODE = shutil.which("node")
     ({"build": "vue-cli-service build", "start": "vue-cli-service serve"}, True),
     ({"build": "next build", "start": "next start"}, False),  # a production server
     ({"build": "tsc", "start": "node dist/server.js"}, False),
+    # a framework whose build makes a Node.js server, and no start script: it runs
+    ({"build": "vite build", "dev": "vite dev", "_dev": {"@sveltejs/adapter-node": "5.2.12"}}, False),
+    ({"build": "nuxt build", "_deps": {"nuxt": "3.17.0"}}, False),
+    ({"build": "astro build", "_deps": {"astro": "5.7.0", "@astrojs/node": "9.2.0"}}, False),
+    ({"build": "nuxt generate", "_deps": {"nuxt": "3.17.0"}}, True),  # a static site
+    ({"build": "vite build", "_dev": {"@sveltejs/adapter-static": "3.0.8"}}, True),
 ])
 def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     """pallet detect's account (nodeapp.js explain, on the host's node) and the static
     buildpack's detect agree on which apps are front-ends served as static files."""
-    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts}, indent=2))
+    scripts = dict(scripts)
+    pkg = {"name": "a", "scripts": scripts, "dependencies": scripts.pop("_deps", {}),
+           "devDependencies": scripts.pop("_dev", {})}
+    (tmp_path / "package.json").write_text(json.dumps(pkg, indent=2))
     told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert told.returncode == 0, told.stderr
@@ -310,6 +329,45 @@ def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert (static.returncode == 0) == front, static.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("build,entry", [("vite build", "build/index.js"), ("nuxt build", ".output/server/index.mjs"),
+                                         ("astro build", "dist/server/entry.mjs")])
+def test_a_build_that_makes_a_node_server_is_run_with_node(tmp_path, build, entry):
+    deps = {"vite build": {"@sveltejs/adapter-node": "5"}, "nuxt build": {"nuxt": "3"},
+            "astro build": {"@astrojs/node": "9"}}[build]
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": {"build": build},
+                                                       "devDependencies": deps}))
+    told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert f"web: node {entry} (no scripts.start: the server scripts.build makes with " in told.stdout, told.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_a_start_script_only_a_devdependency_runs_without_start_prod_is_a_clear_error(bookworm, tmp_path):
+    """node-start-prod without its start:prod: `nodemon` is a devDependency's command (the
+    lockfile says), absent from the image: pallet detect and the build say what to do."""
+    app = tmp_path / "sp"
+    shutil.copytree(APPS / "node-start-prod", app)
+    pkg = json.loads((app / "package.json").read_text())
+    del pkg["scripts"]["start:prod"]
+    (app / "package.json").write_text(json.dumps(pkg, indent=2))
+    message = ('scripts.start "nodemon src/server.js" runs nodemon, which only the devDependency nodemon gives (the '
+               'image has production dependencies only): add a start:prod script')
+    assert f"the build will fail: {message}" in bookworm.detect(app).stdout
+    done = bookworm.build(app, "sp:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and f"error: {message}" in done.stderr, done.stderr
+    # with nodemon a dependency, start runs as it is
+    pkg["dependencies"]["nodemon"] = pkg["devDependencies"].pop("nodemon")
+    (app / "package.json").write_text(json.dumps(pkg, indent=2))
+    lock = json.loads((app / "package-lock.json").read_text())
+    for key, entry in lock["packages"].items():
+        entry.pop("dev", None)
+    (app / "package-lock.json").write_text(json.dumps(lock, indent=2))
+    told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=app,
+                          capture_output=True, text=True, timeout=60)
+    assert "web: nodemon src/server.js (scripts.start)" in told.stdout, told.stdout
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")

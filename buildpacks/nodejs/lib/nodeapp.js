@@ -370,11 +370,32 @@ function devServerStart(pkg) {
   return DEV_SERVER.test(start) ? start : "";
 }
 
+//: Frameworks whose build script makes a Node.js server, run with node, and whose apps often have
+//: no start script (their docs say to run the output): the dependency that says so, and the
+//: server it builds. Nuxt's `nuxt generate` makes a static site instead (.output/public). The
+//: same table is in pallet/node-build's facts and pallet/static's detect.
+const SERVER_BUILDS = [
+  ["@sveltejs/adapter-node", "build/index.js", "SvelteKit's adapter-node"],
+  ["nuxt", ".output/server/index.mjs", "Nuxt's Nitro server"],
+  ["nitropack", ".output/server/index.mjs", "Nitro's server"],
+  ["@solidjs/start", ".output/server/index.mjs", "SolidStart's Nitro server"],
+  ["@astrojs/node", "dist/server/entry.mjs", "Astro's Node.js adapter"],
+];
+
+//: [entry, what makes it] when the build script makes a Node.js server (SERVER_BUILDS), else null.
+function serverBuild(pkg) {
+  const build = pkg && pkg.scripts && typeof pkg.scripts.build === "string" ? pkg.scripts.build : "";
+  if (!build || /\bgenerate\b/.test(build)) return null;
+  const deps = { ...(pkg.devDependencies || {}), ...(pkg.dependencies || {}) };
+  const found = SERVER_BUILDS.find(([dep]) => Object.prototype.hasOwnProperty.call(deps, dep));
+  return found ? [found[1], `${found[2]} (${found[0]})`] : null;
+}
+
 function hasBuildOutputShape(pkg) {
   // A front-end app: a build script and nothing that starts a server (a development server
-  // does not count).
+  // does not count; nor does a build that makes a server).
   return !!(pkg && pkg.scripts && pkg.scripts.build && (!pkg.scripts.start || devServerStart(pkg)) && !pkg.main &&
-    !ENTRY_FILES.some(exists));
+    !ENTRY_FILES.some(exists) && !serverBuild(pkg));
 }
 
 //: A root start script that only runs one workspace's start script through the package manager
@@ -408,6 +429,47 @@ function delegatedStart(start, wsDirs) {
   return script ? [dir, script, tool] : null;
 }
 
+//: The commands of the top-level packages (those npm links into node_modules/.bin) the production
+//: install keeps, and those only devDependencies give, from an npm 7+ lockfile (which records
+//: each package's commands and whether it is dev-only): { prod: Set, dev: Map command -> package },
+//: or null without one.
+function lockedCommands() {
+  const file = ["npm-shrinkwrap.json", "package-lock.json"].find(exists);
+  const lock = file ? readJSON(file) : null;
+  if (!lock || !lock.packages || typeof lock.packages !== "object") return null;
+  const prod = new Set();
+  const dev = new Map();
+  for (const [key, p] of Object.entries(lock.packages)) {
+    if (!key.startsWith("node_modules/") || key.slice(13).includes("/node_modules/") || !p || !p.bin) continue;
+    const names = typeof p.bin === "object" ? Object.keys(p.bin) : [];
+    for (const name of names) {
+      if (p.dev) dev.set(name, key.slice(13));
+      else prod.add(name);
+    }
+  }
+  for (const name of prod) dev.delete(name);
+  return { prod, dev };
+}
+
+//: scripts.start as the run image can run it. A start script whose command only a devDependency
+//: gives (`nest start`, `ts-node src/main.ts`) cannot: the image has production dependencies
+//: only. A production start script beside it (NestJS's start:prod) is what runs then; else the
+//: build stops with what to do, rather than an image that fails as it starts.
+function rootStart(pkg, start) {
+  const word = start.trim().split(/\s+/)[0];
+  const locked = SHELL_CHARS.test(word) ? null : lockedCommands();
+  const devOnly = locked && locked.dev.get(word);
+  if (!devOnly) return [fromScript(start, "."), "scripts.start"];
+  const why = `scripts.start ${JSON.stringify(start.trim())} runs ${word}, which only the devDependency ${devOnly} ` +
+    "gives (the image has production dependencies only)";
+  for (const name of ["start:prod", "start:production"]) {
+    const script = pkg.scripts[name];
+    if (typeof script === "string" && script.trim()) return [fromScript(script, "."), `scripts.${name}: ${why}`];
+  }
+  throw new AppError(`${why}: add a start:prod script that runs the built app (e.g. "node dist/main.js"), make ` +
+    `start run it, or move ${devOnly} to dependencies`);
+}
+
 function startCommand(pkg, wsDirs) {
   if (!pkg) {
     const entry = ENTRY_FILES.find(exists);
@@ -415,13 +477,18 @@ function startCommand(pkg, wsDirs) {
     return [["node", entry], `${entry}, no package.json`];
   }
   const start = pkg.scripts && pkg.scripts.start;
+  const server = serverBuild(pkg);
+  if (server && (typeof start !== "string" || !start.trim() || devServerStart(pkg))) {
+    const dev = devServerStart(pkg) ? `scripts.start is a development server (${devServerStart(pkg)}); ` : "no scripts.start: ";
+    return [["node", server[0]], `${dev}the server scripts.build makes with ${server[1]}`];
+  }
   if (typeof start === "string" && start.trim()) {
     const ws = wsDirs.length ? delegatedStart(start, wsDirs) : null;
     if (ws) {
       return [fromScript(ws[1], ws[0]), `scripts.start ${JSON.stringify(start.trim())}: the start script of the ` +
         `workspace ${ws[0]}, run directly (the run image has no ${ws[2]})`];
     }
-    return [fromScript(start, "."), "scripts.start"];
+    return rootStart(pkg, start);
   }
   if (typeof pkg.main === "string" && pkg.main) return [["node", pkg.main], "main"];
   if (wsDirs.length) {
