@@ -357,7 +357,7 @@ def test_node_lockfile_errors(tmp_path, files, message):
 def test_builtin_buildpacks_declare_their_inputs_and_order():
     import tomllib
 
-    for name in ("apt", "python", "nodejs", "go", "static", "procfile", "shell", "node-build"):
+    for name in ("apt", "python", "nodejs", "go", "static", "procfile", "shell", "node-build", "django-static"):
         data = tomllib.loads((BUILDPACKS / name / "buildpack.toml").read_text())
         assert data["api"] == "0.10" and data["buildpack"]["id"] == f"pallet/{name}"
         assert isinstance(data["metadata"]["pallet"]["inputs"], list)
@@ -365,7 +365,7 @@ def test_builtin_buildpacks_declare_their_inputs_and_order():
             assert os.access(BUILDPACKS / name / "bin" / exe, os.X_OK)
     order = tomllib.loads((BUILDPACKS / "order.toml").read_text())["order"]
     assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
-        [("pallet/apt", True), ("pallet/python", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/python", False), ("pallet/django-static", True), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/go", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/node-build", True), ("pallet/static", True),
          ("pallet/procfile", True)],

@@ -7,7 +7,8 @@ and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
 script); a server whose start script runs a devDependency's command and whose start:prod runs
-the built app (NestJS's shape); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
+the built app (NestJS's shape); a Django app whose pages need collectstatic (WhiteNoise, manifest
+storage); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
@@ -123,6 +124,10 @@ EXPECTED = {
         "web: node dist/server.js (scripts.start:prod: scripts.start \"nodemon src/server.js\" runs nodemon, which only "
         "the devDependency nodemon gives (the image has production dependencies only))"],
         "Hello from node-start-prod (built into dist/): a day is 86400000 ms\n"),
+    "python-django-static": (["pallet/python", "pallet/django-static"], [
+        "web: gunicorn config.wsgi:application (rule: WSGI, django app config.wsgi:application, gunicorn)",
+        "pallet/django-static: found manage.py and Django (requirements.txt): python manage.py collectstatic --noinput "
+        "at build time"], "<h1>Hello from python-django-static</h1>"),
     "node-mpa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                  ["its output (dist/, build/, out/) is served as static files by pallet-static",
                   "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
@@ -136,8 +141,10 @@ ELSEWHERE = {"go-cgo": "test_multiarch_go.py"}
 
 def test_every_app_is_covered():
     """Every Node.js, Go, static and shell app in tests/apps (the Python ones have their tests)."""
-    ours = {p.name for p in APPS.iterdir() if p.is_dir() and p.name.split("-")[0] in {"node", "go", "static", "shell"}}
-    assert ours == set(EXPECTED) | set(ELSEWHERE)
+    kinds = {"node", "go", "static", "shell"}
+    ours = {p.name for p in APPS.iterdir() if p.is_dir() and p.name.split("-")[0] in kinds}
+    assert ours == {a for a in set(EXPECTED) | set(ELSEWHERE) if a.split("-")[0] in kinds}
+    assert all((APPS / app).is_dir() for app in EXPECTED)  # and the Python apps this file builds
     for app, test in ELSEWHERE.items():
         assert f'"{app}"' in (ROOT / "tests" / test).read_text(), (app, test)
 
@@ -165,6 +172,12 @@ def _more_checks(app: str, port: int) -> None:
         missing = http(port, "/users/42")  # an unknown route is a 404 (its page), not the home page
         assert missing.status == 404 and "<h1>node-mpa: no such page</h1>" in missing.body, missing
         assert "Hello from node-mpa" not in missing.body
+    elif app == "python-django-static":  # collectstatic ran: the manifest's hashed name, served by WhiteNoise
+        page = http(port, "/")
+        css = page.body.split('href="', 1)[1].split('"', 1)[0]
+        assert css.startswith("/static/pages/site.") and css.endswith(".css") and css != "/static/pages/site.css", css
+        sheet = http(port, css)
+        assert sheet.status == 200 and "#0c4b33" in sheet.body and sheet.headers["content-type"].startswith("text/css")
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -516,3 +529,39 @@ def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):
     seen: list[str] = []
     _files(bookworm, "nomod:1", lambda e: seen.append(e.path) if e.path.startswith("workspace/") else None)
     assert sorted(seen) == ["workspace/main.go"], seen
+
+
+def _css_of(home, ref: str) -> tuple[str, str]:  # noqa: ANN001
+    """The stylesheet's URL in the page and the stylesheet, from the running image."""
+    port = free_port()
+    with pallet_run(home, ref, port) as proc:
+        page = wait_http(port, alive=lambda: proc.poll() is None)
+        css = page.body.split('href="', 1)[1].split('"', 1)[0]
+        return css, http(port, css).body
+
+
+def test_django_static_files_are_collected_again_when_they_change(bookworm, tmp_path):
+    """collectstatic reads every app file: a stylesheet edit collects again (a new hashed name);
+    an unchanged app skips pallet/django-static and the collected files come back with its layer;
+    DISABLE_COLLECTSTATIC=1 skips it (as on Heroku); a collectstatic that fails is a clear error."""
+    app = tmp_path / "dj"
+    shutil.copytree(APPS / "python-django-static", app)
+    first = bookworm.build_json(app, "dj:1", tmp_path / "cache")
+    css1, _ = _css_of(bookworm, "dj:1")
+    again = bookworm.build(app, "dj:1", tmp_path / "cache")
+    assert json.loads(again.stdout)["digest"] == first["digest"]
+    assert "[pallet/django-static]" not in again.stderr, again.stderr  # skipped: nothing changed
+    assert _css_of(bookworm, "dj:1")[0] == css1
+    sheet = app / "pages" / "static" / "pages" / "site.css"
+    sheet.write_text("h1 { color: #aa0000; }\n")
+    edited = bookworm.build(app, "dj:2", tmp_path / "cache")
+    assert "1 static file copied to '/workspace/staticfiles', 1 post-processed." in edited.stderr, edited.stderr
+    css2, body = _css_of(bookworm, "dj:2")
+    assert css2 != css1 and "#aa0000" in body
+    off = bookworm.build(app, "dj:3", tmp_path / "cache", "--env", "DISABLE_COLLECTSTATIC=1")
+    assert "DISABLE_COLLECTSTATIC is set: not running collectstatic" in off.stderr
+    settings = app / "config" / "settings.py"
+    settings.write_text(settings.read_text().replace('"whitenoise.storage', '"nowhere.storage'))
+    broken = bookworm.build(app, "dj:4", tmp_path / "cache", check=False)
+    assert broken.returncode == 1 and "error: python manage.py collectstatic --noinput failed (above)" in broken.stderr
+    assert pallet("inspect", "dj:4", env=bookworm.env, check=False).returncode == 1
