@@ -88,7 +88,7 @@ def _options_from(args: argparse.Namespace):
 
     source = Path(args.src)
     if not source.is_dir():
-        raise PalletError(f"{source}: source directory not found")
+        raise PalletError(f"{source}: {'not a directory' if source.exists() else 'source directory not found'}")
     return BuildOptions(source=source, buildpacks=list(args.buildpack or []), env=_kv(args.env, "--env"),
                         cache_dir=Path(args.cache_dir) if getattr(args, "cache_dir", None) else None,
                         executor=getattr(args, "executor", None),

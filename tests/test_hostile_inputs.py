@@ -7,6 +7,9 @@ report from the buildpack that read it -- never a traceback, and nothing outside
 from __future__ import annotations
 
 import json
+import os
+import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,10 +19,13 @@ from tests.cli import pallet
 HUGE = "9" * 5000
 
 
-def one_line_error(proc, *needles: str) -> str:
+def one_line_error(proc, *needles: str, progress: bool = False) -> str:
+    """The error is one line; ``progress``: after the lines a build prints as it goes (its stack)."""
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith("pallet: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    err = proc.stderr.splitlines(keepends=True)[-1] if progress and proc.stderr else proc.stderr
+    assert err.startswith("pallet: error: ") and err.count("\n") == 1, proc.stderr
+    assert proc.stderr.count("pallet: error: ") == 1, proc.stderr
     for needle in needles:
         assert needle in proc.stderr, proc.stderr
     return proc.stderr
@@ -76,3 +82,42 @@ def test_malformed_app_files_are_the_buildpacks_one_line_error(tmp_path: Path, f
 def test_an_absurd_version_request_is_a_one_line_error(tmp_path: Path, files, source) -> None:
     app = write_app(tmp_path / "app", files)
     one_line_error(pallet("detect", str(app), check=False), source, "is not a version")
+
+
+# -- the source tree itself ---------------------------------------------------------------------------
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _socket(path: Path) -> None:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+
+
+def _zero_device(path: Path) -> None:
+    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero: a read never ends
+
+
+@pytest.mark.parametrize("make", [_fifo, _socket, pytest.param(_zero_device, marks=pytest.mark.skipif(
+    os.geteuid() != 0, reason="mknod of a device needs root"))], ids=["fifo", "socket", "dev-zero"])
+def test_a_special_file_in_the_source_is_refused_not_read(tmp_path: Path, make) -> None:
+    """The build memo read every file of the source: a FIFO blocked it forever, /dev/zero never ends."""
+    app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>"})
+    make(app / "special")
+    proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"),
+                  check=False, timeout=300)  # a hang guard, not a speed check
+    one_line_error(proc, f"{app}/special", "device, socket or FIFO", progress=True)
+    assert not (tmp_path / "out" / "index.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_a_source_that_is_not_a_directory_says_so(tmp_path: Path, kind: str) -> None:
+    src = tmp_path / "app"
+    if kind == "file":
+        src.write_text("x")
+    for command in ("build", "detect"):
+        one_line_error(pallet(command, str(src), check=False), str(src),
+                       "not a directory" if kind == "file" else "not found")

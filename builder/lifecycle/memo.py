@@ -15,10 +15,12 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import builder
+from builder.errors import LayerError
 
 _PALLET_CODE = Path(builder.__file__).resolve().parent
 
@@ -45,6 +47,10 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
             st = os.lstat(path)
             if os.path.islink(path):
                 h.update(f"L{rel}\0{os.readlink(path)}\n".encode("utf-8", "surrogateescape"))
+            elif content and not stat.S_ISREG(st.st_mode):
+                # opening a FIFO blocks forever, a device like /dev/zero never ends: refused here,
+                # before anything reads it (the layer writer refuses them too)
+                raise LayerError(f"{path}: is a device, socket or FIFO; it cannot go in a layer")
             elif content:
                 stamp = (path, st.st_size, st.st_mtime_ns, st.st_ino)
                 digest = _FILE_DIGESTS.get(stamp) if stat_cached else None
