@@ -6,15 +6,20 @@ report from the buildpack that read it -- never a traceback, and nothing outside
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import socket
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from builder.oci.stores.layout import LayoutStore
 from tests.cli import pallet
+from tests.imagekit import push_layer_blobs, tar_of
 
 HUGE = "9" * 5000
 
@@ -121,3 +126,75 @@ def test_a_source_that_is_not_a_directory_says_so(tmp_path: Path, kind: str) -> 
     for command in ("build", "detect"):
         one_line_error(pallet(command, str(src), check=False), str(src),
                        "not a directory" if kind == "file" else "not found")
+
+
+# -- images: layers, layouts and archives -----------------------------------------------------------
+
+
+def _layer(names: list[str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = 1, 0o644
+            tf.addfile(info, io.BytesIO(b"x"))
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PALLET_HOME": str(tmp_path / "home")}
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("a/" * 3000 + "x", "3001 directories deep"),
+    ("a/" * 300 + "x", "301 directories deep"),
+    ("b" * 200 + "/" + "c" * 250 + ("/" + "d" * 250) * 16, "characters long"),
+])
+def test_a_layer_entry_deeper_than_any_image_is_refused_and_the_cache_stays_usable(
+        tmp_path: Path, env: dict[str, str], name: str, needle: str) -> None:
+    """3000 levels unpacked fine, then every recursive walk of the rootfs cache (the cleanup of
+    that very unpack, and of every later run's) died of RecursionError: one image poisoned
+    ``pallet run`` of all images."""
+    push_layer_blobs(LayoutStore(tmp_path / "deep"), [_layer([name])], tag="t")
+    push_layer_blobs(LayoutStore(tmp_path / "good"), [_layer(["bin/app"])], tag="t",
+                     config_extra={"config": {"Env": ["PATH=/bin"]}})
+    one_line_error(pallet("run", f"oci:{tmp_path}/deep:t", env=env, check=False), needle, "refusing to unpack")
+    root = Path(env["XDG_CACHE_HOME"]) / "pallet" / "rootfs"
+    assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
+    # the next image is unaffected: it gets as far as its own (missing) command
+    one_line_error(pallet("run", f"oci:{tmp_path}/good:t", env=env, check=False), "no entrypoint and no cmd")
+
+
+def test_an_image_with_thousands_of_top_level_entries_is_a_one_line_error(tmp_path: Path, env) -> None:
+    """Each top-level entry is a bubblewrap mount: 3100 of them exceed bubblewrap's 9000 arguments."""
+    push_layer_blobs(LayoutStore(tmp_path / "wide"), [_layer([f"f{i}" for i in range(3100)])], tag="t",
+                     config_extra={"config": {"Entrypoint": ["/f1"]}})
+    one_line_error(pallet("run", f"oci:{tmp_path}/wide:t", env=env, check=False), "3100 entries",
+                   "limit of 9000")
+
+
+@pytest.mark.parametrize("victim", ["index.json", "oci-layout", "manifest", "layer"])
+def test_a_fifo_in_a_layout_is_damage_not_a_hang(tmp_path: Path, env: dict[str, str], victim: str) -> None:
+    manifest, (layer,) = push_layer_blobs(LayoutStore(tmp_path / "lay"), [_layer(["bin/app"])], tag="t")
+    blobs = tmp_path / "lay" / "blobs" / "sha256"
+    path = {"index.json": tmp_path / "lay" / "index.json", "oci-layout": tmp_path / "lay" / "oci-layout",
+            "manifest": blobs / manifest.digest.split(":")[1], "layer": blobs / layer.digest.split(":")[1]}[victim]
+    path.unlink()
+    os.mkfifo(path)
+    # a hang guard, not a speed check: each of these blocked forever opening the FIFO
+    for args in (("inspect",), ("run",), ("copy",)):
+        ref = f"oci:{tmp_path}/lay:t"
+        argv = (*args, ref, f"oci:{tmp_path}/out:t") if args == ("copy",) else (*args, ref)
+        if victim == "layer" and args == ("inspect",):
+            continue  # inspect reads no layer
+        needles = ("no oci-layout file",) if victim == "oci-layout" else (str(path), "not a regular file")
+        one_line_error(pallet(*argv, env=env, check=False, timeout=120), *needles)
+
+
+def test_a_docker_archive_whose_repotags_is_not_a_list_is_a_one_line_error(tmp_path: Path) -> None:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": 5, "Layers": []}])
+    (tmp_path / "a.tar").write_bytes(tar_of({"manifest.json": manifest.encode(), "c.json": config.encode()}))
+    for command in ("inspect", "run"):
+        one_line_error(pallet(command, f"docker-archive:{tmp_path}/a.tar", check=False), "manifest.json", "RepoTags")

@@ -313,6 +313,10 @@ def proc_cover_args() -> tuple[str, ...]:
     return tuple(args)
 
 
+#: bubblewrap's limit on its arguments, ``--args`` included (bubblewrap.c's MAX_ARGS).
+BWRAP_MAX_ARGS = 9000
+
+
 def bwrap_options(rootfs: Path, step: Step, *, ca: Path | None, info_fd: int | None = None,
                   block_fd: int | None = None, environ: dict[str, str] | None = None) -> list[str]:
     """bubblewrap's options for ``step`` over ``rootfs`` (what goes between ``bwrap`` and ``--``).
@@ -348,6 +352,12 @@ def bwrap_options(rootfs: Path, step: Step, *, ca: Path | None, info_fd: int | N
         opts += ["--info-fd", str(info_fd)]
     if block_fd is not None:
         opts += ["--block-fd", str(block_fd)]
+    if len(opts) + len(step.argv) + 2 > BWRAP_MAX_ARGS:
+        # every top-level entry of the image is one mount: a hostile image with thousands of them
+        # would get bubblewrap's own error and a broken pipe
+        raise SandboxError(f"the sandbox needs {len(opts) + len(step.argv) + 2} bubblewrap arguments, over its limit "
+                           f"of {BWRAP_MAX_ARGS}: the image's root directory has {len(os.listdir(rootfs))} entries, "
+                           "each a mount; an image should have a few dozen there")
     return opts
 
 

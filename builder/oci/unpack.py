@@ -111,13 +111,26 @@ def iter_layer_entries(stream: BinaryIO, what: str = "layer") -> Iterator[TarEnt
                        uid=ti.uid, gid=ti.gid, mtime=int(ti.mtime), link_target=ti.linkname)
 
 
+#: Bounds on an entry's path, far beyond any real image: a deeper tree is unpacked fine but then
+#: breaks every recursive walk of the cache (os.walk, shutil.rmtree: RecursionError), so a later
+#: run or prune of any image would crash; a longer one cannot be opened by path (PATH_MAX).
+MAX_DEPTH, MAX_PATH = 256, 4095
+
+
 def entry_parts(name: str, what: str = "layer entry") -> tuple[str, ...]:
-    """The components of an archive path; UnsafeArchiveError if absolute or with ``..``."""
+    """The components of an archive path; UnsafeArchiveError if absolute, with ``..``, a NUL
+    byte, or deeper or longer than any real image's (``MAX_DEPTH``, ``MAX_PATH``)."""
     if name.startswith("/"):
         raise UnsafeArchiveError(f"{what} {name!r} has an absolute path; refusing to unpack this layer")
+    if "\0" in name:
+        raise UnsafeArchiveError(f"{what} {name!r} contains a NUL byte; refusing to unpack this layer")
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
         raise UnsafeArchiveError(f"{what} {name!r} contains '..'; refusing to unpack this layer")
+    if len(parts) > MAX_DEPTH or len(name.encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise UnsafeArchiveError(f"{what} {name[:60]!r}... is {len(parts)} directories deep and {len(name)} "
+                                 f"characters long (the most are {MAX_DEPTH} and {MAX_PATH}); refusing to "
+                                 "unpack this layer")
     return parts
 
 

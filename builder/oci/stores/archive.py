@@ -530,10 +530,11 @@ class ArchiveStore(Store):
             if not isinstance(entries, list) or not all(
                 isinstance(e, dict) and isinstance(e.get("Config"), str) and isinstance(e.get("Layers"), list)
                 and all(isinstance(p, str) for p in e["Layers"])
+                and isinstance(e.get("RepoTags") or [], list)
                 for e in entries
             ):
                 raise StoreError(f"{self.path}: manifest.json is not a docker save manifest "
-                                 "(a list of Config and Layers paths)")
+                                 "(a list of Config and Layers paths, and RepoTags lists)")
             modern = [im for im in images if im.desc is not None]
             for entry in entries:
                 names = [familiar_name(t) for t in entry.get("RepoTags") or [] if isinstance(t, str)]

@@ -16,6 +16,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -27,6 +28,27 @@ from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, split, verify_bytes
 from builder.oci.model import Descriptor, ModelError, canonical_json, media_type_of
 from builder.oci.stores.base import ProgressFn, Store
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``open(path, "rb")`` of a regular file only: a FIFO would block the reader forever and a
+    device (``/dev/zero``) never end, so a layout holding one is damaged, not waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise StoreError(f"{path} is not a regular file (a directory, FIFO or device); the layout is damaged")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path) -> bytes:
+    with open_regular(path) as f:
+        return f.read()
+
 
 _CHUNK = 1 << 20
 LOCK_NAME = ".pallet.lock"
@@ -99,7 +121,7 @@ class LayoutStore(Store):
                 raise NotFoundError(f"OCI layout {self.root} does not exist")
             self._create_layout(marker)
         try:
-            version = json.loads(marker.read_bytes()).get("imageLayoutVersion")
+            version = json.loads(read_regular(marker)).get("imageLayoutVersion")
         except (ValueError, OSError, AttributeError, RecursionError) as exc:
             raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
         if not isinstance(version, str) or not version.startswith("1."):
@@ -136,7 +158,7 @@ class LayoutStore(Store):
         refuse a directory without ``oci-layout``; a write must not replace it.
         """
         try:
-            index = json.loads((self.root / "index.json").read_bytes())
+            index = json.loads(read_regular(self.root / "index.json"))
         except FileNotFoundError:
             return True
         except (ValueError, OSError, RecursionError):
@@ -162,7 +184,7 @@ class LayoutStore(Store):
 
     def _read_index(self) -> dict:
         try:
-            data = (self.root / "index.json").read_bytes()
+            data = read_regular(self.root / "index.json")
             index = json.loads(data)
         except FileNotFoundError:
             raise StoreError(f"{self.root}: index.json is missing; the layout is damaged") from None
@@ -196,7 +218,7 @@ class LayoutStore(Store):
             path = self._blob_path(ref)
             if not path.is_file():
                 raise NotFoundError(f"manifest {ref} not found in {self.description}")
-            data = verify_bytes(path.read_bytes(), ref, what="manifest")
+            data = verify_bytes(read_regular(path), ref, what="manifest")
             return Descriptor(media_type=media_type_of(data), digest=ref, size=len(data))
         name = self._ref_name(ref)
         for entry in reversed(self._read_index()["manifests"]):
@@ -211,7 +233,7 @@ class LayoutStore(Store):
         desc = self.resolve(ref)
         path = self._blob_path(desc.digest)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             raise StoreError(f"{self.description}: manifest blob {desc.digest} is missing; the layout is damaged") from None
         verify_bytes(data, desc.digest, desc.size, what="manifest")
@@ -306,7 +328,7 @@ class LayoutStore(Store):
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         self._ensure(for_write=False)
         try:
-            raw = open(self._blob_path(desc.digest), "rb")
+            raw = open_regular(self._blob_path(desc.digest))
         except FileNotFoundError:
             raise NotFoundError(f"blob {desc.digest} not found in {self.description}") from None
         return VerifyingReader(raw, desc.digest, desc.size, what=f"blob in {self.root}")  # type: ignore[return-value]
@@ -377,7 +399,7 @@ class LayoutStore(Store):
                 continue
             try:
                 desc = Descriptor.from_json(entry)
-                data = self._blob_path(desc.digest).read_bytes()
+                data = read_regular(self._blob_path(desc.digest))
                 manifest = json.loads(data)
             except (ModelError, OSError, ValueError, RecursionError):
                 continue
