@@ -358,6 +358,28 @@ def test_a_build_that_makes_a_node_server_is_run_with_node(tmp_path, build, entr
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("start,web", [
+    ("ng serve", "ng serve (scripts.start)"),  # a front-end app: its development server is not checked
+    ("ng run app:serve-ssr", None),  # not a development server: ng is a devDependency's, no start:prod
+])
+def test_a_front_end_apps_development_server_from_a_devdependency_is_not_an_error(tmp_path, start, web):
+    """The plan (bin/build's) for an Angular app whose lockfile says ng is a devDependency's."""
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": {"build": "ng build", "start": start},
+                                                       "devDependencies": {"@angular/cli": "19.2.0"}}))
+    (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
+        "": {"name": "a", "devDependencies": {"@angular/cli": "19.2.0"}},
+        "node_modules/@angular/cli": {"version": "19.2.0", "dev": True, "bin": {"ng": "bin/ng.js"}}}}))
+    (tmp_path / "layers").mkdir()
+    plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
+                           str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    if web:
+        assert plan.returncode == 0 and f"WEB='{web}'" in plan.stdout, plan.stdout + plan.stderr
+    else:
+        assert plan.returncode == 1 and "runs ng, which only the devDependency @angular/cli gives" in plan.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_a_start_script_only_a_devdependency_runs_without_start_prod_is_a_clear_error(bookworm, tmp_path):
     """node-start-prod without its start:prod: `nodemon` is a devDependency's command (the
     lockfile says), absent from the image: pallet detect and the build say what to do."""

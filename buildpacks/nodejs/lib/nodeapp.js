@@ -459,7 +459,8 @@ function rootStart(pkg, start) {
   const word = start.trim().split(/\s+/)[0];
   const locked = SHELL_CHARS.test(word) ? null : lockedCommands();
   const devOnly = locked && locked.dev.get(word);
-  if (!devOnly) return [fromScript(start, "."), "scripts.start"];
+  // A front-end app's start script (a development server) is not what its image runs.
+  if (!devOnly || hasBuildOutputShape(pkg)) return [fromScript(start, "."), "scripts.start"];
   const why = `scripts.start ${JSON.stringify(start.trim())} runs ${word}, which only the devDependency ${devOnly} ` +
     "gives (the image has production dependencies only)";
   for (const name of ["start:prod", "start:production"]) {
