@@ -7,6 +7,7 @@ report from the buildpack that read it -- never a traceback, and nothing outside
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -198,3 +199,46 @@ def test_a_docker_archive_whose_repotags_is_not_a_list_is_a_one_line_error(tmp_p
     (tmp_path / "a.tar").write_bytes(tar_of({"manifest.json": manifest.encode(), "c.json": config.encode()}))
     for command in ("inspect", "run"):
         one_line_error(pallet(command, f"docker-archive:{tmp_path}/a.tar", check=False), "manifest.json", "RepoTags")
+
+
+def _break(lay: Path, how: str) -> None:
+    """Damage the layout ``lay`` (one image, tag t) the way ``how`` says."""
+    blobs = lay / "blobs" / "sha256"
+    index = json.loads((lay / "index.json").read_text())
+    manifest_path = blobs / index["manifests"][0]["digest"].split(":")[1]
+    layer = json.loads(manifest_path.read_bytes())["layers"][0]["digest"].split(":")[1]
+    if how == "missing-layer":
+        (blobs / layer).unlink()
+    elif how == "tampered-layer":
+        (blobs / layer).write_bytes(b"not the layer")
+    elif how == "fifo-layer":
+        (blobs / layer).unlink()
+        os.mkfifo(blobs / layer)
+    elif how == "tampered-manifest":
+        manifest_path.write_bytes(manifest_path.read_bytes().replace(b"schemaVersion", b"schemaVersiom"))
+    elif how == "missing-manifest":
+        manifest_path.unlink()
+    elif how == "bad-index-digest":
+        index["manifests"][0]["digest"] = "sha256:../../../etc/passwd"
+        (lay / "index.json").write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize("how", ["missing-layer", "tampered-layer", "fifo-layer", "tampered-manifest",
+                                 "missing-manifest", "bad-index-digest"])
+def test_a_failed_copy_leaves_the_destination_byte_identical(tmp_path: Path, how: str) -> None:
+    push_layer_blobs(LayoutStore(tmp_path / "src"), [_layer(["bin/new"])], tag="t")
+    _break(tmp_path / "src", how)
+    push_layer_blobs(LayoutStore(tmp_path / "dst"), [_layer(["bin/old"])], tag="keep")
+    before = {p.relative_to(tmp_path / "dst"): p.read_bytes() for p in (tmp_path / "dst").rglob("*") if p.is_file()}
+    for tag in ("keep", "new"):
+        proc = pallet("copy", f"oci:{tmp_path}/src:t", f"oci:{tmp_path}/dst:{tag}", check=False, timeout=120)
+        one_line_error(proc)
+    after = {p.relative_to(tmp_path / "dst"): p.read_bytes() for p in (tmp_path / "dst").rglob("*") if p.is_file()
+             and p.name != ".pallet.lock"}
+    # everything that was there is byte-identical (index.json above all); what is new is only
+    # whole blobs, each under its own digest (copied before the failure; unreferenced, for prune)
+    assert {k: after[k] for k in before if k.name != ".pallet.lock"} == \
+        {k: v for k, v in before.items() if k.name != ".pallet.lock"}
+    for name in set(after) - set(before):
+        assert name.parent == Path("blobs/sha256") and hashlib.sha256(after[name]).hexdigest() == name.name
+    assert LayoutStore(tmp_path / "dst").list_tags() == ["keep"]
