@@ -7,7 +7,7 @@ and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
 script); a server whose start script runs a devDependency's command and whose start:prod runs
-the built app (NestJS's shape); a Django app whose pages need collectstatic (WhiteNoise, manifest
+the built app (NestJS's shape); a start script that runs another script with ``npm run``; a Django app whose pages need collectstatic (WhiteNoise, manifest
 storage); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
@@ -124,6 +124,9 @@ EXPECTED = {
         "web: node dist/server.js (scripts.start:prod: scripts.start \"nodemon src/server.js\" runs nodemon, which only "
         "the devDependency nodemon gives (the image has production dependencies only))"],
         "Hello from node-start-prod (built into dist/): a day is 86400000 ms\n"),
+    "node-start-npm-run": (["pallet/nodejs"], [
+        "web: node server.js --greeting Hello (scripts.start \"npm run serve -- --greeting Hello\": scripts.serve, run "
+        "directly (the run image has no npm))"], "Hello from node-start-npm-run: an hour is 3600000 ms\n"),
     "python-django-static": (["pallet/python", "pallet/django-static"], [
         "web: gunicorn config.wsgi:application (rule: WSGI, django app config.wsgi:application, gunicorn)",
         "pallet/django-static: found manage.py and Django (requirements.txt): python manage.py collectstatic --noinput "
@@ -415,13 +418,20 @@ def test_a_start_script_only_a_devdependency_runs_without_start_prod_is_a_clear_
     ("bun run --filter @m/api start", "packages/api"),
     ("yarn workspace @m/api build", None),  # another script: kept as it is
     ("npm start -w packages/lib", None),  # a workspace without a start script
+    ("npm run serve", "."),  # the root's own script, through npm (and yarn, pnpm, bun below)
+    ("yarn serve", "."),
+    ("pnpm run serve", "."),
+    ("bun run serve", "."),
+    ("npm run serve --silent", None),  # npm's own options: kept as it is
+    ("npm run missing", None),
     ("yarn workspace @m/api start && echo", None),  # more than the workspace's script
 ])
 def test_a_root_start_script_that_runs_a_workspaces_is_run_without_the_package_manager(tmp_path, start, runs):
     """The run image has no yarn, npm, pnpm or bun: a root start script that only runs one
-    workspace's start script through one becomes that script, run in the workspace's directory."""
+    workspace's start script through one becomes that script, run in the workspace's directory;
+    one that runs another script of the root (``npm run serve``) becomes that script."""
     (tmp_path / "package.json").write_text(json.dumps({"name": "m", "private": True, "workspaces": ["packages/*"],
-                                                       "scripts": {"start": start}}))
+                                                       "scripts": {"start": start, "serve": "node root.js"}}))
     for name, scripts in (("api", {"start": "node server.js"}), ("lib", {})):
         (tmp_path / "packages" / name).mkdir(parents=True)
         (tmp_path / "packages" / name / "package.json").write_text(json.dumps({"name": f"@m/{name}",
@@ -430,7 +440,11 @@ def test_a_root_start_script_that_runs_a_workspaces_is_run_without_the_package_m
                           capture_output=True, text=True, timeout=60)
     web = [line for line in told.stdout.splitlines() if line.startswith("web: ")]
     assert len(web) == 1, told.stdout + told.stderr
-    if runs:
+    if runs == ".":
+        tool = start.split()[0]
+        assert web[0] == (f"web: node root.js (scripts.start {json.dumps(start)}: scripts.serve, run directly (the run "
+                          f"image has no {tool}))"), web
+    elif runs:
         assert web[0].startswith(f"web: /bin/sh -c cd {runs} && exec node server.js (scripts.start {json.dumps(start)}: "
                                  f"the start script of the workspace {runs}, run directly"), web
     else:

@@ -471,6 +471,35 @@ function rootStart(pkg, start) {
     `start run it, or move ${devOnly} to dependencies`);
 }
 
+//: A start script that only runs another script of the same package.json through the package
+//: manager (`npm run serve`, `yarn serve`, `pnpm run start:prod -- --port 80`, `bun run serve`),
+//: followed while it is one such call: the run image has no package manager, so the image runs
+//: that script itself (with the arguments after `--`). [script, names followed, tool] or null.
+function ownScript(pkg, start) {
+  let script = start.trim();
+  const via = [];
+  let tool = "";
+  while (via.length < 8 && !SHELL_CHARS.test(script)) {
+    const words = script.split(/\s+/);
+    if (!["npm", "yarn", "pnpm", "bun"].includes(words[0])) break;
+    let rest = words.slice(1);
+    let name = "";
+    if (words[0] === "npm" && rest[0] === "start") name = "start";
+    else if (["run", "run-script"].includes(rest[0]) && rest.length > 1) name = rest[1];
+    else if (["yarn", "pnpm"].includes(words[0]) && rest.length && !rest[0].startsWith("-")) name = rest[0];
+    else break;
+    rest = rest.slice(name === rest[0] ? 1 : 2);
+    if (rest[0] === "--") rest = rest.slice(1);
+    else if (rest.length && words[0] === "npm") break;  // npm's own options: not followed
+    const target = pkg.scripts[name];
+    if (typeof target !== "string" || !target.trim() || via.includes(name) || (name === "start" && !via.length)) break;
+    tool = words[0];
+    via.push(name);
+    script = [target.trim(), ...rest].join(" ");
+  }
+  return via.length ? [script, via, tool] : null;
+}
+
 function startCommand(pkg, wsDirs) {
   if (!pkg) {
     const entry = ENTRY_FILES.find(exists);
@@ -488,6 +517,12 @@ function startCommand(pkg, wsDirs) {
     if (ws) {
       return [fromScript(ws[1], ws[0]), `scripts.start ${JSON.stringify(start.trim())}: the start script of the ` +
         `workspace ${ws[0]}, run directly (the run image has no ${ws[2]})`];
+    }
+    const own = ownScript(pkg, start);
+    if (own) {
+      const [cmd, why] = rootStart(pkg, own[0]);
+      return [cmd, `scripts.start ${JSON.stringify(start.trim())}: ${own[1].map((n) => `scripts.${n}`).join(", then ")}, ` +
+        `run directly (the run image has no ${own[2]})${why === "scripts.start" ? "" : `; ${why}`}`];
     }
     return rootStart(pkg, start);
   }
