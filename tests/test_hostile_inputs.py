@@ -6,14 +6,17 @@ report from the buildpack that read it -- never a traceback, and nothing outside
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
 import socket
 import stat
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -242,3 +245,53 @@ def test_a_failed_copy_leaves_the_destination_byte_identical(tmp_path: Path, how
     for name in set(after) - set(before):
         assert name.parent == Path("blobs/sha256") and hashlib.sha256(after[name]).hexdigest() == name.name
     assert LayoutStore(tmp_path / "dst").list_tags() == ["keep"]
+
+
+# -- a hostile registry ------------------------------------------------------------------------------
+
+
+CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+
+
+class _EndlessConfig(http.server.BaseHTTPRequestHandler):
+    """A registry whose manifest is honest and whose config blob never ends (10^12 bytes declared)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.rstrip("/") == "/v2":
+            body, ctype = b"{}", "application/json"
+        elif "/manifests/" in self.path:
+            config = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                      "digest": "sha256:" + hashlib.sha256(CONFIG).hexdigest(), "size": len(CONFIG)}
+            body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": config, "layers": []}).encode()
+            ctype = "application/vnd.oci.image.manifest.v1+json"
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 ** 12))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b"x" * 65536)
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_config_blob_that_never_ends_is_cut_one_byte_past_its_size(tmp_path: Path) -> None:
+    """The config (a small blob) was read whole into memory before its size was checked."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessConfig)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ref = f"docker://localhost:{server.server_address[1]}/endless:t"
+        proc = pallet("inspect", ref, check=False, timeout=120)  # a hang guard, not a speed check
+        one_line_error(proc, f"more than the expected {len(CONFIG)} bytes")
+    finally:
+        server.shutdown()

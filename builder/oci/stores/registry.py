@@ -233,12 +233,16 @@ class RegistryStore(Store):
         resp.close()
         return RegistryError(f"registry {self.host}: {action} in {self.description} failed: {detail}")
 
-    def _read_small(self, resp: requests.Response, what: str) -> bytes:
-        """The body of a streamed response, at most ``MAX_MANIFEST_SIZE`` bytes."""
+    def _read_small(self, resp: requests.Response, what: str, expected: int | None = None) -> bytes:
+        """The body of a streamed response, at most ``MAX_MANIFEST_SIZE`` bytes (``expected``:
+        exactly that many, so a registry sending an endless body is stopped one byte past it)."""
         chunks, total = [], 0
         try:
             for chunk in resp.iter_content(64 * 1024):
                 total += len(chunk)
+                if expected is not None and total > expected:
+                    raise DigestMismatchError(f"{what} from {self.description}: more than the expected "
+                                              f"{expected} bytes")
                 if total > MAX_MANIFEST_SIZE:
                     raise RegistryError(f"registry {self.host}: {what} in {self.description} is larger "
                                         f"than {MAX_MANIFEST_SIZE} bytes; refusing it")
@@ -379,14 +383,13 @@ class RegistryStore(Store):
         if desc.size > SMALL_BLOB:
             return super().get_blob(desc)
         resp = self._request("GET", self._path("blobs", desc.digest), headers={"Accept-Encoding": "identity"},
-                             small=True)
+                             stream=True, small=True)
         if resp.status_code == 404:
             resp.close()
             raise NotFoundError(f"blob {desc.digest} not found in {self.description}")
         if resp.status_code != 200:
             raise self._fail(resp, f"GET blob {desc.digest}")
-        data = resp.content
-        resp.close()
+        data = self._read_small(resp, f"blob {desc.digest}", expected=desc.size)
         return verify_bytes(data, desc.digest, desc.size, what=f"blob {desc.digest} from {self.description}")
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO, progress: ProgressFn | None = None) -> None:
