@@ -601,3 +601,20 @@ def test_django_static_files_are_collected_again_when_they_change(bookworm, tmp_
     broken = bookworm.build(app, "dj:4", tmp_path / "cache", check=False)
     assert broken.returncode == 1 and "error: python manage.py collectstatic --noinput failed (above)" in broken.stderr
     assert pallet("inspect", "dj:4", env=bookworm.env, check=False).returncode == 1
+
+
+def test_a_frameworks_build_cache_is_left_out_of_the_image(bookworm, tmp_path):
+    """node-build-server with a build that also writes what Next.js's does: .next/ with its
+    build cache .next/cache (webpack's packs, most of .next's bytes): the cache is not in the
+    image, the rest of .next is."""
+    app = tmp_path / "nc"
+    shutil.copytree(APPS / "node-build-server", app)
+    build = app / "build.js"
+    build.write_text(build.read_text() + '\nfs.mkdirSync(".next/cache/webpack", { recursive: true });\n'
+                     'fs.writeFileSync(".next/cache/webpack/0.pack", String(Math.random()));\n'
+                     'fs.writeFileSync(".next/BUILD_ID", "fixed");\n')
+    done = bookworm.build(app, "nc:1", tmp_path / "cache")
+    assert "left out of the image: .next/cache (the framework's build cache)" in done.stderr, done.stderr
+    seen: list[str] = []
+    _files(bookworm, "nc:1", lambda e: seen.append(e.path) if "/.next" in e.path and e.type == "file" else None)
+    assert seen == ["layers/pallet_node-build/output/.next/BUILD_ID"], seen
