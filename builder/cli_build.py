@@ -125,7 +125,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 why = "; ".join(outcome.output) if outcome and outcome.output else "passed"
                 print(f"  {bp.id}: {why}")
         else:
-            print("no buildpack group passed detection", file=sys.stderr)
+            from builder.lifecycle.otherruntimes import hint
+
+            print(hint(Path(args.src)), file=sys.stderr)
             for i, t in enumerate(result.trials, 1):
                 print(f"  group {i}: " + ", ".join(bp.id + ("?" if opt else "") for bp, opt in t.members)
                       + f" — {t.reason}", file=sys.stderr)

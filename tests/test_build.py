@@ -167,6 +167,29 @@ def test_no_buildpack_detects(tmp_path, home):
     assert as_json["passed"] is False and last == {"pallet/apt": ["no Aptfile"], "pallet/procfile": ["no Procfile"]}
 
 
+@pytest.mark.parametrize("files, looks", [
+    ({"Gemfile": "source 'https://rubygems.org'\ngem 'sinatra'\n", "app.rb": "get('/') { 'hi' }\n"},
+     "a Ruby app (Gemfile)"),
+    ({"pom.xml": "<project/>\n", "src/main/java/App.java": "class App {}\n"}, "a Java (JVM) app (pom.xml)"),
+    ({"Cargo.toml": "[package]\nname = 'x'\n", "src/main.rs": "fn main() {}\n"}, "a Rust app (Cargo.toml)"),
+    ({"composer.json": "{}\n", "index.php": "<?php echo 1;\n"}, "a PHP app (composer.json, index.php)"),
+])
+def test_an_app_in_another_language_is_named_in_the_error(tmp_path, home, files, looks):
+    """A stranger's app in a language pallet does not build: the first line says so, and what to do."""
+    app = tmp_path / "app"
+    for name, text in files.items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(text)
+    built = build(app, "other:1", home, check=False)
+    first = built.stderr.strip().splitlines()[0]
+    assert built.returncode == 1 and "Traceback" not in built.stderr
+    assert first.startswith(f"pallet: error: no buildpack group passed detection: the app looks like {looks}, "), first
+    assert "--buildpack DIR" in first and "group 1 [" in built.stderr  # the groups' reasons follow
+    detected = pallet("detect", str(app), "--stack", TINY, env=home, check=False)
+    assert detected.returncode == 1 and detected.stderr.splitlines()[0].startswith(
+        f"no buildpack group passed detection: the app looks like {looks}")
+
+
 def _copy_bp(tmp_path: Path) -> Path:
     bp = tmp_path / "bp"
     shutil.copytree(HELLO_BP, bp)

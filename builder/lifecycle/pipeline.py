@@ -412,7 +412,9 @@ def _run_phases(options: BuildOptions, build_image: Image, run_image: Image, run
             ctx.detect_memo = memo_of_detect = DetectMemo(build_cache.root / FILE, ctx.app_dir, ctx.build_image)
             result = detect(prepared.groups, ctx)
             if not result.passed:
-                raise DetectError("no buildpack group passed detection:\n" + explain_failure(result))
+                from builder.lifecycle.otherruntimes import hint
+
+                raise DetectError(f"{hint(options.source)}:\n" + explain_failure(result))
             write_outputs(result, work / "out")
             memo_of_detect.save()
         with timer("restore"):
