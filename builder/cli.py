@@ -102,6 +102,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_count(text: str) -> int:
+    """``--jobs``: a count of parallel transfers; 0 or less would run nothing, or one silently."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _kv(items: list[str] | None, flag: str, from_env: bool = False) -> dict[str, str]:
     """KEY=VALUE items; with ``from_env``, a bare KEY takes our own value (skipped when unset),
     as ``docker run -e KEY`` does: a secret need not be on a command line ``ps`` shows."""
@@ -247,7 +258,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                                    + refs_help)
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
-    p.add_argument("--jobs", type=int, default=4, help="blobs transferred at once (default 4)")
+    p.add_argument("--jobs", type=jobs_count, default=4, help="blobs transferred at once (default 4)")
     p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("inspect", parents=[_common()], help="show an image's manifest, config and layers",

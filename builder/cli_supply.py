@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from builder.errors import UsageError
 
-from builder.cli import _kv  # one parser for KEY=VALUE flags
+from builder.cli import _kv, jobs_count  # one parser for KEY=VALUE flags, one for --jobs
 
 
 def _emit(args: argparse.Namespace, result: Any, text: str) -> None:
@@ -377,7 +377,7 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("dst", metavar="DST")
     p.add_argument("--policy", metavar="POLICY.toml")
     p.add_argument("--advisories", metavar="PATH", help="OSV records for the policy's [vulnerabilities] rule")
-    p.add_argument("--jobs", type=int, default=4, help="blobs transferred at once (default 4)")
+    p.add_argument("--jobs", type=jobs_count, default=4, help="blobs transferred at once (default 4)")
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("audit", parents=[common()], help="list the images affected by advisories, or containing a package",
@@ -388,7 +388,7 @@ def register(sub: Any, common: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--advisories", metavar="PATH",
                    help="OSV records (a directory of .json, or a .zip as osv.dev publishes them): report "
                         "each advisory affecting each image, and whether a rebase or a rebuild fixes it")
-    p.add_argument("--jobs", type=int, default=8, help="images read at once (default 8)")
+    p.add_argument("--jobs", type=jobs_count, default=8, help="images read at once (default 8)")
     p.add_argument("--package", metavar="NAME")
     p.add_argument("--below", metavar="VERSION")
     p.set_defaults(func=cmd_audit)

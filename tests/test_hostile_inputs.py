@@ -295,3 +295,18 @@ def test_a_config_blob_that_never_ends_is_cut_one_byte_past_its_size(tmp_path: P
         one_line_error(proc, f"more than the expected {len(CONFIG)} bytes")
     finally:
         server.shutdown()
+
+
+# -- the command line ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", ["0", "-5"])
+@pytest.mark.parametrize("command", ["copy", "promote"])
+def test_jobs_below_one_is_a_usage_error(tmp_path: Path, command: str, jobs: str) -> None:
+    """copy and promote took --jobs 0 (or -5) and ran one at a time without a word; rebase refused it."""
+    push_layer_blobs(LayoutStore(tmp_path / "src"), [_layer(["bin/app"])], tag="t")
+    extra = ("--key", str(tmp_path / "none.pub")) if command == "promote" else ()
+    proc = pallet(command, "--jobs", jobs, *extra, f"oci:{tmp_path}/src:t", f"oci:{tmp_path}/dst:t", check=False)
+    assert proc.returncode == 2
+    one_line_error(proc, "--jobs", "at least 1")
+    assert not (tmp_path / "dst").exists()
