@@ -310,3 +310,16 @@ def test_jobs_below_one_is_a_usage_error(tmp_path: Path, command: str, jobs: str
     assert proc.returncode == 2
     one_line_error(proc, "--jobs", "at least 1")
     assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("io = 5\n", "[io] must be a table"),
+    ("[build]\nenv = 5\n", "build.env must be an array of tables"),
+    ("[build]\nenv = {a = 1}\n", "build.env must be an array of tables"),
+    ("[build]\nbuildpacks = 5\n", "build.buildpacks must be an array of tables"),
+    ("[build]\nbuildpacks = [{id = 5, version = [1]}]\n", "must be strings"),
+])
+def test_a_project_toml_of_the_wrong_types_is_a_one_line_error(tmp_path: Path, body: str, needle: str) -> None:
+    app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>", "project.toml": body})
+    proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"), check=False)
+    one_line_error(proc, "project.toml", needle, progress=True)

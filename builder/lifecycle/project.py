@@ -41,7 +41,10 @@ def read_project(src: Path) -> Project:
     if data is None:
         return Project()
     where = str(path)
-    build = data.get("build") or data.get("io", {}).get("buildpacks", {}) or {}
+    io = data.get("io") or {}
+    if not isinstance(io, dict):
+        raise TomlError(f"{where}: [io] must be a table")
+    build = data.get("build") or io.get("buildpacks", {}) or {}
     if not isinstance(build, dict):
         raise TomlError(f"{where}: [build] must be a table")
     exclude, include = build.get("exclude") or [], build.get("include") or []
@@ -50,6 +53,9 @@ def read_project(src: Path) -> Project:
             raise TomlError(f"{where}: build.{key} must be an array of strings")
     if exclude and include:
         raise TomlError(f"{where}: build.exclude and build.include cannot both be set")
+    for key in ("env", "buildpacks"):
+        if not isinstance(build.get(key) or [], list):
+            raise TomlError(f"{where}: build.{key} must be an array of tables")
     env = {}
     for i, e in enumerate(build.get("env") or []):
         if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("value"), str):
@@ -59,6 +65,8 @@ def read_project(src: Path) -> Project:
     for i, b in enumerate(build.get("buildpacks") or []):
         if not isinstance(b, dict) or not (b.get("id") or b.get("uri")):
             raise TomlError(f"{where}: build.buildpacks[{i}] needs an 'id' or a 'uri'")
+        if not all(isinstance(b.get(k), (str, type(None))) for k in ("id", "version", "uri")):
+            raise TomlError(f"{where}: build.buildpacks[{i}]: 'id', 'version' and 'uri' must be strings")
         bps.append(BuildpackRef(b.get("id"), b.get("version"), b.get("uri")))
     return Project(exclude=list(exclude), include=list(include), env=env, buildpacks=bps)
 
