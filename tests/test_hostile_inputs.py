@@ -323,3 +323,18 @@ def test_a_project_toml_of_the_wrong_types_is_a_one_line_error(tmp_path: Path, b
     app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>", "project.toml": body})
     proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"), check=False)
     one_line_error(proc, "project.toml", needle, progress=True)
+
+
+@pytest.mark.parametrize("work, outside", [
+    ("go 1.22\nuse ../../etc\n", "../../etc"),
+    ("go 1.22\nuse (\n\t./a\n\t/etc\n)\n", "/etc"),
+    ('go 1.22\nuse "./a/../../x"\n', "./a/../../x"),
+])
+def test_a_go_work_using_a_directory_outside_the_app_is_refused(tmp_path: Path, work: str, outside: str) -> None:
+    """go.work's use lines were built as they were: the build image's /etc as a workspace module."""
+    app = write_app(tmp_path / "app", {"go.work": work, "a/go.mod": "module a\n\ngo 1.22\n",
+                                       "a/main.go": "package main\n\nfunc main() {}\n"})
+    proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"go.work uses {outside}, a directory outside the app" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "index.json").exists()
