@@ -618,3 +618,25 @@ def test_a_frameworks_build_cache_is_left_out_of_the_image(bookworm, tmp_path):
     seen: list[str] = []
     _files(bookworm, "nc:1", lambda e: seen.append(e.path) if "/.next" in e.path and e.type == "file" else None)
     assert seen == ["layers/pallet_node-build/output/.next/BUILD_ID"], seen
+
+
+def test_packagemanagers_exact_release_comes_straight_from_the_registry_unless_npm_is_configured(bookworm, tmp_path):
+    """pnpm@9.15.9 (packageManager): one self-contained package, so its tarball is fetched and
+    checked against the registry's sha512 without starting npm; an .npmrc (a registry, a proxy,
+    credentials may be in it) leaves the install to npm, which honours it. Both install the same
+    pnpm, and the app's dependencies are the same."""
+    fast = bookworm.build(APPS / "node-pnpm", "pm:fast", tmp_path / "c1")
+    assert "pnpm@9.15.9: its tarball from the registry, sha512 checked (pnpm, pnpx)" in fast.stderr
+    assert "added 1 package" not in fast.stderr
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "node-pnpm", app)
+    (app / ".npmrc").write_text("fund=false\n")
+    configured = bookworm.build(app, "pm:npm", tmp_path / "c2")
+    assert "its tarball from the registry" not in configured.stderr and "added 1 package" in configured.stderr
+    layers = {}
+    for ref in ("pm:fast", "pm:npm"):
+        info = bookworm.inspect(ref)
+        lifecycle = json.loads(info["config"]["labels"]["io.buildpacks.lifecycle.metadata"])
+        nodejs = [bp for bp in lifecycle["buildpacks"] if bp["key"] == "pallet/nodejs"][0]
+        layers[ref] = nodejs["layers"]["modules"]["sha"]
+    assert layers["pm:fast"] == layers["pm:npm"]  # the same production dependencies, whichever installed pnpm

@@ -12,6 +12,10 @@
 //                                     NODE_PKG, NODE_RESOLVED, NODE_INTEGRITY; exit 1 naming the
 //                                     versions there are when none matches
 //   nodeapp.js tool-version TOOL      the version of the package manager TOOL on PATH ("?" if none)
+//   nodeapp.js fetch-tool NAME@X.Y.Z PREFIX   the package manager's release straight from the
+//                                     registry (its tarball, sha512-checked) into PREFIX as
+//                                     `npm install -g --prefix PREFIX` lays it out; exit 3 when it
+//                                     is not a package to install that way (npm's job then)
 //   nodeapp.js relink LAYER           after an install in LAYER (an install root holding only the
 //                                     manifests): links into a workspace's copy point at the app's
 //                                     own directory (/workspace/...) instead
@@ -664,6 +668,96 @@ function resolveNode(range, arch) {
   return 0;
 }
 
+//: What `fetch-tool` answers when npm must install the tool instead (not a fault).
+const NOT_BY_ITSELF = 3;
+
+function getURL(url, limit = 64 << 20) {
+  // GET over https (the trust store pallet gives builds: NODE_EXTRA_CA_CERTS), one redirect hop at a time.
+  const https = require("https");
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { timeout: 60000, headers: { accept: "application/json, */*" } }, (res) => {
+      if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location) {
+        res.resume();
+        resolve(getURL(new URL(res.headers.location, url).toString(), limit));
+        return;
+      }
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
+        return;
+      }
+      const chunks = [];
+      let size = 0;
+      res.on("data", (c) => {
+        size += c.length;
+        if (size > limit) req.destroy(new Error(`GET ${url}: more than ${limit} bytes`));
+        else chunks.push(c);
+      });
+      res.on("end", () => resolve(Buffer.concat(chunks)));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timed out`)));
+    req.on("error", reject);
+  });
+}
+
+async function fetchTool(spec, prefix) {
+  // A package manager is one self-contained package (pnpm, yarn, @yarnpkg/cli-dist: bundled, no
+  // dependencies, no install scripts): its release's tarball, checked against the registry's
+  // sha512, unpacked where `npm install -g` puts it. npm's own start and its fetch of the whole
+  // packument (every release's metadata) cost more than the download itself.
+  const m = /^((?:@[a-z0-9._-]+\/)?[a-z0-9._-]+)@(\d+\.\d+\.\d+)$/.exec(spec || "");
+  if (!m || !prefix) return NOT_BY_ITSELF;
+  const [, name, version] = m;
+  let manifest;
+  try {
+    manifest = JSON.parse((await getURL(`https://registry.npmjs.org/${name.replace("/", "%2f")}/${version}`, 8 << 20))
+      .toString("utf8"));
+  } catch (_) {
+    return NOT_BY_ITSELF;  // npm tries, with its retries and its proxy settings, and says why
+  }
+  const scripts = manifest.scripts || {};
+  const deps = { ...(manifest.dependencies || {}), ...(manifest.optionalDependencies || {}) };
+  const integrity = (manifest.dist && manifest.dist.integrity) || "";
+  if (manifest.name !== name || manifest.version !== version || Object.keys(deps).length || scripts.preinstall ||
+      scripts.install || scripts.postinstall || !/^sha512-/.test(integrity) || !manifest.dist.tarball) {
+    return NOT_BY_ITSELF;
+  }
+  let tgz;
+  try {
+    tgz = await getURL(manifest.dist.tarball);
+  } catch (_) {
+    return NOT_BY_ITSELF;
+  }
+  const got = "sha512-" + crypto.createHash("sha512").update(tgz).digest("base64");
+  if (got !== integrity) {
+    throw new AppError(`${spec} from the npm registry does not match its integrity hash (${got}, the registry ` +
+      `says ${integrity}): not installing it`);
+  }
+  const dir = path.join(prefix, "lib", "node_modules", name);
+  fs.rmSync(prefix, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(prefix, ".download.tgz");
+  fs.writeFileSync(file, tgz);
+  const tar = childProcess.spawnSync("tar", ["-xzf", file, "-C", dir, "--strip-components=1", "--no-same-owner"],
+    { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  fs.rmSync(file, { force: true });
+  if (tar.status !== 0) throw new AppError(`cannot unpack ${spec}: ${(tar.stderr || "").trim()}`);
+  let bins = manifest.bin || {};
+  if (typeof bins === "string") bins = { [name.split("/").pop()]: bins };
+  fs.mkdirSync(path.join(prefix, "bin"), { recursive: true });
+  for (const [bin, rel] of Object.entries(bins)) {
+    const target = path.resolve(dir, String(rel));
+    if (!/^[A-Za-z0-9._-]+$/.test(bin) || path.relative(dir, target).startsWith("..") || !fs.existsSync(target)) {
+      throw new AppError(`${spec}: its bin ${JSON.stringify(bin)} -> ${JSON.stringify(rel)} is not a file of the package`);
+    }
+    fs.chmodSync(target, 0o755);
+    fs.symlinkSync(path.relative(path.join(prefix, "bin"), target), path.join(prefix, "bin", bin));
+  }
+  console.log(`${spec}: its tarball from the registry, sha512 checked (${Object.keys(bins).join(", ")})`);
+  return 0;
+}
+
 function relink(layer, ...wsDirs) {
   // npm, yarn and pnpm link a workspace's package into node_modules (node_modules/a ->
   // ../packages/a); in the install root that is the copy holding only package.json: point it at
@@ -701,6 +795,13 @@ function main(argv) {
     if (cmd === "explain") return explain();
     if (cmd === "resolve-node") return resolveNode(...args);
     if (cmd === "relink") return relink(...args);
+    if (cmd === "fetch-tool") {
+      fetchTool(...args).then((code) => { process.exitCode = code; }, (err) => {
+        console.error(`error: ${err instanceof AppError ? err.message : err}`);
+        process.exitCode = 1;
+      });
+      return undefined;
+    }
     if (cmd === "tool-version") {
       const bin = onPath(args[0] || "");
       console.log(bin ? toolVersion(bin) || "?" : "?");
@@ -715,4 +816,5 @@ function main(argv) {
   return 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+const code = main(process.argv.slice(2));
+if (code !== undefined) process.exitCode = code;
