@@ -112,14 +112,30 @@ def _zero_device(path: Path) -> None:
 
 @pytest.mark.parametrize("make", [_fifo, _socket, pytest.param(_zero_device, marks=pytest.mark.skipif(
     os.geteuid() != 0, reason="mknod of a device needs root"))], ids=["fifo", "socket", "dev-zero"])
-def test_a_special_file_in_the_source_is_refused_not_read(tmp_path: Path, make) -> None:
-    """The build memo read every file of the source: a FIFO blocked it forever, /dev/zero never ends."""
+def test_a_special_file_in_the_source_is_skipped_not_read(tmp_path: Path, make) -> None:
+    """The build memo opened every file of the source: a FIFO blocked the build forever, /dev/zero
+    never ended, a socket was 'No such device or address'. They are not source: the copy of the
+    source skips them, and so does the memo now; the image is the one without them."""
+    plain = write_app(tmp_path / "plain", {"index.html": "<h1>hi</h1>"})
     app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>"})
     make(app / "special")
-    proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"),
-                  check=False, timeout=300)  # a hang guard, not a speed check
-    one_line_error(proc, f"{app}/special", "device, socket or FIFO", progress=True)
-    assert not (tmp_path / "out" / "index.json").exists()
+    digests = []
+    for src in (plain, app):
+        proc = pallet("build", "--json", str(src), "-t", f"oci:{tmp_path}/out:{src.name}", "--cache-dir",
+                      str(tmp_path / f"c-{src.name}"), timeout=300)  # a hang guard, not a speed check
+        digests.append(json.loads(proc.stdout)["digest"])
+    assert digests[0] == digests[1]
+
+
+def test_a_source_deeper_than_any_image_is_a_one_line_error(tmp_path: Path) -> None:
+    """1200 levels made os.walk (the source copy, the build memo) die of RecursionError."""
+    app = write_app(tmp_path / "app", {"index.html": "x"})
+    deep = app.joinpath(*["d"] * 300)
+    deep.mkdir(parents=True)
+    for command in ("detect", "build"):
+        proc = pallet(command, str(app), "-t", f"oci:{tmp_path}/out:t", check=False) if command == "build" \
+            else pallet(command, str(app), check=False)
+        one_line_error(proc, "over 256 directories deep", progress=True)
 
 
 @pytest.mark.parametrize("kind", ["file", "missing"])

@@ -21,6 +21,7 @@ from typing import Any
 
 import builder
 from builder.errors import LayerError
+from builder.oci.unpack import MAX_DEPTH
 
 _PALLET_CODE = Path(builder.__file__).resolve().parent
 
@@ -37,6 +38,10 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
     ``stat_cached``: a file whose stat is unchanged keeps the digest this process computed."""
     for dirpath, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir.count(os.sep) >= MAX_DEPTH:
+            # deeper than any real tree, and than what an image may hold (os.walk would recurse
+            # past Python's limit a few hundred levels on)
+            raise LayerError(f"{dirpath[:120]}...: over {MAX_DEPTH} directories deep; it cannot go in a layer")
         if rel_dir == "." or skip_below:
             dirs[:] = sorted(d for d in dirs if d not in skip)
         else:
@@ -48,9 +53,9 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
             if os.path.islink(path):
                 h.update(f"L{rel}\0{os.readlink(path)}\n".encode("utf-8", "surrogateescape"))
             elif content and not stat.S_ISREG(st.st_mode):
-                # opening a FIFO blocks forever, a device like /dev/zero never ends: refused here,
-                # before anything reads it (the layer writer refuses them too)
-                raise LayerError(f"{path}: is a device, socket or FIFO; it cannot go in a layer")
+                # never opened: a FIFO blocks forever, a device like /dev/zero never ends; they
+                # are not source, and the copy of the source skips them too (project.copy_source)
+                continue
             elif content:
                 stamp = (path, st.st_size, st.st_mtime_ns, st.st_ino)
                 digest = _FILE_DIGESTS.get(stamp) if stat_cached else None

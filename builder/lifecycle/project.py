@@ -16,6 +16,7 @@ from pathlib import Path
 from builder.errors import PalletError
 from builder.lifecycle import tomlio
 from builder.lifecycle.tomlio import TomlError
+from builder.oci.unpack import MAX_DEPTH
 
 ALWAYS_EXCLUDED = (".git",)
 
@@ -104,6 +105,8 @@ def copy_source(src: Path, dst: Path, project: Project) -> None:
     for root, dirs, files in os.walk(src):
         rel_root = os.path.relpath(root, src)
         rel_root = "" if rel_root == "." else rel_root
+        if rel_root.count("/") >= MAX_DEPTH:  # before os.walk recurses past Python's limit
+            raise PalletError(f"{root[:120]}...: over {MAX_DEPTH} directories deep; it cannot go in a layer")
         keep = []
         for d in sorted(dirs):
             rel = f"{rel_root}/{d}" if rel_root else d
