@@ -354,3 +354,18 @@ def test_a_go_work_using_a_directory_outside_the_app_is_refused(tmp_path: Path, 
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert f"go.work uses {outside}, a directory outside the app" in proc.stderr, proc.stderr
     assert not (tmp_path / "out" / "index.json").exists()
+
+
+def test_append_refuses_a_directory_deeper_than_pallet_would_unpack(tmp_path: Path) -> None:
+    """append made a 300-level layer that pallet run then refused: now refused where it is made."""
+    from builder.oci import layer, unpack
+
+    assert layer.MAX_DEPTH == unpack.MAX_DEPTH
+    push_layer_blobs(LayoutStore(tmp_path / "base"), [_layer(["bin/app"])], tag="t")
+    src = tmp_path / "dir"
+    src.joinpath(*["d"] * (layer.MAX_DEPTH + 1)).mkdir(parents=True)
+    proc = pallet("append", f"oci:{tmp_path}/base:t", str(src), f"oci:{tmp_path}/out:t", check=False)
+    one_line_error(proc, "directories deep")
+    assert not (tmp_path / "out").exists()
+    src.joinpath(*["d"] * (layer.MAX_DEPTH + 1)).rmdir()  # 256 levels: fine
+    pallet("append", f"oci:{tmp_path}/base:t", str(src), f"oci:{tmp_path}/out:t")

@@ -468,6 +468,10 @@ def _write_records(records: Iterable[_Record], out: _TarStream, *, uid: int, gid
     out.end_archive()
 
 
+#: As deep as an unpacked layer may go: builder.oci.unpack.MAX_DEPTH (equal; a test checks).
+MAX_DEPTH = 256
+
+
 # -- walking a directory: I/O ------------------------------------------------------------
 
 _by_name = operator.attrgetter("name")
@@ -542,6 +546,8 @@ def _walk(src_dir: str | os.PathLike[str], prefix: str, keep_owners: bool) -> It
                 inodes[ident] = rel
             yield (FILE, rel, S_IMODE(st.st_mode), uid, gid, b"", child.path, st.st_size, None)
         elif fmt == stat.S_IFDIR:
+            if rel.count(b"/") >= MAX_DEPTH:  # a layer pallet itself refuses to unpack (unpack.MAX_DEPTH)
+                raise LayerError(f"{os.fsdecode(child.path)[:120]}...: over {MAX_DEPTH} directories deep")
             yield (DIR, rel, S_IMODE(st.st_mode), uid, gid, b"", None, None, None)
             stack.append((_sorted_children(child.path), rel))
         elif fmt == stat.S_IFLNK:
