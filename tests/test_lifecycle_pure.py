@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.errors import PalletError
+
 from builder.lifecycle import envfiles
 from builder.lifecycle.buildpack import Buildpack, BuildpackError, GroupRef, Registry, load
 from builder.lifecycle.layers import merge_processes, read_launch, read_layers
@@ -162,6 +164,24 @@ def test_copy_source_filters_and_symlinks(tmp_path):
     got = sorted(str(p.relative_to(tmp_path / "dst")) for p in (tmp_path / "dst").rglob("*"))
     assert got == ["app.py", "escape", "project.toml", "sub", "sub/keep.txt"]
     assert os.readlink(tmp_path / "dst" / "escape") == "/etc/passwd"
+
+
+def test_project_descriptor_schema_0_2(tmp_path):
+    """The CNB project descriptor 0.2: [io.buildpacks] with exclude, [[io.buildpacks.group]] and
+    [[io.buildpacks.build.env]] (the form pack writes), read as 0.1's [build] is."""
+    src = tmp_path / "src"
+    write(src / "project.toml", '[_]\nschema-version = "0.2"\n[io.buildpacks]\nexclude = ["*.log"]\n'
+                                '[[io.buildpacks.group]]\nid = "pallet/nodejs"\n'
+                                '[[io.buildpacks.build.env]]\nname = "BP_KEEP_SOURCE"\nvalue = "true"\n')
+    project = read_project(src)
+    assert project.env == {"BP_KEEP_SOURCE": "true"} and project.exclude == ["*.log"]
+    assert [b.id for b in project.buildpacks] == ["pallet/nodejs"]
+    write(src / "project.toml", '[io.buildpacks]\n[[io.buildpacks.build.env]]\nname = "A"\nvalue = 1\n')
+    with pytest.raises(PalletError, match=r"io.buildpacks.build.env\[0\] needs string 'name' and 'value'"):
+        read_project(src)
+    write(src / "project.toml", '[io.buildpacks]\nbuild = 5\n')
+    with pytest.raises(PalletError, match=r"\[io.buildpacks.build\] must be a table"):
+        read_project(src)
 
 
 def test_build_layers_lib_and_include_paths(tmp_path):

@@ -45,29 +45,45 @@ def read_project(src: Path) -> Project:
     io = data.get("io") or {}
     if not isinstance(io, dict):
         raise TomlError(f"{where}: [io] must be a table")
-    build = data.get("build") or io.get("buildpacks", {}) or {}
+    # Schema 0.1: [build] (exclude, include, [[build.env]], [[build.buildpacks]]). Schema 0.2:
+    # [io.buildpacks] (exclude, include, [[io.buildpacks.group]], [[io.buildpacks.build.env]]);
+    # its env and buildpacks are also taken where pallet once read them (io.buildpacks.env/.buildpacks).
+    v1 = "build" in data
+    build = data.get("build") if v1 else io.get("buildpacks", {})
+    prefix = "build" if v1 else "io.buildpacks"
     if not isinstance(build, dict):
-        raise TomlError(f"{where}: [build] must be a table")
+        raise TomlError(f"{where}: [{prefix}] must be a table")
     exclude, include = build.get("exclude") or [], build.get("include") or []
     for key, value in (("exclude", exclude), ("include", include)):
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise TomlError(f"{where}: build.{key} must be an array of strings")
+            raise TomlError(f"{where}: {prefix}.{key} must be an array of strings")
     if exclude and include:
-        raise TomlError(f"{where}: build.exclude and build.include cannot both be set")
-    for key in ("env", "buildpacks"):
+        raise TomlError(f"{where}: {prefix}.exclude and {prefix}.include cannot both be set")
+    env_key, bps_key = "env", "buildpacks"
+    if not v1:
+        inner = build.get("build")
+        if inner is not None and not isinstance(inner, dict):
+            raise TomlError(f"{where}: [io.buildpacks.build] must be a table")
+        if inner and "env" in inner:
+            build = {**build, "env": inner["env"]}
+            env_key = "build.env"
+        if "group" in build:
+            build = {**build, "buildpacks": build["group"]}
+            bps_key = "group"
+    for key, shown in (("env", env_key), ("buildpacks", bps_key)):
         if not isinstance(build.get(key) or [], list):
-            raise TomlError(f"{where}: build.{key} must be an array of tables")
+            raise TomlError(f"{where}: {prefix}.{shown} must be an array of tables")
     env = {}
     for i, e in enumerate(build.get("env") or []):
         if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("value"), str):
-            raise TomlError(f"{where}: build.env[{i}] needs string 'name' and 'value'")
+            raise TomlError(f"{where}: {prefix}.{env_key}[{i}] needs string 'name' and 'value'")
         env[e["name"]] = e["value"]
     bps = []
     for i, b in enumerate(build.get("buildpacks") or []):
         if not isinstance(b, dict) or not (b.get("id") or b.get("uri")):
-            raise TomlError(f"{where}: build.buildpacks[{i}] needs an 'id' or a 'uri'")
+            raise TomlError(f"{where}: {prefix}.{bps_key}[{i}] needs an 'id' or a 'uri'")
         if not all(isinstance(b.get(k), (str, type(None))) for k in ("id", "version", "uri")):
-            raise TomlError(f"{where}: build.buildpacks[{i}]: 'id', 'version' and 'uri' must be strings")
+            raise TomlError(f"{where}: {prefix}.{bps_key}[{i}]: 'id', 'version' and 'uri' must be strings")
         bps.append(BuildpackRef(b.get("id"), b.get("version"), b.get("uri")))
     return Project(exclude=list(exclude), include=list(include), env=env, buildpacks=bps)
 
