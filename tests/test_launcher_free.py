@@ -175,3 +175,16 @@ def test_the_process_working_dir_with_or_without_launcher(tmp_path, home):  # no
         assert pallet("run", f"envrules:{tag}", env=home).stdout.splitlines()[1] == "cwd: /workspace/site"
     config = json.loads(pallet("inspect", "--json", "envrules:wd-free", env=home).stdout)["config"]
     assert config["workingDir"] == "/workspace/site"
+
+
+@pytest.mark.parametrize("odd", ["name", "value"])
+def test_env_files_a_config_cannot_carry_keep_the_launcher(tmp_path, home, odd):  # noqa: F811
+    """A variable named ODD-NAME (the launcher sets it; a config's NAME=value is not meant for it)
+    or a value that is not UTF-8: the image keeps its launcher, which sets them as it always did."""
+    app = _app_dir(tmp_path)
+    _build(app, f"envrules:odd-{odd}", home, "--env", f"ENVRULES_ODD={odd}")
+    config = json.loads(pallet("inspect", "--json", f"envrules:odd-{odd}", env=home).stdout)["config"]
+    assert config["entrypoint"] == ["/cnb/process/web"]
+    if odd == "name":  # (the other prints bytes that are not text)
+        out = pallet("run", f"envrules:odd-{odd}", env=home).stdout
+        assert out.splitlines()[:2] == ["args: default-arg", "cwd: /workspace"]  # (sh drops ODD-NAME itself)

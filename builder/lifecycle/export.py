@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 from pathlib import Path
 
 from builder.errors import PalletError
@@ -35,6 +36,7 @@ PALLET_LIFECYCLE_VERSION = "0.1.0"
 #: (the default) leaves it out of an image whose one process can be its entrypoint.
 LAUNCHER_CHOICE = "BP_LAUNCHER"
 _ACTIONS = ("override", "default", "append", "prepend")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def launcher_free_env(result: BuildResult, processes: list[Process], default: str | None,
@@ -81,6 +83,8 @@ def launcher_free_env(result: BuildResult, processes: list[Process], default: st
                     action = action if dot else "override"
                     if not var or "=" in var or action not in _ACTIONS:
                         continue  # as the launcher: hidden files, .delim files, unknown suffixes
+                    if not _ENV_NAME.match(var):
+                        return None  # a name a config's "NAME=value" could not carry as the launcher sets it
                     value = _env_text(files[name])
                     delim = _env_text(files[f"{var}.delim"]) if f"{var}.delim" in files else ""
                     if value is None or delim is None:
