@@ -26,7 +26,8 @@ def home(tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("pallet-home")
     env = {"PALLET_HOME": str(home), "PALLET_SERVER": "0"}
     pallet("stack", "build", TINY, "--refresh", env=env, timeout=900)
-    return {"PALLET_HOME": str(home)}
+    # These tests are about the server: on, whatever the environment running them says.
+    return {"PALLET_HOME": str(home), "PALLET_SERVER": "1"}
 
 
 @pytest.fixture()
