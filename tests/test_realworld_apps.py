@@ -268,6 +268,25 @@ def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_pat
     assert workspace == ["workspace/dist"], workspace
 
 
+def test_a_start_script_running_the_dev_server_by_name_is_a_front_end_app(bookworm, tmp_path):
+    """"start": "npm run dev -- --port 3000" with "dev": "vite" starts a development server, as
+    "start": "vite" does: the app is a front-end app (its build output served), in all three of
+    pallet/nodejs's plan, pallet/node-build's facts and pallet/static's detect."""
+    app = tmp_path / "app"
+    shutil.copytree(APPS / "node-spa", app)
+    pkg = json.loads((app / "package.json").read_text())
+    pkg["scripts"].update({"start": "npm run dev -- --port 3000", "dev": "vite"})
+    (app / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    detected = bookworm.detect(app).stdout
+    assert "pallet/static" in detected and "a front-end app" in detected, detected
+    built = bookworm.build(app, "devstart:1", tmp_path / "cache")
+    assert "served by pallet-static" in built.stderr, built.stderr
+    port = free_port()
+    with pallet_run(bookworm, "devstart:1", port) as proc:
+        page = wait_http(port, "/settings/profile", alive=lambda: proc.poll() is None)
+        assert page.status == 200 and "<h1>Hello from node-spa</h1>" in page.body
+
+
 def test_spa_source_is_kept_when_asked(bookworm, tmp_path):
     bookworm.build(APPS / "node-spa", "spa:kept", tmp_path / "cache", "--env", "BP_KEEP_SOURCE=true")
     workspace = set()

@@ -369,8 +369,19 @@ const shq = (s) => (/^[A-Za-z0-9_./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\'
 //: Angular, webpack): not a way to serve an app in production; the build output is.
 const DEV_SERVER = /^(react-scripts start|vite( (dev|serve))?|vue-cli-service serve|ng serve|webpack-dev-server|webpack serve)( |$)/;
 
+//: A start script that only runs another script by name (`npm run dev`, `yarn dev`, with arguments
+//: after `--`): followed for DEV_SERVER's test, as pallet/node-build's facts and pallet/static's
+//: detect follow it (the same pattern in each).
+const RUNS_SCRIPT = /^(?:npm run(?:-script)?|yarn(?: run)?|pnpm(?: run)?|bun run) ([A-Za-z0-9:_.][A-Za-z0-9:_.-]*)(?: -- (.*))?$/;
+
 function devServerStart(pkg) {
-  const start = pkg && pkg.scripts && typeof pkg.scripts.start === "string" ? pkg.scripts.start.trim() : "";
+  const scripts = pkg && pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
+  let start = typeof scripts.start === "string" ? scripts.start.trim() : "";
+  for (let i = 0; i < 8 && !DEV_SERVER.test(start); i++) {
+    const m = RUNS_SCRIPT.exec(start);
+    if (!m || m[1] === "start" || typeof scripts[m[1]] !== "string") break;
+    start = [scripts[m[1]].trim(), m[2] || ""].join(" ").trim();
+  }
   return DEV_SERVER.test(start) ? start : "";
 }
 
