@@ -124,3 +124,34 @@ def test_copy_killed_half_way_then_rerun_completes(tmp_path):
     out = pallet("copy", f"oci:{tmp_path}/src:big", f"oci:{dst}:big")
     assert out.stdout.strip().endswith(digest)
     verify_layout(dst)
+
+
+def _lying_size_manifest(src: LayoutStore, desc: Descriptor, data: bytes) -> bytes:
+    """The manifest ``data`` with its first layer's size off by one (the digest is right)."""
+    doc = json.loads(data)
+    doc["layers"][0]["size"] += 1
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("kind", ["layout", "registry"])
+def test_copy_refuses_a_manifest_whose_size_lies_about_a_blob_the_destination_has(tmp_path, kind, request):
+    """A copy skips blobs the destination has without reading the source's bytes, so the
+    manifest's size for them was never checked: such a copy stored a manifest no reader accepts."""
+    from builder.errors import DigestMismatchError
+    from builder.oci.stores.registry import RegistryStore
+    from tests.fixtures_registry import unique_repo
+
+    src = LayoutStore(tmp_path / "src")
+    desc, data = push_image(src, [{"a": b"x" * 3000}], tag="v1")
+    if kind == "layout":
+        dst = LayoutStore(tmp_path / "dst")
+    else:
+        dst = RegistryStore(request.getfixturevalue("registry").host, unique_repo())
+    copy_image(src, "v1", dst, "good")
+    lying = _lying_size_manifest(src, desc, data)
+    src.put_manifest(lying, desc.media_type, tag="lies")
+    before = dst.list_tags()
+    with pytest.raises(DigestMismatchError, match=r"the manifest says \d+ bytes, .* holds \d+"):
+        copy_image(src, "lies", dst, "lies")
+    assert dst.list_tags() == before
+    assert load_image(dst, "good").digest == desc.digest

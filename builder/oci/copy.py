@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from builder.errors import DigestMismatchError
 from builder.oci import mediatypes as mt
 from builder.oci.image import load_image
 from builder.oci.model import Descriptor, Index, Manifest, Platform
@@ -37,7 +38,12 @@ def copy_blobs(src: Store, dst: Store, blobs: list[Descriptor], *, jobs: int = D
         unique.setdefault(blob.digest, blob)
 
     def one(blob: Descriptor) -> str:
-        if dst.has_blob(blob.digest):
+        here = dst.blob_size(blob.digest)
+        if here is not None and here >= 0 and here != blob.size:
+            raise DigestMismatchError(
+                f"blob {blob.digest}: the manifest says {blob.size} bytes, {dst.description} holds "
+                f"{here}: a wrong manifest (or a damaged blob there), not copied")
+        if here is not None:
             return "skipped"
         if dst.mount_blob(blob, src):
             return "mounted"

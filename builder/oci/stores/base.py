@@ -70,6 +70,13 @@ class Store(abc.ABC):
     def has_blob(self, digest: str) -> bool:
         """Whether the blob is already here (so a copy can skip it)."""
 
+    def blob_size(self, digest: str) -> int | None:
+        """The size of a blob already here (None: not here; -1: here, size not known cheaply).
+
+        A copy that skips a blob the destination has never reads the source's bytes, so this is
+        where a manifest whose size field lies about that blob is caught."""
+        return -1 if self.has_blob(digest) else None
+
     @abc.abstractmethod
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         """A stream of the blob that raises DigestMismatchError if its bytes are wrong."""

@@ -325,6 +325,13 @@ class LayoutStore(Store):
         except ValueError:
             return False
 
+    def blob_size(self, digest: str) -> int | None:
+        try:
+            st = self._blob_path(digest).stat()
+        except (ValueError, OSError):
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         self._ensure(for_write=False)
         try:

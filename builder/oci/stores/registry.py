@@ -52,6 +52,8 @@ TAGS_PAGE_SIZE = 1000
 MAX_MANIFEST_SIZE = 4 * MiB
 
 _OCTET = "application/octet-stream"
+#: The digest of zero bytes.
+_EMPTY_BLOB = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def referrers_tag(digest: str) -> str:
@@ -356,14 +358,23 @@ class RegistryStore(Store):
     # -- blobs -----------------------------------------------------------------------
 
     def has_blob(self, digest: str) -> bool:
+        return self.blob_size(digest) is not None
+
+    def blob_size(self, digest: str) -> int | None:
         # A redirect (to a CDN or bucket) already says the blob is there; following it could
         # meet a URL signed for GET only.
         resp = self._request("HEAD", self._path("blobs", digest), allow_redirects=False)
         resp.close()
-        if 200 <= resp.status_code < 400:
-            return True
+        if 200 <= resp.status_code < 300:
+            length = resp.headers.get("Content-Length", "")
+            size = int(length) if length.isdigit() and len(length) < 20 else -1
+            # Some fronts answer HEAD with a length of 0 whatever the blob: only the empty blob
+            # has that size for sure.
+            return -1 if size == 0 and digest != _EMPTY_BLOB else size
+        if 300 <= resp.status_code < 400:
+            return -1
         if resp.status_code == 404:
-            return False
+            return None
         raise self._fail(resp, f"HEAD blob {digest}")
 
     def open_blob(self, desc: Descriptor) -> BinaryIO:
