@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,7 +117,10 @@ def build(group: list[Buildpack], resolution: Resolution, ctx: Context,
             ctx.output(f"[{bp.id}] inputs unchanged: reusing its layers (bin/build not run)")
         else:
             before = _top_level(ctx.app_dir) if key is not None else {}
+            started = time.perf_counter()
             code = run_build(bp, entries, step_env, ctx)
+            if os.environ.get("PALLET_TIMINGS"):
+                ctx.output(f"[timings] {bp.id}: {time.perf_counter() - started:.3f} s")
             if code != 0:
                 raise BuildpackFailed(f"buildpack {bp.id} {bp.version} failed (exit {code}); its output is above")
             if key is not None:
