@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import requests
+import urllib3
 
 from builder.errors import AuthError, RegistryError, UsageError
 
@@ -38,6 +39,12 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 #: Tokens are dropped this many seconds before they expire, so none expires in flight.
 TOKEN_EXPIRY_MARGIN = 10.0
 TOKEN_TIMEOUT = (10.0, 30.0)
+#: The most of a token server's answer we read: real ones are a few KB (a JWT or two). A
+#: hostile one could send an endless body, which ``resp.json()`` would hold whole in memory.
+MAX_TOKEN_RESPONSE = 1 << 20
+#: The most seconds a token request may take in all, trickled bytes included (the read
+#: timeout is between two packets only: one byte a second would never meet it).
+TOKEN_DEADLINE = 60.0
 
 
 @dataclass(frozen=True)
@@ -352,7 +359,7 @@ class Authenticator:
         self.token_requests += 1
         try:
             resp = self._session.get(realm, params=params, headers=headers, timeout=TOKEN_TIMEOUT,
-                                     verify=self._verify)
+                                     verify=self._verify, stream=True)
         except requests.RequestException as exc:
             raise RegistryError(f"the token server {realm} of registry {self.host} is not reachable: "
                                 f"{type(exc).__name__}") from None
@@ -365,8 +372,8 @@ class Authenticator:
                 raise RegistryError(f"registry {self.host}: its token server {realm} answered "
                                     f"HTTP {resp.status_code} for {what}")
             try:
-                body = resp.json()
-            except ValueError:
+                body = json.loads(self._read_token_body(resp, realm))
+            except (ValueError, RecursionError):
                 body = None
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
@@ -376,3 +383,22 @@ class Authenticator:
         except (TypeError, ValueError):
             lifetime = DEFAULT_TOKEN_LIFETIME
         return token, lifetime
+
+    def _read_token_body(self, resp: requests.Response, realm: str) -> bytes:
+        """The token server's answer, at most ``MAX_TOKEN_RESPONSE`` bytes within ``TOKEN_DEADLINE``."""
+        chunks, total, start = [], 0, time.monotonic()
+        try:
+            # read1: whatever has arrived, so a trickle cannot keep one read waiting past the deadline
+            while chunk := resp.raw.read1(64 * 1024, decode_content=True):
+                total += len(chunk)
+                if total > MAX_TOKEN_RESPONSE:
+                    raise RegistryError(f"registry {self.host}: its token server {realm} sent more than "
+                                        f"{MAX_TOKEN_RESPONSE} bytes; refusing it")
+                if time.monotonic() - start > TOKEN_DEADLINE:
+                    raise RegistryError(f"registry {self.host}: its token server {realm} took more than "
+                                        f"{TOKEN_DEADLINE:.0f} seconds to answer; try again")
+                chunks.append(chunk)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RegistryError(f"the token server {realm} of registry {self.host} broke the connection "
+                                f"({type(exc).__name__}); try again") from None
+        return b"".join(chunks)

@@ -50,6 +50,9 @@ TAGS_PAGE_SIZE = 1000
 #: Largest manifest or index we accept (containerd's limit): a registry cannot make us
 #: hold an arbitrary amount of JSON in memory.
 MAX_MANIFEST_SIZE = 4 * MiB
+#: The most pages of a paginated list (tags, referrers) we follow: a registry whose ``Link``
+#: header names the same page again, or pages without end, would otherwise keep us reading for ever.
+MAX_PAGES = 1000
 
 _OCTET = "application/octet-stream"
 #: The digest of zero bytes.
@@ -337,22 +340,27 @@ class RegistryStore(Store):
 
     def list_tags(self) -> list[str]:
         tags: list[str] = []
-        url: str | None = self._path("tags", "list") + f"?n={TAGS_PAGE_SIZE}"
-        while url:
-            resp = self._request("GET", url)
+        pages = _Pages(self, "the tag list", self._path("tags", "list") + f"?n={TAGS_PAGE_SIZE}")
+        for url in pages:
+            resp = self._request("GET", url, stream=True, small=True)
             if resp.status_code == 404:
-                resp.close()
+                self._release(resp)
                 return []  # no such repository: like an empty one, as most registries can't tell
             if resp.status_code != 200:
                 raise self._fail(resp, "list tags")
+            pages.next(resp)
             try:
-                page = resp.json().get("tags") or []
-            except (ValueError, AttributeError):
+                page = json.loads(self._read_small(resp, "the tag list"))
+            except (ValueError, RecursionError):
+                page = None
+            listed = page.get("tags") if isinstance(page, dict) else None
+            if not isinstance(listed, (list, type(None))):
+                raise RegistryError(f"registry {self.host}: the tag list of {self.description} "
+                                    f"is not a JSON object with a list of tags") from None
+            if page is None:
                 raise RegistryError(f"registry {self.host}: the tag list of {self.description} "
                                     f"is not JSON") from None
-            tags.extend(t for t in page if isinstance(t, str))
-            url = resp.links.get("next", {}).get("url")
-            resp.close()
+            tags.extend(t for t in listed or () if isinstance(t, str))
         return sorted(set(tags))
 
     # -- blobs -----------------------------------------------------------------------
@@ -502,14 +510,14 @@ class RegistryStore(Store):
             found = list(self._parse_index(data, digest).manifests)
         elif resp.status_code == 200:
             found = []
-            while True:
-                next_url = resp.links.get("next", {}).get("url")
+            pages = _Pages(self, f"the referrers of {digest}", resp.url or "")
+            for url in pages:
+                if pages.count > 1:  # the first page is the answer at hand
+                    resp = self._request("GET", url, headers={"Accept": mt.OCI_INDEX}, stream=True, small=True)
+                    if resp.status_code != 200:
+                        raise self._fail(resp, f"list referrers of {digest}")
+                pages.next(resp)
                 found.extend(self._parse_index(self._read_small(resp, f"referrers of {digest}"), digest).manifests)
-                if not next_url:
-                    break
-                resp = self._request("GET", next_url, headers={"Accept": mt.OCI_INDEX}, stream=True, small=True)
-                if resp.status_code != 200:
-                    raise self._fail(resp, f"list referrers of {digest}")
         else:
             raise self._fail(resp, f"list referrers of {digest}")
         if artifact_type:
@@ -544,6 +552,36 @@ class RegistryStore(Store):
                 return
             index = replace(index, media_type=mt.OCI_INDEX, manifests=index.manifests + (referrer,))
             self._put_manifest(index.to_bytes(), mt.OCI_INDEX, tag)
+
+
+class _Pages:
+    """The URLs of a paginated list, first to last, each once: the next one is what the last
+    response's ``Link: <...>; rel="next"`` names. A link back to a page already read, or more
+    than ``MAX_PAGES`` pages, is the registry's error, not a reason to read for ever."""
+
+    def __init__(self, store: "RegistryStore", what: str, first: str) -> None:
+        self._store, self._what = store, what
+        self._next: str | None = first
+        self._seen: set[str] = set()
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        while self._next is not None:
+            url, self._next = self._next, None
+            key = urlsplit(url)._replace(scheme="", netloc="").geturl()  # absolute or not, one page
+            if key in self._seen:
+                raise RegistryError(f"registry {self._store.host}: {self._what} in {self._store.description} "
+                                    f"links back to a page already read ({url}); refusing to loop")
+            if self.count >= MAX_PAGES:
+                raise RegistryError(f"registry {self._store.host}: {self._what} in {self._store.description} "
+                                    f"goes on for more than {MAX_PAGES} pages; refusing to read on")
+            self._seen.add(key)
+            self.count += 1
+            yield url
+
+    def next(self, resp: requests.Response) -> None:
+        """Take the next page's URL from ``resp`` (call before its body is read)."""
+        self._next = resp.links.get("next", {}).get("url") or None
 
 
 def _manifest_json(data: bytes) -> dict[str, Any]:

@@ -317,6 +317,9 @@ class RegistryClient:
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(f"TLS connection to registry {self.host} failed "
                                     f"({describe_connection_error(exc)})") from None
+            except requests.TooManyRedirects:
+                raise RegistryError(f"registry {self.host} redirected {method} {path} for {repo} more than "
+                                    f"{self.session.max_redirects} times; a redirect loop") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failed += 1
                 reason = describe_connection_error(exc)

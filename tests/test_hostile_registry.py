@@ -1,0 +1,213 @@
+"""A hostile registry (issue 11, third sweep): a tiny HTTP server on 127.0.0.1 that answers as
+an attacker's registry would. Each case is a one-line error in bounded time and memory, never a
+hang, a loop or a traceback; nothing is written where the image was to go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from builder.errors import RegistryError
+from builder.oci import mediatypes as mt
+from builder.oci.stores import auth
+from builder.oci.stores.registry import RegistryStore
+from tests.cli import pallet
+from tests.imagekit import tar_of
+from tests.test_hostile_inputs import one_line_error
+
+LAYER_RAW = tar_of({"bin/app": b"x"})
+LAYER = gzip.compress(LAYER_RAW, mtime=0)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+CONFIG = json.dumps({"architecture": "amd64", "os": "linux",
+                     "rootfs": {"type": "layers", "diff_ids": [_digest(LAYER_RAW)]}}).encode()
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                       "config": {"mediaType": mt.OCI_CONFIG, "digest": _digest(CONFIG), "size": len(CONFIG)},
+                       "layers": [{"mediaType": mt.OCI_LAYER_GZIP, "digest": _digest(LAYER),
+                                   "size": len(LAYER)}]}).encode()
+BLOBS = {_digest(CONFIG): CONFIG, _digest(LAYER): LAYER}
+
+#: What a hostile route does instead of answering: (handler, path) -> True when it answered.
+Trap = Callable[[http.server.BaseHTTPRequestHandler, str], bool]
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """An honest little registry (one image, any repository, any tag) with one ``trap``."""
+
+    protocol_version = "HTTP/1.1"
+    trap: Trap = staticmethod(lambda handler, path: False)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, code: int, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(code)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.path
+        with contextlib.suppress(OSError):  # the client hanging up on a trap is what we want
+            if type(self).trap(self, path):
+                return
+            if path.rstrip("/") == "/v2":
+                self.answer(200, b"{}")
+            elif "/manifests/sha256-" in path:  # the referrers fallback tag: none
+                self.answer(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+            elif "/manifests/" in path:
+                self.answer(200, MANIFEST, (("Content-Type", mt.OCI_MANIFEST),
+                                            ("Docker-Content-Digest", _digest(MANIFEST))))
+            elif "/blobs/" in path and path.split("/blobs/")[1] in BLOBS:
+                self.answer(200, BLOBS[path.split("/blobs/")[1]])
+            else:
+                self.answer(404, b'{"errors":[{"code":"NOT_FOUND"}]}')
+
+
+@contextlib.contextmanager
+def hostile_registry(trap: Trap) -> Iterator[str]:
+    """host:port of a registry whose requests go to ``trap`` first."""
+    handler = type("Hostile", (_Registry,), {"trap": staticmethod(trap)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _token_challenge(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+    """Ask for a bearer token from this same server's /token, until one is sent."""
+    if path.startswith("/token") or "Authorization" in handler.headers:
+        return False
+    port = handler.server.server_address[1]
+    handler.answer(401, b"{}", (("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{port}/token",service="x"'),))
+    return True
+
+
+def _endless_token(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+    if not path.startswith("/token"):
+        return _token_challenge(handler, path)
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = b'{"token": "' + b"x" * 65536
+    while True:  # until the client hangs up
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+
+def _trickled_token(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+    if not path.startswith("/token"):
+        return _token_challenge(handler, path)
+    handler.send_response(200)
+    handler.send_header("Content-Length", "1000000")
+    handler.end_headers()
+    while True:  # one byte at a time: never long enough apart for a read timeout
+        handler.wfile.write(b" ")
+        handler.wfile.flush()
+        time.sleep(0.2)
+
+
+def test_an_endless_token_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """The token server's answer was read whole (``resp.json()``): an endless one, for ever."""
+    with hostile_registry(_endless_token) as host:
+        proc = pallet("inspect", f"docker://{host}/app/x:t", check=False, timeout=120)  # a hang guard
+    one_line_error(proc, "token server", f"more than {auth.MAX_TOKEN_RESPONSE} bytes")
+
+
+def test_a_trickled_token_meets_a_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One byte every 0.2 s never trips the read timeout (between two packets): the token
+    request has a deadline of its own."""
+    monkeypatch.setattr(auth, "TOKEN_DEADLINE", 1.0)
+    with hostile_registry(_trickled_token) as host:
+        store = RegistryStore(host, "app/x", retries=1)
+        with pytest.raises(RegistryError, match="took more than 1 seconds"):
+            store.resolve("t")
+
+
+def _redirect_loop(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+    if "/manifests/" in path or "/blobs/" in path:
+        handler.answer(307, b"", (("Location", path.split("?")[0] + "?again"),))
+        return True
+    return False
+
+
+def test_a_redirect_loop_is_a_one_line_error_naming_the_registry(tmp_path: Path) -> None:
+    """It was requests' bare 'Exceeded 30 redirects.': no registry, no request named."""
+    with hostile_registry(_redirect_loop) as host:
+        proc = pallet("copy", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t", check=False, timeout=120)
+    one_line_error(proc, f"registry {host} redirected GET /v2/app/x/manifests/t", "redirect loop")
+    assert not (tmp_path / "out" / "index.json").exists()
+
+
+def _looping_pages(kind: str) -> Trap:
+    """Every page of ``kind`` (``tags`` or ``referrers``) links to itself as the next one."""
+    def trap(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+        if f"/{kind}/" not in path:
+            return False
+        body = json.dumps({"name": "app/x", "tags": ["t"]} if kind == "tags"
+                          else {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}).encode()
+        handler.answer(200, body, (("Content-Type", "application/json" if kind == "tags" else mt.OCI_INDEX),
+                                   ("Link", f'<{path}>; rel="next"')))
+        return True
+    return trap
+
+
+def _endless_pages(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+    """A new page every time: ?last=1, ?last=2, ... for ever."""
+    if "/tags/" not in path:
+        return False
+    n = int(path.rsplit("last=", 1)[1]) + 1 if "last=" in path else 1
+    body = json.dumps({"name": "app/x", "tags": [f"t{n}"]}).encode()
+    handler.answer(200, body, (("Content-Type", "application/json"),
+                               ("Link", f'</v2/app/x/tags/list?n=1&last={n}>; rel="next"')))
+    return True
+
+
+def test_a_tag_list_whose_next_page_is_itself_is_refused_not_read_for_ever() -> None:
+    with hostile_registry(_looping_pages("tags")) as host:
+        with pytest.raises(RegistryError, match="links back to a page already read"):
+            RegistryStore(host, "app/x", retries=1).list_tags()
+
+
+def test_a_tag_list_without_end_stops_at_a_page_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.oci.stores import registry
+
+    monkeypatch.setattr(registry, "MAX_PAGES", 20)
+    with hostile_registry(_endless_pages) as host:
+        with pytest.raises(RegistryError, match="more than 20 pages"):
+            RegistryStore(host, "app/x", retries=1).list_tags()
+
+
+def test_referrers_whose_next_page_is_itself_are_refused_not_read_for_ever(tmp_path: Path) -> None:
+    """``pallet sbom`` of such an image never ended: the referrers API's Link looped."""
+    with hostile_registry(_looping_pages("referrers")) as host:
+        store = RegistryStore(host, "app/x", retries=1)
+        with pytest.raises(RegistryError, match="links back to a page already read"):
+            store.referrers(_digest(MANIFEST))
+        # what a user sees: no hang; the SBOM is computed from the layers instead
+        proc = pallet("sbom", f"docker://{host}/app/x:t", check=False, timeout=120)  # a hang guard
+        assert "Traceback" not in proc.stderr, proc.stderr
