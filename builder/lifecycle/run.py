@@ -86,35 +86,41 @@ def _table(text: str) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
+def _id(text: str) -> int | None:
+    """A uid/gid written in ASCII digits ('²' and '١' are digits to ``str.isdigit``, not to ``int``)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def resolve_user(spec: str | None, rootfs: Path) -> tuple[int, int, str | None]:
     """(uid, gid, home) for the image's ``User`` (``user[:group]``, names or numbers), looked up
-    in the image's own ``/etc/passwd`` and ``/etc/group`` as Docker does."""
+    in the image's own ``/etc/passwd`` and ``/etc/group`` as Docker does. Both files are the
+    image's, so any field of theirs may be garbage: a row whose ids are not numbers is not used."""
     if not spec:
         spec = "0"
     user, _, group = spec.partition(":")
     passwd = _table(_read_in_root(rootfs, "/etc/passwd"))
     entry = None
     for row in passwd:
-        if len(row) >= 6 and (row[0] == user or (user.isdigit() and row[2] == user)):
+        if len(row) >= 6 and _id(row[2]) is not None and (row[0] == user or row[2] == user):
             entry = row
             break
-    if user.isdigit():
-        uid = int(user)
-    elif entry is not None:
-        uid = int(entry[2])
-    else:
+    uid = _id(user)
+    if uid is None and entry is not None:
+        uid = _id(entry[2])
+    if uid is None:
         raise RunError(f"the image's user {user!r} is not in its /etc/passwd; give a numeric uid")
     home = entry[5] if entry is not None else None
     if not group:
-        gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
-    elif group.isdigit():
-        gid = int(group)
+        gid = (_id(entry[3]) if entry is not None else None) or 0
+    elif _id(group) is not None:
+        gid = _id(group)
     else:
-        found = [row for row in _table(_read_in_root(rootfs, "/etc/group")) if len(row) >= 3 and row[0] == group]
+        found = [row for row in _table(_read_in_root(rootfs, "/etc/group"))
+                 if len(row) >= 3 and row[0] == group and _id(row[2]) is not None]
         if not found:
             raise RunError(f"the image's group {group!r} is not in its /etc/group; give a numeric gid")
-        gid = int(found[0][2])
-    return uid, gid, home
+        gid = _id(found[0][2])
+    return uid, gid, home  # type: ignore[return-value]  # both set above
 
 
 def process_types(rootfs: Path) -> list[str]:

@@ -503,6 +503,7 @@ class BwrapSandbox:
         return bwrap_command(self.rootfs, step, ca=self.ca, bwrap=self._bwrap or "bwrap", info_fd=info_fd)
 
     def _check(self, step: Step) -> None:
+        check_step(step)
         if not self.rootfs.is_dir():
             raise SandboxError(f"root filesystem {self.rootfs} is not a directory")
         for bind in step.binds:
@@ -581,6 +582,37 @@ class BwrapSandbox:
                     proc.stdout.close()
         supervisor.check()
         return code
+
+
+#: The largest uid or gid a user namespace maps (2^32 - 1 is "no id").
+MAX_ID = 2 ** 32 - 2
+
+
+def check_step(step: Step) -> None:
+    """Refuse what no program can be started with, before anything starts: a NUL byte in an
+    argument, a variable or the working directory (``exec`` takes C strings), a variable name
+    that is empty or holds '=', an id out of range. An image's config can hold any of these;
+    bubblewrap failed on them half-way ('setenv failed', then our broken pipe) or Python did."""
+    for arg in step.argv:
+        if "\0" in arg:
+            raise SandboxError(f"the command's argument {_short(arg)} contains a NUL byte; no program can be "
+                               "started with it")
+    for key, value in step.env.items():
+        if not key or "=" in key or "\0" in key:
+            raise SandboxError(f"the environment variable name {_short(key)} (value {_short(value)}) is not valid: "
+                               "a name is not empty and holds no '=' or NUL byte")
+        if "\0" in value:
+            raise SandboxError(f"the environment variable {key} contains a NUL byte; no program can be "
+                               "started with it")
+    if "\0" in step.cwd:
+        raise SandboxError(f"the working directory {_short(step.cwd)} contains a NUL byte")
+    for what, value in (("uid", step.uid), ("gid", step.gid)):
+        if not 0 <= value <= MAX_ID:
+            raise SandboxError(f"{what} {value} is out of range (0 to {MAX_ID})")
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _kill_blocked(child: list[int], block_w: int) -> None:

@@ -1,0 +1,61 @@
+"""``pallet run`` of hostile images (issue 11, third sweep): what an image's config and its own
+/etc/passwd say is untrusted. Each case is pallet's one-line error before anything starts: it was
+a ValueError traceback, or bubblewrap failing half-way and pallet's "Broken pipe" after it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.oci.stores.layout import LayoutStore
+from tests.cli import pallet
+from tests.imagekit import push_layer_blobs, tar_of
+from tests.test_hostile_inputs import one_line_error
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PALLET_HOME": str(tmp_path / "home")}
+
+
+def _image(tmp_path: Path, run: dict, files: dict[str, bytes] | None = None) -> str:
+    files = {"bin/app": b"#!/bin/sh\n", **(files or {})}
+    push_layer_blobs(LayoutStore(tmp_path / "img"), [tar_of(files)], tag="t",
+                     config_extra={"config": {"Entrypoint": ["/bin/app"], **run}})
+    return f"oci:{tmp_path}/img:t"
+
+
+@pytest.mark.parametrize("run, needle", [
+    ({"Entrypoint": ["/bin/app\u0000--evil"]}, "argument '/bin/app\\x00--evil' contains a NUL byte"),
+    ({"Cmd": ["a\u0000b"]}, "contains a NUL byte"),
+    ({"Env": ["A=x\u0000y"]}, "variable A contains a NUL byte"),
+    ({"Env": ["=value"]}, "variable name '' (value 'value') is not valid"),
+    ({"Env": ["A\u0000B=1"]}, "variable name 'A\\x00B' (value '1') is not valid"),
+    ({"WorkingDir": "/tmp\u0000/x"}, "working directory '/tmp\\x00/x' contains a NUL byte"),
+    ({"User": "99999999999999999999"}, "uid 99999999999999999999 is out of range"),
+    ({"User": "0:4294967295"}, "gid 4294967295 is out of range"),
+], ids=["entrypoint-nul", "cmd-nul", "env-value-nul", "env-empty-name", "env-name-nul", "workdir-nul",
+        "uid-huge", "gid-no-id"])
+def test_a_config_no_program_can_start_with_is_a_one_line_error(tmp_path: Path, env, run, needle) -> None:
+    one_line_error(pallet("run", _image(tmp_path, run), env=env, check=False), needle)
+
+
+@pytest.mark.parametrize("user, passwd, needle", [
+    ("\u00b2", b"", "user '\u00b2' is not in its /etc/passwd"),  # '²'.isdigit(), int('²') raises
+    ("app", b"app:x:abc:def:app:/home/app:/bin/sh\n", "user 'app' is not in its /etc/passwd"),
+    ("app:grp", b"app:x:1000:1000:app:/home/app:/bin/sh\n", "group 'grp' is not in its /etc/group"),
+], ids=["superscript-digit", "passwd-ids-not-numbers", "group-gid-not-a-number"])
+def test_garbage_in_the_images_passwd_is_a_one_line_error(tmp_path: Path, env, user, passwd, needle) -> None:
+    files = {"etc/passwd": passwd, "etc/group": b"grp:x:\u0661\u0662:\n".decode().encode()}  # '١٢': Arabic digits
+    one_line_error(pallet("run", _image(tmp_path, {"User": user}, files), env=env, check=False), needle)
+
+
+def test_a_passwd_row_with_garbage_ids_does_not_hide_a_good_one(tmp_path: Path, env) -> None:
+    """The first row naming the user is garbage: the next one is used (it was a ValueError)."""
+    passwd = b"app:x:zz:zz::/nowhere:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
+    ref = _image(tmp_path, {"User": "app", "Entrypoint": ["/bin/sh", "-c", "id -u"]}, {"etc/passwd": passwd})
+    proc = pallet("run", ref, env=env, check=False)
+    assert "Traceback" not in proc.stderr and "ValueError" not in proc.stderr, proc.stderr
+    assert "is not in its /etc/passwd" not in proc.stderr, proc.stderr
