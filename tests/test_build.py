@@ -453,3 +453,48 @@ def test_ca_certs_flag_reaches_build_steps(tmp_path, home):
     assert "ca: # corporate test CA" in line
     pip_cert = line.split("pip: ", 1)[1]
     assert pip_cert and not pip_cert.startswith("/workspace") and not pip_cert.startswith("/layers")
+
+
+DEEP_BP = ROOT / "tests" / "buildpacks" / "deeptree"
+
+
+def test_a_launch_layer_deeper_than_any_image_is_a_one_line_error_and_leaves_no_work(tmp_path, home):
+    """1500 levels in a launch layer died of RecursionError (a traceback) in the export's walk."""
+    app = hello_app(tmp_path / "app")
+    cache = tmp_path / "cache"
+    try:
+        proc = build(app, "deep:1", home, "--buildpack", str(DEEP_BP), "--env", "DEEP_LAYER=launch",
+                     "--cache-dir", str(cache), check=False)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        last = proc.stderr.splitlines()[-1]
+        assert last.startswith("pallet: error: ") and "over 256 directories deep" in last, proc.stderr
+        from builder.gc.areas import TRASH  # the scratch directory goes to the trash, emptied in the background
+
+        work = cache / "work"
+        assert not [p.name for p in work.iterdir() if not p.name.startswith(TRASH)] if work.exists() else True
+    finally:  # pytest's own clean-up of old tmp dirs dies on a tree this deep
+        subprocess.run(["rm", "-rf", str(cache)], check=False)
+
+
+def test_a_deep_cache_layer_is_kept_restored_and_pruned(tmp_path, home):
+    """A cache layer never goes into an image, so its depth is the buildpack's business; the
+    cache's walks (restore, sizes, prune) must cope with it."""
+    app = hello_app(tmp_path / "app")
+    cache = tmp_path / "cache"
+    try:
+        args = ("--buildpack", str(DEEP_BP), "--env", "DEEP_LAYER=cache", "--cache-dir", str(cache))
+        first = build(app, "deep:2", home, *args)
+        assert "made a tree 1500 deep" in first.stderr + first.stdout
+        (app / "index.txt").write_text("changed\n")
+        second = build(app, "deep:2", home, *args)
+        assert "deep tree restored from the cache" in second.stderr + second.stdout
+        kept = subprocess.run(["find", str(cache / "builds"), "-name", "d", "-type", "d"], capture_output=True, text=True)
+        assert kept.stdout.count("\n") == 1500, "the cache layer was not kept for the next build"
+        listed = pallet("prune", "--dry-run", "--cache-dir", str(cache), env=home, check=False)
+        assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+        pruned = pallet("prune", "--all", "--cache-dir", str(cache), env=home, check=False)
+        assert pruned.returncode == 0 and "Traceback" not in pruned.stderr, pruned.stderr
+        left = subprocess.run(["find", str(cache), "-name", "d", "-type", "d"], capture_output=True, text=True)
+        assert left.stdout == "", left.stdout[:200]
+    finally:  # pytest's own clean-up of old tmp dirs dies on a tree this deep
+        subprocess.run(["rm", "-rf", str(cache)], check=False)

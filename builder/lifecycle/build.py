@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder import treewalk
 from builder.errors import PalletError
 from builder.lifecycle import envfiles, tomlio
 from builder.lifecycle.buildpack import Buildpack
@@ -51,7 +52,7 @@ def run_build(bp: Buildpack, plan_entries: list[dict], env: dict[str, str], ctx:
     from builder.lifecycle.sandbox import Bind, Step
 
     plan_dir = ctx.work_dir / "plans" / bp.layers_name
-    shutil.rmtree(plan_dir, ignore_errors=True)
+    treewalk.rmtree_quiet(plan_dir)
     plan_dir.mkdir(parents=True)
     tomlio.write(plan_dir / "plan.toml", {"entries": plan_entries})
     bp_layers = layers_dir_of(ctx, bp)
@@ -132,7 +133,7 @@ def build(group: list[Buildpack], resolution: Resolution, ctx: Context,
             if layer.types.ignored and layer.path.is_dir():
                 # Spec: ignored layers are renamed so later buildpacks cannot come to depend on them.
                 target = layer.path.with_name(layer.name + ".ignore")
-                shutil.rmtree(target, ignore_errors=True)
+                treewalk.rmtree_quiet(target)
                 layer.path.rename(target)
         build_layers = [(layer.path, f"{LAYERS}/{bp.layers_name}/{layer.name}")
                         for layer in layers if layer.types.build and layer.path.is_dir()]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder import treewalk
 from builder.lifecycle import tomlio
 from builder.lifecycle.buildpack import Buildpack
 
@@ -55,7 +56,7 @@ class Record:
             if path.is_symlink() or path.is_file():
                 path.unlink()
             elif path.is_dir():
-                shutil.rmtree(path)
+                treewalk.rmtree(path)
             if target is not None:
                 os.symlink(target, path)
         return dict(self.workspace)
@@ -94,7 +95,7 @@ class BuildCache:
                 data.pop("types", None)
                 tomlio.write(dst / toml_path.name, data)
                 os.rename(content, dst / name)
-            shutil.rmtree(src, ignore_errors=True)
+            treewalk.rmtree_quiet(src)
         return records
 
     def save(self, result: "BuildResult", layers_dir: Path) -> None:
@@ -103,7 +104,7 @@ class BuildCache:
             bp = output.buildpack
             bp_layers = layers_dir / bp.layers_name
             dst = self.root / bp.layers_name
-            shutil.rmtree(dst, ignore_errors=True)
+            treewalk.rmtree_quiet(dst)
             cached = [layer for layer in output.layers if layer.types.cache and layer.path.is_dir()]
             store = bp_layers / "store.toml"
             if not cached and not store.is_file() and output.inputs_key is None:
@@ -133,4 +134,4 @@ class BuildCache:
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self.root)
+            treewalk.rmtree(self.root)

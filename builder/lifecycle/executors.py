@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from builder import treewalk
 from builder.errors import PalletError
 from builder.lifecycle.context import PLATFORM
 from builder.lifecycle.process import LAYERS, WORKSPACE
@@ -135,7 +136,7 @@ class _HomeSandbox:
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
     os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
+    for root, dirs, files in treewalk.walk(path):
         for name in dirs + files:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 

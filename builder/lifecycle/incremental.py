@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from builder import treewalk
 from builder.lifecycle import inputs as inputsmod
 from builder.lifecycle.buildpack import Buildpack
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 def _names(h: "hashlib._Hash", root: Path) -> None:
     """Every path under ``root`` (``.git`` aside) with its type, exec bit and link target."""
-    for dirpath, dirs, files in os.walk(root):
+    for dirpath, dirs, files in treewalk.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         if rel_dir == ".":
             dirs[:] = [d for d in dirs if d != ".git"]

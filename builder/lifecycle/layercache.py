@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder import treewalk
 from builder.oci.compress import APP_GZIP_LEVEL
 from builder.oci.layer import write_layer
 from builder.oci.model import Descriptor
@@ -44,7 +45,7 @@ class _HashOnly:
 
 def fingerprint(src: Path, options: dict[str, object]) -> str:
     h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
-    for root, dirs, files in os.walk(src):
+    for root, dirs, files in treewalk.walk(src):
         dirs.sort()
         for name in sorted(dirs + files):
             p = os.path.join(root, name)

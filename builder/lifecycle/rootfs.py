@@ -48,6 +48,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
+from builder import treewalk
 from builder.errors import PalletError
 from builder.oci.digest import split as split_digest
 
@@ -186,6 +187,13 @@ def record_size(root: Path, hexd: str, size: int) -> None:
 
 def disk_usage(path: Path) -> int:
     """Bytes ``path`` takes on disk (allocated blocks; hard links counted once)."""
+    try:
+        return _disk_usage(path)
+    except RecursionError:  # a tree deeper than os.walk goes (a build made it): coreutils' du
+        return treewalk.du(path)
+
+
+def _disk_usage(path: Path) -> int:
     seen: set[tuple[int, int]] = set()
     total = 0
     for top, dirs, files in os.walk(path):
@@ -388,7 +396,7 @@ def remove_tree(path: Path) -> None:
             pass
 
     if os.path.lexists(path):
-        shutil.rmtree(path, onerror=retry)
+        treewalk.rmtree(path, onerror=retry)
 
 
 # -- paths inside a rootfs ---------------------------------------------------------------
