@@ -498,3 +498,27 @@ def test_a_deep_cache_layer_is_kept_restored_and_pruned(tmp_path, home):
         assert left.stdout == "", left.stdout[:200]
     finally:  # pytest's own clean-up of old tmp dirs dies on a tree this deep
         subprocess.run(["rm", "-rf", str(cache)], check=False)
+
+
+def test_one_commit_gives_one_digest_whatever_git_ignores_around_it(tmp_path, home):
+    """A developer's checkout (a virtualenv, node_modules, .env, byte-code) and a clean clone of
+    the same commit build to one image: what git ignores and does not track stays out."""
+    clean = hello_app(tmp_path / "clean")
+    (clean / ".gitignore").write_text(".env\n__pycache__/\nnode_modules/\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C"]
+    subprocess.run([*git, str(clean), "init", "-q"], check=True)
+    subprocess.run([*git, str(clean), "add", "-A"], check=True)
+    subprocess.run([*git, str(clean), "commit", "-qm", "app"], check=True)
+    used = tmp_path / "used"
+    subprocess.run(["git", "clone", "-q", str(clean), str(used)], check=True)
+    (used / ".env").write_text("SECRET=hunter2\n")
+    (used / "__pycache__").mkdir()
+    (used / "__pycache__" / "x.pyc").write_bytes(b"\0" * 10)
+    (used / "node_modules" / "left").mkdir(parents=True)
+    (used / ".venv").mkdir()
+    (used / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    a = build(clean, "same:clean", home, "--buildpack", str(HELLO_BP), "--json", "--cache-dir", str(tmp_path / "c1"))
+    b = build(used, "same:used", home, "--buildpack", str(HELLO_BP), "--json", "--cache-dir", str(tmp_path / "c2"))
+    assert json.loads(a.stdout)["digest"] == json.loads(b.stdout)["digest"]
+    assert "left out of the app (git ignores them, or a virtualenv): .env, .venv/, __pycache__/, node_modules/" \
+        in b.stderr, b.stderr

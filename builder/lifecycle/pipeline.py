@@ -140,7 +140,10 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
         aptfile.provide(options.source, build_image, run_image, places.platform_dir, options.output or _stderr,
                         locked=options.locked, stack_file=options.stack_file,
                         notice=lambda text: _notice(options, text))
-    copy_source(options.source, places.app_dir, project)
+    left_out = copy_source(options.source, places.app_dir, project)
+    if left_out:
+        shown = ", ".join(left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
+        (options.output or _stderr)(f"left out of the app (git ignores them, or a virtualenv): {shown}")
     if executor.chown_writable:
         from builder.lifecycle.executors import _chown_tree
 

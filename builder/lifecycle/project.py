@@ -1,6 +1,7 @@
 """The CNB project descriptor (``project.toml``) and copying an app's source for a build.
 
-What is copied is what the image may contain: ``.git`` never; ``[build] exclude`` or
+What is copied is what the image may contain: ``.git``, what git ignores (gitignored.py) and
+virtualenvs never; ``[build] exclude`` or
 ``include`` (gitignore-style patterns, one or the other) decide the rest. Symlinks are copied
 as symlinks and never followed, so a link pointing outside the source cannot pull host files in.
 """
@@ -103,13 +104,26 @@ def _matches(rel: str, is_dir: bool, pattern: str) -> bool:
     return fnmatch.fnmatchcase(os.path.basename(rel), pattern)
 
 
-def copy_source(src: Path, dst: Path, project: Project) -> None:
-    """Copy the app into ``dst`` (which must not exist, or be empty), applying project.toml's filters."""
+def copy_source(src: Path, dst: Path, project: Project) -> list[str]:
+    """Copy the app into ``dst`` (which must not exist, or be empty), applying project.toml's
+    filters, and leaving out what git ignores (gitignored) and virtualenvs (a directory with a
+    ``pyvenv.cfg``: its interpreter links point into the machine that made it). Returns what
+    was left out for those two reasons, for the build to say."""
     if not src.is_dir():
         raise PalletError(f"{src}: source directory not found")
+    from builder.lifecycle import gitignored
+
+    git_ignored = set(gitignored.ignored(src))
+    left_out: list[str] = []
 
     def excluded(rel: str, is_dir: bool) -> bool:
         if rel.split("/", 1)[0] in ALWAYS_EXCLUDED:
+            return True
+        if rel in git_ignored:
+            left_out.append(rel + ("/" if is_dir else ""))
+            return True
+        if is_dir and os.path.isfile(os.path.join(src, rel, "pyvenv.cfg")):
+            left_out.append(rel + "/")
             return True
         if project.exclude:
             return any(_matches(rel, is_dir, p) for p in project.exclude)
@@ -145,6 +159,7 @@ def copy_source(src: Path, dst: Path, project: Project) -> None:
             elif os.path.isfile(full):
                 shutil.copy2(full, dst / rel)
             # sockets, FIFOs and devices in a source tree are skipped: they are not source
+    return sorted(left_out)
 
 
 def _matches_parent(rel: str, pattern: str) -> bool:
