@@ -81,3 +81,16 @@ def test_the_repositorys_config_runs_nothing(tmp_path: Path) -> None:
     files, left = copied(repo, tmp_path / "out")
     assert left == ["x.tmp"] and files == {"app.py", ".gitignore"}
     assert not marker.exists()
+
+
+def test_the_build_memo_is_blind_to_what_git_ignores_and_sees_the_rest(tmp_path: Path) -> None:
+    from builder.lifecycle import memo
+
+    repo = tmp_path / "repo"
+    write(repo, {"app.py": "x", ".gitignore": "*.log\ncache/\n"})
+    git(repo, "init", "-q")
+    before = memo.key("base", repo)
+    write(repo, {"run.log": "local run", "cache/x/y": "z"})
+    assert memo.key("base", repo) == before
+    write(repo, {"new.py": "n"})
+    assert memo.key("base", repo) != before

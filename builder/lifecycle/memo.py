@@ -32,10 +32,11 @@ _FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
 def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...] = (),
-          skip_below: bool = False, stat_cached: bool = False) -> None:
+          skip_below: bool = False, stat_cached: bool = False, exclude: frozenset[str] = frozenset()) -> None:
     """Feed ``h`` every file under ``root``: its content's digest, or (``content=False``) its
     size and mtime. ``skip``: directory names left out at the top (``skip_below``: everywhere).
-    ``stat_cached``: a file whose stat is unchanged keeps the digest this process computed."""
+    ``stat_cached``: a file whose stat is unchanged keeps the digest this process computed.
+    ``exclude``: paths (relative, ``/``-separated) left out, files or whole directories."""
     for dirpath, dirs, files in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         if rel_dir.count(os.sep) >= MAX_DEPTH:
@@ -46,7 +47,12 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
             dirs[:] = sorted(d for d in dirs if d not in skip)
         else:
             dirs.sort()
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        if exclude:
+            dirs[:] = [d for d in dirs if prefix + d not in exclude]
         for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(dirpath, d))):
+            if exclude and prefix + name in exclude:
+                continue
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
             st = os.lstat(path)
@@ -101,9 +107,12 @@ def code_stamp(root: str | Path = _PALLET_CODE) -> str:
 
 
 def key(base: str, source: Path) -> str:
-    """The key of the whole build: ``base_key`` and every file of the source."""
+    """The key of the whole build: ``base_key`` and every file of the source the build copies
+    (what git ignores is no input: a developer's local runs may change it at will)."""
+    from builder.lifecycle import gitignored
+
     h = hashlib.sha256(f"{base}\n".encode())
-    _tree(h, source, content=True, skip=(".git",))
+    _tree(h, source, content=True, skip=(".git",), exclude=frozenset(gitignored.ignored(source)))
     return h.hexdigest()
 
 
