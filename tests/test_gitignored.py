@@ -71,6 +71,7 @@ def test_the_repositorys_config_runs_nothing(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     write(repo, {"app.py": "x", ".gitignore": "*.tmp\n"})
     git(repo, "init", "-q")
+    git(repo, "add", "-A")
     marker = tmp_path / "ran"
     hook = tmp_path / "monitor.sh"
     hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
@@ -89,8 +90,24 @@ def test_the_build_memo_is_blind_to_what_git_ignores_and_sees_the_rest(tmp_path:
     repo = tmp_path / "repo"
     write(repo, {"app.py": "x", ".gitignore": "*.log\ncache/\n"})
     git(repo, "init", "-q")
+    git(repo, "add", "-A")
     before = memo.key("base", repo)
     write(repo, {"run.log": "local run", "cache/x/y": "z"})
     assert memo.key("base", repo) == before
     write(repo, {"new.py": "n"})
     assert memo.key("base", repo) != before
+
+
+@pytest.mark.parametrize("ignore", ["*\n", "scratch/\n"])
+def test_an_untracked_app_inside_a_repository_is_copied_whole(tmp_path: Path, ignore: str) -> None:
+    """A home directory kept in git ignoring "*", or a scratch directory the repository ignores:
+    the app in it is not that repository's commit, and its rules would leave the app empty."""
+    repo = tmp_path / "home"
+    write(repo, {".gitignore": ignore, "dotfile": "d"})
+    git(repo, "init", "-q")
+    git(repo, "add", "-f", ".gitignore", "dotfile")
+    git(repo, "commit", "-qm", "dotfiles")
+    app = repo / "scratch" / "app"
+    write(app, {"app.py": "x", "lib/util.py": "u", "debug.log": "l"})
+    files, left = copied(app, tmp_path / "out")
+    assert files == {"app.py", "lib/util.py", "debug.log"} and left == []

@@ -32,13 +32,22 @@ def ignored(src: Path) -> list[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": "/nonexistent",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_OPTIONAL_LOCKS": "0",
            "GIT_TERMINAL_PROMPT": "0"}
-    cmd = [git, "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false", "-c", "safe.directory=*",
-           "-C", str(src), "ls-files", "-z", "--others", "--ignored", "--exclude-per-directory=.gitignore",
-           "--directory"]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise PalletError(f"{src}: git took over 5 minutes to list the files .gitignore leaves out") from None
+    base = [git, "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false", "-c", "safe.directory=*",
+            "-C", str(src), "ls-files", "-z"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run([*base, *args], env=env, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise PalletError(f"{src}: git took over 5 minutes to list the files .gitignore leaves out") from None
+
+    # Only an app git tracks: a directory that a repository around it merely holds (a home
+    # directory kept in git with "*" ignored, a scratch dir the repository ignores) is not its
+    # commit, and its ignore rules are not the app's.
+    tracked = run("--cached", "--", ".")
+    if tracked.returncode != 0 or not tracked.stdout:
+        return []
+    proc = run("--others", "--ignored", "--exclude-per-directory=.gitignore", "--directory")
     if proc.returncode != 0:
         return []  # not a work tree after all (a bare repository, a damaged .git): nothing left out
     out = []
