@@ -53,3 +53,8 @@ class UnsafeArchiveError(PalletError):
 
 class LayerError(PalletError):
     """A directory cannot be turned into a layer (sockets, devices, unreadable files)."""
+
+
+class InputFileError(PalletError):
+    """A file given to pallet (a key, a policy, advisories, a plan, a stack file) that is not a
+    regular file or is larger than any real one."""

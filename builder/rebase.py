@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from builder import jsonsafe
 from builder.errors import PalletError, UsageError
+from builder.inputfile import read_input
 from builder.lifecycle.compose import app_part_of, compose, NotBuildpacksImage
 from builder.oci import mediatypes as mt
 from builder.oci import mutate
@@ -88,7 +90,7 @@ def packages_of(config: ImageConfig) -> dict[str, str] | None:
     if not raw:
         return None
     try:
-        data = json.loads(raw)
+        data = jsonsafe.loads(raw)
     except ValueError:
         return None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
@@ -125,6 +127,16 @@ def compatibility(app_config: ImageConfig, new_run: ImageConfig, old_packages: d
     return reasons, changes
 
 
+def _old_run_of(config: ImageConfig) -> dict[str, Any]:
+    """The runImage of an app image's lifecycle metadata label, or {} when the label is not the
+    JSON object pallet writes (the image's label says anything: ``app_part_of`` refuses it then)."""
+    try:
+        run_image = jsonsafe.loads(config.config.labels.get("io.buildpacks.lifecycle.metadata") or "{}")["runImage"]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return {}
+    return run_image if isinstance(run_image, dict) else {}
+
+
 def rebased(app: Image, new_run: RunImage) -> tuple[Manifest, bytes, dict[str, Any]]:
     """The new manifest (config set) and config bytes; pure apart from reading the two configs."""
     part, old_run = app_part_of(app.manifest, app.config)
@@ -153,8 +165,7 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
         app = Image(store, top, top_data)  # the manifest just read: no second GET
         try:
             old_packages = None
-            part_run = json.loads(app.config.config.labels.get("io.buildpacks.lifecycle.metadata", "{}")).get(
-                "runImage", {})
+            part_run = _old_run_of(app.config)
             if part_run.get("reference"):
                 old_packages = _old_packages(part_run, options)
             reasons, changes = compatibility(app.config, new_run.image.config, old_packages,
@@ -259,8 +270,7 @@ def rebase_index(ref: refs.Reference, store, top, top_data: bytes, new_run: RunI
             run = run_for_platform(new_run, child.platform)
         except (RefusedError, NotFoundError) as exc:
             return Outcome(str(ref), REFUSED, old_digest=top.digest, reason=f"{child.platform}: {exc}")
-        part_run = json.loads(app.config.config.labels.get("io.buildpacks.lifecycle.metadata", "{}")).get(
-            "runImage", {})
+        part_run = _old_run_of(app.config)
         old_packages = _old_packages(part_run, options) if part_run.get("reference") else None
         why, what = compatibility(app.config, run.image.config, old_packages, packages_of(run.image.config))
         reasons += [f"{child.platform}: {r}" for r in why]
@@ -467,15 +477,21 @@ def read_targets(from_file: str) -> list[str]:
     return read_plan(from_file)[0]
 
 
+#: ``pallet audit --json`` of a hundred thousand images is some tens of MB.
+MAX_PLAN = 256 << 20
+
+
 def read_plan(from_file: str) -> tuple[list[str], list[Outcome]]:
     """(references to rebase, images left alone and why) from ``--from``. ``pallet audit
     --advisories`` marks each image with whether a rebase fixes any of its findings: the
     others (fixed only by a rebuild, or with no fix yet) are listed, not rebased."""
     path = Path(from_file)
     try:
-        text = path.read_text()
+        text = read_input(path, "--from plan", MAX_PLAN).decode("utf-8")
     except OSError as exc:
         raise UsageError(f"--from {from_file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--from {from_file}: not UTF-8 text") from None
     stripped = text.strip()
     if stripped.startswith("[") or stripped.startswith("{"):
         try:

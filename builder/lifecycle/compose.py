@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from builder import jsonsafe
 from builder.oci import mediatypes as mt
 from builder.oci import mutate
 from builder.oci.model import Descriptor, History, ImageConfig, Index, Manifest, Platform, RunConfig
@@ -118,7 +119,7 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
     if not raw:
         raise NotBuildpacksImage(f"it has no {LIFECYCLE_METADATA} label (not built by buildpacks)")
     try:
-        lifecycle = json.loads(raw)
+        lifecycle = jsonsafe.loads(raw)
         run_image = dict(lifecycle.pop("runImage"))
         top = run_image["topLayer"]
         extra = lifecycle.get("pallet") or {}

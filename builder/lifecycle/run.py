@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder import jsonsafe
 from builder.errors import PalletError
 from builder.lifecycle.process import PROCESS_DIR
 from builder.lifecycle.rootfs import resolve_in_root, unpack_image
@@ -184,10 +185,10 @@ def direct_process(config: RunConfig) -> str | None:
     from builder.lifecycle.compose import BUILD_METADATA, LIFECYCLE_METADATA
 
     try:
-        lifecycle = json.loads(config.labels.get(LIFECYCLE_METADATA) or "{}")
+        lifecycle = jsonsafe.loads(config.labels.get(LIFECYCLE_METADATA) or "{}")
         if (lifecycle.get("pallet") or {}).get("launchEnv") is None:
             return None
-        processes = json.loads(config.labels.get(BUILD_METADATA) or "{}").get("processes") or []
+        processes = jsonsafe.loads(config.labels.get(BUILD_METADATA) or "{}").get("processes") or []
         return str(processes[0]["type"]) if len(processes) == 1 else None
     except (ValueError, AttributeError, TypeError, KeyError, IndexError):
         return None

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.inputfile import read_input
 from builder.stacks.errors import StackFileError
 
 BUILD = "build"
@@ -442,11 +443,14 @@ def _image(top: _Table, kind: str, shown: str) -> ImageSpec:
     return spec
 
 
+MAX_STACK_FILE = 4 << 20
+
+
 def load(path: str | Path) -> Stack:
     """Read and validate a stack file; StackFileError if it cannot be read or is invalid."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, "stack file", MAX_STACK_FILE).decode("utf-8")
     except FileNotFoundError:
         raise StackFileError(f"{path}: no such stack file") from None
     except (OSError, UnicodeDecodeError) as exc:

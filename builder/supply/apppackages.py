@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+
+from builder import jsonsafe
 _NODE_PKG = re.compile(r"(?:^|/)node_modules/((?:@[^/.][^/]*/)?[^/.@][^/]*)/package\.json$")
 _DIST_INFO = re.compile(r"(?:^|/)[^/]+\.(?:dist-info/METADATA|egg-info/PKG-INFO)$")
 
@@ -80,7 +81,7 @@ def _npm_license(doc: dict) -> tuple[tuple[str, ...], str | None]:
 
 def npm_package(data: bytes, location: str) -> AppPackage | None:
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(doc, dict):
@@ -94,7 +95,7 @@ def npm_package(data: bytes, location: str) -> AppPackage | None:
 
 def npm_lockfile(data: bytes, location: str) -> list[AppPackage]:
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError):
         return []
     if not isinstance(doc, dict):

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from builder import jsonsafe
 from builder.oci.image import load_image, platform_images
 from builder.oci.reference import Reference
 from builder.oci.stores.base import Store
@@ -150,7 +151,7 @@ class PackageReader:
         raw = image.config.config.labels.get("io.buildpacks.lifecycle.metadata")
         if raw:
             try:
-                top = json.loads(raw)["runImage"]["topLayer"]
+                top = jsonsafe.loads(raw)["runImage"]["topLayer"]
                 return list(image.config.diff_ids).index(top) + 1
             except (ValueError, KeyError, TypeError):
                 pass

@@ -16,6 +16,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from builder import jsonsafe
 from builder.supply import keys as keymod
 from builder.supply.keys import PrivateKey, TrustedKey
 
@@ -65,7 +66,7 @@ def _b64(text: object, what: str) -> bytes:
 
 def parse(data: bytes) -> Envelope:
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise EnvelopeError("the envelope is not JSON") from None
     if not isinstance(doc, dict):

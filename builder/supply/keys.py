@@ -30,6 +30,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from builder import jsonsafe
+from builder.inputfile import read_input
 from builder.supply import secretbox
 from builder.supply.errors import KeyFileError, PasswordError
 
@@ -78,7 +80,7 @@ def encrypt_envelope(plaintext: bytes, password: bytes, *, salt: bytes | None = 
 def decrypt_envelope(data: bytes, password: bytes, what: str = "key") -> bytes:
     """The plaintext of go-securesystemslib ``encrypted`` JSON; PasswordError if it does not open."""
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
         kdf, cipher = doc["kdf"], doc["cipher"]
         params = kdf["params"]
         n, r, p = int(params["N"]), int(params["r"]), int(params["p"])
@@ -237,10 +239,14 @@ class TrustedKey:
         return key_id(self.key)
 
 
+#: A PEM key file is a few hundred bytes; a bundle of many keys, some KB.
+MAX_KEY_FILE = 1 << 20
+
+
 def read_public_key(path: str | os.PathLike[str]) -> TrustedKey:
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_input(p, "public key", MAX_KEY_FILE)
     except OSError as exc:
         raise KeyFileError(f"{p}: cannot read the public key ({exc.strerror})") from None
     return TrustedKey(load_public_key(data, str(p)), str(p))
@@ -250,7 +256,7 @@ def read_private_key(path: str | os.PathLike[str], password: Callable[[], bytes]
     """The signing key in ``path``; ``password()`` is called only if the file is encrypted."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_input(p, "private key", MAX_KEY_FILE)
     except OSError as exc:
         raise KeyFileError(f"{p}: cannot read the private key ({exc.strerror})") from None
     return load_private_key(data, password() if needs_password(data) else None, str(p))

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from builder import jsonsafe
+from builder.inputfile import open_input, read_bounded, read_input
 from builder.supply.errors import SupplyError
 
 #: Severity levels, lowest first; ``unknown`` is a record that states none.
@@ -156,9 +158,14 @@ def parse_record(doc: Any, where: str = "record") -> Advisory:
 
 def _decode(data: bytes, where: str) -> Any:
     try:
-        return json.loads(data)
+        return jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise AdvisoryError(f"{where}: not JSON ({exc})") from None
+
+
+#: The most one advisories file (or zip member) may hold: OSV records are KBs; one .json of a
+#: whole ecosystem's records, tens of MB.
+MAX_RECORD_FILE = 512 << 20
 
 
 def _records(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -168,17 +175,21 @@ def _records(path: Path) -> Iterator[tuple[str, bytes]]:
             for name in sorted(filenames):
                 if name.endswith(".json"):
                     full = Path(dirpath) / name
-                    yield str(full), full.read_bytes()
+                    yield str(full), read_input(full, "advisory", MAX_RECORD_FILE)
         return
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            for info in sorted(z.infolist(), key=lambda i: i.filename):
-                if not info.is_dir() and info.filename.endswith(".json"):
-                    yield f"{path}:{info.filename}", z.read(info)
-        return
-    if path.suffix == ".json":
-        yield str(path), path.read_bytes()
-        return
+    with open_input(path, "advisories file") as f:  # a FIFO or /dev/zero: refused, not read
+        if zipfile.is_zipfile(f):
+            with zipfile.ZipFile(f) as z:
+                for info in sorted(z.infolist(), key=lambda i: i.filename):
+                    if not info.is_dir() and info.filename.endswith(".json"):
+                        with z.open(info) as member:  # a zip bomb declares a small size: what is read counts
+                            yield f"{path}:{info.filename}", read_bounded(
+                                member, f"{path}:{info.filename}", MAX_RECORD_FILE)
+            return
+        if path.suffix == ".json":
+            f.seek(0)
+            yield str(path), read_bounded(f, str(path), MAX_RECORD_FILE)
+            return
     raise AdvisoryError(f"{path}: advisories are a directory of OSV .json files, a .zip of them, or one .json")
 
 

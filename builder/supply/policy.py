@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from builder.inputfile import read_input
 from builder.supply import keys as keymod
 from builder.supply import provenance, vulnpolicy
 from builder.supply.vulnpolicy import VulnerabilityRule
@@ -33,6 +34,8 @@ from builder.supply.verify import Evidence, ValidStatement, signature_reasons
 
 FIELDS = ("keys", "builder_id", "source_repositories", "require_sbom", "vulnerabilities")
 PROVENANCE_TYPES = (provenance.PREDICATE_TYPE, "https://slsa.dev/provenance/v0.2")
+
+MAX_POLICY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def load(path: str | os.PathLike[str]) -> Policy:
     """Read a policy file and the public keys it names."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_input(p, "policy", MAX_POLICY).decode("utf-8")
     except OSError as exc:
         raise PolicyError(f"{p}: cannot read the policy ({exc.strerror})") from None
     except UnicodeDecodeError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from builder import jsonsafe
 from builder.errors import NotFoundError
 from builder.oci import mediatypes as mt
 from builder.oci.copy import DEFAULT_JOBS, copy_image
@@ -95,7 +96,7 @@ def _originals(store: Store, digest: str) -> list[str]:
     out: list[str] = []
     for data in payloads:
         try:
-            st = json.loads(dsse.parse(data).payload)
+            st = jsonsafe.loads(dsse.parse(data).payload)
         except (dsse.EnvelopeError, ValueError, UnicodeDecodeError):
             continue
         original = rebaseprov.original_of(st) if isinstance(st, dict) and rebaseprov.is_rebase(st) else None

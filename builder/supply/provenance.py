@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from builder import jsonsafe
 from builder import __version__
 from builder.oci.digest import is_digest, split
 from builder.oci.stores.base import Store
@@ -412,7 +413,7 @@ def attest(store: Store, digest: str, st: dict[str, Any], key: PrivateKey) -> At
             return False
         if env.payload != payload:
             try:
-                if same_claim_key(json.loads(env.payload)) != claim:
+                if same_claim_key(jsonsafe.loads(env.payload)) != claim:
                     return False
             except (ValueError, UnicodeDecodeError):
                 return False

@@ -22,10 +22,10 @@ does; ``check_link`` compares the two images so that a statement naming some oth
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from builder import jsonsafe
 from builder.oci.digest import is_digest
 from builder.supply import dsse
 from builder.supply.provenance import (DEFAULT_BUILDER_ID, PREDICATE_TYPE, _digest_set, _time, image_uri,
@@ -170,7 +170,7 @@ def provenance_envelopes(found: list[tuple[str, bytes]]) -> list[str]:
     for _, data in found:
         try:
             env = dsse.parse(data)
-            st = json.loads(env.payload)
+            st = jsonsafe.loads(env.payload)
         except (dsse.EnvelopeError, ValueError, UnicodeDecodeError):
             continue
         if isinstance(st, dict) and st.get("predicateType") in (PREDICATE_TYPE, "https://slsa.dev/provenance/v0.2"):

@@ -7,10 +7,10 @@ image's own CNB SBOM layer (``/layers/sbom``, a few kilobytes), which rebase lea
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
+from builder import jsonsafe
 from builder.oci.image import Image
 from builder.oci.layerread import LayerTar
 from builder.supply import layerfiles
@@ -42,7 +42,7 @@ def app_packages(image: Image) -> list[Package]:
     """The dependencies listed in the image's CNB SBOM layer (CycloneDX documents)."""
     raw = image.config.config.labels.get("io.buildpacks.lifecycle.metadata")
     try:
-        sha = json.loads(raw or "{}").get("sbom", {}).get("sha")
+        sha = jsonsafe.loads(raw or "{}").get("sbom", {}).get("sha")
     except (ValueError, AttributeError):
         return []
     if not sha:
@@ -61,7 +61,7 @@ def app_packages(image: Image) -> list[Package]:
     for path in sorted(files):
         data = files[path].data
         try:
-            doc = json.loads(data or b"{}")
+            doc = jsonsafe.loads(data or b"{}")
         except ValueError:
             continue
         for component in doc.get("components") or []:

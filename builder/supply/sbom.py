@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
+from builder import jsonsafe
 from builder import __version__
 from builder.oci import mutate
 from builder.oci.image import Image, load_image
@@ -455,7 +456,7 @@ class Listed:
 def listed_packages(data: bytes, fmt: str) -> list[Listed]:
     """The packages an SBOM document lists (ours or another tool's), without the image itself."""
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise SupplyError(f"the attached {fmt} SBOM is not JSON") from None
     out: list[Listed] = []

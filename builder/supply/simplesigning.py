@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from builder import jsonsafe
 from builder.oci.digest import is_digest
 
 MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -52,7 +53,7 @@ def build(docker_reference: str, manifest_digest: str, annotations: dict[str, st
 def parse(data: bytes) -> Payload:
     """Read a payload; PayloadError says what is wrong with it."""
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise PayloadError("the payload is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("critical"), dict):

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from builder import jsonsafe
 from builder.oci.digest import sha256, split
 from builder.oci.stores.base import Store
 from builder.supply import dsse, keys as keymod, simplesigning
@@ -151,7 +151,7 @@ def check_envelopes(digest: str, envelopes: list[tuple[str, bytes]], trusted: li
             problems.append(f"{where}: payload type {envelope.payload_type!r} is not {dsse.INTOTO_PAYLOAD_TYPE}")
             continue
         try:
-            statement = json.loads(envelope.payload)
+            statement = jsonsafe.loads(envelope.payload)
         except (ValueError, UnicodeDecodeError):
             problems.append(f"{where}: the signed statement is not JSON")
             continue
@@ -247,7 +247,7 @@ def _follow_rebases(store: Store, evidence: Evidence, trusted: list[TrustedKey],
 
 def _is_sbom(data: bytes, media_type: str) -> bool:
     try:
-        doc = json.loads(data)
+        doc = jsonsafe.loads(data)
     except (ValueError, UnicodeDecodeError):
         return False
     if not isinstance(doc, dict):

@@ -1,0 +1,48 @@
+"""Reading a file a user names (a key, a policy, advisories, a ``--from`` plan, a stack file), or
+that one of those names (a policy's keys): whole, so only a regular file, and only up to a size.
+
+``open`` of a FIFO blocks until a writer comes, which may be never; ``/dev/zero`` never ends and
+fills memory; a key "file" of gigabytes is no key. Each is refused with one line naming the file,
+before anything is read. Other errors (no such file, permission) are the caller's to word.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from typing import BinaryIO
+
+from builder.errors import InputFileError
+
+MiB = 1 << 20
+
+
+def open_input(path: str | os.PathLike[str], what: str) -> BinaryIO:
+    """``open(path, "rb")`` of a regular file only (``what`` names it in errors)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open does not wait
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+            raise InputFileError(f"{os.fspath(path)}: the {what} is {kind}, not a regular file")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def read_input(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (``what`` names it in errors), at most ``limit``."""
+    with open_input(path, what) as f:
+        return read_bounded(f, f"{os.fspath(path)}: the {what}", limit)
+
+
+def read_bounded(f: BinaryIO, what: str, limit: int) -> bytes:
+    """All of ``f``, or InputFileError once it is over ``limit`` bytes (read, not declared: a
+    file may grow meanwhile, a compressed member may say anything)."""
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputFileError(f"{what} is over {limit} bytes, more than any real one; refusing to read it")
+    return data

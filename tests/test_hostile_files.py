@@ -1,0 +1,166 @@
+"""Hostile files given to pallet (issue 11, third sweep): keys, policies, advisories, ``--from``
+plans, stack files, and JSON an image or a registry hands over (labels, envelopes, payloads, SBOMs).
+
+A file that is a FIFO blocked pallet for ever at ``open``; ``/dev/zero`` was read until memory ran
+out; a zip of advisories inflated without a bound; JSON nested a few thousand levels deep was a
+RecursionError traceback wherever it was parsed. Each is now a one-line error, quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from builder.errors import InputFileError
+from builder.oci.stores.layout import LayoutStore
+from tests.cli import pallet
+from tests.imagekit import push_image, push_layer_blobs, tar_of
+from tests.test_hostile_inputs import one_line_error
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Path:
+    """An image (oci:img:t), a FIFO and a key pair, in ``tmp_path``."""
+    os.mkfifo(tmp_path / "fifo")
+    push_image(LayoutStore(tmp_path / "img"), [{"a": b"1"}], tag="t")
+    pallet("keygen", "--output-key-prefix", str(tmp_path / "k"), env={"PALLET_PASSWORD": "pw"})
+    return tmp_path
+
+
+def _special(box: Path, kind: str) -> str:
+    return {"fifo": str(box / "fifo"), "zero": "/dev/zero", "dir": str(box)}[kind]
+
+
+NEEDLE = {"fifo": "a FIFO, socket or device, not a regular file", "zero": "a FIFO, socket or device",
+          "dir": "a directory, not a regular file"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "dir"])
+def test_a_key_that_is_not_a_regular_file_is_refused_not_waited_on(box: Path, kind: str) -> None:
+    key, ref = _special(box, kind), f"oci:{box}/img:t"
+    # hang guards, not speed checks: a FIFO blocked open() for ever, /dev/zero filled memory
+    one_line_error(pallet("verify", "--key", key, ref, check=False, timeout=120), key, "public key", NEEDLE[kind])
+    one_line_error(pallet("sign", "--key", key, ref, check=False, timeout=120, env={"PALLET_PASSWORD": "pw"}),
+                   key, "private key", NEEDLE[kind])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_policy_or_a_key_it_names_that_is_not_a_regular_file_is_refused(box: Path, kind: str) -> None:
+    special, ref = _special(box, kind), f"oci:{box}/img:t"
+    (box / "policy.toml").write_text(f"keys = [{json.dumps(special)}]\n")
+    one_line_error(pallet("verify", "--policy", str(box / "policy.toml"), ref, check=False, timeout=120),
+                   special, "public key", NEEDLE[kind])
+    one_line_error(pallet("verify", "--policy", special, ref, check=False, timeout=120), special, "policy",
+                   NEEDLE[kind])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "fifo-in-dir"])
+def test_advisories_that_are_not_regular_files_are_refused(box: Path, kind: str) -> None:
+    if kind == "fifo-in-dir":
+        (box / "adv").mkdir()
+        os.mkfifo(box / "adv" / "DSA-1.json")
+        path, named, needle = str(box / "adv"), str(box / "adv" / "DSA-1.json"), "the advisory is a FIFO"
+    else:
+        path = named = _special(box, kind)
+        needle = f"the advisories file is {NEEDLE[kind]}"
+    proc = pallet("audit", "--advisories", path, f"oci:{box}/img:t", check=False, timeout=120)
+    one_line_error(proc, named, needle)
+
+
+def test_a_zip_of_advisories_is_read_within_a_bound_whatever_its_members_declare(tmp_path: Path, monkeypatch) -> None:
+    """A member of a few KB inflating to more than the bound is refused as it is read."""
+    from builder.supply import osv
+
+    monkeypatch.setattr(osv, "MAX_RECORD_FILE", 1 << 20)
+    with zipfile.ZipFile(tmp_path / "all.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("DSA-1.json", b" " * (2 << 20) + b"{}")
+    assert (tmp_path / "all.zip").stat().st_size < 16 << 10
+    with pytest.raises(InputFileError, match=r"all.zip:DSA-1.json is over 1048576 bytes"):
+        osv.load(tmp_path / "all.zip")
+
+
+def test_a_rebase_plan_that_is_a_fifo_or_not_utf8_is_a_one_line_error(box: Path) -> None:
+    run = f"oci:{box}/img:t"
+    one_line_error(pallet("rebase", "--run-image", run, "--from", str(box / "fifo"), check=False, timeout=120),
+                   "--from plan", NEEDLE["fifo"])
+    (box / "plan.txt").write_bytes(b"oci:\xff\xfe:t\n")
+    one_line_error(pallet("rebase", "--run-image", run, "--from", str(box / "plan.txt"), check=False),
+                   "--from", "not UTF-8 text")
+
+
+@pytest.mark.parametrize("command", ["lock", "build"])
+def test_a_stack_file_that_is_a_fifo_is_refused(box: Path, command: str) -> None:
+    proc = pallet("stack", command, str(box / "fifo"), check=False, timeout=120)
+    one_line_error(proc, "the stack file is a FIFO")
+
+
+# -- JSON nested deeper than Python's parser goes ----------------------------------------------------
+
+
+def test_a_lifecycle_label_nested_too_deep_is_a_refused_rebase_not_a_traceback(tmp_path: Path) -> None:
+    labels = {"io.buildpacks.lifecycle.metadata": DEEP}
+    push_layer_blobs(LayoutStore(tmp_path / "app"), [tar_of({"a": b"1"})], tag="t",
+                     config_extra={"config": {"Labels": labels}})
+    push_layer_blobs(LayoutStore(tmp_path / "run"), [tar_of({"b": b"1"})], tag="t")
+    before = (tmp_path / "app" / "index.json").read_bytes()
+    proc = pallet("rebase", "--run-image", f"oci:{tmp_path}/run:t", f"oci:{tmp_path}/app:t", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "io.buildpacks.lifecycle.metadata label has no runImage.topLayer" in proc.stdout + proc.stderr
+    assert (tmp_path / "app" / "index.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("parse", ["dsse", "simplesigning", "sbom", "osv"])
+def test_untrusted_json_nested_too_deep_is_each_parsers_own_error(tmp_path: Path, parse: str) -> None:
+    from builder.supply import dsse, osv, sbom, simplesigning
+    from builder.supply.errors import SupplyError
+
+    data = DEEP.encode()
+    if parse == "dsse":
+        with pytest.raises(dsse.EnvelopeError, match="not JSON"):
+            dsse.parse(data)
+    elif parse == "simplesigning":
+        with pytest.raises(simplesigning.PayloadError, match="not JSON"):
+            simplesigning.parse(data)
+    elif parse == "sbom":
+        with pytest.raises(SupplyError, match="not JSON"):
+            sbom.listed_packages(data, "cyclonedx")
+    else:
+        (tmp_path / "DSA-1.json").write_bytes(data)
+        with pytest.raises(osv.AdvisoryError, match="not JSON.*nested too deeply"):
+            osv.load(tmp_path / "DSA-1.json")
+
+
+def test_a_signature_whose_payload_is_nested_too_deep_fails_verification_cleanly(box: Path) -> None:
+    """The signature is a real one, by the trusted key, over a payload a hostile signer made."""
+    from builder.oci.image import load_image
+    from builder.supply import keys
+
+    store = LayoutStore(box / "img")
+    digest = load_image(store, "t").digest
+    key = keys.read_private_key(box / "k.key", lambda: b"pw")
+    payload = DEEP.encode()
+    signature = keys.sign(key, payload)
+    _attach_signature(store, digest, payload, signature)
+    proc = pallet("verify", "--key", str(box / "k.pub"), f"oci:{box}/img:t", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "signed, but the payload is not JSON" in proc.stdout, proc.stdout
+
+
+def _attach_signature(store: LayoutStore, digest: str, payload: bytes, signature: bytes) -> None:
+    """A cosign signature manifest under ``sha256-<hex>.sig``, as cosign lays it out."""
+    import base64
+
+    from builder.oci import mediatypes as mt
+
+    layer = store.put_blob_bytes(payload, "application/vnd.dev.cosign.simplesigning.v1+json")
+    config = store.put_blob_bytes(b"{}", mt.OCI_CONFIG)
+    layer_json = {**layer.to_json(), "annotations": {
+        "dev.cosignproject.cosign/signature": base64.b64encode(signature).decode()}}
+    manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": config.to_json(), "layers": [layer_json]}
+    store.put_manifest(json.dumps(manifest).encode(), mt.OCI_MANIFEST, tag=digest.replace(":", "-") + ".sig")
