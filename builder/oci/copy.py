@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from builder.errors import DigestMismatchError
 from builder.oci import mediatypes as mt
 from builder.oci.image import load_image
-from builder.oci.model import Descriptor, Index, Manifest, Platform
+from builder.oci.model import Descriptor, Index, Manifest, ModelError, Platform
 from builder.oci.stores.base import Store
 from builder.progress import Progress
 
@@ -73,14 +73,32 @@ def copy_blobs(src: Store, dst: Store, blobs: list[Descriptor], *, jobs: int = D
     return stats
 
 
+#: How deep indexes may nest (an index of indexes of images is 2): far beyond any real image;
+#: each level is a recursion, and a hostile chain of thousands ran Python out of stack.
+MAX_INDEX_DEPTH = 8
+
+
 def _copy_manifest_tree(src: Store, dst: Store, desc: Descriptor, data: bytes, *, jobs: int,
-                        progress: Progress | None, stats: CopyStats) -> None:
-    """Copy what a manifest or index refers to (not the top manifest itself)."""
+                        progress: Progress | None, stats: CopyStats, seen: set[str] | None = None,
+                        depth: int = 0) -> None:
+    """Copy what a manifest or index refers to (not the top manifest itself).
+
+    ``seen``: the manifests already copied. An index may list one child many times, and indexes
+    under it the same again: without it a small hostile index would be fetched and copied a
+    number of times exponential in its depth."""
+    seen = set() if seen is None else seen
     if mt.is_index(desc.media_type):
+        if depth >= MAX_INDEX_DEPTH:
+            raise ModelError(f"index {desc.digest} nests indexes more than {MAX_INDEX_DEPTH} deep; "
+                             "no real image does, refusing it")
         index = Index.from_bytes(data, desc.media_type)
         for child in index.manifests:
+            if child.digest in seen:
+                continue
+            seen.add(child.digest)
             child_desc, child_data = src.get_manifest(child.digest)
-            _copy_manifest_tree(src, dst, child_desc, child_data, jobs=jobs, progress=progress, stats=stats)
+            _copy_manifest_tree(src, dst, child_desc, child_data, jobs=jobs, progress=progress, stats=stats,
+                                seen=seen, depth=depth + 1)
             dst.put_manifest(child_data, child_desc.media_type)
         return
     manifest = Manifest.from_bytes(data, desc.media_type)

@@ -84,8 +84,6 @@ def _platform_manifests(store: Store, digest: str) -> list[str]:
 def _originals(store: Store, digest: str) -> list[str]:
     """The originals the rebase statements attached to ``digest`` name (read, not verified:
     only to know what to copy; the verifier checks them where they land)."""
-    import json
-
     from builder.supply import dsse, rebaseprov
     from builder.supply.attach import referrer_contents
     from builder.supply.verify import ATTESTATION_ARTIFACT_TYPES
