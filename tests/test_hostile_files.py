@@ -164,3 +164,54 @@ def _attach_signature(store: LayoutStore, digest: str, payload: bytes, signature
         "dev.cosignproject.cosign/signature": base64.b64encode(signature).decode()}}
     manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": config.to_json(), "layers": [layer_json]}
     store.put_manifest(json.dumps(manifest).encode(), mt.OCI_MANIFEST, tag=digest.replace(":", "-") + ".sig")
+
+
+# -- buildpacks and TOML ------------------------------------------------------------------------------
+
+
+def _buildpack(root: Path, toml: str | None) -> Path:
+    (root / "bin").mkdir(parents=True)
+    for step in ("detect", "build"):
+        (root / "bin" / step).write_text("#!/bin/sh\nexit 0\n")
+        (root / "bin" / step).chmod(0o755)
+    if toml is None:
+        os.mkfifo(root / "buildpack.toml")
+    else:
+        (root / "buildpack.toml").write_text(toml)
+    return root
+
+
+@pytest.mark.parametrize("bp_id", ["..", ".", "x/../y", "a//b"])
+def test_a_buildpack_id_that_would_name_another_directory_is_refused(tmp_path: Path, bp_id: str) -> None:
+    """The id names directories (/layers/<id> on the host, the plan's): '..' was the build's
+    work directory itself, emptied by the plan's set-up and bound writable into the sandbox."""
+    bp = _buildpack(tmp_path / "bp", f'api = "0.10"\n[buildpack]\nid = "{bp_id}"\nversion = "1"\n')
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "index.html").write_text("hi")
+    proc = pallet("detect", "--buildpack", str(bp), str(tmp_path / "app"), check=False)
+    one_line_error(proc, f"invalid id {bp_id!r}", progress=True)
+
+
+def test_a_buildpack_toml_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    bp = _buildpack(tmp_path / "bp", None)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "index.html").write_text("hi")
+    proc = pallet("detect", "--buildpack", str(bp), str(tmp_path / "app"), check=False, timeout=120)  # hang guard
+    one_line_error(proc, "buildpack.toml: cannot read: the TOML file is a FIFO", progress=True)
+
+
+@pytest.mark.parametrize("where", ["project.toml", "policy", "stack file"])
+def test_toml_nested_too_deep_is_invalid_toml_not_a_traceback(tmp_path: Path, where: str) -> None:
+    deep = "a = " + "[" * 10_000 + "]" * 10_000 + "\n"
+    if where == "project.toml":
+        (tmp_path / "app").mkdir()
+        (tmp_path / "app" / "index.html").write_text("hi")
+        (tmp_path / "app" / "project.toml").write_text(deep)
+        proc = pallet("detect", str(tmp_path / "app"), check=False)
+    elif where == "policy":
+        (tmp_path / "policy.toml").write_text(deep)
+        proc = pallet("verify", "--policy", str(tmp_path / "policy.toml"), "oci:/nonexistent:t", check=False)
+    else:
+        (tmp_path / "stack.toml").write_text(deep)
+        proc = pallet("stack", "lock", str(tmp_path / "stack.toml"), check=False)
+    one_line_error(proc, "nested too deeply", progress=True)

@@ -101,7 +101,7 @@ def requested(source: Path) -> AptRequest | None:
     if project.is_file():
         try:
             data = tomllib.loads(project.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
             data = {}  # read_project reports it
         table = data.get("io", {}).get("pallet", {}).get("apt") if isinstance(data.get("io"), dict) else None
         if table is not None:

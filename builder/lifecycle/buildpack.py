@@ -119,6 +119,11 @@ def load(path: Path) -> Buildpack:
     if not _ID_RE.match(bp_id) or bp_id.lower() in _RESERVED_IDS:
         raise BuildpackError(f"{bp_where}: invalid id {bp_id!r} (letters, digits, '.', '/', '-'; "
                              "not app/config/generated/sbom)")
+    if any(part in ("", ".", "..") for part in bp_id.split("/")):
+        # the id names directories (/layers/<id>, the plan's): '..' would be the build's work directory,
+        # which the plan's set-up empties and the sandbox binds writable
+        raise BuildpackError(f"{bp_where}: invalid id {bp_id!r}: no part of it between '/' may be "
+                             "empty, '.' or '..'")
     version = expect(info, "version", str, bp_where)
     targets = []
     for i, t in enumerate(expect(data, "targets", list, where, required=False, default=[])):

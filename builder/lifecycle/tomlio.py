@@ -13,18 +13,30 @@ class TomlError(PalletError):
     """A TOML file that cannot be read or does not say what it must."""
 
 
+#: The most a TOML file pallet reads may hold: descriptors and metadata are KBs.
+MAX_TOML = 16 << 20
+
+
 def read(path: Path, owner: str | None = None) -> dict[str, Any]:
     """Parse ``path``; TomlError ("<owner>: <path>: ...") if it is missing or malformed."""
     import tomllib  # here: its import is most of a memo hit's start-up otherwise
 
+    from builder.errors import InputFileError
+    from builder.inputfile import read_input
+
     where = f"{owner}: {path}" if owner else str(path)
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        # a regular file only, bounded: buildpacks write some of these files (launch.toml, a
+        # layer's toml) and an app brings project.toml: a FIFO there blocked pallet for ever
+        return tomllib.loads(read_input(path, "TOML file", MAX_TOML).decode("utf-8"))
     except FileNotFoundError:
         raise TomlError(f"{where}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise TomlError(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per level of nested arrays and tables
+        raise TomlError(f"{where}: invalid TOML: nested too deeply") from None
+    except InputFileError as exc:
+        raise TomlError(f"{where}: cannot read: {str(exc).removeprefix(f'{path}: ')}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TomlError(f"{where}: cannot read: {exc}") from None
 

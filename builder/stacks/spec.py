@@ -327,6 +327,8 @@ def parse(text: str, path: str | Path) -> Stack:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StackFileError(f"{shown}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise StackFileError(f"{shown}: not valid TOML: nested too deeply") from None
     top = _Table(data, "", shown)
     top.only("id", "name", "version", "description", "source", "maintainer", "architectures", "distro", "user",
              "env", "labels", "files", "build", "run")

@@ -65,6 +65,8 @@ def parse(text: str, path: str = "policy") -> dict[str, Any]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise PolicyError(f"{path}: not valid TOML (nested too deeply)") from None
     unknown = [k for k in doc if k not in FIELDS]
     if unknown:
         raise PolicyError(f"{path}: unknown field {unknown[0]!r} (known fields: {', '.join(FIELDS)})")
