@@ -317,6 +317,10 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     ({"scripts": {"start": "node server.js"}}, ["node", "server.js"]),
     ({"scripts": {"start": "node server.js | tee log"}}, ["/bin/sh", "-c", "node server.js | tee log"]),
     ({"main": "lib/app.js"}, ["node", "lib/app.js"]),
+    # a variable assignment before the command is the shell's (npm runs scripts with sh): not a program
+    ({"scripts": {"start": "NODE_ENV=production node server.js"}},
+     ["/bin/sh", "-c", "NODE_ENV=production node server.js"]),
+    ({"scripts": {"start": "env NODE_ENV=production node server.js"}}, ["env", "NODE_ENV=production", "node", "server.js"]),
     ({}, ["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"]),
 ])
 def test_node_web_process(tmp_path, pkg, command):
@@ -328,6 +332,19 @@ def test_node_web_process(tmp_path, pkg, command):
 
     launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
     assert launch == {"processes": [{"type": "web", "command": command, "default": True}]}
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_dev_only_command_is_found_behind_variable_assignments(tmp_path):
+    """`NODE_ENV=development nodemon server.js` runs nodemon, a devDependency: start:prod runs."""
+    lock = {"lockfileVersion": 3, "packages": {"": {"name": "a"}, "node_modules/nodemon": {
+        "version": "3.1.0", "dev": True, "bin": {"nodemon": "bin/nodemon.js"}}}}
+    pkg = {"name": "a", "scripts": {"start": "NODE_ENV=development nodemon server.js", "start:prod": "node server.js"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": json.dumps(lock)})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "WEB='node server.js (scripts.start:prod: scripts.start \"NODE_ENV=development nodemon server.js\" runs " \
+           "nodemon, which only the devDependency nodemon gives" in done.stdout, done.stdout
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")

@@ -7,7 +7,8 @@ and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
 script); a server whose start script runs a devDependency's command and whose start:prod runs
-the built app (NestJS's shape); a start script that runs another script with ``npm run``; a Django app whose pages need collectstatic (WhiteNoise, manifest
+the built app (NestJS's shape); a start script that runs another script with ``npm run``; one that sets
+variables before its command (``NODE_ENV=production node server.js``); a Django app whose pages need collectstatic (WhiteNoise, manifest
 storage); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
@@ -127,6 +128,9 @@ EXPECTED = {
     "node-start-npm-run": (["pallet/nodejs"], [
         "web: node server.js --greeting Hello (scripts.start \"npm run serve -- --greeting Hello\": scripts.serve, run "
         "directly (the run image has no npm))"], "Hello from node-start-npm-run: an hour is 3600000 ms\n"),
+    "node-start-env": (["pallet/nodejs"], [
+        "web: /bin/sh -c NODE_ENV=production GREETING=Hello node server.js (scripts.start)"],
+        "Hello from node-start-env (NODE_ENV production): a minute is 60000 ms\n"),
     "python-django-static": (["pallet/python", "pallet/django-static"], [
         "web: gunicorn config.wsgi:application (rule: WSGI, django app config.wsgi:application, gunicorn)",
         "pallet/django-static: found manage.py and Django (requirements.txt): python manage.py collectstatic --noinput "

@@ -353,14 +353,25 @@ function checkNode(pkg) {
 // -- start command -------------------------------------------------------------------------------
 
 const SHELL_CHARS = /[$|&;<>()`*?~"'\\]/;
+//: A shell variable assignment before the command (`NODE_ENV=production node server.js`): npm
+//: runs scripts with a shell, which reads it as the command's environment; exec would take it
+//: for the program's name.
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 function fromScript(script, dir) {
   const s = script.trim();
   if (dir && dir !== ".") {
     return ["/bin/sh", "-c", `cd ${shq(dir)} && exec ${s}`];
   }
-  if (SHELL_CHARS.test(s)) return ["/bin/sh", "-c", s];
+  if (SHELL_CHARS.test(s) || ASSIGNMENT.test(s)) return ["/bin/sh", "-c", s];
   return s.split(/\s+/);
+}
+
+//: The program a script runs: its first word after any variable assignments.
+function commandWord(script) {
+  const words = script.trim().split(/\s+/);
+  while (words.length > 1 && ASSIGNMENT.test(words[0])) words.shift();
+  return words[0];
 }
 
 const shq = (s) => (/^[A-Za-z0-9_./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -471,7 +482,7 @@ function lockedCommands() {
 //: only. A production start script beside it (NestJS's start:prod) is what runs then; else the
 //: build stops with what to do, rather than an image that fails as it starts.
 function rootStart(pkg, start) {
-  const word = start.trim().split(/\s+/)[0];
+  const word = commandWord(start);
   const locked = SHELL_CHARS.test(word) ? null : lockedCommands();
   const devOnly = locked && locked.dev.get(word);
   // A front-end app's start script (a development server) is not what its image runs.
