@@ -348,6 +348,53 @@ def test_node_dev_only_command_is_found_behind_variable_assignments(tmp_path):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_roots_own_lifecycle_scripts_stay_out_of_the_install_root(tmp_path):
+    """npm ci would run the root's prepare/postinstall among the manifests only: the plan says to
+    install with --ignore-scripts, rebuild the production packages that have install scripts by
+    name, run postinstall in the app, and not prepare (nor a script of a devDependency's command)."""
+    lock = {"lockfileVersion": 3, "packages": {
+        "": {"name": "a", "hasInstallScript": True},
+        "node_modules/bcrypt": {"version": "5.1.1", "hasInstallScript": True},
+        "node_modules/x/node_modules/esbuild": {"version": "0.24.0", "hasInstallScript": True},
+        "node_modules/husky": {"version": "9.1.7", "dev": True, "hasInstallScript": True, "bin": {"husky": "bin.js"}},
+        "node_modules/ms": {"version": "2.1.3"}}}
+    pkg = {"name": "a", "scripts": {"start": "node server.js", "prepare": "husky", "install": "husky install",
+                                    "postinstall": "node scripts/gen.js"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": json.dumps(lock)})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ROOT_SCRIPTS='1'\nROOT_RUN='postinstall'\n" in done.stdout, done.stdout
+    assert "ROOT_SKIPPED='install (runs husky, which only the devDependency husky gives), prepare (a development or " \
+           "publishing hook)'\nREBUILD='bcrypt esbuild'\n" in done.stdout, done.stdout
+    pkg["scripts"] = {"start": "node server.js"}  # no scripts of its own: npm ci as it is
+    (app / "package.json").write_text(json.dumps(pkg))
+    assert "ROOT_SCRIPTS=''" in node_plan(app, tmp_path).stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_local_packages_go_into_the_install_root(tmp_path):
+    """file:DIR dependencies: their package.json into the install root (and linked back), a
+    tarball copied; a path outside the app or to nothing is a one-line error."""
+    pkg = {"name": "a", "dependencies": {"greet": "file:libs/greet", "util": "./libs/util", "v": "file:vendor/v-1.0.0.tgz"},
+           "devDependencies": {"tool": "file:../elsewhere"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}",
+                                   "libs/greet/package.json": "{}", "libs/util/package.json": "{}",
+                                   "vendor/v-1.0.0.tgz": "tgz"})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "MANIFESTS='package.json\npackage-lock.json\nlibs/greet/package.json\nlibs/util/package.json\n" \
+           "vendor/v-1.0.0.tgz'" in done.stdout, done.stdout
+    assert "LOCAL_DIRS='libs/greet libs/util'" in done.stdout
+    for spec, message in [("file:../shared", 'package.json dependencies: greet is "file:../shared", outside the app'),
+                          ("file:libs/none", 'package.json dependencies: greet is "file:libs/none", but the app has no '
+                                             "libs/none")]:
+        pkg["dependencies"]["greet"] = spec
+        (app / "package.json").write_text(json.dumps(pkg))
+        failed = node_plan(app, tmp_path)
+        assert failed.returncode == 1 and message in failed.stderr, failed.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("files,message", [
     ({"package-lock.json": "{}", "yarn.lock": ""},
      "found the lockfiles of more than one package manager: package-lock.json (npm), yarn.lock (yarn)"),

@@ -8,7 +8,9 @@ single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
 script); a server whose start script runs a devDependency's command and whose start:prod runs
 the built app (NestJS's shape); a start script that runs another script with ``npm run``; one that sets
-variables before its command (``NODE_ENV=production node server.js``); a Django app whose pages need collectstatic (WhiteNoise, manifest
+variables before its command (``NODE_ENV=production node server.js``); one with lifecycle scripts of
+its own (``"prepare": "husky"``, a postinstall reading the app's files); one depending on a package of
+its own by path (``file:libs/greet``); a Django app whose pages need collectstatic (WhiteNoise, manifest
 storage); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
@@ -131,6 +133,12 @@ EXPECTED = {
     "node-start-env": (["pallet/nodejs"], [
         "web: /bin/sh -c NODE_ENV=production GREETING=Hello node server.js (scripts.start)"],
         "Hello from node-start-env (NODE_ENV production): a minute is 60000 ms\n"),
+    "node-root-scripts": (["pallet/nodejs"], [
+        "the app's own lifecycle scripts are not run in the install root; postinstall run in /workspace after it; not "
+        "run for the image: prepare (a development or publishing hook)"],
+        "Hello from node-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
+    "node-local-package": (["pallet/nodejs"], ["local packages: libs/greet (from the app, by path)"],
+                           "Hello from node-local-package (greet is at /workspace/libs/greet): an hour is 3600000 ms\n"),
     "python-django-static": (["pallet/python", "pallet/django-static"], [
         "web: gunicorn config.wsgi:application (rule: WSGI, django app config.wsgi:application, gunicorn)",
         "pallet/django-static: found manage.py and Django (requirements.txt): python manage.py collectstatic --noinput "

@@ -297,6 +297,38 @@ function checkYarn1Workspaces(pkg, wsDirs) {
   }
 }
 
+//: Local packages the root depends on by path (`"greet": "file:libs/greet"`, `link:`, `./x`, a
+//: tarball `file:vendor/x-1.0.0.tgz`): the install root holds only manifests, so npm found
+//: nothing there (ENOENT). A directory's package.json goes into the install root as a
+//: workspace's does (its link is then pointed at the app's directory); a tarball is copied.
+//: { dirs, files }; a path outside the app is refused (pallet builds the app's directory alone).
+function localDeps(pkg) {
+  const dirs = new Set();
+  const files = new Set();
+  for (const field of ["dependencies", "optionalDependencies", "devDependencies"]) {
+    for (const [name, spec] of Object.entries((pkg && pkg[field]) || {})) {
+      if (typeof spec !== "string") continue;
+      const m = /^(?:file:|link:)(.+)$/.exec(spec.trim()) || /^(\.\.?\/.*|\.\.?)$/.exec(spec.trim());
+      if (!m) continue;
+      const rel = path.normalize(m[1].replace(/^\/\/?/, ""));
+      if (path.isAbsolute(m[1]) || rel.split(path.sep).includes("..") || rel === ".") {
+        if (field === "devDependencies") continue;  // only the build needs it (pallet/node-build's)
+        throw new AppError(`package.json ${field}: ${name} is ${JSON.stringify(spec)}, outside the app: pallet builds ` +
+          "the app's directory alone (make it a workspace of a root that holds both, or publish it)");
+      }
+      if (isDir(rel) && exists(path.join(rel, "package.json"))) {
+        if (field !== "devDependencies") dirs.add(rel);
+      } else if (exists(rel)) {
+        files.add(rel);
+      } else if (field !== "devDependencies") {
+        throw new AppError(`package.json ${field}: ${name} is ${JSON.stringify(spec)}, but the app has no ${rel}` +
+          `${isDir(rel) ? "/package.json" : ""}`);
+      }
+    }
+  }
+  return { dirs: [...dirs].sort(), files: [...files].sort() };
+}
+
 // -- Node.js version ---------------------------------------------------------------------------
 
 //: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
@@ -477,6 +509,44 @@ function lockedCommands() {
   return { prod, dev };
 }
 
+//: The root package's own lifecycle scripts, which npm runs at the end of an install. The install
+//: runs in an install root holding only the manifests (node_modules then depends on them alone),
+//: where these scripts find none of the app's files (`node scripts/gen.js`, patch-package's
+//: patches/, prisma's schema) nor any devDependency (`"prepare": "husky"`): so npm installs with
+//: --ignore-scripts, the dependencies that have install scripts are rebuilt by name (their
+//: scripts run, the root's do not), and the root's install scripts run afterwards in /workspace
+//: with the production modules. prepare (and prepublish) is for a development checkout or a
+//: published package (git hooks, a build before publishing): not run for the image, as a
+//: script whose command only a devDependency gives is not.
+const ROOT_INSTALL_SCRIPTS = ["preinstall", "install", "postinstall"];
+const ROOT_DEV_SCRIPTS = ["preprepare", "prepare", "postprepare", "prepublish"];
+
+//: { run, skipped, rebuild } for an npm install with a v2+ lockfile when the root has such
+//: scripts; null otherwise (npm ci as it is: nothing of the root's to keep out).
+function rootScripts(pkg, mgr) {
+  const scripts = pkg && pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
+  const has = (n) => typeof scripts[n] === "string" && scripts[n].trim();
+  if (mgr.tool !== "npm" || !mgr.lockfile || ![...ROOT_INSTALL_SCRIPTS, ...ROOT_DEV_SCRIPTS].some(has)) return null;
+  const lock = readJSON(mgr.lockfile);
+  if (!lock || !lock.packages || typeof lock.packages !== "object") return null;  // npm 6's lockfile: as it is
+  const rebuild = new Set();
+  for (const [key, p] of Object.entries(lock.packages)) {
+    if (!key.includes("node_modules/") || !p || !p.hasInstallScript || p.dev) continue;
+    rebuild.add(key.slice(key.lastIndexOf("node_modules/") + 13));
+  }
+  const locked = lockedCommands();
+  const run = [];
+  const skipped = [];
+  for (const name of ROOT_INSTALL_SCRIPTS.filter(has)) {
+    const word = commandWord(scripts[name]);
+    const dev = !SHELL_CHARS.test(word) && locked && locked.dev.get(word);
+    if (dev) skipped.push(`${name} (runs ${word}, which only the devDependency ${dev} gives)`);
+    else run.push(name);
+  }
+  for (const name of ROOT_DEV_SCRIPTS.filter(has)) skipped.push(`${name} (a development or publishing hook)`);
+  return { run, skipped, rebuild: [...rebuild].sort() };
+}
+
 //: scripts.start as the run image can run it. A start script whose command only a devDependency
 //: gives (`nest start`, `ts-node src/main.ts`) cannot: the image has production dependencies
 //: only. A production start script beside it (NestJS's start:prod) is what runs then; else the
@@ -591,12 +661,16 @@ function plan(layers, bpDir) {
   const node = checkNode(pkg);
   const key = crypto.createHash("sha256");
   key.update(`node ${process.versions.node} ${node.range}\ntool ${mgr.tool} ${mgr.version} ${mgr.lockfile}\n`);
-  const manifests = MANIFESTS.filter(exists).concat(wsDirs.map((d) => path.join(d, "package.json")));
+  const local = pkg ? localDeps(pkg) : { dirs: [], files: [] };
+  const localDirs = local.dirs.filter((d) => !wsDirs.includes(d));
+  const manifests = MANIFESTS.filter(exists).concat(wsDirs.map((d) => path.join(d, "package.json")),
+    localDirs.map((d) => path.join(d, "package.json")), local.files);
   for (const name of manifests) key.update(`${name} ${sha256(name)}\n`);
   for (const rel of ["bin/build", "lib/nodeapp.js"]) {
     key.update(`buildpack ${rel} ${sha256(path.join(bpDir, rel))}\n`);
   }
   const frontend = hasBuildOutputShape(pkg);
+  const root = pkg ? rootScripts(pkg, mgr) : null;
   const out = {
     HAS_PACKAGE_JSON: pkg ? "1" : "", TOOL: mgr.tool, TOOL_VERSION: mgr.version, TOOL_INSTALL: mgr.install,
     TOOL_HAVE: mgr.have, BERRY: mgr.berry ? "1" : "", YARN_LINKER: mgr.linker, YARN_OFFLINE: mgr.offline ? "1" : "",
@@ -604,6 +678,8 @@ function plan(layers, bpDir) {
     NODE_VERSION: process.versions.node, NODE_RANGE: node.range, NODE_SOURCE: node.source,
     NODE_STACK_OK: node.stackOk ? "1" : "", KEY: key.digest("hex"), NOTES: node.note,
     HAS_BUILD_SCRIPT: pkg && pkg.scripts && pkg.scripts.build ? "1" : "", FRONTEND: frontend ? "1" : "",
+    LOCAL_DIRS: localDirs.join(" "), ROOT_SCRIPTS: root ? "1" : "", ROOT_RUN: root ? root.run.join(" ") : "",
+    ROOT_SKIPPED: root ? root.skipped.join(", ") : "", REBUILD: root ? root.rebuild.join(" ") : "",
   };
   const [cmd, why] = startCommand(pkg, wsDirs);
   out.WEB = `${cmd.join(" ")} (${why})`;
@@ -635,6 +711,17 @@ function explain() {
         `${mgr.tool} install --frozen-lockfile, production dependencies (${mgr.lockfile})`;
       lines.push(`${how} with ${tool}`);
       if (wsDirs.length) lines.push(`workspaces: ${wsDirs.join(", ")} (installed once, at the root)`);
+      const local = localDeps(pkg);
+      const localDirs = local.dirs.filter((d) => !wsDirs.includes(d));
+      if (localDirs.length || local.files.length) {
+        lines.push(`local packages: ${[...localDirs, ...local.files].join(", ")} (from the app, by path)`);
+      }
+      const root = rootScripts(pkg, mgr);
+      if (root) {
+        lines.push("the app's own lifecycle scripts are not run in the install root" +
+          (root.run.length ? `; ${root.run.join(", ")} run in /workspace after it` : "") +
+          (root.skipped.length ? `; not run for the image: ${root.skipped.join(", ")}` : ""));
+      }
     }
     lines.push(node.range ? node.note.replace(": installing", ": will install") :
       `Node.js ${process.versions.node} from the stack`);
