@@ -117,11 +117,12 @@ def _unpacked(image: "Image", root: Path) -> tuple[Path, bool]:
         try:
             os.mkdir(tmp, 0o755)
             with Unpacker(tmp) as unpacker:
-                for desc, _diff_id in image.layers():
-                    # apply() returns once the whole blob is read and verified; the directory
-                    # is renamed into place below only after every layer has been.
+                for desc, diff_id in image.layers():
+                    # apply() returns once the whole blob is read and verified (its digest, and
+                    # the diff_id the config lists for it); the directory is renamed into place
+                    # below only after every layer has been.
                     with image.store.open_blob(desc) as stream:
-                        unpacker.apply(stream, what=image.layer_name(desc))
+                        unpacker.apply(stream, what=image.layer_name(desc), diff_id=diff_id)
             os.chmod(tmp, 0o755)
             record_size(root, hexd, disk_usage(tmp))
             try:

@@ -29,6 +29,7 @@ consumer's, raised as ``LayerLimitError`` with the same naming (``read_member``)
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
 import tarfile
 import zlib
@@ -36,8 +37,9 @@ from typing import BinaryIO, Iterator
 
 import zstandard
 
-from builder.errors import PalletError
+from builder.errors import DigestMismatchError, PalletError
 from builder.oci import compress
+from builder.oci.digest import hasher
 
 _BUF = 1 << 20
 
@@ -118,6 +120,21 @@ def _remaining(stream: BinaryIO) -> int | None:
         return None
 
 
+class _Hashing:
+    """The uncompressed stream, hashed as it is read (by tarfile, then by the final drain)."""
+
+    def __init__(self, raw: BinaryIO, hash_: "hashlib._Hash") -> None:
+        self._raw = raw
+        self.hash = hash_
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.hash.update(data)
+        self.count += len(data)
+        return data
+
+
 class LayerTar:
     """One layer blob (gzip, zstd or plain tar, found from its magic bytes) read as a tar stream.
 
@@ -126,14 +143,18 @@ class LayerTar:
     ``what`` names the layer in every error (e.g. ``layer sha256:... of image ...``).
     """
 
-    def __init__(self, stream: BinaryIO, *, what: str = "layer", size: int | None = None) -> None:
+    def __init__(self, stream: BinaryIO, *, what: str = "layer", size: int | None = None,
+                 diff_id: str | None = None) -> None:
         self.what = what
         self._raw = stream
         self._size = size if size is not None else _remaining(stream)
         self._finished = False
         self._current: str | None = None
+        self._diff_id = diff_id
         try:
             self.compression, data = compress.open_detected(stream)
+            if diff_id is not None:
+                data = self._hashed = _Hashing(data, hasher(diff_id))
             self._tf = tarfile.open(fileobj=data, mode="r|", bufsize=_BUF, tarinfo=_BoundedTarInfo,
                                     encoding="utf-8", errors="surrogateescape")
         except CORRUPT as exc:
@@ -200,8 +221,27 @@ class LayerTar:
         if self._finished:
             return
         self._finished = True
+        if self._diff_id is not None:
+            self._check_diff_id()
         while self._raw.read(_BUF):
             pass
         verify = getattr(self._raw, "verify", None)
         if verify is not None:
             verify()
+
+    def _check_diff_id(self) -> None:
+        """The uncompressed stream, read to its end (past the tar's end marker: the diff_id
+        covers every byte), must have the digest the image config lists for the layer. Bounded
+        like any member: at most the blob's size times its compression's ratio."""
+        hashed = self._hashed
+        try:
+            while hashed.read(_BUF):
+                if self.max_member is not None and hashed.count > self.max_member:
+                    raise self.corrupt(f"it inflates to more than {self.max_member} bytes")
+        except CORRUPT as exc:
+            raise self.corrupt(exc) from None
+        got = f"{self._diff_id.split(':', 1)[0]}:{hashed.hash.hexdigest()}"
+        if got != self._diff_id:
+            raise DigestMismatchError(
+                f"{self.what}: its uncompressed content has digest {got}, but the image config lists "
+                f"diff_id {self._diff_id}: the image is inconsistent or tampered with; fetch or build it again")

@@ -188,13 +188,14 @@ class Unpacker:
 
     # -- one layer ---------------------------------------------------------------------
 
-    def apply(self, stream: BinaryIO, what: str = "layer") -> None:
+    def apply(self, stream: BinaryIO, what: str = "layer", diff_id: str | None = None) -> None:
         """Apply one layer (any compression) on top of what is already in the root.
 
-        Returns only once the whole blob is read and verified (``LayerTar``); when it raises,
+        Returns only once the whole blob is read and verified (``LayerTar``; its uncompressed
+        content against ``diff_id`` too, when given); when it raises,
         the root holds a partial, unverified layer and must be thrown away.
         """
-        layer = LayerTar(stream, what=what)
+        layer = LayerTar(stream, what=what, diff_id=diff_id)
         created: set[Real] = set()
         dirs: dict[Real, _DirMeta] = {}
         try:

@@ -1,0 +1,66 @@
+"""Hostile layers (issue 11, third sweep): a layer whose uncompressed content is not the diff_id
+its image's config lists. The blob matches its digest, so nothing noticed: ``pallet run`` ran
+content the config (what signatures, SBOMs and rebase reason about by diff_id) does not name.
+Now unpacking checks it, as container runtimes do, and keeps nothing of the image.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from builder.errors import DigestMismatchError
+from builder.oci.digest import sha256
+from builder.oci.stores.layout import LayoutStore
+from builder.oci.unpack import Unpacker
+from tests.cli import pallet
+from tests.imagekit import END_OF_ARCHIVE, push_layer_blobs, tar_of
+from tests.test_hostile_inputs import one_line_error
+
+GENUINE = tar_of({"bin/app": b"genuine"})
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PALLET_HOME": str(tmp_path / "home")}
+
+
+def _cached(env: dict[str, str]) -> list[str]:
+    root = Path(env["XDG_CACHE_HOME"]) / "pallet" / "rootfs"
+    return sorted(p.name for p in root.iterdir() if not p.name.endswith((".lock", ".size"))) if root.is_dir() else []
+
+
+def test_a_layer_that_is_not_its_diff_id_is_not_run(tmp_path: Path, env: dict[str, str]) -> None:
+    """The config names the genuine layer; the manifest carries another (digest-correct) blob."""
+    evil = tar_of({"bin/app": b"EVIL!!!"})
+    push_layer_blobs(LayoutStore(tmp_path / "img"), [gzip.compress(evil, mtime=0)], tag="t",
+                     diff_ids=[sha256(GENUINE)])
+    proc = pallet("run", f"oci:{tmp_path}/img:t", env=env, check=False)
+    one_line_error(proc, f"its uncompressed content has digest {sha256(evil)}",
+                   f"lists diff_id {sha256(GENUINE)}")
+    assert _cached(env) == []
+
+
+def test_bytes_after_the_tars_end_are_part_of_the_diff_id(tmp_path: Path) -> None:
+    """Same files, more bytes after the end marker: a different layer to its diff_id (and so to
+    anything keyed by it), though a tar reader stops before them."""
+    padded = GENUINE + END_OF_ARCHIVE + b"hidden payload".ljust(512, b"\0")
+    with Unpacker(tmp_path / "ok") as unpacker:
+        unpacker.apply(io.BytesIO(gzip.compress(padded)), diff_id=sha256(padded))
+    assert (tmp_path / "ok" / "bin" / "app").read_bytes() == b"genuine"
+    with Unpacker(tmp_path / "bad") as unpacker, pytest.raises(DigestMismatchError, match="diff_id"):
+        unpacker.apply(io.BytesIO(gzip.compress(padded)), diff_id=sha256(GENUINE))
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_a_genuine_layer_unpacks_with_its_diff_id_checked(tmp_path: Path, compression: str) -> None:
+    from builder.oci import compress
+
+    blob = {"gzip": gzip.compress(GENUINE), "zstd": compress.compress_bytes(GENUINE, compress.ZSTD),
+            "none": GENUINE}[compression]
+    with Unpacker(tmp_path / "r") as unpacker:
+        unpacker.apply(io.BytesIO(blob), diff_id=sha256(GENUINE))
+    assert (tmp_path / "r" / "bin" / "app").read_bytes() == b"genuine"
