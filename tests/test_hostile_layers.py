@@ -64,3 +64,38 @@ def test_a_genuine_layer_unpacks_with_its_diff_id_checked(tmp_path: Path, compre
     with Unpacker(tmp_path / "r") as unpacker:
         unpacker.apply(io.BytesIO(blob), diff_id=sha256(GENUINE))
     assert (tmp_path / "r" / "bin" / "app").read_bytes() == b"genuine"
+
+
+def _modes_layer() -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, mode in (("var/tmp", tarfile.DIRTYPE, 0o1777), ("opt/open", tarfile.DIRTYPE, 0o777),
+                                 ("opt/open/run.sh", tarfile.REGTYPE, 0o777), ("etc/conf", tarfile.REGTYPE, 0o666)):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode = kind, mode
+            tf.addfile(ti, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+def test_the_rootfs_cache_has_nothing_world_writable(tmp_path: Path) -> None:
+    """Any local user could add files to an image's /var/tmp (1777), or rewrite a 0777 script,
+    in the cache that later runs of the image mount. Mounted read-only, the image never
+    writes there itself: the world-write bit goes, the rest (sticky, exec) stays."""
+    import os
+    import stat
+
+    from builder.lifecycle import rootfs
+    from builder.oci.image import load_image
+
+    push_layer_blobs(LayoutStore(tmp_path / "img"), [_modes_layer()], tag="t")
+    root = rootfs.unpack_image(load_image(LayoutStore(tmp_path / "img"), "t"), tmp_path / "cache")
+    modes = {p.relative_to(root).as_posix(): stat.S_IMODE(os.lstat(p).st_mode) for p in root.rglob("*")}
+    assert not [name for name, mode in modes.items() if mode & stat.S_IWOTH], modes
+    assert modes["var/tmp"] == 0o1775 and modes["opt/open"] == 0o775 and modes["opt/open/run.sh"] == 0o775
+    assert modes["etc/conf"] == 0o664
+    # other unpacks (a restored build cache) keep every bit: its layers are exported again
+    with Unpacker(tmp_path / "faithful") as unpacker:
+        unpacker.apply(io.BytesIO(_modes_layer()))
+    assert stat.S_IMODE(os.lstat(tmp_path / "faithful" / "var" / "tmp").st_mode) == 0o1777

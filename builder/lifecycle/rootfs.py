@@ -116,7 +116,7 @@ def _unpacked(image: "Image", root: Path) -> tuple[Path, bool]:
         tmp = root / f"{_TMP_PREFIX}{hexd}-{os.getpid()}"
         try:
             os.mkdir(tmp, 0o755)
-            with Unpacker(tmp) as unpacker:
+            with Unpacker(tmp, read_only=True) as unpacker:  # mounted read-only, always
                 for desc, diff_id in image.layers():
                     # apply() returns once the whole blob is read and verified (its digest, and
                     # the diff_id the config lists for it); the directory is renamed into place

@@ -33,7 +33,10 @@ node with mode 0666 would hand any local user the host's disk) and setuid/setgid
 dropped from files (a setuid-root shell from an image would be a host root shell). Nothing
 pallet runs needs them: sandboxes get their own ``/dev``, and run with ``no_new_privs``, under
 which setuid bits do nothing. ``keep_privileges=True`` (as root) unpacks a trusted layer
-faithfully, devices and all.
+faithfully, devices and all. ``read_only=True`` (the rootfs cache, only ever mounted read-only)
+also drops the world-write bit: an image's ``/var/tmp`` (1777), or any directory or file a
+layer makes 0777, would otherwise let any local user put files into what later runs of the
+image see. It is not the default: a restored build cache must keep its modes bit for bit.
 """
 
 from __future__ import annotations
@@ -157,7 +160,8 @@ class Unpacker:
     this layer made, however the tar spelled the path.
     """
 
-    def __init__(self, dest: str | os.PathLike[str], *, keep_privileges: bool = False) -> None:
+    def __init__(self, dest: str | os.PathLike[str], *, keep_privileges: bool = False,
+                 read_only: bool = False) -> None:
         self.root = os.path.abspath(os.fspath(dest))
         try:
             os.makedirs(self.root, exist_ok=True)
@@ -166,6 +170,7 @@ class Unpacker:
             raise UnpackError(f"{self.root}: cannot unpack there: {exc.strerror}") from None
         self._privileged = os.geteuid() == 0
         self._keep_privileges = keep_privileges
+        self._mode_mask = 0o7777 & ~stat.S_IWOTH if read_only else 0o7777
         # The last directory resolved (tar lists a directory's entries together), and fds to
         # close once the current entry is done: an fd is never closed while the entry may
         # still use it, since its number could be reused for another directory.
@@ -340,7 +345,7 @@ class Unpacker:
 
     def _file_mode(self, mode: int) -> int:
         """A file's permission bits as unpacked: setuid/setgid only when privileges are kept."""
-        mode &= 0o7777
+        mode &= self._mode_mask
         return mode if self._keep_privileges else mode & ~(stat.S_ISUID | stat.S_ISGID)
 
     def _own(self, base: str, parent_fd: int, ti: tarfile.TarInfo) -> None:
@@ -368,7 +373,7 @@ class Unpacker:
         try:
             if self._privileged:
                 os.fchown(fd, meta.uid, meta.gid)
-            os.fchmod(fd, meta.mode)
+            os.fchmod(fd, meta.mode & self._mode_mask)
             os.utime(fd, ns=(_ns(meta.mtime),) * 2)
         finally:
             os.close(fd)
