@@ -746,3 +746,16 @@ def test_static_site_on_bookworm_static(bookworm_static, tmp_path, docker_cli, i
         assert http(port, "/", method="POST", data=b"").status == 405
         head = http(port, "/data.json", method="HEAD")
         assert head.status == 200 and head.body == "" and head.headers["content-length"] == "51"
+
+
+@pytest.mark.slow
+def test_a_python_apps_assets_with_a_yarn_lockfile_are_a_clear_error(bookworm, tmp_path):
+    """The assets' build runs with the build image's npm only: a yarn or pnpm lockfile says so
+    (pallet installs those tools for Node.js apps), rather than failing inside the install."""
+    app = write(tmp_path / "app", {"requirements.txt": "", "app.py": "print(1)\n", "yarn.lock": "",
+                                   "package.json": json.dumps({"name": "a", "scripts": {"build": "node b.js"}})})
+    done = bookworm.build(app, "assets:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "package.json's build script (the assets of the app beside requirements.txt) needs yarn, which the " \
+           "build image lacks" in done.stderr, done.stderr
+    _nothing_written(bookworm, "assets:1")

@@ -11,7 +11,8 @@ the built app (NestJS's shape); a start script that runs another script with ``n
 variables before its command (``NODE_ENV=production node server.js``); one with lifecycle scripts of
 its own (``"prepare": "husky"``, a postinstall reading the app's files); one depending on a package of
 its own by path (``file:libs/greet``); a Django app whose pages need collectstatic (WhiteNoise, manifest
-storage); a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
+storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
+assets; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
@@ -143,6 +144,14 @@ EXPECTED = {
         "web: gunicorn config.wsgi:application (rule: WSGI, django app config.wsgi:application, gunicorn)",
         "pallet/django-static: found manage.py and Django (requirements.txt): python manage.py collectstatic --noinput "
         "at build time"], "<h1>Hello from python-django-static</h1>"),
+    "go-embed-assets": (["pallet/node-build", "pallet/go"],
+                        ["pallet/node-build: found scripts.build beside go.mod: the app's assets, built first with "
+                         "devDependencies (build only)"],
+                        "<h1>Hello from go-embed-assets</h1><p>cached for 86400000 ms</p>"),
+    "python-assets": (["pallet/node-build", "pallet/python"],
+                      ["pallet/node-build: found scripts.build beside requirements.txt: the app's assets, built first "
+                       "with devDependencies (build only)", "web: python app.py (rule: app.py)"],
+                      "<h1>Hello from python-assets</h1>"),
     "node-mpa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                  ["its output (dist/, build/, out/) is served as static files by pallet-static",
                   "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
@@ -193,6 +202,10 @@ def _more_checks(app: str, port: int) -> None:
         assert css.startswith("/static/pages/site.") and css.endswith(".css") and css != "/static/pages/site.css", css
         sheet = http(port, css)
         assert sheet.status == 200 and "#0c4b33" in sheet.body and sheet.headers["content-type"].startswith("text/css")
+    elif app in ("python-assets", "go-embed-assets"):  # the assets' build ran, with its devDependency
+        sheet = http(port, "/static/site.css" if app == "python-assets" else "/site.css")
+        assert sheet.status == 200 and "#0c4b33" in sheet.body, sheet
+        assert app == "go-embed-assets" or "cache 3600000 ms" in sheet.body, sheet.body
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root

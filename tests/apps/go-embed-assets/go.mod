@@ -1,0 +1,3 @@
+module example.com/embedassets
+
+go 1.19
