@@ -1,19 +1,60 @@
-"""``json.loads`` for untrusted documents (labels, signatures, envelopes, SBOMs, advisories).
+"""``json.loads`` for untrusted documents (manifests, configs, labels, signatures, envelopes,
+SBOMs, advisories).
 
-Python's parser recurses once per level of nesting: ``[[[[...`` a few thousand deep raises
-``RecursionError``, which no ``except ValueError`` around a parse catches, and which came out as
-a traceback wherever an image's label or a registry's attestation was read. Here it is a
-``ValueError`` like any other malformed JSON, so each caller's existing handling applies.
+Two things JSON allows that Python's parser passes on as traps:
+
+- **Depth.** The parser recurses once per level of nesting: ``[[[[...`` a few thousand deep
+  raises ``RecursionError``, which no ``except ValueError`` around a parse catches, and which
+  came out as a traceback wherever an image's label or a registry's attestation was read. Here
+  it is a ``ValueError`` like any other malformed JSON, so each caller's handling applies.
+- **Lone surrogates.** ``"\\udc80"`` is a valid JSON string escape, but not a character: the
+  ``str`` it gives cannot be encoded as UTF-8, so printing it, writing it back into a config or
+  handing it to a program (an image's ``Env``) raised ``UnicodeEncodeError`` far from the parse.
+  Each one becomes U+FFFD, as Go's ``encoding/json`` (Docker, containerd, the registries) reads
+  it. The bytes of a document are never changed: digests stay those of what was read.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+#: A ``\\uD800``-``\\uDFFF`` escape in the text: only then can a string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE = re.compile("[\ud800-\udfff]")
 
 
 def loads(data: str | bytes | bytearray) -> Any:
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
+    return scrub_if_needed(obj, data)
+
+
+def scrub_if_needed(obj: Any, data: str | bytes | bytearray) -> Any:
+    """``obj`` (parsed from ``data``) with lone surrogates replaced, when ``data`` can hold any."""
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+    return _scrub(obj) if _SURROGATE_ESCAPE.search(text) else obj
+
+
+def _scrub(obj: Any) -> Any:
+    """``obj`` with every lone surrogate in its strings (keys too) replaced by U+FFFD. Iterative:
+    a document may be nested almost as deep as the parser allows."""
+    root = [obj]
+    todo: list[tuple[Any, Any]] = [(root, 0)]
+    while todo:
+        holder, key = todo.pop()
+        value = holder[key]
+        if isinstance(value, str):
+            holder[key] = _LONE.sub("\ufffd", value)
+        elif isinstance(value, list):
+            todo.extend((value, i) for i in range(len(value)))
+        elif isinstance(value, dict):
+            fixed = {(_LONE.sub("\ufffd", k) if isinstance(k, str) else k): v for k, v in value.items()}
+            if fixed.keys() != value.keys():
+                value.clear()
+                value.update(fixed)
+            todo.extend((value, k) for k in list(value))
+    return root[0]

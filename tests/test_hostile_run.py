@@ -59,3 +59,31 @@ def test_a_passwd_row_with_garbage_ids_does_not_hide_a_good_one(tmp_path: Path, 
     proc = pallet("run", ref, env=env, check=False)
     assert "Traceback" not in proc.stderr and "ValueError" not in proc.stderr, proc.stderr
     assert "is not in its /etc/passwd" not in proc.stderr, proc.stderr
+
+
+def test_lone_surrogates_in_a_config_read_as_the_replacement_character(tmp_path: Path, env) -> None:
+    """``"\\udc80"`` is valid JSON but no character: inspect died printing it, append writing the
+    config back, run handing it to bubblewrap (UnicodeEncodeError). Go reads it as U+FFFD; so do we."""
+    import json as _json
+
+    from builder.oci import mediatypes as mt
+    from builder.oci.digest import sha256
+
+    store = LayoutStore(tmp_path / "img")
+    raw = tar_of({"bin/app": b"#!/bin/sh\n"})
+    layer = store.put_blob_bytes(raw, mt.OCI_LAYER)
+    config = ('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]},'
+              '"config":{"Labels":{"a\\udfff":"\\udc80"},"Env":["X=\\ud800"],"Cmd":["/bin/app"]}}'
+              % sha256(raw)).encode()
+    cfg = store.put_blob_bytes(config, mt.OCI_CONFIG)
+    manifest = ('{"schemaVersion":2,"mediaType":"%s","config":%s,"layers":[%s],"annotations":{"n":"\\udc80"}}'
+                % (mt.OCI_MANIFEST, _json.dumps(cfg.to_json()), _json.dumps(layer.to_json()))).encode()
+    store.put_manifest(manifest, mt.OCI_MANIFEST, tag="t")
+    ref = f"oci:{tmp_path}/img:t"
+    assert "a\ufffd" in pallet("inspect", ref, env=env).stdout
+    info = _json.loads(pallet("inspect", "--json", ref, env=env).stdout)
+    assert info["config"]["env"] == ["X=\ufffd"], info["config"]
+    (tmp_path / "extra").mkdir()
+    pallet("append", ref, str(tmp_path / "extra"), f"oci:{tmp_path}/out:t", env=env)
+    proc = pallet("run", ref, env=env, check=False)
+    assert "Traceback" not in proc.stderr and "UnicodeEncodeError" not in proc.stderr, proc.stderr

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from builder import jsonsafe
 from builder.errors import PalletError
 from builder.oci import mediatypes as mt
 from builder.oci.digest import is_digest, sha256
@@ -32,6 +33,7 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
         raise ModelError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise ModelError(f"{what} is nested too deeply to be a manifest, index or config") from None
+    obj = jsonsafe.scrub_if_needed(obj, data)  # lone surrogates ("\udc80") read as U+FFFD, as Go does
     if not isinstance(obj, dict):
         raise ModelError(f"{what} is not a JSON object")
     return obj

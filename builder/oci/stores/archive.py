@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import platform
 import re
@@ -37,6 +36,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 
+from builder import jsonsafe
 from builder.errors import NotFoundError, StoreError
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
@@ -184,7 +184,7 @@ class _TarIndex:
 
     def read_json(self, name: str) -> Any:
         try:
-            return json.loads(self.read(name))
+            return jsonsafe.loads(self.read(name))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise StoreError(f"{self.path}: {name} is not valid JSON ({exc})") from None
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from builder import jsonsafe
 from builder.errors import DigestMismatchError, NotFoundError, StoreError
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, split, verify_bytes
@@ -185,7 +186,7 @@ class LayoutStore(Store):
     def _read_index(self) -> dict:
         try:
             data = read_regular(self.root / "index.json")
-            index = json.loads(data)
+            index = jsonsafe.loads(data)
         except FileNotFoundError:
             raise StoreError(f"{self.root}: index.json is missing; the layout is damaged") from None
         except (ValueError, OSError, RecursionError) as exc:
