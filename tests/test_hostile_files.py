@@ -215,3 +215,18 @@ def test_toml_nested_too_deep_is_invalid_toml_not_a_traceback(tmp_path: Path, wh
         (tmp_path / "stack.toml").write_text(deep)
         proc = pallet("stack", "lock", str(tmp_path / "stack.toml"), check=False)
     one_line_error(proc, "nested too deeply", progress=True)
+
+
+# -- docker-archive paths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_docker_archive_that_is_not_a_regular_file_is_refused_as_source_and_destination(box: Path, kind: str) -> None:
+    """Reading one blocked on the FIFO for ever (or read /dev/zero); writing one read it first."""
+    path = _special(box, kind)
+    one_line_error(pallet("inspect", f"docker-archive:{path}", check=False, timeout=120), path,
+                   "the docker-archive is a FIFO, socket or device")
+    one_line_error(pallet("copy", f"oci:{box}/img:t", f"docker-archive:{path}:app:v1", check=False, timeout=120),
+                   path, "the docker-archive is a FIFO")
+    if kind == "fifo":
+        assert (box / "fifo").is_fifo()  # not replaced by an archive

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 
 from builder import jsonsafe
-from builder.errors import NotFoundError, StoreError
+from builder.errors import InputFileError, NotFoundError, StoreError
+from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
 from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
@@ -127,7 +128,8 @@ class _TarIndex:
     def __init__(self, path: str) -> None:
         self.path = path
         try:
-            with open(path, "rb") as f:
+            # a FIFO blocked here for ever, a device never ended: only a regular file is an archive
+            with open_input(path, "docker-archive") as f:
                 magic = f.read(4)
             if _layer_media_type(magic) != mt.OCI_LAYER:
                 raise StoreError(
@@ -138,8 +140,8 @@ class _TarIndex:
                 self.members = {_clean(m.name): m for m in tar.getmembers()}
         except FileNotFoundError:
             raise NotFoundError(f"docker-archive {path} does not exist") from None
-        except IsADirectoryError:
-            raise StoreError(f"docker-archive {path} is a directory; give the path of a .tar file") from None
+        except InputFileError as exc:
+            raise StoreError(f"{exc}; give the path of a .tar file") from None
         except tarfile.TarError as exc:
             raise StoreError(f"{path} is not a readable tar archive ({exc}); is it a docker save archive?") from None
         except OSError as exc:
