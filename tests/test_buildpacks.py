@@ -395,6 +395,46 @@ def test_node_local_packages_go_into_the_install_root(tmp_path):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("node,wanted,spec", [
+    ("22.23.5", "", "npm@11.21.3"), ("20.10.0", "", "npm@10.9.9"), ("24.0.0", "^10", "npm@10.9.9"),
+    ("18.0.0", "", ""),                     # older than every release listed: the build image's npm
+    ("22.23.5", ">=12", "npm@>=12"),         # none listed satisfies engines.npm: npm resolves it
+])
+def test_npm_for_the_apps_own_nodejs(node, wanted, spec):
+    """An npm release made for the Node.js the app runs on (Debian's npm builds native addons
+    for Debian's Node.js), within engines.npm."""
+    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "npm-for-node", node, wanted],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"{spec}\n", done
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_engines_npm_the_build_images_npm_does_not_satisfy_installs_one_that_does(tmp_path):
+    """The build image's npm (here one that says it is 9.2.0, Debian's) against engines.npm."""
+    fake = tmp_path / "bin" / "npm"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 9.2.0\n")
+    fake.chmod(0o755)
+    pkg = {"name": "a", "engines": {"npm": ">=10"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}"})
+    (tmp_path / "layers").mkdir()
+
+    def plan() -> str:
+        done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path / "layers"),
+                               str(BUILDPACKS / "nodejs")], cwd=app, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PATH": f"{fake.parent}:{os.path.dirname(NODE)}"})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = plan()
+    assert "NPM_ENGINES='>=10'" in out and "TOOL_INSTALL='npm@" in out and "TOOL_HAVE=''" in out, out
+    pkg["engines"]["npm"] = "^9.1"  # the build image's fits: kept
+    (app / "package.json").write_text(json.dumps(pkg))
+    out = plan()
+    assert "TOOL_INSTALL=''" in out and "TOOL_HAVE='9.2.0'" in out, out
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("files,message", [
     ({"package-lock.json": "{}", "yarn.lock": ""},
      "found the lockfiles of more than one package manager: package-lock.json (npm), yarn.lock (yarn)"),

@@ -10,8 +10,9 @@ script); a server whose start script runs a devDependency's command and whose st
 the built app (NestJS's shape); a start script that runs another script with ``npm run``; one that sets
 variables before its command (``NODE_ENV=production node server.js``); one with lifecycle scripts of
 its own (``"prepare": "husky"``, a postinstall reading the app's files); one depending on a package of
-its own by path (``file:libs/greet``); a Django app whose pages need collectstatic (WhiteNoise, manifest
-storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
+its own by path (``file:libs/greet``); a native addon compiled at install on Node.js 22 (the stack has
+18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a Django app whose pages need collectstatic
+(WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
 assets; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
 
@@ -140,6 +141,12 @@ EXPECTED = {
         "Hello from node-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
     "node-local-package": (["pallet/nodejs"], ["local packages: libs/greet (from the app, by path)"],
                            "Hello from node-local-package (greet is at /workspace/libs/greet): an hour is 3600000 ms\n"),
+    "node-native-addon": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "
+                                              "18.20.4 (io.pallet.stacks.bookworm): will install a matching official build"],
+                          "Hello from node-native-addon on Node.js 22: compiled true, unmasked pallet\n"),
+    "node-engines-npm": (["pallet/nodejs"], ["npm ci --omit=dev (package-lock.json) with npm@10.9.9 (installed from the "
+                                             "npm registry, build only)"],
+                         "Hello from node-engines-npm: a second is 1000 ms\n"),
     "python-django-static": (["pallet/python", "pallet/django-static"], [
         "web: gunicorn config.wsgi:application (rule: WSGI, django app config.wsgi:application, gunicorn)",
         "pallet/django-static: found manage.py and Django (requirements.txt): python manage.py collectstatic --noinput "

@@ -16,6 +16,9 @@
 //                                     registry (its tarball, sha512-checked) into PREFIX as
 //                                     `npm install -g --prefix PREFIX` lays it out; exit 3 when it
 //                                     is not a package to install that way (npm's job then)
+//   nodeapp.js npm-for-node VERSION [RANGE]   the npm release to install with the app's own
+//                                     Node.js VERSION (and engines.npm RANGE): npm@X.Y.Z, or "" to
+//                                     keep the build image's
 //   nodeapp.js relink LAYER           after an install in LAYER (an install root holding only the
 //                                     manifests): links into a workspace's copy point at the app's
 //                                     own directory (/workspace/...) instead
@@ -187,8 +190,38 @@ function manager(pkg) {
   const fits = haveVersion && (!version || (semver.valid(haveVersion) &&
     semver.satisfies(haveVersion, /^\d+$/.test(version) ? `^${version}.0.0` : version)));
   if (!fits && !(tool === "npm" && !field)) install = npmSpec(tool, version);
-  return { tool, lockfile, version, install, berry, linker, have: fits ? haveVersion : "",
+  // engines.npm, when packageManager does not name npm: an npm that satisfies it (an app with
+  // engine-strict=true in its .npmrc fails npm ci otherwise: EBADENGINE on its own package).
+  const enginesNpm = tool === "npm" && !field ? npmEngines(pkg) : "";
+  let haveFit = fits ? haveVersion : "";
+  if (enginesNpm && !(haveVersion && semver.valid(haveVersion) && semver.satisfies(haveVersion, enginesNpm))) {
+    install = npmFor(process.versions.node, enginesNpm);
+    haveFit = "";
+  }
+  return { tool, lockfile, version, install, berry, linker, have: haveFit, enginesNpm, npmPinned: !!(field && tool === "npm"),
     offline: berry && isDir(".yarn/cache") };
+}
+
+//: package.json engines.npm when it is a valid range (npm itself reads nothing else there).
+function npmEngines(pkg) {
+  const asked = pkg && pkg.engines && typeof pkg.engines.npm === "string" ? pkg.engines.npm.trim() : "";
+  return asked && loadSemver().validRange(asked) ? asked : "";
+}
+
+//: npm releases to install with the app's own Node.js (an official build: the npm registry's
+//: node-linux-* packages carry Node.js and its headers, not npm). The build image's npm is
+//: Debian's, made for Debian's Node.js: its node-gyp compiles native addons against Debian's
+//: headers and links them to Debian's libnode, and such an addon loaded into another Node.js
+//: crashes it (SIGSEGV as the app starts). Exact releases (the same npm every build), newest
+//: first, each with its engines.node: the first that takes the Node.js in use (and engines.npm).
+const NPM_RELEASES = [["11.21.3", "^20.17.0 || >=22.9.0"], ["10.9.9", "^18.17.0 || >=20.5.0"]];
+
+function npmFor(nodeVersion, wanted) {
+  const semver = loadSemver();
+  const fit = NPM_RELEASES.find(([v, engines]) => semver.satisfies(nodeVersion, engines) &&
+    (!wanted || semver.satisfies(v, wanted)));
+  if (fit) return `npm@${fit[0]}`;
+  return wanted ? `npm@${wanted}` : "";
 }
 
 // -- workspaces ----------------------------------------------------------------------------------
@@ -678,6 +711,7 @@ function plan(layers, bpDir) {
     NODE_VERSION: process.versions.node, NODE_RANGE: node.range, NODE_SOURCE: node.source,
     NODE_STACK_OK: node.stackOk ? "1" : "", KEY: key.digest("hex"), NOTES: node.note,
     HAS_BUILD_SCRIPT: pkg && pkg.scripts && pkg.scripts.build ? "1" : "", FRONTEND: frontend ? "1" : "",
+    NPM_ENGINES: mgr.enginesNpm || "", NPM_PINNED: mgr.npmPinned ? "1" : "",
     LOCAL_DIRS: localDirs.join(" "), ROOT_SCRIPTS: root ? "1" : "", ROOT_RUN: root ? root.run.join(" ") : "",
     ROOT_SKIPPED: root ? root.skipped.join(", ") : "", REBUILD: root ? root.rebuild.join(" ") : "",
   };
@@ -828,7 +862,10 @@ async function fetchTool(spec, prefix) {
   const scripts = manifest.scripts || {};
   const deps = { ...(manifest.dependencies || {}), ...(manifest.optionalDependencies || {}) };
   const integrity = (manifest.dist && manifest.dist.integrity) || "";
-  if (manifest.name !== name || manifest.version !== version || Object.keys(deps).length || scripts.preinstall ||
+  // Bundled dependencies are in the tarball (npm's own release bundles all of its).
+  const bundled = manifest.bundleDependencies || manifest.bundledDependencies;
+  const unbundled = Object.keys(deps).filter((d) => bundled !== true && !(Array.isArray(bundled) && bundled.includes(d)));
+  if (manifest.name !== name || manifest.version !== version || unbundled.length || scripts.preinstall ||
       scripts.install || scripts.postinstall || !/^sha512-/.test(integrity) || !manifest.dist.tarball) {
     return NOT_BY_ITSELF;
   }
@@ -904,6 +941,10 @@ function main(argv) {
     if (cmd === "explain") return explain();
     if (cmd === "resolve-node") return resolveNode(...args);
     if (cmd === "relink") return relink(...args);
+    if (cmd === "npm-for-node") {
+      console.log(npmFor(args[0], args[1] || ""));
+      return 0;
+    }
     if (cmd === "fetch-tool") {
       fetchTool(...args).then((code) => { process.exitCode = code; }, (err) => {
         console.error(`error: ${err instanceof AppError ? err.message : err}`);
