@@ -211,3 +211,45 @@ def test_referrers_whose_next_page_is_itself_are_refused_not_read_for_ever(tmp_p
         # what a user sees: no hang; the SBOM is computed from the layers instead
         proc = pallet("sbom", f"docker://{host}/app/x:t", check=False, timeout=120)  # a hang guard
         assert "Traceback" not in proc.stderr, proc.stderr
+
+
+HUGE = 1 << 40
+
+
+def _huge_config(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+    """A manifest whose config declares a terabyte, and a blob route that sends as much."""
+    if "/manifests/" in path:
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "layers": [],
+                               "config": {"mediaType": mt.OCI_CONFIG, "digest": "sha256:" + "e" * 64,
+                                          "size": HUGE}}).encode()
+        handler.answer(200, manifest, (("Content-Type", mt.OCI_MANIFEST),))
+        return True
+    if "/blobs/" in path:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(HUGE))
+        handler.end_headers()
+        while True:  # until the client hangs up
+            handler.wfile.write(b"{" * 65536)
+    return False
+
+
+def test_a_config_declaring_a_terabyte_is_refused_before_it_is_read() -> None:
+    """Its size is the manifest writer's choice: get_blob read that much into memory (configs,
+    signature payloads, SBOMs all come through it). Here pallet runs with 1 GiB of address
+    space: it died of MemoryError, or took the machine's memory."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from builder.oci.stores.base import MAX_DOCUMENT
+    from tests.cli import ROOT
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    with hostile_registry(_huge_config) as host:
+        proc = subprocess.run([sys.executable, "-m", "builder", "inspect", f"docker://{host}/app/x:t"],
+                              capture_output=True, text=True, preexec_fn=cap, timeout=300,  # a hang guard
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    one_line_error(proc, f"declares {HUGE} bytes", f"more than the {MAX_DOCUMENT}")

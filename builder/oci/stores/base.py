@@ -19,11 +19,26 @@ import io
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
+from builder.errors import StoreError
 from builder.oci.digest import verify_bytes
 from builder.oci.model import Descriptor
 
 # Called with the number of bytes moved since the last call.
 ProgressFn = Callable[[int], None]
+
+#: The most ``get_blob`` reads into memory: configs, signature payloads, attestations and SBOMs
+#: are KBs to tens of MB. The size is the descriptor's, which whoever wrote the manifest (a
+#: signature's, a referrer's: anyone who can push to the repository) chose: a "payload" of
+#: gigabytes would otherwise be read whole by ``pallet verify``.
+MAX_DOCUMENT = 256 << 20
+
+
+def check_document_size(desc: Descriptor) -> None:
+    """StoreError if ``desc`` declares more than ``get_blob`` reads into memory."""
+    if desc.size > MAX_DOCUMENT:
+        raise StoreError(f"blob {desc.digest} ({desc.media_type or 'no media type'}) declares {desc.size} bytes, "
+                         f"more than the {MAX_DOCUMENT} pallet reads into memory for a config, signature "
+                         "or SBOM; refusing it")
 
 
 class Store(abc.ABC):
@@ -83,6 +98,7 @@ class Store(abc.ABC):
 
     def get_blob(self, desc: Descriptor) -> bytes:
         """A small blob (config, signature payload) in memory, verified."""
+        check_document_size(desc)
         with self.open_blob(desc) as stream:
             data = stream.read()
         return verify_bytes(data, desc.digest, desc.size)

@@ -32,7 +32,7 @@ from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, sha256, split, verify_bytes
 from builder.oci.model import Descriptor, Index, ModelError, media_type_of
 from builder.oci.stores.auth import load_credentials, repository_scope
-from builder.oci.stores.base import ProgressFn, Store
+from builder.oci.stores.base import ProgressFn, Store, check_document_size
 from builder.oci.stores.registry_client import RegistryClient, RetryPolicy, error_codes, error_detail
 
 MiB = 1024 * 1024
@@ -399,6 +399,7 @@ class RegistryStore(Store):
 
     def get_blob(self, desc: Descriptor) -> bytes:
         """A small blob (a config) in one request read whole; large ones stream as usual."""
+        check_document_size(desc)
         if desc.size > SMALL_BLOB:
             return super().get_blob(desc)
         resp = self._request("GET", self._path("blobs", desc.digest), headers={"Accept-Encoding": "identity"},
