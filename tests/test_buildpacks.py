@@ -349,9 +349,9 @@ def test_node_dev_only_command_is_found_behind_variable_assignments(tmp_path):
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_node_roots_own_lifecycle_scripts_stay_out_of_the_install_root(tmp_path):
-    """npm ci would run the root's prepare/postinstall among the manifests only: the plan says to
-    install with --ignore-scripts, rebuild the production packages that have install scripts by
-    name, run postinstall in the app, and not prepare (nor a script of a devDependency's command)."""
+    """npm ci would run the root's prepare/postinstall among the manifests only: the install
+    root's package.json goes without them, postinstall runs in the app, prepare does not (nor a
+    script whose command only a devDependency gives)."""
     lock = {"lockfileVersion": 3, "packages": {
         "": {"name": "a", "hasInstallScript": True},
         "node_modules/bcrypt": {"version": "5.1.1", "hasInstallScript": True},
@@ -365,7 +365,11 @@ def test_node_roots_own_lifecycle_scripts_stay_out_of_the_install_root(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "ROOT_SCRIPTS='1'\nROOT_RUN='postinstall'\n" in done.stdout, done.stdout
     assert "ROOT_SKIPPED='install (runs husky, which only the devDependency husky gives), prepare (a development or " \
-           "publishing hook)'\nREBUILD='bcrypt esbuild'\n" in done.stdout, done.stdout
+           "publishing hook)'\n" in done.stdout, done.stdout
+    copy = tmp_path / "package.json"
+    copy.write_text(json.dumps({**pkg, "scripts": {**pkg["scripts"], "build": "tsc"}}))
+    subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "strip-scripts", str(copy)], check=True)
+    assert json.loads(copy.read_text()) == {"name": "a", "scripts": {"start": "node server.js", "build": "tsc"}}
     pkg["scripts"] = {"start": "node server.js"}  # no scripts of its own: npm ci as it is
     (app / "package.json").write_text(json.dumps(pkg))
     assert "ROOT_SCRIPTS=''" in node_plan(app, tmp_path).stdout

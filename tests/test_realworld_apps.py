@@ -9,7 +9,7 @@ package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, 
 script); a server whose start script runs a devDependency's command and whose start:prod runs
 the built app (NestJS's shape); a start script that runs another script with ``npm run``; one that sets
 variables before its command (``NODE_ENV=production node server.js``); one with lifecycle scripts of
-its own (``"prepare": "husky"``, a postinstall reading the app's files); one depending on a package of
+its own (``"prepare": "husky"``, a postinstall reading the app's files), with npm and with pnpm; one depending on a package of
 its own by path (``file:libs/greet``); a native addon compiled at install on Node.js 22 (the stack has
 18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a Django app whose pages need collectstatic
 (WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
@@ -139,6 +139,11 @@ EXPECTED = {
         "the app's own lifecycle scripts are not run in the install root; postinstall run in /workspace after it; not "
         "run for the image: prepare (a development or publishing hook)"],
         "Hello from node-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
+    "node-pnpm-root-scripts": (["pallet/nodejs"], [
+        "pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml)",
+        "the app's own lifecycle scripts are not run in the install root; postinstall run in /workspace after it; not "
+        "run for the image: prepare (a development or publishing hook)"],
+        "Hello from node-pnpm-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
     "node-local-package": (["pallet/nodejs"], ["local packages: libs/greet (from the app, by path)"],
                            "Hello from node-local-package (greet is at /workspace/libs/greet): an hour is 3600000 ms\n"),
     "node-native-addon": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "

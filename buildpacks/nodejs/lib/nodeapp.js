@@ -19,6 +19,8 @@
 //   nodeapp.js npm-for-node VERSION [RANGE]   the npm release to install with the app's own
 //                                     Node.js VERSION (and engines.npm RANGE): npm@X.Y.Z, or "" to
 //                                     keep the build image's
+//   nodeapp.js strip-scripts FILE    FILE (the install root's package.json) without the root's
+//                                     lifecycle scripts (rootScripts)
 //   nodeapp.js relink LAYER           after an install in LAYER (an install root holding only the
 //                                     manifests): links into a workspace's copy point at the app's
 //                                     own directory (/workspace/...) instead
@@ -542,31 +544,23 @@ function lockedCommands() {
   return { prod, dev };
 }
 
-//: The root package's own lifecycle scripts, which npm runs at the end of an install. The install
-//: runs in an install root holding only the manifests (node_modules then depends on them alone),
-//: where these scripts find none of the app's files (`node scripts/gen.js`, patch-package's
-//: patches/, prisma's schema) nor any devDependency (`"prepare": "husky"`): so npm installs with
-//: --ignore-scripts, the dependencies that have install scripts are rebuilt by name (their
-//: scripts run, the root's do not), and the root's install scripts run afterwards in /workspace
+//: The root package's own lifecycle scripts, which the package manager runs at the end of an
+//: install. The install runs in an install root holding only the manifests (node_modules then
+//: depends on them alone), where these scripts find none of the app's files (`node
+//: scripts/gen.js`, patch-package's patches/, prisma's schema) nor any devDependency (`"prepare":
+//: "husky"`): so the install root's copy of package.json goes without them (the dependencies'
+//: install scripts run as usual), and the root's install scripts run afterwards in /workspace
 //: with the production modules. prepare (and prepublish) is for a development checkout or a
 //: published package (git hooks, a build before publishing): not run for the image, as a
 //: script whose command only a devDependency gives is not.
 const ROOT_INSTALL_SCRIPTS = ["preinstall", "install", "postinstall"];
 const ROOT_DEV_SCRIPTS = ["preprepare", "prepare", "postprepare", "prepublish"];
 
-//: { run, skipped, rebuild } for an npm install with a v2+ lockfile when the root has such
-//: scripts; null otherwise (npm ci as it is: nothing of the root's to keep out).
-function rootScripts(pkg, mgr) {
+//: { run, skipped } when the root has such scripts, else null (its package.json as it is).
+function rootScripts(pkg) {
   const scripts = pkg && pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
   const has = (n) => typeof scripts[n] === "string" && scripts[n].trim();
-  if (mgr.tool !== "npm" || !mgr.lockfile || ![...ROOT_INSTALL_SCRIPTS, ...ROOT_DEV_SCRIPTS].some(has)) return null;
-  const lock = readJSON(mgr.lockfile);
-  if (!lock || !lock.packages || typeof lock.packages !== "object") return null;  // npm 6's lockfile: as it is
-  const rebuild = new Set();
-  for (const [key, p] of Object.entries(lock.packages)) {
-    if (!key.includes("node_modules/") || !p || !p.hasInstallScript || p.dev) continue;
-    rebuild.add(key.slice(key.lastIndexOf("node_modules/") + 13));
-  }
+  if (![...ROOT_INSTALL_SCRIPTS, ...ROOT_DEV_SCRIPTS].some(has)) return null;
   const locked = lockedCommands();
   const run = [];
   const skipped = [];
@@ -577,7 +571,17 @@ function rootScripts(pkg, mgr) {
     else run.push(name);
   }
   for (const name of ROOT_DEV_SCRIPTS.filter(has)) skipped.push(`${name} (a development or publishing hook)`);
-  return { run, skipped, rebuild: [...rebuild].sort() };
+  return { run, skipped };
+}
+
+//: The install root's package.json (FILE, a copy) without the root's lifecycle scripts.
+function stripScripts(file) {
+  const pkg = readJSON(file);
+  for (const name of [...ROOT_INSTALL_SCRIPTS, ...ROOT_DEV_SCRIPTS]) {
+    if (pkg.scripts && typeof pkg.scripts === "object") delete pkg.scripts[name];
+  }
+  fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + "\n");
+  return 0;
 }
 
 //: scripts.start as the run image can run it. A start script whose command only a devDependency
@@ -703,7 +707,8 @@ function plan(layers, bpDir) {
     key.update(`buildpack ${rel} ${sha256(path.join(bpDir, rel))}\n`);
   }
   const frontend = hasBuildOutputShape(pkg);
-  const root = pkg ? rootScripts(pkg, mgr) : null;
+  // (Plug'n'Play installs in /workspace itself, where the root's scripts find the app.)
+  const root = pkg && !(mgr.berry && mgr.linker === "pnp") ? rootScripts(pkg) : null;
   const out = {
     HAS_PACKAGE_JSON: pkg ? "1" : "", TOOL: mgr.tool, TOOL_VERSION: mgr.version, TOOL_INSTALL: mgr.install,
     TOOL_HAVE: mgr.have, BERRY: mgr.berry ? "1" : "", YARN_LINKER: mgr.linker, YARN_OFFLINE: mgr.offline ? "1" : "",
@@ -713,7 +718,7 @@ function plan(layers, bpDir) {
     HAS_BUILD_SCRIPT: pkg && pkg.scripts && pkg.scripts.build ? "1" : "", FRONTEND: frontend ? "1" : "",
     NPM_ENGINES: mgr.enginesNpm || "", NPM_PINNED: mgr.npmPinned ? "1" : "",
     LOCAL_DIRS: localDirs.join(" "), ROOT_SCRIPTS: root ? "1" : "", ROOT_RUN: root ? root.run.join(" ") : "",
-    ROOT_SKIPPED: root ? root.skipped.join(", ") : "", REBUILD: root ? root.rebuild.join(" ") : "",
+    ROOT_SKIPPED: root ? root.skipped.join(", ") : "",
   };
   const [cmd, why] = startCommand(pkg, wsDirs);
   out.WEB = `${cmd.join(" ")} (${why})`;
@@ -750,7 +755,7 @@ function explain() {
       if (localDirs.length || local.files.length) {
         lines.push(`local packages: ${[...localDirs, ...local.files].join(", ")} (from the app, by path)`);
       }
-      const root = rootScripts(pkg, mgr);
+      const root = !(mgr.berry && mgr.linker === "pnp") ? rootScripts(pkg) : null;
       if (root) {
         lines.push("the app's own lifecycle scripts are not run in the install root" +
           (root.run.length ? `; ${root.run.join(", ")} run in /workspace after it` : "") +
@@ -941,6 +946,7 @@ function main(argv) {
     if (cmd === "explain") return explain();
     if (cmd === "resolve-node") return resolveNode(...args);
     if (cmd === "relink") return relink(...args);
+    if (cmd === "strip-scripts") return stripScripts(args[0]);
     if (cmd === "npm-for-node") {
       console.log(npmFor(args[0], args[1] || ""));
       return 0;
