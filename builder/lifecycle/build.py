@@ -17,7 +17,7 @@ from builder.lifecycle.cache import Record
 from builder.lifecycle.inputs import inputs_key
 from builder.lifecycle.context import PLATFORM, Context
 from builder.lifecycle.detect import buildpack_dir_in_sandbox
-from builder.lifecycle.layers import LaunchInfo, Layer, read_launch, read_layers, read_unmet
+from builder.lifecycle.layers import LaunchInfo, Layer, check_no_symlinks, read_launch, read_layers, read_unmet
 from builder.lifecycle.plan import Resolution, buildpack_plan
 from builder.lifecycle.process import LAYERS, WORKSPACE
 
@@ -56,6 +56,7 @@ def run_build(bp: Buildpack, plan_entries: list[dict], env: dict[str, str], ctx:
     plan_dir.mkdir(parents=True)
     tomlio.write(plan_dir / "plan.toml", {"entries": plan_entries})
     bp_layers = layers_dir_of(ctx, bp)
+    check_no_symlinks(bp_layers, bp.id)  # planted by an earlier buildpack: mkdir and chown would follow it
     bp_layers.mkdir(parents=True, exist_ok=True)
     if ctx.chown_writable and os.geteuid() == 0:
         os.chown(bp_layers, ctx.uid, ctx.gid)
@@ -139,6 +140,8 @@ def build(group: list[Buildpack], resolution: Resolution, ctx: Context,
                         for layer in layers if layer.types.build and layer.path.is_dir()]
         env = envfiles.buildpack_build_env(env, build_layers)
         result.outputs.append(BuildpackOutput(bp, layers, read_launch(bp_layers, bp.id), skipped, key, workspace))
+    for output in result.outputs:  # a later buildpack may have rewritten an earlier one's directory
+        check_no_symlinks(layers_dir_of(ctx, output.buildpack), output.buildpack.id)
     return result
 
 

@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.errors import InputFileError, PalletError
+from builder.inputfile import read_input
+
 OVERRIDE, DEFAULT, APPEND, PREPEND = "override", "default", "append", "prepend"
 _SUFFIXES = {"": OVERRIDE, "override": OVERRIDE, "default": DEFAULT, "append": APPEND, "prepend": PREPEND}
 
@@ -29,18 +32,49 @@ class EnvOp:
 
 
 def read_env_dir(path: Path) -> list[EnvOp]:
-    """The operations an env directory asks for, in file-name order (delimiters resolved)."""
+    """The operations an env directory asks for, in file-name order (delimiters resolved).
+
+    A buildpack wrote it in its sandbox; we read it on the host: a symlink (the directory, or a
+    file in it) would read a host file (``SECRET.override -> /etc/shadow`` put the host's file
+    into the next buildpack's environment), a FIFO would block. Each is refused."""
+    if path.is_symlink():
+        raise EnvFileError(f"{path} is a symlink (to {os.readlink(path)!r}); an env directory a buildpack "
+                           "writes must be a real directory: pallet reads it on the host")
     if not path.is_dir():
         return []
-    files = sorted(p for p in path.iterdir() if p.is_file())
-    delims = {p.name[: -len(".delim")]: p.read_text() for p in files if p.name.endswith(".delim")}
+    entries = sorted(os.scandir(path), key=lambda e: e.name)
+    files = []
+    for entry in entries:
+        if entry.is_symlink():
+            raise EnvFileError(f"{entry.path} is a symlink (to {os.readlink(entry.path)!r}); an env file a "
+                               "buildpack writes must be a regular file: pallet reads it on the host")
+        if entry.is_file(follow_symlinks=False):
+            files.append(Path(entry.path))
+        elif not entry.is_dir(follow_symlinks=False):
+            raise EnvFileError(f"{entry.path} is a FIFO, socket or device; an env file must be a regular file")
+    delims = {p.name[: -len(".delim")]: _read(p) for p in files if p.name.endswith(".delim")}
     ops = []
     for p in files:
         name, _, suffix = p.name.partition(".")
         if suffix == "delim" or suffix not in _SUFFIXES or not name:
             continue
-        ops.append(EnvOp(name, _SUFFIXES[suffix], p.read_text(), delims.get(name)))
+        ops.append(EnvOp(name, _SUFFIXES[suffix], _read(p), delims.get(name)))
     return ops
+
+
+#: The most one env file may hold: a variable's value.
+MAX_ENV_FILE = 1 << 20
+
+
+def _read(path: Path) -> str:
+    try:
+        return read_input(path, "env file", MAX_ENV_FILE).decode("utf-8", "surrogateescape")
+    except InputFileError as exc:
+        raise EnvFileError(str(exc)) from None
+
+
+class EnvFileError(PalletError):
+    """An env directory or file a buildpack wrote that pallet will not read on the host."""
 
 
 def apply(env: dict[str, str], ops: list[EnvOp]) -> dict[str, str]:

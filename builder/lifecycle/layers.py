@@ -1,16 +1,44 @@
 """What a buildpack leaves in its layers directory: ``<layer>.toml``, ``launch.toml`` and
-``build.toml``, parsed with errors that name the file and the buildpack."""
+``build.toml``, parsed with errors that name the file and the buildpack.
+
+The layers directory is written by buildpacks in their sandbox, where a symlink resolves inside
+the sandbox; pallet reads it on the host, where the same symlink names a host path. So a
+buildpack's directory, and every entry at its top (layer directories, their ``.toml`` and
+``.sbom.*`` files, ``launch.toml``, ``build.toml``), must not be a symlink (``check_no_symlinks``):
+a layer directory linked to ``/root`` was exported into the image, a ``<layer>.toml`` linked to a
+host file became the image's metadata. Any buildpack may write any buildpack's directory (the
+CNB layout shares ``/layers``), so the check runs after each buildpack and again after the last.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.errors import PalletError
 from builder.lifecycle import tomlio
 from builder.lifecycle.process import Process
 from builder.lifecycle.tomlio import TomlError
+
+class SymlinkInLayersError(PalletError):
+    """A buildpack left a symlink where pallet reads its layers directory on the host."""
+
+
+def check_no_symlinks(bp_layers: Path, buildpack_id: str) -> None:
+    """SymlinkInLayersError if ``bp_layers`` or an entry at its top is a symlink (module docstring)."""
+    paths = [bp_layers]
+    if not bp_layers.is_symlink() and bp_layers.is_dir():
+        paths += [Path(entry.path) for entry in os.scandir(bp_layers)]
+    for path in paths:
+        if path.is_symlink():
+            raise SymlinkInLayersError(
+                f"buildpack {buildpack_id}: {path} is a symlink (to {os.readlink(path)!r}); pallet reads the "
+                "layers directory on the host, where it would name a host path: a buildpack's directory, its "
+                "layers and their .toml files must be real files and directories")
+
 
 _PROCESS_TYPE_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 RESERVED_LAYER_NAMES = {"build", "launch", "store"}
@@ -67,6 +95,7 @@ def read_layer(toml_path: Path, buildpack_id: str) -> Layer:
 
 def read_layers(bp_layers: Path, buildpack_id: str) -> list[Layer]:
     """Every ``<layer>.toml`` (sorted by name), except launch/build/store.toml."""
+    check_no_symlinks(bp_layers, buildpack_id)
     if not bp_layers.is_dir():
         return []
     layers = []
@@ -78,6 +107,7 @@ def read_layers(bp_layers: Path, buildpack_id: str) -> list[Layer]:
 
 
 def read_launch(bp_layers: Path, buildpack_id: str) -> LaunchInfo:
+    check_no_symlinks(bp_layers, buildpack_id)
     path = bp_layers / "launch.toml"
     data = tomlio.read_optional(path, f"buildpack {buildpack_id}")
     info = LaunchInfo()
@@ -122,6 +152,7 @@ def read_launch(bp_layers: Path, buildpack_id: str) -> LaunchInfo:
 
 
 def read_unmet(bp_layers: Path, buildpack_id: str) -> set[str]:
+    check_no_symlinks(bp_layers, buildpack_id)
     data = tomlio.read_optional(bp_layers / "build.toml", f"buildpack {buildpack_id}") or {}
     unmet = set()
     for i, u in enumerate(data.get("unmet") or []):
