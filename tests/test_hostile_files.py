@@ -230,3 +230,24 @@ def test_a_docker_archive_that_is_not_a_regular_file_is_refused_as_source_and_de
                    path, "the docker-archive is a FIFO")
     if kind == "fifo":
         assert (box / "fifo").is_fifo()  # not replaced by an archive
+
+
+@pytest.mark.parametrize("record, needle", [
+    ({"id": "X", "affected": 5}, "'affected' is not a list"),
+    ({"id": "X", "aliases": "CVE-2024-1"}, "'aliases' is not a list"),  # was read as aliases C, V, E, ...
+    ({"id": "X", "affected": [{"package": {"ecosystem": "Debian:12", "name": "a"}, "versions": 7}]},
+     "'versions' is not a list"),
+    ({"id": "X", "affected": [{"package": {"ecosystem": "Debian:12", "name": "a"}, "ranges": 5}]},
+     "'ranges' is not a list"),
+])
+def test_an_osv_record_of_the_wrong_types_is_a_one_line_error(box: Path, record: dict, needle: str) -> None:
+    (box / "adv").mkdir()
+    (box / "adv" / "X.json").write_text(json.dumps(record))
+    proc = pallet("audit", "--advisories", str(box / "adv"), f"oci:{box}/img:t", check=False)
+    one_line_error(proc, "X.json", needle)
+
+
+def test_an_osv_severity_that_is_not_a_list_is_unknown_not_a_traceback(tmp_path: Path) -> None:
+    from builder.supply import osv
+
+    assert osv.parse_record({"id": "X", "severity": 5}).severity == "unknown"

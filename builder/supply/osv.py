@@ -97,7 +97,7 @@ def _severity(doc: dict[str, Any]) -> str:
     if own:
         return own
     best: str | None = None
-    for item in doc.get("severity") or []:
+    for item in doc.get("severity") if isinstance(doc.get("severity"), list) else ():
         if isinstance(item, dict) and isinstance(item.get("score"), str):
             rating = _cvss_rating(item["score"].strip())
             if rating and (best is None or SEVERITIES.index(rating) > SEVERITIES.index(best)):
@@ -117,7 +117,7 @@ def _affected_severity(item: dict[str, Any]) -> str | None:
 
 def _ranges(item: dict[str, Any], where: str) -> tuple[Range, ...]:
     out = []
-    for r in item.get("ranges") or []:
+    for r in _list(item, "ranges", where):
         if not isinstance(r, dict) or not isinstance(r.get("events"), list):
             raise AdvisoryError(f"{where}: a range without events")
         events = []
@@ -133,13 +133,24 @@ def _ranges(item: dict[str, Any], where: str) -> tuple[Range, ...]:
     return tuple(out)
 
 
+def _list(doc: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``doc[key]``, a list (none: empty); a record giving another type is refused, not iterated
+    (a string's characters as aliases, an int as a TypeError traceback)."""
+    value = doc.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise AdvisoryError(f"{where}: {key!r} is not a list")
+    return value
+
+
 def parse_record(doc: Any, where: str = "record") -> Advisory:
     """An ``Advisory`` from one OSV record (already parsed JSON). Pure."""
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or not doc["id"]:
         raise AdvisoryError(f"{where}: not an OSV record (no 'id')")
     where = f"{where} ({doc['id']})" if doc["id"] not in where else where
     affected = []
-    for item in doc.get("affected") or []:
+    for item in _list(doc, "affected", where):
         if not isinstance(item, dict):
             raise AdvisoryError(f"{where}: an 'affected' entry is not an object")
         package = item.get("package")
@@ -148,10 +159,10 @@ def parse_record(doc: Any, where: str = "record") -> Advisory:
         ecosystem, name = package.get("ecosystem"), package.get("name")
         if not isinstance(ecosystem, str) or not isinstance(name, str):
             raise AdvisoryError(f"{where}: an affected package needs an ecosystem and a name")
-        versions = item.get("versions") or []
+        versions = _list(item, "versions", where)
         affected.append(Affected(ecosystem, name, _ranges(item, where),
                                  frozenset(v for v in versions if isinstance(v, str)), _affected_severity(item)))
-    aliases = tuple(a for a in doc.get("aliases") or [] if isinstance(a, str))
+    aliases = tuple(a for a in _list(doc, "aliases", where) if isinstance(a, str))
     return Advisory(doc["id"], aliases, str(doc.get("summary") or ""), _severity(doc), tuple(affected),
                     withdrawn=bool(doc.get("withdrawn")))
 
