@@ -590,8 +590,9 @@ def test_builtin_buildpacks_declare_their_inputs_and_order():
             assert os.access(BUILDPACKS / name / "bin" / exe, os.X_OK)
     order = tomllib.loads((BUILDPACKS / "order.toml").read_text())["order"]
     assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
-        [("pallet/apt", True), ("pallet/python", False), ("pallet/django-static", True), ("pallet/procfile", True)],
-        [("pallet/apt", True), ("pallet/go", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/node-build", True), ("pallet/python", False), ("pallet/django-static", True),
+         ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/node-build", True), ("pallet/go", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/node-build", True), ("pallet/static", True),
          ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/static", False), ("pallet/procfile", True)],
