@@ -118,6 +118,33 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     ({"main.py": "print(1)\n"}, {}, ["python", "main.py"]),
     ({"lib.py": ""}, {"gunicorn": "22"}, ["python", "lib.py"]),
     ({"lib.py": "", "util.py": ""}, {"gunicorn": "22"}, None),
+    # the app in a package: FastAPI's app/main.py, a Flask package's __init__.py
+    ({"app/__init__.py": "", "app/main.py": "app = FastAPI()\n", "tests/__init__.py": "",
+      "tests/main.py": "app = FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn app.main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
+    ({"shop/__init__.py": "app = Flask(__name__)\n", "shop/views.py": ""}, {"flask": "3", "gunicorn": "23"},
+     ["gunicorn", "shop:app"]),
+    # a src/ layout: found through the server's path option
+    ({"src/svc/__init__.py": "", "src/svc/asgi.py": "app = Starlette()\n"}, {"starlette": "1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn svc.asgi:app --app-dir src --host 0.0.0.0 --port "${PORT:-8080}"']),
+    ({"src/svc/__init__.py": "", "src/svc/wsgi.py": "from svc import app\n"}, {"flask": "3", "gunicorn": "23"},
+     ["gunicorn", "--pythonpath", "src", "svc.wsgi:app"]),
+    # app factories, called by the server (Flask's tutorial: gunicorn 'flaskr:create_app()')
+    ({"flaskr/__init__.py": "def create_app(test_config=None):\n    pass\n"}, {"flask": "3", "gunicorn": "23"},
+     ["gunicorn", "flaskr:create_app()"]),
+    ({"main.py": "def create_app():\n    return FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn main:create_app --factory --host 0.0.0.0 --port "${PORT:-8080}"']),
+    # wsgi.py importing the app
+    ({"wsgi.py": "from myapp import app\n", "myapp/__init__.py": "app = Flask(__name__)\n"},
+     {"flask": "3", "gunicorn": "23"}, ["gunicorn", "wsgi:app"]),
+    # two packages with an app: nothing tells them apart
+    ({"a/__init__.py": "", "a/main.py": "app = FastAPI()\n", "b/__init__.py": "", "b/main.py": "app = FastAPI()\n"},
+     {"fastapi": "0.1", "uvicorn": "0.3"}, None),
+    # python -m: the one package with a __main__.py
+    ({"hello/__init__.py": "", "hello/__main__.py": "", "setup.py": ""}, {}, ["python", "-m", "hello"]),
+    # never the web process: setup.py, manage.py, conftest.py, a gunicorn config
+    ({"setup.py": ""}, {}, None),
+    ({"manage.py": "", "conftest.py": "", "gunicorn.conf.py": "", "serve.py": ""}, {}, ["python", "serve.py"]),
 ])
 def test_python_web_process(tmp_path, monkeypatch, files, deps, command):
     monkeypatch.chdir(write(tmp_path, files))
@@ -149,6 +176,85 @@ def test_python_start_command_rules(tmp_path, monkeypatch, files, command, rule)
     assert got == command and rule in why
 
 
+def test_python_says_what_it_found_but_cannot_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(write(tmp_path, {"manage.py": "", "mysite/__init__.py": "",
+                                       "mysite/wsgi.py": "application = get_wsgi_application()\n"}))
+    command, why = pyapp.start_command({"django": "5"})
+    assert command is None and "a Django project (mysite.wsgi:application) without gunicorn" in why
+    (tmp_path / "manage.py").unlink()
+    write(tmp_path, {"api/__init__.py": "", "api/main.py": "app = FastAPI()\n"})
+    assert "an ASGI app api.main:app without uvicorn" in pyapp.start_command({"fastapi": "0.1"})[1]
+
+
+def test_python_nothing_to_start_fails_the_build_unless_a_procfile_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(write(tmp_path, {"setup.py": "", "lib.py": "", "util.py": ""}))
+    layers, venv = tmp_path / "layers", tmp_path / "venv"
+    layers.mkdir()
+    assert pyapp.cmd_launch(str(layers), str(venv)) == 1
+    assert "error: no web process: " in capsys.readouterr().err and not (layers / "launch.toml").exists()
+    write(tmp_path, {"Procfile": "web: python lib.py\n"})
+    assert pyapp.cmd_launch(str(layers), str(venv)) == 0
+
+
+def test_python_gunicorn_control_socket_leaves_home_alone_for_every_command(tmp_path, monkeypatch):
+    """gunicorn >= 25.1 puts a control socket under $HOME, read-only in the image: a Procfile's
+    gunicorn gets the default too, through GUNICORN_CMD_ARGS."""
+    monkeypatch.chdir(write(tmp_path, {"Procfile": "web: gunicorn app:app\n"}))
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.13" / "site-packages"
+    (site / "gunicorn-26.2.0.dist-info").mkdir(parents=True)
+    assert pyapp.cmd_launch(str(tmp_path), str(venv)) == 0
+    assert (venv / "env.launch" / "GUNICORN_CMD_ARGS.default").read_text() == "--control-socket /tmp/gunicorn.ctl"
+    (site / "gunicorn-26.2.0.dist-info").rename(site / "gunicorn-23.0.0.dist-info")
+    assert pyapp.cmd_launch(str(tmp_path), str(venv)) == 0
+    assert not (venv / "env.launch" / "GUNICORN_CMD_ARGS.default").exists()
+
+
+def test_python_requirements_includes_are_part_of_the_venv_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(write(tmp_path, {
+        "requirements.txt": "-r requirements/prod.txt\n-c constraints.txt  # pins\n--requirement=deploy/extra.txt\n"
+                            "-e .\n-r https://example.com/x.txt\n-r ../outside.txt\nflask\n",
+        "requirements/prod.txt": "-rbase.txt\ngunicorn\n", "requirements/base.txt": "idna==3.7\n",
+        "constraints.txt": "idna<4\n", "deploy/extra.txt": "click\n", "main.py": ""}))
+    assert pyapp.requirement_files() == ["requirements.txt", "requirements/prod.txt", "requirements/base.txt",
+                                         "constraints.txt", "deploy/extra.txt"]
+
+    def plan() -> dict[str, str]:
+        assert pyapp.cmd_plan(str(tmp_path / "layers"), str(BUILDPACKS / "python")) == 0
+        return dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+
+    first = plan()
+    assert "deploy/extra.txt, which pallet does not watch" in first["NOTES"]
+    assert "requirements/base.txt" not in first["NOTES"]  # requirements/ is among the buildpack's inputs
+    write(tmp_path, {"requirements/base.txt": "idna==3.8\n"})
+    assert plan()["KEY"] != first["KEY"]
+
+
+@pytest.mark.parametrize("files,error", [
+    ({"app.py": "import os\nfrom flask import Flask\ntry:\n    import yaml\nexcept ImportError:\n    pass\n",
+      "environment.yml": "dependencies:\n- flask\n"},
+     "app.py imports flask, which no manifest installs (no requirements.txt, pyproject.toml, Pipfile, uv.lock, "
+     "poetry.lock, pdm.lock or setup.py at the top of the app); found environment.yml, which pallet does not install "
+     "from: list the packages in requirements.txt"),
+    ({"server.py": "import requests\n", "requirements/prod.txt": "requests\n"},
+     "found requirements/prod.txt, which pallet does not install from: list the packages in requirements.txt "
+     "(-r requirements/prod.txt)"),
+    ({"Procfile": "web: python3 -u bot/run.py\n", "bot/run.py": "import discord\nimport helpers\n",
+      "bot/helpers.py": ""}, "bot/run.py imports discord, which no manifest installs"),
+    ({"app.py": "import json, helpers\nfrom pkg.sub import x\nfrom . import y\n", "helpers.py": "",
+      "pkg/__init__.py": ""}, None),
+])
+def test_python_app_without_manifest_that_imports_packages_is_an_error(tmp_path, monkeypatch, files, error):
+    monkeypatch.chdir(write(tmp_path, files))
+    if error is None:
+        pyapp.check_imports("none")
+        return
+    with pytest.raises(pyapp.AppError) as err:
+        pyapp.check_imports("none")
+    assert error in str(err.value)
+    pyapp.check_imports("pip")  # a manifest installs what it lists: not checked
+
+
 def test_python_entry_point_is_the_installed_script_once_built(tmp_path, monkeypatch):
     monkeypatch.chdir(write(tmp_path, {"pyproject.toml": PKG_SCRIPTS, "greeter/__init__.py": ""}))
     venv_bin = tmp_path / "venv" / "bin"
@@ -168,6 +274,17 @@ def test_python_entry_point_is_the_installed_script_once_built(tmp_path, monkeyp
     ({"pyproject.toml": "[build-system]\n[project]\nname='svc'\n[tool.uv]\npackage=false\n",
       "svc/__init__.py": ""}, False),
     ({"setup.py": ""}, True),
+    # setuptools and pdm-backend find a src/ layout's packages whatever they are called; hatchling does not
+    ({"pyproject.toml": "[build-system]\nbuild-backend='setuptools.build_meta'\n[project]\nname='my-svc'\n",
+      "src/app/__init__.py": ""}, True),
+    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n[project]\nname='my-svc'\n", "src/app.py": ""},
+     True),
+    ({"pyproject.toml": "[build-system]\nbuild-backend='pdm.backend'\n[project]\nname='my-svc'\n",
+      "src/app/__init__.py": ""}, True),
+    ({"pyproject.toml": "[build-system]\nbuild-backend='hatchling.build'\n[project]\nname='my-svc'\n",
+      "src/app/__init__.py": ""}, False),
+    ({"pyproject.toml": "[build-system]\nbuild-backend='setuptools.build_meta'\n[project]\nname='my-svc'\n",
+      "app/__init__.py": "", "lib/__init__.py": ""}, False),  # a flat layout: run from the source
 ])
 def test_python_is_package(tmp_path, monkeypatch, files, package):
     monkeypatch.chdir(write(tmp_path, files))
@@ -473,8 +590,9 @@ def test_builtin_buildpacks_declare_their_inputs_and_order():
             assert os.access(BUILDPACKS / name / "bin" / exe, os.X_OK)
     order = tomllib.loads((BUILDPACKS / "order.toml").read_text())["order"]
     assert [[(g["id"], g.get("optional", False)) for g in o["group"]] for o in order] == [
-        [("pallet/apt", True), ("pallet/python", False), ("pallet/django-static", True), ("pallet/procfile", True)],
-        [("pallet/apt", True), ("pallet/go", False), ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/node-build", True), ("pallet/python", False), ("pallet/django-static", True),
+         ("pallet/procfile", True)],
+        [("pallet/apt", True), ("pallet/node-build", True), ("pallet/go", False), ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/nodejs", False), ("pallet/node-build", True), ("pallet/static", True),
          ("pallet/procfile", True)],
         [("pallet/apt", True), ("pallet/static", False), ("pallet/procfile", True)],
@@ -803,3 +921,43 @@ def test_a_python_apps_assets_with_a_yarn_lockfile_are_a_clear_error(bookworm, t
     assert "package.json's build script (the assets of the app beside requirements.txt) needs yarn, which the " \
            "build image lacks" in done.stderr, done.stderr
     _nothing_written(bookworm, "assets:1")
+
+
+# -- Procfile: lines as strangers write them -----------------------------------------------------
+
+
+@pytest.mark.parametrize("procfile,commands", [
+    # what only a shell runs first: an assignment, a builtin (Heroku runs every line with bash -c)
+    ("web: FOO=bar exec ./run\n", {"web": ["/bin/sh", "-c", "FOO=bar exec ./run"]}),
+    ("web: exec gunicorn app:app\r\nclock: python clock.py\r\n",
+     {"web": ["/bin/sh", "-c", "exec gunicorn app:app"], "clock": ["python", "clock.py"]}),
+    ("worker: ulimit -n 4096\n", {"worker": ["/bin/sh", "-c", "ulimit -n 4096"]}),
+    ("web: cd api\n", {"web": ["/bin/sh", "-c", "cd api"]}),
+    # plain commands run directly; an indented line is read as foreman reads the others
+    ("# processes\n\n  web:   gunicorn --bind=0.0.0.0:8080 app:app  \nrelease: ./manage.py migrate\n",
+     {"web": ["gunicorn", "--bind=0.0.0.0:8080", "app:app"], "release": ["./manage.py", "migrate"]}),
+])
+def test_procfile_commands(tmp_path, procfile, commands):
+    import tomllib
+
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    (tmp_path / "Procfile").write_text(procfile)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    launch = tomllib.loads((layers / "launch.toml").read_text())
+    assert {p["type"]: p["command"] for p in launch["processes"]} == commands
+
+
+@pytest.mark.parametrize("procfile,error", [
+    ("web: \n", "Procfile: process type web has no command"),
+    ("web : node server.js\n", "Procfile: cannot parse line: web : node server.js (expected TYPE: COMMAND)"),
+])
+def test_procfile_mistakes_are_one_line_errors(tmp_path, procfile, error):
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "Procfile").write_text(procfile)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(tmp_path / "layers")],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.strip() == error
+    assert not (tmp_path / "layers" / "launch.toml").exists()

@@ -1,8 +1,11 @@
 """Python apps as people write them, built without ``--stack`` (pallet chooses by the Python
 they ask for, trixie by default), run with ``pallet run`` and asked over HTTP: a bot script
 with no manifest, a Procfile ``python server.py`` with no dependencies, a Poetry scripts
-package, Poetry, uv and PDM projects that only list dependencies, a Pipfile without its lock, and
-``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8."""
+package, Poetry, uv and PDM projects that only list dependencies, a Pipfile without its lock,
+``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8; and the shapes strangers' apps come in
+(tests/apps/python-*): an ASGI app in a package with included requirements files, a src/ layout
+run as ``python -m``, a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
+alone, a Django project without a WSGI server."""
 
 from __future__ import annotations
 
@@ -168,3 +171,87 @@ def test_pdm_project_that_only_lists_dependencies_lands_on_its_python(trixie, tm
     assert stack_of(trixie, "pdm-deps:1") == "bookworm"
     answer = ask(trixie, "pdm-deps:1", "/?host=b%C3%BCcher.example")
     assert answer == {"host": "bücher.example", "ascii": "xn--bcher-kva.example", "idna": "3.21"}  # pdm.lock's
+
+
+# -- apps as strangers lay them out (tests/apps/python-*, each README names the cause) ----------
+
+
+def test_an_asgi_app_in_a_package_and_included_requirements(trixie, tmp_path):
+    """FastAPI's templates' shape: the app in app/main.py (found there: uvicorn app.main:app), and
+    requirements.txt that only includes requirements/base.txt, whose edit alone installs again."""
+    app = copy_app(APPS / "python-asgi-package", tmp_path / "asgi")
+    detected = pallet("detect", str(app), env=trixie.env).stdout
+    assert "web: /bin/sh -c exec uvicorn app.main:app --host 0.0.0.0" in detected
+    assert "(rule: ASGI, starlette app app.main:app, uvicorn)" in detected
+    build(trixie, app, "asgi:1", tmp_path / "c")
+    assert ask(trixie, "asgi:1") == {"hello": "python-asgi-package", "idna": "3.7"}
+    base = app / "requirements" / "base.txt"
+    base.write_text(base.read_text().replace("idna==3.7", "idna==3.8"))
+    done = build(trixie, app, "asgi:2", tmp_path / "c")
+    assert "installing from requirements.txt" in done.stderr and " idna-3.8" in done.stderr
+    assert ask(trixie, "asgi:2") == {"hello": "python-asgi-package", "idna": "3.8"}
+
+
+def test_a_src_layout_package_not_named_after_the_project_runs_as_python_m(trixie, tmp_path):
+    src = APPS / "python-src-layout"
+    detected = pallet("detect", str(src), env=trixie.env).stdout
+    assert "pip install -e . (pyproject.toml)" in detected
+    assert "web: python -m greeter (rule: python -m greeter, the one package with a __main__.py)" in detected
+    out = json.loads(build(trixie, src, "srclayout:1", tmp_path / "c").stdout)
+    assert out["processes"][0]["command"] == ["python", "-m", "greeter"]
+    answer = ask(trixie, "srclayout:1")
+    assert answer["installed"] == "1.2.0" and answer["module"] == "greeter.__main__"
+    assert not (src / "src" / "greeting_service.egg-info").exists()
+
+
+def test_a_flask_app_factory_and_gunicorns_control_socket_under_a_procfile(trixie, tmp_path):
+    """Flask's tutorial shape: gunicorn 'flaskr:create_app()'. The same app started by a
+    Procfile's gunicorn (26: a control socket) starts without a read-only $HOME error."""
+    app = copy_app(APPS / "python-flask-factory", tmp_path / "factory")
+    out = json.loads(build(trixie, app, "factory:1", tmp_path / "c").stdout)
+    assert out["processes"][0]["command"] == ["gunicorn", "--control-socket", "/tmp/gunicorn.ctl",
+                                              "flaskr:create_app()"]
+    assert ask(trixie, "factory:1") == {"greeting": "Hello from python-flask-factory", "factory": True}
+
+    (app / "Procfile").write_text("web: gunicorn --workers 2 'flaskr:create_app()'\n")
+    build(trixie, app, "factory:2", tmp_path / "c")
+    port = free_port()
+    with pallet_run(trixie, "factory:2", port) as proc:
+        resp = wait_http(port, alive=lambda: proc.poll() is None)
+        assert json.loads(resp.body)["factory"] is True
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Booting worker" in err and "Control server error" not in err and "Read-only file system" not in err, err
+
+
+def test_an_app_without_a_manifest_that_imports_packages_fails_the_build_saying_why(trixie, tmp_path):
+    src = APPS / "python-conda-env"
+    assert "the build will fail: app.py imports flask, which no manifest installs" in \
+        pallet("detect", str(src), env=trixie.env).stdout
+    done = build(trixie, src, "conda:1", tmp_path / "c", check=False)
+    assert done.returncode == 1
+    assert ("app.py imports flask, which no manifest installs (no requirements.txt, pyproject.toml, Pipfile, uv.lock, "
+            "poetry.lock, pdm.lock or setup.py at the top of the app); found environment.yml, which pallet does not "
+            "install from: list the packages in requirements.txt") in done.stderr
+    assert pallet("inspect", "conda:1", env=trixie.env, check=False).returncode == 1
+
+
+def test_a_django_project_without_a_server_fails_the_build_saying_why(trixie, tmp_path):
+    """Not `python manage.py` (its help, then exit 0): an error naming the project's WSGI module."""
+    src = APPS / "python-django-no-server"
+    assert "found a Django project (mysite.wsgi:application) without gunicorn" in \
+        pallet("detect", str(src), env=trixie.env).stdout
+    done = build(trixie, src, "django-bare:1", tmp_path / "c", check=False)
+    assert done.returncode == 1
+    assert ("error: no web process: " in done.stderr and "found a Django project (mysite.wsgi:application) without "
+            "gunicorn (add gunicorn to the dependencies). Add a Procfile (web: <command>)" in done.stderr)
+    assert pallet("inspect", "django-bare:1", env=trixie.env, check=False).returncode == 1
+
+
+def test_procfile_lines_only_a_shell_runs(trixie, tmp_path):
+    """`GREETING=... python server.py` and `cd jobs && exec ...` run as Heroku runs them (a shell)."""
+    out = json.loads(build(trixie, APPS / "python-procfile-env", "pfenv:1", tmp_path / "c").stdout)
+    commands = {p["type"]: p["command"] for p in out["processes"]}
+    assert commands["web"] == ["/bin/sh", "-c", "GREETING=Hello-from-python-procfile-env python server.py"]
+    assert ask(trixie, "pfenv:1") == {"greeting": "Hello-from-python-procfile-env"}
+    assert pallet("run", "pfenv:1", "worker", env=trixie.env, timeout=120).stdout == "tick from jobs\n"

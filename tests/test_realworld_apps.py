@@ -14,7 +14,8 @@ its own by path (``file:libs/greet``); a native addon compiled at install on Nod
 18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a Django app whose pages need collectstatic
 (WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
 assets; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
-with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one.
+with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one; a Go module whose
+main package is in server/.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
 with clean caches) to one digest, then run with ``pallet run`` and in Docker and asked over
@@ -91,6 +92,8 @@ EXPECTED = {
     "go-nomod": (["pallet/go"], ["found main.go without go.mod: built as module \"app\""],
                  "Hello from go-nomod (go1.19.8)\n"),
     "go-work": (["pallet/go"], ["found go.work: modules ./api ./greet"], "Hello from go-work, api\n"),
+    "go-server-dir": (["pallet/go"], ["found go.mod: module github.com/acme/inventory/v2, go 1.19; no dependencies"],
+                      "Hello from go-server-dir: 42 widgets (go1.19.8)\n"),
     "go-work-targets": (["pallet/go"], ["found go.work: modules ./lib ./svc", "targets $BP_GO_TARGETS=./svc/cmd/api"],
                         "Hello from go-work-targets, api\n"),
     "node-yarn-workspaces": (["pallet/nodejs"], [
@@ -613,6 +616,28 @@ def test_go_work_without_targets_builds_every_main_package_and_says_which_starts
     port = free_port()
     with pallet_run(bookworm, "gw:1", port) as proc:
         assert wait_http(port, alive=lambda: proc.poll() is None).body == "Hello from go-work-targets, admin\n"
+
+
+def test_go_main_package_wherever_it_is_and_named_as_go_build_names_it(bookworm, tmp_path):
+    """The one main package outside the root and cmd/ is built (server/); a root main package of
+    a major-version module (.../inventory/v2) is named inventory, as `go build` names it; several
+    main packages elsewhere are the user's choice, said in one line."""
+    out = bookworm.build_json(APPS / "go-server-dir", "gsd:1", tmp_path / "c")
+    assert out["processes"][0]["command"][0].endswith("/bin/server")
+    root = shutil.copytree(APPS / "go-server-dir", tmp_path / "root")
+    (root / "server").rename(root / "cmdless")
+    (root / "cmdless" / "main.go").rename(root / "main.go")
+    (root / "cmdless" / "static").rename(root / "static")
+    out = bookworm.build_json(root, "gsd:2", tmp_path / "c")
+    assert out["processes"][0]["command"][0].endswith("/bin/inventory")
+    (root / "tools").mkdir()
+    (root / "tools" / "gen.go").write_text("package main\n\nfunc main() {}\n")
+    (root / "main.go").rename(root / "cmdless" / "main.go")
+    (root / "static").rename(root / "cmdless" / "static")
+    done = bookworm.build(root, "gsd:3", tmp_path / "c", check=False)
+    assert done.returncode == 1
+    assert ("no main package at the module root or in ./cmd/*, and several elsewhere (./cmdless ./tools): choose "
+            "with BP_GO_TARGETS, e.g. --env BP_GO_TARGETS=./cmdless") in done.stderr
 
 
 def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):

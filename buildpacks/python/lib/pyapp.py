@@ -37,6 +37,15 @@ MANIFESTS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "pd
 WSGI_FRAMEWORKS = ("flask", "django", "falcon", "bottle", "pyramid")
 ASGI_FRAMEWORKS = ("fastapi", "starlette", "quart", "litestar", "sanic")
 ENTRY_ATTRS = ("app", "application")
+#: App factories, as ``flask run`` finds them: a module-level function returning the app.
+FACTORIES = ("create_app", "make_app")
+#: Top-level files that are never the app itself: packaging, task runners, test and server
+#: configuration (``python setup.py`` is not a web process).
+NOT_ENTRY = ("setup.py", "conftest.py", "noxfile.py", "fabfile.py", "tasks.py", "manage.py", "gunicorn.conf.py",
+             "gunicorn_config.py", "gunicorn.config.py", "docs_conf.py")
+#: Directories that hold no app code: not searched for a WSGI/ASGI app or a ``__main__``.
+NOT_APP_DIRS = ("tests", "test", "docs", "doc", "migrations", "scripts", "examples", "build", "dist", "venv",
+                "node_modules", "static", "templates")
 
 
 class AppError(Exception):
@@ -145,6 +154,31 @@ def manager() -> tuple[str, str]:
     return "none", ""
 
 
+_INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
+
+
+def requirement_files(name: str = "requirements.txt") -> list[str]:
+    """``name`` and every file of the app it includes (``-r``, ``-c``: paths relative to the
+    including file, as pip reads them), depth first: they decide the venv as much as it does."""
+    found: list[str] = []
+
+    def visit(rel: str) -> None:
+        if rel in found or not exists(rel):
+            return
+        found.append(rel)
+        text = read_text(rel).replace("\\\n", "")
+        for line in text.splitlines():
+            m = _INCLUDE.match(line.split(" #")[0])
+            if not m or "://" in m.group(1):
+                continue
+            target = os.path.normpath(os.path.join(os.path.dirname(rel), m.group(1)))
+            if not target.startswith(".." + os.sep) and not os.path.isabs(target) and target != "..":
+                visit(target)
+
+    visit(name)
+    return found
+
+
 def top_level_scripts() -> list[str]:
     return sorted(p.name for p in APP.glob("*.py") if p.is_file())
 
@@ -171,9 +205,23 @@ def is_package() -> bool:
         return True
     name = pyproject.get("project", {}).get("name") or poetry.get("name") or ""
     module = re.sub(r"[-.]+", "_", name).lower()
-    if not module:
-        return False
-    return any((APP / d / module).is_dir() or (APP / d / f"{module}.py").is_file() for d in (".", "src"))
+    if module and any((APP / d / module).is_dir() or (APP / d / f"{module}.py").is_file() for d in (".", "src")):
+        return True
+    # setuptools (also when [build-system] names no backend) and pdm-backend find the packages of
+    # a src/ layout whatever they are called (name = "my-service", code in src/app/).
+    backend = str(pyproject.get("build-system", {}).get("build-backend") or "setuptools")
+    if backend.split(".")[0] in ("setuptools", "pdm") and src_packages():
+        return True
+    return False
+
+
+def src_packages() -> list[str]:
+    """The importable names a src/ layout holds: packages (with ``__init__.py``) and modules."""
+    src = APP / "src"
+    if not src.is_dir():
+        return []
+    names = {p.parent.name for p in src.glob("*/__init__.py")} | {p.stem for p in src.glob("*.py")}
+    return sorted(n for n in names if n.isidentifier())
 
 
 # -- Python version -----------------------------------------------------------------------
@@ -248,7 +296,8 @@ def declared_dependencies(installer: str) -> set[str]:
             names.add(norm(m.group(1)))
     names |= {norm(n) for n in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}}
     if installer == "pip":
-        for line in (APP / "requirements.txt").read_text(errors="replace").splitlines():
+        lines = [ln for name in requirement_files() for ln in (APP / name).read_text(errors="replace").splitlines()]
+        for line in lines:
             m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
             if m and not line.lstrip().startswith("-"):
                 names.add(norm(m.group(1)))
@@ -279,24 +328,63 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
 
 
+#: The lines _defines_app reads (buildpack.toml's input-lines must match each of them).
+_ASSIGN = r"^({attr})\s*(:[^=\n]*)?="
+_FROM_IMPORT = re.compile(r"^from\s+[\w.]+\s+import\s+\(?([^#\n]*)", re.M)
+_FACTORY = re.compile(r"^(?:async\s+)?def\s+(" + "|".join(FACTORIES) + r")\s*\(", re.M)
+
+
 def _defines_app(path: Path) -> str | None:
-    """The module-level WSGI/ASGI callable a file defines (``app`` or ``application``)."""
+    """The module-level WSGI/ASGI app a file has: ``app`` or ``application`` (assigned, or
+    imported: a ``wsgi.py`` that is ``from myapp import app``), else an app factory
+    (``create_app()``, called by the server)."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return None
+    imported = set()
+    for m in _FROM_IMPORT.finditer(text):
+        for name in m.group(1).rstrip(")\\ ").split(","):
+            words = name.split()
+            if words:
+                imported.add(words[-1])  # "a as b" binds b
     for attr in ENTRY_ATTRS:
-        if re.search(rf"^{attr}\s*(:[^=\n]*)?=", text, re.M):
+        if re.search(_ASSIGN.format(attr=attr), text, re.M) or attr in imported:
             return attr
-    return None
+    m = _FACTORY.search(text)
+    return f"{m.group(1)}()" if m else None
 
 
-def _module(candidates: tuple[str, ...]) -> str | None:
-    for name in candidates:
+def _app_dirs() -> list[tuple[str, str]]:
+    """(directory, import prefix) where an app module may live: the top of the app, each
+    top-level package (``app/main.py`` is ``app.main``), and each package of a src/ layout
+    (found through the server's path option: ``src/svc/api.py`` is ``svc.api`` from src)."""
+    found = [("", "")]
+    for base in ("", "src/"):
+        for init in sorted((APP / base).glob("*/__init__.py") if (APP / base).is_dir() else []):
+            name = init.parent.name
+            if name.isidentifier() and name not in NOT_APP_DIRS:
+                found.append((f"{base}{name}/", f"{name}."))
+    return found
+
+
+def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
+    """``(module:attr, path directory)`` of the WSGI/ASGI app: the first of ``files`` at the top
+    of the app that has one, else the one package that has one (first of ``files`` then
+    ``__init__.py`` in it); none when several packages do (nothing to tell them apart)."""
+    for name in files:
         attr = _defines_app(APP / name)
         if attr:
-            return f"{name[:-3]}:{attr}"
-    return None
+            return f"{name[:-3]}:{attr}", ""
+    hits = []
+    for directory, prefix in _app_dirs()[1:]:
+        for name in (*files, "__init__.py"):
+            attr = _defines_app(APP / directory / name)
+            if attr:
+                module = prefix[:-1] if name == "__init__.py" else prefix + name[:-3]
+                hits.append((f"{module}:{attr}", "src" if directory.startswith("src/") else ""))
+                break
+    return hits[0] if len(hits) == 1 else None
 
 
 def _django_wsgi() -> str | None:
@@ -304,6 +392,19 @@ def _django_wsgi() -> str | None:
         return None
     found = sorted(p.parent.name for p in APP.glob("*/wsgi.py"))
     return f"{found[0]}.wsgi:application" if len(found) == 1 else None
+
+
+def main_package() -> str | None:
+    """The one package the app runs as ``python -m NAME`` (it has a ``__main__.py``): at the top
+    of the app, or in src/ when the project is installed."""
+    dirs = [d for d, _ in _app_dirs()[1:] if not d.startswith("src/") or is_package()]
+    found = [d.rstrip("/").split("/")[-1] for d in dirs if (APP / d / "__main__.py").is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def entry_scripts() -> list[str]:
+    """Top-level *.py files that may be the app (not setup.py, conftest.py, a gunicorn config...)."""
+    return [name for name in top_level_scripts() if name not in NOT_ENTRY and not name.startswith("test_")]
 
 
 def script_entry() -> tuple[str, str, str] | None:
@@ -329,8 +430,11 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     ``deps``: names (with versions when installed); ``bin_dir``: the venv's bin, once built.
 
     In order (a Procfile wins over all of them, in the Procfile buildpack): the project's one
-    script entry point; a WSGI/ASGI app with gunicorn/uvicorn; main.py, app.py, bot.py,
-    server.py; the only top-level *.py."""
+    script entry point; a WSGI/ASGI app (or app factory) with gunicorn/uvicorn, at the top or in
+    the one package that has one; main.py, app.py, bot.py, server.py; ``python -m`` the one
+    package with a ``__main__.py``; the only top-level *.py that is not setup.py, conftest.py,
+    manage.py or the like. When none applies, ``why`` names what was found but cannot start
+    (a Django project without gunicorn)."""
     versions = deps if isinstance(deps, dict) else {}
     deps = set(deps)
     entry = script_entry()
@@ -344,27 +448,47 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
         return ["python", "-c", code], f"rule: the only entry point in {table}, {name} = {target!r}, from the source"
     asgi = sorted(deps & set(ASGI_FRAMEWORKS))
     wsgi = sorted(deps & set(WSGI_FRAMEWORKS))
+    hints = []
     if asgi:
-        module = _module(("asgi.py", "main.py", "app.py"))
-        if module and "uvicorn" in deps:
-            return (["/bin/sh", "-c", f'exec uvicorn {module} --host 0.0.0.0 --port "${{PORT:-8080}}"'],
-                    f"rule: ASGI, {asgi[0]} app {module}, uvicorn")
+        found = find_app(("asgi.py", "main.py", "app.py"))
+        if found and "uvicorn" in deps:
+            target, path = found
+            factory = target.endswith("()")
+            flags = (" --factory" if factory else "") + (f" --app-dir {path}" if path else "")
+            return (["/bin/sh", "-c", f'exec uvicorn {target.rstrip("()")}{flags} --host 0.0.0.0 '
+                                      f'--port "${{PORT:-8080}}"'],
+                    f"rule: ASGI, {asgi[0]} app {target}, uvicorn")
+        if found:
+            hints.append(f"an ASGI app {found[0]} without uvicorn (add uvicorn to the dependencies)")
+    found = find_app(("wsgi.py", "app.py", "main.py"))
+    django = _django_wsgi()
     if "gunicorn" in deps:
-        module = _module(("wsgi.py", "app.py", "main.py")) or _django_wsgi()
-        if module:
-            command = ["gunicorn", module]
+        target, path = found or (django, "")
+        if target:
+            command = ["gunicorn", target]
+            if path:
+                command[1:1] = ["--pythonpath", path]
             if _version_tuple(versions.get("gunicorn", "0")) >= (25, 1):
                 # gunicorn >= 25.1 opens a control socket under $HOME, which is read-only in the image
                 command[1:1] = ["--control-socket", "/tmp/gunicorn.ctl"]
-            return command, f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {module}, gunicorn"
+            return command, f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {target}, gunicorn"
+    elif django and "django" in deps:
+        hints.append(f"a Django project ({django}) without gunicorn (add gunicorn to the dependencies)")
+    elif found and wsgi and not any(exists(name) for name in ENTRY_SCRIPTS):
+        hints.append(f"a WSGI app {found[0]} without gunicorn (add gunicorn to the dependencies)")
     for name in ENTRY_SCRIPTS:
         if exists(name):
             return ["python", name], f"rule: {name}"
-    scripts = top_level_scripts()
+    package = main_package()
+    if package:
+        return ["python", "-m", package], f"rule: python -m {package}, the one package with a __main__.py"
+    scripts = entry_scripts()
     if len(scripts) == 1:
         return ["python", scripts[0]], f"rule: {scripts[0]}, the only top-level *.py"
-    return None, ("no entry point in [project.scripts], no WSGI/ASGI app with gunicorn or uvicorn, no "
-                  f"{', '.join(ENTRY_SCRIPTS)}, and {len(scripts)} top-level *.py files to choose from")
+    why = (f"no entry point in [project.scripts], no WSGI/ASGI app with gunicorn or uvicorn, no "
+           f"{', '.join(ENTRY_SCRIPTS)}, no package with a __main__.py, and {len(scripts)} top-level *.py files "
+           "to choose from")
+    return None, why + "".join(f"; found {hint}" for hint in hints)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -380,7 +504,7 @@ def found_markers() -> list[str]:
 
 def procfile_web() -> bool:
     try:
-        return any(re.match(r"^web\s*:", ln) for ln in (APP / "Procfile").read_text(errors="replace").splitlines())
+        return any(re.match(r"^\s*web\s*:", ln) for ln in (APP / "Procfile").read_text(errors="replace").splitlines())
     except OSError:
         return False
 
@@ -394,6 +518,7 @@ def cmd_detect() -> int:
     try:
         installer, chosen = manager()
         notes = check_python()
+        check_imports(installer)
     except AppError as exc:
         print(f"the build will fail: {exc}")  # still a Python app: say so at build time
         return 0
@@ -410,7 +535,8 @@ def cmd_detect() -> int:
     elif command:
         print(f"web: {' '.join(command)} ({why})")
     else:
-        print("processes from the Procfile" if exists("Procfile") else f"no web process from Python ({why})")
+        print("processes from the Procfile" if exists("Procfile") else
+              f"the build will fail: no web process ({why}); add a Procfile (web: <command>)")
     return 0
 
 
@@ -425,6 +551,80 @@ def _layer_key(toml_path: Path) -> str | None:
         return None
 
 
+#: Dependency files of tools pallet does not install with (a conda environment) or of places it
+#: does not look (requirements in a subdirectory): named when an app without a manifest imports
+#: what only they would install.
+ELSEWHERE = ("environment.yml", "environment.yaml", "conda.yml", "requirements/*.txt", "*/requirements.txt",
+             "requirements.in")
+
+
+def _module_imports(path: Path) -> list[str]:
+    """The top-level names a script imports unconditionally (module-level ``import``/``from``,
+    not inside ``try`` or ``if``): without them it cannot start."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError, OSError):
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return list(dict.fromkeys(names))
+
+
+def unprovided_imports() -> tuple[str, list[str]] | None:
+    """(script, names) when the app installs nothing (no manifest) and the script that starts it
+    (ours, or the Procfile's ``python FILE``) imports modules that are neither the standard
+    library's nor the app's own: the image could only fail at start-up."""
+    scripts = []
+    command, _ = start_command(set())
+    if command and command[0] == "python" and command[1].endswith(".py"):
+        scripts.append(command[1])
+    if exists("Procfile"):
+        scripts += re.findall(r"\bpython3?\s+(?:-\S+\s+)*([\w./-]+\.py)\b", read_text("Procfile"))
+    for script in dict.fromkeys(scripts):
+        path = APP / script
+        here = path.parent
+        missing = [name for name in _module_imports(path)
+                   if name not in sys.stdlib_module_names and name != "__future__"
+                   and not any((d / name).is_dir() or (d / f"{name}.py").is_file() for d in (here, APP, APP / "src"))]
+        if missing:
+            return script, missing
+    return None
+
+
+def check_imports(installer: str) -> None:
+    """AppError when the app installs nothing but its start script imports what it would need."""
+    lacking = unprovided_imports() if installer == "none" else None
+    if not lacking:
+        return
+    script, names = lacking
+    others = sorted({p.relative_to(APP).as_posix() for glob in ELSEWHERE for p in APP.glob(glob) if p.is_file()})
+    raise AppError(f"{script} imports {', '.join(names)}, which no manifest installs (no requirements.txt, "
+                   "pyproject.toml, Pipfile, uv.lock, poetry.lock, pdm.lock or setup.py at the top of the app)"
+                   + (f"; found {', '.join(others)}, which pallet does not install from" if others else "")
+                   + ": list the packages in requirements.txt"
+                   + (f" (-r {others[0]})" if others and others[0].endswith(".txt") else ""))
+
+
+def _glob_regex(pattern: str) -> str:
+    """A glob as pallet's inputs read it (builder/lifecycle/inputs.py): ``*`` stays within a
+    directory, ``**/`` is any depth (the top included), ``**`` anything."""
+    out = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+    return out.replace(r"\?", "[^/]")
+
+
+def watched(rel: str, bp_dir: str) -> bool:
+    """Whether ``rel`` is among this buildpack's declared inputs (so editing it runs the buildpack)."""
+    meta = tomllib.loads(Path(bp_dir, "buildpack.toml").read_text()).get("metadata", {}).get("pallet", {})
+    return any(re.fullmatch(_glob_regex(glob), rel) or rel.startswith(glob.rstrip("/") + "/")
+               for glob in meta.get("inputs", []))
+
+
 def cmd_plan(layers: str, bp_dir: str) -> int:
     try:
         installer, chosen = manager()
@@ -437,6 +637,19 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
     for name in MANIFESTS:
         if exists(name):
             key.update(f"{name} {file_digest(APP / name)}\n".encode())
+    try:
+        check_imports(installer)
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    included = requirement_files()[1:] if installer == "pip" else []
+    for name in included:
+        key.update(f"included {name} {file_digest(APP / name)}\n".encode())
+    unwatched = [name for name in included if not watched(name, bp_dir)]
+    if unwatched:
+        notes.append(f"warning: requirements.txt includes {', '.join(unwatched)}, which pallet does not watch: "
+                     "a change there alone does not rebuild the virtual environment; move it to requirements/ "
+                     "or name it requirements-*.txt")
     own = Path(bp_dir)
     for rel in ("bin/build", "lib/pyapp.py"):
         key.update(f"buildpack {rel} {file_digest(own / rel)}\n".encode())
@@ -449,7 +662,8 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
         import contextlib
 
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for bin/build's eval
-            cmd_launch(layers, str(venv))
+            if cmd_launch(layers, str(venv)) != 0:
+                return 1
     out = {"INSTALLER": installer, "CHOSEN": chosen, "PY_VERSION": stack_python(),
            "NO_ROOT": "" if is_package() else "1",
            "PY_MINOR": ".".join(stack_python().split(".")[:2]), "KEY": key_hex,
@@ -522,11 +736,27 @@ def toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+def gunicorn_env(venv: Path, installed: dict[str, str]) -> None:
+    """gunicorn >= 25.1 opens a control socket under $HOME, read-only in the image, and logs an
+    error at every start: its default moves to /tmp for every gunicorn command, a Procfile's
+    included (``GUNICORN_CMD_ARGS``; a value given at run time replaces it)."""
+    path = venv / "env.launch" / "GUNICORN_CMD_ARGS.default"
+    if _version_tuple(installed.get("gunicorn", "0")) >= (25, 1):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("--control-socket /tmp/gunicorn.ctl")
+    elif path.exists():
+        path.unlink()
+
+
 def cmd_launch(layers: str, venv: str) -> int:
-    command, why = start_command(installed_distributions(Path(venv)), Path(venv) / "bin")
+    installed = installed_distributions(Path(venv))
+    gunicorn_env(Path(venv), installed)
+    command, why = start_command(installed, Path(venv) / "bin")
     if command is None:
         if not exists("Procfile"):
-            print(f"no web process: {why}; add a Procfile (web: <command>)")
+            # An image with nothing to start is no app: fail the build, saying what was found.
+            print(f"error: no web process: {why}. Add a Procfile (web: <command>)", file=sys.stderr)
+            return 1
         return 0
     print(f"web process: {' '.join(command)} ({why})")
     text = ("[[processes]]\ntype = \"web\"\ncommand = [" + ", ".join(toml_str(c) for c in command) + "]\n"

@@ -1,0 +1,3 @@
+module github.com/acme/inventory/v2
+
+go 1.19

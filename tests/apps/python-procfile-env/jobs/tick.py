@@ -1,0 +1,2 @@
+import os
+print("tick from", os.path.basename(os.getcwd()))
