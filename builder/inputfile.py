@@ -8,6 +8,7 @@ before anything is read. Other errors (no such file, permission) are the caller'
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -18,9 +19,18 @@ from builder.errors import InputFileError
 MiB = 1 << 20
 
 
-def open_input(path: str | os.PathLike[str], what: str) -> BinaryIO:
-    """``open(path, "rb")`` of a regular file only (``what`` names it in errors)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open does not wait
+def open_input(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool = True) -> BinaryIO:
+    """``open(path, "rb")`` of a regular file only (``what`` names it in errors). Without
+    ``follow_symlinks``, a symlink is refused too: for files a sandboxed step wrote, where the
+    link was meant inside the sandbox and would name a host file here."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO's open does not wait
+    try:
+        fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks and os.path.islink(path):
+            raise InputFileError(f"{os.fspath(path)}: the {what} is a symlink (to {os.readlink(path)!r}); "
+                                 "it was written in a sandbox, where the link meant something else") from None
+        raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -33,9 +43,9 @@ def open_input(path: str | os.PathLike[str], what: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_input(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
+def read_input(path: str | os.PathLike[str], what: str, limit: int, *, follow_symlinks: bool = True) -> bytes:
     """The bytes of the regular file ``path`` (``what`` names it in errors), at most ``limit``."""
-    with open_input(path, what) as f:
+    with open_input(path, what, follow_symlinks=follow_symlinks) as f:
         return read_bounded(f, f"{os.fspath(path)}: the {what}", limit)
 
 

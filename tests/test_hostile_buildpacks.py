@@ -101,3 +101,18 @@ def test_genuine_env_files_still_reach_the_next_buildpack(tmp_path: Path, conten
                                  f'printf "{value}" > "$L/e/env/SECRET.override"\n')
     assert proc.returncode == 0, proc.stderr
     assert "two sees [from-one]" in proc.stdout + proc.stderr if content == "plain" else "two sees [" in proc.stdout + proc.stderr
+
+
+def test_a_build_plan_linked_to_a_host_file_is_refused(tmp_path: Path) -> None:
+    """bin/detect writes its plan in the sandbox; a link there to a host TOML file was read on
+    the host and its tables handed to the buildpacks that build."""
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "creds.toml").write_text('[[provides]]\nname = "token-from-the-host"\n')
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "index.html").write_text("hi")
+    bp = _buildpack(tmp_path / "bp", "evil/plan", "")
+    (bp / "bin" / "detect").write_text(f'#!/bin/sh\nln -sf {tmp_path}/host/creds.toml "$2"\nexit 0\n')
+    proc = pallet("detect", "--buildpack", str(bp), str(app), check=False)
+    assert "token-from-the-host" not in proc.stdout + proc.stderr
+    one_line_error(proc, "plan.toml", "is a symlink", progress=True)

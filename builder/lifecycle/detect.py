@@ -65,8 +65,8 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
     alternatives: tuple[Alternative, ...] = (Alternative(),)
     if code == PASS:
         plan_file = plan_dir / "plan.toml"
-        if plan_file.exists() and plan_file.stat().st_size:
-            alternatives = parse_plan(tomlio.read(plan_file, f"buildpack {bp.id}"),
+        if os.path.lexists(plan_file) and (plan_file.is_symlink() or plan_file.stat().st_size):
+            alternatives = parse_plan(tomlio.read(plan_file, f"buildpack {bp.id}", follow_symlinks=False),
                                       f"buildpack {bp.id}: build plan")
     outcome = Outcome(bp, code, lines, alternatives)
     if key is not None and code in (PASS, FAIL):

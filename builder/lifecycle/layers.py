@@ -76,7 +76,7 @@ class LaunchInfo:
 
 
 def read_layer(toml_path: Path, buildpack_id: str) -> Layer:
-    data = tomlio.read(toml_path, f"buildpack {buildpack_id}")
+    data = tomlio.read(toml_path, f"buildpack {buildpack_id}", follow_symlinks=False)
     where = f"buildpack {buildpack_id}: {toml_path}"
     types = data.get("types") or {}
     if not isinstance(types, dict):
@@ -109,7 +109,7 @@ def read_layers(bp_layers: Path, buildpack_id: str) -> list[Layer]:
 def read_launch(bp_layers: Path, buildpack_id: str) -> LaunchInfo:
     check_no_symlinks(bp_layers, buildpack_id)
     path = bp_layers / "launch.toml"
-    data = tomlio.read_optional(path, f"buildpack {buildpack_id}")
+    data = tomlio.read_optional(path, f"buildpack {buildpack_id}", follow_symlinks=False)
     info = LaunchInfo()
     if data is None:
         return info
@@ -153,7 +153,7 @@ def read_launch(bp_layers: Path, buildpack_id: str) -> LaunchInfo:
 
 def read_unmet(bp_layers: Path, buildpack_id: str) -> set[str]:
     check_no_symlinks(bp_layers, buildpack_id)
-    data = tomlio.read_optional(bp_layers / "build.toml", f"buildpack {buildpack_id}") or {}
+    data = tomlio.read_optional(bp_layers / "build.toml", f"buildpack {buildpack_id}", follow_symlinks=False) or {}
     unmet = set()
     for i, u in enumerate(data.get("unmet") or []):
         if not isinstance(u, dict) or not isinstance(u.get("name"), str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ class TomlError(PalletError):
 MAX_TOML = 16 << 20
 
 
-def read(path: Path, owner: str | None = None) -> dict[str, Any]:
-    """Parse ``path``; TomlError ("<owner>: <path>: ...") if it is missing or malformed."""
+def read(path: Path, owner: str | None = None, *, follow_symlinks: bool = True) -> dict[str, Any]:
+    """Parse ``path``; TomlError ("<owner>: <path>: ...") if it is missing or malformed.
+    ``follow_symlinks=False`` for files a buildpack wrote in its sandbox (a link there would
+    name a host file here)."""
     import tomllib  # here: its import is most of a memo hit's start-up otherwise
 
     from builder.errors import InputFileError
@@ -28,7 +32,7 @@ def read(path: Path, owner: str | None = None) -> dict[str, Any]:
     try:
         # a regular file only, bounded: buildpacks write some of these files (launch.toml, a
         # layer's toml) and an app brings project.toml: a FIFO there blocked pallet for ever
-        return tomllib.loads(read_input(path, "TOML file", MAX_TOML).decode("utf-8"))
+        return tomllib.loads(read_input(path, "TOML file", MAX_TOML, follow_symlinks=follow_symlinks).decode("utf-8"))
     except FileNotFoundError:
         raise TomlError(f"{where}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
@@ -41,8 +45,9 @@ def read(path: Path, owner: str | None = None) -> dict[str, Any]:
         raise TomlError(f"{where}: cannot read: {exc}") from None
 
 
-def read_optional(path: Path, owner: str | None = None) -> dict[str, Any] | None:
-    return read(path, owner) if path.exists() else None
+def read_optional(path: Path, owner: str | None = None, *, follow_symlinks: bool = True) -> dict[str, Any] | None:
+    present = path.exists() if follow_symlinks else os.path.lexists(path)
+    return read(path, owner, follow_symlinks=follow_symlinks) if present else None
 
 
 def dumps(data: dict[str, Any]) -> str:
