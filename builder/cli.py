@@ -125,6 +125,8 @@ def _kv(items: list[str] | None, flag: str, from_env: bool = False) -> dict[str,
             continue
         if not sep or not key:
             raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        if "\0" in key or "/" in key or key in (".", ".."):  # also a file name, in a build's platform dir
+            raise UsageError(f"{flag} {item!r}: {key!r} is not a variable name")
         out[key] = value
     return out
 

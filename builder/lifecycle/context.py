@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from builder.errors import UsageError
 from builder.lifecycle.process import LAYERS, WORKSPACE
 
 PLATFORM = "/platform"
@@ -70,8 +71,13 @@ class Context:
     def platform_env_files(self) -> None:
         """Write ``--env`` values as ``<platform>/env/NAME`` files (outside /layers and /workspace,
         so they never land in an image)."""
+        from builder.lifecycle.envfiles import is_env_name
+
         env_dir = self.platform_dir / "env"
         env_dir.mkdir(parents=True, exist_ok=True)
         for name, value in self.user_env.items():
-            (env_dir / name).write_text(value)
+            if not is_env_name(name):  # a file name here: '../../x' was a file written anywhere on the host
+                raise UsageError(f"build environment variable name {name!r} is not valid (empty, or with '=', "
+                                 "'/' or a NUL byte)")
+            (env_dir / name).write_text(value, errors="surrogateescape")
 

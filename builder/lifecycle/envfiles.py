@@ -23,6 +23,12 @@ BUILD_PATHS = (("bin", "PATH"), ("lib", "LD_LIBRARY_PATH"), ("lib", "LIBRARY_PAT
 LAUNCH_PATHS = (("bin", "PATH"), ("lib", "LD_LIBRARY_PATH"))
 
 
+def is_env_name(name: str) -> bool:
+    """A variable name pallet will pass on: not empty, no '=' or NUL, and (as build env names are
+    file names under ``<platform>/env``) no '/' and not '.' or '..'. Docker-like otherwise."""
+    return bool(name) and not any(c in name for c in "=/\0") and name not in (".", "..")
+
+
 @dataclass(frozen=True)
 class EnvOp:
     name: str

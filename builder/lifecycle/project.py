@@ -16,6 +16,7 @@ from pathlib import Path
 
 from builder.errors import PalletError
 from builder.lifecycle import tomlio
+from builder.lifecycle.envfiles import is_env_name
 from builder.lifecycle.tomlio import TomlError
 from builder.oci.unpack import MAX_DEPTH
 
@@ -78,6 +79,9 @@ def read_project(src: Path) -> Project:
     for i, e in enumerate(build.get("env") or []):
         if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not isinstance(e.get("value"), str):
             raise TomlError(f"{where}: {prefix}.{env_key}[{i}] needs string 'name' and 'value'")
+        if not is_env_name(e["name"]):
+            raise TomlError(f"{where}: {prefix}.{env_key}[{i}].name {e['name']!r} is not a variable name "
+                            "(empty, or with '=', '/' or a NUL byte)")
         env[e["name"]] = e["value"]
     bps = []
     for i, b in enumerate(build.get("buildpacks") or []):
