@@ -35,3 +35,11 @@ def test_an_env_flag_whose_name_climbs_out_is_a_usage_error(tmp_path: Path) -> N
     assert proc.returncode == 2
     one_line_error(proc, "is not a variable name")
     assert not outside.exists()
+
+
+def test_an_aptfile_lock_nested_too_deep_is_a_one_line_error(tmp_path: Path) -> None:
+    """tomllib recurses per level: the app's Aptfile.lock was a RecursionError traceback."""
+    app = write_app(tmp_path / "app", {"index.html": "hi", "Aptfile": "curl\n",
+                                       "Aptfile.lock": "a = " + "[" * 10_000 + "]" * 10_000 + "\n"})
+    proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"), check=False)
+    one_line_error(proc, "Aptfile.lock", "nested too deeply", progress=True)

@@ -133,6 +133,8 @@ def parse(data: bytes, path: str) -> Lock:
         d = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LockError(f"{path}: not a valid lock file ({exc}); run `pallet stack lock` again") from None
+    except RecursionError:  # tomllib recurses per level of nesting; an app's Aptfile.lock is untrusted
+        raise LockError(f"{path}: not a valid lock file (nested too deeply); run `pallet stack lock` again") from None
 
     def need(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
         if key not in table:
