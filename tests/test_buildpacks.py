@@ -556,6 +556,34 @@ def test_engines_npm_the_build_images_npm_does_not_satisfy_installs_one_that_doe
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("layout", ["npm", "pnpm"])
+def test_node_monorepo_root_that_only_builds_is_not_a_front_end_app(tmp_path, layout):
+    """A root with a build script and no start script whose workspace has one: that workspace
+    starts the app (not a front-end app), in pallet/nodejs's plan and pallet/static's detect."""
+    root = {"name": "mono", "private": True, "scripts": {"build": "npm run build --workspaces"}}
+    files = {"apps/web/package.json": json.dumps({"name": "web", "scripts": {"start": "node dist/server.js"}}),
+             "packages/ui/package.json": json.dumps({"name": "ui", "scripts": {"build": "tsc"}})}
+    if layout == "npm":
+        root["workspaces"] = ["apps/*", "packages/*"]
+        files["package-lock.json"] = "{}"
+    else:
+        files["pnpm-workspace.yaml"] = "packages:\n  - 'apps/*'\n  - packages/*\n"
+        files["pnpm-lock.yaml"] = "lockfileVersion: '9.0'\n"
+    app = write(tmp_path / "app", {"package.json": json.dumps(root), **files})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "FRONTEND=''" in done.stdout and "cd apps/web && exec node dist/server.js" in done.stdout, done.stdout
+    static = subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
+                            text=True, timeout=60)
+    assert static.returncode == 100 and "starts its own server" in static.stdout, static.stdout
+    (app / "apps" / "web" / "package.json").write_text(json.dumps({"name": "web"}))  # nothing starts: front-end
+    assert "FRONTEND='1'" in node_plan(app, tmp_path).stdout
+    static = subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
+                            text=True, timeout=60)
+    assert static.returncode == 0 and "a front-end app" in static.stdout, static.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("files,message", [
     ({"package-lock.json": "{}", "yarn.lock": ""},
      "found the lockfiles of more than one package manager: package-lock.json (npm), yarn.lock (yarn)"),

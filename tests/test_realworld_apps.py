@@ -11,7 +11,8 @@ the built app (NestJS's shape); a start script that runs another script with ``n
 variables before its command (``NODE_ENV=production node server.js``); one with lifecycle scripts of
 its own (``"prepare": "husky"``, a postinstall reading the app's files), with npm and with pnpm; one depending on a package of
 its own by path (``file:libs/greet``); a native addon compiled at install on Node.js 22 (the stack has
-18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a Django app whose pages need collectstatic
+18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a monorepo whose root only builds its
+workspaces and whose app workspace has the start script; a Django app whose pages need collectstatic
 (WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
 assets; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one; a Go module whose
@@ -147,6 +148,11 @@ EXPECTED = {
         "the app's own lifecycle scripts are not run in the install root; postinstall run in /workspace after it; not "
         "run for the image: prepare (a development or publishing hook)"],
         "Hello from node-pnpm-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
+    "node-workspaces-build": (["pallet/nodejs", "pallet/node-build"], [
+        "scripts.build runs at build time (with devDependencies)",
+        "web: /bin/sh -c cd apps/web && exec node dist/server.js (scripts.start of the workspace apps/web, the only one "
+        "with a start script)"],
+        "Hello from node-workspaces-build, web: a day is 86400000 ms\n"),
     "node-local-package": (["pallet/nodejs"], ["local packages: libs/greet (from the app, by path)"],
                            "Hello from node-local-package (greet is at /workspace/libs/greet): an hour is 3600000 ms\n"),
     "node-native-addon": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "

@@ -486,9 +486,20 @@ function serverBuild(pkg) {
 
 function hasBuildOutputShape(pkg) {
   // A front-end app: a build script and nothing that starts a server (a development server
-  // does not count; nor does a build that makes a server).
+  // does not count; nor does a build that makes a server, nor a workspace's start script, which
+  // starts the app when the root has none: a monorepo whose root builds every workspace).
   return !!(pkg && pkg.scripts && pkg.scripts.build && (!pkg.scripts.start || devServerStart(pkg)) && !pkg.main &&
-    !ENTRY_FILES.some(exists) && !serverBuild(pkg));
+    !ENTRY_FILES.some(exists) && !serverBuild(pkg) && !(!pkg.scripts.start && workspaceStarts(pkg)));
+}
+
+//: Whether a workspace (package.json workspaces or pnpm-workspace.yaml's packages, either) has a
+//: start script: the rule pallet/node-build's facts and pallet/static's detect apply too.
+function workspaceStarts(pkg) {
+  const dirs = new Set([...workspaces(pkg, "npm"), ...workspaces(pkg, "pnpm")]);
+  return [...dirs].some((d) => {
+    const p = readJSON(path.join(d, "package.json"));
+    return p && p.scripts && typeof p.scripts.start === "string" && p.scripts.start.trim();
+  });
 }
 
 //: A root start script that only runs one workspace's start script through the package manager
