@@ -462,6 +462,13 @@ def test_node_dev_only_command_is_found_behind_variable_assignments(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "WEB='node server.js (scripts.start:prod: scripts.start \"NODE_ENV=development nodemon server.js\" runs " \
            "nodemon, which only the devDependency nodemon gives" in done.stdout, done.stdout
+    # cross-env, a devDependency, only sets variables: the same script runs through sh
+    lock["packages"]["node_modules/cross-env"] = {"version": "7.0.3", "dev": True, "bin": {"cross-env": "src/bin/cross-env.js"}}
+    pkg["scripts"] = {"start": "cross-env NODE_ENV=production node server.js"}
+    (app / "package.json").write_text(json.dumps(pkg))
+    (app / "package-lock.json").write_text(json.dumps(lock))
+    done = node_plan(app, tmp_path)
+    assert "WEB='/bin/sh -c NODE_ENV=production node server.js (scripts.start without cross-env" in done.stdout, done.stdout
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")

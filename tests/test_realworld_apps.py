@@ -8,7 +8,7 @@ single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
 script); a server whose start script runs a devDependency's command and whose start:prod runs
 the built app (NestJS's shape); a start script that runs another script with ``npm run``; one that sets
-variables before its command (``NODE_ENV=production node server.js``); one with lifecycle scripts of
+variables before its command (``NODE_ENV=production node server.js``), or with cross-env (a devDependency); one with lifecycle scripts of
 its own (``"prepare": "husky"``, a postinstall reading the app's files), with npm and with pnpm; one depending on a package of
 its own by path (``file:libs/greet``); a native addon compiled at install on Node.js 22 (the stack has
 18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a monorepo whose root only builds its
@@ -153,6 +153,10 @@ EXPECTED = {
         "web: /bin/sh -c cd apps/web && exec node dist/server.js (scripts.start of the workspace apps/web, the only one "
         "with a start script)"],
         "Hello from node-workspaces-build, web: a day is 86400000 ms\n"),
+    "node-start-cross-env": (["pallet/nodejs"], [
+        "web: /bin/sh -c NODE_ENV=production GREETING=Hello node server.js (scripts.start without cross-env, which only "
+        "the devDependency cross-env gives: its variables set by sh)"],
+        "Hello from node-start-cross-env (NODE_ENV production, cross-env absent): a week is 604800000 ms\n"),
     "node-local-package": (["pallet/nodejs"], ["local packages: libs/greet (from the app, by path)"],
                            "Hello from node-local-package (greet is at /workspace/libs/greet): an hour is 3600000 ms\n"),
     "node-native-addon": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "

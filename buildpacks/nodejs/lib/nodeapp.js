@@ -434,6 +434,10 @@ function fromScript(script, dir) {
   return s.split(/\s+/);
 }
 
+//: Commands that only set variables for the command after them (`cross-env NODE_ENV=production
+//: node server.js`), as a shell does.
+const ENV_SETTERS = ["cross-env", "cross-env-shell"];
+
 //: The program a script runs: its first word after any variable assignments.
 function commandWord(script) {
   const words = script.trim().split(/\s+/);
@@ -605,6 +609,13 @@ function rootStart(pkg, start) {
   const devOnly = locked && locked.dev.get(word);
   // A front-end app's start script (a development server) is not what its image runs.
   if (!devOnly || hasBuildOutputShape(pkg)) return [fromScript(start, "."), "scripts.start"];
+  // cross-env only sets variables for the command after them, as the shell does: without it,
+  // the same script runs through sh (it is a devDependency as often as not).
+  const rest = start.trim().split(/\s+/).slice(1);
+  if (ENV_SETTERS.includes(word) && rest.length && ASSIGNMENT.test(rest[0]) && rest.some((w) => !ASSIGNMENT.test(w))) {
+    return [["/bin/sh", "-c", rest.join(" ")], `scripts.start without ${word}, which only the devDependency ` +
+      `${devOnly} gives: its variables set by sh`];
+  }
   const why = `scripts.start ${JSON.stringify(start.trim())} runs ${word}, which only the devDependency ${devOnly} ` +
     "gives (the image has production dependencies only)";
   for (const name of ["start:prod", "start:production"]) {
