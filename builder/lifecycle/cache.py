@@ -30,6 +30,26 @@ if TYPE_CHECKING:
 RECORD = "pallet-record.json"
 
 
+def plain_name(name: object) -> bool:
+    """A name for one entry of a directory: a string with no '/', NUL, and not '', '.' or '..'.
+    Records name files pallet writes (and workspace entries it removes) on the host; a cache
+    restored from a registry (``--cache-image``) is anyone's who can push there."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+def _record(data: object) -> "Record":
+    """A Record from its JSON; ValueError if any name in it is not ``plain_name`` (the record is
+    then dropped, as a damaged one is)."""
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    files, layers, workspace = dict(data["files"]), list(data["layers"]), dict(data.get("workspace") or {})
+    if not all(plain_name(n) and isinstance(t, str) for n, t in files.items()) \
+            or not all(plain_name(n) for n in layers) \
+            or not all(plain_name(n) and (t is None or isinstance(t, str)) for n, t in workspace.items()):
+        raise ValueError("a record names something that is not a plain file name")
+    return Record(key=str(data["key"]), files=files, layers=layers, workspace=workspace)
+
+
 @dataclass
 class Record:
     """A buildpack's outputs at the end of the last build."""
@@ -42,6 +62,8 @@ class Record:
 
     def reinstate(self, bp_layers: Path) -> bool:
         """Put the recorded outputs back, if every layer they name was restored; else False."""
+        if not all(plain_name(name) for name in [*self.layers, *self.files, *self.workspace]):
+            return False  # not from a record ``_record`` read: refuse to write outside bp_layers
         if not all((bp_layers / name).is_dir() for name in self.layers):
             return False
         bp_layers.mkdir(parents=True, exist_ok=True)
@@ -74,22 +96,22 @@ class BuildCache:
             src = self.root / bp.layers_name
             if not src.is_dir():
                 continue
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                data = json.loads((src / RECORD).read_text())
-                records[bp.id] = Record(key=data["key"], files=dict(data["files"]), layers=list(data["layers"]),
-                                        workspace=dict(data.get("workspace") or {}))
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, RecursionError):
+                records[bp.id] = _record(json.loads((src / RECORD).read_text()))
             dst = layers_dir / bp.layers_name
             dst.mkdir(parents=True, exist_ok=True)
             for toml_path in sorted(src.glob("*.toml")):
                 name = toml_path.name[: -len(".toml")]
                 content = src / name
+                if toml_path.is_symlink() or content.is_symlink():
+                    continue  # a link in a cache: it would be read (or moved into /layers) as a host path
                 if name == "store":
                     shutil.copy2(toml_path, dst / toml_path.name)
                     continue
                 if not content.is_dir():
                     continue
                 try:
-                    data = tomlio.read(toml_path)
+                    data = tomlio.read(toml_path, follow_symlinks=False)
                 except tomlio.TomlError:
                     continue  # a damaged cache entry is dropped, not fatal
                 data.pop("types", None)

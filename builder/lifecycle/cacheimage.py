@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from builder import jsonsafe
 from builder.errors import NotFoundError, PalletError
 from builder.oci import mediatypes as mt
 
@@ -52,6 +53,22 @@ def _safe_rel(rel: str) -> str:
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise CacheImageError(f"cache image names an unsafe path {rel!r}")
     return rel
+
+
+def _write_inside(root: Path, rel: str, text: str) -> None:
+    """Write ``root/rel`` following no symlink: the image's layers, just unpacked into ``root``,
+    may have put one on the way (``x -> /etc``, then a file ``x/cron.d/job``: a host write)."""
+    parts = rel.split("/")
+    here = root
+    for part in parts[:-1]:
+        here = here / part
+        if here.is_symlink():
+            raise CacheImageError(f"cache image writes {rel!r} through a symlink ({here.name} -> "
+                                  f"{os.readlink(here)!r}); refusing it")
+        here.mkdir(exist_ok=True)
+    fd = os.open(here / parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(text)
 
 
 def _small_files(build_dir: Path) -> dict[str, str]:
@@ -128,7 +145,7 @@ def restore(ref: CacheImageRef, build_dir: Path, memo_path: Path,
     if manifest.config.media_type != CONFIG_TYPE:
         raise CacheImageError(f"{ref.tag}: not a pallet cache image (config {manifest.config.media_type})")
     try:
-        config = json.loads(ref.store.get_blob(manifest.config))
+        config = jsonsafe.loads(ref.store.get_blob(manifest.config))
         files = dict(config.get("files") or {})
         memo_text = config.get("memo")
     except (ValueError, AttributeError, TypeError) as exc:
@@ -142,9 +159,7 @@ def restore(ref: CacheImageRef, build_dir: Path, memo_path: Path,
             with ref.store.open_blob(layer) as stream:
                 unpack_layer(stream, tmp)  # entries carry their <buildpack>/<layer>/ prefix
         for rel, text in files.items():
-            path = tmp / _safe_rel(rel)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(str(text))
+            _write_inside(tmp, _safe_rel(rel), str(text))
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, build_dir)
