@@ -74,3 +74,26 @@ def test_a_record_not_read_from_a_cache_still_writes_nothing_outside(tmp_path: P
     record = Record(key="k", files={"../outside": "x"}, layers=[])
     assert record.reinstate(tmp_path / "layers" / "bp") is False
     assert not (tmp_path / "layers" / "outside").exists()
+
+
+# -- a hostile builder image (pallet build --builder REF) ---------------------------------------------
+
+
+def test_a_builder_image_whose_files_are_reached_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    """Its top layer's ``cnb -> HOST`` made pallet read HOST/pallet/builder.json and open (and
+    write blobs into) HOST/pallet/stack as the builder's stack layout."""
+    from builder.builders.pull import NotABuilderError, images_from_builder
+    from builder.oci.stores import StoreOptions
+    from tests.imagekit import push_layer_blobs
+
+    host = tmp_path / "host"
+    (host / "pallet" / "stack").mkdir(parents=True)
+    (host / "pallet" / "builder.json").write_text(json.dumps({
+        "stack": "x", "buildImage": "sha256:" + "a" * 64, "runImage": "sha256:" + "b" * 64, "runName": "r"}))
+    before = sorted(p.name for p in (host / "pallet" / "stack").iterdir())
+    labels = {"io.pallet.builder.build-image.digest": "sha256:" + "a" * 64}
+    manifest, _ = push_layer_blobs(LayoutStore(tmp_path / "builder"), [_symlink_layer("cnb", str(host))], tag="t",
+                                   config_extra={"config": {"Labels": labels}})
+    with pytest.raises(NotABuilderError, match="through a symlink"):
+        images_from_builder(f"oci:{tmp_path}/builder@{manifest.digest}", StoreOptions(), tmp_path / "cache")
+    assert sorted(p.name for p in (host / "pallet" / "stack").iterdir()) == before

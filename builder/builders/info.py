@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder import jsonsafe
 from builder.errors import PalletError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class BuilderInfo:
     @classmethod
     def from_json(cls, text: str, where: str) -> "BuilderInfo":
         try:
-            data = json.loads(text)
+            data = jsonsafe.loads(text)
             return cls(stack=str(data["stack"]), build_image=str(data["buildImage"]),
                        run_image=str(data["runImage"]), run_name=str(data["runName"]),
                        layout=str(data.get("layout") or STACK_LAYOUT),

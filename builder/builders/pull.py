@@ -68,6 +68,13 @@ def _pull(builder: "Image", store, done: Path) -> None:
             unpack_layer(stream, tmp / "top")
         info_file = tmp / "top" / BUILDER_FILE.lstrip("/")
         layout = tmp / "top" / STACK_LAYOUT.lstrip("/")
+        for path in (info_file, layout):
+            # symlinks of the layer are unpacked as they are: one on the way would be read (and the
+            # layout written to) as a host path; the top layer's files must be its own
+            real, top = os.path.realpath(path), os.path.realpath(tmp / "top")
+            if path.is_symlink() or not real.startswith(top + os.sep):
+                raise NotABuilderError(f"{builder.digest}: {path.relative_to(tmp / 'top')} in its top layer is "
+                                       "reached through a symlink; a builder's files must be in the layer itself")
         if not info_file.is_file() or not layout.is_dir():
             raise NotABuilderError(f"{builder.digest}: its top layer has no {BUILDER_FILE}")
         info = BuilderInfo.from_json(info_file.read_text(), f"{builder.digest}:{BUILDER_FILE}")
