@@ -97,3 +97,20 @@ def test_a_builder_image_whose_files_are_reached_through_a_symlink_is_refused(tm
     with pytest.raises(NotABuilderError, match="through a symlink"):
         images_from_builder(f"oci:{tmp_path}/builder@{manifest.digest}", StoreOptions(), tmp_path / "cache")
     assert sorted(p.name for p in (host / "pallet" / "stack").iterdir()) == before
+
+
+def test_a_cached_buildpack_directory_that_is_a_symlink_is_not_restored_from(tmp_path: Path) -> None:
+    """Restoring moves each cached layer into /layers: through a link, a host directory (here
+    one with x.toml and x/, as a cache has) was moved out of its place into the build."""
+    from builder.lifecycle.buildpack import Buildpack
+
+    host = tmp_path / "host"
+    (host / "x").mkdir(parents=True)
+    (host / "x.toml").write_text("[types]\ncache = true\n")
+    (host / "x" / "id_rsa").write_text("private")
+    bp = Buildpack(api="0.10", id="evil/bp", version="1", path=tmp_path / "bp")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / bp.layers_name).symlink_to(host)
+    BuildCache(tmp_path / "cache").restore([bp], tmp_path / "layers")
+    assert (host / "x" / "id_rsa").read_text() == "private"
+    assert not (tmp_path / "layers" / bp.layers_name / "x").exists()

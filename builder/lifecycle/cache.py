@@ -94,8 +94,8 @@ class BuildCache:
         records: dict[str, Record] = {}
         for bp in group:
             src = self.root / bp.layers_name
-            if not src.is_dir():
-                continue
+            if src.is_symlink() or not src.is_dir():
+                continue  # a link (a restored --cache-image can hold one): its target is a host directory
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError, RecursionError):
                 records[bp.id] = _record(json.loads((src / RECORD).read_text()))
             dst = layers_dir / bp.layers_name
