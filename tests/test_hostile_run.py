@@ -87,3 +87,16 @@ def test_lone_surrogates_in_a_config_read_as_the_replacement_character(tmp_path:
     pallet("append", ref, str(tmp_path / "extra"), f"oci:{tmp_path}/out:t", env=env)
     proc = pallet("run", ref, env=env, check=False)
     assert "Traceback" not in proc.stderr and "UnicodeEncodeError" not in proc.stderr, proc.stderr
+
+
+def test_a_huge_passwd_is_refused_not_read_whole(tmp_path: Path, monkeypatch) -> None:
+    """Gigabytes of zeros fit in a layer of a few MB; resolving the User read them all."""
+    from builder.lifecycle import run
+
+    monkeypatch.setattr(run, "MAX_ACCOUNTS_FILE", 1 << 20, raising=False)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_bytes(b"app:x:1000:1000::/home/app:/bin/sh\n" + b"\0" * (2 << 20))
+    with pytest.raises(run.RunError, match="/etc/passwd is over 1048576 bytes"):
+        run.resolve_user("app", tmp_path)
+    (tmp_path / "etc" / "passwd").write_bytes(b"app:x:1000:1000::/home/app:/bin/sh\n")
+    assert run.resolve_user("app", tmp_path) == (1000, 1000, "/home/app")

@@ -76,11 +76,20 @@ def environment_for(config: RunConfig, request: RunRequest, home: str | None = N
     return env
 
 
+#: The most of an image's /etc/passwd or /etc/group read (real ones are KBs; zeros compress
+#: well, so a layer of a few MB can hold gigabytes of them).
+MAX_ACCOUNTS_FILE = 16 << 20
+
+
 def _read_in_root(rootfs: Path, path: str) -> str:
     host = resolve_in_root(rootfs, path).host_path(rootfs)
     if host is None or not host.is_file():
         return ""
-    return host.read_text(errors="replace")
+    with open(host, "rb") as f:
+        data = f.read(MAX_ACCOUNTS_FILE + 1)
+    if len(data) > MAX_ACCOUNTS_FILE:
+        raise RunError(f"the image's {path} is over {MAX_ACCOUNTS_FILE} bytes; not a file pallet reads whole")
+    return data.decode("utf-8", "replace")
 
 
 def _table(text: str) -> list[list[str]]:
