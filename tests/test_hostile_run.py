@@ -100,3 +100,21 @@ def test_a_huge_passwd_is_refused_not_read_whole(tmp_path: Path, monkeypatch) ->
         run.resolve_user("app", tmp_path)
     (tmp_path / "etc" / "passwd").write_bytes(b"app:x:1000:1000::/home/app:/bin/sh\n")
     assert run.resolve_user("app", tmp_path) == (1000, 1000, "/home/app")
+
+
+def test_the_build_images_passwd_is_read_inside_the_image(tmp_path: Path) -> None:
+    """A build image's ``/etc/passwd -> /HOST/FILE`` was read on the host as the host's file (its
+    fields became the build's HOME); a passwd that is not UTF-8 was a UnicodeDecodeError."""
+    import os
+
+    from builder.lifecycle.executors import home_of
+
+    host_file = tmp_path / "host-passwd"
+    host_file.write_text("cnb:x:1000:1000::/HOST-HOME:/bin/sh\n")
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    os.symlink(host_file, rootfs / "etc" / "passwd")
+    assert home_of(rootfs, 1000) == "/home/cnb"
+    (rootfs / "etc" / "passwd").unlink()
+    (rootfs / "etc" / "passwd").write_bytes(b"cnb:x:1000:1000::/home/caf\xe9:/bin/sh\n")
+    assert home_of(rootfs, 1000) == "/home/caf\ufffd"

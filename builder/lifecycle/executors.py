@@ -78,8 +78,13 @@ def choose(requested: str | None) -> str:
 
 
 def home_of(rootfs: Path, uid: int) -> str:
+    """The build user's home in the build image's /etc/passwd. Read inside the image: the path
+    on the host followed the image's symlinks as host paths (``/etc/passwd -> /etc/shadow``
+    read the host's shadow; ``-> /dev/zero`` never ended)."""
+    from builder.lifecycle.run import read_in_root
+
     try:
-        for line in (rootfs / "etc" / "passwd").read_text().splitlines():
+        for line in read_in_root(rootfs, "/etc/passwd").splitlines():
             parts = line.split(":")
             if len(parts) >= 6 and parts[2] == str(uid) and parts[5]:
                 return parts[5]

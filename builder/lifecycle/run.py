@@ -81,7 +81,9 @@ def environment_for(config: RunConfig, request: RunRequest, home: str | None = N
 MAX_ACCOUNTS_FILE = 16 << 20
 
 
-def _read_in_root(rootfs: Path, path: str) -> str:
+def read_in_root(rootfs: Path, path: str) -> str:
+    """The text of the image's file ``path`` ("" if it has none), its symlinks resolved inside
+    the image (``/etc/passwd -> /etc/shadow`` is the image's shadow, not the host's), bounded."""
     host = resolve_in_root(rootfs, path).host_path(rootfs)
     if host is None or not host.is_file():
         return ""
@@ -108,7 +110,7 @@ def resolve_user(spec: str | None, rootfs: Path) -> tuple[int, int, str | None]:
     if not spec:
         spec = "0"
     user, _, group = spec.partition(":")
-    passwd = _table(_read_in_root(rootfs, "/etc/passwd"))
+    passwd = _table(read_in_root(rootfs, "/etc/passwd"))
     entry = None
     for row in passwd:
         if len(row) >= 6 and _id(row[2]) is not None and (row[0] == user or row[2] == user):
@@ -125,7 +127,7 @@ def resolve_user(spec: str | None, rootfs: Path) -> tuple[int, int, str | None]:
     elif _id(group) is not None:
         gid = _id(group)
     else:
-        found = [row for row in _table(_read_in_root(rootfs, "/etc/group"))
+        found = [row for row in _table(read_in_root(rootfs, "/etc/group"))
                  if len(row) >= 3 and row[0] == group and _id(row[2]) is not None]
         if not found:
             raise RunError(f"the image's group {group!r} is not in its /etc/group; give a numeric gid")
