@@ -494,6 +494,10 @@ def test_node_roots_own_lifecycle_scripts_stay_out_of_the_install_root(tmp_path)
     copy.write_text(json.dumps({**pkg, "scripts": {**pkg["scripts"], "build": "tsc"}}))
     subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "strip-scripts", str(copy)], check=True)
     assert json.loads(copy.read_text()) == {"name": "a", "scripts": {"start": "node server.js", "build": "tsc"}}
+    pkg["scripts"] = {"start": "node server.js", "build": "tsc", "postinstall": "npm run build"}  # node-build's to run
+    (app / "package.json").write_text(json.dumps(pkg))
+    assert "ROOT_RUN=''\nROOT_SKIPPED='postinstall (runs scripts.build, which pallet/node-build runs with the " \
+           "devDependencies)'" in node_plan(app, tmp_path).stdout
     pkg["scripts"] = {"start": "node server.js"}  # no scripts of its own: npm ci as it is
     (app / "package.json").write_text(json.dumps(pkg))
     assert "ROOT_SCRIPTS=''" in node_plan(app, tmp_path).stdout

@@ -580,10 +580,17 @@ function rootScripts(pkg) {
   const run = [];
   const skipped = [];
   for (const name of ROOT_INSTALL_SCRIPTS.filter(has)) {
-    const word = commandWord(scripts[name]);
+    // One that runs another script of the root (`npm run build`) is followed to what it runs.
+    const own = ownScript(pkg, scripts[name]);
+    const word = commandWord(own ? own[0] : scripts[name]);
     const dev = !SHELL_CHARS.test(word) && locked && locked.dev.get(word);
-    if (dev) skipped.push(`${name} (runs ${word}, which only the devDependency ${dev} gives)`);
-    else run.push(name);
+    if (own && own[1].includes("build") && typeof scripts.build === "string" && scripts.build.trim()) {
+      skipped.push(`${name} (runs scripts.build, which pallet/node-build runs with the devDependencies)`);
+    } else if (dev) {
+      skipped.push(`${name} (runs ${word}, which only the devDependency ${dev} gives)`);
+    } else {
+      run.push(name);
+    }
   }
   for (const name of ROOT_DEV_SCRIPTS.filter(has)) skipped.push(`${name} (a development or publishing hook)`);
   return { run, skipped };
