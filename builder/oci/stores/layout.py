@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from builder import jsonsafe
-from builder.errors import DigestMismatchError, NotFoundError, StoreError
+from builder.errors import DigestMismatchError, InputFileError, NotFoundError, StoreError
+from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, split, verify_bytes
 from builder.oci.model import Descriptor, ModelError, canonical_json, media_type_of
@@ -34,16 +35,10 @@ from builder.oci.stores.base import ProgressFn, Store
 def open_regular(path: Path) -> BinaryIO:
     """``open(path, "rb")`` of a regular file only: a FIFO would block the reader forever and a
     device (``/dev/zero``) never end, so a layout holding one is damaged, not waited on."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise StoreError(f"{path} is not a regular file (a directory, FIFO or device); the layout is damaged")
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
+        return open_input(path, "layout file")
+    except InputFileError:
+        raise StoreError(f"{path} is not a regular file (a directory, FIFO or device); the layout is damaged") from None
 
 
 def read_regular(path: Path) -> bytes:
