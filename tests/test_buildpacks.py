@@ -142,6 +142,16 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
      {"fastapi": "0.1", "uvicorn": "0.3"}, None),
     # python -m: the one package with a __main__.py
     ({"hello/__init__.py": "", "hello/__main__.py": "", "setup.py": ""}, {}, ["python", "-m", "hello"]),
+    # Streamlit's script is served by `streamlit run`; Gradio's launch() is told where to listen
+    ({"streamlit_app.py": "import streamlit as st\n", "utils.py": ""}, {"streamlit": "1.40"},
+     ["/bin/sh", "-c", 'exec streamlit run streamlit_app.py --server.port "${PORT:-8080}" --server.address 0.0.0.0 '
+                       "--server.headless true"]),
+    ({"app.py": "import streamlit as st\n"}, {"streamlit": "1.40"},
+     ["/bin/sh", "-c", 'exec streamlit run app.py --server.port "${PORT:-8080}" --server.address 0.0.0.0 '
+                       "--server.headless true"]),
+    ({"app.py": "import gradio as gr\n"}, {"gradio": "5"},
+     ["/bin/sh", "-c", 'GRADIO_SERVER_NAME="${GRADIO_SERVER_NAME:-0.0.0.0}" '
+                       'GRADIO_SERVER_PORT="${GRADIO_SERVER_PORT:-${PORT:-8080}}" exec python app.py']),
     # never the web process: setup.py, manage.py, conftest.py, a gunicorn config
     ({"setup.py": ""}, {}, None),
     ({"manage.py": "", "conftest.py": "", "gunicorn.conf.py": "", "serve.py": ""}, {}, ["python", "serve.py"]),
@@ -338,6 +348,21 @@ pytest = "*"
     write(tmp_path, {"Pipfile": "[packages]\nlocal = {path = '.'}\n"})
     with pytest.raises(pyapp.AppError, match="local is not a registry package"):
         pyapp.pipfile_requirements()
+
+
+def test_python_pipenvs_python_request_is_checked(tmp_path, monkeypatch):
+    """Pipfile's [requires] (its lock's copy first): a Python the stack does not have is an error
+    naming both, not a build on another Python."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNB_STACK_ID", "io.pallet.stacks.trixie")
+    monkeypatch.setattr(pyapp, "stack_python", lambda: "3.13.5")
+    write(tmp_path, {"Pipfile": "[packages]\n[requires]\npython_version = '3.13'\n"})
+    assert pyapp.check_python() == ["Pipfile [requires] python_version asks for Python 3.13"]
+    write(tmp_path, {"Pipfile.lock": json.dumps({"_meta": {"requires": {"python_version": "3.11"}}, "default": {}})})
+    with pytest.raises(pyapp.AppError) as err:
+        pyapp.check_python()
+    assert str(err.value).startswith("Pipfile.lock _meta.requires python_version asks for Python 3.11, but the stack "
+                                     "io.pallet.stacks.trixie has Python 3.13.5")
 
 
 def test_python_patch_level_notice(tmp_path, monkeypatch):
@@ -1000,3 +1025,50 @@ def test_procfile_mistakes_are_one_line_errors(tmp_path, procfile, error):
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.strip() == error
     assert not (tmp_path / "layers" / "launch.toml").exists()
+
+
+@pytest.mark.parametrize("files,passes,said", [
+    ({"docs/index.html": "", "README.md": ""}, True, "found docs/index.html (no index.html at the top): serving docs/"),
+    ({"_site/index.html": ""}, True, "serving _site/"),
+    ({"dist/index.html": "", "docs/index.html": ""}, False,
+     "found several sites (dist/index.html docs/index.html) and no index.html at the top: name the one to serve in "
+     "a Staticfile (root: dist)"),
+    ({"docs/guide.md": ""}, False, "no Staticfile, index.html or public/index.html (nor one of dist/index.html"),
+])
+def test_static_site_in_a_folder(tmp_path, files, passes, said):
+    app = write(tmp_path / "app", files)
+    done = subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
+                          text=True)
+    assert done.returncode == (0 if passes else 100) and said in done.stdout, done.stdout + done.stderr
+    if not passes:
+        return
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    built = subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "build"), str(layers)], cwd=app,
+                           capture_output=True, text=True,
+                           env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "static")})
+    assert built.returncode == 0, built.stdout + built.stderr
+    site = said.rsplit("serving ", 1)[1].rstrip("/")
+    assert (layers / "server" / "env.launch" / "STATIC_ROOT.default").read_text() == f"/workspace/{site}"
+    write(app, {"index.html": ""})  # something at the top: served as before
+    subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "build"), str(layers)], cwd=app, check=True,
+                   capture_output=True, env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "static")})
+    assert not (layers / "server" / "env.launch" / "STATIC_ROOT.default").exists()
+
+
+def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
+    """A Procfile of an app in a language pallet does not build (`bundle exec puma`), or naming a
+    script the app lacks: said at build time, not first when the process fails to start."""
+    app = write(tmp_path / "app", {"Procfile": "web: bundle exec puma\nworker: ./bin/jobs\nclock: python clock.py\n"
+                                               "cron: ./bin/cron --every 5m\nrelease: server --migrate\n",
+                                   "bin/cron": "#!/bin/sh\n", "Gemfile": ""})
+    layers = tmp_path / "layers" / "pallet_procfile"
+    (tmp_path / "layers" / "pallet_go" / "app" / "bin").mkdir(parents=True)
+    (tmp_path / "layers" / "pallet_go" / "app" / "bin" / "server").write_text("")  # another buildpack's binary
+    layers.mkdir()
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warned = [ln.split(":")[1].split()[-1] for ln in done.stderr.splitlines() if ln.startswith("warning: Procfile ")]
+    assert warned == ["web", "worker"], done.stderr
+    assert "bundle is not in the app, in any buildpack's layers or on the build image's PATH" in done.stderr

@@ -5,7 +5,7 @@ package, Poetry, uv and PDM projects that only list dependencies, a Pipfile with
 ``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8; and the shapes strangers' apps come in
 (tests/apps/python-*): an ASGI app in a package with included requirements files, a src/ layout
 run as ``python -m``, a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
-alone, a Django project without a WSGI server."""
+alone, a Django project without a WSGI server, a Pipfile.lock asking for Python 3.11."""
 
 from __future__ import annotations
 
@@ -255,3 +255,19 @@ def test_procfile_lines_only_a_shell_runs(trixie, tmp_path):
     assert commands["web"] == ["/bin/sh", "-c", "GREETING=Hello-from-python-procfile-env python server.py"]
     assert ask(trixie, "pfenv:1") == {"greeting": "Hello-from-python-procfile-env"}
     assert pallet("run", "pfenv:1", "worker", env=trixie.env, timeout=120).stdout == "tick from jobs\n"
+
+
+def test_pipenvs_python_version_chooses_the_stack(trixie, tmp_path):
+    """Pipfile.lock's _meta.requires python_version 3.11: bookworm, said in one line; the same
+    request against a stack without it is the buildpack's error naming both."""
+    src = APPS / "python-pipenv-version"
+    done = build(trixie, src, "pipenv311:1", tmp_path / "c")
+    assert [ln for ln in done.stderr.splitlines() if ln.startswith("stack ")] == [
+        "stack bookworm: Pipfile.lock _meta.requires python_version asks for Python 3.11; the default stack trixie "
+        "has Python 3.13.5, bookworm has Python 3.11.2"]
+    assert ask(trixie, "pipenv311:1") == {"python": "3.11.2", "itsdangerous": "2.2.0"}
+    forced = pallet("build", str(src), "-t", "pipenv311:2", "--stack", "trixie", "--cache-dir", str(tmp_path / "c2"),
+                    env=trixie.env, check=False, timeout=900)
+    assert forced.returncode == 1
+    assert ("Pipfile.lock _meta.requires python_version asks for Python 3.11, but the stack io.pallet.stacks.trixie "
+            "has Python 3.13.5") in forced.stderr

@@ -17,7 +17,8 @@ workspaces and whose app workspace has the start script; a Django app whose page
 (WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
 assets; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one; a Go module whose
-main package is in server/.
+main package is in server/, one with several commands in cmd/; a site in docs/ with nothing at
+the top.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
 with clean caches) to one digest, then run with ``pallet run`` and in Docker and asked over
@@ -90,10 +91,14 @@ EXPECTED = {
                          "Hello from node-server-only (Node.js 18)\n"),
     "static-staticfile": (["pallet/static"], ["found Staticfile: serving site with pallet-static; pushstate: unknown "
                                               "routes get index.html"], "<h1>Hello from static-staticfile</h1>"),
+    "static-site-dir": (["pallet/static"], ["found docs/index.html (no index.html at the top): serving docs/ with "
+                                            "pallet-static"], "<h1>Hello from static-site-dir</h1>"),
     "shell-app": (["pallet/shell"], ["found start.sh: web: bash start.sh"], "Hello from shell-app (bash 5.2)\nargs: \n"),
     "go-nomod": (["pallet/go"], ["found main.go without go.mod: built as module \"app\""],
                  "Hello from go-nomod (go1.19.8)\n"),
     "go-work": (["pallet/go"], ["found go.work: modules ./api ./greet"], "Hello from go-work, api\n"),
+    "go-cmd-several": (["pallet/go"], ["found go.mod: module example.com/shop, go 1.19; no dependencies"],
+                       "Hello from go-cmd-several (schema 7)\n"),
     "go-server-dir": (["pallet/go"], ["found go.mod: module github.com/acme/inventory/v2, go 1.19; no dependencies"],
                       "Hello from go-server-dir: 42 widgets (go1.19.8)\n"),
     "go-work-targets": (["pallet/go"], ["found go.work: modules ./lib ./svc", "targets $BP_GO_TARGETS=./svc/cmd/api"],
@@ -236,6 +241,9 @@ def _more_checks(app: str, port: int) -> None:
         sheet = http(port, "/static/site.css" if app == "python-assets" else "/site.css")
         assert sheet.status == 200 and "#0c4b33" in sheet.body, sheet
         assert app == "go-embed-assets" or "cache 3600000 ms" in sheet.body, sheet.body
+    elif app == "static-site-dir":  # docs/ is the root: its files, not the repository's
+        assert http(port, "/style.css").headers["content-type"] == "text/css; charset=utf-8"
+        assert http(port, "/README.md").status == 404 and http(port, "/docs/index.html").status == 404
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -653,6 +661,18 @@ def test_go_main_package_wherever_it_is_and_named_as_go_build_names_it(bookworm,
     assert done.returncode == 1
     assert ("no main package at the module root or in ./cmd/*, and several elsewhere (./cmdless ./tools): choose "
             "with BP_GO_TARGETS, e.g. --env BP_GO_TARGETS=./cmdless") in done.stderr
+
+
+def test_go_commands_the_web_process_is_the_one_serving_http(bookworm, tmp_path):
+    """cmd/migrate and cmd/server: server is the web process (migrate comes first by name, and
+    exits), migrate a process type of its own; the build says which and why."""
+    done = bookworm.build(APPS / "go-cmd-several", "gcs:1", tmp_path / "c")
+    assert ("the web process is example.com/shop/cmd/server (the first that serves HTTP, by name: server, web, api, "
+            "app, http), the others are process types named after their binaries (example.com/shop/cmd/migrate)"
+            ) in done.stderr
+    types = {p["type"]: p["command"][0] for p in json.loads(done.stdout)["processes"]}
+    assert types["web"].endswith("/bin/server") and types["migrate"].endswith("/bin/migrate")
+    assert pallet("run", "gcs:1", "migrate", env=bookworm.env, timeout=120).stdout == "migrated to schema 7\n"
 
 
 def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):

@@ -112,6 +112,22 @@ def test_reading_what_a_python_app_asks_for(tmp_path):
     assert [r.source for r in python_requests(tmp_path)] == ["runtime.txt", "pyproject.toml requires-python"]
 
 
+def test_reading_what_a_pipenv_app_asks_for(tmp_path):
+    """Pipenv's [requires]: the lock's copy first, the full version before the minor one (as
+    Heroku reads them); one the Python buildpack checks too."""
+    (tmp_path / "Pipfile").write_text('[packages]\nflask = "*"\n\n[requires]\npython_version = "3.11"\n')
+    assert python_requests(tmp_path) == [Request("python", "3.11", "Pipfile [requires] python_version")]
+    (tmp_path / "Pipfile.lock").write_text(json.dumps({"_meta": {"requires": {"python_version": "3.11",
+                                                                               "python_full_version": "3.11.9"}}}))
+    assert python_requests(tmp_path) == [Request("python", "3.11.9", "Pipfile.lock _meta.requires python_full_version")]
+    choice = choose_stack(python_requests(tmp_path), OFFERS, "trixie")
+    assert choice.stack == "bookworm"
+    (tmp_path / "Pipfile.lock").write_text("{not json")
+    assert python_requests(tmp_path) == [Request("python", "3.11", "Pipfile [requires] python_version")]
+    (tmp_path / "Pipfile").write_text('[requires]\npython_version = "*"\n')
+    assert python_requests(tmp_path) == []
+
+
 def test_the_shipped_stacks_offer_their_locked_runtimes():
     offers = {o.stack: o for o in shipped_offers(ROOT / "stacks")}
     assert list(offers)[:2] == ["trixie", "bookworm"]  # newest Debian release first

@@ -329,3 +329,16 @@ def test_layer_sbom_read_from_the_directory_is_the_layers(tmp_path, kind):
     if kind == "venv":
         assert from_tar[f"{prefix}/bin/hello"].kind == layerfiles.ANALYSE
         assert b"pkg:golang/github.com/gorilla/mux@v1.8.0" in doc and b"pkg:pypi/" in doc
+
+
+def test_a_python_distributions_non_ascii_metadata_is_read_as_text():
+    """METADATA is UTF-8: a License naming its authors (pyarrow's, as Streamlit installs it) is
+    text, not the email.header.Header that parsing bytes gave (an AttributeError ended the build)."""
+    from builder.supply.apppackages import python_package
+
+    data = ("Metadata-Version: 2.1\nName: naïve-pkg\nVersion: 1.0\nLicense: Copyright © 2024 Jöhn Döe\n"
+            "Classifier: License :: OSI Approved :: Apache Software License\n\nA description: ü\n").encode()
+    pkg = python_package(data, "venv/lib/python3.13/site-packages/naive_pkg-1.0.dist-info/METADATA")
+    assert pkg is not None and (pkg.name, pkg.version) == ("naïve-pkg", "1.0")
+    assert pkg.licenses == ("Copyright © 2024 Jöhn Döe", "Apache Software License")
+    assert python_package(b"Name: x\nVersion: 1\nLicense: \xff\xfe\n", "m").licenses == ("\ufffd\ufffd",)

@@ -89,7 +89,30 @@ def python_requests(app: Path) -> list[Request]:
     spec = _table(pyproject, "tool", "poetry", "dependencies").get("python")
     if isinstance(spec, str) and spec.strip() and poetry_constraint(spec) is not None:
         out.append(Request("python", spec.strip(), "pyproject.toml [tool.poetry.dependencies] python", "poetry"))
+    pipenv = pipenv_python(app)
+    if pipenv:
+        out.append(Request("python", *pipenv))
     return out
+
+
+def pipenv_python(app: Path) -> tuple[str, str] | None:
+    """(version, source) of Pipenv's request: Pipfile.lock's ``_meta.requires``, else the
+    Pipfile's ``[requires]``; ``python_full_version`` (3.11.9) before ``python_version`` (3.11),
+    as Heroku's and Paketo's Pipenv support read them. The Python buildpack checks the same."""
+    lock = None
+    text = _text(app / "Pipfile.lock")
+    if text is not None:
+        try:
+            lock = json.loads(text)
+        except ValueError:
+            lock = None
+    for requires, source in ((_table(lock, "_meta", "requires"), "Pipfile.lock _meta.requires"),
+                             (_table(_toml(app / "Pipfile"), "requires"), "Pipfile [requires]")):
+        for key in ("python_full_version", "python_version"):
+            version = requires.get(key)
+            if isinstance(version, str) and re.fullmatch(r"3(\.\d+){0,2}", version.strip()):
+                return version.strip(), f"{source} {key}"
+    return None
 
 
 # -- Node.js ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.policy import compat32
 
 
@@ -49,7 +49,9 @@ def is_npm_lockfile(path: str) -> bool:
 
 
 def python_package(data: bytes, location: str) -> AppPackage | None:
-    msg = BytesHeaderParser(policy=compat32).parsebytes(data)
+    # METADATA is UTF-8 (core metadata spec): read as text, so a header with non-ASCII text (a
+    # licence naming its authors) is a str, not the email.header.Header bytes parsing gives.
+    msg = HeaderParser(policy=compat32).parsestr(data.decode("utf-8", "replace"))
     name, version = (msg.get("Name") or "").strip(), (msg.get("Version") or "").strip()
     if not name or not version:
         return None

@@ -235,10 +235,31 @@ def _stack_name() -> str:
     return os.environ.get("CNB_STACK_ID") or "this stack"
 
 
+def pipenv_python() -> list[tuple[str, str]]:
+    """Pipenv's Python request, ``[(where, version)]``: Pipfile.lock's ``_meta.requires``, else
+    the Pipfile's ``[requires]``, ``python_full_version`` before ``python_version`` (as Heroku
+    reads them; builder/lifecycle/apprequests.py chooses the stack by the same)."""
+    sources = []
+    if exists("Pipfile.lock"):
+        try:
+            sources.append((read_json("Pipfile.lock").get("_meta", {}).get("requires"), "Pipfile.lock _meta.requires"))
+        except AppError:
+            pass
+    if exists("Pipfile"):
+        sources.append((read_toml("Pipfile").get("requires"), "Pipfile [requires]"))
+    for requires, where in sources:
+        for key in ("python_full_version", "python_version"):
+            version = requires.get(key) if isinstance(requires, dict) else None
+            if isinstance(version, str) and re.fullmatch(r"3(\.\d+){0,2}", version.strip()):
+                return [(f"{where} {key}", version.strip())]
+    return []
+
+
 def check_python() -> list[str]:
     """The app's Python requests, each checked against the stack's; AppError if one fails."""
     have = stack_python()
     notes = []
+    asked = []
     for name in (".python-version", "runtime.txt"):
         if not exists(name):
             continue
@@ -248,6 +269,9 @@ def check_python() -> list[str]:
         if not re.fullmatch(r"3(\.\d+){0,2}", version):
             raise AppError(f"{name} asks for {wanted!r}; only CPython versions like 3.11 are supported "
                            f"(the stack {_stack_name()} has Python {have})")
+        asked.append((name, version))
+    asked += pipenv_python()
+    for name, version in asked:
         want, got = version.split("."), have.split(".")
         if got[: len(want)] == want:
             notes.append(f"{name} asks for Python {version}")
@@ -476,6 +500,24 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
         hints.append(f"a Django project ({django}) without gunicorn (add gunicorn to the dependencies)")
     elif found and wsgi and not any(exists(name) for name in ENTRY_SCRIPTS):
         hints.append(f"a WSGI app {found[0]} without gunicorn (add gunicorn to the dependencies)")
+    if "streamlit" in deps:
+        # A Streamlit app is a script `streamlit run` serves (`python app.py` only warns and exits).
+        scripts = entry_scripts()
+        script = next((n for n in ("streamlit_app.py", *ENTRY_SCRIPTS) if n in scripts), None)
+        script = script or (scripts[0] if len(scripts) == 1 else None)
+        if script:
+            return (["/bin/sh", "-c", f'exec streamlit run {script} --server.port "${{PORT:-8080}}" '
+                                      "--server.address 0.0.0.0 --server.headless true"],
+                    f"rule: Streamlit, streamlit run {script}")
+    if "gradio" in deps:
+        # Gradio's launch() listens on 127.0.0.1:7860 unless its environment says otherwise.
+        script = next((n for n in ENTRY_SCRIPTS if exists(n)), None) or (
+            entry_scripts()[0] if len(entry_scripts()) == 1 else None)
+        if script:
+            return (["/bin/sh", "-c", 'GRADIO_SERVER_NAME="${GRADIO_SERVER_NAME:-0.0.0.0}" '
+                                      'GRADIO_SERVER_PORT="${GRADIO_SERVER_PORT:-${PORT:-8080}}" '
+                                      f"exec python {script}"],
+                    f"rule: Gradio, python {script} listening on 0.0.0.0:$PORT")
     for name in ENTRY_SCRIPTS:
         if exists(name):
             return ["python", name], f"rule: {name}"
