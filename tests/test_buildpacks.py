@@ -220,6 +220,16 @@ def test_python_gunicorn_control_socket_leaves_home_alone_for_every_command(tmp_
     assert not (venv / "env.launch" / "GUNICORN_CMD_ARGS.default").exists()
 
 
+def test_python_requirements_in_utf16_are_read_as_pip_reads_them(tmp_path, monkeypatch):
+    """PowerShell's `pip freeze > requirements.txt` writes UTF-16 with a byte order mark: pip
+    reads it, and so does the buildpack (its includes, its names), not an error."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "requirements.txt").write_bytes("-r base.txt\r\ngunicorn==23.0.0\r\n".encode("utf-16"))
+    (tmp_path / "base.txt").write_bytes(b"\xef\xbb\xbfflask==3.1.0\n")
+    assert pyapp.requirement_files() == ["requirements.txt", "base.txt"]
+    assert pyapp.declared_dependencies("pip") == {"gunicorn", "flask"}
+
+
 def test_python_requirements_includes_are_part_of_the_venv_key(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(write(tmp_path, {
         "requirements.txt": "-r requirements/prod.txt\n-c constraints.txt  # pins\n--requirement=deploy/extra.txt\n"

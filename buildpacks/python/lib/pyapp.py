@@ -157,6 +157,20 @@ def manager() -> tuple[str, str]:
 _INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
 
 
+def requirements_text(name: str) -> str:
+    """A requirements file as pip reads it: UTF-8, unless a byte order mark says otherwise
+    (PowerShell's `pip freeze > requirements.txt` writes UTF-16)."""
+    import codecs
+
+    data = (APP / name).read_bytes()
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding, "replace")
+    return data.decode("utf-8", "replace")
+
+
 def requirement_files(name: str = "requirements.txt") -> list[str]:
     """``name`` and every file of the app it includes (``-r``, ``-c``: paths relative to the
     including file, as pip reads them), depth first: they decide the venv as much as it does."""
@@ -166,7 +180,7 @@ def requirement_files(name: str = "requirements.txt") -> list[str]:
         if rel in found or not exists(rel):
             return
         found.append(rel)
-        text = read_text(rel).replace("\\\n", "")
+        text = requirements_text(rel).replace("\\\n", "")
         for line in text.splitlines():
             m = _INCLUDE.match(line.split(" #")[0])
             if not m or "://" in m.group(1):
@@ -320,7 +334,7 @@ def declared_dependencies(installer: str) -> set[str]:
             names.add(norm(m.group(1)))
     names |= {norm(n) for n in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}}
     if installer == "pip":
-        lines = [ln for name in requirement_files() for ln in (APP / name).read_text(errors="replace").splitlines()]
+        lines = [ln for name in requirement_files() for ln in requirements_text(name).splitlines()]
         for line in lines:
             m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
             if m and not line.lstrip().startswith("-"):
