@@ -124,6 +124,10 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
      ["/bin/sh", "-c", 'exec uvicorn app.main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
     ({"shop/__init__.py": "app = Flask(__name__)\n", "shop/views.py": ""}, {"flask": "3", "gunicorn": "23"},
      ["gunicorn", "shop:app"]),
+    # ... also without an __init__.py (a namespace package: uvicorn imports app.main all the same)
+    ({"api/main.py": "app = FastAPI()\n", "api/deps.py": "", "scripts/main.py": "app = FastAPI()\n"},
+     {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn api.main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
     # a src/ layout: found through the server's path option
     ({"src/svc/__init__.py": "", "src/svc/asgi.py": "app = Starlette()\n"}, {"starlette": "1", "uvicorn": "0.3"},
      ["/bin/sh", "-c", 'exec uvicorn svc.asgi:app --app-dir src --host 0.0.0.0 --port "${PORT:-8080}"']),
@@ -194,6 +198,18 @@ def test_python_says_what_it_found_but_cannot_start(tmp_path, monkeypatch):
     (tmp_path / "manage.py").unlink()
     write(tmp_path, {"api/__init__.py": "", "api/main.py": "app = FastAPI()\n"})
     assert "an ASGI app api.main:app without uvicorn" in pyapp.start_command({"fastapi": "0.1"})[1]
+
+
+@pytest.mark.parametrize("run,warned", [
+    ("app.run()", True), ("app.run(debug=True)", True), ("app.run(port=8000)", True),
+    ("app.run(host='0.0.0.0', port=int(os.environ['PORT']))", False), ("app.run(host=HOST)", False), ("", False),
+])
+def test_python_flasks_development_server_on_localhost_is_a_warning(tmp_path, monkeypatch, run, warned):
+    monkeypatch.chdir(write(tmp_path, {"app.py": f"app = Flask(__name__)\nif __name__ == '__main__':\n    {run}\n"}))
+    command, why = pyapp.start_command({"flask": "3"})
+    assert command == ["python", "app.py"]
+    assert ("warning: it runs Flask's development server, which listens on 127.0.0.1" in why) is warned
+    assert "warning" not in pyapp.start_command({"flask": "3", "gunicorn": "23"})[1]
 
 
 def test_python_nothing_to_start_fails_the_build_unless_a_procfile_says(tmp_path, monkeypatch, capsys):
@@ -1082,3 +1098,13 @@ def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
     warned = [ln.split(":")[1].split()[-1] for ln in done.stderr.splitlines() if ln.startswith("warning: Procfile ")]
     assert warned == ["web", "worker"], done.stderr
     assert "bundle is not in the app, in any buildpack's layers or on the build image's PATH" in done.stderr
+
+
+def test_go_module_one_directory_down_is_named(tmp_path):
+    """A repository whose Go module is in backend/: detection fails saying which directory to build."""
+    app = write(tmp_path / "repo", {"README.md": "", "backend/go.mod": "module example.com/b\n\ngo 1.22\n",
+                                    "backend/main.go": "package main\n\nfunc main() {}\n"})
+    done = subprocess.run(["bash", str(BUILDPACKS / "go" / "bin" / "detect")], cwd=app, capture_output=True, text=True)
+    assert done.returncode == 100
+    assert done.stdout.strip() == ("no go.mod, go.work or main.go (found backend/go.mod: build that directory, pallet "
+                                   "build ./backend)")

@@ -399,8 +399,10 @@ def _app_dirs() -> list[tuple[str, str]]:
     (found through the server's path option: ``src/svc/api.py`` is ``svc.api`` from src)."""
     found = [("", "")]
     for base in ("", "src/"):
-        for init in sorted((APP / base).glob("*/__init__.py") if (APP / base).is_dir() else []):
-            name = init.parent.name
+        # With or without __init__.py: app/main.py imports as app.main either way (a namespace
+        # package), and many FastAPI projects leave it out.
+        dirs = {p.parent.name for p in (APP / base).glob("*/*.py")} if (APP / base).is_dir() else set()
+        for name in sorted(dirs):
             if name.isidentifier() and name not in NOT_APP_DIRS:
                 found.append((f"{base}{name}/", f"{name}."))
     return found
@@ -432,11 +434,26 @@ def _django_wsgi() -> str | None:
     return f"{found[0]}.wsgi:application" if len(found) == 1 else None
 
 
+def _dev_server_note(script: str, deps: set[str]) -> str:
+    """A warning when ``python SCRIPT`` runs Flask's development server as it is called by
+    default: on 127.0.0.1:5000, which nothing outside the container reaches."""
+    if "flask" not in deps or "gunicorn" in deps:
+        return ""
+    text = (APP / script).read_text(errors="replace")
+    run = re.search(r"\.run\(([^)]*)\)", text)
+    if not run or "0.0.0.0" in run.group(1) or re.search(r"host\s*=\s*[A-Za-z_]", run.group(1)):
+        return ""
+    return ("; warning: it runs Flask's development server, which listens on 127.0.0.1 (port 5000) unless "
+            "app.run() is given host='0.0.0.0' and the port $PORT: add gunicorn to the dependencies (pallet then "
+            "starts gunicorn on $PORT)")
+
+
 def main_package() -> str | None:
     """The one package the app runs as ``python -m NAME`` (it has a ``__main__.py``): at the top
     of the app, or in src/ when the project is installed."""
     dirs = [d for d, _ in _app_dirs()[1:] if not d.startswith("src/") or is_package()]
-    found = [d.rstrip("/").split("/")[-1] for d in dirs if (APP / d / "__main__.py").is_file()]
+    found = [d.rstrip("/").split("/")[-1] for d in dirs
+             if (APP / d / "__main__.py").is_file() and (APP / d / "__init__.py").is_file()]
     return found[0] if len(found) == 1 else None
 
 
@@ -534,7 +551,7 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
                     f"rule: Gradio, python {script} listening on 0.0.0.0:$PORT")
     for name in ENTRY_SCRIPTS:
         if exists(name):
-            return ["python", name], f"rule: {name}"
+            return ["python", name], f"rule: {name}" + _dev_server_note(name, deps)
     package = main_package()
     if package:
         return ["python", "-m", package], f"rule: python -m {package}, the one package with a __main__.py"
