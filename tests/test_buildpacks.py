@@ -493,13 +493,28 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 ])
 def test_node_web_process(tmp_path, pkg, command):
     app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "version": "1.0.0", **pkg}),
-                                   "package-lock.json": "{}"})
+                                   "package-lock.json": "{}", **({pkg["main"]: ""} if "main" in pkg else {})})
     done = node_plan(app, tmp_path)
     assert done.returncode == 0, done.stderr
     import tomllib
 
     launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
     assert launch == {"processes": [{"type": "web", "command": command, "default": True}]}
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("pkg,files,web", [
+    # npm init's "main": "index.js", the app in server.js, no start script: npm start runs server.js
+    ({"main": "index.js"}, {"server.js": ""}, "/bin/sh -c if [ -f server.js ]; then exec node server.js; else exec node index.js; fi "
+     "(no scripts.start, and main \"index.js\" is no file of the app: server.js, else index.js)"),
+    ({"main": "lib/app"}, {"lib/app.js": ""}, "node lib/app (main)"),          # a file of the app, as node finds it
+    ({"main": "dist/index.js", "scripts": {"build": "tsc"}}, {}, "node dist/index.js (main)"),  # the build makes it
+])
+def test_node_main_that_is_no_file_of_the_app_does_not_start_it(tmp_path, pkg, files, web):
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", **pkg}), "package-lock.json": "{}", **files})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"WEB='{web}'" in done.stdout.replace("'\\''", "'"), done.stdout
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")

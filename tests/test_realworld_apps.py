@@ -10,7 +10,8 @@ script); a server whose start script runs a devDependency's command and whose st
 the built app (NestJS's shape); a start script that runs another script with ``npm run``; one that sets
 variables before its command (``NODE_ENV=production node server.js``), or with cross-env (a devDependency); one with lifecycle scripts of
 its own (``"prepare": "husky"``, a postinstall reading the app's files), with npm and with pnpm; one
-whose postinstall runs its build (``npm run build``); one depending on a package of
+whose postinstall runs its build (``npm run build``); npm init's ``"main": "index.js"`` for an app in
+server.js without a start script; one depending on a package of
 its own by path (``file:libs/greet``); a native addon compiled at install on Node.js 22 (the stack has
 18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a monorepo whose root only builds its
 workspaces and whose app workspace has the start script; a Django app whose pages need collectstatic
@@ -167,6 +168,9 @@ EXPECTED = {
         "not run for the image: postinstall (runs scripts.build, which pallet/node-build runs with the devDependencies)"],
         "Hello from node-postinstall-build (built: left-pad(7) 007): a day is 86400000 ms, devDependency absent at run "
         "time\n"),
+    "node-init-main": (["pallet/nodejs"], [
+        "(no scripts.start, and main \"index.js\" is no file of the app: server.js, else index.js)"],
+        "Hello from node-init-main (server.js): two hours are 7200000 ms\n"),
     "node-local-package": (["pallet/nodejs"], ["local packages: libs/greet (from the app, by path)"],
                            "Hello from node-local-package (greet is at /workspace/libs/greet): an hour is 3600000 ms\n"),
     "node-native-addon": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "

@@ -688,7 +688,17 @@ function startCommand(pkg, wsDirs) {
     }
     return rootStart(pkg, start);
   }
-  if (typeof pkg.main === "string" && pkg.main) return [["node", pkg.main], "main"];
+  // npm init writes "main": "index.js" whatever the app's file is, and npm start never reads main
+  // (it runs server.js): a main that is no file of the app, which no build makes, does not start it.
+  let staleMain = "";
+  if (typeof pkg.main === "string" && pkg.main) {
+    const file = path.normalize(pkg.main);
+    const built = pkg.scripts && typeof pkg.scripts.build === "string" && pkg.scripts.build.trim();
+    if (built || wsDirs.length || [file, `${file}.js`, `${file}.cjs`, `${file}.mjs`, path.join(file, "index.js")].some(exists)) {
+      return [["node", pkg.main], "main"];
+    }
+    staleMain = `, and main ${JSON.stringify(pkg.main)} is no file of the app`;
+  }
   if (wsDirs.length) {
     const starters = wsDirs.filter((d) => {
       const p = readJSON(path.join(d, "package.json"));
@@ -707,7 +717,7 @@ function startCommand(pkg, wsDirs) {
   // npm's own default (npm start runs server.js), else index.js; chosen when the app starts, so
   // that the image depends on package.json alone, not on which files the app has.
   return [["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"],
-    "no scripts.start or main: server.js, else index.js"];
+    staleMain ? `no scripts.start${staleMain}: server.js, else index.js` : "no scripts.start or main: server.js, else index.js"];
 }
 
 // -- commands ------------------------------------------------------------------------------------
