@@ -128,6 +128,9 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     ({"api/main.py": "app = FastAPI()\n", "api/deps.py": "", "scripts/main.py": "app = FastAPI()\n"},
      {"fastapi": "0.1", "uvicorn": "0.3"},
      ["/bin/sh", "-c", 'exec uvicorn api.main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
+    # src/ as the code's root, with no package: src/main.py
+    ({"src/main.py": "app = FastAPI()\n", "src/models.py": ""}, {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn main:app --app-dir src --host 0.0.0.0 --port "${PORT:-8080}"']),
     # a src/ layout: found through the server's path option
     ({"src/svc/__init__.py": "", "src/svc/asgi.py": "app = Starlette()\n"}, {"starlette": "1", "uvicorn": "0.3"},
      ["/bin/sh", "-c", 'exec uvicorn svc.asgi:app --app-dir src --host 0.0.0.0 --port "${PORT:-8080}"']),

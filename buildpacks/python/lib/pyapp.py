@@ -410,12 +410,16 @@ def _app_dirs() -> list[tuple[str, str]]:
 
 def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
     """``(module:attr, path directory)`` of the WSGI/ASGI app: the first of ``files`` at the top
-    of the app that has one, else the one package that has one (first of ``files`` then
+    of the app that has one, else in src/, else the one package that has one (first of ``files`` then
     ``__init__.py`` in it); none when several packages do (nothing to tell them apart)."""
     for name in files:
         attr = _defines_app(APP / name)
         if attr:
             return f"{name[:-3]}:{attr}", ""
+    for name in files:  # src/ as the code's root: src/main.py is main, from src
+        attr = _defines_app(APP / "src" / name)
+        if attr:
+            return f"{name[:-3]}:{attr}", "src"
     hits = []
     for directory, prefix in _app_dirs()[1:]:
         for name in (*files, "__init__.py"):
