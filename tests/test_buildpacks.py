@@ -414,6 +414,15 @@ def test_python_detects_top_level_scripts(tmp_path, files, passes):
     assert done.returncode == (0 if passes else 100), done.stdout + done.stderr
 
 
+def test_python_app_one_directory_down_is_named(tmp_path):
+    app = write(tmp_path, {"README.md": "", "backend/requirements.txt": "flask\n", "backend/app.py": "",
+                           "frontend/index.ts": ""})
+    done = subprocess.run([str(BUILDPACKS / "python" / "bin" / "detect")], cwd=app, capture_output=True, text=True,
+                          env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "python")})
+    assert done.returncode == 100
+    assert done.stdout.strip().endswith("(found backend/requirements.txt: build that directory, pallet build ./backend)")
+
+
 def test_python_requirements_from_pipfile_lock_keep_hashes(tmp_path, monkeypatch):
     lock = {"default": {"flask": {"version": "==3.1.3", "hashes": ["sha256:aa", "sha256:bb"]},
                         "colorama": {"version": "==0.4.6", "markers": "sys_platform == 'win32'", "hashes": []}},
