@@ -161,6 +161,14 @@ def test_reading_what_a_node_app_asks_for_in_the_buildpacks_order(tmp_path):
     assert app_requests(tmp_path) == npm("^18.17")
 
 
+def test_a_byte_order_mark_is_not_part_of_the_request(tmp_path):
+    """Windows editors start files with one; the buildpacks read past it, and so does the choice."""
+    (tmp_path / ".nvmrc").write_bytes("\ufeff18.20.4\n".encode())
+    assert node_requests(tmp_path) == npm("18.20.4", ".nvmrc")
+    (tmp_path / "package.json").write_bytes('\ufeff{"engines": {"node": "^18.17"}}'.encode())
+    assert node_requests(tmp_path) == npm("^18.17")
+
+
 @pytest.mark.parametrize("text", ["node", "stable", "LATEST"])
 def test_nvmrc_aliases_of_the_newest_release_take_the_default_stacks(tmp_path, text):
     (tmp_path / ".nvmrc").write_text(text + "\n")

@@ -36,7 +36,7 @@ def _text(path: Path) -> str | None:
     try:
         if not path.is_file() or path.stat().st_size > MAX_MANIFEST:
             return None
-        return path.read_text(errors="replace")
+        return path.read_text(errors="replace").removeprefix("\ufeff")  # a byte-order mark (Windows editors)
     except OSError:
         return None
 
