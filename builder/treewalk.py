@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from builder.errors import LayerError
-from builder.oci.unpack import MAX_DEPTH
 
 
 def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(root)`` (top-down; the caller may prune ``dirs``), refusing with a one-line
     LayerError a tree deeper than an image may hold (``MAX_DEPTH``, what unpack refuses) before
     the recursion gets anywhere near Python's limit."""
+    from builder.oci.unpack import MAX_DEPTH  # not at the top: sandbox.py (through rootfs) runs without zstandard
+
     top = os.fspath(root)
     for dirpath, dirs, files in os.walk(top):
         rel = os.path.relpath(dirpath, top)

@@ -179,3 +179,23 @@ def test_run_in_docker(launch_image, env, docker_engine):
     with LayoutStore(ref.path) as store:
         digest = load_image(store, ref.ref).digest
     docker_engine.images.remove(f"pallet-run:{digest.split(':')[1][:12]}", force=True)
+
+
+def test_the_working_directory_and_home_are_writable_copies_for_one_run(tmp_path, env):
+    """Apps write where they run (a SQLite file, uploads, ~/.pm2): each run gets copies of the
+    image's working directory and home to write in; the image (and its unpacked cache) stays as
+    it was, and the next run starts from the image again."""
+    rootfs = make_launch_rootfs(tmp_path / "rw-rootfs", [])
+    (rootfs / "home" / "cnb").mkdir(parents=True)
+    (rootfs / "workspace" / "data.txt").write_text("from the image\n")
+    (rootfs / "workspace" / "link").symlink_to("/layers")
+    script = ('cat data.txt; ls -d link; echo written >> data.txt; echo made > new.txt; mkdir -p "$HOME/.pm2"; '
+              'echo h > "$HOME/.pm2/pid"; cat data.txt new.txt "$HOME/.pm2/pid"; '
+              'echo x > /etc/nope 2>/dev/null || echo "image read-only"')
+    ref = make_image(rootfs, f"oci:{tmp_path}/images:rw", entrypoint=("/bin/sh", "-c", script), env={"PATH": "/bin"},
+                     user="cnb", working_dir="/workspace")
+    for _ in range(2):
+        out = pallet("run", ref, "--network", "none", env=env, timeout=120).stdout
+        assert out == ("from the image\nlink\nfrom the image\nwritten\nmade\nh\nimage read-only\n"), out
+    cached = list((tmp_path / "cache").rglob("new.txt")) + list((tmp_path / "cache").rglob(".pm2"))
+    assert cached == []

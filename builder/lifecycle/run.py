@@ -2,8 +2,9 @@
 
 Daemonless: the image is unpacked once (``rootfs``) and its entrypoint, or
 ``/cnb/process/PROCESS``, runs in a ``BwrapSandbox`` as the image's user, in its working
-directory, with its environment. As with ``docker run --read-only``, the image's files are
-read-only and ``/tmp`` is an empty tmpfs. Networks, as Docker's: by default (``private``) the
+directory, with its environment. The image's files are read-only but for its working directory
+and its user's home, which the app gets writable copies of for the run (as a container's
+writable layer; ``writable_copies``), and ``/tmp`` is an empty tmpfs. Networks, as Docker's: by default (``private``) the
 app has a network namespace of its own, reaching out through pasta, and ``-p PORT`` publishes
 PORT on the host's loopback (127.0.0.1) and sets ``PORT``, the port the app is asked to
 listen on (CNB apps and most PaaS conventions read it); ``--network host`` shares the host's
@@ -19,15 +20,19 @@ second one kills it) and pallet exits 130; otherwise it exits with the app's exi
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from builder import jsonsafe
 from builder.errors import PalletError
 from builder.lifecycle.process import PROCESS_DIR
 from builder.lifecycle.rootfs import resolve_in_root, unpack_image
-from builder.lifecycle.sandbox import BwrapSandbox, Publish, Step, ensure_in_docker, run_container
+from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, ensure_in_docker, run_container
 from builder.oci.model import RunConfig
 
 DEFAULT_PORT = 8080
@@ -185,7 +190,68 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
             step = step_for(image.config.config, rootfs, request)
     if docker:
         return run_container(client, loaded, docker_options(request))
-    return BwrapSandbox(rootfs).run(step)
+    with writable_copies(rootfs, [step.cwd, step.env.get("HOME", "")]) as binds:
+        return BwrapSandbox(rootfs).run(replace(step, binds=(*step.binds, *binds)))
+
+
+#: The most of an image's working directory (or home) pallet run copies to make it writable.
+WRITABLE_COPY_LIMIT = 256 << 20
+
+
+@contextlib.contextmanager
+def writable_copies(rootfs: Path, paths: list[str]) -> Iterator[list[Bind]]:
+    """Writable copies of the image's working directory and home for one run, gone after it.
+
+    Apps write where they run (a SQLite file, uploads, a cache, pm2's ~/.pm2), as a container's
+    writable layer lets them. The unpacked image is shared and stays read-only; a copy owned by
+    the user running pallet is the step's own in the sandbox, whoever owns the image's files.
+    A directory that is ``/``, missing, over ``WRITABLE_COPY_LIMIT`` or inside another one
+    copied stays as it is (read-only). Links are copied as links, special files are left out."""
+    with tempfile.TemporaryDirectory(prefix="pallet-run-") as tmp:
+        binds: list[Bind] = []
+        chosen: list[str] = []
+        for path in paths:
+            if not path.startswith("/") or path.rstrip("/") == "":
+                continue
+            res = resolve_in_root(rootfs, path)
+            host = res.host_path(rootfs)
+            inside = "/" + "/".join(res.real)
+            if res.rest or host is None or not host.is_dir() or inside == "/":
+                continue
+            if any(inside == c or inside.startswith(c + "/") for c in chosen):
+                continue
+            if _tree_size(host, WRITABLE_COPY_LIMIT) > WRITABLE_COPY_LIMIT:
+                continue
+            copy = Path(tmp) / str(len(binds))
+            _copy_tree(host, copy)
+            chosen.append(inside)
+            binds.append(Bind(copy, inside, writable=True))
+        yield binds
+
+
+def _tree_size(root: Path, limit: int) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+        if total > limit:
+            break
+    return total
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    os.mkdir(dst)
+    shutil.copystat(src, dst, follow_symlinks=False)
+    with os.scandir(src) as entries:
+        for e in entries:
+            target = dst / e.name
+            if e.is_symlink():
+                os.symlink(os.readlink(e.path), target)
+            elif e.is_dir(follow_symlinks=False):
+                _copy_tree(Path(e.path), target)
+            elif e.is_file(follow_symlinks=False):
+                shutil.copy2(e.path, target, follow_symlinks=False)
 
 
 def direct_process(config: RunConfig) -> str | None:
@@ -208,8 +274,6 @@ def direct_process(config: RunConfig) -> str | None:
 def for_image(config: RunConfig, request: RunRequest) -> RunRequest:
     """``request`` for this image: in an image without a launcher, its one process type is the
     entrypoint (asking for it by name runs the entrypoint; another name is an error)."""
-    from dataclasses import replace
-
     only = direct_process(config) if request.process else None
     if only is None:
         return request
