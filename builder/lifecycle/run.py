@@ -32,7 +32,7 @@ from builder import jsonsafe
 from builder.errors import PalletError
 from builder.lifecycle.process import PROCESS_DIR
 from builder.lifecycle.rootfs import resolve_in_root, unpack_image
-from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, ensure_in_docker, run_container
+from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, check_step, ensure_in_docker, run_container
 from builder.oci.model import RunConfig
 
 DEFAULT_PORT = 8080
@@ -190,6 +190,7 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
             step = step_for(image.config.config, rootfs, request)
     if docker:
         return run_container(client, loaded, docker_options(request))
+    check_step(step)  # before the copies: a NUL in the working directory is the config's error, not a path's
     with writable_copies(rootfs, [step.cwd, step.env.get("HOME", "")]) as binds:
         return BwrapSandbox(rootfs).run(replace(step, binds=(*step.binds, *binds)))
 
@@ -211,7 +212,7 @@ def writable_copies(rootfs: Path, paths: list[str]) -> Iterator[list[Bind]]:
         binds: list[Bind] = []
         chosen: list[str] = []
         for path in paths:
-            if not path.startswith("/") or path.rstrip("/") == "":
+            if not path.startswith("/") or path.rstrip("/") == "" or "\0" in path:
                 continue
             res = resolve_in_root(rootfs, path)
             host = res.host_path(rootfs)
