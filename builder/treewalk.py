@@ -23,7 +23,7 @@ def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[st
     top = os.fspath(root)
     for dirpath, dirs, files in os.walk(top):
         rel = os.path.relpath(dirpath, top)
-        if rel != "." and rel.count(os.sep) + 1 >= MAX_DEPTH:
+        if rel != "." and rel.count(os.sep) >= MAX_DEPTH:
             raise LayerError(f"{dirpath[:120]}...: over {MAX_DEPTH} directories deep; it cannot go in a layer")
         yield dirpath, dirs, files
 

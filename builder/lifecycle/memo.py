@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import builder
-from builder.errors import LayerError
-from builder.oci.unpack import MAX_DEPTH
+from builder import treewalk
 
 _PALLET_CODE = Path(builder.__file__).resolve().parent
 
@@ -37,12 +36,8 @@ def _tree(h: "hashlib._Hash", root: Path, *, content: bool, skip: tuple[str, ...
     size and mtime. ``skip``: directory names left out at the top (``skip_below``: everywhere).
     ``stat_cached``: a file whose stat is unchanged keeps the digest this process computed.
     ``exclude``: paths (relative, ``/``-separated) left out, files or whole directories."""
-    for dirpath, dirs, files in os.walk(root):
+    for dirpath, dirs, files in treewalk.walk(root):  # deeper than an image may hold: LayerError
         rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir.count(os.sep) >= MAX_DEPTH:
-            # deeper than any real tree, and than what an image may hold (os.walk would recurse
-            # past Python's limit a few hundred levels on)
-            raise LayerError(f"{dirpath[:120]}...: over {MAX_DEPTH} directories deep; it cannot go in a layer")
         if rel_dir == "." or skip_below:
             dirs[:] = sorted(d for d in dirs if d not in skip)
         else:

@@ -14,11 +14,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder import treewalk
 from builder.errors import PalletError
 from builder.lifecycle import tomlio
 from builder.lifecycle.envfiles import is_env_name
 from builder.lifecycle.tomlio import TomlError
-from builder.oci.unpack import MAX_DEPTH
 
 ALWAYS_EXCLUDED = (".git",)
 
@@ -136,11 +136,9 @@ def copy_source(src: Path, dst: Path, project: Project) -> list[str]:
         return False
 
     dst.mkdir(parents=True, exist_ok=True)
-    for root, dirs, files in os.walk(src):
+    for root, dirs, files in treewalk.walk(src):  # deeper than an image may hold: LayerError
         rel_root = os.path.relpath(root, src)
         rel_root = "" if rel_root == "." else rel_root
-        if rel_root.count("/") >= MAX_DEPTH:  # before os.walk recurses past Python's limit
-            raise PalletError(f"{root[:120]}...: over {MAX_DEPTH} directories deep; it cannot go in a layer")
         keep = []
         for d in sorted(dirs):
             rel = f"{rel_root}/{d}" if rel_root else d
