@@ -16,7 +16,7 @@ its own by path (``file:libs/greet``); a native addon compiled at install on Nod
 18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a monorepo whose root only builds its
 workspaces and whose app workspace has the start script; a Django app whose pages need collectstatic
 (WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
-assets; a Staticfile site; a shell script; Go without go.mod; a go.work workspace, and one
+assets; a Staticfile site; a Next.js 16 app (next build with Turbopack, next start; its Node.js from next's engines.node in the lockfile; built twice with a Server Actions key to one digest); a site shaped like Gatsby's starter (start is a development server, the build writes public/); a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one; a Go module whose
 main package is in server/, one with several commands in cmd/; a site in docs/ with nothing at
 the top.
@@ -81,12 +81,12 @@ EXPECTED = {
                              "Hello from node-pnpm-workspaces, web: a minute is 60000 ms\n"),
     "node-spa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                  ["scripts.build runs at build time (with devDependencies); no start script, main or server file: its "
-                  "output (dist/, build/, out/) is served as static files by pallet-static",
+                  "output (dist/, build/, out/, public/ if the build makes it) is served as static files by pallet-static",
                   "pallet/node-build: found scripts.build", "pallet/static: a front-end app"],
                  "<h1>Hello from node-spa</h1>"),
     "node-vite": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                   ["package.json engines.node ^20.19.0 || >=22.12.0 is not satisfied by the stack's Node.js 18.20.4",
-                   "its output (dist/, build/, out/) is served as static files by pallet-static"],
+                   "its output (dist/, build/, out/, public/ if the build makes it) is served as static files by pallet-static"],
                   "<h1>Hello from node-vite</h1>"),
     "node-server-only": (["pallet/nodejs"], ["found server.js, no package.json", "web: node server.js"],
                          "Hello from node-server-only (Node.js 18)\n"),
@@ -192,10 +192,22 @@ EXPECTED = {
                        "with devDependencies (build only)", "web: python app.py (rule: app.py)"],
                       "<h1>Hello from python-assets</h1>"),
     "node-mpa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
-                 ["its output (dist/, build/, out/) is served as static files by pallet-static",
+                 ["its output (dist/, build/, out/, public/ if the build makes it) is served as static files by pallet-static",
                   "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
                  "<h1>Hello from node-mpa</h1>"),
+    "node-gatsby-public": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
+                           ["scripts.start is a development server (gatsby develop), not run in the image",
+                            "public/ if the build makes it"],
+                           "<h1>Hello from node-gatsby-public</h1><p>cached for 3600000 ms</p>"),
+    "node-nextjs": (["pallet/nodejs", "pallet/node-build"], [
+        "engines.node of the app's dependencies in package-lock.json (next@16.5.0 >=20.9.0; the app sets none: the "
+        "newest LTS line with a match, Node.js", "web: next start (scripts.start)"],
+        "<h1>Hello from node-nextjs: a day is 86400000 ms (Node.js 24)</h1>"),
 }
+
+#: app -> what its builds are given: Next.js's Server Actions key, the user's secret (from which
+#: pallet derives the preview keys) that makes `next build` reproducible.
+BUILD_ARGS = {"node-nextjs": ("--env", "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=dGVzdHMgb2YgcGFsbGV0OiBub3QgYSByZWFsIGtleSE=")}
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
@@ -248,6 +260,17 @@ def _more_checks(app: str, port: int) -> None:
     elif app == "static-site-dir":  # docs/ is the root: its files, not the repository's
         assert http(port, "/style.css").headers["content-type"] == "text/css; charset=utf-8"
         assert http(port, "/README.md").status == 404 and http(port, "/docs/index.html").status == 404
+    elif app == "node-gatsby-public":  # several pages and a 404.html, in the public/ the build made
+        about = http(port, "/about/")
+        assert about.status == 200 and "<h1>About node-gatsby-public</h1>" in about.body
+        missing = http(port, "/users/42")
+        assert missing.status == 404 and "node-gatsby-public: no such page" in missing.body, missing
+        assert http(port, "/package.json").status == 404  # the source is not served
+    elif app == "node-nextjs":  # next start serves the build's client chunks too
+        page = http(port, "/")
+        chunk = page.body.split('src="/_next/static/', 1)[1].split('"', 1)[0]
+        script = http(port, f"/_next/static/{chunk}")
+        assert script.status == 200 and "javascript" in script.headers["content-type"], script.headers
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -270,11 +293,11 @@ def test_app_is_explained_builds_reproducibly_and_answers(app, bookworm, tmp_pat
     detected = bookworm.detect(APPS / app).stdout
     for line in said:
         assert line in detected, detected
-    first = bookworm.build_json(APPS / app, f"{app}:a", tmp_path / "cache-a")
+    first = bookworm.build_json(APPS / app, f"{app}:a", tmp_path / "cache-a", *BUILD_ARGS.get(app, ()))
     assert [b["id"] for b in first["buildpacks"]] == buildpacks
     elsewhere = tmp_path / "elsewhere" / app
     shutil.copytree(APPS / app, elsewhere)
-    second = bookworm.build_json(elsewhere, f"{app}:b", tmp_path / "cache-b")
+    second = bookworm.build_json(elsewhere, f"{app}:b", tmp_path / "cache-b", *BUILD_ARGS.get(app, ()))
     assert second["digest"] == first["digest"]
     assert sorted(p.name for p in elsewhere.rglob("*")) == sorted(p.name for p in (APPS / app).rglob("*"))
 
@@ -408,6 +431,13 @@ NODE = shutil.which("node")
     ({"build": "vite build", "dev": "vite"}, True),
     ({"build": "react-scripts build", "start": "react-scripts start"}, True),  # a development server
     ({"build": "vue-cli-service build", "start": "vue-cli-service serve"}, True),
+    ({"build": "craco build", "start": "craco start"}, True),  # CRA through craco, react-app-rewired
+    ({"build": "react-app-rewired build", "start": "react-app-rewired start"}, True),
+    ({"build": "gatsby build", "start": "gatsby develop"}, True),
+    ({"build": "docusaurus build", "start": "docusaurus start"}, True),
+    ({"build": "parcel build src/index.html", "start": "parcel src/index.html"}, True),
+    ({"build": "astro build", "start": "astro dev"}, True),
+    ({"build": "gatsby build", "start": "gatsby serve"}, False),  # a production server of the output
     ({"build": "next build", "start": "next start"}, False),  # a production server
     ({"build": "tsc", "start": "node dist/server.js"}, False),
     # a framework whose build makes a Node.js server, and no start script: it runs

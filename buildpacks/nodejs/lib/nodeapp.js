@@ -30,7 +30,7 @@ const childProcess = require("child_process");
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
-const { LtsError, isLtsAlias, ltsRange } = require("./nodelts.js");
+const { LtsError, isLtsAlias, ltsMajors, ltsRange } = require("./nodelts.js");
 
 //: Lockfiles and the tool each one needs, in order of precedence.
 const LOCKFILES = [
@@ -384,7 +384,55 @@ function nodeRequest(pkg) {
     }
     return { range: v, source: file };
   }
-  return null;
+  return dependenciesRequest(pkg);
+}
+
+//: The app asks for nothing, but its own dependencies do: package-lock.json records each
+//: package's engines.node, and a framework checks it when it runs (next@16: "Node.js version
+//: >=20.9.0 is required"; Vite 7 and Angular 20 likewise). When the stack's Node.js fails one of
+//: the app's direct dependencies' (dependencies, devDependencies: the build runs with them),
+//: the request is every such range at once (their intersection, as node-semver reads a range).
+//: npm only warns (EBADENGINE), so without this the build failed later, in the framework.
+function dependenciesRequest(pkg) {
+  const lockfile = ["npm-shrinkwrap.json", "package-lock.json"].find(exists);
+  if (!lockfile || !pkg) return null;
+  const lock = readJSON(lockfile);
+  const packages = lock && typeof lock.packages === "object" && lock.packages;
+  if (!packages) return null;  // lockfile v1 (npm 6): no engines recorded
+  const semver = loadSemver();
+  const have = process.versions.node;
+  const names = [...new Set([pkg.dependencies, pkg.devDependencies, pkg.optionalDependencies]
+    .flatMap((deps) => (deps && typeof deps === "object" ? Object.keys(deps) : [])))].sort();
+  const failing = [];
+  for (const name of names) {
+    const entry = packages[`node_modules/${name}`];
+    const range = entry && entry.engines && typeof entry.engines.node === "string" ? entry.engines.node.trim() : "";
+    if (!range || !semver.validRange(range) || semver.satisfies(have, range)) continue;
+    failing.push({ name, version: entry.version, range });
+  }
+  if (!failing.length) return null;
+  let sets = [[]];  // (a || b) and (c || d): every pairing of their comparator sets
+  for (const { range } of failing) {
+    const alternatives = new semver.Range(range).set.map((set) => set.map((c) => c.value).filter(Boolean));
+    sets = sets.flatMap((s) => alternatives.map((alt) => [...s, ...alt]));
+  }
+  sets = [...new Set(sets.map((s) => s.join(" ")))].filter((r) => semver.validRange(r || "*"));
+  const who = failing.map((f) => `${f.name}@${f.version} ${f.range}`).join(", ");
+  // Not asked for by the app, so not the newest release (often a Current, odd line) but the
+  // newest LTS line that has a matching release, as the rest of its requests are (lts/*).
+  let versions = [];
+  try {
+    versions = npmJSON(["view", "node", "versions"]);
+    if (typeof versions === "string") versions = [versions];
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+  }
+  const any = sets.map((r) => r || "*").join(" || ") || failing[0].range;
+  const line = ltsMajors(versions).reverse().find((m) => semver.maxSatisfying(versions, `${any}`) &&
+    semver.maxSatisfying(versions.filter((v) => semver.valid(v) && semver.major(v) === m), any));
+  const range = line === undefined ? any : sets.map((r) => `${r} >=${line}.0.0 <${line + 1}.0.0-0`.trim()).join(" || ");
+  const lts = line === undefined ? "" : `: the newest LTS line with a match, Node.js ${line}`;
+  return { range, source: `engines.node of the app's dependencies in ${lockfile} (${who}; the app sets none${lts})` };
 }
 
 //: lts/*, lts/-N or lts/<codename> as the range of its major line (nodelts.js); the release
@@ -447,9 +495,10 @@ function commandWord(script) {
 
 const shq = (s) => (/^[A-Za-z0-9_./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
-//: start scripts that run a front-end framework's development server (CRA, Vite, Vue CLI,
-//: Angular, webpack): not a way to serve an app in production; the build output is.
-const DEV_SERVER = /^(react-scripts start|vite( (dev|serve))?|vue-cli-service serve|ng serve|webpack-dev-server|webpack serve)( |$)/;
+//: start scripts that run a front-end framework's development server (CRA and its wrappers craco
+//: and react-app-rewired, Vite, Vue CLI, Angular, webpack, Gatsby, Docusaurus, Astro, Parcel,
+//: Ember): not a way to serve an app in production; the build output is.
+const DEV_SERVER = /^((react-scripts|react-app-rewired|craco) start|vite( (dev|serve))?|vue-cli-service serve|ng serve|webpack-dev-server|webpack serve|gatsby develop|docusaurus start|astro dev|parcel( serve)?|ember serve)( |$)/;
 
 //: A start script that only runs another script by name (`npm run dev`, `yarn dev`, with arguments
 //: after `--`): followed for DEV_SERVER's test, as pallet/node-build's facts and pallet/static's
@@ -807,7 +856,7 @@ function explain() {
       const dev = devServerStart(pkg);
       lines.push("scripts.build runs at build time (with devDependencies); " + (dev ?
         `scripts.start is a development server (${dev}), not run in the image; no main or server file` :
-        "no start script, main or server file") + ": its output (dist/, build/, out/) is served as static files by " +
+        "no start script, main or server file") + ": its output (dist/, build/, out/, public/ if the build makes it) is served as static files by " +
         "pallet-static");
     } else {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");

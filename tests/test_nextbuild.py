@@ -1,0 +1,94 @@
+"""pallet/node-build's lib/nextbuild.js, on the host's node: what it does to a `next build`'s
+output so that one source gives one image (tests/apps/node-nextjs builds a real one,
+test_realworld_apps.py). Two outputs that differ only in their random build ID become the same
+bytes, with an ID made from the output; the preview (draft mode) keys are derived from the
+user's NEXT_SERVER_ACTIONS_ENCRYPTION_KEY, never from the source, and nothing is seeded without it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.samplekit import ROOT
+
+NODE = shutil.which("node")
+SCRIPT = ROOT / "buildpacks" / "node-build" / "lib" / "nextbuild.js"
+pytestmark = pytest.mark.skipif(NODE is None and os.environ.get("CI") != "true", reason="no node on this machine")
+
+
+def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NODE or "node", str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def _next_output(app: Path, build_id: str, page: str = "Hello") -> None:
+    """What next build writes, in small: the ID in BUILD_ID, in a directory name, in manifests
+    and pages (also of out/, output: "export"), and a cache and traces that are not output."""
+    dist = app / ".next"
+    (dist / "static" / build_id).mkdir(parents=True)
+    (dist / "static" / build_id / "_buildManifest.js").write_text(f'self.__BUILD_MANIFEST={{"id":"{build_id}"}}')
+    (dist / "BUILD_ID").write_text(build_id)
+    (dist / "build-manifest.json").write_text(json.dumps({"pages": {"/": [f"static/{build_id}/_ssgManifest.js"]}}))
+    (dist / "server" / "app").mkdir(parents=True)
+    (dist / "server" / "app" / "index.html").write_bytes(f"<p>{page}</p><script>b:{build_id}</script>\0".encode())
+    (dist / "cache").mkdir()
+    (dist / "cache" / "random").write_text(build_id)
+    (dist / "trace").write_text('[{"timestamp": 1}]')
+    (app / "out" / "_next" / "static" / build_id).mkdir(parents=True)
+    (app / "out" / "index.html").write_text(f'<script src="/_next/static/{build_id}/_buildManifest.js"></script>')
+
+
+def _tree(app: Path) -> dict[str, str]:
+    return {str(p.relative_to(app)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(app.rglob("*")) if "cache" not in p.parts}
+
+
+def test_the_build_id_is_made_from_the_output(tmp_path):
+    trees, ids = [], []
+    for n, old in enumerate(["lu1yDvkU2FCQZAJoOZ_MV", "jYMwzjFurvDXEy5eDPwU9"]):
+        app = tmp_path / f"app{n}"
+        _next_output(app, old)
+        assert _run(app, "forget", ".next").returncode == 0
+        done = _run(app, "fix-build-id", ".next", "out")
+        assert done.returncode == 0, done.stderr
+        was, new = done.stdout.split()
+        assert was == old and new != old
+        ids.append(new)
+        trees.append(_tree(app))
+        text = "".join(p.read_text(errors="replace") for p in app.rglob("*") if p.is_file() and "cache" not in p.parts)
+        assert old not in text and new in text
+        assert (app / ".next" / "static" / new).is_dir() and (app / "out" / "_next" / "static" / new).is_dir()
+        assert not (app / ".next" / "trace").exists()
+        assert (app / ".next" / "cache" / "random").read_text() == old  # the cache is not output: untouched
+    assert ids[0] == ids[1] and trees[0] == trees[1]
+    other = tmp_path / "other"  # another source (another page): another ID
+    _next_output(other, "lu1yDvkU2FCQZAJoOZ_MV", page="Bye")
+    assert _run(other, "fix-build-id", ".next", "out").stdout.split()[1] != ids[0]
+
+
+def test_an_id_that_is_no_build_id_is_left_alone(tmp_path):
+    _next_output(tmp_path, "lu1yDvkU2FCQZAJoOZ_MV")
+    (tmp_path / ".next" / "BUILD_ID").write_text("a b")  # generateBuildId returned something odd
+    assert _run(tmp_path, "fix-build-id", ".next").returncode == 1
+    assert (tmp_path / ".next" / "static" / "lu1yDvkU2FCQZAJoOZ_MV").is_dir()
+
+
+def test_preview_keys_come_from_the_users_key_never_without_it(tmp_path):
+    assert _run(tmp_path, "seed", ".next", env={"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": ""}).returncode == 1
+    assert not (tmp_path / ".next").exists()
+    seeded = []
+    for key in ("a" * 43 + "=", "a" * 43 + "=", "b" * 43 + "="):
+        shutil.rmtree(tmp_path / ".next", ignore_errors=True)
+        assert _run(tmp_path, "seed", ".next", env={"NEXT_SERVER_ACTIONS_ENCRYPTION_KEY": key}).returncode == 0
+        seeded.append(json.loads((tmp_path / ".next" / "cache" / ".previewinfo").read_text()))
+    assert seeded[0] == seeded[1] and seeded[0] != seeded[2]
+    info = seeded[0]
+    assert len(info["previewModeId"]) == 32 and len(info["previewModeSigningKey"]) == 64
+    assert len({info["previewModeId"], info["previewModeSigningKey"][:32], info["previewModeEncryptionKey"][:32]}) == 3
+    assert info["expireAt"] > 4_000_000_000_000  # Next.js makes new keys once they expire
