@@ -26,11 +26,19 @@ from requests.structures import CaseInsensitiveDict
 
 #: Largest body read into memory; callers use this client for small things only.
 MAX_BODY = 16 * 1024 * 1024
+#: At most this many header lines, and interim (1xx) answers, in one response: http.client's
+#: bound on header lines. A server that sends them without end never trips the read timeout.
+MAX_HEADERS = 100
+MAX_INTERIM = 16
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
 class ResponseTooLarge(Exception):
     """The response body is larger than the small requests this client is for."""
+
+
+class BrokenResponse(requests.ConnectionError):
+    """What came back is not HTTP/1.1 as a server sends it (its message says how)."""
 
 
 class _Conn:
@@ -54,7 +62,7 @@ class _Conn:
     def take(self, n: int) -> bytes:
         while len(self.buf) < n:
             if not self.fill():
-                raise requests.ConnectionError("the registry closed the connection in the middle of a response")
+                raise BrokenResponse("the registry closed the connection in the middle of a response")
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
@@ -64,8 +72,10 @@ class _Conn:
             if end >= 0:
                 data, self.buf = self.buf[:end], self.buf[end + 2:]
                 return data
-            if len(self.buf) > 65536 or not self.fill():
-                raise requests.ConnectionError("the registry closed the connection in the middle of a response")
+            if len(self.buf) > 65536:
+                raise BrokenResponse("the registry sent a header line longer than 64 KiB")
+            if not self.fill():
+                raise BrokenResponse("the registry closed the connection in the middle of a response")
 
     def close(self) -> None:
         try:
@@ -167,26 +177,49 @@ class _Stale(Exception):
     """Nothing at all came back on a connection: it was closed before our request."""
 
 
-def _read_response(conn: _Conn, method: str) -> tuple[int, str, CaseInsensitiveDict, bytes, bool]:
+def _broken(what: str) -> BrokenResponse:
+    return BrokenResponse(f"the registry sent a broken HTTP response ({what})")
+
+
+def _read_head(conn: _Conn) -> tuple[bytes, int, str, CaseInsensitiveDict]:
+    """The status line and headers of one answer, within MAX_HEADERS lines."""
     status_line = conn.line()
     parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise requests.ConnectionError(f"not an HTTP/1.1 response: {status_line[:80]!r}")
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+        raise BrokenResponse(f"not an HTTP/1.1 response: {status_line[:80]!r}")
     version, status = parts[0], int(parts[1])
     reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
     headers: CaseInsensitiveDict = CaseInsensitiveDict()
-    while True:
+    for _ in range(MAX_HEADERS + 1):
         line = conn.line()
         if not line:
-            break
+            return version, status, reason, headers
         name, _, value = line.partition(b":")
         key, val = name.strip().decode("latin-1"), value.strip().decode("latin-1")
         if key in headers:
             headers[key] = f"{headers[key]}, {val}"
         else:
             headers[key] = val
-    if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
-        return _read_response(conn, method)
+    raise _broken(f"more than {MAX_HEADERS} header lines")
+
+
+def _digits(value: bytes | str, base: int, what: str) -> int:
+    """A length from the response (``int`` would take ``-5``, ``+5``, ``1_0`` and spaces)."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    allowed = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
+    if not text or len(text) > 20 or any(c not in allowed for c in text):
+        raise _broken(f"{what} {text[:40]!r}")
+    return int(text, base)
+
+
+def _read_response(conn: _Conn, method: str) -> tuple[int, str, CaseInsensitiveDict, bytes, bool]:
+    for _ in range(MAX_INTERIM + 1):
+        version, status, reason, headers = _read_head(conn)
+        if not 100 <= status < 200:
+            break
+        # an interim answer (100 Continue): the real one follows
+    else:
+        raise _broken(f"more than {MAX_INTERIM} interim answers")
     connection = headers.get("Connection", "").lower()
     keep = "close" not in connection and (version != b"HTTP/1.0" or "keep-alive" in connection)
     if method == "HEAD" or status in _NO_BODY_STATUS:
@@ -194,10 +227,13 @@ def _read_response(conn: _Conn, method: str) -> tuple[int, str, CaseInsensitiveD
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
         chunks, total = [], 0
         while True:
-            size = int(conn.line().split(b";", 1)[0].strip() or b"0", 16)
+            size = _digits(conn.line().split(b";", 1)[0].strip(), 16, "chunk size")
             if size == 0:
-                while conn.line():  # trailers, up to the blank line
-                    pass
+                for _ in range(MAX_HEADERS + 1):  # trailers, up to the blank line
+                    if not conn.line():
+                        break
+                else:
+                    raise _broken(f"more than {MAX_HEADERS} trailer lines")
                 break
             total += size
             if total > MAX_BODY:
@@ -207,7 +243,8 @@ def _read_response(conn: _Conn, method: str) -> tuple[int, str, CaseInsensitiveD
         return status, reason, headers, b"".join(chunks), keep
     length = headers.get("Content-Length")
     if length is not None:
-        n = int(length)
+        values = {v.strip() for v in length.split(",")}  # a repeated header, joined above
+        n = _digits(values.pop() if len(values) == 1 else length, 10, "Content-Length")
         if n > MAX_BODY:
             raise ResponseTooLarge(f"a response of {n} bytes")
         return status, reason, headers, conn.take(n), keep

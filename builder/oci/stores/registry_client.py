@@ -29,7 +29,7 @@ from requests.structures import CaseInsensitiveDict
 
 from builder.errors import AuthError, RegistryError
 from builder.oci.stores.auth import Authenticator, Credentials
-from builder.oci.stores.http1 import Http1Pool, ResponseTooLarge
+from builder.oci.stores.http1 import BrokenResponse, Http1Pool, ResponseTooLarge
 
 #: (connect, read) seconds. A read timeout is between two packets, not for a whole layer.
 TIMEOUT = (10.0, 120.0)
@@ -151,6 +151,8 @@ def describe_connection_error(exc: BaseException) -> str:
         if id(e) in seen:
             continue
         seen.add(id(e))
+        if isinstance(e, BrokenResponse):
+            return str(e)
         if isinstance(e, ConnectionRefusedError):
             return "connection refused"
         if isinstance(e, ConnectionResetError):
@@ -320,6 +322,12 @@ class RegistryClient:
             except requests.TooManyRedirects:
                 raise RegistryError(f"registry {self.host} redirected {method} {path} for {repo} more than "
                                     f"{self.session.max_redirects} times; a redirect loop") from None
+            except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+                    requests.exceptions.MissingSchema, ValueError) as exc:
+                # A Location no HTTP client can follow (file:///etc/passwd, http://[::1): requests
+                # raises these, or urllib's bare ValueError, from inside its redirect handling.
+                raise RegistryError(f"registry {self.host} redirected {method} {path} for {repo} to a "
+                                    f"location that is not an HTTP(S) URL ({str(exc)[:200]})") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failed += 1
                 reason = describe_connection_error(exc)

@@ -1,0 +1,119 @@
+"""A registry whose HTTP itself lies (issue 11, fourth sweep): a Content-Length or chunk size
+that is no number, endless header lines or interim answers, a redirect to a location no HTTP
+client can follow. Each was a traceback (ValueError, RecursionError) or a hang in the lean
+HTTP/1.1 client; each is now a one-line error naming the registry, in bounded time and memory.
+"""
+
+from __future__ import annotations
+
+import http.server
+import time
+from pathlib import Path
+
+import pytest
+
+from builder.errors import RegistryError
+from builder.oci.stores import http1
+from builder.oci.stores.registry import RegistryStore
+from tests.cli import pallet
+from tests.test_hostile_inputs import one_line_error
+from tests.test_hostile_registry import MANIFEST, Trap, hostile_registry
+
+Handler = http.server.BaseHTTPRequestHandler
+
+
+def _manifest_answer(head: bytes, body: bytes = MANIFEST) -> Trap:
+    """Manifest requests get ``head`` (status line and headers, as bytes) and ``body``."""
+    def trap(handler: Handler, path: str) -> bool:
+        if "/manifests/" not in path:
+            return False
+        handler.wfile.write(head + b"\r\n" + body)
+        handler.wfile.flush()
+        handler.close_connection = True
+        return True
+    return trap
+
+
+def _endless(line: bytes, first: bytes = b"") -> Trap:
+    """Manifest requests get ``first`` then ``line`` again and again, until the client hangs up."""
+    def trap(handler: Handler, path: str) -> bool:
+        if "/manifests/" not in path:
+            return False
+        handler.wfile.write(first)
+        deadline = time.monotonic() + 120  # the test's own guard: the client must leave first
+        while time.monotonic() < deadline:
+            handler.wfile.write(line)
+        return True
+    return trap
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+
+
+@pytest.mark.parametrize("trap, said", [
+    (_manifest_answer(OK + b"Content-Length: abc\r\n"), "Content-Length 'abc'"),
+    (_manifest_answer(OK + b"Content-Length: -5\r\n"), "Content-Length '-5'"),
+    (_manifest_answer(OK + b"Transfer-Encoding: chunked\r\n", b"zz\r\n" + MANIFEST), "chunk size 'zz'"),
+    (_manifest_answer(b"HTTP/1.1 99999999999999999999 X\r\nContent-Length: 0\r\n", b""), "not an HTTP/1.1 response"),
+    (_endless(b"HTTP/1.1 100 Continue\r\n\r\n"), f"more than {http1.MAX_INTERIM} interim answers"),
+    (_endless(b"X-Padding: " + b"a" * 1000 + b"\r\n", b"HTTP/1.1 200 OK\r\n"),
+     f"more than {http1.MAX_HEADERS} header lines"),
+], ids=["length-not-a-number", "length-negative", "chunk-not-hex", "status-absurd", "endless-100-continue",
+        "endless-headers"])
+def test_a_broken_http_answer_is_a_registry_error_not_a_traceback(trap: Trap, said: str) -> None:
+    """Was ValueError (int('abc')), RecursionError (a 100 Continue answered by recursion) or a
+    hang (header lines read for ever: each came well within the read timeout)."""
+    with hostile_registry(trap) as host:
+        with pytest.raises(RegistryError, match="broken HTTP response|not an HTTP/1.1 response") as info:
+            RegistryStore(host, "app/x", retries=1).get_manifest("t")
+    assert said in str(info.value) and host in str(info.value)
+
+
+def test_a_repeated_content_length_with_one_value_is_read() -> None:
+    """What HTTP allows (the same length twice) is not refused along with the lies."""
+    head = OK + b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(MANIFEST), len(MANIFEST))
+    with hostile_registry(_manifest_answer(head)) as host:
+        _, data = RegistryStore(host, "app/x", retries=1).get_manifest("t")
+    assert data == MANIFEST
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "http://[::1", "gopher://127.0.0.1/x"])
+def test_a_redirect_no_http_client_can_follow_is_a_one_line_error(tmp_path: Path, location: str) -> None:
+    """requests raised InvalidSchema ('No connection adapters were found', no registry named)
+    or urllib's bare ValueError (a traceback) from inside its redirect handling."""
+    def trap(handler: Handler, path: str) -> bool:
+        if "/manifests/" in path:
+            handler.answer(307, b"", (("Location", location),))
+            return True
+        return False
+
+    with hostile_registry(trap) as host:
+        proc = pallet("copy", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t", check=False, timeout=120)
+    one_line_error(proc, f"registry {host} redirected GET /v2/app/x/manifests/t", "not an HTTP(S) URL")
+    assert not (tmp_path / "out" / "index.json").exists()
+
+
+def test_a_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> None:
+    """Registries send blobs to storage elsewhere (S3): the password stays with the registry."""
+    seen: list[dict[str, str]] = []
+
+    def elsewhere(handler: Handler, path: str) -> bool:
+        seen.append(dict(handler.headers))
+        return False
+
+    with hostile_registry(elsewhere) as other:
+        port = other.rsplit(":", 1)[1]
+
+        def trap(handler: Handler, path: str) -> bool:
+            if "Authorization" not in handler.headers:
+                handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
+                return True
+            if "/blobs/" in path and handler.command == "GET":
+                handler.answer(307, b"", (("Location", f"http://127.0.0.1:{port}{path}"),))
+                return True
+            return False
+
+        with hostile_registry(trap) as host:
+            pallet("copy", "--creds", "u:secret-pw", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t",
+                   timeout=120)
+    assert seen and all("Authorization" not in headers for headers in seen), seen
