@@ -5,6 +5,7 @@ directory: ``name = "../../../../tmp/x"`` wrote ``/tmp/x`` on the host, as root.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,69 @@ def test_an_aptfile_lock_nested_too_deep_is_a_one_line_error(tmp_path: Path) -> 
                                        "Aptfile.lock": "a = " + "[" * 10_000 + "]" * 10_000 + "\n"})
     proc = pallet("build", str(app), "-t", f"oci:{tmp_path}/out:t", "--cache-dir", str(tmp_path / "c"), check=False)
     one_line_error(proc, "Aptfile.lock", "nested too deeply", progress=True)
+
+
+# -- fourth sweep ------------------------------------------------------------------------------
+
+
+def _app_layer_names(layout: Path) -> list[str]:
+    """Entry names (bytes decoded as the layer holds them) of the image's last layer (the app)."""
+    import json
+    import tarfile
+
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+                           .split(":")[1]).read_text())
+    with tarfile.open(blobs / manifest["layers"][-1]["digest"].split(":")[1], encoding="utf-8",
+                      errors="surrogateescape") as tar:
+        return tar.getnames()
+
+
+def test_file_names_that_are_not_utf8_build_and_keep_their_bytes(tmp_path: Path) -> None:
+    """The detection memo hashed app paths with str.encode(): a name that is not UTF-8 (any
+    byte from a Latin-1 checkout) was a UnicodeEncodeError traceback before detection ran."""
+    app = write_app(tmp_path / "app", {"index.html": "hi", "new\nline.txt": "x", "back\\slash.txt": "x"})
+    (app / os.fsdecode(b"caf\xe9.txt")).write_text("x")
+    out = tmp_path / "out"
+    for _ in range(2):  # the second build reads the memo of the first
+        proc = pallet("build", str(app), "-t", f"oci:{out}:t", "--cache-dir", str(tmp_path / "c"), check=False)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    names = _app_layer_names(out)
+    assert {"workspace/" + os.fsdecode(b"caf\xe9.txt"), "workspace/new\nline.txt",
+            "workspace/back\\slash.txt"} <= set(names), names
+
+
+def test_a_sparse_file_of_holes_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """``truncate -s 100G disk.img``: nothing on disk, but the memo hashed 100 GB of zeros and the
+    source copy wrote them out, filling the disk. Now one line, at once; project.toml's exclude
+    leaves it out (the memo knows it by its stat, never reading it)."""
+    from builder.lifecycle import sparse
+
+    app = write_app(tmp_path / "app", {"index.html": "hi"})
+    with open(app / "disk.img", "wb") as f:
+        f.truncate(100 << 30)
+    if os.stat(app / "disk.img").st_blocks * 512 > (100 << 30) - sparse.MAX_HOLES:
+        pytest.skip("this file system does not make sparse files")
+    out = tmp_path / "out"
+    proc = pallet("build", str(app), "-t", f"oci:{out}:t", "--cache-dir", str(tmp_path / "c"), check=False,
+                  timeout=300)  # a hang guard: reading 100 GB takes far longer
+    one_line_error(proc, "disk.img: a sparse file of 107374182400 bytes", "exclude", progress=True)
+    assert not (out / "index.json").exists()
+    assert not list((tmp_path / "c").rglob("disk.img"))  # no partial copy left behind
+    (app / "project.toml").write_text('[_]\nschema-version = "0.2"\n[io.buildpacks]\nexclude = ["disk.img"]\n')
+    proc = pallet("build", str(app), "-t", f"oci:{out}:t", "--cache-dir", str(tmp_path / "c"), check=False,
+                  timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "workspace/disk.img" not in _app_layer_names(out)
+
+
+def test_a_file_with_a_few_holes_is_source_like_any_other(tmp_path: Path) -> None:
+    """A database file's holes are no reason to refuse it; only gigabytes of them are."""
+    from builder.lifecycle import sparse
+
+    path = tmp_path / "db.sqlite"
+    with open(path, "wb") as f:
+        f.write(b"data")
+        f.truncate(64 << 20)
+    sparse.check(str(path), os.stat(path), "db.sqlite")  # no error
+    assert not sparse.is_sparse(str(path), os.stat(path))

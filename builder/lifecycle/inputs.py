@@ -149,9 +149,9 @@ def digest_app(h: "hashlib._Hash", app_dir: Path, inputs: Inputs) -> None:
         rel = path.relative_to(app_dir).as_posix()
         x = int(os.access(path, os.X_OK))
         if path in whole:
-            h.update(f"F{rel}\0{x}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            h.update(f"F{rel}\0{x}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode("utf-8", "surrogateescape"))
             continue
-        h.update(f"N{rel}\0{x}\n".encode())
+        h.update(f"N{rel}\0{x}\n".encode("utf-8", "surrogateescape"))
         if path in filtered:
             text = path.read_bytes().decode("utf-8", "surrogateescape")
             for source in filtered[path]:

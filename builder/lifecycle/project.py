@@ -16,7 +16,7 @@ from pathlib import Path
 
 from builder import treewalk
 from builder.errors import PalletError
-from builder.lifecycle import tomlio
+from builder.lifecycle import sparse, tomlio
 from builder.lifecycle.envfiles import is_env_name
 from builder.lifecycle.tomlio import TomlError
 
@@ -159,6 +159,7 @@ def copy_source(src: Path, dst: Path, project: Project) -> list[str]:
             if os.path.islink(full):
                 os.symlink(os.readlink(full), dst / rel)
             elif os.path.isfile(full):
+                sparse.check(full, os.stat(full), rel)  # its holes would be written out as zeros
                 shutil.copy2(full, dst / rel)
             # sockets, FIFOs and devices in a source tree are skipped: they are not source
     return sorted(left_out)
