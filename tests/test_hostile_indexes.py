@@ -7,6 +7,7 @@ unreadable") and fetched each listed child again every time it was listed.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from builder.oci import mediatypes as mt
@@ -63,3 +64,49 @@ def test_an_index_listing_one_child_many_times_fetches_it_once(tmp_path: Path) -
     src = _Counting(tmp_path / "src")
     copy_image(src, "t", LayoutStore(tmp_path / "dst"), "t")
     assert len(src.fetched) == MAX_INDEX_DEPTH + 1, len(src.fetched)  # the top, then each level once
+
+
+# -- fourth sweep: a layout that is someone else's directory ----------------------------------
+
+
+def _layout_with_image(tmp_path: Path) -> tuple[Path, LayoutStore]:
+    src = LayoutStore(tmp_path / "src")
+    push_image(src, [{"bin/app": b"#!/bin/sh\n"}], tag="t")
+    return tmp_path / "src", src
+
+
+def test_blobs_are_not_written_through_a_symlinked_blob_directory(tmp_path: Path) -> None:
+    """``blobs/sha256 -> /etc/cron.d`` in a shared layout: pallet copy wrote the image's blobs
+    (bytes its author chose, named by hex digests cron accepts) there."""
+    _layout_with_image(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for link in ("blobs/sha256", "blobs"):
+        dst = tmp_path / f"dst-{link.replace('/', '-')}"
+        LayoutStore(dst)._ensure(for_write=True)  # an empty layout, as pallet makes one
+        victim = dst / link
+        shutil.rmtree(victim)
+        victim.symlink_to(outside)
+        proc = pallet("copy", f"oci:{tmp_path}/src:t", f"oci:{dst}:t", check=False)
+        one_line_error(proc, "is a symlink", "refusing to write blobs through it")
+        assert list(outside.iterdir()) == []
+        assert json.loads((dst / "index.json").read_text())["manifests"] == []
+
+
+def test_the_layout_lock_is_not_created_through_a_symlink(tmp_path: Path) -> None:
+    """O_CREAT followed ``.pallet.lock -> /etc/nologin`` and made that file (no more logins)."""
+    _layout_with_image(tmp_path)
+    dst = tmp_path / "dst"
+    LayoutStore(dst)._ensure(for_write=True)
+    (dst / ".pallet.lock").unlink(missing_ok=True)
+    (dst / ".pallet.lock").symlink_to(tmp_path / "nologin")
+    proc = pallet("copy", f"oci:{tmp_path}/src:t", f"oci:{dst}:t", check=False)
+    one_line_error(proc, ".pallet.lock is a symlink")
+    assert not (tmp_path / "nologin").exists()
+
+
+def test_a_layout_with_real_blob_directories_is_written_as_before(tmp_path: Path) -> None:
+    _layout_with_image(tmp_path)
+    proc = pallet("copy", f"oci:{tmp_path}/src:t", f"oci:{tmp_path}/dst:t", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert LayoutStore(tmp_path / "dst").resolve("t").digest == LayoutStore(tmp_path / "src").resolve("t").digest

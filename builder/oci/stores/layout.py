@@ -94,6 +94,7 @@ class LayoutStore(Store):
         self._ready = False
         self._swept = False  # stale temp files removed (done once, on the first write)
         self._init_lock = threading.Lock()
+        self._blob_dirs: set[Path] = set()  # blob directories checked to be no symlink (_blob_target)
 
     # -- layout files -------------------------------------------------------
 
@@ -166,11 +167,32 @@ class LayoutStore(Store):
         algo, hexpart = split(digest)
         return self.root / "blobs" / algo / hexpart
 
+    def _blob_target(self, digest: str) -> Path:
+        """Where a blob is written: ``_blob_path``, its directories made, and neither ``blobs``
+        nor ``blobs/<algo>`` a symlink. A layout is often someone else's directory (shared CI
+        storage); ``blobs/sha256 -> /etc/cron.d`` put the copied image's blobs, whose bytes the
+        image's author chose, where cron runs them, as root."""
+        target = self._blob_path(digest)
+        if target.parent in self._blob_dirs:
+            return target
+        for d in (target.parent.parent, target.parent):
+            with contextlib.suppress(FileExistsError):
+                d.mkdir()
+            st = d.lstat()
+            if not stat.S_ISDIR(st.st_mode):
+                what = f"a symlink (to {os.readlink(d)!r})" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise StoreError(f"{d} is {what}; refusing to write blobs through it into the layout {self.root}")
+        self._blob_dirs.add(target.parent)
+        return target
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         try:
-            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            # never through a symlink: O_CREAT would make the file it names (an empty /etc/nologin)
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(f"{self.root / LOCK_NAME} is a symlink; refusing to lock the layout through it") from None
             raise StoreError(f"cannot lock {self.root}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -338,10 +360,9 @@ class LayoutStore(Store):
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO, progress: ProgressFn | None = None) -> None:
         self._ensure(for_write=True)
-        target = self._blob_path(desc.digest)
+        target = self._blob_target(desc.digest)
         if target.is_file():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
         h = hasher(desc.digest)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
         count = 0
@@ -373,7 +394,7 @@ class LayoutStore(Store):
     def put_blob_file(self, desc: Descriptor, path: Path) -> None:
         """Adopt a file we just wrote and checked (a fresh layer) without copying its bytes."""
         self._ensure(for_write=True)
-        target = self._blob_path(desc.digest)
+        target = self._blob_target(desc.digest)
         if target.is_file():
             return
         try:
@@ -385,9 +406,7 @@ class LayoutStore(Store):
                 self.put_blob(desc, f)
 
     def _write_blob_bytes(self, digest: str, data: bytes) -> None:
-        target = self._blob_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data)
+        atomic_write(self._blob_target(digest), data)
 
     # -- referrers ------------------------------------------------------------
 
