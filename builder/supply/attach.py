@@ -33,6 +33,12 @@ SIGNATURES = ".sig"
 ATTESTATIONS = ".att"
 SBOMS = ".sbom"  # cosign attach sbom (deprecated there; read, copied by promote, never written)
 
+#: What one image's attachments (a tag's layers, or its referrers) may hold, read into memory:
+#: each blob is bounded on its own (MAX_DOCUMENT), but a registry can list thousands of them.
+#: Real images have a few signatures and attestations; the rest are not read, and said so.
+MAX_ATTACHMENTS = 256
+MAX_ATTACHED_BYTES = 256 << 20
+
 EMPTY_JSON = b"{}"
 EMPTY_DESCRIPTOR = Descriptor.of(EMPTY_JSON, mt.OCI_EMPTY)
 _ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as cosign's configs carry
@@ -114,7 +120,14 @@ def read_attached(store: Store, digest: str, suffix: str) -> Attached:
     except ModelError as exc:
         out.problems.append(f"tag {tag} is not an image manifest ({exc})")
         return out
+    total = 0
     for number, layer in enumerate(manifest.layers, 1):
+        total += max(layer.size, 0)
+        if number > MAX_ATTACHMENTS or total > MAX_ATTACHED_BYTES:
+            out.problems.append(f"{tag} has {len(manifest.layers)} layers declaring {sum(max(x.size, 0) for x in manifest.layers)} "
+                                f"bytes, more than the {MAX_ATTACHMENTS} layers and {MAX_ATTACHED_BYTES} bytes read; "
+                                f"layers {number} and after were not read")
+            break
         try:
             payload = store.get_blob(layer)
         except PalletError as exc:
@@ -133,9 +146,16 @@ def referrer_contents(store: Store, digest: str, artifact_types: tuple[str, ...]
         listed = store.referrers(digest)
     except PalletError as exc:
         return [], [f"the referrers of {digest} cannot be listed: {exc}"]
+    count = total = 0
+    too_many = (f"{digest} has more referrers of types {', '.join(artifact_types)} than the {MAX_ATTACHMENTS} "
+                f"(or {MAX_ATTACHED_BYTES} bytes) pallet reads; " "{} and those after it were not read")
     for ref in listed:
         if ref.artifact_type not in artifact_types:
             continue
+        count += 1
+        if count > MAX_ATTACHMENTS:
+            problems.append(too_many.format(ref.digest))
+            break
         try:
             desc, data = store.get_manifest(ref.digest)
             manifest = Manifest.from_bytes(data, desc.media_type)
@@ -146,6 +166,10 @@ def referrer_contents(store: Store, digest: str, artifact_types: tuple[str, ...]
                 problems.append(f"referrer {ref.digest} has no content layer")
                 continue
             layer = manifest.layers[0]
+            total += max(layer.size, 0)
+            if total > MAX_ATTACHED_BYTES:
+                problems.append(too_many.format(ref.digest))
+                break
             found.append((desc, layer, store.get_blob(layer)))
         except PalletError as exc:
             problems.append(f"referrer {ref.digest} cannot be read: {exc}")

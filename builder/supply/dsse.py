@@ -22,6 +22,8 @@ from builder.supply.keys import PrivateKey, TrustedKey
 
 MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+#: Signatures one envelope may carry (real ones carry one or two: a key and its rotation).
+MAX_SIGNATURES = 16
 
 
 class EnvelopeError(ValueError):
@@ -78,6 +80,9 @@ def parse(data: bytes) -> Envelope:
     sigs = doc.get("signatures")
     if not isinstance(sigs, list) or not sigs:
         raise EnvelopeError("the envelope has no signatures")
+    if len(sigs) > MAX_SIGNATURES:  # each is tried with every trusted key: minutes of CPU
+        raise EnvelopeError(f"the envelope has {len(sigs)} signatures, more than the {MAX_SIGNATURES} "
+                            "pallet checks")
     out = []
     for i, s in enumerate(sigs, 1):
         if not isinstance(s, dict):

@@ -1,0 +1,94 @@
+"""Crafted signatures and attestations (issue 11, fourth sweep). Each blob was bounded on its own,
+but not how many of them an image could list: a ``.sig`` tag of thousands of layers, or an
+envelope of thousands of signatures, each tried with every trusted key, was minutes of CPU and
+gigabytes of memory for ``pallet verify``. Now bounded, with the rest said as a problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.oci import mediatypes as mt
+from builder.oci.stores.layout import LayoutStore
+from builder.supply import attach, dsse, keys
+from builder.supply.attach import SIGNATURES, Attachment, attachments_manifest, cosign_tag, read_attached
+from builder.supply.verify import check_envelopes, gather
+from tests.cli import pallet
+from tests.supplykit import PASSWORD, files, key_pair, push, signing_key
+
+
+@pytest.fixture()
+def signed(tmp_path: Path) -> tuple[LayoutStore, str, Path, Path]:
+    """A layout with an image signed by pallet: (store, digest, private key, public key)."""
+    key, pub = key_pair(tmp_path, "alice")
+    store = LayoutStore(tmp_path / "lay")
+    desc = push(store, [files({"a": b"1"})], tag="v1")
+    pallet("sign", f"oci:{tmp_path}/lay:v1", "--key", str(key), env={"PALLET_PASSWORD": PASSWORD})
+    return store, desc.digest, key, pub
+
+
+def test_a_signature_tag_of_thousands_of_layers_is_read_within_a_bound(tmp_path: Path, signed) -> None:
+    """Each listed layer was fetched and kept in memory; a registry can list thousands (a
+    manifest of 4 MiB lists 20,000), each up to 256 MiB."""
+    store, digest, _, pub = signed
+    genuine = read_attached(store, digest, SIGNATURES).attachments[0][1]
+    junk = [Attachment(genuine.media_type, b"junk %d" % i, {}) for i in range(attach.MAX_ATTACHMENTS + 50)]
+    layers = [genuine, *junk]
+    data, config = attachments_manifest(layers)
+    for a in layers:
+        store.put_blob_bytes(a.payload, a.media_type)
+    store.put_blob_bytes(config, mt.OCI_CONFIG)
+    store.put_manifest(data, mt.OCI_MANIFEST, tag=cosign_tag(digest, SIGNATURES))
+
+    got = read_attached(store, digest, SIGNATURES)
+    assert len(got.attachments) == attach.MAX_ATTACHMENTS
+    assert any("were not read" in p and f"{len(layers)} layers" in p for p in got.problems), got.problems
+    evidence = gather(store, digest, [keys.read_public_key(pub)], attestations=False, sboms=False)
+    assert len(evidence.signatures) == 1  # the genuine one still counts
+    proc = pallet("verify", f"oci:{tmp_path}/lay:v1", "--key", str(pub), check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_signature_tag_declaring_gigabytes_is_not_read_past_the_bound() -> None:
+    """Sizes count as declared, before a byte is fetched."""
+    from builder.oci.model import Descriptor
+
+    class Store:
+        fetched: list[str] = []
+
+        def get_manifest(self, ref: str):
+            layers = [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                       "digest": "sha256:" + f"{i:064x}", "size": 200 << 20} for i in range(5)]
+            data = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "layers": layers,
+                               "config": {"mediaType": mt.OCI_CONFIG, "digest": "sha256:" + "c" * 64,
+                                          "size": 2}}).encode()
+            return Descriptor(mt.OCI_MANIFEST, "sha256:" + "d" * 64, len(data)), data
+
+        def get_blob(self, desc: Descriptor) -> bytes:
+            self.fetched.append(desc.digest)
+            return b"x"
+
+    store = Store()
+    got = read_attached(store, "sha256:" + "e" * 64, SIGNATURES)  # type: ignore[arg-type]
+    assert len(store.fetched) == 1 and any("were not read" in p for p in got.problems), got.problems
+
+
+def test_an_envelope_of_thousands_of_signatures_is_refused_unchecked(tmp_path: Path) -> None:
+    """Every signature was tried with every trusted key (about 0.1 ms each): 256 MiB of them was
+    minutes of CPU. A genuine one among them does not make the rest worth checking."""
+    key = signing_key(key_pair(tmp_path, "k")[0])
+    pub = keys.TrustedKey(keys.load_public_key(keys.public_pem(key)), "k.pub")
+    digest = "sha256:" + "a" * 64
+    statement = json.dumps({"_type": "https://in-toto.io/Statement/v1", "predicateType": "x",
+                            "subject": [{"name": "i", "digest": {"sha256": "a" * 64}}]}).encode()
+    good = json.loads(dsse.sign(statement, dsse.INTOTO_PAYLOAD_TYPE, key))
+    assert check_envelopes(digest, [("one", json.dumps(good).encode())], [pub])[0]
+    junk = {"keyid": "", "sig": base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()}
+    good["signatures"] = good["signatures"] + [junk] * dsse.MAX_SIGNATURES
+    valid, problems = check_envelopes(digest, [("many", json.dumps(good).encode())], [pub])
+    assert not valid and problems == [f"many: the envelope has {dsse.MAX_SIGNATURES + 1} signatures, more than "
+                                      f"the {dsse.MAX_SIGNATURES} pallet checks"]
