@@ -30,7 +30,7 @@ from builder.oci.copy import CopyStats, copy_blobs
 from builder.oci.digest import sha256
 from builder.oci.image import Image, load_image
 from builder.oci.model import Descriptor, ImageConfig, Manifest
-from builder.oci.stores import StoreOptions, open_store
+from builder.oci.stores import StoreOptions, open_store, options_for_named
 
 PACKAGES_LABEL = "io.pallet.stack.packages"
 REBASED, UP_TO_DATE, REFUSED, FAILED, WOULD_REBASE = "rebased", "up to date", "refused", "failed", "would rebase"
@@ -167,13 +167,14 @@ def rebase_one(text: str, new_run: RunImage, *, options: StoreOptions, force: bo
             old_packages = None
             part_run = _old_run_of(app.config)
             if part_run.get("reference"):
-                old_packages = _old_packages(part_run, options)
+                old_packages = _old_packages(part_run, options, (text, new_run.name))
             reasons, changes = compatibility(app.config, new_run.image.config, old_packages,
                                              packages_of(new_run.image.config))
             try:
                 manifest, config_bytes, old_run = rebased(app, new_run)
             except NotBuildpacksImage as exc:
-                manifest, config_bytes, old_run = rebased_by_annotation(app, new_run, options, str(exc))
+                manifest, config_bytes, old_run = rebased_by_annotation(app, new_run, options, str(exc),
+                                                                        given=(text,))
         except NotBuildpacksImage as exc:
             return Outcome(str(ref), REFUSED, old_digest=app.digest, reason=f"cannot rebase it: {exc}")
         if reasons and not force:
@@ -271,7 +272,7 @@ def rebase_index(ref: refs.Reference, store, top, top_data: bytes, new_run: RunI
         except (RefusedError, NotFoundError) as exc:
             return Outcome(str(ref), REFUSED, old_digest=top.digest, reason=f"{child.platform}: {exc}")
         part_run = _old_run_of(app.config)
-        old_packages = _old_packages(part_run, options) if part_run.get("reference") else None
+        old_packages = _old_packages(part_run, options, (str(ref), new_run.name)) if part_run.get("reference") else None
         why, what = compatibility(app.config, run.image.config, old_packages, packages_of(run.image.config))
         reasons += [f"{child.platform}: {r}" for r in why]
         if what:
@@ -374,7 +375,7 @@ def _tag_is_one_put(store) -> bool:
 
 
 def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,
-                          why: str) -> tuple[Manifest, bytes, dict[str, Any]]:
+                          why: str, given: tuple[str, ...] = ()) -> tuple[Manifest, bytes, dict[str, Any]]:
     """Images not built by buildpacks but annotated with their base (``base.digest``/``.name``):
     swap the base layers and their history, keep everything else of the config."""
     from dataclasses import replace
@@ -386,7 +387,7 @@ def rebased_by_annotation(app: Image, new_run: RunImage, options: StoreOptions,
         raise NotBuildpacksImage(f"{why}, and no org.opencontainers.image.base.digest annotation")
     try:
         base_ref = refs.parse(name)
-        with open_store(base_ref, options) as base_store:
+        with open_store(base_ref, options_for_named(base_ref, options, (*given, new_run.name))) as base_store:
             old_base = load_image(base_store, digest)
             old_layers = list(old_base.config.diff_ids)
             old_history = len(old_base.config.history)
@@ -450,7 +451,8 @@ _OLD_PACKAGES: dict[tuple[str, str], dict[str, str] | None] = {}
 _OLD_PACKAGES_LOCK = threading.Lock()
 
 
-def _old_packages(run_image: dict[str, Any], options: StoreOptions) -> dict[str, str] | None:
+def _old_packages(run_image: dict[str, Any], options: StoreOptions,
+                  given: tuple[str, ...] = ()) -> dict[str, str] | None:
     """The old run image's inventory, when its reference still resolves (configs only).
     A fleet usually shares a few old run images: each is read once."""
     name, digest = run_image.get("image"), run_image.get("reference")
@@ -459,14 +461,15 @@ def _old_packages(run_image: dict[str, Any], options: StoreOptions) -> dict[str,
     key = (name, digest)
     with _OLD_PACKAGES_LOCK:  # --jobs threads meet the same old run image at once: read it once
         if key not in _OLD_PACKAGES:
-            _OLD_PACKAGES[key] = _read_old_packages(name, digest, options)
+            _OLD_PACKAGES[key] = _read_old_packages(name, digest, options, given)
         return _OLD_PACKAGES[key]
 
 
-def _read_old_packages(name: str, digest: str, options: StoreOptions) -> dict[str, str] | None:
+def _read_old_packages(name: str, digest: str, options: StoreOptions,
+                       given: tuple[str, ...]) -> dict[str, str] | None:
     try:
         ref = refs.parse(name)
-        with open_store(ref, options) as store:
+        with open_store(ref, options_for_named(ref, options, given)) as store:
             return packages_of(load_image(store, digest).config)
     except PalletError:
         return None

@@ -92,3 +92,63 @@ def test_an_envelope_of_thousands_of_signatures_is_refused_unchecked(tmp_path: P
     valid, problems = check_envelopes(digest, [("many", json.dumps(good).encode())], [pub])
     assert not valid and problems == [f"many: the envelope has {dsse.MAX_SIGNATURES + 1} signatures, more than "
                                       f"the {dsse.MAX_SIGNATURES} pallet checks"]
+
+
+# -- references an image names are not the user's: --creds stay with the user's registries ------
+
+
+def _recording_registry(seen: list[tuple[str, str | None]]):
+    """A registry asking for Basic credentials and recording every Authorization it gets."""
+    from tests.test_hostile_registry import hostile_registry
+
+    def trap(handler, path: str) -> bool:
+        seen.append((path, handler.headers.get("Authorization")))
+        if "Authorization" not in handler.headers:
+            handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
+            return True
+        return False
+
+    return hostile_registry(trap)
+
+
+@pytest.mark.parametrize("named_by", ["label", "annotation"])
+def test_a_run_image_an_image_names_on_another_host_gets_no_credentials(tmp_path: Path, named_by: str) -> None:
+    """``pallet rebase IMAGE --creds U:P``: the image's lifecycle label (runImage.image) or its
+    base.name annotation named docker://attacker/..., and rebase sent U:P there to read the old
+    run image. The user's --creds are for the registries the user named."""
+    from tests.supplykit import os_layer
+
+    seen: list[tuple[str, str | None]] = []
+    lay = LayoutStore(tmp_path / "lay")
+    run = push(lay, [os_layer()], tag="run")
+    run_cfg = json.loads(lay.get_blob(__import__("builder.oci.model", fromlist=["Manifest"]).Manifest.from_bytes(
+        lay.get_manifest("run")[1]).config))
+    with _recording_registry(seen) as attacker:
+        name = f"docker://{attacker}/evil/run@{run.digest}"
+        if named_by == "label":
+            meta = {"runImage": {"image": name, "reference": run.digest,
+                                 "topLayer": run_cfg["rootfs"]["diff_ids"][-1]}}
+            push(lay, [files({"workspace/app": b"1"})], tag="app", base=run,
+                 labels={"io.buildpacks.lifecycle.metadata": json.dumps(meta)})
+        else:
+            push(lay, [files({"workspace/app": b"1"})], tag="app", base=run,
+                 annotations={"org.opencontainers.image.base.digest": run.digest,
+                              "org.opencontainers.image.base.name": name})
+        proc = pallet("rebase", f"oci:{tmp_path}/lay:app", "--run-image", f"oci:{tmp_path}/lay:run",
+                      "--creds", "victim:s3cret", "--dry-run", check=False, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert seen, "the named run image was not even looked up: the test proves nothing"
+    assert all(auth is None for _, auth in seen), seen
+
+
+def test_credentials_still_go_to_a_registry_the_user_named(tmp_path: Path) -> None:
+    from builder.oci import reference as refs
+    from builder.oci.stores import StoreOptions, options_for_named
+
+    options = StoreOptions(creds="u:p")
+    mine = refs.parse("docker://reg.example/stacks/run@sha256:" + "a" * 64)
+    theirs = refs.parse("docker://attacker.example/x@sha256:" + "a" * 64)
+    given = ("docker://reg.example/apps/shop:1", "oci:/somewhere:run")
+    assert options_for_named(mine, options, given).creds == "u:p"
+    assert options_for_named(theirs, options, given).creds is None
+    assert options_for_named(theirs, options, (), ("attacker.example",)).creds == "u:p"

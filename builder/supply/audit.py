@@ -161,17 +161,19 @@ class PackageReader:
             return None
         key = (name, digest)
         if key not in self._annotated:
-            self._annotated[key] = self._annotated_count(name, digest)
+            host = getattr(image.store, "host", None)  # the audited image's registry, if it is in one
+            self._annotated[key] = self._annotated_count(name, digest, (host,) if host else ())
         count = self._annotated[key]
         return count if count is not None and count <= len(image.manifest.layers) else None
 
-    def _annotated_count(self, name: str, digest: str) -> int | None:
+    def _annotated_count(self, name: str, digest: str, hosts: tuple[str, ...] = ()) -> int | None:
         from builder.errors import PalletError
         from builder.oci import reference as refs
-        from builder.oci.stores import StoreOptions, open_store
+        from builder.oci.stores import open_store, options_for_named
 
         try:
-            with open_store(refs.parse(name), self.options or StoreOptions()) as base_store:
+            ref = refs.parse(name)  # the image names it: --creds only for the image's own registry
+            with open_store(ref, options_for_named(ref, self.options, (), hosts)) as base_store:
                 return len(load_image(base_store, digest).manifest.layers)
         except PalletError:
             return None

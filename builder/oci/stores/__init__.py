@@ -6,9 +6,10 @@ and requests cost start-up time that a command touching only a layout should not
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from builder.errors import PalletError
 from builder.oci import reference as refs
 from builder.oci.reference import Reference
 from builder.oci.stores.base import Store
@@ -20,6 +21,26 @@ class StoreOptions:
 
     insecure: bool = False
     creds: str | None = None
+
+
+def options_for_named(ref: Reference, options: StoreOptions | None, given: "tuple[str | None, ...]",
+                      hosts: "tuple[str, ...]" = ()) -> StoreOptions:
+    """Options to open ``ref`` when an image names it (a label, an annotation), not the user:
+    ``--creds`` go only to a registry host of the references the user gave (``given``, as
+    typed, or their ``hosts``). A hostile image's ``runImage.image`` of ``docker://attacker.example/x`` had pallet
+    rebase send the password there. (Credentials from the Docker config are per host anyway.)"""
+    options = options or StoreOptions()
+    if ref.transport != refs.REGISTRY or options.creds is None:
+        return options
+    trusted = set(hosts)
+    for text in given:
+        try:
+            named = refs.parse(text) if text else None
+        except PalletError:
+            continue
+        if named is not None and named.transport == refs.REGISTRY:
+            trusted.add(named.host)
+    return options if ref.host in trusted else replace(options, creds=None)
 
 
 def pallet_home() -> Path:
