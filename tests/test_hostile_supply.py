@@ -152,3 +152,39 @@ def test_credentials_still_go_to_a_registry_the_user_named(tmp_path: Path) -> No
     assert options_for_named(mine, options, given).creds == "u:p"
     assert options_for_named(theirs, options, given).creds is None
     assert options_for_named(theirs, options, (), ("attacker.example",)).creds == "u:p"
+
+
+# -- a Go binary's build info, read by pallet sbom and audit from any image's files -------------
+
+
+def test_a_go_binary_whose_section_table_lies_is_no_go_binary_not_a_traceback() -> None:
+    """An ELF header whose section table offset is 2^63: the seek raised OverflowError (not a
+    ValueError), out of pallet sbom as a traceback."""
+    import io
+    import struct
+
+    from builder.supply import gobuildinfo
+    from tests.supplykit import go_elf
+
+    elf = bytearray(go_elf())
+    assert gobuildinfo.read_build_info(io.BytesIO(bytes(elf))) is not None
+    assert elf[4] == 2 and elf[5] == 1  # 64-bit, little-endian: e_shoff at 0x28
+    elf[0x28:0x30] = struct.pack("<Q", (1 << 63) + 5)
+    gobuildinfo.read_build_info(io.BytesIO(bytes(elf)))  # no exception; the magic scan may still find it
+
+
+def test_damaged_go_binaries_never_raise() -> None:
+    """Byte flips in the headers of a real-shaped Go ELF (seeded, so a failure is reproducible)."""
+    import io
+    import random
+
+    from builder.supply import gobuildinfo
+    from tests.supplykit import go_elf
+
+    base = go_elf()
+    rnd = random.Random(20261206)
+    for _ in range(1000):
+        data = bytearray(base)
+        for _ in range(rnd.randint(1, 8)):
+            data[rnd.randrange(min(len(data), 256))] = rnd.randrange(256)
+        gobuildinfo.read_build_info(io.BytesIO(bytes(data[:rnd.randrange(64, len(data) + 1)])))

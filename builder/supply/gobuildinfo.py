@@ -210,14 +210,26 @@ def _from_header(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | None
         return None
 
 
+#: What offsets and sizes from a hostile file raise: a seek past what a C ssize_t holds is an
+#: OverflowError (not a ValueError), which ended ``pallet sbom`` with a traceback.
+_GARBAGE = (ValueError, struct.error, OverflowError)
+
+
+def _header_or_none(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | None:
+    try:
+        return _from_header(f, offset, elf)
+    except _GARBAGE:
+        return None
+
+
 def read_build_info(f: BinaryIO) -> BuildInfo | None:
     """The build info of a Go binary (a seekable file), or None if it is not one."""
     try:
         elf: _Elf | None = _Elf(f)
-    except (ValueError, struct.error):
+    except _GARBAGE:
         elf = None
     if elf is not None and ".go.buildinfo" in elf.sections:
-        info = _from_header(f, elf.sections[".go.buildinfo"][0], elf)
+        info = _header_or_none(f, elf.sections[".go.buildinfo"][0], elf)
         if info is not None:
             return info
     # No section table (stripped, or not ELF): look for the magic; its own text in a binary
@@ -232,7 +244,7 @@ def read_build_info(f: BinaryIO) -> BuildInfo | None:
         start = 0
         while (i := window.find(MAGIC, start)) >= 0:
             here = f.tell()
-            info = _from_header(f, base - len(tail) + i, elf)
+            info = _header_or_none(f, base - len(tail) + i, elf)
             f.seek(here)
             if info is not None:
                 return info
