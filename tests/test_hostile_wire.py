@@ -6,18 +6,23 @@ HTTP/1.1 client; each is now a one-line error naming the registry, in bounded ti
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from builder.errors import RegistryError
 from builder.oci.stores import http1
+from builder.oci.stores.layout import LayoutStore
 from builder.oci.stores.registry import RegistryStore
 from tests.cli import pallet
+from tests.imagekit import push_image
 from tests.test_hostile_inputs import one_line_error
-from tests.test_hostile_registry import MANIFEST, Trap, hostile_registry
+from tests.test_hostile_registry import MANIFEST, Trap, _Registry, hostile_registry
 
 Handler = http.server.BaseHTTPRequestHandler
 
@@ -117,3 +122,39 @@ def test_a_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> No
             pallet("copy", "--creds", "u:secret-pw", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t",
                    timeout=120)
     assert seen and all("Authorization" not in headers for headers in seen), seen
+
+
+@contextlib.contextmanager
+def _pushable_registry(trap: Trap) -> Iterator[str]:
+    """``hostile_registry`` that also answers POST, PUT and PATCH (through the same trap)."""
+    handler = type("Pushable", (_Registry,), {"trap": staticmethod(trap), "do_POST": _Registry.do_GET,
+                                              "do_PUT": _Registry.do_GET, "do_PATCH": _Registry.do_GET})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "file:///etc/passwd", "ftp://x/y"])
+def test_an_upload_location_that_is_no_http_url_is_a_one_line_error(tmp_path: Path, location: str) -> None:
+    """The Location a registry answers a blob upload's POST with: 'http://[::1' was urllib's
+    ValueError traceback (twice: joining it, adding the digest to its query)."""
+    def trap(handler: Handler, path: str) -> bool:
+        if handler.command == "HEAD" and "/blobs/" in path:
+            handler.answer(404, b"")
+            return True
+        if handler.command == "POST":
+            handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+            handler.answer(202, b"", (("Location", location),))
+            return True
+        return False
+
+    src = LayoutStore(tmp_path / "src")
+    push_image(src, [{"bin/app": b"x"}], tag="t")
+    with _pushable_registry(trap) as host:
+        proc = pallet("copy", f"oci:{tmp_path}/src:t", f"docker://{host}/app/x:t", check=False, timeout=120)
+    one_line_error(proc, repr(location)[:-1], "location")

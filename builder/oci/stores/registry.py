@@ -67,7 +67,10 @@ def referrers_tag(digest: str) -> str:
 
 def _with_query(url: str, **params: str) -> str:
     """``url`` with more query parameters (an upload Location already carries its own state)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # the registry's Location: 'http://[::1'
+        raise RegistryError(f"the registry gave {url[:100]!r} as an upload location, which is not a URL ({exc})") from None
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urlunsplit(parts._replace(query=urlencode(query)))
 

@@ -288,13 +288,17 @@ class RegistryClient:
         """
         base, verify = self._endpoint(policy)
         # The common case, an API path, without urljoin's parsing (a measurable cost per request).
-        url = base + path if path.startswith("/v2/") else urljoin(base + "/", path)
+        try:
+            url = base + path if path.startswith("/v2/") else urljoin(base + "/", path)
+            # Credentials go to the registry only, never to another host an upload Location names.
+            ours = url.startswith(base + "/") or urlsplit(url).netloc == urlsplit(base).netloc
+        except ValueError as exc:  # an upload Location the registry sent: 'http://[::1'
+            raise RegistryError(f"registry {self.host} gave {path[:100]!r} as the location for {method} for "
+                                f"{repo}, which is not a URL ({exc})") from None
         attempts = max(1, policy.attempts)
         failed = 0
         reauthed = False
         auth_scopes: Sequence[str] = tuple(scopes)
-        # Credentials go to the registry only, never to another host an upload Location names.
-        ours = url.startswith(base + "/") or urlsplit(url).netloc == urlsplit(base).netloc
         proxies = self._proxies if ours else requests.utils.get_environ_proxies(url)
         fast = self._fast if (ours and (not stream or small)
                               and (body is None or isinstance(body, (bytes, bytearray)))) else None
@@ -326,8 +330,10 @@ class RegistryClient:
                     requests.exceptions.MissingSchema, ValueError) as exc:
                 # A Location no HTTP client can follow (file:///etc/passwd, http://[::1): requests
                 # raises these, or urllib's bare ValueError, from inside its redirect handling.
-                raise RegistryError(f"registry {self.host} redirected {method} {path} for {repo} to a "
-                                    f"location that is not an HTTP(S) URL ({str(exc)[:200]})") from None
+                said = (f"redirected {method} {path} for {repo}" if path.startswith("/v2/")
+                        else f"gave {path[:100]!r} as the location for {method} for {repo}, or redirected it")
+                raise RegistryError(f"registry {self.host} {said} to a location that is not an HTTP(S) URL "
+                                    f"({str(exc)[:200]})") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failed += 1
                 reason = describe_connection_error(exc)
