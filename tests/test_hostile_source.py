@@ -110,3 +110,17 @@ def test_a_file_with_a_few_holes_is_source_like_any_other(tmp_path: Path) -> Non
         f.truncate(64 << 20)
     sparse.check(str(path), os.stat(path), "db.sqlite")  # no error
     assert not sparse.is_sparse(str(path), os.stat(path))
+
+
+def test_go_files_linked_to_a_fifo_or_a_device_are_doubts_not_hangs(tmp_path: Path) -> None:
+    """Deciding whether a Go app may need cgo (a --platform build) opened every .go file and read
+    go.mod whole, following links: main.go -> a FIFO blocked pallet for ever, go.mod ->
+    /dev/zero filled memory. Now each is a file that cannot be read (so: emulate, the safe way)."""
+    from builder.lifecycle.gocgo import cgo_reasons
+
+    app = write_app(tmp_path / "app", {"ok.go": 'package main\n\nimport "fmt"\n'})
+    os.mkfifo(tmp_path / "fifo")
+    (app / "main.go").symlink_to(tmp_path / "fifo")
+    (app / "go.mod").symlink_to("/dev/zero")
+    reasons = cgo_reasons(app, {})
+    assert "main.go: its imports could not be read" in reasons and "go.mod cannot be read" in reasons, reasons

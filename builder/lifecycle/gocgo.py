@@ -28,8 +28,13 @@ import re
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from builder.errors import InputFileError
+from builder.inputfile import open_input, read_input
+
 #: How much of a .go file is read for its imports (the package clause and imports come first).
 HEAD_BYTES = 256 * 1024
+#: The most of a go.mod or go.work read (real ones are kilobytes).
+MAX_MANIFEST = 16 << 20
 #: Files only a cgo (or SWIG) build compiles, in a directory of Go files.
 C_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".m", ".S", ".sx", ".F", ".f", ".for", ".f90", ".swig", ".swigcxx")
 
@@ -115,9 +120,10 @@ def _spec(tok: tuple[str, str] | None, tokens: Iterator[tuple[str, str]]):
 
 def _go_imports_c(path: Path) -> bool | None:
     try:
-        with open(path, "rb") as f:
+        # a regular file only: a .go symlink to a FIFO (or /proc/self/fd/0) blocked pallet for ever
+        with open_input(path, "Go file") as f:
             head = f.read(HEAD_BYTES + 1)
-    except OSError:
+    except (OSError, InputFileError):
         return None
     complete = len(head) <= HEAD_BYTES
     return imports_c(head[:HEAD_BYTES].decode("utf-8", errors="replace"), complete)
@@ -125,9 +131,9 @@ def _go_imports_c(path: Path) -> bool | None:
 
 def _outside_paths(manifest: Path, app: Path) -> list[str]:
     """go.work ``use`` and go.mod/go.work ``replace`` directory paths that leave ``app``."""
-    try:
-        text = manifest.read_text(errors="replace")
-    except OSError:
+    try:  # bounded, a regular file: go.mod -> /dev/zero filled memory
+        text = read_input(manifest, manifest.name, MAX_MANIFEST).decode("utf-8", "replace")
+    except (OSError, InputFileError):
         return [f"{manifest.relative_to(app)} cannot be read"]
     out = []
     for line in text.splitlines():
