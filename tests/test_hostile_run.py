@@ -118,3 +118,10 @@ def test_the_build_images_passwd_is_read_inside_the_image(tmp_path: Path) -> Non
     (rootfs / "etc" / "passwd").unlink()
     (rootfs / "etc" / "passwd").write_bytes(b"cnb:x:1000:1000::/home/caf\xe9:/bin/sh\n")
     assert home_of(rootfs, 1000) == "/home/caf\ufffd"
+
+
+def test_an_env_of_a_hundred_thousand_variables_is_named_as_the_cause(tmp_path: Path, env) -> None:
+    """Each variable is bubblewrap arguments too: the error blamed the image's root directory
+    ('1 entries, each a mount'), which was not it."""
+    ref = _image(tmp_path, {"Env": [f"V{i}=x" for i in range(100_000)]})
+    one_line_error(pallet("run", ref, env=env, check=False), "its environment 1000", "variables", "limit of 9000")

@@ -356,8 +356,9 @@ def bwrap_options(rootfs: Path, step: Step, *, ca: Path | None, info_fd: int | N
         # every top-level entry of the image is one mount: a hostile image with thousands of them
         # would get bubblewrap's own error and a broken pipe
         raise SandboxError(f"the sandbox needs {len(opts) + len(step.argv) + 2} bubblewrap arguments, over its limit "
-                           f"of {BWRAP_MAX_ARGS}: the image's root directory has {len(os.listdir(rootfs))} entries, "
-                           "each a mount; an image should have a few dozen there")
+                           f"of {BWRAP_MAX_ARGS}: the image's root directory has {len(os.listdir(rootfs))} entries "
+                           f"(each a mount), its environment {len(env)} variables and its command "
+                           f"{len(step.argv)} arguments; an image has a few dozen of each")
     return opts
 
 
