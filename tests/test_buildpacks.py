@@ -213,6 +213,16 @@ _PIP_SDIST_LOG = """Collecting psycopg2==2.9.10 (from -r requirements.txt (line 
      "error: pydantic-core was built from its source (no wheel of that version for Python 3.13 on this platform) "
      "and that needs a Rust compiler, which"),
     ("ERROR: Could not find a version that satisfies the requirement nosuchpkg\n", False, None),  # not a build
+    # what the build cannot reach: a git dependency's forge, a private index (credentials not repeated)
+    ("  Cloning https://git.example/acme/lib.git (to revision v1) to /tmp/pip-install-x/lib\n  fatal: unable to access "
+     "'https://git.example/acme/lib.git/': Could not resolve host: git.example\n", False,
+     "error: a dependency is fetched with git from https://git.example/acme/lib.git/, which the build cannot reach "
+     "(Could not resolve host: git.example): publish it to a package index the build reaches, or put it in the app"),
+    ("Looking in indexes: https://bot:s3cret@pypi.corp.example/simple\nWARNING: Retrying (Retry(total=0)) after "
+     "connection broken by 'NewConnectionError(...)': /simple/idna/\nERROR: Could not find a version that satisfies "
+     "the requirement idna==3.10 (from versions: none)\n", False,
+     "error: idna==3.10 was not found: the package index https://pypi.corp.example/simple could not be reached from "
+     "the build (above)"),
     ("  fatal error: Python.h: No such file or directory\n", True, None),  # the headers are there: something else
 ])
 def test_python_says_which_package_could_not_be_built_from_source(tmp_path, monkeypatch, capsys, log, headers, line):

@@ -860,3 +860,12 @@ def test_a_package_only_buildable_from_source_is_one_clear_line(bookworm, tmp_pa
             "that needs Python's C headers (Python.h) and pg_config (Debian's libpq-dev), which the build image does not "
             "have: require a version of psycopg2 with a wheel for Python 3.11") in done.stderr, done.stderr[-3000:]
     assert pallet("inspect", "sdist:1", env=bookworm.env, check=False).returncode == 1
+
+
+def test_a_git_dependency_the_build_cannot_reach_is_one_clear_line(bookworm, tmp_path):
+    """requirements.txt's git+https://FORGE/... that the build cannot reach: one line."""
+    done = bookworm.build(APPS / "python-git-dependency", "gitdep:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1
+    assert ("error: a dependency is fetched with git from https://git.acme.invalid/forks/itsdangerous.git/, which the build "
+            "cannot reach (") in done.stderr, done.stderr[-3000:]
+    assert pallet("inspect", "gitdep:1", env=bookworm.env, check=False).returncode == 1

@@ -900,6 +900,31 @@ _FAILED_PACKAGE = (
 _SDIST = re.compile(r"(?:Downloading|Using cached|Processing) (?:\S*/)?([A-Za-z0-9_.]+?)-\d[\w.]*\.(?:tar\.gz|zip)\b")
 
 
+_GIT_FAILED = re.compile(r"fatal: unable to access '([^']+)': ([^\n]+)")
+_INDEX_FAILED = re.compile(r"NewConnectionError|ProxyError|ConnectTimeoutError|NameResolutionError")
+_INDEXES = re.compile(r"Looking in indexes: ([^\n]+)")
+_NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement (\S+) \(from versions: none\)")
+
+
+def _unreachable(text: str) -> str | None:
+    """What the install could not reach, when that is why it failed: a git dependency's
+    repository, or the package index that has a requirement (the build reaches PyPI through the
+    machine's proxy; a private index or forge may be out of its reach)."""
+    git = _GIT_FAILED.search(text)
+    if git:
+        return (f"a dependency is fetched with git from {git.group(1)}, which the build cannot reach ({git.group(2).strip()}): "
+                "publish it to a package index the build reaches, or put it in the app (a directory or a wheel named "
+                "by path in requirements.txt)")
+    missing, indexes = _NOT_FOUND.search(text), _INDEXES.search(text)
+    if missing and _INDEX_FAILED.search(text):
+        where = "the package index"
+        if indexes:  # pip names the indexes it was given (--index-url); credentials left out
+            where += " " + ", ".join(re.sub(r"//[^/@]*@", "//", u.strip()) for u in indexes.group(1).split(","))
+        return (f"{missing.group(1)} was not found: {where} could not be reached from the build (above); use an "
+                "index the build reaches (PyPI), or put the package in the app")
+    return None
+
+
 def python_headers() -> bool:
     """Whether the build image has the stack Python's C headers (Debian's python3-dev)."""
     import sysconfig
@@ -914,6 +939,10 @@ def cmd_diagnose(log: str) -> int:
     try:
         text = Path(log).read_text(errors="replace")
     except OSError:
+        return 0
+    unreachable = _unreachable(text)
+    if unreachable:
+        print(f"error: {unreachable}", file=sys.stderr)
         return 0
     headers = python_headers()
     needs = [] if headers or "Python.h: No such file or directory" not in text and not any(
