@@ -159,6 +159,29 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     ({"app.py": "import gradio as gr\n"}, {"gradio": "5"},
      ["/bin/sh", "-c", 'GRADIO_SERVER_NAME="${GRADIO_SERVER_NAME:-0.0.0.0}" '
                        'GRADIO_SERVER_PORT="${GRADIO_SERVER_PORT:-${PORT:-8080}}" exec python app.py']),
+    # other servers (the fourth sweep): hypercorn (Quart's), daphne, waitress; uvicorn and gunicorn first
+    ({"main.py": "app = Quart(__name__)\n"}, {"quart": "0.20", "hypercorn": "0.17"},
+     ["/bin/sh", "-c", 'exec hypercorn main:app --bind "0.0.0.0:${PORT:-8080}"']),
+    ({"main.py": "app = Quart(__name__)\n"}, {"quart": "0.20", "hypercorn": "0.17", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
+    ({"src/svc/__init__.py": "", "src/svc/asgi.py": "def create_app():\n    pass\n"},
+     {"starlette": "1", "hypercorn": "0.17"},
+     ["/bin/sh", "-c", "PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} exec hypercorn 'svc.asgi:create_app()' --bind "
+                       '"0.0.0.0:${PORT:-8080}"']),
+    ({"main.py": "app = FastAPI()\n"}, {"fastapi": "0.1", "daphne": "4"},
+     ["/bin/sh", "-c", 'exec daphne -b 0.0.0.0 -p "${PORT:-8080}" main:app']),
+    ({"api/__init__.py": "def create_app():\n    pass\n"}, {"fastapi": "0.1", "daphne": "4"}, None),  # no factories
+    ({"todo/__init__.py": "def create_app():\n    pass\n"}, {"flask": "3", "waitress": "3"},
+     ["/bin/sh", "-c", 'exec waitress-serve --listen "0.0.0.0:${PORT:-8080}" --call todo:create_app']),
+    ({"app.py": "app = Flask(__name__)\n"}, {"flask": "3", "waitress": "3", "gunicorn": "23"},
+     ["gunicorn", "app:app"]),
+    # Django over ASGI with no WSGI server; with gunicorn, its wsgi.py
+    ({"manage.py": "", "config/asgi.py": "application = get_asgi_application()\n",
+      "config/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn config.asgi:application --host 0.0.0.0 --port "${PORT:-8080}"']),
+    ({"manage.py": "", "config/asgi.py": "application = get_asgi_application()\n",
+      "config/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "uvicorn": "0.3", "gunicorn": "23"},
+     ["gunicorn", "config.wsgi:application"]),
     # never the web process: setup.py, manage.py, conftest.py, a gunicorn config
     ({"setup.py": ""}, {}, None),
     ({"manage.py": "", "conftest.py": "", "gunicorn.conf.py": "", "serve.py": ""}, {}, ["python", "serve.py"]),
@@ -166,6 +189,49 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
 def test_python_web_process(tmp_path, monkeypatch, files, deps, command):
     monkeypatch.chdir(write(tmp_path, files))
     assert pyapp.start_command(deps)[0] == command
+
+
+_PIP_SDIST_LOG = """Collecting psycopg2==2.9.10 (from -r requirements.txt (line 3))
+  Downloading psycopg2-2.9.10.tar.gz (385 kB)
+  Getting requirements to build wheel: finished with status 'error'
+      Error: pg_config executable not found.
+"""
+
+
+@pytest.mark.parametrize("log,headers,line", [
+    (_PIP_SDIST_LOG, False, "error: psycopg2 was built from its source (no wheel of that version for Python 3.13 on "
+                            "this platform) and that needs Python's C headers (Python.h) and pg_config (Debian's "
+                            "libpq-dev), which the build image does not have: require a version of psycopg2 with a "
+                            "wheel for Python 3.13 (cp313, manylinux)"),
+    (_PIP_SDIST_LOG, True, "needs pg_config (Debian's libpq-dev), which"),  # a stack with python3-dev
+    ("  uwsgi.h:8:10: fatal error: Python.h: No such file or directory\n  ERROR: Failed building wheel for uWSGI\n",
+     False, "error: uWSGI was built from its source"),
+    ("  x Failed to build `greenlet==2.0.2`\n  greenlet.h:8:10: fatal error: Python.h: No such file or directory\n",
+     False, "error: greenlet was built from its source"),  # uv's words
+    ("Note: This error originates from the build backend, and is likely not a problem with poetry but with "
+     "pydantic-core (2.1.0) not supporting PEP 517 builds.\n  error: can't find Rust compiler\n", True,
+     "error: pydantic-core was built from its source (no wheel of that version for Python 3.13 on this platform) "
+     "and that needs a Rust compiler, which"),
+    ("ERROR: Could not find a version that satisfies the requirement nosuchpkg\n", False, None),  # not a build
+    # what the build cannot reach: a git dependency's forge, a private index (credentials not repeated)
+    ("  Cloning https://git.example/acme/lib.git (to revision v1) to /tmp/pip-install-x/lib\n  fatal: unable to access "
+     "'https://git.example/acme/lib.git/': Could not resolve host: git.example\n", False,
+     "error: a dependency is fetched with git from https://git.example/acme/lib.git/, which the build cannot reach "
+     "(Could not resolve host: git.example): publish it to a package index the build reaches, or put it in the app"),
+    ("Looking in indexes: https://bot:s3cret@pypi.corp.example/simple\nWARNING: Retrying (Retry(total=0)) after "
+     "connection broken by 'NewConnectionError(...)': /simple/idna/\nERROR: Could not find a version that satisfies "
+     "the requirement idna==3.10 (from versions: none)\n", False,
+     "error: idna==3.10 was not found: the package index https://pypi.corp.example/simple could not be reached from "
+     "the build (above)"),
+    ("  fatal error: Python.h: No such file or directory\n", True, None),  # the headers are there: something else
+])
+def test_python_says_which_package_could_not_be_built_from_source(tmp_path, monkeypatch, capsys, log, headers, line):
+    (tmp_path / "install.log").write_text(log)
+    monkeypatch.setattr(pyapp, "python_headers", lambda: headers)
+    monkeypatch.setattr(pyapp, "stack_python", lambda: "3.13.5")
+    assert pyapp.cmd_diagnose(str(tmp_path / "install.log")) == 0
+    err = capsys.readouterr().err
+    assert (line in err) if line else err == "", err
 
 
 PKG_SCRIPTS = ("[build-system]\nrequires=['setuptools']\n[project]\nname='greeter'\n"
@@ -200,7 +266,7 @@ def test_python_says_what_it_found_but_cannot_start(tmp_path, monkeypatch):
     assert command is None and "a Django project (mysite.wsgi:application) without gunicorn" in why
     (tmp_path / "manage.py").unlink()
     write(tmp_path, {"api/__init__.py": "", "api/main.py": "app = FastAPI()\n"})
-    assert "an ASGI app api.main:app without uvicorn" in pyapp.start_command({"fastapi": "0.1"})[1]
+    assert "an ASGI app api.main:app without an ASGI server (add uvicorn" in pyapp.start_command({"fastapi": "0.1"})[1]
 
 
 @pytest.mark.parametrize("run,warned", [

@@ -19,7 +19,10 @@ workspaces and whose app workspace has the start script; a Django app whose page
 assets; a Staticfile site; a Next.js 16 app (next build with Turbopack, next start; its Node.js from next's engines.node in the lockfile; built twice with a Server Actions key to one digest); a site shaped like Gatsby's starter (start is a development server, the build writes public/); a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one; a Go module whose
 main package is in server/, one with several commands in cmd/; a site in docs/ with nothing at
-the top.
+the top. From the fourth sweep: a ``uv init --package`` project (src/ layout, uv.lock), a Quart app
+on hypercorn, a Django project on uvicorn (asgi.py), a Flask factory on waitress, Go commands a
+Procfile runs from ``bin/`` (Heroku's layout), a Staticfile with ``root: public/`` and nginx
+includes; and Django settings that read a variable at collectstatic.
 
 Each is explained by ``pallet detect``, built on the bookworm stack twice (from two places,
 with clean caches) to one digest, then run with ``pallet run`` and in Docker and asked over
@@ -203,6 +206,24 @@ EXPECTED = {
         "engines.node of the app's dependencies in package-lock.json (next@16.5.0 >=20.9.0; the app sets none: the "
         "newest LTS line with a match, Node.js", "web: next start (scripts.start)"],
         "<h1>Hello from node-nextjs: a day is 86400000 ms (Node.js 24)</h1>"),
+    # the fourth sweep (Python, Go, Procfile, static): each README names the cause
+    "python-uv-package": (["pallet/python"], ["uv sync --frozen (uv.lock)", "web: /bin/sh -c exec uvicorn "
+                                              "inventory_api.main:app --app-dir src --host 0.0.0.0"],
+                          "Hello from python-uv-package 0.3.0\n"),
+    "python-quart-hypercorn": (["pallet/python"], ["web: /bin/sh -c exec hypercorn main:app --bind \"0.0.0.0:${PORT:-8080}\" "
+                                                   "(rule: ASGI, quart app main:app, hypercorn)"],
+                               "Hello from python-quart-hypercorn\n"),
+    "python-django-asgi": (["pallet/python", "pallet/django-static"], [
+        "web: /bin/sh -c exec uvicorn config.asgi:application --host 0.0.0.0 --port \"${PORT:-8080}\" (rule: ASGI, django "
+        "app config.asgi:application, uvicorn)"], "Hello from python-django-asgi\n"),
+    "python-waitress-factory": (["pallet/python"], [
+        "web: /bin/sh -c exec waitress-serve --listen \"0.0.0.0:${PORT:-8080}\" --call todo:create_app (rule: WSGI, flask "
+        "app todo:create_app(), waitress)"], "Hello from python-waitress-factory\n"),
+    "go-procfile-bin": (["pallet/go", "pallet/procfile"], ["pallet/procfile: found Procfile"],
+                        "Hello from go-procfile-bin api\n"),
+    "static-staticfile-root-slash": (["pallet/static"], ["found Staticfile: serving public/ with pallet-static; not "
+                                                         "applied: location_include (nginx settings)"],
+                                     "<h1>Hello from static-staticfile-root-slash</h1>"),
 }
 
 #: app -> what its builds are given: Next.js's Server Actions key, the user's secret (from which
@@ -271,6 +292,9 @@ def _more_checks(app: str, port: int) -> None:
         chunk = page.body.split('src="/_next/static/', 1)[1].split('"', 1)[0]
         script = http(port, f"/_next/static/{chunk}")
         assert script.status == 200 and "javascript" in script.headers["content-type"], script.headers
+    elif app == "static-staticfile-root-slash":  # "root: public/": its files, not the app's
+        assert http(port, "/about/").status == 200
+        assert http(port, "/notes.txt").status == 404 and http(port, "/Staticfile").status == 404
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -790,3 +814,58 @@ def test_packagemanagers_exact_release_comes_straight_from_the_registry_unless_n
         nodejs = [bp for bp in lifecycle["buildpacks"] if bp["key"] == "pallet/nodejs"][0]
         layers[ref] = nodejs["layers"]["modules"]["sha"]
     assert layers["pm:fast"] == layers["pm:npm"]  # the same production dependencies, whichever installed pnpm
+
+
+def test_django_settings_that_read_a_variable_name_it_when_collectstatic_fails(bookworm, tmp_path):
+    """python-django-secret's settings read DJANGO_SECRET_KEY: collectstatic at build time fails
+    naming it; given with --env it builds, and the value stays out of the image."""
+    src = APPS / "python-django-secret"
+    done = bookworm.build(src, "djs:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1
+    assert ("error: python manage.py collectstatic --noinput failed (above): the settings read the environment variable "
+            "DJANGO_SECRET_KEY, which the build does not have: give it at build time with --env "
+            "DJANGO_SECRET_KEY=VALUE") in done.stderr, done.stderr
+    assert pallet("inspect", "djs:1", env=bookworm.env, check=False).returncode == 1
+    bookworm.build(src, "djs:2", tmp_path / "cache", "--env", "DJANGO_SECRET_KEY=build-time-only")
+    assert "build-time-only" not in json.dumps(bookworm.inspect("djs:2"))
+    port = free_port()
+    with pallet_run(bookworm, "djs:2", port, "--env", "DJANGO_SECRET_KEY=at-run-time") as proc:
+        resp = wait_http(port, alive=lambda: proc.poll() is None)
+        assert resp.status == 200 and resp.body == "Hello from python-django-secret\n"
+
+
+def test_a_procfile_runs_go_binaries_from_bin_as_on_heroku(bookworm, tmp_path):
+    """go-procfile-bin's Procfile (web: bin/api, worker: bin/worker) as Heroku's Go buildpack
+    runs it: the binaries are linked into the app's bin/; an app's own bin/NAME is left alone."""
+    app = tmp_path / "gpb"
+    shutil.copytree(APPS / "go-procfile-bin", app)
+    (app / "bin").mkdir()
+    (app / "bin" / "worker").write_text("#!/bin/sh\necho \"the app's own worker script\"\n")
+    (app / "bin" / "worker").chmod(0o755)
+    done = bookworm.build(app, "gpb:1", tmp_path / "cache")
+    assert "linked bin/api to the binaries" in done.stderr, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    assert pallet("run", "gpb:1", "worker", env=bookworm.env, timeout=120).stdout == "the app's own worker script\n"
+    (app / "bin" / "worker").unlink()
+    bookworm.build(app, "gpb:2", tmp_path / "cache")
+    assert pallet("run", "gpb:2", "worker", env=bookworm.env, timeout=120).stdout == "worker ran\n"
+
+
+def test_a_package_only_buildable_from_source_is_one_clear_line(bookworm, tmp_path):
+    """psycopg2 has no Linux wheels: pip builds it, which needs pg_config and Python.h. The
+    build fails, ending with the line that names it and what to require instead."""
+    done = bookworm.build(APPS / "python-sdist-needs-headers", "sdist:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1
+    assert ("error: psycopg2 was built from its source (no wheel of that version for Python 3.11 on this platform) and "
+            "that needs Python's C headers (Python.h) and pg_config (Debian's libpq-dev), which the build image does not "
+            "have: require a version of psycopg2 with a wheel for Python 3.11") in done.stderr, done.stderr[-3000:]
+    assert pallet("inspect", "sdist:1", env=bookworm.env, check=False).returncode == 1
+
+
+def test_a_git_dependency_the_build_cannot_reach_is_one_clear_line(bookworm, tmp_path):
+    """requirements.txt's git+https://FORGE/... that the build cannot reach: one line."""
+    done = bookworm.build(APPS / "python-git-dependency", "gitdep:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1
+    assert ("error: a dependency is fetched with git from https://git.acme.invalid/forks/itsdangerous.git/, which the build "
+            "cannot reach (") in done.stderr, done.stderr[-3000:]
+    assert pallet("inspect", "gitdep:1", env=bookworm.env, check=False).returncode == 1

@@ -10,6 +10,7 @@ version), from ``bin/detect`` and ``bin/build``:
                                     exit 1 with a message when the app cannot be built
     pyapp.py requirements MODE OUT  a requirements file from Pipfile.lock or [project].dependencies
     pyapp.py launch LAYERS VENV     write launch.toml: the web process, from what is installed
+    pyapp.py diagnose LOG           after a failed install: a package that could not be built here, said
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ MANIFESTS = ("requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "pd
              "setup.py", "setup.cfg", ".python-version", "runtime.txt")
 WSGI_FRAMEWORKS = ("flask", "django", "falcon", "bottle", "pyramid")
 ASGI_FRAMEWORKS = ("fastapi", "starlette", "quart", "litestar", "sanic")
+#: Servers that run an ASGI app, in order of preference (FastAPI's docs name uvicorn, Quart's
+#: hypercorn, Django Channels' daphne); WSGI servers likewise (Flask's docs name gunicorn and
+#: waitress).
+ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne")
+WSGI_SERVERS = ("gunicorn", "waitress")
 ENTRY_ATTRS = ("app", "application")
 #: App factories, as ``flask run`` finds them: a module-level function returning the app.
 FACTORIES = ("create_app", "make_app")
@@ -431,11 +437,48 @@ def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _django_wsgi() -> str | None:
+def _django_entry(kind: str = "wsgi") -> str | None:
+    """The Django project's ``wsgi.py`` (or ``asgi.py``) app, when manage.py and one project package say which."""
     if not exists("manage.py"):
         return None
-    found = sorted(p.parent.name for p in APP.glob("*/wsgi.py"))
-    return f"{found[0]}.wsgi:application" if len(found) == 1 else None
+    found = sorted(p.parent.name for p in APP.glob(f"*/{kind}.py"))
+    return f"{found[0]}.{kind}:application" if len(found) == 1 else None
+
+
+def _with_path(path: str) -> str:
+    """The shell words that put ``path`` (src) first on the import path of the server started after them."""
+    return f"PYTHONPATH={path}${{PYTHONPATH:+:$PYTHONPATH}} " if path else ""
+
+
+def asgi_command(server: str, target: str, path: str) -> list[str] | None:
+    """The command that serves the ASGI app ``target`` (``module:attr``, or ``module:factory()``)
+    with ``server`` on 0.0.0.0:$PORT; None when that server cannot call a factory (daphne)."""
+    factory = target.endswith("()")
+    port = '"${PORT:-8080}"'
+    if server == "uvicorn":
+        flags = (" --factory" if factory else "") + (f" --app-dir {path}" if path else "")
+        return ["/bin/sh", "-c", f'exec uvicorn {target.rstrip("()")}{flags} --host 0.0.0.0 --port {port}']
+    if server == "hypercorn":  # it evaluates what follows the colon: a factory call works as written
+        return ["/bin/sh", "-c", f"{_with_path(path)}exec hypercorn {shlex.quote(target)} --bind "
+                                 f'"0.0.0.0:${{PORT:-8080}}"']
+    if server == "daphne" and not factory:
+        return ["/bin/sh", "-c", f"{_with_path(path)}exec daphne -b 0.0.0.0 -p {port} {target}"]
+    return None
+
+
+def wsgi_command(server: str, target: str, path: str, versions: dict[str, str]) -> list[str]:
+    """The command that serves the WSGI app ``target`` with ``server`` (gunicorn binds $PORT itself)."""
+    if server == "waitress":
+        call = " --call" if target.endswith("()") else ""
+        return ["/bin/sh", "-c", f"{_with_path(path)}exec waitress-serve --listen \"0.0.0.0:${{PORT:-8080}}\"{call} "
+                                 f"{target.rstrip('()')}"]
+    command = ["gunicorn", target]
+    if path:
+        command[1:1] = ["--pythonpath", path]
+    if _version_tuple(versions.get("gunicorn", "0")) >= (25, 1):
+        # gunicorn >= 25.1 opens a control socket under $HOME, which is read-only in the image
+        command[1:1] = ["--control-socket", "/tmp/gunicorn.ctl"]
+    return command
 
 
 def _dev_server_note(script: str, deps: set[str]) -> str:
@@ -507,31 +550,30 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
         return ["python", "-c", code], f"rule: the only entry point in {table}, {name} = {target!r}, from the source"
     asgi = sorted(deps & set(ASGI_FRAMEWORKS))
     wsgi = sorted(deps & set(WSGI_FRAMEWORKS))
+    asgi_servers = [s for s in ASGI_SERVERS if s in deps]
+    wsgi_servers = [s for s in WSGI_SERVERS if s in deps]
     hints = []
     if asgi:
         found = find_app(("asgi.py", "main.py", "app.py"))
-        if found and "uvicorn" in deps:
-            target, path = found
-            factory = target.endswith("()")
-            flags = (" --factory" if factory else "") + (f" --app-dir {path}" if path else "")
-            return (["/bin/sh", "-c", f'exec uvicorn {target.rstrip("()")}{flags} --host 0.0.0.0 '
-                                      f'--port "${{PORT:-8080}}"'],
-                    f"rule: ASGI, {asgi[0]} app {target}, uvicorn")
+        for server in asgi_servers if found else ():
+            command = asgi_command(server, *found)
+            if command:
+                return command, f"rule: ASGI, {asgi[0]} app {found[0]}, {server}"
         if found:
-            hints.append(f"an ASGI app {found[0]} without uvicorn (add uvicorn to the dependencies)")
+            hints.append(f"an ASGI app {found[0]} without an ASGI server (add uvicorn to the dependencies)")
     found = find_app(("wsgi.py", "app.py", "main.py"))
-    django = _django_wsgi()
-    if "gunicorn" in deps:
+    django = _django_entry()
+    django_asgi = _django_entry("asgi") if "django" in deps else None
+    if wsgi_servers and (found or django):
         target, path = found or (django, "")
-        if target:
-            command = ["gunicorn", target]
-            if path:
-                command[1:1] = ["--pythonpath", path]
-            if _version_tuple(versions.get("gunicorn", "0")) >= (25, 1):
-                # gunicorn >= 25.1 opens a control socket under $HOME, which is read-only in the image
-                command[1:1] = ["--control-socket", "/tmp/gunicorn.ctl"]
-            return command, f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {target}, gunicorn"
-    elif django and "django" in deps:
+        server = wsgi_servers[0]
+        return wsgi_command(server, target, path, versions), \
+            f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {target}, {server}"
+    if django_asgi and asgi_servers and _defines_app(APP / django_asgi.split(".")[0] / "asgi.py") == "application":
+        # A Django project served over ASGI (Channels, async views) with no WSGI server installed.
+        return (asgi_command(asgi_servers[0], django_asgi, "") or [],
+                f"rule: ASGI, django app {django_asgi}, {asgi_servers[0]}")
+    if django and "django" in deps:
         hints.append(f"a Django project ({django}) without gunicorn (add gunicorn to the dependencies)")
     elif found and wsgi and not any(exists(name) for name in ENTRY_SCRIPTS):
         hints.append(f"a WSGI app {found[0]} without gunicorn (add gunicorn to the dependencies)")
@@ -562,8 +604,8 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     scripts = entry_scripts()
     if len(scripts) == 1:
         return ["python", scripts[0]], f"rule: {scripts[0]}, the only top-level *.py"
-    why = (f"no entry point in [project.scripts], no WSGI/ASGI app with gunicorn or uvicorn, no "
-           f"{', '.join(ENTRY_SCRIPTS)}, no package with a __main__.py, and {len(scripts)} top-level *.py files "
+    why = (f"no entry point in [project.scripts], no WSGI/ASGI app with a server to run it ("
+           f"{', '.join(WSGI_SERVERS + ASGI_SERVERS)}), no {', '.join(ENTRY_SCRIPTS)}, no package with a __main__.py, and {len(scripts)} top-level *.py files "
            "to choose from")
     return None, why + "".join(f"; found {hint}" for hint in hints)
 
@@ -842,6 +884,84 @@ def cmd_launch(layers: str, venv: str) -> int:
     return 0
 
 
+#: What a failed build of a package from source said, and what it means here.
+_BUILD_FAILURES = (
+    (r"pg_config executable not found|pg_config is required", "pg_config (Debian's libpq-dev)"),
+    (r"mysql_config not found|Can not find valid pkg-config name", "MySQL's client headers (Debian's "
+                                                                    "default-libmysqlclient-dev)"),
+    (r"can't find Rust compiler|Cargo, the Rust package manager, is not installed", "a Rust compiler"),
+)
+_FAILED_PACKAGE = (
+    re.compile(r"Failed building wheel for ([A-Za-z0-9._-]+)"),
+    re.compile(r"Failed to build `([A-Za-z0-9._-]+)"),  # uv
+    re.compile(r"problem with poetry but with ([A-Za-z0-9._-]+) \("),
+    re.compile(r"Failed to build (?!installable)([A-Za-z0-9._-]+)"),
+)
+_SDIST = re.compile(r"(?:Downloading|Using cached|Processing) (?:\S*/)?([A-Za-z0-9_.]+?)-\d[\w.]*\.(?:tar\.gz|zip)\b")
+
+
+_GIT_FAILED = re.compile(r"fatal: unable to access '([^']+)': ([^\n]+)")
+_INDEX_FAILED = re.compile(r"NewConnectionError|ProxyError|ConnectTimeoutError|NameResolutionError")
+_INDEXES = re.compile(r"Looking in indexes: ([^\n]+)")
+_NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement (\S+) \(from versions: none\)")
+
+
+def _unreachable(text: str) -> str | None:
+    """What the install could not reach, when that is why it failed: a git dependency's
+    repository, or the package index that has a requirement (the build reaches PyPI through the
+    machine's proxy; a private index or forge may be out of its reach)."""
+    git = _GIT_FAILED.search(text)
+    if git:
+        return (f"a dependency is fetched with git from {git.group(1)}, which the build cannot reach ({git.group(2).strip()}): "
+                "publish it to a package index the build reaches, or put it in the app (a directory or a wheel named "
+                "by path in requirements.txt)")
+    missing, indexes = _NOT_FOUND.search(text), _INDEXES.search(text)
+    if missing and _INDEX_FAILED.search(text):
+        where = "the package index"
+        if indexes:  # pip names the indexes it was given (--index-url); credentials left out
+            where += " " + ", ".join(re.sub(r"//[^/@]*@", "//", u.strip()) for u in indexes.group(1).split(","))
+        return (f"{missing.group(1)} was not found: {where} could not be reached from the build (above); use an "
+                "index the build reaches (PyPI), or put the package in the app")
+    return None
+
+
+def python_headers() -> bool:
+    """Whether the build image has the stack Python's C headers (Debian's python3-dev)."""
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["include"], "Python.h").is_file()
+
+
+def cmd_diagnose(log: str) -> int:
+    """After a failed install: when a package was built from its source and that failed for
+    lack of headers or tools (the stacks' build images have a C compiler but no Python headers),
+    one line saying which package and what to do, after the installer's own output."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except OSError:
+        return 0
+    unreachable = _unreachable(text)
+    if unreachable:
+        print(f"error: {unreachable}", file=sys.stderr)
+        return 0
+    headers = python_headers()
+    needs = [] if headers or "Python.h: No such file or directory" not in text and not any(
+        re.search(pattern, text) for pattern, _ in _BUILD_FAILURES) else ["Python's C headers (Python.h)"]
+    needs += [what for pattern, what in _BUILD_FAILURES if re.search(pattern, text)]
+    if not needs:
+        return 0
+    package = next((m.group(1) for rx in _FAILED_PACKAGE for m in [rx.search(text)] if m), None)
+    if package is None:
+        sdists = _SDIST.findall(text)
+        package = sdists[-1] if sdists else "a dependency"
+    minor = ".".join(stack_python().split(".")[:2])
+    print(f"error: {package} was built from its source (no wheel of that version for Python {minor} on this "
+          f"platform) and that needs {' and '.join(needs)}, which the build image does not have: require a version "
+          f"of {package} with a wheel for Python {minor} (cp{minor.replace('.', '')}, manylinux), or a pure-Python or "
+          "prebuilt alternative, or build on a stack whose Python it has wheels for", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -856,6 +976,8 @@ def main(argv: list[str]) -> int:
             return cmd_requirements(*args)
         if cmd == "launch":
             return cmd_launch(*args)
+        if cmd == "diagnose":
+            return cmd_diagnose(*args)
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
