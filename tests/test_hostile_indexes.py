@@ -110,3 +110,48 @@ def test_a_layout_with_real_blob_directories_is_written_as_before(tmp_path: Path
     proc = pallet("copy", f"oci:{tmp_path}/src:t", f"oci:{tmp_path}/dst:t", check=False)
     assert proc.returncode == 0, proc.stderr
     assert LayoutStore(tmp_path / "dst").resolve("t").digest == LayoutStore(tmp_path / "src").resolve("t").digest
+
+
+def _inspect_capped(ref: str):
+    """``pallet inspect REF`` with 1 GiB of address space: reading a sparse file whole is MemoryError."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from tests.cli import ROOT
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run([sys.executable, "-m", "builder", "inspect", ref], capture_output=True, text=True,
+                          preexec_fn=cap, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _sparse(path: Path, size: int = 8 << 30, head: bytes = b"") -> None:
+    path.unlink()
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+
+
+def test_sparse_layout_files_are_not_read_whole(tmp_path: Path) -> None:
+    """A stranger's layout with an 8 GB sparse index.json, oci-layout, manifest or config:
+    each was read whole into memory before its size or digest was checked."""
+    from builder.oci.model import Manifest
+
+    for victim in ("index.json", "oci-layout", "manifest", "config"):
+        root = tmp_path / victim
+        store = LayoutStore(root)
+        desc, _ = push_image(store, [{"bin/app": b"x"}], tag="t")
+        blobs = root / "blobs" / "sha256"
+        if victim in ("index.json", "oci-layout"):
+            _sparse(root / victim, head=b"{")
+        elif victim == "manifest":
+            _sparse(blobs / desc.digest.split(":")[1])
+        else:
+            config = Manifest.from_bytes(store.get_manifest("t")[1]).config
+            _sparse(blobs / config.digest.split(":")[1])
+        proc = _inspect_capped(f"oci:{root}:t")
+        one_line_error(proc)
+        assert "MemoryError" not in proc.stderr, (victim, proc.stderr)

@@ -60,7 +60,12 @@ class VerifyingReader:
         self._checked = False
 
     def read(self, n: int = -1) -> bytes:
-        chunk = self._raw.read(n) if n is not None and n >= 0 else self._raw.read()
+        if n is not None and n >= 0:
+            chunk = self._raw.read(n)
+        elif self._size is not None:  # "all of it": one byte past the size is enough to know it lies
+            chunk = self._raw.read(self._size - self._count + 1)
+        else:
+            chunk = self._raw.read()
         if chunk:
             self._hash.update(chunk)
             self._count += len(chunk)

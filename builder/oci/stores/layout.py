@@ -29,7 +29,7 @@ from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, split, verify_bytes
 from builder.oci.model import Descriptor, ModelError, canonical_json, media_type_of
-from builder.oci.stores.base import ProgressFn, Store
+from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -41,9 +41,18 @@ def open_regular(path: Path) -> BinaryIO:
         raise StoreError(f"{path} is not a regular file (a directory, FIFO or device); the layout is damaged") from None
 
 
-def read_regular(path: Path) -> bytes:
+#: The most of a layout's ``oci-layout`` (a one-line JSON file) read; index.json and manifests
+#: are read up to ``MAX_DOCUMENT``, as a registry's documents are: a stranger's layout may hold a
+#: sparse file of terabytes there, which was read whole into memory.
+MAX_MARKER = 1 << 20
+
+
+def read_regular(path: Path, limit: int = MAX_DOCUMENT) -> bytes:
     with open_regular(path) as f:
-        return f.read()
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise StoreError(f"{path} is over {limit} bytes, more than any real one; the layout is damaged")
+    return data
 
 
 _CHUNK = 1 << 20
@@ -118,7 +127,7 @@ class LayoutStore(Store):
                 raise NotFoundError(f"OCI layout {self.root} does not exist")
             self._create_layout(marker)
         try:
-            version = json.loads(read_regular(marker)).get("imageLayoutVersion")
+            version = json.loads(read_regular(marker, MAX_MARKER)).get("imageLayoutVersion")
         except (ValueError, OSError, AttributeError, RecursionError) as exc:
             raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
         if not isinstance(version, str) or not version.startswith("1."):
