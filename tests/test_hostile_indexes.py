@@ -155,3 +155,17 @@ def test_sparse_layout_files_are_not_read_whole(tmp_path: Path) -> None:
         proc = _inspect_capped(f"oci:{root}:t")
         one_line_error(proc)
         assert "MemoryError" not in proc.stderr, (victim, proc.stderr)
+
+
+def test_a_docker_archive_whose_manifest_json_is_gigabytes_is_refused_unread(tmp_path: Path) -> None:
+    """A sparse docker-archive whose manifest.json member is 8 GB of zeros: read whole into memory."""
+    import tarfile
+
+    path = tmp_path / "big.tar"
+    info = tarfile.TarInfo("manifest.json")
+    info.size = 8 << 30
+    with open(path, "wb") as f:
+        f.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        f.truncate(512 + info.size + 1024)  # the member's bytes and the end blocks: holes
+    proc = _inspect_capped(f"docker-archive:{path}")
+    one_line_error(proc, "manifest.json is 8589934592 bytes")

@@ -42,7 +42,7 @@ from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
 from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
-from builder.oci.stores.base import ProgressFn, Store
+from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store
 
 #: Annotation containerd and Docker >= 25 put on index.json entries: the full image name.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
@@ -178,6 +178,11 @@ class _TarIndex:
         return info.size
 
     def read(self, name: str) -> bytes:
+        """A document of the archive (manifest.json, index.json, a config or manifest), whole:
+        at most ``MAX_DOCUMENT`` (a member may declare, and a sparse archive hold, gigabytes)."""
+        if self.size(name) > MAX_DOCUMENT:
+            raise StoreError(f"{self.path}: {name} is {self.size(name)} bytes, more than the {MAX_DOCUMENT} "
+                             "pallet reads into memory for a document; the archive is not a docker save archive")
         stream = self.open(name)
         try:
             return stream.read()
