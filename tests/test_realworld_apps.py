@@ -232,7 +232,7 @@ BUILD_ARGS = {"node-nextjs": ("--env", "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=dGVzd
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
-ELSEWHERE = {"go-cgo": "test_multiarch_go.py"}
+ELSEWHERE = {"go-cgo": "test_multiarch_go.py", "go-cgo-only": "test_realworld_apps.py"}
 
 
 def test_every_app_is_covered():
@@ -869,3 +869,22 @@ def test_a_git_dependency_the_build_cannot_reach_is_one_clear_line(bookworm, tmp
     assert ("error: a dependency is fetched with git from https://git.acme.invalid/forks/itsdangerous.git/, which the build "
             "cannot reach (") in done.stderr, done.stderr[-3000:]
     assert pallet("inspect", "gitdep:1", env=bookworm.env, check=False).returncode == 1
+
+
+def test_go_code_that_needs_cgo_is_one_clear_line(bookworm, tmp_path):
+    """go-cgo-only: a main package that is all cgo (CGO_ENABLED=0 leaves it out), and one whose
+    main.go calls a function only a cgo file defines: each build fails naming the cgo files."""
+    done = bookworm.build(APPS / "go-cgo-only", "cgo:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1
+    assert ('error: no main package without cgo: main.go use cgo (import "C"), and pallet/go builds with CGO_ENABLED=0'
+            in done.stderr), done.stderr
+    app = tmp_path / "split"
+    app.mkdir()
+    shutil.copy(APPS / "go-cgo-only" / "go.mod", app / "go.mod")
+    (app / "twice.go").write_text('package main\n\n// static int twice(int x) { return 2 * x; }\nimport "C"\n\n'
+                                  "func twice(x int) int { return int(C.twice(C.int(x))) }\n")
+    (app / "main.go").write_text('package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(twice(21)) }\n')
+    done = bookworm.build(app, "cgo:2", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and "undefined: twice" in done.stderr
+    assert 'error: go build . failed (above): twice.go use cgo (import "C")' in done.stderr, done.stderr
+    assert pallet("inspect", "cgo:2", env=bookworm.env, check=False).returncode == 1
