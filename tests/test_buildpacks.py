@@ -1060,7 +1060,8 @@ def test_prebuilt_static_server_rebuilds_bit_for_bit(trixie, tmp_path, docker_cl
 def test_static_site_on_bookworm_static(bookworm_static, tmp_path, docker_cli, image_name):
     site = tmp_path / "site"
     shutil.copytree(SAMPLES / "static-site", site)
-    write(site, {"public/.secret": "hidden\n", "public/notes.txt": "plain\n"})
+    write(site, {"public/.secret": "hidden\n", "public/notes.txt": "plain\n", "public/contact.html": "<h1>Contact</h1>\n",
+                 "public/blog/first.html": "<h1>First</h1>\n", "public/.draft.html": "hidden\n"})
     os.symlink("/etc/passwd", site / "public" / "passwd")
     result = bookworm_static.build_json(site, "static:1", tmp_path / "cache")
     assert [b["id"] for b in result["buildpacks"]] == ["pallet/static"]
@@ -1085,7 +1086,10 @@ def test_static_site_on_bookworm_static(bookworm_static, tmp_path, docker_cli, i
         moved = http(port, "/about")
         assert moved.status == 301 and moved.headers["location"] == "/about/"
         assert "<h1>About</h1>" in http(port, "/about/").body
-        for missing in ("/nope", "/.secret", "/passwd", "/assets/"):
+        # clean URLs, as Next.js's static export and SvelteKit's adapter-static write pages
+        assert "<h1>Contact</h1>" in http(port, "/contact").body and "<h1>First</h1>" in http(port, "/blog/first").body
+        assert http(port, "/contact").headers["content-type"] == "text/html; charset=utf-8"
+        for missing in ("/nope", "/.secret", "/passwd", "/assets/", "/contact/", "/.draft", "/notes"):
             resp = http(port, missing)
             assert resp.status == 404 and "<h1>Not found</h1>" in resp.body, missing
         assert http(port, "/", method="POST", data=b"").status == 405

@@ -69,7 +69,12 @@ def test_the_build_id_is_made_from_the_output(tmp_path):
     assert ids[0] == ids[1] and trees[0] == trees[1]
     other = tmp_path / "other"  # another source (another page): another ID
     _next_output(other, "lu1yDvkU2FCQZAJoOZ_MV", page="Bye")
-    assert _run(other, "fix-build-id", ".next", "out").stdout.split()[1] != ids[0]
+    assert _run(other, "fix-build-id", ".next").stdout.split()[1] != _run(tmp_path / "app0", "fix-build-id", ".next").stdout.split()[1]
+    # a static export: the ID is made from out/, what is served (.next holds random keys, and is not in the image)
+    keyed = tmp_path / "keyed"
+    _next_output(keyed, "jYMwzjFurvDXEy5eDPwU9")
+    (keyed / ".next" / "prerender-manifest.json").write_text('{"preview": {"previewModeId": "random"}}')
+    assert _run(keyed, "fix-build-id", ".next", "out").stdout.split()[1] == ids[0]
 
 
 def test_an_id_that_is_no_build_id_is_left_alone(tmp_path):

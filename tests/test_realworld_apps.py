@@ -16,7 +16,7 @@ its own by path (``file:libs/greet``); a native addon compiled at install on Nod
 18); npm 10 asked for in ``engines.npm`` with ``engine-strict``; a monorepo whose root only builds its
 workspaces and whose app workspace has the start script; a Django app whose pages need collectstatic
 (WhiteNoise, manifest storage); a Python app and a Go app (go:embed) whose package.json's build script makes their
-assets; a Staticfile site; a Next.js 16 app (next build with Turbopack, next start; its Node.js from next's engines.node in the lockfile; built twice with a Server Actions key to one digest); a site shaped like Gatsby's starter (start is a development server, the build writes public/); a shell script; Go without go.mod; a go.work workspace, and one
+assets; a Staticfile site; a Next.js 16 app (next build with Turbopack, next start; its Node.js from next's engines.node in the lockfile; built twice with a Server Actions key to one digest), and one with `output: "export"` (out/ served, clean URLs); a site shaped like Gatsby's starter (start is a development server, the build writes public/); a start script with node --env-file=.env, whose .env git ignores; a shell script; Go without go.mod; a go.work workspace, and one
 with two main packages of which ``$BP_GO_TARGETS`` (project.toml) picks one; a Go module whose
 main package is in server/, one with several commands in cmd/; a site in docs/ with nothing at
 the top. From the fourth sweep: a ``uv init --package`` project (src/ layout, uv.lock), a Quart app
@@ -224,6 +224,13 @@ EXPECTED = {
     "static-staticfile-root-slash": (["pallet/static"], ["found Staticfile: serving public/ with pallet-static; not "
                                                          "applied: location_include (nginx settings)"],
                                      "<h1>Hello from static-staticfile-root-slash</h1>"),
+    "node-nextjs-export": (["pallet/nodejs", "pallet/node-build", "pallet/static"], [
+        "next.config.mjs says output: \"export\": a static site (next start does not serve it)",
+        "pallet/static: a front-end app"],
+        "<h1>Hello from node-nextjs-export: a week is 604800000 ms (exported at build time)</h1>"),
+    "node-env-file": (["pallet/nodejs"], [
+        "web: node src/server.js (scripts.start)", "--env-file=.env left out of the web process: .env is not in the app"],
+        "Hello from node-env-file: a fortnight is 1209600000 ms (NODE_ENV production)\n"),
 }
 
 #: app -> what its builds are given: Next.js's Server Actions key, the user's secret (from which
@@ -295,6 +302,14 @@ def _more_checks(app: str, port: int) -> None:
     elif app == "static-staticfile-root-slash":  # "root: public/": its files, not the app's
         assert http(port, "/about/").status == 200
         assert http(port, "/notes.txt").status == 404 and http(port, "/Staticfile").status == 404
+    elif app == "node-nextjs-export":  # out/about.html is /about (clean URLs), an unknown page is the 404 page
+        about = http(port, "/about")
+        assert about.status == 200 and "<h1>About node-nextjs-export</h1>" in about.body, about
+        missing = http(port, "/users/42")
+        assert missing.status == 404 and "node-nextjs-export: no such page" in missing.body, missing
+        page = http(port, "/")
+        chunk = page.body.split('src="/_next/static/', 1)[1].split('"', 1)[0]
+        assert http(port, f"/_next/static/{chunk}").status == 200
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -481,6 +496,29 @@ def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert told.returncode == 0, told.stderr
+    assert ("served as static files by pallet-static" in told.stdout) == front, told.stdout
+    static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert (static.returncode == 0) == front, static.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("config,front", [
+    ("const nextConfig = { output: 'export' };\nexport default nextConfig;\n", True),
+    ('module.exports = {\n  output: "export",\n  images: { unoptimized: true },\n};\n', True),
+    ("export default { output: 'standalone' };\n", False),  # a server: next start (or server.js) runs
+    ("export default {};\n", False),
+])
+def test_a_nextjs_static_export_is_a_front_end_app(tmp_path, config, front):
+    """create-next-app keeps "start": "next start" when the config asks for a static export,
+    which next start refuses to serve: the out/ the build writes is served as static files."""
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "dependencies": {"next": "16.5.0"}, "scripts": {
+        "dev": "next dev", "build": "next build", "start": "next start"}}))
+    (tmp_path / ("next.config.js" if "module.exports" in config else "next.config.mjs")).write_text(config)
+    told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert told.returncode == 0, told.stderr
+    assert ("says output: \"export\": a static site (next start does not serve it)" in told.stdout) == front, told.stdout
     assert ("served as static files by pallet-static" in told.stdout) == front, told.stdout
     static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
@@ -868,6 +906,23 @@ def test_a_git_dependency_the_build_cannot_reach_is_one_clear_line(bookworm, tmp
     assert done.returncode == 1
     assert ("error: a dependency is fetched with git from https://git.acme.invalid/forks/itsdangerous.git/, which the build "
             "cannot reach (") in done.stderr, done.stderr[-3000:]
+def test_a_git_dependency_over_ssh_is_a_clear_error_when_the_build_image_has_no_ssh(bookworm, tmp_path):
+    """"left-pad": "github:stevemao/left-pad#v1.3.0" (and git+ssh:, user/repo): npm clones it
+    with git over ssh, which the bookworm build image lacks (npm said "An unknown git error
+    occurred", "ssh: not found"): one line naming the dependencies and what to do, in detect and
+    build, and nothing stored."""
+    app = tmp_path / "gitdep"
+    app.mkdir()
+    (app / "server.js").write_text("require('http').createServer((q, s) => s.end('x')).listen(process.env.PORT);\n")
+    (app / "package.json").write_text(json.dumps({"name": "gitdep", "version": "1.0.0", "scripts": {
+        "start": "node server.js"}, "dependencies": {"ms": "2.1.3", "left-pad": "github:stevemao/left-pad#v1.3.0",
+                                                     "util": "git+ssh://git@github.com/acme/util.git#v2"}}))
+    message = ("left-pad (github:stevemao/left-pad#v1.3.0), util (git+ssh://git@github.com/acme/util.git#v2) come "
+               "from git over ssh, and the build image has no ssh: publish it to a registry, or pack it into the app")
+    assert f"the build will fail: {message}" in bookworm.detect(app).stdout
+    done = bookworm.build(app, "gitdep:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "unknown git error" not in done.stderr
     assert pallet("inspect", "gitdep:1", env=bookworm.env, check=False).returncode == 1
 
 

@@ -12,8 +12,8 @@
 //   the build is reproducible; without it they are random, and the build says the image is not.
 //
 //   node nextbuild.js seed DIST          write DIST/cache/.previewinfo from the env's key (if set)
-//   node nextbuild.js fix-build-id DIST [OTHER...]  the build ID made from the output (DIST, and
-//                                        OTHER: out/); prints the old and the new
+//   node nextbuild.js fix-build-id DIST [OTHER...]  the build ID made from the output (DIST, or
+//                                        OTHER: out/ when exported); prints the old and the new
 //   node nextbuild.js forget DIST        remove the build's timing traces (DIST/trace*)
 "use strict";
 
@@ -56,7 +56,8 @@ function walk(roots) {
 }
 
 //: DIST's build ID replaced in DIST and in the OTHER directories the build made (next build's
-//: `output: "export"` writes out/, whose pages and _next/static/<id>/ hold it too).
+//: `output: "export"` writes out/, whose pages and _next/static/<id>/ hold it too): bin/build
+//: names out/ only for a static export.
 function fixBuildId(dist, ...others) {
   const idFile = path.join(dist, "BUILD_ID");
   if (!fs.existsSync(idFile)) return 1;
@@ -64,9 +65,13 @@ function fixBuildId(dist, ...others) {
   if (!BUILD_ID.test(old)) return 1;
   const oldBytes = Buffer.from(old);
   const hole = Buffer.from("\0BUILD_ID\0");
-  const entries = walk([dist, ...others.filter((d) => fs.existsSync(d))]);
+  const exported = others.filter((d) => fs.existsSync(d));
+  const entries = walk([dist, ...exported]);
+  // The ID is made from what is served: an export's pages (.next, which holds random keys, is not
+  // in the image then), else DIST.
+  const hashed = exported.length ? walk(exported) : entries;
   const hash = crypto.createHash("sha256");
-  for (const [rel, e] of entries) {
+  for (const [rel, e] of hashed) {
     hash.update(`${rel.split(old).join("\0BUILD_ID\0")}\0${e.isDirectory() ? "d" : e.isSymbolicLink() ? "l" : "f"}\0`);
     if (e.isFile()) {
       const data = fs.readFileSync(rel);

@@ -364,6 +364,36 @@ function localDeps(pkg) {
   return { dirs: [...dirs].sort(), files: [...files].sort() };
 }
 
+//: A dependency from a git repository (`github:user/repo`, `git+ssh://...`, `user/repo#tag`) is
+//: cloned by the package manager with git, and the hosts' shortcuts and git+ssh over ssh, which the
+//: build image may lack: npm then fails with "An unknown git error occurred" (git or ssh: not
+//: found). Said first, in one line, with what to do.
+const GIT_SPEC = /^(git(\+[a-z]+)?:|github:|gitlab:|bitbucket:|gist:|[A-Za-z0-9][\w.-]*\/[\w.-]+(#.*)?$)/;
+const SSH_SPEC = /^(git\+ssh:|github:|gitlab:|bitbucket:|gist:|[A-Za-z0-9][\w.-]*\/[\w.-]+(#.*)?$)/;
+
+function checkGitDependencies(pkg) {
+  if (!pkg) return;
+  const has = (tool) => (process.env.PATH || "").split(":").some((d) => d && exists(path.join(d, tool)));
+  const git = has("git");
+  const ssh = has("ssh");
+  if (git && ssh) return;
+  const found = [];
+  for (const field of ["dependencies", "devDependencies", "optionalDependencies"]) {
+    const deps = pkg[field];
+    if (!deps || typeof deps !== "object") continue;
+    for (const [name, spec] of Object.entries(deps)) {
+      const s = typeof spec === "string" ? spec.trim() : "";
+      if (GIT_SPEC.test(s) && (!git || SSH_SPEC.test(s))) found.push(`${name} (${s})`);
+    }
+  }
+  if (found.length) {
+    throw new AppError(`${found.join(", ")} ${found.length > 1 ? "come" : "comes"} from git` +
+      (git ? " over ssh, and the build image has no ssh" : ", and the build image has no git") +
+      ": publish it to a registry, or pack it into the app (npm pack in its checkout, then " +
+      "\"NAME\": \"file:vendor/NAME-VERSION.tgz\" in package.json)");
+  }
+}
+
 // -- Node.js version ---------------------------------------------------------------------------
 
 //: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
@@ -473,8 +503,25 @@ const SHELL_CHARS = /[$|&;<>()`*?~"'\\]/;
 //: for the program's name.
 const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
+//: What startCommand changed in the start script, said by plan and explain.
+const START_NOTES = [];
+
+//: `node --env-file=.env server.js` (Node.js 20.6+; tsx and bun read it too) fails as it starts
+//: when the file is not in the app ("node: .env: not found"), and it is not: a .env is ignored by
+//: git (its secrets stay out of the image). The flag is left out of the web process then, and the
+//: variables come from the platform (docker run -e, pallet run --env), as in production.
+function dropMissingEnvFiles(script, dir) {
+  return script.replace(/(^|\s)--env-file(?:=|\s+)("[^"]*"|'[^']*'|[^\s;&|]+)/g, (flag, before, quoted) => {
+    const file = quoted.replace(/^(["'])(.*)\1$/, "$2");
+    if (exists(path.join(dir || ".", file))) return flag;
+    START_NOTES.push(`${flag.trim()} left out of the web process: ${file} is not in the app (git ignores it, or it is not committed); ` +
+      "give its variables at run time (docker run -e, pallet run --env)");
+    return before;
+  });
+}
+
 function fromScript(script, dir) {
-  const s = script.trim();
+  const s = dropMissingEnvFiles(script.trim(), dir);
   if (dir && dir !== ".") {
     return ["/bin/sh", "-c", `cd ${shq(dir)} && exec ${s}`];
   }
@@ -537,11 +584,27 @@ function serverBuild(pkg) {
   return found ? [found[1], `${found[2]} (${found[0]})`] : null;
 }
 
+//: Next.js's config files, and what makes its build a static site: `output: "export"` writes out/,
+//: and `next start` refuses to serve it ("does not work with output: export"), though
+//: create-next-app's start script stays "next start". The same test in pallet/node-build's facts
+//: and pallet/static's detect.
+const NEXT_CONFIGS = ["next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs", "next.config.mts"];
+const NEXT_EXPORT = /\boutput\s*:\s*["'`]export["'`]/;
+
+function nextStaticExport(pkg) {
+  const deps = { ...(pkg && pkg.devDependencies), ...(pkg && pkg.dependencies) };
+  if (!Object.prototype.hasOwnProperty.call(deps, "next")) return "";
+  const config = NEXT_CONFIGS.find((f) => exists(f) && NEXT_EXPORT.test(fs.readFileSync(f, "utf8")));
+  return config ? `${config} says output: "export"` : "";
+}
+
 function hasBuildOutputShape(pkg) {
   // A front-end app: a build script and nothing that starts a server (a development server
-  // does not count; nor does a build that makes a server, nor a workspace's start script, which
-  // starts the app when the root has none: a monorepo whose root builds every workspace).
-  return !!(pkg && pkg.scripts && pkg.scripts.build && (!pkg.scripts.start || devServerStart(pkg)) && !pkg.main &&
+  // does not count, nor `next start` of a static export; nor does a build that makes a server,
+  // nor a workspace's start script, which starts the app when the root has none: a monorepo
+  // whose root builds every workspace).
+  return !!(pkg && pkg.scripts && pkg.scripts.build &&
+    (!pkg.scripts.start || devServerStart(pkg) || nextStaticExport(pkg)) && !pkg.main &&
     !ENTRY_FILES.some(exists) && !serverBuild(pkg) && !(!pkg.scripts.start && workspaceStarts(pkg)));
 }
 
@@ -783,6 +846,7 @@ function plan(layers, bpDir) {
   const mgr = manager(pkg);
   const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
   if (mgr.tool === "yarn" && !mgr.berry && mgr.lockfile && wsDirs.length) checkYarn1Workspaces(pkg, wsDirs);
+  checkGitDependencies(pkg);
   const node = checkNode(pkg);
   const key = crypto.createHash("sha256");
   key.update(`node ${process.versions.node} ${node.range}\ntool ${mgr.tool} ${mgr.version} ${mgr.lockfile}\n`);
@@ -810,6 +874,7 @@ function plan(layers, bpDir) {
   };
   const [cmd, why] = startCommand(pkg, wsDirs);
   out.WEB = `${cmd.join(" ")} (${why})`;
+  if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
   const toml = `[[processes]]\ntype = "web"\ncommand = [${cmd.map((c) => JSON.stringify(c)).join(", ")}]\n` +
     "default = true\n";
@@ -825,6 +890,7 @@ function explain() {
     const mgr = manager(pkg);
     const wsDirs = pkg ? workspaces(pkg, mgr.tool) : [];
     if (mgr.tool === "yarn" && !mgr.berry && mgr.lockfile && wsDirs.length) checkYarn1Workspaces(pkg, wsDirs);
+    checkGitDependencies(pkg);
     const node = checkNode(pkg);
     if (!pkg) {
       lines.push("no package.json: nothing to install");
@@ -854,14 +920,16 @@ function explain() {
       `Node.js ${process.versions.node} from the stack`);
     if (hasBuildOutputShape(pkg)) {
       const dev = devServerStart(pkg);
+      const exported = !dev && pkg.scripts.start && nextStaticExport(pkg);
       lines.push("scripts.build runs at build time (with devDependencies); " + (dev ?
-        `scripts.start is a development server (${dev}), not run in the image; no main or server file` :
+        `scripts.start is a development server (${dev}), not run in the image; no main or server file` : exported ?
+        `${exported}: a static site (next start does not serve it); no main or server file` :
         "no start script, main or server file") + ": its output (dist/, build/, out/, public/ if the build makes it) is served as static files by " +
         "pallet-static");
     } else {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
       const [cmd, why] = startCommand(pkg, wsDirs);
-      lines.push(`web: ${cmd.join(" ")} (${why})`);
+      lines.push(`web: ${cmd.join(" ")} (${why})`, ...START_NOTES);
     }
   } catch (err) {
     if (!(err instanceof AppError)) throw err;

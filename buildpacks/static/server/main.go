@@ -12,6 +12,9 @@
 //   - content types from a fixed table by extension (the same on every run image, with or
 //     without /etc/mime.types), then Go's own, then sniffing; X-Content-Type-Options: nosniff;
 //   - index.html for a directory ("/about/"); "/about" redirects to "/about/"; no listings;
+//   - clean URLs: a missing path without a file extension is FILE.html when that exists
+//     ("/about" -> about.html: how Next.js's static export and SvelteKit's adapter-static
+//     write their pages, and what their hosts serve), before the single-page app's fallback;
 //   - 404.html from the root (status 404) for a missing path, else a plain 404;
 //   - hidden files (any path segment starting with "."), and symlinks leading out of the root,
 //     are never served;
@@ -222,7 +225,12 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		full, st, ok = s.resolve(path.Join(r.URL.Path, "index.html"))
 		ok = ok && st.Mode().IsRegular()
 	}
-	if !ok && s.spa && !strings.Contains(path.Base(path.Clean("/"+r.URL.Path)), ".") {
+	clean := path.Clean("/" + r.URL.Path)
+	if !ok && clean != "/" && !strings.HasSuffix(r.URL.Path, "/") && !strings.Contains(path.Base(clean), ".") {
+		full, st, ok = s.resolve(clean + ".html")
+		ok = ok && st.Mode().IsRegular()
+	}
+	if !ok && s.spa && !strings.Contains(path.Base(clean), ".") {
 		full, st, ok = s.resolve("/index.html")
 		ok = ok && st.Mode().IsRegular()
 	}
