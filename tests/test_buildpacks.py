@@ -1061,7 +1061,8 @@ def test_static_site_on_bookworm_static(bookworm_static, tmp_path, docker_cli, i
     site = tmp_path / "site"
     shutil.copytree(SAMPLES / "static-site", site)
     write(site, {"public/.secret": "hidden\n", "public/notes.txt": "plain\n", "public/contact.html": "<h1>Contact</h1>\n",
-                 "public/blog/first.html": "<h1>First</h1>\n", "public/.draft.html": "hidden\n"})
+                 "public/blog/first.html": "<h1>First</h1>\n", "public/.draft.html": "hidden\n",
+                 "public/team.html": "<h1>Team</h1>\n", "public/team/data.txt": "page data\n"})
     os.symlink("/etc/passwd", site / "public" / "passwd")
     result = bookworm_static.build_json(site, "static:1", tmp_path / "cache")
     assert [b["id"] for b in result["buildpacks"]] == ["pallet/static"]
@@ -1089,6 +1090,8 @@ def test_static_site_on_bookworm_static(bookworm_static, tmp_path, docker_cli, i
         # clean URLs, as Next.js's static export and SvelteKit's adapter-static write pages
         assert "<h1>Contact</h1>" in http(port, "/contact").body and "<h1>First</h1>" in http(port, "/blog/first").body
         assert http(port, "/contact").headers["content-type"] == "text/html; charset=utf-8"
+        team = http(port, "/team")  # a directory without index.html beside team.html (Next.js's export): the page
+        assert team.status == 200 and "<h1>Team</h1>" in team.body, team
         for missing in ("/nope", "/.secret", "/passwd", "/assets/", "/contact/", "/.draft", "/notes"):
             resp = http(port, missing)
             assert resp.status == 404 and "<h1>Not found</h1>" in resp.body, missing

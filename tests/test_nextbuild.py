@@ -33,6 +33,8 @@ def _next_output(app: Path, build_id: str, page: str = "Hello") -> None:
     dist = app / ".next"
     (dist / "static" / build_id).mkdir(parents=True)
     (dist / "static" / build_id / "_buildManifest.js").write_text(f'self.__BUILD_MANIFEST={{"id":"{build_id}"}}')
+    (dist / "static" / "chunks").mkdir()  # beside the ID's directory: C... sorts before it, l... after
+    (dist / "static" / "chunks" / "main.js").write_text("console.log(1)")
     (dist / "BUILD_ID").write_text(build_id)
     (dist / "build-manifest.json").write_text(json.dumps({"pages": {"/": [f"static/{build_id}/_ssgManifest.js"]}}))
     (dist / "server" / "app").mkdir(parents=True)
@@ -41,6 +43,8 @@ def _next_output(app: Path, build_id: str, page: str = "Hello") -> None:
     (dist / "cache" / "random").write_text(build_id)
     (dist / "trace").write_text('[{"timestamp": 1}]')
     (app / "out" / "_next" / "static" / build_id).mkdir(parents=True)
+    (app / "out" / "_next" / "static" / "chunks").mkdir()
+    (app / "out" / "_next" / "static" / "chunks" / "main.js").write_text("console.log(1)")
     (app / "out" / "index.html").write_text(f'<script src="/_next/static/{build_id}/_buildManifest.js"></script>')
 
 
@@ -51,7 +55,7 @@ def _tree(app: Path) -> dict[str, str]:
 
 def test_the_build_id_is_made_from_the_output(tmp_path):
     trees, ids = [], []
-    for n, old in enumerate(["lu1yDvkU2FCQZAJoOZ_MV", "jYMwzjFurvDXEy5eDPwU9"]):
+    for n, old in enumerate(["lu1yDvkU2FCQZAJoOZ_MV", "Cvsu3TLco-XAyCg56ZGqd"]):
         app = tmp_path / f"app{n}"
         _next_output(app, old)
         assert _run(app, "forget", ".next").returncode == 0

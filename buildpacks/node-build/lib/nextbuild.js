@@ -69,10 +69,13 @@ function fixBuildId(dist, ...others) {
   const entries = walk([dist, ...exported]);
   // The ID is made from what is served: an export's pages (.next, which holds random keys, is not
   // in the image then), else DIST.
-  const hashed = exported.length ? walk(exported) : entries;
+  // In the order of the names without the ID (with it, .next/static/<id> sorts by the ID).
+  const holed = (rel) => rel.split(old).join("\0BUILD_ID\0");
+  const hashed = (exported.length ? walk(exported) : entries).map(([rel, e]) => [holed(rel), rel, e])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const hash = crypto.createHash("sha256");
-  for (const [rel, e] of hashed) {
-    hash.update(`${rel.split(old).join("\0BUILD_ID\0")}\0${e.isDirectory() ? "d" : e.isSymbolicLink() ? "l" : "f"}\0`);
+  for (const [name, rel, e] of hashed) {
+    hash.update(`${name}\0${e.isDirectory() ? "d" : e.isSymbolicLink() ? "l" : "f"}\0`);
     if (e.isFile()) {
       const data = fs.readFileSync(rel);
       hash.update(String(data.length));

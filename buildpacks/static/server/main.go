@@ -15,6 +15,7 @@
 //   - clean URLs: a missing path without a file extension is FILE.html when that exists
 //     ("/about" -> about.html: how Next.js's static export and SvelteKit's adapter-static
 //     write their pages, and what their hosts serve), before the single-page app's fallback;
+//     so is a directory without index.html beside such a page (Next.js's about/ of page data);
 //   - 404.html from the root (status 404) for a missing path, else a plain 404;
 //   - hidden files (any path segment starting with "."), and symlinks leading out of the root,
 //     are never served;
@@ -213,6 +214,16 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	full, st, ok := s.resolve(r.URL.Path)
+	clean := path.Clean("/" + r.URL.Path)
+	if ok && st.IsDir() && !strings.HasSuffix(r.URL.Path, "/") && clean != "/" {
+		// A directory without an index.html beside a page of its name (Next.js's export writes
+		// about.html and about/ with the page's data): the page.
+		if _, ist, iok := s.resolve(path.Join(clean, "index.html")); !iok || !ist.Mode().IsRegular() {
+			if hfull, hst, hok := s.resolve(clean + ".html"); hok && hst.Mode().IsRegular() {
+				full, st = hfull, hst
+			}
+		}
+	}
 	if ok && st.IsDir() {
 		if !strings.HasSuffix(r.URL.Path, "/") {
 			target := r.URL.Path + "/"
@@ -225,7 +236,6 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		full, st, ok = s.resolve(path.Join(r.URL.Path, "index.html"))
 		ok = ok && st.Mode().IsRegular()
 	}
-	clean := path.Clean("/" + r.URL.Path)
 	if !ok && clean != "/" && !strings.HasSuffix(r.URL.Path, "/") && !strings.Contains(path.Base(clean), ".") {
 		full, st, ok = s.resolve(clean + ".html")
 		ok = ok && st.Mode().IsRegular()
