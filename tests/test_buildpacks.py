@@ -568,10 +568,18 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
      ["/bin/sh", "-c", "NODE_ENV=production node server.js"]),
     ({"scripts": {"start": "env NODE_ENV=production node server.js"}}, ["env", "NODE_ENV=production", "node", "server.js"]),
     ({}, ["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"]),
+    # --env-file of a file the app lacks (git ignores .env) is left out (node exited: not found); one it has stays
+    ({"scripts": {"start": "node --env-file=.env server.js"}}, ["node", "server.js"]),
+    ({"scripts": {"start": "node --env-file .env.local --env-file=config/app.env server.js"}, "_files": ["config/app.env"]},
+     ["node", "--env-file=config/app.env", "server.js"]),
+    ({"scripts": {"start": "NODE_ENV=production node --env-file='.env' server.js"}},
+     ["/bin/sh", "-c", "NODE_ENV=production node server.js"]),
 ])
 def test_node_web_process(tmp_path, pkg, command):
+    pkg = dict(pkg)
+    files = {f: "" for f in pkg.pop("_files", [])}
     app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "version": "1.0.0", **pkg}),
-                                   "package-lock.json": "{}", **({pkg["main"]: ""} if "main" in pkg else {})})
+                                   "package-lock.json": "{}", **({pkg["main"]: ""} if "main" in pkg else {}), **files})
     done = node_plan(app, tmp_path)
     assert done.returncode == 0, done.stderr
     import tomllib

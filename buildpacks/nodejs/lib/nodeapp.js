@@ -511,13 +511,13 @@ const START_NOTES = [];
 //: git (its secrets stay out of the image). The flag is left out of the web process then, and the
 //: variables come from the platform (docker run -e, pallet run --env), as in production.
 function dropMissingEnvFiles(script, dir) {
-  return script.replace(/(^|\s)--env-file(?:=|\s+)("[^"]*"|'[^']*'|[^\s;&|]+)/g, (flag, before, quoted) => {
+  return script.replace(/(^|\s)--env-file(?:=|\s+)("[^"]*"|'[^']*'|[^\s;&|]+)/g, (flag, _before, quoted) => {
     const file = quoted.replace(/^(["'])(.*)\1$/, "$2");
     if (exists(path.join(dir || ".", file))) return flag;
     START_NOTES.push(`${flag.trim()} left out of the web process: ${file} is not in the app (git ignores it, or it is not committed); ` +
       "give its variables at run time (docker run -e, pallet run --env)");
-    return before;
-  });
+    return "";  // with the space before it: the one after it stays
+  }).trim();
 }
 
 function fromScript(script, dir) {
