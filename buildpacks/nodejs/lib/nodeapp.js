@@ -450,13 +450,9 @@ function dependenciesRequest(pkg) {
   const who = failing.map((f) => `${f.name}@${f.version} ${f.range}`).join(", ");
   // Not asked for by the app, so not the newest release (often a Current, odd line) but the
   // newest LTS line that has a matching release, as the rest of its requests are (lts/*).
-  let versions = [];
-  try {
-    versions = npmJSON(["view", "node", "versions"]);
-    if (typeof versions === "string") versions = [versions];
-  } catch (err) {
-    if (!(err instanceof AppError)) throw err;
-  }
+  // A failed lookup fails the build (AppError), as lts/*'s does: never another Node.js by chance.
+  let versions = npmJSON(["view", "node", "versions"]);
+  if (typeof versions === "string") versions = [versions];
   const any = sets.map((r) => r || "*").join(" || ") || failing[0].range;
   const line = ltsMajors(versions).reverse().find((m) => semver.maxSatisfying(versions, `${any}`) &&
     semver.maxSatisfying(versions.filter((v) => semver.valid(v) && semver.major(v) === m), any));
