@@ -237,6 +237,10 @@ EXPECTED = {
 #: pallet derives the preview keys) that makes `next build` reproducible.
 BUILD_ARGS = {"node-nextjs": ("--env", "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=dGVzdHMgb2YgcGFsbGV0OiBub3QgYSByZWFsIGtleSE=")}
 
+#: app -> how long its first answer may take: Next.js's image (Node.js 24 and next's ~110 MB of
+#: modules) is unpacked by pallet run first, minutes on a loaded machine.
+FIRST_ANSWER = {"node-nextjs": 300}
+
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
 ELSEWHERE = {"go-cgo": "test_multiarch_go.py", "go-cgo-only": "test_realworld_apps.py"}
@@ -349,13 +353,13 @@ def test_app_is_explained_builds_reproducibly_and_answers(app, bookworm, tmp_pat
         return
     port = free_port()
     with pallet_run(bookworm, f"{app}:a", port) as proc:
-        resp = wait_http(port, alive=lambda: proc.poll() is None)
+        resp = wait_http(port, timeout=FIRST_ANSWER.get(app, 60), alive=lambda: proc.poll() is None)
         assert resp.status == 200 and expected in resp.body, resp.body
         _more_checks(app, port)
     pallet("copy", f"{app}:a", f"docker-daemon:{image_name}:1", env=bookworm.env)
     port = free_port()
     with docker_run(docker_cli, f"{image_name}:1", port) as cid:
-        resp = wait_http(port, alive=container_alive(docker_cli, cid))
+        resp = wait_http(port, timeout=FIRST_ANSWER.get(app, 60), alive=container_alive(docker_cli, cid))
         assert resp.status == 200 and expected in resp.body, resp.body
         _more_checks(app, port)
 
