@@ -1,0 +1,609 @@
+// pallet's lockfile installer: the node_modules `npm ci` makes from a package-lock.json (v2/v3),
+// for the lockfiles where that is a download-and-unpack: every package a registry tarball with
+// its integrity, no install scripts, no native addons, no links, no npm settings. `npm ci` spends
+// most of a cold install starting npm and walking its tree (~0.5 s before the first download on
+// two cores); here the downloads start at once, many at a time, and each is unpacked as it lands.
+//
+// The tree is the one npm 9's `npm ci` makes, byte for byte (tests/test_lockinstall.py builds
+// apps both ways and compares the images' digests): the same packages (dev omitted or not,
+// optional ones for another platform or Node.js left out), pacote's unpacking rules (first path
+// part stripped, only files, links dropped, modes `mode | 0o666 | 0o600` under the umask, a
+// .gitignore named .npmignore), and bin-links' .bin links (in path order, the first wins; the
+// target made executable, a CRLF hashbang line fixed).
+//
+// Anything else is npm's: having written nothing, the installer runs `npm ci` with the same
+// options (which also gives npm's own error for a lockfile out of sync with package.json), and
+// exits as it does; so does BP_NPM_INSTALLER=npm. A TERM stops npm too (the buildpack's early
+// install is killed when the plan wants another).
+//
+//   node lockinstall.js --omit=dev|--include=dev [npm ci's other options]     (in the install root)
+//
+// Exit: npm's, or 0 installed; 1 a package's download does not match the lockfile's integrity
+// (as npm ci fails: EINTEGRITY).
+"use strict";
+
+const crypto = require("crypto");
+const fs = require("fs");
+const path = require("path");
+const zlib = require("zlib");
+
+const NPM = 3;
+const REGISTRY = "https://registry.npmjs.org/";
+const SOCKETS = 15;                 // npm's maxsockets
+const MAX_TARBALL = 1 << 30;        // bytes, compressed and unpacked: beyond, npm streams it
+const SETTINGS_NPM_SETS = new Set(["cache", "update_notifier", "fund", "audit", "progress", "nodedir",
+  "loglevel", "prefer_offline", "script_shell", "user_agent"]);
+const ALGORITHMS = ["sha512", "sha384", "sha256", "sha1"];   // strongest first, as ssri picks
+
+class ToNpm extends Error {}        // npm installs this one: the message says why
+class Fatal extends Error {}
+
+// -- whether this lockfile is one to install here ------------------------------------------------
+
+function loadSemver() {
+  for (const candidate of ["semver", "/usr/share/nodejs/semver", "/usr/lib/node_modules/npm/node_modules/semver",
+    "/usr/share/nodejs/npm/node_modules/semver"]) {
+    try {
+      return require(candidate);
+    } catch (_) {}
+  }
+  throw new ToNpm("no semver module");
+}
+
+function npmVersion() {
+  // The npm `npm ci` would be: the build image's (its package.json, up from the real npm-cli.js).
+  for (const dir of (process.env.PATH || "").split(":")) {
+    let real;
+    try {
+      real = fs.realpathSync(path.join(dir, "npm"));
+    } catch (_) {
+      continue;
+    }
+    for (let d = path.dirname(real), i = 0; i < 4; d = path.dirname(d), i++) {
+      try {
+        const pkg = JSON.parse(fs.readFileSync(path.join(d, "package.json"), "utf8"));
+        if (pkg.name === "npm" && typeof pkg.version === "string") return pkg.version;
+      } catch (_) {}
+    }
+    break;
+  }
+  throw new ToNpm("no npm found on PATH");
+}
+
+function checkSettings(root) {
+  // npm's settings change what it installs and from where (a registry, a token, a proxy,
+  // omit/include, ignore-scripts, a umask...): with any, npm installs.
+  for (const f of [path.join(root, ".npmrc"), path.join(process.env.HOME || "/nonexistent", ".npmrc"),
+    "/etc/npmrc", "/usr/etc/npmrc"]) {
+    if (fs.existsSync(f)) throw new ToNpm(`npm settings in ${f}`);
+  }
+  for (const name of Object.keys(process.env)) {
+    const lower = name.toLowerCase();
+    if (lower.startsWith("npm_config_") && !SETTINGS_NPM_SETS.has(lower.slice("npm_config_".length))) {
+      throw new ToNpm(`npm setting ${name}`);
+    }
+    if (["http_proxy", "https_proxy", "all_proxy"].includes(lower)) throw new ToNpm(`${name} is set`);
+  }
+}
+
+const DEP_FIELDS = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"];
+
+function sameObject(a, b) {
+  const ka = Object.keys(a || {}).sort();
+  const kb = Object.keys(b || {}).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && (a[k] === b[k]));
+}
+
+function checkInSync(pkg, lock, semver) {
+  // npm ci refuses a lockfile out of sync with package.json; npm says so in its words.
+  const rootEntry = lock.packages[""];
+  if (!rootEntry || typeof rootEntry !== "object") throw new ToNpm("the lockfile has no root entry");
+  for (const field of ["workspaces", "overrides", "bundleDependencies", "bundledDependencies"]) {
+    if (pkg[field] !== undefined) throw new ToNpm(`package.json has ${field}`);
+  }
+  for (const field of DEP_FIELDS) {
+    if (!sameObject(pkg[field], rootEntry[field])) throw new ToNpm(`package.json's ${field} differ from the lockfile's`);
+    for (const [name, spec] of Object.entries(pkg[field] || {})) {
+      const node = lock.packages[`node_modules/${name}`];
+      if (!node) {
+        if (field === "optionalDependencies" || field === "peerDependencies") continue;
+        throw new ToNpm(`${name} is not in the lockfile`);
+      }
+      if (typeof spec !== "string" || !semver.validRange(spec, true) || typeof node.version !== "string" ||
+          !semver.satisfies(node.version, spec, true)) {
+        throw new ToNpm(`${name}@${spec} is not a registry range the lockfile's ${node.version} satisfies`);
+      }
+    }
+  }
+}
+
+const LOCATION = /^node_modules\/(?:@[^/.][^/]*\/)?[^/.][^/]*(?:\/node_modules\/(?:@[^/.][^/]*\/)?[^/.][^/]*)*$/;
+
+function checkList(value, list) {
+  // npm-install-checks' rule: none of the negated values, and one of the others if any.
+  if (typeof list === "string") list = [list];
+  if (!Array.isArray(list)) return true;
+  if (list.length === 1 && list[0] === "any") return true;
+  let negated = 0;
+  let match = false;
+  for (const entry of list) {
+    const negate = String(entry).startsWith("!");
+    const test = negate ? String(entry).slice(1) : String(entry);
+    if (negate) {
+      negated++;
+      if (value === test) return false;
+    } else {
+      match = match || value === test;
+    }
+  }
+  return match || negated === list.length;
+}
+
+function installable(entry, semver, npmVer) {
+  // npm's reify: an optional package for another OS, CPU or Node.js (engines) is skipped.
+  const platformOk = (!entry.os || checkList(process.platform, entry.os)) && (!entry.cpu || checkList(process.arch, entry.cpu));
+  const eng = entry.engines;
+  const opt = { includePrerelease: true };
+  const engineOk = !eng || typeof eng !== "object" ||
+    (!(eng.node && !semver.satisfies(process.version, String(eng.node), opt)) &&
+     !(eng.npm && !semver.satisfies(npmVer, String(eng.npm), opt)));
+  return { platformOk, engineOk };
+}
+
+function edgesOf(location, entry) {
+  // A package's dependencies as arborist's edges: [name, optional]. optionalDependencies win
+  // over dependencies; a peer is optional when peerDependenciesMeta says so; devDependencies
+  // count for the root only.
+  const edges = new Map();
+  const meta = (entry.peerDependenciesMeta && typeof entry.peerDependenciesMeta === "object") ? entry.peerDependenciesMeta : {};
+  for (const name of Object.keys(entry.peerDependencies || {})) edges.set(name, !!(meta[name] && meta[name].optional));
+  if (location === "") for (const name of Object.keys(entry.devDependencies || {})) edges.set(name, false);
+  for (const name of Object.keys(entry.dependencies || {})) edges.set(name, false);
+  for (const name of Object.keys(entry.optionalDependencies || {})) edges.set(name, true);
+  return edges;
+}
+
+function resolveIn(packages, from, name) {
+  // Node.js's lookup over the lockfile's locations: from's own node_modules, then each parent's.
+  for (let at = from; ; at = at.includes("/node_modules/") ? at.slice(0, at.lastIndexOf("/node_modules/")) : "") {
+    const candidate = at === "" ? `node_modules/${name}` : `${at}/node_modules/${name}`;
+    if (Object.prototype.hasOwnProperty.call(packages, candidate)) return candidate;
+    if (at === "") return null;
+  }
+}
+
+function optionalSet(failed, edgesIn, edgesOut) {
+  // arborist's optional-set.js: up the non-optional edges to the optional boundary, then every
+  // package depended on (not optionally) only from inside the set.
+  const set = new Set([failed]);
+  for (const node of set) {
+    for (const [from, optional] of edgesIn.get(node) || []) if (!optional) set.add(from);
+  }
+  const deps = new Set(set);
+  for (const node of deps) {
+    for (const [to, optional] of edgesOut.get(node) || []) if (!optional) deps.add(to);
+  }
+  let changed = true;
+  while (changed && deps.size) {
+    changed = false;
+    for (const dep of deps) {
+      if ((edgesIn.get(dep) || []).some(([from, optional]) => !optional && !deps.has(from))) {
+        deps.delete(dep);
+        changed = true;
+      }
+    }
+  }
+  return deps;
+}
+
+function plan(lock, omitDev, semver, npmVer) {
+  // Which lockfile entries npm ci would unpack, in location order: not the devDependencies it
+  // omits, nor an optional package for another platform or Node.js with the packages only it
+  // needs (arborist's optional set).
+  const packages = lock.packages;
+  const edgesIn = new Map();
+  const edgesOut = new Map();
+  for (const [location, entry] of Object.entries(packages)) {
+    if (!entry || typeof entry !== "object") throw new ToNpm(`the lockfile's ${JSON.stringify(location)} is not an entry`);
+    if (location !== "" && (!LOCATION.test(location) || location.split("/").some((p) => p === ".." || p === "." || p === ""))) {
+      throw new ToNpm(`the lockfile names a package at ${JSON.stringify(location)}`);
+    }
+    const out = [];
+    for (const [name, optional] of edgesOf(location, entry)) {
+      const to = resolveIn(packages, location, name);
+      if (to === null) continue;
+      out.push([to, optional]);
+      if (!edgesIn.has(to)) edgesIn.set(to, []);
+      edgesIn.get(to).push([location, optional]);
+    }
+    edgesOut.set(location, out);
+  }
+  const removed = new Set();
+  for (const [location, entry] of Object.entries(packages)) {
+    if (location === "") continue;
+    const { platformOk, engineOk } = installable(entry, semver, npmVer);
+    if (!entry.optional) {
+      // npm ci's ideal tree refuses a required package for another platform (EBADPLATFORM)
+      if (!platformOk) throw new ToNpm(`${location} is not for this platform`);
+      continue;
+    }
+    if ((omitDev && entry.dev) || removed.has(location) || (platformOk && engineOk)) continue;
+    for (const node of optionalSet(location, edgesIn, edgesOut)) removed.add(node);
+  }
+  if (removed.has("")) throw new ToNpm("an optional package's set reaches the app itself");
+  if (removed.size && semver.major(npmVer) !== 9) throw new ToNpm(`optional packages for another platform, with npm ${npmVer}`);
+  const chosen = [];
+  for (const [location, entry] of Object.entries(packages)) {
+    if (location === "" || (omitDev && entry.dev) || removed.has(location)) continue;
+    if (entry.link) throw new ToNpm(`${location} is a link (a workspace or a local package)`);
+    if (entry.hasInstallScript) throw new ToNpm(`${location} has install scripts`);
+    if (entry.inBundle) continue;   // in its parent's tarball
+    if (entry.libc !== undefined && semver.major(npmVer) >= 10) {
+      throw new ToNpm(`${location} is for one C library (libc), which npm ${npmVer} checks and this installer does not`);
+    }
+    chosen.push({ location, entry, url: tarballURL(location, entry, semver),
+      integrity: parseIntegrity(location, entry.integrity) });
+  }
+  chosen.sort((a, b) => (a.location < b.location ? -1 : a.location > b.location ? 1 : 0));
+  return chosen;
+}
+
+//: Hosts that serve the npm registry's tarballs under its paths (yarn's mirror of it).
+const MIRRORS = ["https://registry.yarnpkg.com/"];
+
+function tarballURL(location, entry, semver) {
+  // The lockfile's resolved URL on the registry; none (npm's omit-lockfile-registry-resolved)
+  // is the registry's own name for the tarball, as npm finds it in the packument. Either way the
+  // bytes are checked against the lockfile's integrity.
+  let url = entry.resolved;
+  if (url === undefined) {
+    const name = typeof entry.name === "string" ? entry.name : location.slice(location.lastIndexOf("node_modules/") + 13);
+    if (!/^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$/.test(name) || typeof entry.version !== "string" ||
+        semver.valid(entry.version) !== entry.version) {
+      throw new ToNpm(`${location} has no resolved URL and is not a registry package`);
+    }
+    url = `${REGISTRY}${name}/-/${name.split("/").pop()}-${entry.version}.tgz`;
+  }
+  if (typeof url !== "string") throw new ToNpm(`${location}'s resolved is not a URL`);
+  for (const mirror of MIRRORS) if (url.startsWith(mirror)) url = REGISTRY + url.slice(mirror.length);
+  if (!url.startsWith(REGISTRY) || !/\.tgz$/.test(url) || /[?#\\%]|\/\.\.?\//.test(url.slice(REGISTRY.length))) {
+    throw new ToNpm(`${location} is not a tarball of ${REGISTRY}`);
+  }
+  return url;
+}
+
+function parseIntegrity(location, value) {
+  const hashes = {};
+  for (const part of String(value || "").trim().split(/\s+/)) {
+    const m = /^(sha512|sha384|sha256|sha1)-([A-Za-z0-9+/=]+)(?:\?.*)?$/.exec(part);
+    if (m) (hashes[m[1]] = hashes[m[1]] || []).push(m[2]);
+  }
+  const algorithm = ALGORITHMS.find((a) => hashes[a]);
+  if (!algorithm) throw new ToNpm(`${location} has no integrity hash`);
+  return { algorithm, digests: hashes[algorithm] };
+}
+
+// -- download --------------------------------------------------------------------------------------
+
+function download(url, agent, https, attempt = 0) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { agent, timeout: 60000, headers: { accept: "application/octet-stream" } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new ToNpm(`GET ${url}: HTTP ${res.statusCode}`));
+        return;
+      }
+      const chunks = [];
+      let size = 0;
+      res.on("data", (c) => {
+        size += c.length;
+        if (size > MAX_TARBALL) req.destroy(new ToNpm(`${url} is larger than ${MAX_TARBALL} bytes`));
+        else chunks.push(c);
+      });
+      res.on("end", () => resolve(Buffer.concat(chunks)));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timed out`)));
+    req.on("error", reject);
+  }).catch((err) => {
+    if (err instanceof ToNpm || attempt >= 2) throw err instanceof ToNpm ? err : new ToNpm(String(err.message || err));
+    return new Promise((r) => setTimeout(r, 200 * (attempt + 1))).then(() => download(url, agent, https, attempt + 1));
+  });
+}
+
+function checkIntegrity(item, tgz) {
+  const got = crypto.createHash(item.integrity.algorithm).update(tgz).digest("base64");
+  if (!item.integrity.digests.includes(got)) {
+    throw new Fatal(`${item.location}: ${item.url} does not match the lockfile's integrity ` +
+      `(${item.integrity.algorithm}-${got}, the lockfile says ${item.integrity.algorithm}-${item.integrity.digests[0]}): ` +
+      "not installing it (EINTEGRITY)");
+  }
+}
+
+// -- unpack ----------------------------------------------------------------------------------------
+
+function octal(buf, start, len) {
+  const field = buf.subarray(start, start + len);
+  if (field[0] & 0x80) {   // base-256 (GNU), for sizes over 8 GiB: beyond this installer's bound anyway
+    throw new ToNpm("a tar entry with a base-256 number");
+  }
+  const text = field.toString("latin1").replace(/\0.*$/s, "").trim();
+  return text ? parseInt(text, 8) : 0;
+}
+
+function* tarEntries(tar) {
+  // ustar, pax (path, size) and GNU long names: what npm's packages are made with.
+  let offset = 0;
+  let longName = null;
+  let pax = {};
+  while (offset + 512 <= tar.length) {
+    const header = tar.subarray(offset, offset + 512);
+    if (header.every((b) => b === 0)) return;
+    const sum = header.reduce((acc, b, i) => acc + (i >= 148 && i < 156 ? 32 : b), 0);
+    if (sum !== octal(header, 148, 8)) throw new ToNpm("a tarball with a bad header checksum");
+    const type = String.fromCharCode(header[156] || 48);
+    let name = header.subarray(0, 100).toString("utf8").replace(/\0.*$/s, "");
+    const prefix = header.subarray(257, 263).toString("latin1").startsWith("ustar")
+      ? header.subarray(345, 500).toString("utf8").replace(/\0.*$/s, "") : "";
+    if (prefix) name = `${prefix}/${name}`;
+    let size = octal(header, 124, 12);
+    if (pax.size !== undefined) size = Number(pax.size);
+    if (!Number.isSafeInteger(size) || size < 0) throw new ToNpm("a tar entry with a bad size");
+    const start = offset + 512;
+    const end = start + size;
+    if (end > tar.length) throw new ToNpm("a truncated tarball");
+    const data = tar.subarray(start, end);
+    offset = start + Math.ceil(size / 512) * 512;
+    if (type === "x") {
+      pax = parsePax(data);
+      continue;
+    }
+    if (type === "g") continue;
+    if (type === "L") {
+      longName = data.toString("utf8").replace(/\0.*$/s, "");
+      continue;
+    }
+    if (type === "K") continue;
+    if (longName !== null) name = longName;
+    if (pax.path !== undefined) name = pax.path;
+    longName = null;
+    pax = {};
+    yield { name, type, mode: octal(header, 100, 8) & 0o777, data };
+  }
+}
+
+function parsePax(data) {
+  const out = {};
+  let i = 0;
+  while (i < data.length) {
+    const space = data.indexOf(0x20, i);
+    if (space < 0) break;
+    const len = parseInt(data.subarray(i, space).toString("latin1"), 10);
+    if (!(len > 0) || i + len > data.length) break;
+    const record = data.subarray(space + 1, i + len - 1).toString("utf8");
+    const eq = record.indexOf("=");
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+function unpack(item, tar, root) {
+  // pacote's rules (fetcher.js _tarxOptions): strip the first part, only regular files (no
+  // directories of their own: they come as files' parents), no links, mode | 0o666 | 0o600
+  // under the process umask, .gitignore as .npmignore unless one came first; node-tar refuses
+  // a path with "..", and takes an absolute one as relative.
+  const dir = path.join(root, item.location);
+  const sawNpmignore = new Set();
+  let gyp = false;
+  for (const e of tarEntries(tar)) {
+    if (!(e.type === "0" || e.type === "7" || e.type === "\0")) continue;
+    const parts = e.name.split("/").slice(1).filter((p) => p !== "" && p !== ".");
+    if (!parts.length || parts.includes("..")) continue;
+    let rel = parts.join("/");
+    const base = parts[parts.length - 1];
+    if (base === ".npmignore") sawNpmignore.add(rel);
+    else if (base === ".gitignore") {
+      const renamed = rel.replace(/\.gitignore$/, ".npmignore");
+      if (sawNpmignore.has(renamed)) continue;
+      rel = renamed;
+    }
+    if (rel === "binding.gyp") gyp = true;
+    const file = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    try {
+      fs.unlinkSync(file);    // a name given twice: the later entry, with its own mode
+    } catch (_) {}
+    fs.writeFileSync(file, e.data, { mode: e.mode | 0o666 | 0o600 });
+  }
+  if (gyp) {
+    let pkg = {};
+    try {
+      pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+    } catch (_) {}
+    const scripts = (pkg && pkg.scripts) || {};
+    if (pkg.gypfile !== false && !scripts.install && !scripts.preinstall) {
+      throw new ToNpm(`${item.location} is a native addon (binding.gyp): node-gyp builds it`);
+    }
+  }
+}
+
+function sparseDirs(lock, items, root) {
+  // arborist makes every package's directory first (its sparse tree), then removes the ones it
+  // leaves out (devDependencies, optional ones for another platform): their parents stay, as
+  // empty scope directories (node_modules/@eslint) and node_modules of installed packages.
+  const installed = new Set(items.map((it) => it.location));
+  const omitted = Object.entries(lock.packages)
+    .filter(([location, entry]) => location !== "" && !installed.has(location) && !entry.inBundle)
+    .map(([location]) => location);
+  for (const location of omitted) fs.mkdirSync(path.join(root, path.dirname(location)), { recursive: true });
+  for (const location of omitted) fs.rmSync(path.join(root, location), { recursive: true, force: true });
+}
+
+// -- bins ------------------------------------------------------------------------------------------
+
+function normalizeBins(entry, location) {
+  // npm-normalize-package-bin on the lockfile's bin (what npm ci links).
+  let bin = entry.bin;
+  const name = entry.name || location.slice(location.lastIndexOf("node_modules/") + "node_modules/".length);
+  if (!bin) return {};
+  if (typeof bin === "string") bin = { [name]: bin };
+  else if (Array.isArray(bin)) bin = Object.fromEntries(bin.map((k) => [path.basename(String(k)), k]));
+  if (typeof bin !== "object") return {};
+  const clean = {};
+  for (const [key, value] of Object.entries(bin)) {
+    const base = path.join("/", path.basename(key.replace(/\\|:/g, "/"))).slice(1);
+    if (typeof value !== "string" || !base) continue;
+    const target = path.join("/", value).replace(/\\/g, "/").slice(1);
+    if (target) clean[base] = target;
+  }
+  return clean;
+}
+
+function linkBins(items, root) {
+  // bin-links: node_modules/.bin of the node_modules holding the package; in arborist's order
+  // (depth, then path), the first link of a name wins; the target is made executable (0o777
+  // under the umask) and a hashbang line ending in CRLF loses the CR.
+  const umask = process.umask();
+  const order = items.map((it) => ({ ...it, depth: it.location.split("/node_modules/").length }))
+    .sort((a, b) => a.depth - b.depth || a.location.localeCompare(b.location, "en"));
+  const seen = new Set();
+  for (const { location, entry } of order) {
+    const bins = normalizeBins(entry, location);
+    const pkgDir = path.join(root, location);
+    const nm = location.slice(0, location.lastIndexOf("node_modules/") + "node_modules".length);
+    const binDir = path.join(root, nm, ".bin");
+    for (const [name, target] of Object.entries(bins)) {
+      const to = path.join(binDir, name);
+      if (seen.has(to)) continue;
+      seen.add(to);
+      const absFrom = path.join(pkgDir, target);
+      if (path.relative(pkgDir, absFrom).startsWith("..")) continue;
+      let st;
+      try {
+        st = fs.lstatSync(absFrom);
+      } catch (_) {
+        continue;   // not in the package: npm skips it
+      }
+      fs.mkdirSync(binDir, { recursive: true });
+      fs.symlinkSync(path.relative(binDir, absFrom), to);
+      if (!st.isFile()) continue;
+      fs.chmodSync(absFrom, 0o777 & ~umask);
+      const head = Buffer.alloc(2048);
+      const fd = fs.openSync(absFrom, "r");
+      fs.readSync(fd, head, 0, 2048, 0);
+      fs.closeSync(fd);
+      if (head[0] === 0x23 && head[1] === 0x21 && /^#![^\n]+\r\n/.test(head.toString())) {
+        const text = fs.readFileSync(absFrom, "utf8").replace(/^(#![^\n]+)\r\n/, "$1\n");
+        const tmp = `${absFrom}.pallet-tmp`;
+        fs.writeFileSync(tmp, text, { mode: 0o777 & ~umask });
+        fs.renameSync(tmp, absFrom);
+      }
+    }
+  }
+}
+
+// -- the install -----------------------------------------------------------------------------------
+
+let created = false;   // node_modules is this installer's: a failure removes it
+
+async function install(root, omitDev) {
+  const started = Date.now();
+  checkSettings(root);
+  let lockName = "npm-shrinkwrap.json";
+  if (!fs.existsSync(path.join(root, lockName))) lockName = "package-lock.json";
+  let lock;
+  let pkg;
+  try {
+    lock = JSON.parse(fs.readFileSync(path.join(root, lockName), "utf8"));
+    pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+  } catch (err) {
+    throw new ToNpm(`cannot read ${lockName} or package.json: ${err.message}`);
+  }
+  if (!lock || typeof lock !== "object" || !(lock.lockfileVersion >= 2) || !lock.packages || typeof lock.packages !== "object") {
+    throw new ToNpm(`${lockName} is not a lockfile of version 2 or 3`);
+  }
+  if (!pkg || typeof pkg !== "object") throw new ToNpm("package.json is not an object");
+  const semver = loadSemver();
+  const npmVer = npmVersion();
+  checkInSync(pkg, lock, semver);
+  if (![9, 11].includes(semver.major(npmVer))) throw new ToNpm(`npm ${npmVer}: this installer makes npm 9's and 11's trees`);
+  const items = plan(lock, omitDev, semver, npmVer);
+  if (fs.existsSync(path.join(root, "node_modules"))) throw new ToNpm("node_modules exists");
+  created = true;
+
+  const https = require("https");
+  const agent = new https.Agent({ keepAlive: true, maxSockets: SOCKETS });
+  const gunzip = require("util").promisify(zlib.gunzip);
+  // Downloads in parallel; each tarball checked, then unzipped (zlib's thread pool) and unpacked
+  // in location order, so a package's files land the same way whatever order they arrive in.
+  const tars = items.map((item) => download(item.url, agent, https).then((tgz) => {
+    checkIntegrity(item, tgz);
+    return gunzip(tgz, { maxOutputLength: MAX_TARBALL });
+  }));
+  tars.forEach((p) => p.catch(() => {}));   // each is awaited below; a failure stops the rest
+  try {
+    for (let i = 0; i < items.length; i++) {
+      let tar;
+      try {
+        tar = await tars[i];
+      } catch (err) {
+        if (err instanceof Fatal || err instanceof ToNpm) throw err;
+        throw new ToNpm(`${items[i].location}: ${err.message}`);
+      }
+      unpack(items[i], tar, root);
+      tars[i] = null;
+    }
+    if (semver.major(npmVer) === 9) sparseDirs(lock, items, root);
+    linkBins(items, root);
+  } finally {
+    agent.destroy();
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`added ${items.length} package${items.length === 1 ? "" : "s"} in ${seconds}s (${lockName}, pallet's lockfile installer: ` +
+    `what npm ci makes, downloaded ${SOCKETS} at a time)`);
+}
+
+function npmCi(args) {
+  const childProcess = require("child_process");
+  const child = childProcess.spawn("npm", ["ci", ...args], { stdio: "inherit" });
+  const stop = (signal) => () => child.kill(signal);
+  process.on("SIGTERM", stop("SIGTERM"));
+  process.on("SIGINT", stop("SIGINT"));
+  child.on("error", (err) => {
+    console.error(`error: cannot run npm ci: ${err.message}`);
+    process.exitCode = 1;
+  });
+  child.on("exit", (code, signal) => {
+    process.exitCode = code === null ? 128 + (require("os").constants.signals[signal] || 1) : code;
+  });
+}
+
+function main(argv) {
+  const [mode, ...npmArgs] = argv;
+  if (!["--omit=dev", "--include=dev"].includes(mode)) {
+    console.error("usage: lockinstall.js --omit=dev|--include=dev [npm ci's other options]");
+    process.exitCode = 2;
+    return;
+  }
+  if ((process.env.BP_NPM_INSTALLER || "pallet") === "npm") {
+    npmCi([mode, ...npmArgs]);
+    return;
+  }
+  const root = process.cwd();   // a TERM while installing ends the process (its caller removes the root)
+  install(root, mode === "--omit=dev").then(() => {
+    process.exitCode = 0;
+  }, (err) => {
+    if (created) fs.rmSync(path.join(root, "node_modules"), { recursive: true, force: true });
+    if (err instanceof Fatal) {
+      console.error(`error: ${err.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.error(`npm ci installs: ${err instanceof ToNpm ? err.message : String((err && err.message) || err)}`);
+    npmCi([mode, ...npmArgs]);
+  });
+}
+
+if (require.main === module) main(process.argv.slice(2));
+else module.exports = { plan, unpack, linkBins, sparseDirs, tarballURL, ToNpm, loadSemver };   // tests/test_lockinstall.py

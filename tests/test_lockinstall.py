@@ -1,0 +1,194 @@
+"""pallet's lockfile installer (buildpacks/nodejs/lib/lockinstall.js): the node_modules `npm ci`
+makes from a package-lock.json, without npm's start. What it must be is npm's tree, byte for
+byte: the builds here install the same apps both ways (``BP_NPM_INSTALLER=npm`` is npm ci) and
+compare the images' digests, and the build-only dev trees file by file. The unpacking rules
+(pacote's) and the choice of packages (arborist's optional sets) are also checked on their own,
+on the host's node."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.samplekit import ROOT
+
+LIB = ROOT / "buildpacks" / "nodejs" / "lib" / "lockinstall.js"
+NODE = shutil.which("node")
+APPS = ROOT / "tests" / "apps"
+needs_node = pytest.mark.skipif(NODE is None and not os.environ.get("CI"), reason="no node on this machine")
+
+
+def node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NODE or "node", "-e", f"process.umask(0o022); const li = require({json.dumps(str(LIB))});\n"
+                           + script, *args], capture_output=True, text=True, timeout=60)
+
+
+def tarball(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    return buf.getvalue()
+
+
+def member(name: str, data: bytes = b"", mode: int = 0o644, kind: bytes = tarfile.REGTYPE, link: str = ""):
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.linkname = kind, mode, link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, data
+
+
+@needs_node
+def test_unpacking_follows_pacote(tmp_path):
+    """First part stripped, only regular files, links dropped, ``..`` refused, modes ``mode |
+    0o666 | 0o600`` under the umask, .gitignore as .npmignore unless one came first, no empty
+    directories, pax long names read."""
+    long = "package/" + "d" * 120 + "/f.js"
+    tar = tarball([
+        member("package/package.json", b'{"name":"x"}'),
+        member("package/lib/a.js", b"a", mode=0o600),
+        member("package/bin/cli.js", b"#!/usr/bin/env node\n", mode=0o755),
+        member("package/.gitignore", b"g"),
+        member("package/sub/.npmignore", b"n"), member("package/sub/.gitignore", b"g2"),
+        member("package/../../escape.txt", b"x"),
+        member("package/link", kind=tarfile.SYMTYPE, link="/etc/passwd"),
+        member("package/hard", kind=tarfile.LNKTYPE, link="package/lib/a.js"),
+        member("package/empty", kind=tarfile.DIRTYPE, mode=0o700),
+        member("/abs/b.js", b"b"),
+        member(long, b"long"),
+    ])
+    (tmp_path / "t.tar").write_bytes(tar)
+    done = node("li.unpack({location: 'node_modules/x'}, require('fs').readFileSync(process.argv[1]), process.argv[2]);",
+                str(tmp_path / "t.tar"), str(tmp_path / "root"))
+    assert done.returncode == 0, done.stderr
+    pkg = tmp_path / "root" / "node_modules" / "x"
+    files = {str(p.relative_to(pkg)): oct(p.stat().st_mode & 0o777) for p in pkg.rglob("*") if not p.is_dir()}
+    assert files == {"package.json": "0o644", "lib/a.js": "0o644", "bin/cli.js": "0o755", ".npmignore": "0o644",
+                     "sub/.npmignore": "0o644", "abs/b.js": "0o644", "d" * 120 + "/f.js": "0o644"}
+    assert (pkg / ".npmignore").read_bytes() == b"g" and (pkg / "sub" / ".npmignore").read_bytes() == b"n"
+    assert not (tmp_path / "root" / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
+    assert not (pkg / "empty").exists()
+
+
+#: A lockfile: app -> a (which optionally needs p, for Windows only, and r), d (a devDependency);
+#: p alone needs q; r is needed by a and p. npm ci leaves out d (--omit=dev) and p's optional
+#: set, p and q; r stays.
+LOCK = {"lockfileVersion": 3, "packages": {
+    "": {"dependencies": {"a": "^1.0.0"}, "devDependencies": {"d": "^1.0.0"}},
+    "node_modules/a": {"version": "1.0.0", "integrity": "sha512-AA==", "optionalDependencies": {"p": "1.0.0"},
+                       "dependencies": {"r": "1.0.0"}},
+    "node_modules/p": {"version": "1.0.0", "integrity": "sha512-AA==", "optional": True, "os": ["win32"],
+                       "dependencies": {"q": "1.0.0", "r": "1.0.0"}},
+    "node_modules/q": {"version": "1.0.0", "integrity": "sha512-AA==", "optional": True},
+    "node_modules/r": {"version": "1.0.0", "integrity": "sha512-AA=="},
+    "node_modules/d": {"version": "1.0.0", "integrity": "sha512-AA==", "dev": True},
+    "node_modules/@s/e": {"version": "2.0.0", "integrity": "sha1-AA==", "dev": True},
+}}
+
+
+def plan(lock: dict, omit_dev: bool = True, npm: str = "9.2.0") -> list[str] | str:
+    done = node("const lock = JSON.parse(process.argv[1]);\n"
+                "try { console.log(JSON.stringify(li.plan(lock, process.argv[2] === '1', li.loadSemver(), process.argv[3])"
+                ".map((i) => [i.location, i.url]))); }\n"
+                "catch (e) { if (!(e instanceof li.ToNpm)) throw e; console.log(JSON.stringify(e.message)); }",
+                json.dumps(lock), "1" if omit_dev else "0", npm)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@needs_node
+def test_the_packages_npm_ci_installs():
+    assert plan(LOCK) == [["node_modules/a", "https://registry.npmjs.org/a/-/a-1.0.0.tgz"],
+                          ["node_modules/r", "https://registry.npmjs.org/r/-/r-1.0.0.tgz"]]
+    assert [loc for loc, _ in plan(LOCK, omit_dev=False)] == ["node_modules/@s/e", "node_modules/a", "node_modules/d",
+                                                               "node_modules/r"]
+    assert plan(LOCK, omit_dev=False)[0][1] == "https://registry.npmjs.org/@s/e/-/e-2.0.0.tgz"
+    # npm 11 leaves the directories of omitted packages differently: its optional sets are npm's
+    assert plan(LOCK, npm="11.21.3") == "optional packages for another platform, with npm 11.21.3"
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"node_modules/a": {"hasInstallScript": True}}, "node_modules/a has install scripts"),
+    ({"node_modules/a": {"link": True}}, "node_modules/a is a link"),
+    ({"node_modules/a": {"resolved": "https://example.com/a-1.0.0.tgz"}}, "is not a tarball of https://registry.npmjs.org/"),
+    ({"node_modules/a": {"resolved": "https://registry.npmjs.org/a/-/../../x.tgz"}}, "is not a tarball of"),
+    ({"node_modules/a": {"resolved": "file:///etc/passwd"}}, "is not a tarball of"),
+    ({"node_modules/a": {"integrity": "md5-AA=="}}, "node_modules/a has no integrity hash"),
+    ({"node_modules/../../x": {"version": "1.0.0"}}, 'names a package at "node_modules/../../x"'),
+    ({"node_modules/r": {"os": ["win32"]}}, "node_modules/r is not for this platform"),
+])
+@needs_node
+def test_what_npm_installs_instead(change, reason):
+    lock = json.loads(json.dumps(LOCK))
+    for location, fields in change.items():
+        lock["packages"].setdefault(location, {}).update(fields)
+    assert reason in plan(lock)
+
+
+# -- builds, both ways -------------------------------------------------------------------------------
+
+def tree(root: Path) -> list[tuple]:
+    out = []
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if rel == "node_modules/.package-lock.json":
+            continue
+        st = p.lstat()
+        body = os.readlink(p) if p.is_symlink() else (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "")
+        out.append((rel, oct(st.st_mode), body))
+    return out
+
+
+def both_ways(home, tmp_path: Path, src: Path) -> dict[str, tuple[str, dict[str, list]]]:
+    got = {}
+    for how in ("pallet", "npm"):
+        cache = tmp_path / f"cache-{how}"
+        done = home.build(src, f"twin:{how}", cache, "--env", f"BP_NPM_INSTALLER={how}")
+        used = "pallet's lockfile installer" in done.stderr
+        assert used == (how == "pallet"), done.stderr
+        trees = {layer.name: tree(layer) for layer in cache.glob("builds/*/*/*") if layer.name in ("modules", "dev-modules")}
+        got[how] = (json.loads(done.stdout)["digest"], trees)
+    return got
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", [ROOT / "samples" / "node-express", APPS / "node-start-prod"])
+def test_an_image_is_the_one_npm_ci_makes(bookworm, tmp_path, app):
+    """samples/node-express: 77 packages, bins, scoped devDependencies left out (npm 9 leaves their
+    scope directories); node-start-prod: a build with devDependencies, then production only."""
+    got = both_ways(bookworm, tmp_path, app)
+    assert got["pallet"][0] == got["npm"][0]
+    assert got["pallet"][1] == got["npm"][1] and got["pallet"][1]
+
+
+@pytest.mark.slow
+def test_with_the_npm_of_an_installed_nodejs(bookworm, tmp_path):
+    """engines.node 22.x: Node.js 22 and npm 11 from the npm registry; npm 11's tree."""
+    src = tmp_path / "e22"
+    shutil.copytree(ROOT / "samples" / "node-express", src)
+    pkg = json.loads((src / "package.json").read_text())
+    pkg["engines"] = {"node": "22.x"}
+    (src / "package.json").write_text(json.dumps(pkg, indent=2))
+    got = both_ways(bookworm, tmp_path, src)
+    assert got["pallet"] == got["npm"]
+
+
+@pytest.mark.slow
+def test_a_download_that_does_not_match_the_lockfile_is_refused(bookworm, tmp_path):
+    src = tmp_path / "bad"
+    shutil.copytree(ROOT / "samples" / "node-express", src)
+    lock = json.loads((src / "package-lock.json").read_text())
+    lock["packages"]["node_modules/ms"]["integrity"] = "sha512-" + "A" * 86 + "=="
+    (src / "package-lock.json").write_text(json.dumps(lock, indent=2))
+    done = bookworm.build(src, "bad:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1, done.stderr
+    assert ("error: node_modules/ms: https://registry.npmjs.org/ms/-/ms-2.1.3.tgz does not match the lockfile's "
+            "integrity") in done.stderr and "Traceback" not in done.stderr
