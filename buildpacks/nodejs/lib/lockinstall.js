@@ -1,6 +1,7 @@
 // pallet's lockfile installer: the node_modules `npm ci` makes from a package-lock.json (v2/v3),
 // for the lockfiles where that is a download-and-unpack: every package a registry tarball with
-// its integrity, no install scripts, no native addons, no links, no npm settings. `npm ci` spends
+// its integrity, no links, no npm settings (install scripts are npm's: `npm rebuild` runs them
+// once every package is in place, as npm ci's last step does). `npm ci` spends
 // most of a cold install starting npm and walking its tree (~0.5 s before the first download on
 // two cores); here the downloads start at once, many at a time, and each is unpacked as it lands.
 //
@@ -236,13 +237,12 @@ function plan(lock, omitDev, semver, npmVer) {
   for (const [location, entry] of Object.entries(packages)) {
     if (location === "" || (omitDev && entry.dev) || removed.has(location)) continue;
     if (entry.link) throw new ToNpm(`${location} is a link (a workspace or a local package)`);
-    if (entry.hasInstallScript) throw new ToNpm(`${location} has install scripts`);
     if (entry.inBundle) continue;   // in its parent's tarball
     if (entry.libc !== undefined && semver.major(npmVer) >= 10) {
       throw new ToNpm(`${location} is for one C library (libc), which npm ${npmVer} checks and this installer does not`);
     }
     chosen.push({ location, entry, url: tarballURL(location, entry, semver),
-      integrity: parseIntegrity(location, entry.integrity) });
+      integrity: parseIntegrity(location, entry.integrity), scripts: !!entry.hasInstallScript });
   }
   chosen.sort((a, b) => (a.location < b.location ? -1 : a.location > b.location ? 1 : 0));
   return chosen;
@@ -422,9 +422,7 @@ function unpack(item, tar, root) {
       pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
     } catch (_) {}
     const scripts = (pkg && pkg.scripts) || {};
-    if (pkg.gypfile !== false && !scripts.install && !scripts.preinstall) {
-      throw new ToNpm(`${item.location} is a native addon (binding.gyp): node-gyp builds it`);
-    }
+    if (pkg.gypfile !== false && !scripts.install && !scripts.preinstall) item.scripts = true;   // node-gyp rebuild
   }
 }
 
@@ -438,6 +436,29 @@ function sparseDirs(lock, items, root) {
     .map(([location]) => location);
   for (const location of omitted) fs.mkdirSync(path.join(root, path.dirname(location)), { recursive: true });
   for (const location of omitted) fs.rmSync(path.join(root, location), { recursive: true, force: true });
+}
+
+// -- install scripts -------------------------------------------------------------------------------
+
+function runScripts(items, root) {
+  // Packages with install scripts (esbuild's, a native addon's node-gyp build): once every
+  // package is in place and linked, `npm rebuild` runs them as npm ci's last step does (the same
+  // npm, its script environment, its depth order and phases). One that fails is npm ci's to
+  // handle (an optional package's failure removes its optional set): npm ci does it all again.
+  const scripted = items.filter((it) => it.scripts);
+  if (!scripted.length) return [];
+  const specs = [];
+  for (const { location, entry } of scripted) {
+    const folder = location.slice(location.lastIndexOf("node_modules/") + "node_modules/".length);
+    if ((entry.name !== undefined && entry.name !== folder) || typeof entry.version !== "string") {
+      throw new ToNpm(`${location} (an alias) has install scripts`);
+    }
+    specs.push(`${folder}@${entry.version}`);
+  }
+  const unique = [...new Set(specs)].sort();
+  const done = require("child_process").spawnSync("npm", ["rebuild", ...unique], { cwd: root, stdio: "inherit" });
+  if (done.status !== 0) throw new ToNpm(`npm rebuild ${unique.join(" ")} failed (above)`);
+  return unique;
 }
 
 // -- bins ------------------------------------------------------------------------------------------
@@ -559,9 +580,10 @@ async function install(root, omitDev) {
   } finally {
     agent.destroy();
   }
+  const rebuilt = runScripts(items, root);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`added ${items.length} package${items.length === 1 ? "" : "s"} in ${seconds}s (${lockName}, pallet's lockfile installer: ` +
-    `what npm ci makes, downloaded ${SOCKETS} at a time)`);
+    `what npm ci makes, downloaded ${SOCKETS} at a time${rebuilt.length ? `; install scripts by npm rebuild: ${rebuilt.join(", ")}` : ""})`);
 }
 
 function npmCi(args) {
