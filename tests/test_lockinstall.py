@@ -132,6 +132,51 @@ def test_what_npm_installs_instead(change, reason):
     assert reason in plan(lock)
 
 
+def install(tmp_path: Path, npmrc: str, lock: dict, pkg: dict) -> subprocess.CompletedProcess[str]:
+    """The installer's checks before any download, in an install root holding these manifests
+    (HOME empty, no npm settings in the environment): a download would fail at a .invalid host."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / ".npmrc").write_text(npmrc)
+    (root / "package-lock.json").write_text(json.dumps(lock))
+    (root / "package.json").write_text(json.dumps(pkg))
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith(("npm_config_", "http_proxy", "https_proxy"))}
+    env.update(HOME=str(tmp_path), PATH=f"{tmp_path / 'bin'}:{env['PATH']}")
+    # an npm 9.2.0 whose `npm ci`, when the installer hands over, says so and stops
+    (tmp_path / "npm" / "bin").mkdir(parents=True)
+    (tmp_path / "npm" / "package.json").write_text('{"name": "npm", "version": "9.2.0"}')
+    cli = tmp_path / "npm" / "bin" / "npm-cli.js"
+    cli.write_text("#!/bin/sh\necho \"npm $*\"\n")
+    cli.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "npm").symlink_to(cli)
+    return subprocess.run([NODE or "node", str(LIB), "--omit=dev"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+SMALL_LOCK = {"lockfileVersion": 3, "packages": {
+    "": {"dependencies": {"a": "^1.0.0"}, "engines": {"node": ">=0.10"}},
+    "node_modules/a": {"version": "1.0.0", "integrity": "sha512-AA==", "engines": {"node": "<1"},
+                       "resolved": "https://registry.npmjs.org/a/-/a-1.0.0.tgz"}}}
+
+
+@needs_node
+@pytest.mark.parametrize("npmrc,handed_over", [
+    ("registry=https://npm.example.com/\n", ".npmrc sets registry"),
+    ("//npm.example.com/:_authToken=${NPM_TOKEN}\n", ".npmrc sets //npm.example.com/:_authtoken"),
+    ("ignore-scripts=true\n", ".npmrc sets ignore-scripts"),
+    ("engine-strict=true\n", "engine-strict, and node_modules/a asks for another Node.js or npm"),
+    ("# comment\nsave-exact=true\nlegacy-peer-deps=true\nengine-strict=false\n", None),
+])
+def test_an_apps_npmrc_hands_the_install_to_npm_unless_it_changes_nothing(tmp_path, npmrc, handed_over):
+    pkg = {"dependencies": {"a": "^1.0.0"}, "engines": {"node": ">=0.10"}}
+    done = install(tmp_path, npmrc, SMALL_LOCK, pkg)
+    if handed_over:
+        assert f"npm ci installs: {handed_over}" in done.stderr and done.stdout == "npm ci --omit=dev\n", done
+    else:   # past the settings: the download is what fails (no such package a@1.0.0 here: 404 or no network)
+        assert "npm ci installs: " in done.stderr and ".npmrc" not in done.stderr and "engine" not in done.stderr, done
+
+
 # -- builds, both ways -------------------------------------------------------------------------------
 
 def tree(root: Path) -> list[tuple]:

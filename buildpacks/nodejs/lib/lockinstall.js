@@ -71,12 +71,35 @@ function npmVersion() {
   throw new ToNpm("no npm found on PATH");
 }
 
+//: Settings of an app's .npmrc that change nothing npm ci installs (saving, messages, npm init's
+//: and version's, peer resolution when the lockfile is made); engine-strict is checked.
+const HARMLESS = new Set(["save", "save-exact", "save-prefix", "fund", "audit", "update-notifier", "progress",
+  "loglevel", "color", "unicode", "message", "sign-git-commit", "sign-git-tag", "git-tag-version",
+  "tag-version-prefix", "init-author-name", "init-author-email", "init-author-url", "init-license", "init-version",
+  "legacy-peer-deps", "strict-peer-deps", "engine-strict"]);
+
 function checkSettings(root) {
   // npm's settings change what it installs and from where (a registry, a token, a proxy,
-  // omit/include, ignore-scripts, a umask...): with any, npm installs.
-  for (const f of [path.join(root, ".npmrc"), path.join(process.env.HOME || "/nonexistent", ".npmrc"),
-    "/etc/npmrc", "/usr/etc/npmrc"]) {
-    if (fs.existsSync(f)) throw new ToNpm(`npm settings in ${f}`);
+  // omit/include, ignore-scripts, a umask...): with any but the app's harmless ones, npm
+  // installs. Answers whether engine-strict is on.
+  let engineStrict = false;
+  const npmrc = path.join(root, ".npmrc");
+  if (fs.existsSync(npmrc)) {
+    let text;
+    try {
+      text = fs.readFileSync(npmrc, "utf8");
+    } catch (err) {
+      throw new ToNpm(`cannot read .npmrc: ${err.message}`);
+    }
+    for (const raw of text.split(/\r?\n/)) {
+      const line = raw.trim();
+      if (!line || line.startsWith("#") || line.startsWith(";")) continue;
+      const eq = line.indexOf("=");
+      const key = (eq < 0 ? line : line.slice(0, eq)).trim().toLowerCase();
+      const value = eq < 0 ? "true" : line.slice(eq + 1).trim();
+      if (!HARMLESS.has(key) || value.includes("${")) throw new ToNpm(`.npmrc sets ${key}`);
+      if (key === "engine-strict") engineStrict = !["false", "0", ""].includes(value.toLowerCase());
+    }
   }
   for (const name of Object.keys(process.env)) {
     const lower = name.toLowerCase();
@@ -84,6 +107,25 @@ function checkSettings(root) {
       throw new ToNpm(`npm setting ${name}`);
     }
     if (["http_proxy", "https_proxy", "all_proxy"].includes(lower)) throw new ToNpm(`${name} is set`);
+  }
+  return engineStrict;
+}
+
+function checkGlobalSettings() {
+  // The user's and the system's npmrc: whatever they say is npm's to apply.
+  for (const f of [path.join(process.env.HOME || "/nonexistent", ".npmrc"), "/etc/npmrc", "/usr/etc/npmrc"]) {
+    if (fs.existsSync(f)) throw new ToNpm(`npm settings in ${f}`);
+  }
+}
+
+function checkEngines(pkg, lock, semver, npmVer) {
+  // engine-strict: npm ci refuses a required package (the app's own too) whose engines this
+  // Node.js or npm does not satisfy (EBADENGINE): npm says so.
+  for (const [location, listed] of Object.entries(lock.packages)) {
+    const entry = location === "" ? pkg : listed;   // the app's own: its package.json
+    if (entry && typeof entry === "object" && !entry.optional && !installable(entry, semver, npmVer).engineOk) {
+      throw new ToNpm(`engine-strict, and ${location || "the app"} asks for another Node.js or npm`);
+    }
   }
 }
 
@@ -530,7 +572,7 @@ let created = false;   // node_modules is this installer's: a failure removes it
 
 async function install(root, omitDev) {
   const started = Date.now();
-  checkSettings(root);
+  const engineStrict = checkSettings(root);
   let lockName = "npm-shrinkwrap.json";
   if (!fs.existsSync(path.join(root, lockName))) lockName = "package-lock.json";
   let lock;
@@ -548,6 +590,8 @@ async function install(root, omitDev) {
   const semver = loadSemver();
   const npmVer = npmVersion();
   checkInSync(pkg, lock, semver);
+  if (engineStrict) checkEngines(pkg, lock, semver, npmVer);
+  checkGlobalSettings();
   if (![9, 11].includes(semver.major(npmVer))) throw new ToNpm(`npm ${npmVer}: this installer makes npm 9's and 11's trees`);
   const items = plan(lock, omitDev, semver, npmVer);
   if (fs.existsSync(path.join(root, "node_modules"))) throw new ToNpm("node_modules exists");
