@@ -643,6 +643,7 @@ def test_spa_code_change_rebuilds_without_installing_again(bookworm, tmp_path):
     (app / "src" / "app.js").write_text((app / "src" / "app.js").read_text() + "// edited\n")
     again = bookworm.build(app, "spa:2", tmp_path / "cache")
     assert "[pallet/node-build] reusing every dependency for the build (manifests unchanged" in again.stderr
+    assert "[pallet/nodejs] inputs unchanged: reusing its layers (bin/build not run)" in again.stderr  # every layer back
     assert "[pallet/node-build] built dist/" in again.stderr
     clean = bookworm.build_json(app, "spa:3", tmp_path / "clean")
     assert json.loads(again.stdout)["digest"] == clean["digest"]
