@@ -27,6 +27,7 @@ const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
 const zlib = require("zlib");
+const httpget = require("./httpget.js");
 
 const NPM = 3;
 const REGISTRY = "https://registry.npmjs.org/";
@@ -42,13 +43,9 @@ class Fatal extends Error {}
 // -- whether this lockfile is one to install here ------------------------------------------------
 
 function loadSemver() {
-  for (const candidate of ["semver", "/usr/share/nodejs/semver", "/usr/lib/node_modules/npm/node_modules/semver",
-    "/usr/share/nodejs/npm/node_modules/semver"]) {
-    try {
-      return require(candidate);
-    } catch (_) {}
-  }
-  throw new ToNpm("no semver module");
+  const semver = httpget.loadSemver();
+  if (!semver) throw new ToNpm("no semver module");
+  return semver;
 }
 
 function npmVersion() {
@@ -327,29 +324,12 @@ function parseIntegrity(location, value) {
 
 // -- download --------------------------------------------------------------------------------------
 
-function download(url, agent, https, attempt = 0) {
-  return new Promise((resolve, reject) => {
-    const req = https.get(url, { agent, timeout: 60000, headers: { accept: "application/octet-stream" } }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new ToNpm(`GET ${url}: HTTP ${res.statusCode}`));
-        return;
-      }
-      const chunks = [];
-      let size = 0;
-      res.on("data", (c) => {
-        size += c.length;
-        if (size > MAX_TARBALL) req.destroy(new ToNpm(`${url} is larger than ${MAX_TARBALL} bytes`));
-        else chunks.push(c);
-      });
-      res.on("end", () => resolve(Buffer.concat(chunks)));
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timed out`)));
-    req.on("error", reject);
-  }).catch((err) => {
-    if (err instanceof ToNpm || attempt >= 2) throw err instanceof ToNpm ? err : new ToNpm(String(err.message || err));
-    return new Promise((r) => setTimeout(r, 200 * (attempt + 1))).then(() => download(url, agent, https, attempt + 1));
+function download(url, agent, attempt = 0) {
+  // A few tries for what may pass (a reset connection, a timeout); an HTTP error or a tarball
+  // over the bound is npm's to handle.
+  return httpget.getURL(url, { agent, limit: MAX_TARBALL, accept: "application/octet-stream", redirects: 0 }).catch((err) => {
+    if (err.status !== undefined || err.tooLarge || attempt >= 2) throw new ToNpm(String(err.message || err));
+    return new Promise((r) => setTimeout(r, 200 * (attempt + 1))).then(() => download(url, agent, attempt + 1));
   });
 }
 
@@ -602,7 +582,7 @@ async function install(root, omitDev) {
   const gunzip = require("util").promisify(zlib.gunzip);
   // Downloads in parallel; each tarball checked, then unzipped (zlib's thread pool) and unpacked
   // in location order, so a package's files land the same way whatever order they arrive in.
-  const tars = items.map((item) => download(item.url, agent, https).then((tgz) => {
+  const tars = items.map((item) => download(item.url, agent).then((tgz) => {
     checkIntegrity(item, tgz);
     return gunzip(tgz, { maxOutputLength: MAX_TARBALL });
   }));

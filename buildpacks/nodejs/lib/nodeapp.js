@@ -31,6 +31,7 @@ const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
 const { LtsError, isLtsAlias, ltsMajors, ltsRange } = require("./nodelts.js");
+const httpget = require("./httpget.js");
 
 //: Lockfiles and the tool each one needs, in order of precedence.
 const LOCKFILES = [
@@ -81,13 +82,9 @@ function stackName() {
 }
 
 function loadSemver() {
-  for (const candidate of ["semver", "/usr/share/nodejs/semver", "/usr/lib/node_modules/npm/node_modules/semver",
-    "/usr/share/nodejs/npm/node_modules/semver"]) {
-    try {
-      return require(candidate);
-    } catch (_) {}
-  }
-  throw new AppError("the build image has no semver module for Node.js (node-semver): use a stack with npm");
+  const semver = httpget.loadSemver();
+  if (!semver) throw new AppError("the build image has no semver module for Node.js (node-semver): use a stack with npm");
+  return semver;
 }
 
 // -- package manager -------------------------------------------------------------------------
@@ -971,35 +968,6 @@ function resolveNode(range, arch) {
 //: What `fetch-tool` answers when npm must install the tool instead (not a fault).
 const NOT_BY_ITSELF = 3;
 
-function getURL(url, limit = 64 << 20) {
-  // GET over https (the trust store pallet gives builds: NODE_EXTRA_CA_CERTS), one redirect hop at a time.
-  const https = require("https");
-  return new Promise((resolve, reject) => {
-    const req = https.get(url, { timeout: 60000, headers: { accept: "application/json, */*" } }, (res) => {
-      if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location) {
-        res.resume();
-        resolve(getURL(new URL(res.headers.location, url).toString(), limit));
-        return;
-      }
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
-        return;
-      }
-      const chunks = [];
-      let size = 0;
-      res.on("data", (c) => {
-        size += c.length;
-        if (size > limit) req.destroy(new Error(`GET ${url}: more than ${limit} bytes`));
-        else chunks.push(c);
-      });
-      res.on("end", () => resolve(Buffer.concat(chunks)));
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timed out`)));
-    req.on("error", reject);
-  });
-}
 
 async function fetchTool(spec, prefix) {
   // A package manager is one self-contained package (pnpm, yarn, @yarnpkg/cli-dist: bundled, no
@@ -1011,7 +979,7 @@ async function fetchTool(spec, prefix) {
   const [, name, version] = m;
   let manifest;
   try {
-    manifest = JSON.parse((await getURL(`https://registry.npmjs.org/${name.replace("/", "%2f")}/${version}`, 8 << 20))
+    manifest = JSON.parse((await httpget.getURL(`https://registry.npmjs.org/${name.replace("/", "%2f")}/${version}`, { limit: 8 << 20 }))
       .toString("utf8"));
   } catch (_) {
     return NOT_BY_ITSELF;  // npm tries, with its retries and its proxy settings, and says why
@@ -1028,7 +996,7 @@ async function fetchTool(spec, prefix) {
   }
   let tgz;
   try {
-    tgz = await getURL(manifest.dist.tarball);
+    tgz = await httpget.getURL(manifest.dist.tarball);
   } catch (_) {
     return NOT_BY_ITSELF;
   }
