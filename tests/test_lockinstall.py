@@ -117,6 +117,7 @@ def test_the_packages_npm_ci_installs():
 
 @pytest.mark.parametrize("change,reason", [
     ({"node_modules/a": {"link": True}}, "node_modules/a is a link"),
+    ({"node_modules/a/node_modules/b": {"version": "1.0.0", "inBundle": True}}, "is bundled in its parent's tarball"),
     ({"node_modules/a": {"resolved": "https://example.com/a-1.0.0.tgz"}}, "is not a tarball of https://registry.npmjs.org/"),
     ({"node_modules/a": {"resolved": "https://registry.npmjs.org/a/-/../../x.tgz"}}, "is not a tarball of"),
     ({"node_modules/a": {"resolved": "file:///etc/passwd"}}, "is not a tarball of"),

@@ -276,7 +276,9 @@ function plan(lock, omitDev, semver, npmVer) {
   for (const [location, entry] of Object.entries(packages)) {
     if (location === "" || (omitDev && entry.dev) || removed.has(location)) continue;
     if (entry.link) throw new ToNpm(`${location} is a link (a workspace or a local package)`);
-    if (entry.inBundle) continue;   // in its parent's tarball
+    // A bundled package comes in its parent's tarball, and npm links its bins and runs its
+    // scripts (arborist's rebuildBundle): npm's to install.
+    if (entry.inBundle) throw new ToNpm(`${location} is bundled in its parent's tarball`);
     if (entry.libc !== undefined && semver.major(npmVer) >= 10) {
       throw new ToNpm(`${location} is for one C library (libc), which npm ${npmVer} checks and this installer does not`);
     }
@@ -454,7 +456,7 @@ function sparseDirs(lock, items, root) {
   // empty scope directories (node_modules/@eslint) and node_modules of installed packages.
   const installed = new Set(items.map((it) => it.location));
   const omitted = Object.entries(lock.packages)
-    .filter(([location, entry]) => location !== "" && !installed.has(location) && !entry.inBundle)
+    .filter(([location]) => location !== "" && !installed.has(location))
     .map(([location]) => location);
   for (const location of omitted) fs.mkdirSync(path.join(root, path.dirname(location)), { recursive: true });
   for (const location of omitted) fs.rmSync(path.join(root, location), { recursive: true, force: true });
