@@ -1,0 +1,196 @@
+"""The wheels of a fully pinned requirements file, fetched in parallel before pip runs.
+
+    PYTHONPATH=<the stack's pip> VENV/bin/python prefetch.py REQUIREMENTS DIR
+
+pip fetches one package at a time: the index page, then the file, for each. For a requirements
+file that pins every package with ``==`` (pip-compile's and uv's output, Pipfile.lock's and
+pdm.lock's), this fetches every index page and then every wheel at once, choosing for each the
+wheel pip would choose (the best of the interpreter's tags, pip's own ``sys_tags``; only files
+whose sha256 the file's ``--hash`` options allow, when it has them), checks each against the
+index's sha256, and checks that every package's requirements are in the set. pip then installs
+from DIR with ``--no-index``: the same wheels, installed by pip as always.
+
+Exit 0: DIR holds every wheel. Exit 3: pip must fetch (the reason on stderr): a requirement that
+is no exact pin, an option line, an sdist only, pip settings of the user's (an index, a
+find-links), a package's requirement missing from the file, a download that failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from pip._vendor.packaging import tags
+from pip._vendor.packaging.markers import default_environment
+from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+from pip._vendor.packaging.specifiers import SpecifierSet
+from pip._vendor.packaging.utils import canonicalize_name, parse_wheel_filename
+from pip._vendor.packaging.version import InvalidVersion, Version
+
+INDEX = "https://pypi.org/simple/"
+PIP = 3
+#: pip settings that change nothing pip fetches, or how (pallet's CA and timeouts).
+HARMLESS_ENV = {"PIP_CERT", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT",
+                "PIP_PROGRESS_BAR", "PIP_NO_WARN_SCRIPT_LOCATION", "PIP_ROOT_USER_ACTION"}
+PIP_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
+
+
+class ToPip(Exception):
+    pass
+
+
+def pins(path: Path) -> list[tuple[Requirement, set[str]]]:
+    """(requirement, allowed sha256s) for each line whose marker holds here."""
+    text = path.read_text(encoding="utf-8")
+    logical = re.sub(r"\\\r?\n", " ", text)
+    out = []
+    for raw in logical.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+        if not line:
+            continue
+        parts = line.split()
+        hashes = {p.split(":", 1)[1] for p in parts if p.startswith("--hash=sha256:")}
+        rest = " ".join(p for p in parts if not p.startswith("--hash="))
+        if rest.startswith("-") or not rest:
+            raise ToPip(f"the requirements have an option line ({rest.split()[0] if rest else '--hash'})")
+        try:
+            req = Requirement(rest)
+        except InvalidRequirement as exc:
+            raise ToPip(f"{rest}: {exc}") from None
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        specs = list(req.specifier)
+        if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+            raise ToPip(f"{rest} is not pinned to one version")
+        out.append((req, hashes))
+    return out
+
+
+def get(url: str, accept: str = "*/*") -> bytes:
+    request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "pallet-prefetch"})
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - https only, above
+        return response.read()
+
+
+def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dict:
+    """The file pip would take: a wheel of the pinned version, best tag first."""
+    name = canonicalize_name(req.name)
+    page = json.loads(get(f"{INDEX}{name}/", "application/vnd.pypi.simple.v1+json"))
+    want = Version(next(iter(req.specifier)).version)
+    rank = {tag: i for i, tag in enumerate(supported)}
+    here = Version(".".join(map(str, sys.version_info[:3])))
+    best = None   # (not yanked first, then the best tag) as pip ranks them
+    for f in page.get("files", []):
+        filename = f.get("filename", "")
+        if not filename.endswith(".whl"):
+            continue
+        try:
+            wname, wversion, _build, wtags = parse_wheel_filename(filename)
+        except (ValueError, InvalidVersion):
+            continue
+        sha = (f.get("hashes") or {}).get("sha256")
+        if wname != name or wversion != want or not sha or (hashes and sha not in hashes):
+            continue
+        rp = f.get("requires-python")
+        if rp:
+            try:
+                if not SpecifierSet(rp).contains(here, prereleases=True):
+                    continue
+            except Exception:  # noqa: BLE001 - pip skips a file it cannot read the range of
+                continue
+        tag_rank = min((rank[t] for t in wtags if t in rank), default=None)
+        if tag_rank is None:
+            continue
+        score = (bool(f.get("yanked")), tag_rank)
+        if best is None or score < best[0]:
+            best = (score, f)
+    if best is None:
+        raise ToPip(f"{req.name}=={want} has no wheel for this Python")
+    url = best[1]["url"]
+    if url.startswith("/"):
+        url = "https://pypi.org" + url
+    if not url.startswith("https://"):
+        raise ToPip(f"{req.name}: its file is not on https")
+    return {"name": name, "url": url.split("#", 1)[0], "sha256": best[1]["hashes"]["sha256"],
+            "filename": best[1]["filename"], "extras": set(req.extras)}
+
+
+def fetch(chosen: dict, into: Path) -> Path:
+    target = into / chosen["filename"]
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == chosen["sha256"]:
+        return target  # kept from an earlier build
+    data = get(chosen["url"])
+    if hashlib.sha256(data).hexdigest() != chosen["sha256"]:
+        raise ToPip(f"{chosen['filename']} does not match the index's sha256")
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    return target
+
+
+def missing_requirements(wheels: dict[str, tuple[Path, set[str]]]) -> list[str]:
+    """Requirements of the wheels that no wheel in the set provides."""
+    env = default_environment()
+    missing = []
+    for name, (wheel, extras) in wheels.items():
+        with zipfile.ZipFile(wheel) as z:
+            meta = next((n for n in z.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
+            text = z.read(meta).decode("utf-8", "replace") if meta else ""
+        for line in text.split("\n\n", 1)[0].splitlines():
+            if not line.startswith("Requires-Dist:"):
+                continue
+            try:
+                dep = Requirement(line.split(":", 1)[1].strip())
+            except InvalidRequirement:
+                continue
+            if dep.marker is not None and not any(dep.marker.evaluate({**env, "extra": e})
+                                                  for e in (extras or {""})):
+                continue
+            if canonicalize_name(dep.name) not in wheels:
+                missing.append(f"{dep.name} (for {name})")
+    return missing
+
+
+def main(argv: list[str]) -> int:
+    requirements, into = Path(argv[0]), Path(argv[1])
+    try:
+        user = [k for k in os.environ if k.upper().startswith("PIP_") and k.upper() not in HARMLESS_ENV]
+        if user:
+            raise ToPip(f"pip settings in the environment ({user[0]})")
+        for conf in (*PIP_CONFIGS, os.path.join(sys.prefix, "pip.conf")):
+            if os.path.exists(os.path.expanduser(conf)):
+                raise ToPip(f"pip settings in {conf}")
+        wanted = pins(requirements)
+        if not wanted:
+            raise ToPip("nothing pinned")
+        supported = list(tags.sys_tags())
+        into.mkdir(parents=True, exist_ok=True)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+            chosen = list(pool.map(lambda rh: choose(rh[0], rh[1], supported), wanted))
+            files = list(pool.map(lambda c: fetch(c, into), chosen))
+        wheels = {c["name"]: (f, c["extras"]) for c, f in zip(chosen, files)}
+        for old in into.iterdir():   # the cache keeps this set only
+            if old not in files:
+                old.unlink()
+        missing = missing_requirements(wheels)
+        if missing:
+            raise ToPip(f"the requirements do not pin {missing[0]}")
+    except ToPip as exc:
+        print(f"pip fetches: {exc}", file=sys.stderr)
+        return PIP
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        print(f"pip fetches: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return PIP
+    print(f"fetched {len(wanted)} wheels at once (every requirement pinned): pip installs them without an index")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,89 @@
+"""pallet/python's prefetch of a pinned requirements file (buildpacks/python/lib/prefetch.py): the
+wheels pip would fetch one at a time, fetched at once, then installed by pip without an index.
+The image must be the one pip alone makes (a build both ways, one digest); what the prefetch
+reads of the requirements and of the wheels' metadata is checked on its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.samplekit import ROOT
+
+sys.path.insert(0, str(ROOT / "buildpacks" / "python" / "lib"))
+prefetch = pytest.importorskip("prefetch")   # needs pip's vendored packaging, as the build image's pip has
+
+
+def test_pins_read_continuations_hashes_markers_and_comments(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("# uv pip compile output\n"
+                   "flask==3.1.3 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n    # via -r requirements.in\n"
+                   "colorama==0.4.6 ; sys_platform == 'win32'\n"
+                   "gunicorn[gevent]==27.0.1  # the server\n")
+    got = [(str(r), h) for r, h in prefetch.pins(req)]
+    assert got == [("flask==3.1.3", {"aa", "bb"}), ("gunicorn[gevent]==27.0.1", set())]
+
+
+@pytest.mark.parametrize("line,reason", [
+    ("flask>=3", "flask>=3 is not pinned to one version"),
+    ("flask==3.*", "is not pinned to one version"),
+    ("flask==3.1.3,!=3.1.2", "is not pinned to one version"),
+    ("flask @ https://example.com/flask.whl", "is not pinned to one version"),
+    ("-r other.txt", "the requirements have an option line (-r)"),
+    ("--index-url https://example.com/simple", "an option line (--index-url)"),
+    ("-e .", "an option line (-e)"),
+])
+def test_what_pip_fetches_itself(tmp_path, line, reason):
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"click==8.5.1\n{line}\n")
+    with pytest.raises(prefetch.ToPip, match=reason.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+        prefetch.pins(req)
+
+
+def wheel(tmp_path: Path, name: str, requires: list[str]) -> Path:
+    path = tmp_path / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{name}-1.0.dist-info/METADATA",
+                   "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n%s\n\nlong description\nRequires-Dist: not-a-header\n"
+                   % (name, "".join(f"Requires-Dist: {r}\n" for r in requires)))
+    return path
+
+
+def test_every_requirement_of_the_wheels_must_be_in_the_set(tmp_path):
+    wheels = {
+        "flask": (wheel(tmp_path, "flask", ["click>=8", "colorama; sys_platform == 'win32'", "asgiref; extra == 'async'"]),
+                  set()),
+        "click": (wheel(tmp_path, "click", []), set()),
+    }
+    assert prefetch.missing_requirements(wheels) == []
+    wheels["flask"] = (wheels["flask"][0], {"async"})   # flask[async]: asgiref is needed now
+    assert prefetch.missing_requirements(wheels) == ["asgiref (for flask)"]
+    del wheels["click"]
+    assert "click (for flask)" in prefetch.missing_requirements(wheels)
+
+
+@pytest.mark.slow
+def test_the_image_is_the_one_pip_alone_makes(bookworm, tmp_path):
+    """samples/python-flask (uv's compiled requirements with hashes): 8 wheels, one digest."""
+    digests = {}
+    for how in ("true", "false"):
+        done = bookworm.build(ROOT / "samples" / "python-flask", f"pre:{how}", tmp_path / f"cache-{how}",
+                              "--env", f"BP_PIP_PREFETCH={how}")
+        assert ("fetched 8 wheels at once" in done.stderr) == (how == "true"), done.stderr
+        digests[how] = json.loads(done.stdout)["digest"]
+    assert digests["true"] == digests["false"]
+
+
+@pytest.mark.slow
+def test_requirements_pip_must_resolve_are_installed_by_pip(bookworm, tmp_path):
+    src = tmp_path / "app"
+    shutil.copytree(ROOT / "samples" / "python-flask", src)
+    (src / "requirements.txt").write_text("flask==3.1.3\ngunicorn==27.0.1\n")   # top-level pins only
+    done = bookworm.build(src, "pre:loose", tmp_path / "cache")
+    assert "pip fetches: the requirements do not pin" in done.stderr, done.stderr
+    assert "Successfully installed" in done.stderr and "werkzeug" in done.stderr.lower()
