@@ -89,7 +89,7 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
     best = None   # (not yanked first, then the best tag) as pip ranks them
     for f in page.get("files", []):
         filename = f.get("filename", "")
-        if not filename.endswith(".whl"):
+        if not filename.endswith(".whl") or "/" in filename or "\\" in filename or filename.startswith("."):
             continue
         try:
             wname, wversion, _build, wtags = parse_wheel_filename(filename)
@@ -141,7 +141,10 @@ def missing_requirements(wheels: dict[str, tuple[Path, set[str]]]) -> list[str]:
     missing = []
     for name, (wheel, extras) in wheels.items():
         with zipfile.ZipFile(wheel) as z:
-            meta = next((n for n in z.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
+            meta = next((i for i in z.infolist() if i.filename.endswith(".dist-info/METADATA")
+                         and i.filename.count("/") == 1), None)
+            if meta is not None and meta.file_size > 16 << 20:
+                raise ToPip(f"{wheel.name}: its METADATA is over 16 MiB")
             text = z.read(meta).decode("utf-8", "replace") if meta else ""
         for line in text.split("\n\n", 1)[0].splitlines():
             if not line.startswith("Requires-Dist:"):
