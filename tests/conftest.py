@@ -14,17 +14,25 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest's hook s
     path = socket_path()
     if not path:
         return
+    # The server, not its workers: a worker (forked, so with the server's command line) is a
+    # build of another test run using the same checkout's server, which must not die with this one.
+    servers: dict[int, int] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-        except OSError:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
         if b"builder.server" in argv and path.encode() in argv:
+            servers[int(pid)] = ppid
+    for pid, ppid in servers.items():
+        if ppid not in servers:
             try:
-                os.kill(int(pid), signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
             except OSError:
                 pass
 
