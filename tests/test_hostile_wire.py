@@ -6,12 +6,9 @@ HTTP/1.1 client; each is now a one-line error naming the registry, in bounded ti
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -22,7 +19,7 @@ from builder.oci.stores.registry import RegistryStore
 from tests.cli import pallet
 from tests.imagekit import push_image
 from tests.test_hostile_inputs import one_line_error
-from tests.test_hostile_registry import MANIFEST, Trap, _Registry, hostile_registry
+from tests.test_hostile_registry import MANIFEST, Trap, hostile_registry
 
 Handler = http.server.BaseHTTPRequestHandler
 
@@ -124,21 +121,6 @@ def test_a_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> No
     assert seen and all("Authorization" not in headers for headers in seen), seen
 
 
-@contextlib.contextmanager
-def _pushable_registry(trap: Trap) -> Iterator[str]:
-    """``hostile_registry`` that also answers POST, PUT and PATCH (through the same trap)."""
-    handler = type("Pushable", (_Registry,), {"trap": staticmethod(trap), "do_POST": _Registry.do_GET,
-                                              "do_PUT": _Registry.do_GET, "do_PATCH": _Registry.do_GET})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"localhost:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize("location", ["http://[::1", "file:///etc/passwd", "ftp://x/y"])
 def test_an_upload_location_that_is_no_http_url_is_a_one_line_error(tmp_path: Path, location: str) -> None:
     """The Location a registry answers a blob upload's POST with: 'http://[::1' was urllib's
@@ -155,6 +137,6 @@ def test_an_upload_location_that_is_no_http_url_is_a_one_line_error(tmp_path: Pa
 
     src = LayoutStore(tmp_path / "src")
     push_image(src, [{"bin/app": b"x"}], tag="t")
-    with _pushable_registry(trap) as host:
+    with hostile_registry(trap, pushable=True) as host:
         proc = pallet("copy", f"oci:{tmp_path}/src:t", f"docker://{host}/app/x:t", check=False, timeout=120)
     one_line_error(proc, repr(location)[:-1], "location")
