@@ -607,9 +607,14 @@ def test_a_start_script_only_a_devdependency_runs_without_start_prod_is_a_clear_
     ("npm run serve --silent", None),  # npm's own options: kept as it is
     ("npm run missing", None),
     ("yarn workspace @m/api start && echo", None),  # more than the workspace's script
+    ("turbo run start", "packages/api"),  # Turborepo (a devDependency): the one workspace with a start script
+    ("turbo start --filter=@m/api", "packages/api"),
+    ("npx turbo run start -F {./packages/api}", "packages/api"),
+    ("turbo run start --filter=@m/lib", None),
+    ("turbo run dev", None),
 ])
 def test_a_root_start_script_that_runs_a_workspaces_is_run_without_the_package_manager(tmp_path, start, runs):
-    """The run image has no yarn, npm, pnpm or bun: a root start script that only runs one
+    """The run image has no yarn, npm, pnpm, bun or turbo: a root start script that only runs one
     workspace's start script through one becomes that script, run in the workspace's directory;
     one that runs another script of the root (``npm run serve``) becomes that script."""
     (tmp_path / "package.json").write_text(json.dumps({"name": "m", "private": True, "workspaces": ["packages/*"],
@@ -822,19 +827,29 @@ def test_django_static_files_are_collected_again_when_they_change(bookworm, tmp_
 
 def test_a_frameworks_build_cache_is_left_out_of_the_image(bookworm, tmp_path):
     """node-build-server with a build that also writes what Next.js's does: .next/ with its
-    build cache .next/cache (webpack's packs, most of .next's bytes): the cache is not in the
-    image, the rest of .next is."""
+    build cache .next/cache (webpack's packs, most of .next's bytes), and what Turborepo's does:
+    .turbo/ at the top (its cache, with each task's duration) and in a workspace (the task's log):
+    the caches are not in the image (nor /workspace's link to the top one), the rest of .next is."""
     app = tmp_path / "nc"
     shutil.copytree(APPS / "node-build-server", app)
     build = app / "build.js"
     build.write_text(build.read_text() + '\nfs.mkdirSync(".next/cache/webpack", { recursive: true });\n'
                      'fs.writeFileSync(".next/cache/webpack/0.pack", String(Math.random()));\n'
-                     'fs.writeFileSync(".next/BUILD_ID", "fixed");\n')
+                     'fs.writeFileSync(".next/BUILD_ID", "fixed");\n'
+                     'fs.mkdirSync(".turbo/cache", { recursive: true });\n'
+                     'fs.writeFileSync(".turbo/cache/0-meta.json", String(Math.random()));\n'
+                     'fs.mkdirSync("apps/web/.turbo", { recursive: true });\n'
+                     'fs.writeFileSync("apps/web/.turbo/turbo-build.log", "> build");\n'
+                     'fs.writeFileSync("apps/web/server.js", "");\n')
     done = bookworm.build(app, "nc:1", tmp_path / "cache")
-    assert "left out of the image: .next/cache (the framework's build cache)" in done.stderr, done.stderr
+    for cache in (".next/cache", ".turbo", "apps/web/.turbo"):
+        assert f"left out of the image: {cache} (the framework's build cache)" in done.stderr, done.stderr
     seen: list[str] = []
     _files(bookworm, "nc:1", lambda e: seen.append(e.path) if "/.next" in e.path and e.type == "file" else None)
     assert seen == ["layers/pallet_node-build/output/.next/BUILD_ID"], seen
+    turbo: list[str] = []
+    _files(bookworm, "nc:1", lambda e: turbo.append(e.path) if ".turbo" in e.path or "web/server.js" in e.path else None)
+    assert turbo == ["layers/pallet_node-build/output/apps/web/server.js"], turbo
 
 
 def test_packagemanagers_exact_release_comes_straight_from_the_registry_unless_npm_is_configured(bookworm, tmp_path):

@@ -605,22 +605,33 @@ function hasBuildOutputShape(pkg) {
 //: start script: the rule pallet/node-build's facts and pallet/static's detect apply too.
 function workspaceStarts(pkg) {
   const dirs = new Set([...workspaces(pkg, "npm"), ...workspaces(pkg, "pnpm")]);
-  return [...dirs].some((d) => {
-    const p = readJSON(path.join(d, "package.json"));
-    return p && p.scripts && typeof p.scripts.start === "string" && p.scripts.start.trim();
-  });
+  return [...dirs].some(hasStartScript);
+}
+
+//: Whether the workspace in directory d has a (non-empty) start script.
+function hasStartScript(d) {
+  const p = readJSON(path.join(d, "package.json"));
+  return Boolean(p && p.scripts && typeof p.scripts.start === "string" && p.scripts.start.trim());
 }
 
 //: A root start script that only runs one workspace's start script through the package manager
 //: (`yarn workspace @a/api start`, `npm start -w packages/api`, `pnpm --filter api start`,
-//: `bun run --filter api start`), as monorepos write it: the run image has no package manager,
-//: so the image runs that workspace's start script itself, in its directory. The workspace is
-//: named by its package name or its directory; null when the script is anything else.
+//: `bun run --filter api start`) or Turborepo (`turbo run start`, `turbo start --filter=api`:
+//: a devDependency's command), as monorepos write it: the run image has neither, so the image
+//: runs that workspace's start script itself, in its directory. The workspace is named by its
+//: package name or its directory (turbo without a filter: the one workspace with a start script,
+//: the only one turbo would run); null when the script is anything else.
 function delegatedStart(start, wsDirs) {
   if (SHELL_CHARS.test(start)) return null;
   const words = start.trim().split(/\s+/);
+  if (words[0] === "npx" && words[1] === "turbo") words.shift();
   const tool = words.shift();
-  if (!["yarn", "npm", "pnpm", "bun"].includes(tool)) return null;
+  if (!["yarn", "npm", "pnpm", "bun", "turbo"].includes(tool)) return null;
+  if (tool === "turbo" && !words.some((w) => /^(--filter|-F)(=|$)/.test(w))) {
+    const starters = wsDirs.filter(hasStartScript);
+    if (starters.length !== 1) return null;
+    words.push("--filter", starters[0]);
+  }
   let selector = "";
   const rest = [];
   for (let i = 0; i < words.length; i++) {
@@ -634,7 +645,7 @@ function delegatedStart(start, wsDirs) {
     else rest.push(w);
   }
   if (!selector || !["start", "run start", "run-script start"].includes(rest.join(" "))) return null;
-  const dir = wsDirs.find((d) => d === path.normalize(selector) ||
+  const dir = wsDirs.find((d) => d === path.normalize(selector.replace(/^\{(.*)\}$/, "$1")) ||
     readJSON(path.join(d, "package.json")).name === selector);
   if (!dir) return null;
   const p = readJSON(path.join(dir, "package.json"));
@@ -805,10 +816,7 @@ function startCommand(pkg, wsDirs) {
     staleMain = `, and main ${JSON.stringify(pkg.main)} is no file of the app`;
   }
   if (wsDirs.length) {
-    const starters = wsDirs.filter((d) => {
-      const p = readJSON(path.join(d, "package.json"));
-      return p.scripts && typeof p.scripts.start === "string" && p.scripts.start.trim();
-    });
+    const starters = wsDirs.filter(hasStartScript);
     if (starters.length === 1) {
       const p = readJSON(path.join(starters[0], "package.json"));
       return [fromScript(p.scripts.start, starters[0]), `scripts.start of the workspace ${starters[0]}, the only ` +
