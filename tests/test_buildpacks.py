@@ -62,6 +62,11 @@ def write(root: Path, files: dict[str, str]) -> Path:
     ({"pyproject.toml": "[project]\nname='a'\n", "pdm.lock": ""}, ("pdm", "pdm.lock")),
     ({"Pipfile": "[packages]\nflask = '*'\n"}, ("pipfile", "Pipfile")),
     ({"setup.py": "from setuptools import setup\nsetup()\n"}, ("pip-project", "setup.py")),
+    # setuptools' declarative setup.cfg, pyproject.toml with only [build-system]
+    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n", "setup.cfg": "[metadata]\nname = a\n[options]\n"
+      "packages = find:\ninstall_requires =\n    flask\n", "a/__init__.py": ""}, ("pip-project", "pyproject.toml")),
+    ({"pyproject.toml": "[build-system]\nrequires=['setuptools']\n", "setup.cfg": "[metadata]\nname = my-a\n",
+      "my_a.py": ""}, ("pip-project", "pyproject.toml")),
     ({"pyproject.toml": "[project]\nname='a'\ndependencies=['flask']\n"}, ("pip-deps", "pyproject.toml")),
     ({"pyproject.toml": "[tool.ruff]\nline-length=100\n", "requirements.txt": "x\n"}, ("pip", "requirements.txt")),
     ({"app.py": "print(1)\n"}, ("none", "")),
@@ -75,6 +80,8 @@ def test_python_package_manager(tmp_path, monkeypatch, files, installer):
     ({"uv.lock": "", "poetry.lock": ""}, "uv.lock (uv), poetry.lock (poetry)"),
     ({"requirements.txt": "", "Pipfile.lock": "{}"}, "Pipfile.lock (pipenv), requirements.txt (pip)"),
     ({"pyproject.toml": "[tool.poetry]\nname='a'\n"}, "there is no poetry.lock: run `poetry lock`"),
+    ({"pyproject.toml": "[build-system]\n", "setup.cfg": "name = a\n"}, "setup.cfg cannot be read: File contains no "
+                                                                          "section headers."),
 ])
 def test_python_ambiguous_or_unlocked_managers_are_errors(tmp_path, monkeypatch, files, message):
     monkeypatch.chdir(write(tmp_path, files))
@@ -147,6 +154,16 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     # two packages with an app: nothing tells them apart
     ({"a/__init__.py": "", "a/main.py": "app = FastAPI()\n", "b/__init__.py": "", "b/main.py": "app = FastAPI()\n"},
      {"fastapi": "0.1", "uvicorn": "0.3"}, None),
+    # the app under another name (api = FastAPI()), in a top-level script not named app.py or main.py
+    # (Flask's quickstart hello.py, a Flit module), or in a package
+    ({"main.py": "from fastapi import FastAPI\napi = FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn main:api --host 0.0.0.0 --port "${PORT:-8080}"']),
+    ({"hello.py": "from flask import Flask\napp = Flask(__name__)\n", "models.py": "import sqlite3\n"},
+     {"flask": "3", "gunicorn": "23"}, ["gunicorn", "hello:app"]),
+    ({"hello.py": "app = Flask(__name__)\n", "other.py": "from hello import app\n"}, {"flask": "3", "gunicorn": "23"},
+     None),  # two scripts with an app: nothing tells them apart
+    ({"svc/__init__.py": "", "svc/main.py": "api = FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn svc.main:api --host 0.0.0.0 --port "${PORT:-8080}"']),
     # python -m: the one package with a __main__.py
     ({"hello/__init__.py": "", "hello/__main__.py": "", "setup.py": ""}, {}, ["python", "-m", "hello"]),
     # Streamlit's script is served by `streamlit run`; Gradio's launch() is told where to listen

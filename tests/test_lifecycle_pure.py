@@ -275,12 +275,14 @@ def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_p
     spec.loader.exec_module(pyapp)  # type: ignore[union-attr]
     bp = load(root)
     lines = dict(bp.metadata["pallet"]["input-lines"])
-    assert {"app.py", "main.py", "wsgi.py", "asgi.py", "*/wsgi.py", "*/main.py", "*/__init__.py"} <= set(lines)
+    assert {"*.py", "*/wsgi.py", "*/main.py", "*/__init__.py"} <= set(lines)
     texts = ["app = Flask(__name__)\n", "application = get_wsgi_application()\n", "app: Flask = Flask(x)\n",
              "def app():\n    pass\n", "  app = 1\n", "apps = []\n", "application=1", "x = 1\n", "",
              "from myapp import app\n", "from main import app as application\n", "from .web import (app)\n",
              "from flask import Flask\n", "from app import views\n", "def create_app(config=None):\n",
-             "async def make_app():\n", "def create_apps():\n", "    def create_app():\n"]
+             "async def make_app():\n", "def create_apps():\n", "    def create_app():\n",
+             "api = FastAPI()\n", "server: Flask = flask.Flask(__name__)\n", "router = APIRouter()\n",
+             "api = falcon.asgi.App()\n", "    api = FastAPI()\n"]
     # What decides the web process is what the line filter sees (it may see more: a rerun, no harm).
     for rx in set(lines.values()):
         compiled = re.compile(rx, re.M)
@@ -291,6 +293,9 @@ def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_p
                 assert compiled.search(text), text
     for text, attr in [("from myapp import app\n", "app"), ("from main import app as application\n", "application"),
                        ("def create_app(c=None):\n", "create_app()"), ("from app import views\n", None),
-                       ("def create_apps():\n", None), ("from x import app as flask_app\n", None)]:
+                       ("def create_apps():\n", None), ("from x import app as flask_app\n", None),
+                       ("api = FastAPI(title='x')\n", "api"), ("server: Flask = flask.Flask(__name__)\n", "server"),
+                       ("router = APIRouter()\n", None), ("    api = FastAPI()\n", None),
+                       ("api = FastAPI()\ndef create_app():\n", "api")]:
         (tmp_path / "entry.py").write_text(text)
         assert pyapp._defines_app(tmp_path / "entry.py") == attr, text

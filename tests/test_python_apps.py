@@ -4,7 +4,7 @@ with no manifest, a Procfile ``python server.py`` with no dependencies, a Poetry
 package, Poetry, uv and PDM projects that only list dependencies, a Pipfile without its lock,
 ``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8; and the shapes strangers' apps come in
 (tests/apps/python-*): an ASGI app in a package with included requirements files, a src/ layout
-run as ``python -m``, a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
+run as ``python -m``, a setuptools-scm package built without .git (its Flask app named ``server``), a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
 alone, a Django project without a WSGI server, a Pipfile.lock asking for Python 3.11."""
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ pytestmark = [pytest.mark.slow]
 APPS = ROOT / "tests" / "apps"
 
 
-def build(home: Home, src: Path, tag: str, cache: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def build(home: Home, src: Path, tag: str, cache: Path, *extra: str, check: bool = True
+          ) -> subprocess.CompletedProcess[str]:
     """``pallet build`` without --stack: the stack is pallet's choice."""
-    return pallet("build", str(src), "-t", tag, "--cache-dir", str(cache), "--json", env=home.env, check=check,
-                  timeout=900)
+    return pallet("build", str(src), "-t", tag, "--cache-dir", str(cache), "--json", *extra, env=home.env,
+                  check=check, timeout=900)
 
 
 def ask(home: Home, ref: str, path: str = "/") -> dict:
@@ -202,6 +203,25 @@ def test_a_src_layout_package_not_named_after_the_project_runs_as_python_m(trixi
     answer = ask(trixie, "srclayout:1")
     assert answer["installed"] == "1.2.0" and answer["module"] == "greeter.__main__"
     assert not (src / "src" / "greeting_service.egg-info").exists()
+
+
+def test_a_git_versioned_package_builds_without_git_and_its_app_under_another_name_is_served(trixie, tmp_path):
+    """setuptools-scm with no .git (pallet leaves it out): built as 0.0.0, saying how to give
+    the version, which --env then gives (and installs again); ``server = Flask(__name__)`` in
+    the package's app.py is what gunicorn serves."""
+    src = APPS / "python-setuptools-scm"
+    notice = ("notice: the project's version comes from git (setuptools-scm), and the build has no .git (pallet leaves "
+              "it out of the app): built as version 0.0.0; give the real one with --env "
+              "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_CHANGELOG_API=VERSION")
+    assert notice in pallet("detect", str(src), env=trixie.env).stdout
+    done = build(trixie, src, "scm:1", tmp_path / "c")
+    assert notice in done.stderr, done.stderr
+    assert json.loads(done.stdout)["processes"][0]["command"][-1] == "changelog_api.app:server"
+    assert ask(trixie, "scm:1") == {"service": "changelog-api", "version": "0.0.0"}
+    done = build(trixie, src, "scm:2", tmp_path / "c", "--env", "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_CHANGELOG_API=2.4.1")
+    assert "notice: the project's version" not in done.stderr
+    assert ask(trixie, "scm:2") == {"service": "changelog-api", "version": "2.4.1"}
+    assert not (src / "src" / "changelog_api.egg-info").exists()
 
 
 def test_a_flask_app_factory_and_gunicorns_control_socket_under_a_procfile(trixie, tmp_path):

@@ -223,7 +223,10 @@ def is_package() -> bool:
             or tool.get("setuptools", {}).get("py-modules") \
             or tool.get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {}).get("packages"):
         return True
-    name = pyproject.get("project", {}).get("name") or poetry.get("name") or ""
+    cfg = setup_cfg()
+    if cfg.get("options", {}).get("packages") or cfg.get("options", {}).get("py_modules"):
+        return True  # setuptools' declarative configuration (packages = find:)
+    name = pyproject.get("project", {}).get("name") or poetry.get("name") or cfg.get("metadata", {}).get("name") or ""
     module = re.sub(r"[-.]+", "_", name).lower()
     if module and any((APP / d / module).is_dir() or (APP / d / f"{module}.py").is_file() for d in (".", "src")):
         return True
@@ -233,6 +236,67 @@ def is_package() -> bool:
     if backend.split(".")[0] in ("setuptools", "pdm") and src_packages():
         return True
     return False
+
+
+def setup_cfg() -> dict[str, dict[str, str]]:
+    """setup.cfg's sections, as setuptools reads them (no interpolation); {} without one. A
+    project configured there (``[options] packages = find:``, ``install_requires``) is a package
+    whose pyproject.toml may hold only ``[build-system]``."""
+    if not exists("setup.cfg"):
+        return {}
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read_string(read_text("setup.cfg"), "setup.cfg")
+    except configparser.Error as exc:
+        raise AppError(f"setup.cfg cannot be read: {str(exc).splitlines()[0]}") from None
+    return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+#: Build plugins that read the project's version from git, and the variable each takes it from
+#: instead (``{name}``: the project's name as setuptools-scm spells it; hatch-vcs gives it no name).
+VCS_VERSIONING = (("setuptools-scm", "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{name}"),
+                  ("hatch-vcs", "SETUPTOOLS_SCM_PRETEND_VERSION"),
+                  ("poetry-dynamic-versioning", "POETRY_DYNAMIC_VERSIONING_BYPASS"))
+
+
+def vcs_version_env() -> tuple[str, str] | None:
+    """(variable, plugin) when the project is built by a plugin that reads its version from git
+    (setuptools-scm, hatch-vcs, poetry-dynamic-versioning, pdm-backend's ``source = "scm"``):
+    the build never has ``.git`` (pallet leaves it out of the app), so each would fail ("unable
+    to detect version"); the variable gives the version instead, unless the user gave one."""
+    if not is_package():
+        return None
+    pyproject = read_toml("pyproject.toml")
+    requires = pyproject.get("build-system", {}).get("requires", [])
+    names = {norm(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) for r in requires if isinstance(r, str)}
+    if exists("setup.py") and re.search(r"use_scm_version|setuptools_scm", read_text("setup.py")):
+        names.add("setuptools-scm")
+    found = None
+    for plugin, var in VCS_VERSIONING:
+        if plugin in names:
+            project = pyproject.get("project", {}).get("name") or setup_cfg().get("metadata", {}).get("name")
+            found = (var.format(name=re.sub(r"[-_.]+", "_", str(project)).upper()) if project else
+                     var.replace("_FOR_{name}", ""), plugin)
+            break
+    version = pyproject.get("tool", {}).get("pdm", {}).get("version", {})
+    if found is None and isinstance(version, dict) and version.get("source") == "scm":
+        found = ("PDM_BUILD_SCM_VERSION", "pdm-backend's scm version source")
+    return None if found is None or given_vcs_versions() else found
+
+
+def vcs_version_notes(scm: tuple[str, str] | None) -> list[str]:
+    if not scm:
+        return []
+    return [f"notice: the project's version comes from git ({scm[1]}), and the build has no .git (pallet leaves it "
+            f"out of the app): built as version 0.0.0; give the real one with --env {scm[0]}=VERSION"]
+
+
+def given_vcs_versions() -> list[str]:
+    """The user's ``VAR=version`` settings for the plugins above (they decide the venv too)."""
+    prefixes = ("SETUPTOOLS_SCM_PRETEND_VERSION", "PDM_BUILD_SCM_VERSION", "POETRY_DYNAMIC_VERSIONING_BYPASS")
+    return sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(prefixes))
 
 
 def src_packages() -> list[str]:
@@ -339,6 +403,10 @@ def declared_dependencies(installer: str) -> set[str]:
         if m:
             names.add(norm(m.group(1)))
     names |= {norm(n) for n in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}}
+    for spec in setup_cfg().get("options", {}).get("install_requires", "").splitlines():
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+        if m:
+            names.add(norm(m.group(1)))
     if installer == "pip":
         lines = [ln for name in requirement_files() for ln in requirements_text(name).splitlines()]
         for line in lines:
@@ -376,12 +444,17 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 _ASSIGN = r"^({attr})\s*(:[^=\n]*)?="
 _FROM_IMPORT = re.compile(r"^from\s+[\w.]+\s+import\s+\(?([^#\n]*)", re.M)
 _FACTORY = re.compile(r"^(?:async\s+)?def\s+(" + "|".join(FACTORIES) + r")\s*\(", re.M)
+#: A module-level app made by its framework's class under another name (``api = FastAPI()``,
+#: ``server = Flask(__name__)``): what uvicorn or gunicorn is then given.
+_CONSTRUCTED = re.compile(r"^(\w+)\s*(?::[^=\n]*)?=\s*(?:[\w.]+\.)?(?:Flask|FastAPI|Starlette|Quart|Litestar|Sanic|Bottle"
+                          r"|falcon\.(?:asgi\.)?App)\(", re.M)
 
 
 def _defines_app(path: Path) -> str | None:
     """The module-level WSGI/ASGI app a file has: ``app`` or ``application`` (assigned, or
-    imported: a ``wsgi.py`` that is ``from myapp import app``), else an app factory
-    (``create_app()``, called by the server)."""
+    imported: a ``wsgi.py`` that is ``from myapp import app``), else another name a framework's
+    class is assigned to (``api = FastAPI()``), else an app factory (``create_app()``, called by
+    the server)."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -395,6 +468,9 @@ def _defines_app(path: Path) -> str | None:
     for attr in ENTRY_ATTRS:
         if re.search(_ASSIGN.format(attr=attr), text, re.M) or attr in imported:
             return attr
+    m = _CONSTRUCTED.search(text)
+    if m:
+        return m.group(1)
     m = _FACTORY.search(text)
     return f"{m.group(1)}()" if m else None
 
@@ -416,12 +492,18 @@ def _app_dirs() -> list[tuple[str, str]]:
 
 def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
     """``(module:attr, path directory)`` of the WSGI/ASGI app: the first of ``files`` at the top
-    of the app that has one, else in src/, else the one package that has one (first of ``files`` then
-    ``__init__.py`` in it); none when several packages do (nothing to tell them apart)."""
+    of the app that has one, else the one other top-level script that has one (Flask's
+    quickstart ``hello.py``, a Flit module), else in src/, else the one package that has one (first
+    of ``files`` then ``__init__.py`` in it); none when several packages do (nothing to tell them
+    apart)."""
     for name in files:
         attr = _defines_app(APP / name)
         if attr:
             return f"{name[:-3]}:{attr}", ""
+    others = [(name, _defines_app(APP / name)) for name in entry_scripts() if name not in files]
+    others = [(name, attr) for name, attr in others if attr and name[:-3].isidentifier()]
+    if len(others) == 1:
+        return f"{others[0][0][:-3]}:{others[0][1]}", ""
     for name in files:  # src/ as the code's root: src/main.py is main, from src
         attr = _defines_app(APP / "src" / name)
         if attr:
@@ -636,7 +718,7 @@ def cmd_detect() -> int:
     print("found " + ", ".join(found))
     try:
         installer, chosen = manager()
-        notes = check_python()
+        notes = check_python() + vcs_version_notes(vcs_version_env())
         check_imports(installer)
     except AppError as exc:
         print(f"the build will fail: {exc}")  # still a Python app: say so at build time
@@ -761,6 +843,10 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    scm = vcs_version_env()
+    for given in given_vcs_versions():
+        key.update(f"version {given}\n".encode())
+    notes += vcs_version_notes(scm)
     included = requirement_files()[1:] if installer == "pip" else []
     for name in included:
         key.update(f"included {name} {file_digest(APP / name)}\n".encode())
@@ -786,7 +872,7 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
     out = {"INSTALLER": installer, "CHOSEN": chosen, "PY_VERSION": stack_python(),
            "NO_ROOT": "" if is_package() else "1",
            "PY_MINOR": ".".join(stack_python().split(".")[:2]), "KEY": key_hex,
-           "NOTES": "; ".join(notes), "REUSE": "1" if reuse else ""}
+           "NOTES": "; ".join(notes), "REUSE": "1" if reuse else "", "SCM_VERSION_ENV": f"{scm[0]}=0.0.0" if scm else ""}
     for name, value in out.items():
         print(f"{name}={shlex.quote(value)}")
     return 0
