@@ -2,8 +2,8 @@
 Plug'n'Play (also an ES module app whose dependencies are ES modules, and a workspaces monorepo
 of ES modules: yarn's ESM loader), yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
 installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from ``.nvmrc``
-(official builds from the npm registry: the stack has 18); npm, pnpm, yarn 1, yarn 4 (node-modules
-and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (unknown paths are 404s); a
+(official builds from the npm registry: the stack has 18); npm, pnpm (10, a ``catalog:`` version), yarn 1, yarn 4
+(node-modules and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (unknown paths are 404s); a
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
 script); a server whose start script runs a devDependency's command and whose start:prod runs
