@@ -34,7 +34,8 @@ def test_pins_read_continuations_hashes_markers_and_comments(tmp_path):
     ("flask==3.*", "is not pinned to one version"),
     ("flask==3.1.3,!=3.1.2", "is not pinned to one version"),
     ("flask @ https://example.com/flask.whl", "is not pinned to one version"),
-    ("-r other.txt", "the requirements have an option line (-r)"),
+    ("-r other.txt", "other.txt cannot be read (FileNotFoundError)"),
+    ("-r https://example.com/requirements.txt", "the requirements include https://example.com/requirements.txt"),
     ("--index-url https://example.com/simple", "an option line (--index-url)"),
     ("-e .", "an option line (-e)"),
 ])
@@ -43,6 +44,26 @@ def test_what_pip_fetches_itself(tmp_path, line, reason):
     req.write_text(f"click==8.5.1\n{line}\n")
     with pytest.raises(prefetch.ToPip, match=reason.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
         prefetch.pins(req)
+
+
+def test_included_files_are_read_relative_to_the_file_that_includes_them(tmp_path):
+    """requirements/prod.txt with -r base.txt (pip-tools' layering), -c constraints, a package
+    pinned in two files (once with an extra), option lines that change nothing for wheels."""
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements.txt").write_text("-r requirements/prod.txt\n--prefer-binary\n")
+    (tmp_path / "requirements" / "prod.txt").write_text("-r base.txt\n--constraint=../constraints.txt\n"
+                                                         "gunicorn==23.0.0\nFlask[async]==3.1.3\n")
+    (tmp_path / "requirements" / "base.txt").write_text("flask==3.1.3\nZope.Interface==7.2\n-rprod.txt\n")
+    (tmp_path / "constraints.txt").write_text("gunicorn<24\nidna<4\n")
+    got = sorted((str(r), h) for r, h in prefetch.pins(tmp_path / "requirements.txt"))
+    assert got == [("Zope.Interface==7.2", set()), ("flask[async]==3.1.3", set()), ("gunicorn==23.0.0", set())]
+    (tmp_path / "constraints.txt").write_text("gunicorn<23\n")
+    with pytest.raises(prefetch.ToPip, match=r"gunicorn==23.0.0 is not within the constraint gunicorn<23"):
+        prefetch.pins(tmp_path / "requirements.txt")
+    (tmp_path / "constraints.txt").write_text("")
+    (tmp_path / "requirements" / "base.txt").write_text("flask==3.1.2\n")
+    with pytest.raises(prefetch.ToPip, match=r"Flask is pinned to two versions"):
+        prefetch.pins(tmp_path / "requirements.txt")
 
 
 def wheel(tmp_path: Path, name: str, requires: list[str]) -> Path:
@@ -87,3 +108,13 @@ def test_requirements_pip_must_resolve_are_installed_by_pip(bookworm, tmp_path):
     done = bookworm.build(src, "pre:loose", tmp_path / "cache")
     assert "pip fetches: the requirements do not pin" in done.stderr, done.stderr
     assert "Successfully installed" in done.stderr and "werkzeug" in done.stderr.lower()
+
+
+def test_a_hash_that_allows_no_wheel_is_said_so():
+    """idna==3.10 from PyPI with a --hash of no file of it: not "no wheel for this Python"."""
+    req = prefetch.Requirement("idna==3.10")
+    supported = list(prefetch.tags.sys_tags())
+    with pytest.raises(prefetch.ToPip, match=r"idna==3.10 has no wheel for this Python among those its --hash options "
+                                             r"allow \(1 other wheels\)"):
+        prefetch.choose(req, {"0" * 64}, supported)
+    assert prefetch.choose(req, set(), supported)["filename"] == "idna-3.10-py3-none-any.whl"

@@ -10,8 +10,11 @@ whose sha256 the file's ``--hash`` options allow, when it has them), checks each
 index's sha256, and checks that every package's requirements are in the set. pip then installs
 from DIR with ``--no-index``: the same wheels, installed by pip as always.
 
+Files the requirements include (``-r``, ``-c``) are read as pip reads them, relative to the
+including file; a package pinned in two of them is fetched once.
+
 Exit 0: DIR holds every wheel. Exit 3: pip must fetch (the reason on stderr): a requirement that
-is no exact pin, an option line, an sdist only, pip settings of the user's (an index, a
+is no exact pin (or outside a constraint), an option line, an sdist only, pip settings of the user's (an index, a
 find-links), a package's requirement missing from the file, a download that failed.
 """
 
@@ -46,18 +49,41 @@ class ToPip(Exception):
     pass
 
 
-def pins(path: Path) -> list[tuple[Requirement, set[str]]]:
-    """(requirement, allowed sha256s) for each line whose marker holds here."""
-    text = path.read_text(encoding="utf-8")
-    logical = re.sub(r"\\\r?\n", " ", text)
-    out = []
-    for raw in logical.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        if not line:
+#: Option lines that change nothing of what pip takes for pinned wheels (only wheels are taken).
+HARMLESS_OPTIONS = ("--prefer-binary", "--only-binary", "--pre", "--require-hashes")
+#: ``-r FILE``, ``--requirement=FILE``, ``-rFILE``; ``-c``/``--constraint`` likewise.
+_INCLUDE = re.compile(r"^(?:(-r|--requirement)|(-c|--constraint))(?:\s*=\s*|\s+|(?<=^-r)|(?<=^-c))(\S+)$")
+
+
+def _logical_lines(path: Path) -> list[str]:
+    """The file's lines as pip reads them: continuations joined, comments dropped."""
+    try:
+        text = re.sub(r"\\\r?\n", " ", path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ToPip(f"{path.name} cannot be read ({type(exc).__name__})") from None
+    lines = (re.sub(r"(^|\s)#.*$", "", raw).strip() for raw in text.splitlines())
+    return [line for line in lines if line]
+
+
+def _read(path: Path, reqs: list, constraints: list, seen: set[Path], constraint: bool = False) -> None:
+    """Requirements (or constraints) of ``path`` and of the files it includes, relative to it as
+    pip resolves them; (requirement, allowed sha256s) for each line whose marker holds here."""
+    resolved = path.resolve()
+    if resolved in seen:
+        return
+    seen.add(resolved)
+    for line in _logical_lines(path):
+        include = _INCLUDE.match(line)
+        if include:
+            if "://" in include.group(3):
+                raise ToPip(f"the requirements include {include.group(3)}")
+            _read(path.parent / include.group(3), reqs, constraints, seen, constraint or bool(include.group(2)))
             continue
         parts = line.split()
         hashes = {p.split(":", 1)[1] for p in parts if p.startswith("--hash=sha256:")}
         rest = " ".join(p for p in parts if not p.startswith("--hash="))
+        if rest.split()[0].split("=")[0] in HARMLESS_OPTIONS:
+            continue
         if rest.startswith("-") or not rest:
             raise ToPip(f"the requirements have an option line ({rest.split()[0] if rest else '--hash'})")
         try:
@@ -66,11 +92,42 @@ def pins(path: Path) -> list[tuple[Requirement, set[str]]]:
             raise ToPip(f"{rest}: {exc}") from None
         if req.marker is not None and not req.marker.evaluate():
             continue
+        if constraint:
+            constraints.append(req)
+            continue
         specs = list(req.specifier)
         if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
             raise ToPip(f"{rest} is not pinned to one version")
-        out.append((req, hashes))
-    return out
+        reqs.append((req, hashes))
+
+
+def pins(path: Path) -> list[tuple[Requirement, set[str]]]:
+    """(requirement, allowed sha256s) for each package the file (and what it includes: ``-r``,
+    ``-c``) asks for here; a package named twice (``base.txt`` and ``prod.txt``, with extras
+    or without) once, its extras merged. A constraint the pin breaks is pip's to report."""
+    reqs: list[tuple[Requirement, set[str]]] = []
+    constraints: list[Requirement] = []
+    _read(path, reqs, constraints, set())
+    merged: dict[str, tuple[Requirement, set[str]]] = {}
+    for req, hashes in reqs:
+        name = canonicalize_name(req.name)
+        if name not in merged:
+            merged[name] = (req, hashes)
+            continue
+        first, first_hashes = merged[name]
+        if Version(next(iter(first.specifier)).version) != Version(next(iter(req.specifier)).version):
+            raise ToPip(f"{req.name} is pinned to two versions")
+        first.extras |= req.extras
+        if first_hashes and hashes:
+            first_hashes &= hashes
+        else:
+            first_hashes |= hashes
+    for constraint in constraints:
+        pinned = merged.get(canonicalize_name(constraint.name))
+        if pinned and (constraint.url or not constraint.specifier.contains(next(iter(pinned[0].specifier)).version,
+                                                                          prereleases=True)):
+            raise ToPip(f"{pinned[0]} is not within the constraint {constraint}")
+    return list(merged.values())
 
 
 def get(url: str, accept: str = "*/*") -> bytes:
@@ -87,6 +144,7 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
     rank = {tag: i for i, tag in enumerate(supported)}
     here = Version(".".join(map(str, sys.version_info[:3])))
     best = None   # (not yanked first, then the best tag) as pip ranks them
+    unhashed = 0  # wheels of the version that the --hash options leave out
     for f in page.get("files", []):
         filename = f.get("filename", "")
         if not filename.endswith(".whl") or "/" in filename or "\\" in filename or filename.startswith("."):
@@ -96,7 +154,10 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
         except (ValueError, InvalidVersion):
             continue
         sha = (f.get("hashes") or {}).get("sha256")
-        if wname != name or wversion != want or not sha or (hashes and sha not in hashes):
+        if wname != name or wversion != want or not sha:
+            continue
+        if hashes and sha not in hashes:
+            unhashed += 1
             continue
         rp = f.get("requires-python")
         if rp:
@@ -112,7 +173,8 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
         if best is None or score < best[0]:
             best = (score, f)
     if best is None:
-        raise ToPip(f"{req.name}=={want} has no wheel for this Python")
+        raise ToPip(f"{req.name}=={want} has no wheel for this Python"
+                    + (f" among those its --hash options allow ({unhashed} other wheels)" if unhashed else ""))
     url = best[1]["url"]
     if url.startswith("/"):
         url = "https://pypi.org" + url
