@@ -565,6 +565,44 @@ def test_a_front_end_apps_development_server_from_a_devdependency_is_not_an_erro
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("scripts,web", [
+    # a start script that builds first: the build ran at build time (the image has no npm, nor tsc)
+    ({"build": "tsc", "start": "npm run build && node dist/index.js"},
+     'node dist/index.js (scripts.start "npm run build && node dist/index.js" without its build, which ran at build time)'),
+    ({"build": "tsc", "start": "tsc && NODE_ENV=production node dist/index.js"},
+     "/bin/sh -c NODE_ENV=production node dist/index.js (scripts.start "),
+    ({"build": "tsc", "start": "yarn build && yarn serve", "serve": "node dist/s.js"}, "node dist/s.js (scripts.start "),
+    ({"start": "npm run lint && node server.js", "lint": "eslint ."}, "/bin/sh -c npm run lint && node server.js ("),
+    # prestart, which npm start runs first: run before the start command, unless it is the build
+    ({"prestart": "node check.js", "start": "node server.js"},
+     "/bin/sh -c node check.js && exec node server.js (scripts.start; after scripts.prestart, as npm start runs it)"),
+    ({"prestart": "npm run migrate", "migrate": "node m.js", "start": "NODE_ENV=production node server.js"},
+     "/bin/sh -c node m.js && NODE_ENV=production node server.js (scripts.start; after scripts.prestart"),
+    ({"build": "tsc", "prestart": "npm run build", "start": "node dist/index.js"},
+     "node dist/index.js (scripts.start; scripts.prestart runs the build, which ran at build time)"),
+    ({"prestart": "tsc", "start": "node dist/index.js"}, None),  # tsc: a devDependency's (the lockfile says)
+])
+def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts, web):
+    """npm start runs prestart first; a start script written to build as the app starts (`npm run
+    build && node dist/index.js`) needs npm and the devDependencies, which the image lacks, and
+    pallet/node-build ran that build already. The plan, bin/build's, on the host's node."""
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts,
+                                                       "devDependencies": {"typescript": "5.8.3"}}))
+    (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
+        "": {"name": "a", "devDependencies": {"typescript": "5.8.3"}},
+        "node_modules/typescript": {"version": "5.8.3", "dev": True, "bin": {"tsc": "bin/tsc", "tsserver": "bin/tsserver"}}}}))
+    (tmp_path / "layers").mkdir()
+    plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
+                           str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    if web:
+        assert plan.returncode == 0 and f"WEB='{web}" in plan.stdout, plan.stdout + plan.stderr
+    else:
+        assert plan.returncode == 1 and ('scripts.prestart "tsc" (which npm start runs first) runs tsc, which only the '
+                                         "devDependency typescript gives") in plan.stderr, plan.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_a_start_script_only_a_devdependency_runs_without_start_prod_is_a_clear_error(bookworm, tmp_path):
     """node-start-prod without its start:prod: `nodemon` is a devDependency's command (the
     lockfile says), absent from the image: pallet detect and the build say what to do."""

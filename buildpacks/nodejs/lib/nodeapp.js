@@ -778,7 +778,51 @@ function ownScript(pkg, start) {
   return via.length ? [script, via, tool] : null;
 }
 
+//: Whether a command runs the app's build: its build script through the package manager (`npm run
+//: build`, `yarn build`) or the build script's own text (`tsc` when "build" is "tsc").
+function runsBuild(pkg, command) {
+  const build = pkg.scripts && typeof pkg.scripts.build === "string" ? pkg.scripts.build.trim() : "";
+  const c = command.trim();
+  return Boolean(build) && (/^(npm run(-script)?|yarn( run)?|pnpm( run)?|bun run) build$/.test(c) || c === build);
+}
+
+//: A start script that builds first (`npm run build && node dist/index.js`), as one written for a
+//: host that builds as it starts: pallet/node-build ran the build already, and the run image has
+//: neither the package manager nor the devDependencies a build needs. What follows the build, or null.
+function afterBuild(pkg, start) {
+  const m = /^(.*?)&&(.*)$/s.exec(start.trim());
+  return m && m[2].trim() && runsBuild(pkg, m[1]) ? m[2].trim() : null;
+}
+
+//: A prestart script, which `npm start` runs first (a migration, a check of the environment): run
+//: before the start command, as npm runs it. One that runs the build is not (pallet/node-build ran
+//: it); one whose command only a devDependency gives (`"prestart": "tsc"` without a build script)
+//: fails the build, as it would fail the image at every start.
+function withPrestart(pkg, [cmd, why]) {
+  const pre = pkg.scripts && typeof pkg.scripts.prestart === "string" ? pkg.scripts.prestart.trim() : "";
+  if (!pre) return [cmd, why];
+  if (runsBuild(pkg, pre)) return [cmd, `${why}; scripts.prestart runs the build, which ran at build time`];
+  const own = ownScript(pkg, pre);
+  const script = own ? own[0] : pre;
+  const word = commandWord(script);
+  const locked = SHELL_CHARS.test(word) ? null : lockedCommands();
+  const devOnly = locked && locked.dev.get(word);
+  if (devOnly) {
+    throw new AppError(`scripts.prestart ${JSON.stringify(pre)} (which npm start runs first) runs ${word}, which only ` +
+      `the devDependency ${devOnly} gives (the image has production dependencies only): if it builds the app, make ` +
+      "it the build script (run at build time)");
+  }
+  const main = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : `exec ${cmd.map(shq).join(" ")}`;
+  return [["/bin/sh", "-c", `${script} && ${main}`], `${why}; after scripts.prestart, as npm start runs it`];
+}
+
 function startCommand(pkg, wsDirs) {
+  const started = rootStartCommand(pkg, wsDirs);
+  return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
+    withPrestart(pkg, started) : started;
+}
+
+function rootStartCommand(pkg, wsDirs) {
   if (!pkg) {
     const entry = ENTRY_FILES.find(exists);
     if (!entry) throw new AppError(`no package.json and none of ${ENTRY_FILES.join(", ")}`);
@@ -791,6 +835,12 @@ function startCommand(pkg, wsDirs) {
     return [["node", server[0]], `${dev}the server scripts.build makes with ${server[1]}`];
   }
   if (typeof start === "string" && start.trim()) {
+    const rest = afterBuild(pkg, start);
+    if (rest) {
+      const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: rest } }, wsDirs);
+      return [cmd, `scripts.start ${JSON.stringify(start.trim())} without its build, which ran at build time` +
+        (why === "scripts.start" ? "" : `; ${why}`)];
+    }
     const ws = wsDirs.length ? delegatedStart(start, wsDirs) : null;
     if (ws) {
       return [fromScript(ws[1], ws[0]), `scripts.start ${JSON.stringify(start.trim())}: the start script of the ` +
