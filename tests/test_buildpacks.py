@@ -241,6 +241,14 @@ _PIP_SDIST_LOG = """Collecting psycopg2==2.9.10 (from -r requirements.txt (line 
      "error: idna==3.10 was not found: the package index https://pypi.corp.example/simple could not be reached from "
      "the build (above)"),
     ("  fatal error: Python.h: No such file or directory\n", True, None),  # the headers are there: something else
+    # a pin whose version requires a newer Python than the stack's
+    ("ERROR: Ignored the following versions that require a different python version: 6.0 Requires-Python >=3.14; 6.0.1 "
+     "Requires-Python >=3.14\nERROR: Could not find a version that satisfies the requirement Django==6.0 (from "
+     "versions: 5.2)\nERROR: No matching distribution found for Django==6.0\n", False,
+     "error: Django==6.0 requires Python >=3.14 (its Requires-Python), and the stack this stack has Python 3.13.5: "
+     "require a version of Django that supports Python 3.13, or build on a stack with a Python it supports"),
+    ("ERROR: Ignored the following versions that require a different python version: 6.0 Requires-Python >=3.14\n"
+     "ERROR: No matching distribution found for django==9.9\n", False, None),  # not the version it ignored
 ])
 def test_python_says_which_package_could_not_be_built_from_source(tmp_path, monkeypatch, capsys, log, headers, line):
     (tmp_path / "install.log").write_text(log)

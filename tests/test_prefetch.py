@@ -5,6 +5,7 @@ reads of the requirements and of the wheels' metadata is checked on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -110,11 +111,15 @@ def test_requirements_pip_must_resolve_are_installed_by_pip(bookworm, tmp_path):
     assert "Successfully installed" in done.stderr and "werkzeug" in done.stderr.lower()
 
 
-def test_a_hash_that_allows_no_wheel_is_said_so():
-    """idna==3.10 from PyPI with a --hash of no file of it: not "no wheel for this Python"."""
+def test_why_a_pin_has_no_wheel_is_said():
+    """idna==3.10 from PyPI with a --hash of no file of it: not merely "no wheel for this
+    Python"; django==6.0 on Python 3.11: its wheels' Requires-Python."""
     req = prefetch.Requirement("idna==3.10")
     supported = list(prefetch.tags.sys_tags())
     with pytest.raises(prefetch.ToPip, match=r"idna==3.10 has no wheel for this Python among those its --hash options "
                                              r"allow \(1 other wheels\)"):
         prefetch.choose(req, {"0" * 64}, supported)
     assert prefetch.choose(req, set(), supported)["filename"] == "idna-3.10-py3-none-any.whl"
+    with pytest.raises(prefetch.ToPip, match=r"^django==6.0 has no wheel for this Python \(its wheels require Python "
+                                             r">=3.12\)$") if sys.version_info < (3, 12) else contextlib.nullcontext():
+        prefetch.choose(prefetch.Requirement("django==6.0"), set(), supported)

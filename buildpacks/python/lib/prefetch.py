@@ -145,6 +145,7 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
     here = Version(".".join(map(str, sys.version_info[:3])))
     best = None   # (not yanked first, then the best tag) as pip ranks them
     unhashed = 0  # wheels of the version that the --hash options leave out
+    other_python = ""  # the Requires-Python of wheels of the version that leave this Python out
     for f in page.get("files", []):
         filename = f.get("filename", "")
         if not filename.endswith(".whl") or "/" in filename or "\\" in filename or filename.startswith("."):
@@ -163,6 +164,7 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
         if rp:
             try:
                 if not SpecifierSet(rp).contains(here, prereleases=True):
+                    other_python = rp
                     continue
             except Exception:  # noqa: BLE001 - pip skips a file it cannot read the range of
                 continue
@@ -174,7 +176,8 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
             best = (score, f)
     if best is None:
         raise ToPip(f"{req.name}=={want} has no wheel for this Python"
-                    + (f" among those its --hash options allow ({unhashed} other wheels)" if unhashed else ""))
+                    + (f" among those its --hash options allow ({unhashed} other wheels)" if unhashed else "")
+                    + (f" (its wheels require Python {other_python})" if other_python else ""))
     url = best[1]["url"]
     if url.startswith("/"):
         url = "https://pypi.org" + url

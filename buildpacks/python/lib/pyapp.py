@@ -1011,6 +1011,28 @@ def _unreachable(text: str) -> str | None:
     return None
 
 
+_OTHER_PYTHON = re.compile(r"Ignored the following versions that require a different python version: ([^\n]*)")
+_NO_MATCH = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;,]+)")
+
+
+def _needs_other_python(text: str) -> str | None:
+    """When pip found no version of a pin because that version requires another Python
+    (``django==6.0``: Requires-Python >=3.12, on a stack with 3.11): what it requires."""
+    missing, ignored = _NO_MATCH.search(text), _OTHER_PYTHON.search(text)
+    if not missing or not ignored:
+        return None
+    name, version = missing.groups()
+    for entry in ignored.group(1).split("; "):
+        got, _, spec = entry.partition(" Requires-Python ")
+        if got.strip() == version and spec:
+            minor = ".".join(stack_python().split(".")[:2])
+            return (f"{name}=={version} requires Python {spec.strip()} (its Requires-Python), and the stack "
+                    f"{_stack_name()} has Python {stack_python()}: require a version of {name} that supports Python "
+                    f"{minor}, or build on a stack with a Python it supports (a .python-version file names the Python "
+                    "and pallet picks the stack)")
+    return None
+
+
 def python_headers() -> bool:
     """Whether the build image has the stack Python's C headers (Debian's python3-dev)."""
     import sysconfig
@@ -1019,16 +1041,17 @@ def python_headers() -> bool:
 
 
 def cmd_diagnose(log: str) -> int:
-    """After a failed install: when a package was built from its source and that failed for
+    """After a failed install: what the build could not reach, a pin whose version requires
+    another Python, or, when a package was built from its source and that failed for
     lack of headers or tools (the stacks' build images have a C compiler but no Python headers),
     one line saying which package and what to do, after the installer's own output."""
     try:
         text = Path(log).read_text(errors="replace")
     except OSError:
         return 0
-    unreachable = _unreachable(text)
-    if unreachable:
-        print(f"error: {unreachable}", file=sys.stderr)
+    said = _unreachable(text) or _needs_other_python(text)
+    if said:
+        print(f"error: {said}", file=sys.stderr)
         return 0
     headers = python_headers()
     needs = [] if headers or "Python.h: No such file or directory" not in text and not any(
