@@ -560,8 +560,9 @@ async function install(root, omitDev) {
   let lock;
   let pkg;
   try {
-    lock = JSON.parse(fs.readFileSync(path.join(root, lockName), "utf8"));
-    pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+    // a byte-order mark stripped, as npm reads them
+    lock = JSON.parse(fs.readFileSync(path.join(root, lockName), "utf8").replace(/^\uFEFF/, ""));
+    pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8").replace(/^\uFEFF/, ""));
   } catch (err) {
     throw new ToNpm(`cannot read ${lockName} or package.json: ${err.message}`);
   }

@@ -56,8 +56,9 @@ const exists = (name) => fs.existsSync(name) && fs.statSync(name).isFile();
 const isDir = (name) => fs.existsSync(name) && fs.statSync(name).isDirectory();
 
 function readJSON(file) {
+  // A byte-order mark (Windows editors write one) is stripped, as npm and Node.js's require do.
   try {
-    return JSON.parse(fs.readFileSync(file, "utf8"));
+    return JSON.parse(fs.readFileSync(file, "utf8").replace(/^\uFEFF/, ""));
   } catch (err) {
     throw new AppError(`${file} is not valid JSON: ${err.message}`);
   }

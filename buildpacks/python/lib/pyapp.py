@@ -62,34 +62,56 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-#: The tables (and lists of strings) of pyproject.toml this module reads, checked once when it is
-#: read, so a hostile or mistyped file is one clear error rather than a crash where it is used.
-TABLES = ("project", "project.scripts", "build-system", "tool", "tool.poetry", "tool.poetry.dependencies",
-          "tool.poetry.scripts", "tool.uv", "tool.pdm", "tool.setuptools", "tool.hatch", "tool.hatch.build",
-          "tool.hatch.build.targets", "tool.hatch.build.targets.wheel")
-STRING_LISTS = ("project.dependencies",)
-STRINGS = ("project.name", "tool.poetry.name")
+#: The shapes of the values this module reads from each file of the app, checked once when the
+#: file is read, so a hostile or mistyped file is one clear error naming the value rather than a
+#: crash where it is used. A path's ``*`` is each value of a table, ``[]`` each item of a list.
+TABLE, LIST, STRING, STRINGS = "table", "list", "string", "list of strings"
+_LOCK = {"package": LIST, "package[]": TABLE, "package[].name": STRING, "package[].version": STRING,
+         "package[].groups": STRINGS, "package[].marker": STRING, "package[].files": LIST,
+         "package[].files[]": TABLE, "package[].files[].hash": STRING, "metadata": TABLE, "metadata.files": TABLE,
+         "metadata.files.*": LIST, "metadata.files.*[]": TABLE, "metadata.files.*[].hash": STRING}
+SHAPES: dict[str, dict[str, str]] = {
+    "pyproject.toml": {
+        "project": TABLE, "project.name": STRING, "project.requires-python": STRING, "project.dependencies": STRINGS,
+        "project.scripts": TABLE, "build-system": TABLE, "build-system.build-backend": STRING, "tool": TABLE,
+        "tool.poetry": TABLE, "tool.poetry.name": STRING, "tool.poetry.dependencies": TABLE,
+        "tool.poetry.scripts": TABLE, "tool.uv": TABLE, "tool.pdm": TABLE, "tool.setuptools": TABLE,
+        "tool.hatch": TABLE, "tool.hatch.build": TABLE, "tool.hatch.build.targets": TABLE,
+        "tool.hatch.build.targets.wheel": TABLE},
+    "Pipfile": {"requires": TABLE, "packages": TABLE, "packages.*.extras": STRINGS, "packages.*.version": STRING,
+                "packages.*.markers": STRING},
+    "Pipfile.lock": {"_meta": TABLE, "_meta.requires": TABLE, "default": TABLE, "default.*": TABLE,
+                     "default.*.version": STRING, "default.*.markers": STRING, "default.*.hashes": STRINGS},
+    "poetry.lock": _LOCK, "uv.lock": _LOCK, "pdm.lock": _LOCK,
+}
+_KINDS = {TABLE: dict, LIST: list, STRING: str}
 
 
-def _at(data: dict, dotted: str) -> object:
-    for key in dotted.split("."):
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
+def _values(data: object, path: str) -> list[tuple[str, object]]:
+    """``(where, value)`` for each value the path names in data (``*`` and ``[]`` fan out)."""
+    found: list[tuple[str, object]] = [("", data)]
+    for step in re.findall(r"\[\]|[^.\[]+", path):
+        nxt = []
+        for where, value in found:
+            if step == "[]" and isinstance(value, list):
+                nxt += [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+            elif step == "*" and isinstance(value, dict):
+                nxt += [(f"{where}.{k}".lstrip("."), v) for k, v in value.items()]
+            elif isinstance(value, dict) and step in value:
+                nxt.append((f"{where}.{step}".lstrip("."), value[step]))
+        found = nxt
+    return found
 
 
-def check_pyproject(data: dict, name: str) -> dict:
-    for dotted in TABLES:
-        if _at(data, dotted) is not None and not isinstance(_at(data, dotted), dict):
-            raise AppError(f"{name}: [{dotted}] must be a table, not {type(_at(data, dotted)).__name__}")
-    for dotted in STRING_LISTS:
-        value = _at(data, dotted)
-        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise AppError(f"{name}: {dotted} must be a list of strings")
-    for dotted in STRINGS:
-        if _at(data, dotted) is not None and not isinstance(_at(data, dotted), str):
-            raise AppError(f"{name}: {dotted} must be a string")
+def check_shapes(data: dict, name: str) -> dict:
+    for path, kind in SHAPES.get(name, {}).items():
+        for where, value in _values(data, path):
+            ok = (isinstance(value, list) and all(isinstance(v, str) for v in value)) if kind == STRINGS \
+                else isinstance(value, _KINDS[kind])
+            if not ok:
+                shown = f"[{where}]" if kind == TABLE else where
+                got = "" if isinstance(value, _KINDS.get(kind, list)) else f", not {type(value).__name__}"
+                raise AppError(f"{name}: {shown} must be a {kind}{got}")
     return data
 
 
@@ -109,7 +131,7 @@ def read_json(name: str) -> dict:
         raise AppError(f"{name} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise AppError(f"{name} must hold a JSON object, not {type(data).__name__}")
-    return data
+    return check_shapes(data, name)
 
 
 def read_toml(name: str) -> dict:
@@ -119,7 +141,7 @@ def read_toml(name: str) -> dict:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AppError(f"{name} is not valid TOML: {exc}") from None
-    return check_pyproject(data, name) if name == "pyproject.toml" else data
+    return check_shapes(data, name)
 
 
 def exists(name: str) -> bool:

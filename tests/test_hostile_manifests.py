@@ -1,0 +1,57 @@
+"""Manifests of the wrong types: every file pallet's buildpacks read from an app, with values of
+the wrong JSON/TOML type, garbage, or a byte-order mark. ``pallet detect`` (fast: no build) must
+report each as one clear line naming the file and the value, never a Python or Node.js error
+message ("'int' object is not iterable") or a traceback; and a file npm reads must read the same
+here (a BOM is fine to npm)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli import pallet
+from tests.test_hostile_inputs import write_app
+
+J = json.dumps
+PY = '[project]\nname = "a"\n'
+
+#: (files, what the detect report must say). Each runs ``pallet detect`` once.
+CASES: list[tuple[dict[str, str | bytes], str]] = [
+    ({"pyproject.toml": PY + "requires-python = 3\n"}, "pyproject.toml: project.requires-python must be a string, not int"),
+    ({"pyproject.toml": '[build-system]\nbuild-backend = ["x"]\n'}, "build-system.build-backend must be a string"),
+    ({"pyproject.toml": '[tool.poetry]\nname = "a"\n', "poetry.lock": "package = 5\n"},
+     "poetry.lock: package must be a list, not int"),
+    ({"pyproject.toml": '[tool.poetry]\nname = "a"\n', "poetry.lock": '[[package]]\nname = "a"\ngroups = "main"\n'},
+     "poetry.lock: package[0].groups must be a list of strings, not str"),
+    ({"pyproject.toml": PY, "uv.lock": "version = 1\n[[package]]\nname = 5\n"}, "uv.lock: package[0].name must be a string"),
+    ({"pyproject.toml": PY, "pdm.lock": '[[package]]\nname = "a"\nversion = "1"\nfiles = [5]\n'},
+     "pdm.lock: [package[0].files[0]] must be a table, not int"),
+    ({"Pipfile": "requires = 5\n"}, "Pipfile: [requires] must be a table, not int"),
+    ({"Pipfile": '[packages]\nflask = {version = "==3", extras = "async"}\n'},
+     "Pipfile: packages.flask.extras must be a list of strings"),
+    ({"Pipfile": "[packages]\n", "Pipfile.lock": J({"_meta": 5})}, "Pipfile.lock: [_meta] must be a table, not int"),
+    ({"Pipfile": "[packages]\n", "Pipfile.lock": J({"default": {"flask": {"version": 3}}})},
+     "Pipfile.lock: default.flask.version must be a string, not int"),
+    ({"Pipfile": "[packages]\n", "Pipfile.lock": J({"default": {"flask": {"version": "==3", "hashes": [1]}}})},
+     "Pipfile.lock: default.flask.hashes must be a list of strings"),
+    # held before: pinned so they stay one line
+    ({"pyproject.toml": PY + "scripts = 5\n"}, "[project.scripts] must be a table"),
+    ({"package.json": J({"packageManager": 5})}, "package.json packageManager 5 is not NAME@VERSION"),
+    ({"package.json": "{", "package-lock.json": "{}"}, "package.json is not valid JSON"),
+    # a byte-order mark (Windows editors write one): npm and Node.js read the file without it
+    ({"package.json": b"\xef\xbb\xbf" + J({"scripts": {"start": "node s.js", "build": "echo hi"}}).encode()},
+     "web: node s.js (scripts.start)"),
+]
+
+
+def test_manifests_of_the_wrong_types_are_one_clear_line(tmp_path: Path) -> None:
+    failures = []
+    for i, (files, needle) in enumerate(CASES):
+        app = write_app(tmp_path / f"app{i}", files)
+        proc = pallet("detect", str(app), check=False)
+        out = proc.stdout + proc.stderr
+        bad = ("Traceback" in out or "object is not" in out or "could not be read" in out
+               or needle not in out)
+        if bad:
+            failures.append(f"{sorted(files)} -> want {needle!r}:\n{out}")
+    assert not failures, "\n\n".join(failures)
