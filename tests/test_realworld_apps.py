@@ -404,16 +404,23 @@ def test_spa_image_has_no_node_modules_and_no_build_only_files(bookworm, tmp_pat
 def test_a_start_script_running_the_dev_server_by_name_is_a_front_end_app(bookworm, tmp_path):
     """"start": "npm run dev -- --port 3000" with "dev": "vite" starts a development server, as
     "start": "vite" does: the app is a front-end app (its build output served), in all three of
-    pallet/nodejs's plan, pallet/node-build's facts and pallet/static's detect."""
+    pallet/nodejs's plan, pallet/node-build's facts and pallet/static's detect. Its output is
+    where Angular 20's writes it: angular.json without outputPath (ng new's since Angular 20) is
+    dist/<project>/browser, beside a public/ of source assets without an index.html."""
     app = tmp_path / "app"
     shutil.copytree(APPS / "node-spa", app)
     pkg = json.loads((app / "package.json").read_text())
     pkg["scripts"].update({"start": "npm run dev -- --port 3000", "dev": "vite"})
     (app / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+    (app / "build.js").write_text((app / "build.js").read_text().replace('"dist', '"dist/shop/browser'))
+    (app / "angular.json").write_text(json.dumps({"version": 1, "projects": {"shop": {"projectType": "application",
+        "architect": {"build": {"builder": "@angular/build:application", "options": {"browser": "src/main.ts"}}}}}}))
+    (app / "public").mkdir()
+    (app / "public" / "favicon.ico").write_bytes(b"\0")
     detected = bookworm.detect(app).stdout
     assert "pallet/static" in detected and "a front-end app" in detected, detected
     built = bookworm.build(app, "devstart:1", tmp_path / "cache")
-    assert "served by pallet-static" in built.stderr, built.stderr
+    assert "output: dist/shop/browser/ (one HTML page: a single-page app" in built.stderr, built.stderr
     port = free_port()
     with pallet_run(bookworm, "devstart:1", port) as proc:
         page = wait_http(port, "/settings/profile", alive=lambda: proc.poll() is None)
