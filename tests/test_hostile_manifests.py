@@ -38,6 +38,8 @@ CASES: list[tuple[dict[str, str | bytes], str]] = [
     ({"pyproject.toml": PY + "scripts = 5\n"}, "[project.scripts] must be a table"),
     ({"package.json": J({"packageManager": 5})}, "package.json packageManager 5 is not NAME@VERSION"),
     ({"package.json": "{", "package-lock.json": "{}"}, "package.json is not valid JSON"),
+    # a Staticfile root that climbs out of the app would serve the image's files (the last root: wins)
+    ({"index.html": "x", "Staticfile": "root: dist\nroot: '../..'  # up\n"}, "Staticfile: root '../..' is outside the app"),
     # a byte-order mark (Windows editors write one): npm and Node.js read the file without it
     ({"package.json": b"\xef\xbb\xbf" + J({"scripts": {"start": "node s.js", "build": "echo hi"}}).encode()},
      "web: node s.js (scripts.start)"),
@@ -55,3 +57,15 @@ def test_manifests_of_the_wrong_types_are_one_clear_line(tmp_path: Path) -> None
         if bad:
             failures.append(f"{sorted(files)} -> want {needle!r}:\n{out}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_a_staticfile_edited_to_climb_out_of_the_app_is_detected_again(bookworm, tmp_path: Path) -> None:
+    """pallet/static declared no detect inputs: its remembered detect was replayed while the
+    Staticfile's content changed, so a root edited to ``..`` was built (and served the image's
+    /proc/self/environ). Its detect reads the Staticfile now, and refuses such a root."""
+    app = write_app(tmp_path / "app", {"dist/index.html": "hi", "Staticfile": "root: dist\n"})
+    bookworm.build(app, "oci:" + str(tmp_path / "site.oci"), tmp_path / "cache")
+    (app / "Staticfile").write_text("root: ..\n")
+    done = bookworm.build(app, "oci:" + str(tmp_path / "site.oci"), tmp_path / "cache", check=False)
+    assert done.returncode != 0 and "Staticfile: root '..' is outside the app" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
