@@ -826,6 +826,36 @@ def test_go_commands_the_web_process_is_the_one_serving_http(bookworm, tmp_path)
     assert pallet("run", "gcs:1", "migrate", env=bookworm.env, timeout=120).stdout == "migrated to schema 7\n"
 
 
+def test_go_build_settings_as_paketo_names_them_and_a_replace_outside_the_app(bookworm, tmp_path):
+    """$BP_GO_BUILD_LDFLAGS (-X main.version=...) and $BP_GO_BUILD_FLAGS (-tags, an -ldflags of its
+    own, quoted words) reach go build, reproducibly; -o is refused. A go.mod replace by a path
+    outside the app (a monorepo's ../lib) is one line, not a download error."""
+    app = tmp_path / "flags"
+    app.mkdir()
+    (app / "go.mod").write_text("module example.com/flags\n\ngo 1.19\n")
+    (app / "main.go").write_text('package main\n\nimport "fmt"\n\nvar version, extra = "dev", ""\n\n'
+                                 'func main() { fmt.Printf("version %s, %s, %s\\n", version, extra, edition) }\n')
+    (app / "edition_prod.go").write_text('//go:build prod\n\npackage main\n\nconst edition = "prod"\n')
+    (app / "edition_dev.go").write_text('//go:build !prod\n\npackage main\n\nconst edition = "dev"\n')
+    settings = ("--env", "BP_GO_BUILD_LDFLAGS=-X main.version=1.2.3 -s -w",
+                "--env", "BP_GO_BUILD_FLAGS=-tags=prod -ldflags \"-X 'main.extra=two words'\"")
+    first = bookworm.build(app, "gf:1", tmp_path / "c1", *settings)
+    assert ('go build flags: -tags=prod -ldflags="-buildid= -X main.version=1.2.3 -s -w -X \'main.extra=two words\'"'
+            in first.stderr), first.stderr
+    assert pallet("run", "gf:1", env=bookworm.env, timeout=120).stdout == "version 1.2.3, two words, prod\n"
+    again = bookworm.build(app, "gf:2", tmp_path / "c2", *settings)
+    assert json.loads(again.stdout)["digest"] == json.loads(first.stdout)["digest"]
+    done = bookworm.build(app, "gf:3", tmp_path / "c1", "--env", "BP_GO_BUILD_FLAGS=-o /tmp/x", check=False)
+    assert done.returncode == 1 and "error: $BP_GO_BUILD_FLAGS sets -o: pallet names the binaries" in done.stderr
+    (app / "go.mod").write_text("module example.com/flags\n\ngo 1.19\n\nrequire example.com/lib v0.0.0\n\n"
+                                "replace (\n\texample.com/lib => ../lib\n)\n")
+    done = bookworm.build(app, "gf:4", tmp_path / "c1", check=False)
+    assert done.returncode == 1 and "downloading" not in done.stderr
+    assert ("error: go.mod replaces example.com/lib with ../lib, a directory outside the app (the build has the app's "
+            "directory only)") in done.stderr, done.stderr
+    assert pallet("inspect", "gf:4", env=bookworm.env, check=False).returncode == 1
+
+
 def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):
     """The go.mod made for the build is not in the image: the app layer is the app's files."""
     bookworm.build(APPS / "go-nomod", "nomod:1", tmp_path / "cache")
