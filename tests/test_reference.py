@@ -31,6 +31,10 @@ def test_parse(text, transport, fields):
     "", " app", "Upper", "app:bad tag", "docker://127.0.0.1:5000/App", "oci:", "oci::tag",
     "docker://host/app@sha256:short", "docker-daemon:", "docker-archive:", "ftp://x/y",
     "containers-storage:x", "app:" + "t" * 200, "scratch",
+    # a port out of range (urllib's own error, 'Failed to parse', came out of the push); a name
+    # longer than a registry takes
+    "docker://localhost:99999/app", "docker://localhost:0/app", "docker://[::1]:70000/app", "a" * 256,
+    "docker://127.0.0.1:5000/" + "a/" * 128 + "a",
 ])
 def test_malformed_is_usage_error(text):
     with pytest.raises(InvalidReferenceError) as exc:

@@ -104,7 +104,13 @@ def _split_name(text: str, what: str) -> tuple[str, str | None, str | None]:
     return text, tag, digest
 
 
+#: The distribution spec's bound on a repository name (registries refuse longer ones).
+MAX_REPO = 255
+
+
 def _check_repo(repo: str, what: str) -> None:
+    if len(repo) > MAX_REPO:
+        raise InvalidReferenceError(f"{what}: the repository name is {len(repo)} characters long (at most {MAX_REPO})")
     if not _REPO_RE.match(repo):
         raise InvalidReferenceError(
             f"{what}: invalid repository name {repo!r} (lowercase letters, digits and separators . _ - /)"
@@ -127,8 +133,8 @@ def parse(text: str, allow_scratch: bool = False) -> Reference:
             host, repo = name.split("/", 1)
         else:
             host, repo = DOCKER_HUB, name if "/" in name else f"library/{name}"
-        if not _HOST_RE.match(host):
-            raise InvalidReferenceError(f"{text}: invalid registry host {host!r}")
+        if not _HOST_RE.match(host) or not _port_ok(host):
+            raise InvalidReferenceError(f"{text}: invalid registry host {host!r} (HOST[:PORT], a port 1 to 65535)")
         _check_repo(repo, text)
         return Reference(REGISTRY, host=host, repository=repo, tag=tag, digest=digest)
 
@@ -175,6 +181,12 @@ def parse(text: str, allow_scratch: bool = False) -> Reference:
         raise InvalidReferenceError(f"{text!r}: missing image name; {_FORMS}")
     _check_repo(name, f"{text!r} ({_FORMS})")
     return Reference(LOCAL, repository=name, tag=tag, digest=digest)
+
+
+def _port_ok(host: str) -> bool:
+    """A host's port, if it has one, is 1 to 65535 (urllib cannot even parse a URL with 99999)."""
+    after = host.rpartition("]")[2]   # past an IPv6 address's brackets
+    return ":" not in after or 1 <= int(after.rpartition(":")[2]) <= 65535
 
 
 def _looks_like_host(component: str) -> bool:
