@@ -299,3 +299,25 @@ def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_p
                        ("api = FastAPI()\ndef create_app():\n", "api")]:
         (tmp_path / "entry.py").write_text(text)
         assert pyapp._defines_app(tmp_path / "entry.py") == attr, text
+
+
+@pytest.mark.parametrize("files,first", [
+    (["hugo.toml", "content/_index.md"], "the app looks like a Hugo site's source (hugo.toml), which must be built into "
+                                         "HTML first: run `hugo` and build its output (pallet build ./public: a static "
+                                         "site, served by pallet-static)"),
+    (["config.toml", "layouts/index.html"], "a Hugo site's source (config.toml)"),
+    (["_config.yml", "Gemfile", "index.md"], "a Jekyll site's source (_config.yml), which must be built into HTML first: "
+                                             "run `jekyll build` and build its output (pallet build ./_site"),
+    (["mkdocs.yml", "docs/index.md"], "a MkDocs site's source (mkdocs.yml)"),
+    (["config.toml", "main.rs"], None),        # a config.toml alone says nothing
+    (["Gemfile", "app.rb"], "a Ruby app (Gemfile)"),
+])
+def test_a_static_site_generators_source_is_named_with_how_to_build_it(tmp_path, files, first):
+    from builder.lifecycle.otherruntimes import hint
+
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    said = hint(tmp_path)
+    assert (first in said) if first else said.endswith("(pallet's built-in buildpacks build Python, Node.js, Go, "
+                                                       "static sites, shell scripts and Procfile apps)"), said

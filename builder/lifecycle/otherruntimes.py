@@ -32,6 +32,26 @@ RUNTIMES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 BUILT = "Python, Node.js, Go, static sites, shell scripts and Procfile apps"
 
+#: Static site generators' sources: (what, the files that tell, with a directory beside any of them
+#: when the file name alone says little (config.toml); the command that builds it, its output).
+#: Checked before the languages: a Jekyll site has a Gemfile, but is no Ruby app to run.
+SITES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str, str], ...] = (
+    ("a Hugo site's source", ("hugo.toml", "hugo.yaml", "hugo.json"), (), "hugo", "public"),
+    ("a Hugo site's source", ("config.toml", "config.yaml"), ("archetypes", "layouts", "themes"), "hugo", "public"),
+    ("a Jekyll site's source", ("_config.yml", "_config.yaml"), ("_posts", "_layouts", "_includes", "Gemfile"),
+     "jekyll build", "_site"),
+    ("a MkDocs site's source", ("mkdocs.yml", "mkdocs.yaml"), (), "mkdocs build", "site"),
+)
+
+
+def site_source(names: list[str]) -> tuple[str, str, str] | None:
+    """('a Hugo site's source (hugo.toml)', command, output) when the names are a generator's."""
+    for what, files, beside, command, output in SITES:
+        seen = [n for n in files if n in names]
+        if seen and (not beside or any(n in names for n in beside)):
+            return f"{what} ({seen[0]})", command, output
+    return None
+
 
 def recognise(app_dir: Path) -> str | None:
     """'a Ruby app (Gemfile)' for the first runtime whose files are at the top of ``app_dir``."""
@@ -50,6 +70,15 @@ def recognise(app_dir: Path) -> str | None:
 
 def hint(app_dir: Path) -> str:
     """The first line of the detect error: what the app looks like and what to do about it."""
+    try:
+        site = site_source(sorted(os.listdir(app_dir)))
+    except OSError:
+        site = None
+    if site is not None:
+        what, command, output = site
+        return (f"no buildpack group passed detection: the app looks like {what}, which must be built into HTML "
+                f"first: run `{command}` and build its output (pallet build ./{output}: a static site, served by "
+                "pallet-static)")
     what = recognise(app_dir)
     if what is None:
         return f"no buildpack group passed detection (pallet's built-in buildpacks build {BUILT})"
