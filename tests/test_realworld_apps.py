@@ -572,6 +572,27 @@ def test_a_front_end_apps_development_server_from_a_devdependency_is_not_an_erro
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
+    """Angular's nine packages each ask for "^20.19.0 || ^22.12.0 || >=24.0.0": their intersection,
+    every pairing of alternatives, was 3^9 comparator sets (a 3 MB range the build passed to node:
+    "Argument list too long"). Each pairing is tightened to its bounds, impossible ones dropped.
+    (Versions no Node.js has, so that the host's Node.js fails them all.)"""
+    names = [f"@ng/p{i}" for i in range(12)]
+    deps = dict.fromkeys(names, "1.0.0")
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node s.js"},
+                                                       "dependencies": deps}))
+    packages = {f"node_modules/{n}": {"version": "1.0.0", "engines": {
+        "node": f"^90.{1 + i % 2}.0 || ^92.0.0 || >=94.0.0"}} for i, n in enumerate(names)}
+    (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
+        "": {"name": "a", "dependencies": deps}, **packages}}))
+    (tmp_path / "layers").mkdir()
+    plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
+                           str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert "NODE_RANGE='>=90.2.0 <91.0.0-0 || >=92.0.0 <93.0.0-0 || >=94.0.0'" in plan.stdout, plan.stdout[:2000]
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("scripts,web", [
     # a start script that builds first: the build ran at build time (the image has no npm, nor tsc)
     ({"build": "tsc", "start": "npm run build && node dist/index.js"},

@@ -415,6 +415,34 @@ function nodeRequest(pkg) {
   return dependenciesRequest(pkg);
 }
 
+//: A comparator set (one alternative of a range: every comparator holds) as its tightest lower and
+//: upper bound (and any exact version); null when no version satisfies it. Intersecting ranges
+//: pairs their alternatives: Angular's nine packages of "^20.19.0 || ^22.12.0 || >=24.0.0" made
+//: 3^9 sets, a 3 MB range ("Argument list too long"), kept to 3 when each is tightened.
+function tighten(comparators, semver) {
+  let lo = null;
+  let hi = null;
+  const exact = [];
+  for (const c of comparators) {
+    if (!c.value) continue;  // any version
+    if (c.operator === ">" || c.operator === ">=") {
+      const d = lo ? semver.compare(c.semver, lo.semver) : 1;
+      if (d > 0 || (d === 0 && c.operator === ">")) lo = c;
+    } else if (c.operator === "<" || c.operator === "<=") {
+      const d = hi ? semver.compare(c.semver, hi.semver) : -1;
+      if (d < 0 || (d === 0 && c.operator === "<")) hi = c;
+    } else {
+      exact.push(c);
+    }
+  }
+  if (lo && hi) {
+    const d = semver.compare(lo.semver, hi.semver);
+    if (d > 0 || (d === 0 && (lo.operator === ">" || hi.operator === "<"))) return null;
+  }
+  const kept = [...exact, lo, hi].filter(Boolean);
+  return exact.every((e) => kept.every((c) => c.test(e.semver))) ? kept : null;
+}
+
 //: The app asks for nothing, but its own dependencies do: package-lock.json records each
 //: package's engines.node, and a framework checks it when it runs (next@16: "Node.js version
 //: >=20.9.0 is required"; Vite 7 and Angular 20 likewise). When the stack's Node.js fails one of
@@ -439,12 +467,18 @@ function dependenciesRequest(pkg) {
     failing.push({ name, version: entry.version, range });
   }
   if (!failing.length) return null;
-  let sets = [[]];  // (a || b) and (c || d): every pairing of their comparator sets
+  let sets = [[]];  // (a || b) and (c || d): every pairing of their comparator sets, each tightened
   for (const { range } of failing) {
-    const alternatives = new semver.Range(range).set.map((set) => set.map((c) => c.value).filter(Boolean));
-    sets = sets.flatMap((s) => alternatives.map((alt) => [...s, ...alt]));
+    const next = new Map();
+    for (const s of sets) {
+      for (const alt of new semver.Range(range).set) {
+        const t = tighten([...s, ...alt], semver);
+        if (t) next.set(t.map((c) => c.value).join(" "), t);
+      }
+    }
+    sets = [...next.values()];
   }
-  sets = [...new Set(sets.map((s) => s.join(" ")))].filter((r) => semver.validRange(r || "*"));
+  sets = sets.map((s) => s.map((c) => c.value).join(" ")).filter((r) => semver.validRange(r || "*"));
   const who = failing.map((f) => `${f.name}@${f.version} ${f.range}`).join(", ");
   // Not asked for by the app, so not the newest release (often a Current, odd line) but the
   // newest LTS line that has a matching release, as the rest of its requests are (lts/*).
@@ -454,7 +488,9 @@ function dependenciesRequest(pkg) {
   const any = sets.map((r) => r || "*").join(" || ") || failing[0].range;
   const line = ltsMajors(versions).reverse().find((m) => semver.maxSatisfying(versions, `${any}`) &&
     semver.maxSatisfying(versions.filter((v) => semver.valid(v) && semver.major(v) === m), any));
-  const range = line === undefined ? any : sets.map((r) => `${r} >=${line}.0.0 <${line + 1}.0.0-0`.trim()).join(" || ");
+  const range = line === undefined ? any : [...new Set(sets.map((r) => tighten(
+    new semver.Range(`${r} >=${line}.0.0 <${line + 1}.0.0-0`).set[0], semver)).filter(Boolean)
+    .map((t) => t.map((c) => c.value).join(" ")))].join(" || ");
   const lts = line === undefined ? "" : `: the newest LTS line with a match, Node.js ${line}`;
   return { range, source: `engines.node of the app's dependencies in ${lockfile} (${who}; the app sets none${lts})` };
 }
