@@ -26,9 +26,9 @@ APPS = ROOT / "tests" / "apps"
 needs_node = pytest.mark.skipif(NODE is None and not os.environ.get("CI"), reason="no node on this machine")
 
 
-def node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def node(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([NODE or "node", "-e", f"process.umask(0o022); const li = require({json.dumps(str(LIB))});\n"
-                           + script, *args], capture_output=True, text=True, timeout=60)
+                           + script, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def tarball(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
@@ -123,6 +123,11 @@ def test_the_packages_npm_ci_installs():
     ({"node_modules/a": {"resolved": "file:///etc/passwd"}}, "is not a tarball of"),
     ({"node_modules/a": {"integrity": "md5-AA=="}}, "node_modules/a has no integrity hash"),
     ({"node_modules/../../x": {"version": "1.0.0"}}, 'names a package at "node_modules/../../x"'),
+    # a NUL failed the unpacking with Node.js's own message; a backslash or a newline was a directory name
+    ({"node_modules/a\u0000b": {"version": "1.0.0"}}, 'names a package at "node_modules/a\\u0000b"'),
+    ({"node_modules/a\\..\\..\\x": {"version": "1.0.0"}}, "names a package at"),
+    ({"node_modules/a/node_modules/b\nc": {"version": "1.0.0"}}, "names a package at"),
+    ({"node_modules/@s\x7f/e": {"version": "1.0.0"}}, "names a package at"),
     ({"node_modules/r": {"os": ["win32"]}}, "node_modules/r is not for this platform"),
 ])
 @needs_node
@@ -131,6 +136,18 @@ def test_what_npm_installs_instead(change, reason):
     for location, fields in change.items():
         lock["packages"].setdefault(location, {}).update(fields)
     assert reason in plan(lock)
+
+
+@needs_node
+def test_install_scripts_are_rebuilt_by_name_never_as_npm_options(tmp_path):
+    """A lockfile's ``node_modules/--foo=bar`` with an install script was ``npm rebuild
+    --foo=bar@1.0.0``: an option to npm. After ``--`` it is a spec (npm refuses the name)."""
+    (tmp_path / "npm").write_text('#!/bin/sh\necho "npm $*"\n')
+    (tmp_path / "npm").chmod(0o755)
+    done = node("li.runScripts([{location: 'node_modules/--foo=bar', entry: {version: '1.0.0'}, scripts: true},"
+                " {location: 'node_modules/a/node_modules/@s/b', entry: {version: '2.0.0'}, scripts: true}], '.');",
+                env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert done.returncode == 0 and done.stdout == "npm rebuild -- --foo=bar@1.0.0 @s/b@2.0.0\n", done
 
 
 def install(tmp_path: Path, npmrc: str, lock: dict, pkg: dict) -> subprocess.CompletedProcess[str]:

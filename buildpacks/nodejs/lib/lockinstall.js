@@ -157,7 +157,12 @@ function checkInSync(pkg, lock, semver) {
   }
 }
 
-const LOCATION = /^node_modules\/(?:@[^/.][^/]*\/)?[^/.][^/]*(?:\/node_modules\/(?:@[^/.][^/]*\/)?[^/.][^/]*)*$/;
+// A package's place: node_modules/NAME (@SCOPE/NAME), nested under another's; no part starting
+// with a dot, and no control character or backslash anywhere (no npm name has one; a NUL made
+// the unpacking fail with Node.js's own message).
+const PART = String.raw`[^/.\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*`;
+const NAME_AT = String.raw`node_modules/(?:@${PART}/)?${PART}`;
+const LOCATION = new RegExp(String.raw`^${NAME_AT}(?:/${NAME_AT})*$`);
 
 function checkList(value, list) {
   // npm-install-checks' rule: none of the negated values, and one of the others if any.
@@ -446,7 +451,7 @@ function unpack(item, tar, root) {
       pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
     } catch (_) {}
     const scripts = (pkg && pkg.scripts) || {};
-    if (pkg.gypfile !== false && !scripts.install && !scripts.preinstall) item.scripts = true;   // node-gyp rebuild
+    if ((pkg || {}).gypfile !== false && !scripts.install && !scripts.preinstall) item.scripts = true;   // node-gyp rebuild
   }
 }
 
@@ -480,7 +485,8 @@ function runScripts(items, root) {
     specs.push(`${folder}@${entry.version}`);
   }
   const unique = [...new Set(specs)].sort();
-  const done = require("child_process").spawnSync("npm", ["rebuild", ...unique], { cwd: root, stdio: "inherit" });
+  // "--": a spec is never read as an option (a lockfile's "node_modules/--foo=bar" was one)
+  const done = require("child_process").spawnSync("npm", ["rebuild", "--", ...unique], { cwd: root, stdio: "inherit" });
   if (done.status !== 0) throw new ToNpm(`npm rebuild ${unique.join(" ")} failed (above)`);
   return unique;
 }
@@ -655,4 +661,4 @@ function main(argv) {
 }
 
 if (require.main === module) main(process.argv.slice(2));
-else module.exports = { plan, unpack, linkBins, sparseDirs, tarballURL, ToNpm, loadSemver };   // tests/test_lockinstall.py
+else module.exports = { plan, unpack, linkBins, sparseDirs, tarballURL, runScripts, ToNpm, loadSemver };   // tests/test_lockinstall.py
