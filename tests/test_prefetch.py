@@ -6,9 +6,13 @@ reads of the requirements and of the wheels' metadata is checked on its own."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.server
 import json
 import shutil
+import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -123,3 +127,47 @@ def test_why_a_pin_has_no_wheel_is_said():
     with pytest.raises(prefetch.ToPip, match=r"^django==6.0 has no wheel for this Python \(its wheels require Python "
                                              r">=3.12\)$") if sys.version_info < (3, 12) else contextlib.nullcontext():
         prefetch.choose(prefetch.Requirement("django==6.0"), set(), supported)
+
+
+class _Zeros(http.server.BaseHTTPRequestHandler):
+    """SIZE bytes of zeros, sent a MiB at a time (a wheel as big as torch's, never held here)."""
+
+    SIZE = 256 << 20
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Length", str(self.SIZE))
+        self.end_headers()
+        chunk = bytes(1 << 20)
+        for _ in range(self.SIZE // len(chunk)):
+            self.wfile.write(chunk)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_wheel_is_streamed_to_disk_not_held_in_memory(tmp_path):
+    """Sixteen downloads at once each held its whole wheel in memory (an app pinning torch and the
+    nvidia-* wheels: gigabytes at once). A 256 MiB wheel now costs a fetch far less than that;
+    one that does not match its sha256 leaves nothing behind."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Zeros)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/big-1.0-py3-none-any.whl"
+    sha = hashlib.sha256(bytes(_Zeros.SIZE)).hexdigest()
+    script = ("import json, resource, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import prefetch\n"
+              "c = json.loads(sys.argv[2]); d = Path(sys.argv[3])\n"
+              "try: prefetch.fetch({**c, 'sha256': '0' * 64}, d)\n"
+              "except prefetch.ToPip as e: print(e)\n"
+              "print(sorted(p.name for p in d.iterdir()))\n"
+              "prefetch.fetch(c, d); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    chosen = {"url": url, "sha256": sha, "filename": "big-1.0-py3-none-any.whl"}
+    try:
+        done = subprocess.run([sys.executable, "-c", script, str(ROOT / "buildpacks" / "python" / "lib"),
+                               json.dumps(chosen), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    mismatch, left, peak_mib = done.stdout.splitlines()
+    assert mismatch == "big-1.0-py3-none-any.whl does not match the index's sha256" and left == "[]"
+    assert (tmp_path / "big-1.0-py3-none-any.whl").stat().st_size == _Zeros.SIZE
+    assert int(peak_mib) < 128, f"{peak_mib} MiB for a 256 MiB wheel"

@@ -39,6 +39,7 @@ from pip._vendor.packaging.version import InvalidVersion, Version
 
 INDEX = "https://pypi.org/simple/"
 PIP = 3
+CHUNK = 1 << 20
 #: pip settings that change nothing pip fetches, or how (pallet's CA and timeouts).
 HARMLESS_ENV = {"PIP_CERT", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT",
                 "PIP_PROGRESS_BAR", "PIP_NO_WARN_SCRIPT_LOCATION", "PIP_ROOT_USER_ACTION"}
@@ -130,9 +131,13 @@ def pins(path: Path) -> list[tuple[Requirement, set[str]]]:
     return list(merged.values())
 
 
-def get(url: str, accept: str = "*/*") -> bytes:
+def _open(url: str, accept: str = "*/*"):  # noqa: ANN202 - an http.client.HTTPResponse
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "pallet-prefetch"})
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - https only, above
+    return urllib.request.urlopen(request, timeout=60)  # noqa: S310 - https only, above
+
+
+def get(url: str, accept: str = "*/*") -> bytes:
+    with _open(url, accept) as response:
         return response.read()
 
 
@@ -187,16 +192,32 @@ def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dic
             "filename": best[1]["filename"], "extras": set(req.extras)}
 
 
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def fetch(chosen: dict, into: Path) -> Path:
+    """The wheel, streamed to disk as it is hashed: sixteen at once, a machine-learning app's
+    wheels (torch, the nvidia-* libraries: gigabytes) were all held in memory together."""
     target = into / chosen["filename"]
-    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == chosen["sha256"]:
+    if target.is_file() and sha256_of(target) == chosen["sha256"]:
         return target  # kept from an earlier build
-    data = get(chosen["url"])
-    if hashlib.sha256(data).hexdigest() != chosen["sha256"]:
-        raise ToPip(f"{chosen['filename']} does not match the index's sha256")
     tmp = target.with_name(target.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    digest = hashlib.sha256()
+    try:
+        with _open(chosen["url"]) as response, tmp.open("wb") as out:
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != chosen["sha256"]:
+            raise ToPip(f"{chosen['filename']} does not match the index's sha256")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -253,7 +274,8 @@ def main(argv: list[str]) -> int:
     except ToPip as exc:
         print(f"pip fetches: {exc}", file=sys.stderr)
         return PIP
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+        # a download that failed, a wheel or an index answer of a shape nothing here expects
         print(f"pip fetches: {type(exc).__name__}: {exc}", file=sys.stderr)
         return PIP
     print(f"fetched {len(wanted)} wheels at once (every requirement pinned): pip installs them without an index")
