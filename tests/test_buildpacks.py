@@ -1176,6 +1176,7 @@ def test_procfile_commands(tmp_path, procfile, commands):
 @pytest.mark.parametrize("procfile,error", [
     ("web: \n", "Procfile: process type web has no command"),
     ("web : node server.js\n", "Procfile: cannot parse line: web : node server.js (expected TYPE: COMMAND)"),
+    ("w" * 300 + ": x\n", "Procfile: process type " + "w" * 40 + "... is 300 characters long (at most 255)"),
 ])
 def test_procfile_mistakes_are_one_line_errors(tmp_path, procfile, error):
     (tmp_path / "layers").mkdir()

@@ -143,6 +143,7 @@ def test_process_file_round_trips():
 @pytest.mark.parametrize("bad", [
     Process("we/b", ("x",)), Process("", ("x",)), Process("launcher", ("x",)), Process("web", ()),
     Process("web", ("a\0b",)), Process("web", ("x",), working_dir="relative"),
+    Process("w" * 256, ("x",)),   # /cnb/process/TYPE: longer than a file name
 ])
 def test_process_file_refuses_what_the_launcher_could_not_read(bad):
     with pytest.raises(launch.ProcessFileError):

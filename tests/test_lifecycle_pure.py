@@ -134,6 +134,10 @@ def test_launch_toml_and_layer_metadata(tmp_path):
     write(d / "launch.toml", '[[processes]]\ntype = "web"\ncommand = 3\n')
     with pytest.raises(TomlError, match=r"buildpack bp: .*launch.toml: processes\[0\].command"):
         read_launch(d, "bp")
+    # /cnb/process/TYPE is a file: a longer name made an image no runtime could unpack
+    write(d / "launch.toml", f'[[processes]]\ntype = "{"w" * 256}"\ncommand = ["x"]\n')
+    with pytest.raises(TomlError, match=r"processes\[0\].type must be .*at most 255"):
+        read_launch(d, "bp")
     write(d / "bad.toml", "[types]\nlaunch = 'yes'\n")
     with pytest.raises(TomlError, match="types.launch must be true or false"):
         read_layers(d, "bp")

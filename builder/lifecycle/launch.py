@@ -38,8 +38,9 @@ FORMAT_MAGIC = "pallet-process-v1"
 DEFAULT_WORKING_DIR = "/workspace"
 ARCHES = ("amd64", "arm64")
 
-#: The CNB process type syntax; also keeps a type usable as a file and symlink name.
-_TYPE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+#: The CNB process type syntax; also keeps a type usable as a file and symlink name
+#: (/cnb/process/TYPE: at most 255 bytes, a file name's bound, or no runtime can unpack the image).
+_TYPE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 
 
 class ProcessFileError(PalletError):
@@ -48,8 +49,8 @@ class ProcessFileError(PalletError):
 
 def check_type(process_type: str) -> str:
     if not _TYPE_RE.match(process_type) or process_type in (".", "..", "launcher"):
-        raise ProcessFileError(f"process type {process_type!r} is not valid: use letters, digits, "
-                               "'.', '_' and '-' (and not 'launcher')")
+        raise ProcessFileError(f"process type {process_type[:80]!r} is not valid: use letters, digits, "
+                               "'.', '_' and '-', at most 255 (and not 'launcher')")
     return process_type
 
 

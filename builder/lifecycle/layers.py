@@ -40,7 +40,7 @@ def check_no_symlinks(bp_layers: Path, buildpack_id: str) -> None:
                 "layers and their .toml files must be real files and directories")
 
 
-_PROCESS_TYPE_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_PROCESS_TYPE_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")   # a file name: /cnb/process/TYPE
 RESERVED_LAYER_NAMES = {"build", "launch", "store"}
 
 
@@ -120,7 +120,7 @@ def read_launch(bp_layers: Path, buildpack_id: str) -> LaunchInfo:
             raise TomlError(f"{where}: processes[{i}] must be a table")
         ptype = p.get("type")
         if not isinstance(ptype, str) or not _PROCESS_TYPE_RE.match(ptype):
-            raise TomlError(f"{where}: processes[{i}].type must be letters, digits, '.', '_' or '-'")
+            raise TomlError(f"{where}: processes[{i}].type must be letters, digits, '.', '_' or '-', at most 255")
         if ptype in seen:
             raise TomlError(f"{where}: process type {ptype!r} is declared twice")
         seen.add(ptype)
