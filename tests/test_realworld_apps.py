@@ -243,7 +243,7 @@ FIRST_ANSWER = {"node-nextjs": 300}
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
-ELSEWHERE = {"go-cgo": "test_multiarch_go.py", "go-cgo-only": "test_realworld_apps.py"}
+ELSEWHERE = {"go-cgo": "test_multiarch_go.py", "go-cgo-only": "test_realworld_apps.py", "go-126": "test_stackchoice_apps.py"}
 
 
 def test_every_app_is_covered():

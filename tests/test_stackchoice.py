@@ -130,12 +130,36 @@ def test_reading_what_a_pipenv_app_asks_for(tmp_path):
 
 def test_the_shipped_stacks_offer_their_locked_runtimes():
     offers = {o.stack: o for o in shipped_offers(ROOT / "stacks")}
-    assert list(offers)[:2] == ["trixie", "bookworm"]  # newest Debian release first
+    assert list(offers)[:3] == ["forky", "trixie", "bookworm"]  # newest Debian release first
     assert "tiny" not in offers and "bookworm-static" not in offers  # no runtime to run on
-    for offer in offers.values():
-        assert set(offer.runtimes) >= {"python", "node", "go"}
+    for name in ("trixie", "bookworm"):
+        assert set(offers[name].runtimes) >= {"python", "node", "go"}
+    assert set(offers["forky"].runtimes) == {"python", "go"}  # testing: never chosen for a Node.js range
     lock = (ROOT / "stacks" / "trixie.lock").read_text()
     assert f'"python3:amd64={offers["trixie"].runtimes["python"]}' in lock
+
+
+def test_a_python_metapackage_is_read_as_the_interpreter_it_stands_for():
+    """forky's python3 is 3.14.7 while the python3.14 it depends on is 3.14.8: the offer (and the
+    run image's provides label) say what runs."""
+    offers = {o.stack: o for o in shipped_offers(ROOT / "stacks")}
+    for name in ("forky", "trixie", "bookworm"):
+        python = offers[name].runtimes["python"]
+        minor = ".".join(python.split(".")[:2])
+        assert f'"python{minor}:amd64={python}-' in (ROOT / "stacks" / f"{name}.lock").read_text(), name
+
+
+@pytest.mark.parametrize("asked,stack", [
+    ([Request("python", "3.14", ".python-version")], "forky"),
+    ([Request("go", "1.26", "go.mod", "minimum")], "forky"),
+    ([Request("node", ">=22", "package.json engines.node", "npm")], "trixie"),  # installed, not testing
+    ([Request("node", "24.x", "package.json engines.node", "npm")], "trixie"),
+    ([Request("python", ">=3.11", "pyproject.toml requires-python", "pep440"), Request("go", "1.26", "go.mod", "minimum")],
+     "forky"),
+])
+def test_the_shipped_stacks_choose_testing_only_for_what_stable_lacks(asked, stack):
+    choice = choose_stack(asked, shipped_offers(ROOT / "stacks"), "trixie")
+    assert choice.stack == stack, choice.reason
 
 
 # -- Node.js: engines.node, .nvmrc, .node-version, as the Node.js buildpack reads them ------------

@@ -6,7 +6,9 @@ built without ``--stack``, each landing on the stack its request points to, then
   line, newer than any stack's Go, is not a request: pallet builds with GOTOOLCHAIN=local);
 - a go directive newer than every stack's Go fails before anything is built, listing the stacks;
 - an Express app whose ``engines.node`` only bookworm's Node.js 18 satisfies lands on bookworm;
-- an ``engines.node`` no stack has (22.x) stays on trixie, whose Node.js buildpack installs it.
+- an ``engines.node`` no stack has (22.x) stays on trixie, whose Node.js buildpack installs it;
+- Python 3.14 (``.python-version``, as ``uv init`` writes it today) and a ``go 1.26`` directive,
+  which no stable Debian has, land on forky (Debian testing), built there on first use.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 
 from builder.lifecycle.stackchoice import shipped_offers
 from tests.cli import pallet
-from tests.samplekit import ROOT, SAMPLES, Home, free_port, pallet_run, wait_http
+from tests.samplekit import ROOT, SAMPLES, Home, container_alive, docker_run, free_port, pallet_run, wait_http
 
 pytestmark = [pytest.mark.slow]
 
@@ -98,3 +100,28 @@ def test_node_no_stack_has_stays_on_trixie_and_is_installed(trixie, tmp_path):
         "installs an official Node.js build matching 22.x"]
     assert f"package.json engines.node 22.x is not satisfied by the stack's Node.js {HAS['trixie']['node']}" \
         in done.stdout
+
+
+@pytest.mark.docker
+def test_python_314_and_go_126_land_on_forky_reproducibly(trixie, tmp_path, docker_cli, image_name):
+    """The forky stack is not built in this PALLET_HOME beforehand: the first build makes it from
+    its lock (on today's mirror when the lock is stale, with a notice)."""
+    py = build(trixie, APPS / "python-314", "py314:1", tmp_path / "c1")
+    assert reason(py) == [f"stack forky: .python-version asks for Python 3.14; the default stack trixie has Python "
+                          f"{HAS['trixie']['python']}, forky has Python {HAS['forky']['python']}"]
+    assert json.loads(py.stdout)["stack"] == "forky" and stack_of(trixie, "py314:1") == "forky"
+    python = HAS["forky"]["python"]
+    assert get(trixie, "py314:1") == f"Hello from python-314 (Python {python})\n"  # what runs is what it said
+    elsewhere = shutil.copytree(APPS / "python-314", tmp_path / "elsewhere" / "python-314")
+    again = build(trixie, elsewhere, "py314:2", tmp_path / "c2")
+    assert json.loads(again.stdout)["digest"] == json.loads(py.stdout)["digest"]
+    pallet("copy", "py314:1", f"docker-daemon:{image_name}:1", env=trixie.env)
+    port = free_port()
+    with docker_run(docker_cli, f"{image_name}:1", port) as cid:
+        resp = wait_http(port, alive=container_alive(docker_cli, cid))
+        assert resp.body == f"Hello from python-314 (Python {python})\n"
+
+    go = build(trixie, APPS / "go-126", "go126:1", tmp_path / "c3")
+    assert reason(go) == [f"stack forky: go.mod asks for Go 1.26 or newer; the default stack trixie has Go "
+                          f"{HAS['trixie']['go']}, forky has Go {HAS['forky']['go']}"]
+    assert get(trixie, "go126:1") == f"Hello from go-126 (go{HAS['forky']['go']})\n"

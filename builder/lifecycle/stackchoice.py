@@ -360,7 +360,8 @@ def choose_stack(requests: Sequence[Request], offers: Sequence[Offer], default: 
         return Choice(offer.stack, f"stack {offer.stack}: {asked}; the default stack {default} has "
                                    f"{has(default_offer)}, {offer.stack} has {has(offer)}",
                       _notices(requests, fits, offer))
-    everywhere = "; ".join(f"{o.stack} has {has(o)}" for o in ordered) or "no stacks found"
+    everywhere = "; ".join(f"{o.stack} has {has(o)}" for o in ordered
+                           if any(rt in o.runtimes for rt in runtimes)) or "no stacks found"
     installed = [r for r in requests if r.runtime in INSTALLABLE]
     own = [r for r in requests if r.runtime not in INSTALLABLE]
     if installed:

@@ -230,8 +230,19 @@ def provided(stack: Stack, arch_lock: ArchLock, kind: str) -> dict[str, dict[str
     for runtime, name in sorted(stack.run.provides.items()):
         p = packages.get(name)
         if p is not None:
+            p = _versioned(p, packages)
             out[runtime] = {"package": p.name, "version": p.version, "upstream": upstream_version(p.version)}
     return out
+
+
+def _versioned(meta: Package, packages: dict[str, Package]) -> Package:
+    """The interpreter a metapackage stands for, when the lock has it: ``python3`` 3.14.7 depends
+    on ``python3.14``, which Debian testing may carry at a newer patch (3.14.8), and that one is
+    what runs (and what an app's request is checked against)."""
+    upstream = upstream_version(meta.version).split(".")
+    if len(upstream) < 2:
+        return meta
+    return packages.get(re.sub(r"\d+$", "", meta.name) + ".".join(upstream[:2]), meta)
 
 
 def check_same_versions(stack: Stack, arch_lock: ArchLock, where: str) -> None:
