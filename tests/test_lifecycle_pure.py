@@ -150,6 +150,8 @@ def test_merge_processes_later_wins():
     assert [p.command for p in merged] == [("b",), ("w",)] and default is None
     merged, default = merge_processes([a])
     assert default == "web"
+    assert merge_processes([[Process("worker", ("w",))]])[1] == "worker"   # the only process: the default
+    assert merge_processes([[Process("worker", ("w",)), Process("clock", ("c",))]])[1] is None
 
 
 def test_copy_source_filters_and_symlinks(tmp_path):

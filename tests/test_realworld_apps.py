@@ -1005,6 +1005,27 @@ def test_a_procfile_runs_go_binaries_from_bin_as_on_heroku(bookworm, tmp_path):
     assert pallet("run", "gpb:2", "worker", env=bookworm.env, timeout=120).stdout == "worker ran\n"
 
 
+@pytest.mark.parametrize("script,procfile,guess", [
+    ("worker.py", "worker: python worker.py\n", "[pallet/python] no web process: worker.py is what the Procfile's worker "
+                                                "runs (the Procfile has no web)"),
+    ("run.sh", "worker: ./run.sh\n", "[pallet/shell] no web process: run.sh is what the Procfile's worker runs"),
+])
+def test_a_procfile_of_only_a_worker_is_the_images_one_process(bookworm, tmp_path, script, procfile, guess):
+    """A Procfile with only ``worker:`` running the app's one script: that script was also taken
+    for a web process (the only top-level *.py, the only shell script), the image's default. Now
+    the worker is the image's only process, so its default."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / script).write_text('print("worked")\n' if script.endswith(".py") else "#!/bin/sh\necho worked\n")
+    (app / script).chmod(0o755)
+    (app / "Procfile").write_text(procfile)
+    done = bookworm.build(app, "wk:1", tmp_path / "cache")
+    assert guess in done.stderr, done.stderr
+    out = json.loads(done.stdout)
+    assert [p["type"] for p in out["processes"]] == ["worker"] and out["defaultProcess"] == "worker", out
+    assert pallet("run", "wk:1", env=bookworm.env, timeout=120).stdout == "worked\n"
+
+
 def test_a_package_only_buildable_from_source_is_one_clear_line(bookworm, tmp_path):
     """psycopg2 has no Linux wheels: pip builds it, which needs pg_config and Python.h. The
     build fails, ending with the line that names it and what to require instead."""

@@ -164,7 +164,9 @@ def read_unmet(bp_layers: Path, buildpack_id: str) -> set[str]:
 
 def merge_processes(per_buildpack: list[list[Process]]) -> tuple[list[Process], str | None]:
     """Later buildpacks override earlier ones' process types; the last ``default = true`` wins
-    (and a later non-default definition of that type leaves no default), as the spec says."""
+    (and a later non-default definition of that type leaves no default), as the spec says. An
+    image with one process and no default runs that one (a Procfile of only ``worker:``): there
+    is nothing else it could be started for."""
     merged: dict[str, Process] = {}
     default: str | None = None
     for processes in per_buildpack:
@@ -174,4 +176,6 @@ def merge_processes(per_buildpack: list[list[Process]]) -> tuple[list[Process], 
                 default = proc.type
             elif default == proc.type:
                 default = None
+    if default is None and len(merged) == 1:
+        default = next(iter(merged))
     return [merged[t] for t in sorted(merged)], default

@@ -732,6 +732,22 @@ def procfile_web() -> bool:
         return False
 
 
+def procfile_runs(script: str) -> str | None:
+    """The Procfile's process type (not web) that runs ``script`` (``worker: python worker.py``),
+    when there is no web line: then the script is that process, not a web process to guess."""
+    if procfile_web():
+        return None
+    try:
+        lines = (APP / "Procfile").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        m = re.match(r"^\s*([A-Za-z0-9._-]+)\s*:(.*)$", line)
+        if m and any(word.removeprefix("./") == script for word in m.group(2).split()):
+            return m.group(1)
+    return None
+
+
 def cmd_detect() -> int:
     found = found_markers()
     if not found:
@@ -753,8 +769,11 @@ def cmd_detect() -> int:
            "none": "nothing to install"}[installer]
     print(f"Python {stack_python()} from the stack" + (f" ({'; '.join(notes)})" if notes else "") + f"; {how}")
     command, why = start_command(declared_dependencies(installer))
+    runs = procfile_runs(command[1]) if command and command[0] == "python" and len(command) == 2 else None
     if procfile_web():
         print("web: the Procfile's (rule: Procfile)" + (f"; without it: {' '.join(command)} ({why})" if command else ""))
+    elif runs:
+        print(f"no web process: {command[1]} is what the Procfile's {runs} runs (the Procfile has no web)")
     elif command:
         print(f"web: {' '.join(command)} ({why})")
     else:
@@ -979,6 +998,10 @@ def cmd_launch(layers: str, venv: str) -> int:
     installed = installed_distributions(Path(venv))
     gunicorn_env(Path(venv), installed)
     command, why = start_command(installed, Path(venv) / "bin")
+    runs = procfile_runs(command[1]) if command and command[0] == "python" and len(command) == 2 else None
+    if runs:
+        print(f"no web process: {command[1]} is what the Procfile's {runs} runs (the Procfile has no web)")
+        return 0
     if command is None:
         if not exists("Procfile"):
             # An image with nothing to start is no app: fail the build, saying what was found.
