@@ -40,6 +40,9 @@ CASES: list[tuple[dict[str, str | bytes], str]] = [
     ({"package.json": "{", "package-lock.json": "{}"}, "package.json is not valid JSON"),
     # a Staticfile root that climbs out of the app would serve the image's files (the last root: wins)
     ({"index.html": "x", "Staticfile": "root: dist\nroot: '../..'  # up\n"}, "Staticfile: root '../..' is outside the app"),
+    # an Aptfile with a quote or binary junk: detect's summary was xargs's warning, the names lost
+    ({"index.html": "x", "Aptfile": "it's # a typo\n"}, "pallet/apt: found Aptfile: it's\n"),
+    ({"index.html": "x", "Aptfile": b"\x00\xffcurl\n"}, "pallet/apt: found Aptfile: curl\n"),
     # a byte-order mark (Windows editors write one): npm and Node.js read the file without it
     ({"package.json": b"\xef\xbb\xbf" + J({"scripts": {"start": "node s.js", "build": "echo hi"}}).encode()},
      "web: node s.js (scripts.start)"),
