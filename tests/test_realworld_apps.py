@@ -1026,6 +1026,21 @@ def test_a_procfile_of_only_a_worker_is_the_images_one_process(bookworm, tmp_pat
     assert pallet("run", "wk:1", env=bookworm.env, timeout=120).stdout == "worked\n"
 
 
+def test_netlify_rule_files_are_named_as_not_applied(bookworm, tmp_path):
+    """A site with Netlify's _redirects (served as a file, its rules followed by nobody) is
+    warned about; a single-page app's fallback alone (/* /index.html 200) is not."""
+    app = tmp_path / "site"
+    (app / "public").mkdir(parents=True)
+    (app / "public" / "index.html").write_text("<h1>site</h1>\n")
+    (app / "public" / "_redirects").write_text("# moved\n/blog/* /posts/:splat 301\n/*  /index.html  200\n")
+    done = bookworm.build(app, "nl:1", tmp_path / "cache")
+    assert ("warning: public/_redirects (1 rules for Netlify or Cloudflare Pages) is not applied: pallet-static serves "
+            "it as a file and follows none of its rules") in done.stderr, done.stderr
+    (app / "public" / "_redirects").write_text("/*    /index.html   200\n")   # an input: the buildpack runs again
+    again = bookworm.build(app, "nl:2", tmp_path / "cache").stderr
+    assert "[pallet/static] web process" in again and "_redirects" not in again, again
+
+
 def test_a_package_only_buildable_from_source_is_one_clear_line(bookworm, tmp_path):
     """psycopg2 has no Linux wheels: pip builds it, which needs pg_config and Python.h. The
     build fails, ending with the line that names it and what to require instead."""
