@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
@@ -147,6 +148,19 @@ def _argv(value: str | None, flag: str, allow_path: bool) -> tuple[str, ...] | N
     return (value,)
 
 
+#: The largest Linux uid/gid (uid_t is 32 bits; 4294967295 is (uid_t)-1, "no change").
+MAX_ID = 4294967294
+
+
+def _owner(text: str) -> tuple[int, int]:
+    """``UID:GID`` for a layer's files: ids a runtime can give them (a larger one built an image
+    no runtime could unpack: its chown fails)."""
+    m = re.fullmatch(r"([0-9]+):([0-9]+)", text)
+    if not m or max(int(m[1]), int(m[2])) > MAX_ID:
+        raise UsageError(f"--owner {text!r}: expected UID:GID, each 0 to {MAX_ID}, e.g. 1000:1000")
+    return int(m[1]), int(m[2])
+
+
 def cmd_append(args: argparse.Namespace) -> int:
     from builder.oci import reference as refs
     from builder.oci.append import append
@@ -154,13 +168,10 @@ def cmd_append(args: argparse.Namespace) -> int:
 
     base = refs.parse(args.base, allow_scratch=True)
     dst = refs.parse(args.dst)
-    owner = (0, 0)
-    if args.owner:
-        try:
-            uid, gid = (int(x) for x in args.owner.split(":"))
-        except ValueError:
-            raise UsageError(f"--owner {args.owner!r}: expected UID:GID, e.g. 1000:1000") from None
-        owner = (uid, gid)
+    owner = _owner(args.owner) if args.owner else (0, 0)
+    if args.workdir and not args.workdir.startswith("/"):
+        # a runtime refuses a relative working directory (runc: "cwd must be an absolute path")
+        raise UsageError(f"--workdir {args.workdir!r}: expected an absolute path, e.g. /app")
     changes = ConfigChanges(
         entrypoint=_argv(args.entrypoint, "--entrypoint", allow_path=True),
         cmd=_argv(args.cmd, "--cmd", allow_path=False),

@@ -71,6 +71,13 @@ def test_missing_source_dir_and_bad_flags(tmp_path):
                           check=False), code=2)
     one_line_error(pallet("append", "scratch", str(tmp_path), f"oci:{tmp_path}/x:v1", "--env", "NOEQUALS",
                           check=False), code=2)
+    # an image no runtime could unpack (a uid past 32 bits) or run (a relative working directory)
+    for flag, value in (("--owner", "99999999999:0"), ("--owner", "0:4294967295"), ("--owner", "1: 2"),
+                        ("--workdir", "app")):
+        err = one_line_error(pallet("append", "scratch", str(tmp_path), f"oci:{tmp_path}/x:v1", flag, value,
+                                    check=False), code=2)
+        assert flag in err
+    assert not (tmp_path / "x").exists()
 
 
 def test_unsupported_layer_content_is_refused(tmp_path):
