@@ -78,6 +78,31 @@ def test_unpacking_follows_pacote(tmp_path):
     assert not (pkg / "empty").exists()
 
 
+@needs_node
+def test_tarballs_are_unzipped_a_few_at_a_time_and_big_ones_alone(tmp_path):
+    """Every downloaded tarball was unzipped at once and held until its turn: a lockfile of
+    gzip bombs (each within the 1 GiB bound) held them all. Sixteen tarballs of 96 MiB unpacked
+    each (a pax header: nothing lands on disk) took 2.7 GiB; now a few small ones are unzipped
+    ahead and a big one alone at its turn, and they still unpack in order."""
+    script = (
+        "const zlib = require('zlib'); const N = 16, SIZE = 96 << 20;\n"
+        "function header(name, type, size) { const h = Buffer.alloc(512); h.write(name, 0); h.write('0000644', 100);"
+        " h.write(size.toString(8).padStart(11, '0'), 124); h.write('        ', 148); h.write(type, 156);"
+        " h.write('ustar\\u000000', 257); let sum = 0; for (const b of h) sum += b;"
+        " h.write(sum.toString(8).padStart(6, '0') + '\\u0000 ', 148); return h; }\n"
+        "const tgz = zlib.gzipSync(Buffer.concat([header('pax', 'g', SIZE), Buffer.alloc(SIZE),"
+        " header('package/a.js', '0', 1), Buffer.from('a'.padEnd(512, '\\u0000')), Buffer.alloc(1024)]), { level: 1 });\n"
+        "const items = Array.from({ length: N }, (_, i) => ({ location: `node_modules/b${i}` }));\n"
+        "const base = process.resourceUsage().maxRSS;\n"
+        "li.unpackAll(items, items.map(() => Promise.resolve(tgz)), process.argv[1]).then(() =>"
+        " console.log(Math.round((process.resourceUsage().maxRSS - base) / 1024)));")
+    done = node(script, str(tmp_path / "root"))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "root" / "node_modules").iterdir()) == sorted(f"b{i}" for i in range(16))
+    assert all((tmp_path / "root" / "node_modules" / f"b{i}" / "a.js").read_text() == "a" for i in range(16))
+    assert int(done.stdout) < 1024, f"{done.stdout.strip()} MiB more at the peak, for 16 x 96 MiB"
+
+
 #: A lockfile: app -> a (which optionally needs p, for Windows only, and r), d (a devDependency);
 #: p alone needs q; r is needed by a and p. npm ci leaves out d (--omit=dev) and p's optional
 #: set, p and q; r stays.

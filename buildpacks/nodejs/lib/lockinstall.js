@@ -556,6 +556,41 @@ function linkBins(items, root) {
 
 // -- the install -----------------------------------------------------------------------------------
 
+const AHEAD = 8;                // tarballs unzipped ahead of the one being unpacked (zlib's thread pool)
+const AHEAD_LIMIT = 32 << 20;   // unpacked bytes of one unzipped ahead: a bigger one is unzipped at its turn
+
+async function unpackAll(items, tgzs, root) {
+  // Each tarball (tgzs: promises of the checked downloads) unzipped and unpacked in location
+  // order, so a package's files land the same way whatever order they arrive in. A few are
+  // unzipped ahead, each to AHEAD_LIMIT at most; a bigger one alone at its turn (to MAX_TARBALL):
+  // every tarball unzipped ahead at once held a whole app's unpacked packages in memory, and
+  // gzip bombs a gigabyte each.
+  const gunzip = require("util").promisify(zlib.gunzip);
+  tgzs.forEach((p) => p.catch(() => {}));   // each is awaited below; a failure stops the rest
+  const tars = [];
+  const ahead = (i) => {
+    if (i >= items.length || tars[i]) return;
+    tars[i] = tgzs[i].then((tgz) => gunzip(tgz, { maxOutputLength: AHEAD_LIMIT })
+      .catch((err) => (err.code === "ERR_BUFFER_TOO_LARGE" ? null : Promise.reject(err))));
+    tars[i].catch(() => {});
+  };
+  for (let i = 0; i < AHEAD; i++) ahead(i);
+  for (let i = 0; i < items.length; i++) {
+    ahead(i + AHEAD);
+    let tar;
+    try {
+      tar = await tars[i];
+      if (tar === null) tar = await gunzip(await tgzs[i], { maxOutputLength: MAX_TARBALL });
+    } catch (err) {
+      if (err instanceof Fatal || err instanceof ToNpm) throw err;
+      throw new ToNpm(`${items[i].location}: ${err.message}`);
+    }
+    unpack(items[i], tar, root);
+    tars[i] = tgzs[i] = null;
+  }
+}
+
+
 let created = false;   // node_modules is this installer's: a failure removes it
 
 async function install(root, omitDev) {
@@ -588,26 +623,13 @@ async function install(root, omitDev) {
 
   const https = require("https");
   const agent = new https.Agent({ keepAlive: true, maxSockets: SOCKETS });
-  const gunzip = require("util").promisify(zlib.gunzip);
-  // Downloads in parallel; each tarball checked, then unzipped (zlib's thread pool) and unpacked
-  // in location order, so a package's files land the same way whatever order they arrive in.
-  const tars = items.map((item) => download(item.url, agent).then((tgz) => {
+  // Downloads in parallel; each tarball checked, then unzipped and unpacked in location order.
+  const tgzs = items.map((item) => download(item.url, agent).then((tgz) => {
     checkIntegrity(item, tgz);
-    return gunzip(tgz, { maxOutputLength: MAX_TARBALL });
+    return tgz;
   }));
-  tars.forEach((p) => p.catch(() => {}));   // each is awaited below; a failure stops the rest
   try {
-    for (let i = 0; i < items.length; i++) {
-      let tar;
-      try {
-        tar = await tars[i];
-      } catch (err) {
-        if (err instanceof Fatal || err instanceof ToNpm) throw err;
-        throw new ToNpm(`${items[i].location}: ${err.message}`);
-      }
-      unpack(items[i], tar, root);
-      tars[i] = null;
-    }
+    await unpackAll(items, tgzs, root);
     if (semver.major(npmVer) === 9) sparseDirs(lock, items, root);
     linkBins(items, root);
   } finally {
@@ -661,4 +683,4 @@ function main(argv) {
 }
 
 if (require.main === module) main(process.argv.slice(2));
-else module.exports = { plan, unpack, linkBins, sparseDirs, tarballURL, runScripts, ToNpm, loadSemver };   // tests/test_lockinstall.py
+else module.exports = { plan, unpack, unpackAll, linkBins, sparseDirs, tarballURL, runScripts, ToNpm, loadSemver };   // tests/test_lockinstall.py
