@@ -199,6 +199,13 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     ({"manage.py": "", "config/asgi.py": "application = get_asgi_application()\n",
       "config/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "uvicorn": "0.3", "gunicorn": "23"},
      ["gunicorn", "config.wsgi:application"]),
+    # manage.py one directory down (requirements.txt at the top): its project on the import path
+    ({"backend/manage.py": "", "backend/mysite/wsgi.py": "application = get_wsgi_application()\n",
+      "backend/mysite/asgi.py": "application = get_asgi_application()\n"}, {"django": "5", "gunicorn": "23"},
+     ["gunicorn", "--pythonpath", "backend", "mysite.wsgi:application"]),
+    ({"backend/manage.py": "", "backend/mysite/asgi.py": "application = get_asgi_application()\n"},
+     {"django": "5", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn mysite.asgi:application --app-dir backend --host 0.0.0.0 --port "${PORT:-8080}"']),
     # never the web process: setup.py, manage.py, conftest.py, a gunicorn config
     ({"setup.py": ""}, {}, None),
     ({"manage.py": "", "conftest.py": "", "gunicorn.conf.py": "", "serve.py": ""}, {}, ["python", "serve.py"]),

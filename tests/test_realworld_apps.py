@@ -970,6 +970,23 @@ def test_packagemanagers_exact_release_comes_straight_from_the_registry_unless_n
     assert layers["pm:fast"] == layers["pm:npm"]  # the same production dependencies, whichever installed pnpm
 
 
+def test_a_django_project_whose_manage_py_is_one_directory_down(bookworm, tmp_path):
+    """requirements.txt at the top, the project in backend/ (manage.py, config/, pages/), as
+    Heroku builds it: gunicorn finds backend/config/wsgi.py (--pythonpath backend), collectstatic
+    runs in backend/, and the page's hashed stylesheet is served."""
+    app = tmp_path / "repo"
+    shutil.copytree(APPS / "python-django-static", app / "backend")
+    (app / "backend" / "requirements.txt").rename(app / "requirements.txt")
+    detected = bookworm.detect(app).stdout
+    assert "found backend/manage.py and Django (requirements.txt): python backend/manage.py collectstatic" in detected
+    done = bookworm.build(app, "djsub:1", tmp_path / "cache")
+    assert ("web process: gunicorn --control-socket /tmp/gunicorn.ctl --pythonpath backend config.wsgi:application "
+            "(rule: WSGI, django app config.wsgi:application, gunicorn)") in done.stderr, done.stderr
+    assert "collected: staticfiles (in the launch layer static, linked from /workspace/backend)" in done.stderr
+    css, body = _css_of(bookworm, "djsub:1")
+    assert css.startswith("/static/pages/site.") and css != "/static/pages/site.css" and "#0c4b33" in body, (css, body)
+
+
 def test_django_settings_that_read_a_variable_name_it_when_collectstatic_fails(bookworm, tmp_path):
     """python-django-secret's settings read DJANGO_SECRET_KEY: collectstatic at build time fails
     naming it; given with --env it builds, and the value stays out of the image."""

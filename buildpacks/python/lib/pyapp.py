@@ -541,12 +541,25 @@ def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _django_entry(kind: str = "wsgi") -> str | None:
-    """The Django project's ``wsgi.py`` (or ``asgi.py``) app, when manage.py and one project package say which."""
-    if not exists("manage.py"):
+def manage_dir() -> str | None:
+    """Where the Django project's manage.py is: the top of the app (""), else the one directory
+    below it that has one (``src/manage.py``, ``backend/manage.py`` beside a requirements.txt at
+    the top, as Heroku finds it); None without one."""
+    if exists("manage.py"):
+        return ""
+    found = sorted(p.parent.name for p in APP.glob("*/manage.py") if p.is_file() and p.parent.name not in NOT_APP_DIRS)
+    return found[0] if len(found) == 1 else None
+
+
+def _django_entry(kind: str = "wsgi") -> tuple[str, str] | None:
+    """(module:application, path directory) of the Django project's ``wsgi.py`` (or ``asgi.py``),
+    when manage.py and one project package beside it say which; the path is manage.py's
+    directory when it is not the top (the server puts it on the import path)."""
+    where = manage_dir()
+    if where is None:
         return None
-    found = sorted(p.parent.name for p in APP.glob(f"*/{kind}.py"))
-    return f"{found[0]}.{kind}:application" if len(found) == 1 else None
+    found = sorted(p.parent.name for p in (APP / where).glob(f"*/{kind}.py"))
+    return (f"{found[0]}.{kind}:application", where) if len(found) == 1 else None
 
 
 def _with_path(path: str) -> str:
@@ -669,16 +682,17 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     django = _django_entry()
     django_asgi = _django_entry("asgi") if "django" in deps else None
     if wsgi_servers and (found or django):
-        target, path = found or (django, "")
+        target, path = found or django
         server = wsgi_servers[0]
         return wsgi_command(server, target, path, versions), \
             f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {target}, {server}"
-    if django_asgi and asgi_servers and _defines_app(APP / django_asgi.split(".")[0] / "asgi.py") == "application":
+    if django_asgi and asgi_servers and \
+            _defines_app(APP / django_asgi[1] / django_asgi[0].split(".")[0] / "asgi.py") == "application":
         # A Django project served over ASGI (Channels, async views) with no WSGI server installed.
-        return (asgi_command(asgi_servers[0], django_asgi, "") or [],
-                f"rule: ASGI, django app {django_asgi}, {asgi_servers[0]}")
+        return (asgi_command(asgi_servers[0], *django_asgi) or [],
+                f"rule: ASGI, django app {django_asgi[0]}, {asgi_servers[0]}")
     if django and "django" in deps:
-        hints.append(f"a Django project ({django}) without gunicorn (add gunicorn to the dependencies)")
+        hints.append(f"a Django project ({django[0]}) without gunicorn (add gunicorn to the dependencies)")
     elif found and wsgi and not any(exists(name) for name in ENTRY_SCRIPTS):
         hints.append(f"a WSGI app {found[0]} without gunicorn (add gunicorn to the dependencies)")
     if "streamlit" in deps:
