@@ -1184,6 +1184,7 @@ def test_procfile_commands(tmp_path, procfile, commands):
     ("web: \n", "Procfile: process type web has no command"),
     ("web : node server.js\n", "Procfile: cannot parse line: web : node server.js (expected TYPE: COMMAND)"),
     ("w" * 300 + ": x\n", "Procfile: process type " + "w" * 40 + "... is 300 characters long (at most 255)"),
+    ("web: run \x01\x02\tx\n", "Procfile: process type web: its command has a control character: $'run \\001\\002\\tx'"),
 ])
 def test_procfile_mistakes_are_one_line_errors(tmp_path, procfile, error):
     (tmp_path / "layers").mkdir()
