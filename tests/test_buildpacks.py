@@ -1198,6 +1198,8 @@ def test_procfile_mistakes_are_one_line_errors(tmp_path, procfile, error):
 @pytest.mark.parametrize("files,passes,said", [
     ({"docs/index.html": "", "README.md": ""}, True, "found docs/index.html (no index.html at the top): serving docs/"),
     ({"_site/index.html": ""}, True, "serving _site/"),
+    ({"htdocs/index.html": "", "httpd.conf": "DocumentRoot htdocs\n"}, True, "serving htdocs/"),  # Apache's layout
+    ({"public_html/index.html": ""}, True, "serving public_html/"),
     ({"dist/index.html": "", "docs/index.html": ""}, False,
      "found several sites (dist/index.html docs/index.html) and no index.html at the top: name the one to serve in "
      "a Staticfile (root: dist)"),
@@ -1216,6 +1218,9 @@ def test_static_site_in_a_folder(tmp_path, files, passes, said):
                            capture_output=True, text=True,
                            env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "static")})
     assert built.returncode == 0, built.stdout + built.stderr
+    configured = "httpd.conf" in files  # read by neither: said, never silently dropped
+    assert ("not applied: httpd.conf (a web server's configuration" in done.stdout) == configured, done.stdout
+    assert ("warning: httpd.conf not applied" in built.stdout) == configured, built.stdout
     site = said.rsplit("serving ", 1)[1].rstrip("/")
     assert (layers / "server" / "env.launch" / "STATIC_ROOT.default").read_text() == f"/workspace/{site}"
     write(app, {"index.html": ""})  # something at the top: served as before
