@@ -877,6 +877,23 @@ def test_go_build_settings_as_paketo_names_them_and_a_replace_outside_the_app(bo
     assert pallet("inspect", "gf:4", env=bookworm.env, check=False).returncode == 1
 
 
+def test_go_vendor_out_of_step_with_go_mod_is_said_so(bookworm, tmp_path):
+    """go.mod requires example.com/x v1.1.0, vendor/modules.txt still has v1.0.0: go's
+    "inconsistent vendoring" and what to do, not "no main package" (go list's error was hidden)."""
+    app = tmp_path / "vend"
+    (app / "vendor" / "example.com" / "x").mkdir(parents=True)
+    (app / "go.mod").write_text("module example.com/app\n\ngo 1.19\n\nrequire example.com/x v1.1.0\n")
+    (app / "vendor" / "modules.txt").write_text("# example.com/x v1.0.0\n## explicit\nexample.com/x\n")
+    (app / "vendor" / "example.com" / "x" / "x.go").write_text("package x\n\nfunc N() int { return 1 }\n")
+    (app / "main.go").write_text('package main\n\nimport (\n\t"fmt"\n\n\t"example.com/x"\n)\n\n'
+                                 "func main() { fmt.Println(x.N()) }\n")
+    done = bookworm.build(app, "vend:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1 and "no main package" not in done.stderr, done.stderr
+    assert ("error: vendor/modules.txt does not match go.mod (go: inconsistent vendoring, above): run go mod vendor and "
+            "keep vendor/ in the source") in done.stderr, done.stderr
+    assert pallet("inspect", "vend:1", env=bookworm.env, check=False).returncode == 1
+
+
 def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):
     """The go.mod made for the build is not in the image: the app layer is the app's files."""
     bookworm.build(APPS / "go-nomod", "nomod:1", tmp_path / "cache")
