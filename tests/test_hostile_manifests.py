@@ -72,3 +72,15 @@ def test_a_staticfile_edited_to_climb_out_of_the_app_is_detected_again(bookworm,
     done = bookworm.build(app, "oci:" + str(tmp_path / "site.oci"), tmp_path / "cache", check=False)
     assert done.returncode != 0 and "Staticfile: root '..' is outside the app" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_start_script_with_a_del_or_a_lone_surrogate_builds(bookworm, tmp_path: Path) -> None:
+    """JSON's escapes are TOML's but for DEL (left as it is) and a lone surrogate (written as
+    \\ud800): a start script with either made launch.toml invalid, and the build failed on the
+    buildpack's own file. Now DEL is escaped, a lone surrogate becomes U+FFFD."""
+    app = write_app(tmp_path / "app", {
+        "package.json": '{"scripts": {"start": "node s.js \\u007f \\ud800 \\ud83d\\ude00"}}',
+        "s.js": "require('http').createServer((q, s) => s.end('hi')).listen(process.env.PORT)\n"})
+    done = bookworm.build(app, "oci:" + str(tmp_path / "o.oci"), tmp_path / "cache", check=False)
+    assert done.returncode == 0, done.stderr
+    assert "web process: node s.js \x7f \ufffd \U0001f600 (scripts.start)" in done.stderr, done.stderr

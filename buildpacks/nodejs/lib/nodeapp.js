@@ -964,10 +964,19 @@ function plan(layers, bpDir) {
   out.WEB = `${cmd.join(" ")} (${why})`;
   if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
-  const toml = `[[processes]]\ntype = "web"\ncommand = [${cmd.map((c) => JSON.stringify(c)).join(", ")}]\n` +
+  const toml = `[[processes]]\ntype = "web"\ncommand = [${cmd.map(tomlString).join(", ")}]\n` +
     "default = true\n";
   fs.writeFileSync(path.join(layers, "launch.toml"), toml);
   return 0;
+}
+
+function tomlString(text) {
+  // A TOML basic string. JSON's escapes are TOML's, but JSON leaves DEL as it is and writes a
+  // lone surrogate as \ud800, both invalid TOML: a start script with either failed the build on
+  // launch.toml, naming neither the script nor package.json. A lone surrogate names no file or
+  // program anyway: it becomes U+FFFD.
+  const wellFormed = text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+  return JSON.stringify(wellFormed).replace(/\x7f/g, "\\u007f");
 }
 
 //: ``pallet detect``'s account of what the build will do, one line each (nothing installed).

@@ -993,7 +993,8 @@ def pipfile_requirements() -> list[str]:
 
 
 def toml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
+    """A TOML basic string: JSON's escapes are TOML's, but JSON leaves DEL as it is (invalid TOML)."""
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def gunicorn_env(venv: Path, installed: dict[str, str]) -> None:
