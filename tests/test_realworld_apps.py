@@ -496,6 +496,10 @@ NODE = shutil.which("node")
     ({"build": "astro build", "_deps": {"astro": "5.7.0", "@astrojs/node": "9.2.0"}}, False),
     ({"build": "nuxt generate", "_deps": {"nuxt": "3.17.0"}}, True),  # a static site
     ({"build": "vite build", "_dev": {"@sveltejs/adapter-static": "3.0.8"}}, True),
+    # Angular's SSR: ng new --ssr keeps "start": "ng serve"; its server is the serve:ssr:<project> script's
+    ({"build": "ng build", "start": "ng serve", "serve:ssr:shop": "node dist/shop/server/server.mjs",
+      "_deps": {"@angular/ssr": "20.3.0"}}, False),
+    ({"build": "ng build", "start": "ng serve", "serve:ssr:shop": "node dist/shop/server/server.mjs"}, True),
 ])
 def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     """pallet detect's account (nodeapp.js explain, on the host's node) and the static
@@ -538,11 +542,13 @@ def test_a_nextjs_static_export_is_a_front_end_app(tmp_path, config, front):
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("build,entry", [("vite build", "build/index.js"), ("nuxt build", ".output/server/index.mjs"),
-                                         ("astro build", "dist/server/entry.mjs")])
+                                         ("astro build", "dist/server/entry.mjs"),
+                                         ("ng build", "dist/shop/server/server.mjs")])
 def test_a_build_that_makes_a_node_server_is_run_with_node(tmp_path, build, entry):
     deps = {"vite build": {"@sveltejs/adapter-node": "5"}, "nuxt build": {"nuxt": "3"},
-            "astro build": {"@astrojs/node": "9"}}[build]
-    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": {"build": build},
+            "astro build": {"@astrojs/node": "9"}, "ng build": {"@angular/ssr": "20"}}[build]
+    scripts = {"build": build, **({"serve:ssr:shop": f"node {entry}"} if build == "ng build" else {})}
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts,
                                                        "devDependencies": deps}))
     told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)

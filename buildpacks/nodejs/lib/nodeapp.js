@@ -605,13 +605,29 @@ const SERVER_BUILDS = [
   ["@astrojs/node", "dist/server/entry.mjs", "Astro's Node.js adapter"],
 ];
 
-//: [entry, what makes it] when the build script makes a Node.js server (SERVER_BUILDS), else null.
+//: Angular's server-side rendering (@angular/ssr): ng new --ssr keeps "start": "ng serve" and
+//: writes the server's command as scripts["serve:ssr:<project>"] ("node dist/<project>/server/
+//: server.mjs"); its browser/ has no index.html to serve statically. The script's file, else null.
+const ANGULAR_SSR = /^node\s+(\S+\.m?js)$/;
+
+function angularSsrEntry(pkg) {
+  for (const [name, script] of Object.entries(pkg.scripts || {})) {
+    const m = name.startsWith("serve:ssr:") && typeof script === "string" && ANGULAR_SSR.exec(script.trim());
+    if (m) return m[1];
+  }
+  return null;
+}
+
+//: [entry, what makes it] when the build script makes a Node.js server (SERVER_BUILDS, Angular's
+//: SSR), else null.
 function serverBuild(pkg) {
   const build = pkg && pkg.scripts && typeof pkg.scripts.build === "string" ? pkg.scripts.build : "";
   if (!build || /\bgenerate\b/.test(build)) return null;
   const deps = { ...(pkg.devDependencies || {}), ...(pkg.dependencies || {}) };
   const found = SERVER_BUILDS.find(([dep]) => Object.prototype.hasOwnProperty.call(deps, dep));
-  return found ? [found[1], `${found[2]} (${found[0]})`] : null;
+  if (found) return [found[1], `${found[2]} (${found[0]})`];
+  const ssr = Object.prototype.hasOwnProperty.call(deps, "@angular/ssr") && angularSsrEntry(pkg);
+  return ssr ? [ssr, "Angular's SSR server (@angular/ssr, scripts.serve:ssr:*)"] : null;
 }
 
 //: Next.js's config files, and what makes its build a static site: `output: "export"` writes out/,
