@@ -1195,6 +1195,21 @@ def test_procfile_mistakes_are_one_line_errors(tmp_path, procfile, error):
     assert not (tmp_path / "layers" / "launch.toml").exists()
 
 
+@pytest.mark.parametrize("script", ['a\\bin.sh', 'my "app".sh', "start.sh"])
+def test_a_shell_scripts_name_is_written_into_launch_toml_as_it_is(tmp_path, script):
+    """'a\\bin.sh' was written as "a\\bin.sh" in TOML: a backspace, and the image ran no such
+    file; 'my "app".sh' made launch.toml invalid."""
+    import tomllib
+
+    app = write(tmp_path / "app", {script: "echo hi\n"})
+    (tmp_path / "layers").mkdir()
+    done = subprocess.run(["bash", str(BUILDPACKS / "shell" / "bin" / "build"), str(tmp_path / "layers")], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
+    assert launch["processes"][0]["command"] == ["bash", f"/workspace/{script}"]
+
+
 @pytest.mark.parametrize("files,passes,said", [
     ({"docs/index.html": "", "README.md": ""}, True, "found docs/index.html (no index.html at the top): serving docs/"),
     ({"_site/index.html": ""}, True, "serving _site/"),
