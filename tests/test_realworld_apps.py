@@ -615,6 +615,7 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
     ({"build": "tsc", "prestart": "npm run build", "start": "node dist/index.js"},
      "node dist/index.js (scripts.start; scripts.prestart runs the build, which ran at build time)"),
     ({"prestart": "tsc", "start": "node dist/index.js"}, None),  # tsc: a devDependency's (the lockfile says)
+    ({"build": "vite build", "prestart": "tsc", "start": "vite"}, "vite (scripts.start)"),  # a front-end app's
 ])
 def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts, web):
     """npm start runs prestart first; a start script written to build as the app starts (`npm run

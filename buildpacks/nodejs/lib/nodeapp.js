@@ -853,7 +853,7 @@ function afterBuild(pkg, start) {
 //: fails the build, as it would fail the image at every start.
 function withPrestart(pkg, [cmd, why]) {
   const pre = pkg.scripts && typeof pkg.scripts.prestart === "string" ? pkg.scripts.prestart.trim() : "";
-  if (!pre) return [cmd, why];
+  if (!pre || hasBuildOutputShape(pkg)) return [cmd, why];  // a front-end app's start script is not run
   if (runsBuild(pkg, pre)) return [cmd, `${why}; scripts.prestart runs the build, which ran at build time`];
   const own = ownScript(pkg, pre);
   const script = own ? own[0] : pre;
