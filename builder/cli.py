@@ -124,10 +124,11 @@ def _kv(items: list[str] | None, flag: str, from_env: bool = False) -> dict[str,
             if key in os.environ:
                 out[key] = os.environ[key]
             continue
+        shown = f"{key}=..." if sep else item   # never the value: a secret, in a CI log
         if not sep or not key:
-            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+            raise UsageError(f"{flag} {shown!r}: expected KEY=VALUE")
         if "\0" in key or "/" in key or key in (".", ".."):  # also a file name, in a build's platform dir
-            raise UsageError(f"{flag} {item!r}: {key!r} is not a variable name")
+            raise UsageError(f"{flag} {shown!r}: {key!r} is not a variable name")
         out[key] = value
     return out
 

@@ -78,6 +78,12 @@ def test_missing_source_dir_and_bad_flags(tmp_path):
                                     check=False), code=2)
         assert flag in err
     assert not (tmp_path / "x").exists()
+    # a value is never repeated: it may be a secret, and the error lands in a CI log
+    for item in ("a/b=s3cr3t", "=s3cr3t"):
+        for flag in ("--env", "--label"):
+            err = one_line_error(pallet("append", "scratch", str(tmp_path), f"oci:{tmp_path}/x:v1", flag, item,
+                                        check=False), code=2)
+            assert "s3cr3t" not in err and flag in err
 
 
 def test_unsupported_layer_content_is_refused(tmp_path):
