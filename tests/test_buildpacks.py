@@ -199,6 +199,12 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     ({"manage.py": "", "config/asgi.py": "application = get_asgi_application()\n",
       "config/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "uvicorn": "0.3", "gunicorn": "23"},
      ["gunicorn", "config.wsgi:application"]),
+    # a uv workspace: the app in a member's package (installed by uv sync); an excluded member is not looked into
+    ({"pyproject.toml": "[tool.uv.workspace]\nmembers = ['apps/*', 'libs/*']\nexclude = ['apps/old']\n", "uv.lock": "",
+      "apps/api/pyproject.toml": "", "apps/api/src/api/main.py": "app = Starlette()\n", "libs/db/pyproject.toml": "",
+      "libs/db/db/__init__.py": "", "apps/old/pyproject.toml": "", "apps/old/old/main.py": "app = Starlette()\n"},
+     {"starlette": "1", "uvicorn": "0.3"},
+     ["/bin/sh", "-c", 'exec uvicorn api.main:app --host 0.0.0.0 --port "${PORT:-8080}"']),
     # manage.py one directory down (requirements.txt at the top): its project on the import path
     ({"backend/manage.py": "", "backend/mysite/wsgi.py": "application = get_wsgi_application()\n",
       "backend/mysite/asgi.py": "application = get_asgi_application()\n"}, {"django": "5", "gunicorn": "23"},

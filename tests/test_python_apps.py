@@ -4,7 +4,8 @@ with no manifest, a Procfile ``python server.py`` with no dependencies, a Poetry
 package, Poetry, uv and PDM projects that only list dependencies, a Pipfile without its lock,
 ``.python-version`` 3.13 / 3.11 / 3.11.11 / 3.8; and the shapes strangers' apps come in
 (tests/apps/python-*): an ASGI app in a package with included requirements files, a src/ layout
-run as ``python -m``, a setuptools-scm package built without .git (its Flask app named ``server``), a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
+run as ``python -m``, a setuptools-scm package built without .git (its Flask app named ``server``), a uv workspace
+whose app is a member's package, a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
 alone, a Django project without a WSGI server, a Pipfile.lock asking for Python 3.11."""
 
 from __future__ import annotations
@@ -222,6 +223,17 @@ def test_a_git_versioned_package_builds_without_git_and_its_app_under_another_na
     assert "notice: the project's version" not in done.stderr
     assert ask(trixie, "scm:2") == {"service": "changelog-api", "version": "2.4.1"}
     assert not (src / "src" / "changelog_api.egg-info").exists()
+
+
+def test_a_uv_workspace_whose_app_is_a_members_package(trixie, tmp_path):
+    """A virtual workspace root (members only): uv sync installs apps/api and packages/greet;
+    the app is found in apps/api/src/api/main.py and served as api.main:app."""
+    src = APPS / "python-uv-workspace"
+    detected = pallet("detect", str(src), env=trixie.env).stdout
+    assert "workspace members packages/greet, apps/api (installed by uv sync)" in detected, detected
+    assert "web: /bin/sh -c exec uvicorn api.main:app --host 0.0.0.0" in detected, detected
+    build(trixie, src, "uvws:1", tmp_path / "c")
+    assert ask(trixie, "uvws:1") == {"hello": "from packages/greet", "app": "python-uv-workspace"}
 
 
 def test_a_flask_app_factory_and_gunicorns_control_socket_under_a_procfile(trixie, tmp_path):

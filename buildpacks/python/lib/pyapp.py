@@ -538,6 +538,41 @@ def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
                 module = prefix[:-1] if name == "__init__.py" else prefix + name[:-3]
                 hits.append((f"{module}:{attr}", "src" if directory.startswith("src/") else ""))
                 break
+    if hits:
+        return hits[0] if len(hits) == 1 else None
+    return member_app(files)
+
+
+def uv_members() -> list[Path]:
+    """The member directories of a uv workspace (``[tool.uv.workspace] members``, globs, less
+    ``exclude``), each with its pyproject.toml; uv sync installs them into the venv."""
+    workspace = read_toml("pyproject.toml").get("tool", {}).get("uv", {}).get("workspace", {})
+    if not isinstance(workspace, dict) or not exists("uv.lock"):
+        return []
+    members = workspace.get("members") or []
+    exclude = workspace.get("exclude") or []
+    found: dict[Path, None] = {}
+    for pattern in members if isinstance(members, list) else []:
+        if isinstance(pattern, str) and ".." not in pattern and not pattern.startswith("/"):
+            found.update((p, None) for p in sorted(APP.glob(pattern)) if (p / "pyproject.toml").is_file())
+    skipped = {p for pattern in exclude if isinstance(pattern, str) and ".." not in pattern and not pattern.startswith("/")
+               for p in APP.glob(pattern)}
+    return [p for p in found if p not in skipped]
+
+
+def member_app(files: tuple[str, ...]) -> tuple[str, str] | None:
+    """The app in the one package of a uv workspace's members that has one (apps/api/src/api/
+    main.py is api.main): the members are installed, so it imports from anywhere."""
+    hits = []
+    for member in uv_members():
+        for base in (member / "src", member):
+            for package in sorted(p for p in base.glob("*/") if p.is_dir() and p.name.isidentifier()
+                                  and p.name not in NOT_APP_DIRS):
+                attr = next(((name, a) for name in (*files, "__init__.py") for a in [_defines_app(package / name)] if a),
+                            None)
+                if attr:
+                    module = package.name if attr[0] == "__init__.py" else f"{package.name}.{attr[0][:-3]}"
+                    hits.append((f"{module}:{attr[1]}", ""))
     return hits[0] if len(hits) == 1 else None
 
 
@@ -776,6 +811,9 @@ def cmd_detect() -> int:
         print(f"the build will fail: {exc}")  # still a Python app: say so at build time
         return 0
     root = "" if is_package() else ", dependencies only (the project is not a package)"
+    members = [m.relative_to(APP).as_posix() for m in uv_members()] if installer == "uv" else []
+    if members:
+        root += f"; workspace members {', '.join(members)} (installed by uv sync)"
     how = {"uv": f"uv sync --frozen (uv.lock){root}", "poetry": f"poetry install (poetry.lock){root}",
            "pdm": f"pip, from pdm.lock{root}", "pipenv": "pip, from Pipfile.lock",
            "pipfile": "pip, from Pipfile (no Pipfile.lock: not reproducible)", "pip": "pip install -r requirements.txt",

@@ -1,0 +1,2 @@
+def hello() -> str:
+    return "from packages/greet"
