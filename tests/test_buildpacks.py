@@ -160,8 +160,10 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
      ["/bin/sh", "-c", 'exec uvicorn main:api --host 0.0.0.0 --port "${PORT:-8080}"']),
     ({"hello.py": "from flask import Flask\napp = Flask(__name__)\n", "models.py": "import sqlite3\n"},
      {"flask": "3", "gunicorn": "23"}, ["gunicorn", "hello:app"]),
-    ({"hello.py": "app = Flask(__name__)\n", "other.py": "from hello import app\n"}, {"flask": "3", "gunicorn": "23"},
+    ({"hello.py": "app = Flask(__name__)\n", "other.py": "server = Flask(__name__)\n"}, {"flask": "3", "gunicorn": "23"},
      None),  # two scripts with an app: nothing tells them apart
+    ({"bot.py": "application = Application.builder().build()\n", "web.py": "import x\n"},
+     {"fastapi": "0.1", "uvicorn": "0.3"}, ["python", "bot.py"]),  # a bot's Application is no ASGI app
     ({"svc/__init__.py": "", "svc/main.py": "api = FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},
      ["/bin/sh", "-c", 'exec uvicorn svc.main:api --host 0.0.0.0 --port "${PORT:-8080}"']),
     # python -m: the one package with a __main__.py

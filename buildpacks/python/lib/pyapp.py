@@ -472,6 +472,13 @@ _CONSTRUCTED = re.compile(r"^(\w+)\s*(?::[^=\n]*)?=\s*(?:[\w.]+\.)?(?:Flask|Fast
                           r"|falcon\.(?:asgi\.)?App)\(", re.M)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _defines_app(path: Path) -> str | None:
     """The module-level WSGI/ASGI app a file has: ``app`` or ``application`` (assigned, or
     imported: a ``wsgi.py`` that is ``from myapp import app``), else another name a framework's
@@ -522,8 +529,11 @@ def find_app(files: tuple[str, ...]) -> tuple[str, str] | None:
         attr = _defines_app(APP / name)
         if attr:
             return f"{name[:-3]}:{attr}", ""
-    others = [(name, _defines_app(APP / name)) for name in entry_scripts() if name not in files]
-    others = [(name, attr) for name, attr in others if attr and name[:-3].isidentifier()]
+    # Another script counts only with a framework's class assigned in it (app = Flask(__name__)):
+    # bot.py's `application = Application.builder()...` is no WSGI/ASGI app.
+    others = [(name, _defines_app(APP / name)) for name in entry_scripts()
+              if name not in files and name[:-3].isidentifier() and _CONSTRUCTED.search(_read(APP / name))]
+    others = [(name, attr) for name, attr in others if attr]
     if len(others) == 1:
         return f"{others[0][0][:-3]}:{others[0][1]}", ""
     for name in files:  # src/ as the code's root: src/main.py is main, from src
