@@ -614,27 +614,38 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
      "/bin/sh -c node m.js && NODE_ENV=production node server.js (scripts.start; after scripts.prestart"),
     ({"build": "tsc", "prestart": "npm run build", "start": "node dist/index.js"},
      "node dist/index.js (scripts.start; scripts.prestart runs the build, which ran at build time)"),
-    ({"prestart": "tsc", "start": "node dist/index.js"}, None),  # tsc: a devDependency's (the lockfile says)
+    ({"prestart": "tsc", "start": "node dist/index.js"},  # tsc: a devDependency's (the lockfile says)
+     'error: scripts.prestart "tsc" (which npm start runs first) runs tsc, which only the devDependency typescript gives'),
     ({"build": "vite build", "prestart": "tsc", "start": "vite"}, "vite (scripts.start)"),  # a front-end app's
+    # a module node preloads that only a devDependency gives: as a devDependency's command
+    ({"start": "node --import tsx src/index.ts"},
+     'error: scripts.start "node --import tsx src/index.ts" runs node --import tsx, which only the devDependency tsx'),
+    ({"start": "node -r tsx/cjs src/index.ts", "start:prod": "node dist/index.js"},
+     'node dist/index.js (scripts.start:prod: scripts.start "node -r tsx/cjs src/index.ts" runs node -r tsx/cjs, '),
+    ({"start": "node -r dotenv/config server.js"}, "node -r dotenv/config server.js (scripts.start)"),  # a dependency
 ])
 def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts, web):
     """npm start runs prestart first; a start script written to build as the app starts (`npm run
     build && node dist/index.js`) needs npm and the devDependencies, which the image lacks, and
-    pallet/node-build ran that build already. The plan, bin/build's, on the host's node."""
-    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts,
-                                                       "devDependencies": {"typescript": "5.8.3"}}))
+    pallet/node-build ran that build already; a module node preloads (`--import tsx`) that only a
+    devDependency gives is missing from the image as a devDependency's command is. The plan,
+    bin/build's, on the host's node."""
+    dev = {"typescript": "5.8.3", "tsx": "4.19.0"}
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts, "dependencies": {
+        "dotenv": "16.5.0"}, "devDependencies": dev}))
     (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
-        "": {"name": "a", "devDependencies": {"typescript": "5.8.3"}},
+        "": {"name": "a", "dependencies": {"dotenv": "16.5.0"}, "devDependencies": dev},
+        "node_modules/dotenv": {"version": "16.5.0"},
+        "node_modules/tsx": {"version": "4.19.0", "dev": True, "bin": {"tsx": "dist/cli.mjs"}},
         "node_modules/typescript": {"version": "5.8.3", "dev": True, "bin": {"tsc": "bin/tsc", "tsserver": "bin/tsserver"}}}}))
     (tmp_path / "layers").mkdir()
     plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
                            str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
-    if web:
-        assert plan.returncode == 0 and f"WEB='{web}" in plan.stdout, plan.stdout + plan.stderr
+    if web.startswith("error: "):
+        assert plan.returncode == 1 and web in plan.stderr, plan.stderr
     else:
-        assert plan.returncode == 1 and ('scripts.prestart "tsc" (which npm start runs first) runs tsc, which only the '
-                                         "devDependency typescript gives") in plan.stderr, plan.stderr
+        assert plan.returncode == 0 and f"WEB='{web}" in plan.stdout, plan.stdout + plan.stderr
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")

@@ -716,8 +716,11 @@ function lockedCommands() {
   if (!lock || !lock.packages || typeof lock.packages !== "object") return null;
   const prod = new Set();
   const dev = new Map();
+  const devPkgs = new Set();
   for (const [key, p] of Object.entries(lock.packages)) {
-    if (!key.startsWith("node_modules/") || key.slice(13).includes("/node_modules/") || !p || !p.bin) continue;
+    if (!key.startsWith("node_modules/") || key.slice(13).includes("/node_modules/") || !p) continue;
+    if (p.dev) devPkgs.add(key.slice(13));
+    if (!p.bin) continue;
     const names = typeof p.bin === "object" ? Object.keys(p.bin) : [];
     for (const name of names) {
       if (p.dev) dev.set(name, key.slice(13));
@@ -725,7 +728,26 @@ function lockedCommands() {
     }
   }
   for (const name of prod) dev.delete(name);
-  return { prod, dev };
+  return { prod, dev, devPkgs };
+}
+
+//: What a script runs that only a devDependency gives (lockedCommands' LOCKED): its command
+//: (`nest start`), or a module node preloads (`node --import tsx src/index.ts`, `node -r
+//: ts-node/register`, `-r dotenv/config`), which the image lacks as well: [what, package] or null.
+function devOnlyUse(script, locked) {
+  const word = commandWord(script);
+  if (!locked || SHELL_CHARS.test(word)) return null;
+  if (locked.dev.has(word)) return [word, locked.dev.get(word)];
+  if (word !== "node") return null;
+  const words = script.trim().split(/\s+/);
+  for (let i = words.indexOf("node") + 1; i < words.length && words[i].startsWith("-"); i++) {
+    const m = /^(--import|--require|-r|--loader|--experimental-loader)(?:=(.+))?$/.exec(words[i]);
+    if (!m) continue;
+    const spec = m[2] || words[++i] || "";
+    const name = spec.split("/").slice(0, spec.startsWith("@") ? 2 : 1).join("/");
+    if (locked.devPkgs.has(name)) return [`node ${m[1]} ${spec}`, name];
+  }
+  return null;
 }
 
 //: The root package's own lifecycle scripts, which the package manager runs at the end of an
@@ -781,8 +803,8 @@ function stripScripts(file) {
 //: build stops with what to do, rather than an image that fails as it starts.
 function rootStart(pkg, start) {
   const word = commandWord(start);
-  const locked = SHELL_CHARS.test(word) ? null : lockedCommands();
-  const devOnly = locked && locked.dev.get(word);
+  const use = devOnlyUse(start, SHELL_CHARS.test(word) ? null : lockedCommands());
+  const devOnly = use && use[1];
   // A front-end app's start script (a development server) is not what its image runs.
   if (!devOnly || hasBuildOutputShape(pkg)) return [fromScript(start, "."), "scripts.start"];
   // cross-env only sets variables for the command after them, as the shell does: without it,
@@ -792,7 +814,7 @@ function rootStart(pkg, start) {
     return [["/bin/sh", "-c", rest.join(" ")], `scripts.start without ${word}, which only the devDependency ` +
       `${devOnly} gives: its variables set by sh`];
   }
-  const why = `scripts.start ${JSON.stringify(start.trim())} runs ${word}, which only the devDependency ${devOnly} ` +
+  const why = `scripts.start ${JSON.stringify(start.trim())} runs ${use[0]}, which only the devDependency ${devOnly} ` +
     "gives (the image has production dependencies only)";
   for (const name of ["start:prod", "start:production"]) {
     const script = pkg.scripts[name];
@@ -858,11 +880,10 @@ function withPrestart(pkg, [cmd, why]) {
   const own = ownScript(pkg, pre);
   const script = own ? own[0] : pre;
   const word = commandWord(script);
-  const locked = SHELL_CHARS.test(word) ? null : lockedCommands();
-  const devOnly = locked && locked.dev.get(word);
-  if (devOnly) {
-    throw new AppError(`scripts.prestart ${JSON.stringify(pre)} (which npm start runs first) runs ${word}, which only ` +
-      `the devDependency ${devOnly} gives (the image has production dependencies only): if it builds the app, make ` +
+  const use = devOnlyUse(script, SHELL_CHARS.test(word) ? null : lockedCommands());
+  if (use) {
+    throw new AppError(`scripts.prestart ${JSON.stringify(pre)} (which npm start runs first) runs ${use[0]}, which only ` +
+      `the devDependency ${use[1]} gives (the image has production dependencies only): if it builds the app, make ` +
       "it the build script (run at build time)");
   }
   const main = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : `exec ${cmd.map(shq).join(" ")}`;
