@@ -43,6 +43,9 @@ CASES: list[tuple[dict[str, str | bytes], str]] = [
     # an Aptfile with a quote or binary junk: detect's summary was xargs's warning, the names lost
     ({"index.html": "x", "Aptfile": "it's # a typo\n"}, "pallet/apt: found Aptfile: it's\n"),
     ({"index.html": "x", "Aptfile": b"\x00\xffcurl\n"}, "pallet/apt: found Aptfile: curl\n"),
+    # a buildpack by URL (pack fetches them; pallet does not): was "app/https:/...: no such buildpack directory"
+    ({"index.html": "x", "project.toml": '[[io.buildpacks.group]]\nuri = "https://example.com/bp.tgz"\n'},
+     "pallet: error: project.toml: buildpack uri 'https://example.com/bp.tgz' is not a directory"),
     # a byte-order mark (Windows editors write one): npm and Node.js read the file without it
     ({"package.json": b"\xef\xbb\xbf" + J({"scripts": {"start": "node s.js", "build": "echo hi"}}).encode()},
      "web: node s.js (scripts.start)"),

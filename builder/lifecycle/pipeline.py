@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -77,6 +78,9 @@ def groups_for(options: BuildOptions, registry: bpmod.Registry, project_refs: li
         for ref in project_refs:
             if ref.uri:
                 uri = ref.uri.removeprefix("file://")
+                if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", uri):   # https://, docker://, urn:cnb:registry:
+                    raise PalletError(f"project.toml: buildpack uri {ref.uri!r} is not a directory: pallet runs "
+                                      "buildpacks from directories (a path, or file://) and its own by id")
                 path = (options.source / uri) if not os.path.isabs(uri) else Path(uri)
                 bp = bpmod.load(path)
                 registry.add(bp)
