@@ -555,6 +555,13 @@ def test_a_build_that_makes_a_node_server_is_run_with_node(tmp_path, build, entr
     assert f"web: node {entry} (no scripts.start: the server scripts.build makes with " in told.stdout, told.stdout
 
 
+def _plan(app: Path) -> subprocess.CompletedProcess[str]:
+    """bin/build's plan of the app (nodeapp.js plan, on the host's node), into app/layers."""
+    (app / "layers").mkdir()
+    return subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan", str(app / "layers"),
+                           str(ROOT / "buildpacks" / "nodejs")], cwd=app, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("start,web", [
     ("ng serve", "ng serve (scripts.start)"),  # a front-end app: its development server is not checked
@@ -567,10 +574,7 @@ def test_a_front_end_apps_development_server_from_a_devdependency_is_not_an_erro
     (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
         "": {"name": "a", "devDependencies": {"@angular/cli": "19.2.0"}},
         "node_modules/@angular/cli": {"version": "19.2.0", "dev": True, "bin": {"ng": "bin/ng.js"}}}}))
-    (tmp_path / "layers").mkdir()
-    plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
-                           str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    plan = _plan(tmp_path)
     if web:
         assert plan.returncode == 0 and f"WEB='{web}'" in plan.stdout, plan.stdout + plan.stderr
     else:
@@ -591,10 +595,7 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
         "node": f"^90.{1 + i % 2}.0 || ^92.0.0 || >=94.0.0"}} for i, n in enumerate(names)}
     (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
         "": {"name": "a", "dependencies": deps}, **packages}}))
-    (tmp_path / "layers").mkdir()
-    plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
-                           str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    plan = _plan(tmp_path)
     assert "NODE_RANGE='>=90.2.0 <91.0.0-0 || >=92.0.0 <93.0.0-0 || >=94.0.0'" in plan.stdout, plan.stdout[:2000]
 
 
@@ -638,10 +639,7 @@ def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts,
         "node_modules/dotenv": {"version": "16.5.0"},
         "node_modules/tsx": {"version": "4.19.0", "dev": True, "bin": {"tsx": "dist/cli.mjs"}},
         "node_modules/typescript": {"version": "5.8.3", "dev": True, "bin": {"tsc": "bin/tsc", "tsserver": "bin/tsserver"}}}}))
-    (tmp_path / "layers").mkdir()
-    plan = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "plan",
-                           str(tmp_path / "layers"), str(ROOT / "buildpacks" / "nodejs")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    plan = _plan(tmp_path)
     if web.startswith("error: "):
         assert plan.returncode == 1 and web in plan.stderr, plan.stderr
     else:
