@@ -201,6 +201,9 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     ({"manage.py": "", "config/asgi.py": "application = get_asgi_application()\n",
       "config/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "uvicorn": "0.3", "gunicorn": "23"},
      ["gunicorn", "config.wsgi:application"]),
+    # Dash: the Flask app it exposes, as its docs serve it (gunicorn app:server)
+    ({"app.py": "app = Dash(__name__)\nserver = app.server\n"}, {"dash": "3", "flask": "3", "gunicorn": "23"},
+     ["gunicorn", "app:server"]),
     # a uv workspace: the app in a member's package (installed by uv sync); an excluded member is not looked into
     ({"pyproject.toml": "[tool.uv.workspace]\nmembers = ['apps/*', 'libs/*']\nexclude = ['apps/old']\n", "uv.lock": "",
       "apps/api/pyproject.toml": "", "apps/api/src/api/main.py": "app = Starlette()\n", "libs/db/pyproject.toml": "",

@@ -288,7 +288,8 @@ def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_p
              "from flask import Flask\n", "from app import views\n", "def create_app(config=None):\n",
              "async def make_app():\n", "def create_apps():\n", "    def create_app():\n",
              "api = FastAPI()\n", "server: Flask = flask.Flask(__name__)\n", "router = APIRouter()\n",
-             "api = falcon.asgi.App()\n", "    api = FastAPI()\n"]
+             "api = falcon.asgi.App()\n", "    api = FastAPI()\n", "app = Dash(__name__)\nserver = app.server\n",
+             "server = app.server  # for gunicorn\n"]
     # What decides the web process is what the line filter sees (it may see more: a rerun, no harm).
     for rx in set(lines.values()):
         compiled = re.compile(rx, re.M)
@@ -302,7 +303,8 @@ def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_p
                        ("def create_apps():\n", None), ("from x import app as flask_app\n", None),
                        ("api = FastAPI(title='x')\n", "api"), ("server: Flask = flask.Flask(__name__)\n", "server"),
                        ("router = APIRouter()\n", None), ("    api = FastAPI()\n", None),
-                       ("api = FastAPI()\ndef create_app():\n", "api")]:
+                       ("api = FastAPI()\ndef create_app():\n", "api"),
+                       ("app = Dash(__name__)\nserver = app.server  # gunicorn app:server\n", "server")]:
         (tmp_path / "entry.py").write_text(text)
         assert pyapp._defines_app(tmp_path / "entry.py") == attr, text
 

@@ -466,6 +466,8 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 _ASSIGN = r"^({attr})\s*(:[^=\n]*)?="
 _FROM_IMPORT = re.compile(r"^from\s+[\w.]+\s+import\s+\(?([^#\n]*)", re.M)
 _FACTORY = re.compile(r"^(?:async\s+)?def\s+(" + "|".join(FACTORIES) + r")\s*\(", re.M)
+#: The WSGI app a framework object exposes (Dash's ``server = app.server``: the Flask app).
+_EXPOSED = re.compile(r"^(\w+)\s*=\s*(?:app|application)\.server\s*(?:#.*)?$", re.M)
 #: A module-level app made by its framework's class under another name (``api = FastAPI()``,
 #: ``server = Flask(__name__)``): what uvicorn or gunicorn is then given.
 _CONSTRUCTED = re.compile(r"^(\w+)\s*(?::[^=\n]*)?=\s*(?:[\w.]+\.)?(?:Flask|FastAPI|Starlette|Quart|Litestar|Sanic|Bottle"
@@ -494,6 +496,9 @@ def _defines_app(path: Path) -> str | None:
             words = name.split()
             if words:
                 imported.add(words[-1])  # "a as b" binds b
+    m = _EXPOSED.search(text)
+    if m:  # Dash: app = Dash(__name__); server = app.server, the WSGI app its docs serve
+        return m.group(1)
     for attr in ENTRY_ATTRS:
         if re.search(_ASSIGN.format(attr=attr), text, re.M) or attr in imported:
             return attr
