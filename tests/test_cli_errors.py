@@ -139,3 +139,13 @@ def test_progress_draws_only_when_enabled():
     loud.item_done()
     loud.close()
     assert "copying: 1/1 blobs, 1.0 MB / 2.0 MB" in out.getvalue()
+
+
+def test_an_archive_whose_directory_is_a_file_says_so(tmp_path):
+    """docker-archive:FILE/x.tar answered 'cannot stage blobs next to FILE/x.tar: File exists'."""
+    (tmp_path / "d").mkdir()
+    pallet("append", "scratch", str(tmp_path / "d"), f"oci:{tmp_path}/img:v1")
+    (tmp_path / "afile").write_text("keep")
+    err = one_line_error(pallet("copy", f"oci:{tmp_path}/img:v1", f"docker-archive:{tmp_path}/afile/x.tar", check=False))
+    assert "a file is in the way of its directory" in err and f"{tmp_path}/afile" in err
+    assert (tmp_path / "afile").read_text() == "keep"

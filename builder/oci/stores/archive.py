@@ -702,6 +702,9 @@ class ArchiveStore(Store):
                 os.makedirs(directory, exist_ok=True)
                 self._staging = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".staging",
                                                  dir=directory)
+            except (FileExistsError, NotADirectoryError):   # a file where a directory of the path should be
+                raise StoreError(f"cannot write {self.path}: a file is in the way of its directory "
+                                 f"{directory}") from None
             except OSError as exc:
                 raise StoreError(f"cannot stage blobs next to {self.path}: {exc.strerror or exc}") from None
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._staging, True)
