@@ -1076,6 +1076,21 @@ def test_a_procfile_of_only_a_worker_is_the_images_one_process(bookworm, tmp_pat
     assert pallet("run", "wk:1", env=bookworm.env, timeout=120).stdout == "worked\n"
 
 
+def test_a_procfile_web_server_left_on_its_default_address_is_warned_about(bookworm, tmp_path):
+    """Tutorials' Procfiles: `web: uvicorn main:app --reload` keeps 127.0.0.1:8000, so requests to
+    $PORT never reach it; the build says so (not for a worker, nor once --host and --port are given)."""
+    app = tmp_path / "pf"
+    app.mkdir()
+    (app / "Procfile").write_text("web: uvicorn main:app --reload\nworker: flask run\n")
+    done = bookworm.build(app, "pfw:1", tmp_path / "cache")
+    assert ("warning: Procfile web: uvicorn listens on 127.0.0.1:8000 unless told otherwise (--host 0.0.0.0 --port "
+            "$PORT): requests to $PORT would never reach it") in done.stderr, done.stderr
+    assert "flask run listens" not in done.stderr
+    (app / "Procfile").write_text("web: uvicorn main:app --host=0.0.0.0 --port=${PORT:-5000}\n")
+    done = bookworm.build(app, "pfw:2", tmp_path / "cache")
+    assert "[pallet/procfile] process web" in done.stderr and "listens on" not in done.stderr, done.stderr
+
+
 def test_netlify_rule_files_are_named_as_not_applied(bookworm, tmp_path):
     """A site with Netlify's _redirects (served as a file, its rules followed by nobody) is
     warned about; a single-page app's fallback alone (/* /index.html 200) is not."""
