@@ -324,6 +324,19 @@ def test_python_flasks_development_server_on_localhost_is_a_warning(tmp_path, mo
     assert "warning" not in pyapp.start_command({"flask": "3", "gunicorn": "23"})[1]
 
 
+@pytest.mark.parametrize("run,port", [
+    ("app.run(host='0.0.0.0', port=5000)", "5000"), ("uvicorn.run(app, host='0.0.0.0', port=8000)", "8000"),
+    ("web.run_app(app, port=8081)", "8081"), ("app.run(host='0.0.0.0', port=8080)", None),
+    ("app.run(host='0.0.0.0', port=int(os.environ.get('PORT', 5000)))", None), ("app.run(export=1)", None),
+])
+def test_python_a_port_written_in_the_script_is_a_warning(tmp_path, monkeypatch, run, port):
+    monkeypatch.chdir(write(tmp_path, {"server.py": f"import os\nif __name__ == '__main__':\n    {run}\n"}))
+    command, why = pyapp.start_command({"aiohttp": "3"})
+    assert command == ["python", "server.py"]
+    assert (f"warning: it listens on port {port}, written in server.py: requests to $PORT" in why) if port \
+        else "warning" not in why, why
+
+
 def test_python_nothing_to_start_fails_the_build_unless_a_procfile_says(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(write(tmp_path, {"setup.py": "", "lib.py": "", "util.py": ""}))
     layers, venv = tmp_path / "layers", tmp_path / "venv"

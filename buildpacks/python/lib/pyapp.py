@@ -649,17 +649,24 @@ def wsgi_command(server: str, target: str, path: str, versions: dict[str, str]) 
 
 
 def _dev_server_note(script: str, deps: set[str]) -> str:
-    """A warning when ``python SCRIPT`` runs Flask's development server as it is called by
-    default: on 127.0.0.1:5000, which nothing outside the container reaches."""
-    if "flask" not in deps or "gunicorn" in deps:
-        return ""
+    """Warnings for ``python SCRIPT`` listening where requests to $PORT never arrive: a port
+    written in the code (``app.run(host="0.0.0.0", port=5000)``, ``uvicorn.run(app, port=8000)``),
+    and Flask's development server as it is called by default, on 127.0.0.1."""
     text = (APP / script).read_text(errors="replace")
+    notes = ""
+    fixed = re.search(r"\.run(?:_app)?\((?:[^)]*[\s,(])?port\s*=\s*(\d+)\s*[,)]", text)
+    if fixed and fixed.group(1) != "8080":
+        notes += (f"; warning: it listens on port {fixed.group(1)}, written in {script}: requests to $PORT (8080 unless "
+                  "the platform sets another) would not reach it; read the port from the environment "
+                  "(port=int(os.environ.get(\"PORT\", 8080)))")
+    if "flask" not in deps or "gunicorn" in deps:
+        return notes
     run = re.search(r"\.run\(([^)]*)\)", text)
     if not run or "0.0.0.0" in run.group(1) or re.search(r"host\s*=\s*[A-Za-z_]", run.group(1)):
-        return ""
-    return ("; warning: it runs Flask's development server, which listens on 127.0.0.1 (port 5000) unless "
-            "app.run() is given host='0.0.0.0' and the port $PORT: add gunicorn to the dependencies (pallet then "
-            "starts gunicorn on $PORT)")
+        return notes
+    return notes + ("; warning: it runs Flask's development server, which listens on 127.0.0.1 (port 5000) unless "
+                    "app.run() is given host='0.0.0.0' and the port $PORT: add gunicorn to the dependencies (pallet then "
+                    "starts gunicorn on $PORT)")
 
 
 def main_package() -> str | None:
