@@ -624,6 +624,11 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
     ({"start": "node -r tsx/cjs src/index.ts", "start:prod": "node dist/index.js"},
      'node dist/index.js (scripts.start:prod: scripts.start "node -r tsx/cjs src/index.ts" runs node -r tsx/cjs, '),
     ({"start": "node -r dotenv/config server.js"}, "node -r dotenv/config server.js (scripts.start)"),  # a dependency
+    # npx (npm's, not in the run image) runs an installed package's command: the command itself
+    ({"build": "node build.js", "start": "npx serve -s build"},
+     'serve -s build (scripts.start "npx serve -s build" without npx (the run image has none; serve is an installed'),
+    ({"start": "npx nodemon server.js"}, 'error: scripts.start "npx nodemon server.js": nodemon is the command of no package'),
+    ({"start": "npx -y tsx src/index.ts"}, "error: runs tsx, which only the devDependency tsx gives"),
 ])
 def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts, web):
     """npm start runs prestart first; a start script written to build as the app starts (`npm run
@@ -632,16 +637,18 @@ def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts,
     devDependency gives is missing from the image as a devDependency's command is. The plan,
     bin/build's, on the host's node."""
     dev = {"typescript": "5.8.3", "tsx": "4.19.0"}
-    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts, "dependencies": {
-        "dotenv": "16.5.0"}, "devDependencies": dev}))
+    deps = {"dotenv": "16.5.0", "serve": "14.2.4"}
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": scripts, "dependencies": deps,
+                                                       "devDependencies": dev}))
     (tmp_path / "package-lock.json").write_text(json.dumps({"name": "a", "lockfileVersion": 3, "packages": {
-        "": {"name": "a", "dependencies": {"dotenv": "16.5.0"}, "devDependencies": dev},
-        "node_modules/dotenv": {"version": "16.5.0"},
+        "": {"name": "a", "dependencies": deps, "devDependencies": dev},
+        "node_modules/dotenv": {"version": "16.5.0"}, "node_modules/serve": {"version": "14.2.4", "bin": {
+            "serve": "build/main.js"}},
         "node_modules/tsx": {"version": "4.19.0", "dev": True, "bin": {"tsx": "dist/cli.mjs"}},
         "node_modules/typescript": {"version": "5.8.3", "dev": True, "bin": {"tsc": "bin/tsc", "tsserver": "bin/tsserver"}}}}))
     plan = _plan(tmp_path)
     if web.startswith("error: "):
-        assert plan.returncode == 1 and web in plan.stderr, plan.stderr
+        assert plan.returncode == 1 and web[7:] in plan.stderr, plan.stderr
     else:
         assert plan.returncode == 0 and f"WEB='{web}" in plan.stdout, plan.stdout + plan.stderr
 

@@ -890,6 +890,18 @@ function withPrestart(pkg, [cmd, why]) {
   return [["/bin/sh", "-c", `${script} && ${main}`], `${why}; after scripts.prestart, as npm start runs it`];
 }
 
+//: `npx CMD ARGS` (`npx serve -s build`): npx runs an installed package's command, which the image
+//: has on its PATH (node_modules/.bin), and the run image has no npx (npm's). CMD ARGS, or null
+//: (also for `npx -p PKG CMD` and `npx PKG@VERSION`, which name a package to download).
+function withoutNpx(start) {
+  if (SHELL_CHARS.test(start)) return null;
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== "npx") return null;
+  let i = 1;
+  while (["-y", "--yes", "--no-install", "--no", "--prefer-offline", "--offline"].includes(words[i])) i++;
+  return i < words.length && /^[A-Za-z0-9_][\w.-]*$/.test(words[i]) ? words.slice(i).join(" ") : null;
+}
+
 function startCommand(pkg, wsDirs) {
   const started = rootStartCommand(pkg, wsDirs);
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
@@ -909,6 +921,19 @@ function rootStartCommand(pkg, wsDirs) {
     return [["node", server[0]], `${dev}the server scripts.build makes with ${server[1]}`];
   }
   if (typeof start === "string" && start.trim()) {
+    const bare = withoutNpx(start);
+    if (bare) {
+      const word = bare.split(/\s+/)[0];
+      const locked = lockedCommands();
+      if (locked && !locked.prod.has(word) && !locked.dev.has(word) && !hasBuildOutputShape(pkg)) {
+        throw new AppError(`scripts.start ${JSON.stringify(start.trim())}: ${word} is the command of no package in ` +
+          "the lockfile (npx would download it as the app starts; the image has no npx): add the package that " +
+          "gives it to dependencies");
+      }
+      const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: bare } }, wsDirs);
+      return [cmd, `scripts.start ${JSON.stringify(start.trim())} without npx (the run image has none; ${word} is ` +
+        `an installed package's command, on the image's PATH)${why === "scripts.start" ? "" : `; ${why}`}`];
+    }
     const rest = afterBuild(pkg, start);
     if (rest) {
       const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: rest } }, wsDirs);
