@@ -921,6 +921,17 @@ function rootStartCommand(pkg, wsDirs) {
     return [["node", server[0]], `${dev}the server scripts.build makes with ${server[1]}`];
   }
   if (typeof start === "string" && start.trim()) {
+    const rest = afterBuild(pkg, start);
+    if (rest) {
+      const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: rest } }, wsDirs);
+      return [cmd, `scripts.start ${JSON.stringify(start.trim())} without its build, which ran at build time` +
+        (why === "scripts.start" ? "" : `; ${why}`)];
+    }
+    const ws = wsDirs.length ? delegatedStart(start, wsDirs) : null;
+    if (ws) {
+      return [fromScript(ws[1], ws[0]), `scripts.start ${JSON.stringify(start.trim())}: the start script of the ` +
+        `workspace ${ws[0]}, run directly (the run image has no ${ws[2]})`];
+    }
     const bare = withoutNpx(start);
     if (bare) {
       const word = bare.split(/\s+/)[0];
@@ -933,17 +944,6 @@ function rootStartCommand(pkg, wsDirs) {
       const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: bare } }, wsDirs);
       return [cmd, `scripts.start ${JSON.stringify(start.trim())} without npx (the run image has none; ${word} is ` +
         `an installed package's command, on the image's PATH)${why === "scripts.start" ? "" : `; ${why}`}`];
-    }
-    const rest = afterBuild(pkg, start);
-    if (rest) {
-      const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: rest } }, wsDirs);
-      return [cmd, `scripts.start ${JSON.stringify(start.trim())} without its build, which ran at build time` +
-        (why === "scripts.start" ? "" : `; ${why}`)];
-    }
-    const ws = wsDirs.length ? delegatedStart(start, wsDirs) : null;
-    if (ws) {
-      return [fromScript(ws[1], ws[0]), `scripts.start ${JSON.stringify(start.trim())}: the start script of the ` +
-        `workspace ${ws[0]}, run directly (the run image has no ${ws[2]})`];
     }
     const own = ownScript(pkg, start);
     if (own) {
