@@ -46,6 +46,9 @@ CASES: list[tuple[dict[str, str | bytes], str]] = [
     # a buildpack by URL (pack fetches them; pallet does not): was "app/https:/...: no such buildpack directory"
     ({"index.html": "x", "project.toml": '[[io.buildpacks.group]]\nuri = "https://example.com/bp.tgz"\n'},
      "pallet: error: project.toml: buildpack uri 'https://example.com/bp.tgz' is not a directory"),
+    # nested past Python's recursion limit: pyapp.py's traceback was the detect report
+    ({"pyproject.toml": PY + "x = " + "[" * 100000 + "]" * 100000 + "\n"}, "pyproject.toml is not valid TOML: nested too deep"),
+    ({"Pipfile": "[packages]\n", "Pipfile.lock": "[" * 100000 + "]" * 100000}, "Pipfile.lock is not valid JSON: nested too deep"),
     # a byte-order mark (Windows editors write one): npm and Node.js read the file without it
     ({"package.json": b"\xef\xbb\xbf" + J({"scripts": {"start": "node s.js", "build": "echo hi"}}).encode()},
      "web: node s.js (scripts.start)"),

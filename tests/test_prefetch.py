@@ -43,6 +43,8 @@ def test_pins_read_continuations_hashes_markers_and_comments(tmp_path):
     ("-r https://example.com/requirements.txt", "the requirements include https://example.com/requirements.txt"),
     ("--index-url https://example.com/simple", "an option line (--index-url)"),
     ("-e .", "an option line (-e)"),
+    # packaging's parser recursed out of the stack (a traceback in the build's output)
+    ("flask==3.1.3 ; " + "(" * 3000 + "python_version > '3'" + ")" * 3000, "its marker is nested too deeply"),
 ])
 def test_what_pip_fetches_itself(tmp_path, line, reason):
     req = tmp_path / "requirements.txt"

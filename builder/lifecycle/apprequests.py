@@ -104,7 +104,7 @@ def pipenv_python(app: Path) -> tuple[str, str] | None:
     if text is not None:
         try:
             lock = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             lock = None
     for requires, source in ((_table(lock, "_meta", "requires"), "Pipfile.lock _meta.requires"),
                              (_table(_toml(app / "Pipfile"), "requires"), "Pipfile [requires]")):

@@ -91,6 +91,8 @@ def _read(path: Path, reqs: list, constraints: list, seen: set[Path], constraint
             req = Requirement(rest)
         except InvalidRequirement as exc:
             raise ToPip(f"{rest}: {exc}") from None
+        except RecursionError:   # packaging's parser recurses into a marker's parentheses
+            raise ToPip(f"{rest[:60]}...: its marker is nested too deeply") from None
         if req.marker is not None and not req.marker.evaluate():
             continue
         if constraint:
@@ -274,7 +276,7 @@ def main(argv: list[str]) -> int:
     except ToPip as exc:
         print(f"pip fetches: {exc}", file=sys.stderr)
         return PIP
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, zipfile.BadZipFile) as exc:
         # a download that failed, a wheel or an index answer of a shape nothing here expects
         print(f"pip fetches: {type(exc).__name__}: {exc}", file=sys.stderr)
         return PIP

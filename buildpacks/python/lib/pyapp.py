@@ -129,6 +129,8 @@ def read_json(name: str) -> dict:
         data = json.loads(read_text(name))
     except json.JSONDecodeError as exc:
         raise AppError(f"{name} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise AppError(f"{name} is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise AppError(f"{name} must hold a JSON object, not {type(data).__name__}")
     return check_shapes(data, name)
@@ -141,6 +143,8 @@ def read_toml(name: str) -> dict:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AppError(f"{name} is not valid TOML: {exc}") from None
+    except RecursionError:   # tomllib recurses into nested arrays and tables
+        raise AppError(f"{name} is not valid TOML: nested too deeply") from None
     return check_shapes(data, name)
 
 
@@ -1210,7 +1214,7 @@ def main(argv: list[str]) -> int:
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, AttributeError, KeyError, OSError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, OSError, RecursionError) as exc:
         # A file of the app shaped as nothing above expects (hostile input): one line, not a traceback.
         print(f"error: the app's files could not be read: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
