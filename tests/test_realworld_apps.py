@@ -456,6 +456,60 @@ def test_lockfile_out_of_sync_is_a_clear_error_and_nothing_is_written(bookworm, 
     assert pallet("inspect", "stale:1", env=bookworm.env, check=False).returncode == 1
 
 
+#: yarn.lock entries of a dependency whose engines.node leaves out every Node.js since 17 (Vue CLI
+#: 5 apps have it: @vue/cli-shared-utils depends on it), as yarn 1 wrote them.
+NODE_IPC_LOCK = """
+"@achrinza/node-ipc@9.2.2":
+  version "9.2.2"
+  resolved "https://registry.yarnpkg.com/@achrinza/node-ipc/-/node-ipc-9.2.2.tgz#ae1b5d3d6a9362034eea60c8d946b93893c2e4ec"
+  integrity sha512-b90U39dx0cU6emsOvy5hxU4ApNXnE3+Tuo8XQZfiKTGelDwpMwBVgBP7QX6dGTcJgu/miyJuNJ/2naFBliNWEw==
+  dependencies:
+    "@node-ipc/js-queue" "2.0.3"
+    event-pubsub "4.3.0"
+    js-message "1.0.7"
+
+"@node-ipc/js-queue@2.0.3":
+  version "2.0.3"
+  resolved "https://registry.yarnpkg.com/@node-ipc/js-queue/-/js-queue-2.0.3.tgz#ac7fe33d766fa53e233ef8fedaf3443a01c5a4cd"
+  integrity sha512-fL1wpr8hhD5gT2dA1qifeVaoDFlQR5es8tFuKqjHX+kdOtdNHnxkVZbtIrR2rxnMFvehkjaZRNV2H/gPXlb0hw==
+  dependencies:
+    easy-stack "1.0.1"
+
+easy-stack@1.0.1:
+  version "1.0.1"
+  resolved "https://registry.yarnpkg.com/easy-stack/-/easy-stack-1.0.1.tgz#8afe4264626988cabb11f3c704ccd0c835411066"
+  integrity sha512-wK2sCs4feiiJeFXn3zvY0p41mdU5VUgbgs1rNsc/y5ngFUijdWd+iIN8eoyuZHKB8xN6BL4PdWmzqFmxNg6V2w==
+
+event-pubsub@4.3.0:
+  version "4.3.0"
+  resolved "https://registry.yarnpkg.com/event-pubsub/-/event-pubsub-4.3.0.tgz#f68d816bc29f1ec02c539dc58c8dd40ce72cb36e"
+  integrity sha512-z7IyloorXvKbFx9Bpie2+vMJKKx1fH1EN5yiTfp8CiLOTptSYy1g8H4yDpGlEdshL1PBiFtBHepF2cNsqeEeFQ==
+
+js-message@1.0.7:
+  version "1.0.7"
+  resolved "https://registry.yarnpkg.com/js-message/-/js-message-1.0.7.tgz#fbddd053c7a47021871bb8b2c95397cc17c20e47"
+  integrity sha512-efJLHhLjIyKRewNS9EGZ4UpI8NguuL6fKkhRxVuMmrGV2xN/0APGdQYwLFky5w9naebSZ0OwAGp0G6/2Cg90rA==
+"""
+
+
+def test_yarn1_failing_a_dependencys_engines_says_what_to_do(bookworm, tmp_path):
+    """yarn 1 refuses a dependency whose engines.node leaves out the Node.js it runs on (npm only
+    warns): its error stays, and one line names the dependency, the versions and the two ways out."""
+    src = shutil.copytree(APPS / "node-yarn", tmp_path / "ipc")
+    pkg = json.loads((src / "package.json").read_text())
+    pkg["dependencies"]["@achrinza/node-ipc"] = "9.2.2"
+    (src / "package.json").write_text(json.dumps(pkg, indent=2))
+    with (src / "yarn.lock").open("a") as f:
+        f.write(NODE_IPC_LOCK)
+    done = bookworm.build(src, "ipc:1", tmp_path / "cache", check=False)
+    assert done.returncode == 1, done.stderr
+    assert ("error: the dependency @achrinza/node-ipc@9.2.2 needs Node.js 8 || 10 || 12 || 14 || 16 || 17, not 18."
+            in done.stderr), done.stderr
+    assert 'add "ignore-engines true" to .yarnrc' in done.stderr
+    (src / ".yarnrc").write_text("ignore-engines true\n")  # the user's choice: yarn then only warns
+    bookworm.build(src, "ipc:2", tmp_path / "cache")
+
+
 def test_yarn1_workspace_out_of_sync_with_yarn_lock_is_a_clear_error(bookworm, tmp_path):
     """yarn 1's --frozen-lockfile passes when a workspace's package.json asks for what yarn.lock
     lacks (it resolves it at build time: yarnpkg/yarn#5840); pallet checks it, in detect and build."""
