@@ -90,3 +90,31 @@ def test_a_start_script_with_a_del_or_a_lone_surrogate_builds(bookworm, tmp_path
     done = bookworm.build(app, "oci:" + str(tmp_path / "o.oci"), tmp_path / "cache", check=False)
     assert done.returncode == 0, done.stderr
     assert "web process: node s.js \x7f \ufffd \U0001f600 (scripts.start)" in done.stderr, done.stderr
+
+
+def test_the_static_detect_key_reads_no_node_modules(tmp_path: Path) -> None:
+    """pallet/static's detect reads package.json files one and two levels down (workspaces): a
+    developer's node_modules, there in a source without git, is thousands of them to hash at
+    every build; the key leaves node_modules out, as pallet/nodejs's does."""
+    import hashlib
+
+    from builder.lifecycle import buildpack as bpmod
+    from builder.lifecycle import inputs as inputsmod
+    from tests.samplekit import ROOT
+
+    bp = bpmod.load(ROOT / "buildpacks" / "static")
+    app = write_app(tmp_path / "app", {"Staticfile": "root: dist\n", "web/package.json": "{}",
+                                       "node_modules/x/package.json": "{}"})
+    declared = inputsmod.declared(bp, detect=True)
+    assert declared is not None
+
+    def key() -> str:
+        h = hashlib.sha256()
+        inputsmod.digest_app(h, app, declared)
+        return h.hexdigest()
+
+    before = key()
+    (app / "node_modules" / "x" / "package.json").write_text('{"name": "x"}')
+    assert key() == before
+    (app / "web" / "package.json").write_text('{"name": "web"}')
+    assert key() != before
