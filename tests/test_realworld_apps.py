@@ -2,7 +2,8 @@
 Plug'n'Play (also an ES module app whose dependencies are ES modules, and a workspaces monorepo
 of ES modules: yarn's ESM loader), yarn 4 with its offline cache, pnpm and bun named by ``packageManager`` (the tool
 installed from the npm registry); Node.js 22 from ``engines.node`` and 20 from ``.nvmrc``
-(official builds from the npm registry: the stack has 18); npm, pnpm (10, a ``catalog:`` version), yarn 1, yarn 4
+(official builds from the npm registry: the stack has 18); an app Bun's runtime starts (bun run src/index.ts:
+bun goes into the image); npm, pnpm (10, a ``catalog:`` version), yarn 1, yarn 4
 (node-modules and Plug'n'Play) and bun workspaces; a multi-page site its build script writes (unknown paths are 404s); a
 single-page app with a build script; a Vite app (Vite 8, which needs Node.js 20.19+); a server its build script compiles; server.js without a
 package.json; a SvelteKit app whose build makes a Node.js server (adapter-node, no start
@@ -58,6 +59,8 @@ EXPECTED = {
     "node-bun": (["pallet/nodejs"], ["bun install --frozen-lockfile, production dependencies (bun.lock) with "
                                      "bun@1.4.5 (installed from the npm registry, build only)"],
                  "Hello from node-bun: a day is 86400000 ms, devDependency absent\n"),
+    "node-bun-runtime": (["pallet/nodejs"], ["web: bun run src/index.ts (scripts.start)"],
+                         "Hello from node-bun-runtime on Bun 1.4.5: a day is 86400000 ms\n"),
     "node-yarn-offline": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker "
                                               "node-modules, offline cache .yarn/cache)"],
                           "Hello from node-yarn-offline: a day is 86400000 ms, devDependency absent\n"),
@@ -683,6 +686,8 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
      'serve -s build (scripts.start "npx serve -s build" without npx (the run image has none; serve is an installed'),
     ({"start": "npx nodemon server.js"}, 'error: scripts.start "npx nodemon server.js": nodemon is the command of no package'),
     ({"start": "npx -y tsx src/index.ts"}, "error: runs tsx, which only the devDependency tsx gives"),
+    # Bun's runtime: in the image only when bun installs the dependencies (tests/apps/node-bun-runtime)
+    ({"start": "bun run src/index.ts"}, "error: the web process runs bun (bun run src/index.ts), which is in the image only"),
 ])
 def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts, web):
     """npm start runs prestart first; a start script written to build as the app starts (`npm run

@@ -902,6 +902,13 @@ function withoutNpx(start) {
   return i < words.length && /^[A-Za-z0-9_][\w.-]*$/.test(words[i]) ? words.slice(i).join(" ") : null;
 }
 
+//: Whether a web process runs Bun's runtime (`bun run src/index.ts`, `bun src/index.ts`, `bunx`):
+//: the bun that installed the dependencies then goes into the image with them.
+function runsBun(cmd) {
+  const script = cmd[0] === "/bin/sh" && cmd[1] === "-c" ? cmd[2] : cmd.join(" ");
+  return /(^|&&\s*|exec\s+|;\s*)(\w+=\S*\s+)*bunx?(\s|$)/.test(script);
+}
+
 function startCommand(pkg, wsDirs) {
   const started = rootStartCommand(pkg, wsDirs);
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
@@ -1024,6 +1031,11 @@ function plan(layers, bpDir) {
   };
   const [cmd, why] = startCommand(pkg, wsDirs);
   out.WEB = `${cmd.join(" ")} (${why})`;
+  out.BUN_RUNTIME = runsBun(cmd) ? "1" : "";
+  if (out.BUN_RUNTIME && mgr.tool !== "bun" && !frontend) {
+    throw new AppError(`the web process runs bun (${cmd.join(" ")}), which is in the image only when bun installs ` +
+      "the app's dependencies (bun.lock or packageManager bun@...): add bun.lock (bun install), or start it with node");
+  }
   if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
   const toml = `[[processes]]\ntype = "web"\ncommand = [${cmd.map(tomlString).join(", ")}]\n` +
