@@ -1152,9 +1152,10 @@ def test_a_procfile_web_server_left_on_its_default_address_is_warned_about(bookw
     assert ("warning: Procfile web: uvicorn listens on 127.0.0.1:8000 unless told otherwise (--host 0.0.0.0 --port "
             "$PORT): requests to $PORT would never reach it") in done.stderr, done.stderr
     assert "flask run listens" not in done.stderr
-    (app / "Procfile").write_text("web: uvicorn main:app --host=0.0.0.0 --port=${PORT:-5000}\n")
-    done = bookworm.build(app, "pfw:2", tmp_path / "cache")
-    assert "[pallet/procfile] process web" in done.stderr and "listens on" not in done.stderr, done.stderr
+    for line in ("web: uvicorn main:app --host=0.0.0.0 --port=${PORT:-5000}\n", "web: gunicorn app:app\n"):
+        (app / "Procfile").write_text(line)
+        done = bookworm.build(app, "pfw:2", tmp_path / "cache")
+        assert "[pallet/procfile] process web" in done.stderr and "listens on" not in done.stderr, done.stderr
 
 
 def test_netlify_rule_files_are_named_as_not_applied(bookworm, tmp_path):
