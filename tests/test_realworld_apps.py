@@ -672,9 +672,14 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
      "/bin/sh -c node m.js && NODE_ENV=production node server.js (scripts.start; after scripts.prestart"),
     ({"build": "tsc", "prestart": "npm run build", "start": "node dist/index.js"},
      "node dist/index.js (scripts.start; scripts.prestart runs the build, which ran at build time)"),
-    ({"prestart": "tsc", "start": "node dist/index.js"},  # tsc: a devDependency's (the lockfile says)
-     'error: scripts.prestart "tsc" (which npm start runs first) runs tsc, which only the devDependency typescript gives'),
-    ({"build": "vite build", "prestart": "tsc", "start": "vite"}, "vite (scripts.start)"),  # a front-end app's
+    # one the image cannot run (tsc: a devDependency's, the lockfile says; npm): named, not run
+    ({"prestart": "tsc", "start": "node dist/index.js"}, 'node dist/index.js (scripts.start)\nwarning: scripts.prestart '
+     '"tsc" (which npm start runs first) is not run: it runs tsc, which only the devDependency typescript gives'),
+    ({"prestart": "npm run lint", "lint": "tsc --noEmit", "start": "node server.js"},
+     'node server.js (scripts.start)\nwarning: scripts.prestart "npm run lint" (which npm start runs first) is not run'),
+    ({"prestart": "npm install", "start": "node server.js"},
+     "node server.js (scripts.start; scripts.prestart installs the dependencies, which the build did)"),
+    ({"build": "vite build", "prestart": "tsc", "start": "vite"}, "vite (scripts.start)'"),  # a front-end app's
     # a module node preloads that only a devDependency gives: as a devDependency's command
     ({"start": "node --import tsx src/index.ts"},
      'error: scripts.start "node --import tsx src/index.ts" runs node --import tsx, which only the devDependency tsx'),

@@ -870,9 +870,10 @@ function afterBuild(pkg, start) {
 }
 
 //: A prestart script, which `npm start` runs first (a migration, a check of the environment): run
-//: before the start command, as npm runs it. One that runs the build is not (pallet/node-build ran
-//: it); one whose command only a devDependency gives (`"prestart": "tsc"` without a build script)
-//: fails the build, as it would fail the image at every start.
+//: before the start command, as npm runs it. Not one that runs the build or an install
+//: (pallet/node-build and this buildpack did), nor one the image cannot run: a devDependency's
+//: command (`"prestart": "npm run lint"`) or the package manager's (not in the run image); those
+//: are named, and the app starts without them.
 function withPrestart(pkg, [cmd, why]) {
   const pre = pkg.scripts && typeof pkg.scripts.prestart === "string" ? pkg.scripts.prestart.trim() : "";
   if (!pre || hasBuildOutputShape(pkg)) return [cmd, why];  // a front-end app's start script is not run
@@ -880,11 +881,16 @@ function withPrestart(pkg, [cmd, why]) {
   const own = ownScript(pkg, pre);
   const script = own ? own[0] : pre;
   const word = commandWord(script);
+  if (/^(npm|yarn|pnpm|bun) (install|ci|i)( |$)/.test(script) || /^(yarn|pnpm|bun)$/.test(script)) {
+    return [cmd, `${why}; scripts.prestart installs the dependencies, which the build did`];
+  }
   const use = devOnlyUse(script, SHELL_CHARS.test(word) ? null : lockedCommands());
-  if (use) {
-    throw new AppError(`scripts.prestart ${JSON.stringify(pre)} (which npm start runs first) runs ${use[0]}, which only ` +
-      `the devDependency ${use[1]} gives (the image has production dependencies only): if it builds the app, make ` +
-      "it the build script (run at build time)");
+  const missing = use ? `${use[0]}, which only the devDependency ${use[1]} gives` :
+    ["npm", "npx", "yarn", "pnpm", "bunx"].includes(word) ? `${word}, which the run image does not have` : "";
+  if (missing) {
+    START_NOTES.push(`warning: scripts.prestart ${JSON.stringify(pre)} (which npm start runs first) is not run: it runs ` +
+      `${missing} (if it builds the app, make it the build script, run at build time)`);
+    return [cmd, why];
   }
   const main = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : `exec ${cmd.map(shq).join(" ")}`;
   return [["/bin/sh", "-c", `${script} && ${main}`], `${why}; after scripts.prestart, as npm start runs it`];
