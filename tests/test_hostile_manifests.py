@@ -118,3 +118,20 @@ def test_the_static_detect_key_reads_no_node_modules(tmp_path: Path) -> None:
     assert key() == before
     (app / "web" / "package.json").write_text('{"name": "web"}')
     assert key() != before
+
+
+def test_a_front_end_output_directory_outside_the_app_is_refused(bookworm, tmp_path: Path) -> None:
+    """vite.config's outDir "../../tmp/site" (or angular.json's outputPath) was served as
+    /workspace/../../tmp/site: the build passed, /workspace was emptied of all but "..", and the
+    image had nothing to serve. Now the build fails saying where the output went."""
+    app = write_app(tmp_path / "app", {
+        "package.json": J({"name": "vo", "version": "1.0.0",
+                           "scripts": {"build": "mkdir -p ../../tmp/site && echo hi > ../../tmp/site/index.html"}}),
+        "package-lock.json": J({"name": "vo", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+                                "packages": {"": {"name": "vo", "version": "1.0.0"}}}),
+        "vite.config.js": 'export default { build: { outDir: "../../tmp/site" } }\n',
+        "index.html": "<h1>src</h1>\n"})
+    done = bookworm.build(app, "oci:" + str(tmp_path / "o.oci"), tmp_path / "cache", check=False)
+    assert done.returncode != 0, done.stderr
+    assert "the build's output directory '../../tmp/site' (vite.config's outDir" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
