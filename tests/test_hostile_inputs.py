@@ -334,6 +334,10 @@ def test_jobs_below_one_is_a_usage_error(tmp_path: Path, command: str, jobs: str
     ("[build]\nenv = {a = 1}\n", "build.env must be an array of tables"),
     ("[build]\nbuildpacks = 5\n", "build.buildpacks must be an array of tables"),
     ("[build]\nbuildpacks = [{id = 5, version = [1]}]\n", "must be strings"),
+    ("[_]\nschema-version = 0.2\n", "_.schema-version must be a string"),
+    ("_ = 5\n", "[_] must be a table"),
+    ('[_]\nschema-version = "0.2"\n[[io.buildpacks.pre.group]]\nid = "pallet/static"\n', "pre.group]] is not supported"),
+    ('[[io.buildpacks.post.group]]\nuri = "bp"\n', "post.group]] is not supported"),
 ])
 def test_a_project_toml_of_the_wrong_types_is_a_one_line_error(tmp_path: Path, body: str, needle: str) -> None:
     app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>", "project.toml": body})

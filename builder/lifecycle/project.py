@@ -44,6 +44,7 @@ def read_project(src: Path) -> Project:
     if data is None:
         return Project()
     where = str(path)
+    _check_schema_version(data, where)
     io = data.get("io") or {}
     if not isinstance(io, dict):
         raise TomlError(f"{where}: [io] must be a table")
@@ -63,6 +64,7 @@ def read_project(src: Path) -> Project:
         raise TomlError(f"{where}: {prefix}.exclude and {prefix}.include cannot both be set")
     env_key, bps_key = "env", "buildpacks"
     if not v1:
+        _refuse_pre_post(build, where)
         inner = build.get("build")
         if inner is not None and not isinstance(inner, dict):
             raise TomlError(f"{where}: [io.buildpacks.build] must be a table")
@@ -91,6 +93,29 @@ def read_project(src: Path) -> Project:
             raise TomlError(f"{where}: {prefix}.{bps_key}[{i}]: 'id', 'version' and 'uri' must be strings")
         bps.append(BuildpackRef(b.get("id"), b.get("version"), b.get("uri")))
     return Project(exclude=list(exclude), include=list(include), env=env, buildpacks=bps)
+
+
+def _check_schema_version(data: dict, where: str) -> None:
+    """``[_] schema-version`` says which descriptor schema the file is written in; a value of the
+    wrong type means the file is not what its author thinks, so it is refused rather than skipped."""
+    meta = data.get("_")
+    if meta is None:
+        return
+    if not isinstance(meta, dict):
+        raise TomlError(f"{where}: [_] must be a table")
+    version = meta.get("schema-version")
+    if version is not None and not isinstance(version, str):
+        raise TomlError(f"{where}: _.schema-version must be a string (\"0.2\"), not {type(version).__name__}")
+
+
+def _refuse_pre_post(build: dict, where: str) -> None:
+    """Schema 0.2's ``[[io.buildpacks.pre.group]]``/``[[io.buildpacks.post.group]]`` add buildpacks
+    around every group of the builder's order; pallet does not run them, and ignoring them would
+    build an image without buildpacks the app asked for."""
+    for key in ("pre", "post"):
+        if key in build:
+            raise TomlError(f"{where}: [[io.buildpacks.{key}.group]] is not supported by pallet; name every "
+                            "buildpack in [[io.buildpacks.group]] instead, in the order they run")
 
 
 def _matches(rel: str, is_dir: bool, pattern: str) -> bool:
