@@ -173,3 +173,54 @@ def test_a_wheel_is_streamed_to_disk_not_held_in_memory(tmp_path):
     assert mismatch == "big-1.0-py3-none-any.whl does not match the index's sha256" and left == "[]"
     assert (tmp_path / "big-1.0-py3-none-any.whl").stat().st_size == _Zeros.SIZE
     assert int(peak_mib) < 128, f"{peak_mib} MiB for a 256 MiB wheel"
+
+
+class _Index(http.server.BaseHTTPRequestHandler):
+    """An index whose page for a project is PAGES[project] (bytes), or valid JSON 1 MiB over the limit."""
+
+    PAGES: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = self.PAGES.get(self.path.strip("/"))
+        self.send_response(200)
+        self.end_headers()
+        with contextlib.suppress(OSError):   # the reader stops at its limit and hangs up
+            if body is None:
+                self.wfile.write(b'{"files": [')
+                for _ in range(65):
+                    self.wfile.write(b" " * (1 << 20))
+                body = b"]}"
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+_WHEEL = {"filename": "a-1.0-py3-none-any.whl", "url": "https://x/a-1.0-py3-none-any.whl", "hashes": {"sha256": "0" * 64}}
+
+
+@pytest.mark.parametrize("page, reason", [
+    ([], "the index's page for a must be an object"),
+    ({"files": {}}, "the index's page for a: files must be an array"),
+    ({"files": [5]}, r"the index's page for a: files\[0\] must be an object"),
+    ({"files": [_WHEEL, {**_WHEEL, "hashes": ["x"]}]}, r"files\[1\].hashes must be an object"),
+    ({"files": [{**_WHEEL, "hashes": {"sha256": 5}}]}, r"files\[0\].hashes.sha256 must be a string"),
+    ({"files": [{**_WHEEL, "filename": 5}]}, r"files\[0\].filename must be a string"),
+    ({"files": [{k: v for k, v in _WHEEL.items() if k != "url"}]}, r"files\[0\] has no url"),
+    ({"files": [{**_WHEEL, "requires-python": 3}]}, r"files\[0\].requires-python must be a string"),
+    ({"files": [{**_WHEEL, "yanked": 1}]}, r"files\[0\].yanked must be a boolean or a string"),
+    (None, "answers more than 64 MiB"),
+])
+def test_an_index_answer_of_the_wrong_shape_is_said_field_by_field(monkeypatch, page, reason):
+    """An index page of other types went to pip as 'AttributeError: ...' or 'KeyError: url', and a
+    page that never ended was read whole into memory; now the field is named, the read bounded."""
+    _Index.PAGES = {} if page is None else {"a": json.dumps(page).encode()}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(prefetch, "INDEX", f"http://127.0.0.1:{server.server_address[1]}/")
+    try:
+        with pytest.raises(prefetch.ToPip, match=reason):
+            prefetch.choose(prefetch.Requirement("a==1.0"), set(), list(prefetch.tags.sys_tags()))
+    finally:
+        server.shutdown()

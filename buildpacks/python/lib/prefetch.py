@@ -40,6 +40,10 @@ from pip._vendor.packaging.version import InvalidVersion, Version
 INDEX = "https://pypi.org/simple/"
 PIP = 3
 CHUNK = 1 << 20
+#: An index page bigger than this is not read (PyPI's biggest, of packages with thousands of files, are a few MiB).
+INDEX_LIMIT = 64 << 20
+#: What PEP 691 requires of each file of a project page.
+REQUIRED_FIELDS = ("filename", "url", "hashes")
 #: pip settings that change nothing pip fetches, or how (pallet's CA and timeouts).
 HARMLESS_ENV = {"PIP_CERT", "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_INPUT", "PIP_DEFAULT_TIMEOUT",
                 "PIP_PROGRESS_BAR", "PIP_NO_WARN_SCRIPT_LOCATION", "PIP_ROOT_USER_ACTION"}
@@ -138,30 +142,67 @@ def _open(url: str, accept: str = "*/*"):  # noqa: ANN202 - an http.client.HTTPR
     return urllib.request.urlopen(request, timeout=60)  # noqa: S310 - https only, above
 
 
-def get(url: str, accept: str = "*/*") -> bytes:
+def get(url: str, accept: str = "*/*", limit: int = INDEX_LIMIT) -> bytes:
+    """The answer, read to at most ``limit`` bytes: an index page that never ends must not fill memory."""
     with _open(url, accept) as response:
-        return response.read()
+        body = response.read(limit + 1)
+    if len(body) > limit:
+        raise ToPip(f"{url} answers more than {limit >> 20} MiB")
+    return body
+
+
+def _index_page(name: str) -> list[dict]:
+    """The files of a package's index page (PEP 691 JSON), each checked for the types read of it,
+    so that an answer of another shape is said field by field."""
+    where = f"the index's page for {name}"
+    try:
+        page = json.loads(get(f"{INDEX}{name}/", "application/vnd.pypi.simple.v1+json"))
+    except (ValueError, RecursionError) as exc:
+        raise ToPip(f"{where} is not JSON") from exc
+    if not isinstance(page, dict):
+        raise ToPip(f"{where} must be an object")
+    files = page.get("files", [])
+    if not isinstance(files, list):
+        raise ToPip(f"{where}: files must be an array")
+    for i, f in enumerate(files):
+        _check_file(f, f"{where}: files[{i}]")
+    return files
+
+
+def _check_file(f: object, where: str) -> None:
+    """One entry of an index page's files: the fields ``choose`` reads, of PEP 691's types."""
+    if not isinstance(f, dict):
+        raise ToPip(f"{where} must be an object")
+    for key, types, shown in (("filename", str, "a string"), ("url", str, "a string"),
+                              ("hashes", dict, "an object"), ("requires-python", (str, type(None)), "a string"),
+                              ("yanked", (bool, str), "a boolean or a string")):
+        if key in REQUIRED_FIELDS and key not in f:
+            raise ToPip(f"{where} has no {key}")
+        if key in f and not isinstance(f[key], types):
+            raise ToPip(f"{where}.{key} must be {shown}")
+    if not isinstance(f["hashes"].get("sha256", ""), str):
+        raise ToPip(f"{where}.hashes.sha256 must be a string")
 
 
 def choose(req: Requirement, hashes: set[str], supported: list[tags.Tag]) -> dict:
     """The file pip would take: a wheel of the pinned version, best tag first."""
     name = canonicalize_name(req.name)
-    page = json.loads(get(f"{INDEX}{name}/", "application/vnd.pypi.simple.v1+json"))
+    files = _index_page(name)
     want = Version(next(iter(req.specifier)).version)
     rank = {tag: i for i, tag in enumerate(supported)}
     here = Version(".".join(map(str, sys.version_info[:3])))
     best = None   # (not yanked first, then the best tag) as pip ranks them
     unhashed = 0  # wheels of the version that the --hash options leave out
     other_python = ""  # the Requires-Python of wheels of the version that leave this Python out
-    for f in page.get("files", []):
-        filename = f.get("filename", "")
+    for f in files:
+        filename = f["filename"]
         if not filename.endswith(".whl") or "/" in filename or "\\" in filename or filename.startswith("."):
             continue
         try:
             wname, wversion, _build, wtags = parse_wheel_filename(filename)
         except (ValueError, InvalidVersion):
             continue
-        sha = (f.get("hashes") or {}).get("sha256")
+        sha = f["hashes"].get("sha256")
         if wname != name or wversion != want or not sha:
             continue
         if hashes and sha not in hashes:
