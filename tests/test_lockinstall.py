@@ -103,6 +103,41 @@ def test_tarballs_are_unzipped_a_few_at_a_time_and_big_ones_alone(tmp_path):
     assert int(done.stdout) < 1024, f"{done.stdout.strip()} MiB more at the peak, for 16 x 96 MiB"
 
 
+@needs_node
+def test_downloads_waiting_for_their_turn_wait_on_disk_past_a_bound(tmp_path):
+    """Every download that landed before its turn to unpack was held in memory until then (each
+    up to 1 GiB, no bound on how many): twelve 32 MiB tarballs waiting on the first held 384 MiB.
+    Now past 128 MiB they wait in a file beside node_modules, read back at their turn: memory
+    stays near the bound, the tree is the same, and no file is left."""
+    script = (
+        "const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc');\n"
+        "const zlib = require('zlib'); const crypto = require('crypto'); const SMALL = 8, BIG = 12, SIZE = 32 << 20;\n"
+        "function header(name, type, size) { const h = Buffer.alloc(512); h.write(name, 0); h.write('0000644', 100);"
+        " h.write(size.toString(8).padStart(11, '0'), 124); h.write('        ', 148); h.write(type, 156);"
+        " h.write('ustar\\u000000', 257); let sum = 0; for (const b of h) sum += b;"
+        " h.write(sum.toString(8).padStart(6, '0') + '\\u0000 ', 148); return h; }\n"
+        "const tgzOf = (i, pad) => zlib.gzipSync(Buffer.concat([header('pax', 'g', pad.length), pad,"
+        " header('package/a.js', '0', 1), Buffer.from(String(i % 10).padEnd(512, '\\u0000')), Buffer.alloc(1024)]), { level: 1 });\n"
+        "const noise = crypto.randomBytes(SIZE);   // incompressible: a 32 MiB download\n"
+        "const items = Array.from({ length: 1 + SMALL + BIG }, (_, i) => ({ location: `node_modules/b${i}` }));\n"
+        "gc(); const base = process.memoryUsage().arrayBuffers; let waiting = 0, landed = 0, firstLands;\n"
+        "// the first lands once all the others have (only the installer's array holds them)\n"
+        "const tgzs = [new Promise((r) => { firstLands = r; })];\n"
+        "for (let i = 1; i < items.length; i++) tgzs.push(new Promise((r) => setImmediate(() => {"
+        " r(tgzOf(i, i <= SMALL ? Buffer.alloc(0) : noise));"
+        " if (++landed === items.length - 1) setImmediate(() => { gc(); waiting = process.memoryUsage().arrayBuffers - base;"
+        " firstLands(tgzOf(0, Buffer.alloc(0))); }); })));\n"
+        "li.unpackAll(items, tgzs, process.argv[1]).then(() => console.log(Math.round(waiting / 1048576)));")
+    root = tmp_path / "root"
+    root.mkdir()   # the install root, the process's cwd
+    done = node(script, str(root))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (root / "node_modules").iterdir()) == sorted(f"b{i}" for i in range(21))
+    assert all((root / "node_modules" / f"b{i}" / "a.js").read_text() == str(i % 10) for i in range(21))
+    assert sorted(p.name for p in root.iterdir()) == ["node_modules"]
+    assert int(done.stdout) < 200, f"{done.stdout.strip()} MiB held for 12 x 32 MiB downloads waiting their turn"
+
+
 #: A lockfile: app -> a (which optionally needs p, for Windows only, and r), d (a devDependency);
 #: p alone needs q; r is needed by a and p. npm ci leaves out d (--omit=dev) and p's optional
 #: set, p and q; r stays.

@@ -558,35 +558,81 @@ function linkBins(items, root) {
 
 const AHEAD = 8;                // tarballs unzipped ahead of the one being unpacked (zlib's thread pool)
 const AHEAD_LIMIT = 32 << 20;   // unpacked bytes of one unzipped ahead: a bigger one is unzipped at its turn
+const HELD_LIMIT = 128 << 20;   // downloaded bytes waiting in memory for their turn: beyond, they wait on disk
+
+function waitingRoom(root) {
+  // Downloads land in any order but unpack in location order, so the ones that land early wait.
+  // They waited in memory, all of them (a lockfile of many big packages, each up to MAX_TARBALL):
+  // now to HELD_LIMIT in all, and the rest in files beside node_modules, read back at their turn.
+  // An app's usual small packages never reach the bound: nothing is written.
+  let held = 0;
+  let dir = null;
+  let closed = false;
+  let count = 0;
+  return {
+    keep(tgz) {
+      if (closed) return null;   // the install has stopped: nothing more is kept, nothing written
+      if (held + tgz.length <= HELD_LIMIT) {
+        held += tgz.length;
+        return { tgz };
+      }
+      if (!dir) dir = fs.mkdtempSync(path.join(root, ".lockinstall-"));
+      const file = path.join(dir, String(count++));
+      fs.writeFileSync(file, tgz);
+      return { file };
+    },
+    peek: (kept) => kept.tgz || fs.readFileSync(kept.file),
+    take(kept) {
+      if (kept.tgz) {
+        held -= kept.tgz.length;
+        return kept.tgz;
+      }
+      const tgz = fs.readFileSync(kept.file);
+      fs.unlinkSync(kept.file);
+      return tgz;
+    },
+    close() {
+      closed = true;
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 async function unpackAll(items, tgzs, root) {
   // Each tarball (tgzs: promises of the checked downloads) unzipped and unpacked in location
   // order, so a package's files land the same way whatever order they arrive in. A few are
   // unzipped ahead, each to AHEAD_LIMIT at most; a bigger one alone at its turn (to MAX_TARBALL):
   // every tarball unzipped ahead at once held a whole app's unpacked packages in memory, and
-  // gzip bombs a gigabyte each.
+  // gzip bombs a gigabyte each. The downloads wait in the waiting room.
   const gunzip = require("util").promisify(zlib.gunzip);
+  const room = waitingRoom(root);
+  for (let i = 0; i < tgzs.length; i++) tgzs[i] = tgzs[i].then((tgz) => room.keep(tgz));
   tgzs.forEach((p) => p.catch(() => {}));   // each is awaited below; a failure stops the rest
   const tars = [];
   const ahead = (i) => {
     if (i >= items.length || tars[i]) return;
-    tars[i] = tgzs[i].then((tgz) => gunzip(tgz, { maxOutputLength: AHEAD_LIMIT })
+    tars[i] = tgzs[i].then((kept) => gunzip(room.peek(kept), { maxOutputLength: AHEAD_LIMIT })
       .catch((err) => (err.code === "ERR_BUFFER_TOO_LARGE" ? null : Promise.reject(err))));
     tars[i].catch(() => {});
   };
-  for (let i = 0; i < AHEAD; i++) ahead(i);
-  for (let i = 0; i < items.length; i++) {
-    ahead(i + AHEAD);
-    let tar;
-    try {
-      tar = await tars[i];
-      if (tar === null) tar = await gunzip(await tgzs[i], { maxOutputLength: MAX_TARBALL });
-    } catch (err) {
-      if (err instanceof Fatal || err instanceof ToNpm) throw err;
-      throw new ToNpm(`${items[i].location}: ${err.message}`);
+  try {
+    for (let i = 0; i < AHEAD; i++) ahead(i);
+    for (let i = 0; i < items.length; i++) {
+      ahead(i + AHEAD);
+      let tar;
+      try {
+        tar = await tars[i];
+        const tgz = room.take(await tgzs[i]);
+        if (tar === null) tar = await gunzip(tgz, { maxOutputLength: MAX_TARBALL });
+      } catch (err) {
+        if (err instanceof Fatal || err instanceof ToNpm) throw err;
+        throw new ToNpm(`${items[i].location}: ${err.message}`);
+      }
+      unpack(items[i], tar, root);
+      tars[i] = tgzs[i] = null;
     }
-    unpack(items[i], tar, root);
-    tars[i] = tgzs[i] = null;
+  } finally {
+    room.close();
   }
 }
 
