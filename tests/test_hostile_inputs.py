@@ -338,6 +338,7 @@ def test_jobs_below_one_is_a_usage_error(tmp_path: Path, command: str, jobs: str
     ("_ = 5\n", "[_] must be a table"),
     ('[_]\nschema-version = "0.2"\n[[io.buildpacks.pre.group]]\nid = "pallet/static"\n', "pre.group]] is not supported"),
     ('[[io.buildpacks.post.group]]\nuri = "bp"\n', "post.group]] is not supported"),
+    ('[build]\nexclude = ["x"]\n[[io.buildpacks.post.group]]\nuri = "bp"\n', "post.group]] is not supported"),
 ])
 def test_a_project_toml_of_the_wrong_types_is_a_one_line_error(tmp_path: Path, body: str, needle: str) -> None:
     app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>", "project.toml": body})

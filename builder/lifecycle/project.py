@@ -51,6 +51,8 @@ def read_project(src: Path) -> Project:
     # Schema 0.1: [build] (exclude, include, [[build.env]], [[build.buildpacks]]). Schema 0.2:
     # [io.buildpacks] (exclude, include, [[io.buildpacks.group]], [[io.buildpacks.build.env]]);
     # its env and buildpacks are also taken where pallet once read them (io.buildpacks.env/.buildpacks).
+    if isinstance(io.get("buildpacks"), dict):  # in a schema 0.1 file too: never skipped unsaid
+        _refuse_pre_post(io["buildpacks"], where)
     v1 = "build" in data
     build = data.get("build") if v1 else io.get("buildpacks", {})
     prefix = "build" if v1 else "io.buildpacks"
@@ -64,7 +66,6 @@ def read_project(src: Path) -> Project:
         raise TomlError(f"{where}: {prefix}.exclude and {prefix}.include cannot both be set")
     env_key, bps_key = "env", "buildpacks"
     if not v1:
-        _refuse_pre_post(build, where)
         inner = build.get("build")
         if inner is not None and not isinstance(inner, dict):
             raise TomlError(f"{where}: [io.buildpacks.build] must be a table")
