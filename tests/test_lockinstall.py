@@ -78,6 +78,15 @@ def test_unpacking_follows_pacote(tmp_path):
     assert not (pkg / "empty").exists()
 
 
+#: A tar header in JavaScript, for the scripts that make tarballs too big to pass from here.
+TAR_HEADER_JS = (
+    "function header(name, type, size) { const h = Buffer.alloc(512); h.write(name, 0); h.write('0000644', 100);"
+    " h.write(size.toString(8).padStart(11, '0'), 124); h.write('        ', 148); h.write(type, 156);"
+    " h.write('ustar\\u000000', 257); let sum = 0; for (const b of h) sum += b;"
+    " h.write(sum.toString(8).padStart(6, '0') + '\\u0000 ', 148); return h; }\n"
+)
+
+
 @needs_node
 def test_tarballs_are_unzipped_a_few_at_a_time_and_big_ones_alone(tmp_path):
     """Every downloaded tarball was unzipped at once and held until its turn: a lockfile of
@@ -86,10 +95,7 @@ def test_tarballs_are_unzipped_a_few_at_a_time_and_big_ones_alone(tmp_path):
     ahead and a big one alone at its turn, and they still unpack in order."""
     script = (
         "const zlib = require('zlib'); const N = 16, SIZE = 96 << 20;\n"
-        "function header(name, type, size) { const h = Buffer.alloc(512); h.write(name, 0); h.write('0000644', 100);"
-        " h.write(size.toString(8).padStart(11, '0'), 124); h.write('        ', 148); h.write(type, 156);"
-        " h.write('ustar\\u000000', 257); let sum = 0; for (const b of h) sum += b;"
-        " h.write(sum.toString(8).padStart(6, '0') + '\\u0000 ', 148); return h; }\n"
+        + TAR_HEADER_JS +
         "const tgz = zlib.gzipSync(Buffer.concat([header('pax', 'g', SIZE), Buffer.alloc(SIZE),"
         " header('package/a.js', '0', 1), Buffer.from('a'.padEnd(512, '\\u0000')), Buffer.alloc(1024)]), { level: 1 });\n"
         "const items = Array.from({ length: N }, (_, i) => ({ location: `node_modules/b${i}` }));\n"
@@ -112,10 +118,7 @@ def test_downloads_waiting_for_their_turn_wait_on_disk_past_a_bound(tmp_path):
     script = (
         "const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc');\n"
         "const zlib = require('zlib'); const crypto = require('crypto'); const SMALL = 8, BIG = 12, SIZE = 32 << 20;\n"
-        "function header(name, type, size) { const h = Buffer.alloc(512); h.write(name, 0); h.write('0000644', 100);"
-        " h.write(size.toString(8).padStart(11, '0'), 124); h.write('        ', 148); h.write(type, 156);"
-        " h.write('ustar\\u000000', 257); let sum = 0; for (const b of h) sum += b;"
-        " h.write(sum.toString(8).padStart(6, '0') + '\\u0000 ', 148); return h; }\n"
+        + TAR_HEADER_JS +
         "const tgzOf = (i, pad) => zlib.gzipSync(Buffer.concat([header('pax', 'g', pad.length), pad,"
         " header('package/a.js', '0', 1), Buffer.from(String(i % 10).padEnd(512, '\\u0000')), Buffer.alloc(1024)]), { level: 1 });\n"
         "const noise = crypto.randomBytes(SIZE);   // incompressible: a 32 MiB download\n"
