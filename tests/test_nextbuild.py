@@ -2,10 +2,13 @@
 output so that one source gives one image (tests/apps/node-nextjs builds a real one,
 test_realworld_apps.py). Two outputs that differ only in their random build ID become the same
 bytes, with an ID made from the output; the preview (draft mode) keys are derived from the
-user's NEXT_SERVER_ACTIONS_ENCRYPTION_KEY, never from the source, and nothing is seeded without it."""
+user's NEXT_SERVER_ACTIONS_ENCRYPTION_KEY, never from the source, and nothing is seeded without it.
+lib/nuxtbuild.js does the same to a `nuxt build`'s .output (tests/apps/node-nuxt builds a real one):
+its random build ID, its build time and Nitro's assets manifest (mtimes, order, etags)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -101,3 +104,60 @@ def test_preview_keys_come_from_the_users_key_never_without_it(tmp_path):
     assert len(info["previewModeId"]) == 32 and len(info["previewModeSigningKey"]) == 64
     assert len({info["previewModeId"], info["previewModeSigningKey"][:32], info["previewModeEncryptionKey"][:32]}) == 3
     assert info["expireAt"] > 4_000_000_000_000  # Next.js makes new keys once they expire
+
+
+NUXT = ROOT / "buildpacks" / "node-build" / "lib" / "nuxtbuild.js"
+
+
+def _nuxt_output(app: Path, build_id: str, stamp: int, date: str, page: str = "Hello") -> None:
+    """What nuxt build writes into .output, in small: the random ID in the builds' manifests (one
+    named by it), the build's time there, Nitro's date in nitro.json, the ID in the server."""
+    builds = app / ".output" / "public" / "_nuxt" / "builds"
+    (builds / "meta").mkdir(parents=True)
+    (builds / "latest.json").write_text(json.dumps({"id": build_id, "timestamp": stamp}))
+    (builds / "meta" / f"{build_id}.json").write_text(json.dumps({"id": build_id, "timestamp": stamp, "prerendered": []}))
+    (app / ".output" / "nitro.json").write_text(json.dumps({"date": date, "preset": "node-server"}))
+    (app / ".output" / "server" / "chunks").mkdir(parents=True)
+    (app / ".output" / "public" / "a.js").write_text("1")
+    served = {f"/_nuxt/builds/{n}": {"etag": f'"{stamp}"', "mtime": date, "size": 1, "path": f"../public/_nuxt/builds/{n}"}
+              for n in ("latest.json", f"meta/{build_id}.json")}
+    served["/a.js"] = {"etag": '"1-x"', "mtime": date, "size": 1, "path": "../public/a.js"}  # found in another order
+    order = sorted(served, reverse=stamp % 2 == 1)
+    manifest = json.dumps({k: served[k] for k in order}, indent=2)
+    (app / ".output" / "server" / "chunks" / "nitro.mjs").write_text(
+        f'const c={{app:{{buildId:"{build_id}"}}}};"{page}"\nconst assets = {manifest};\nexport {{ assets }};\n')
+
+
+def test_a_nuxt_build_id_is_made_from_the_output_and_its_time_is_the_source_dates(tmp_path):
+    ids, trees = [], []
+    for n, (old, stamp, date) in enumerate([("6f1c2a9e-3b7d-4e21-9c0a-5d8e7f6a1b2c", 1765075200123, "2025-12-07T02:40:00.123Z"),
+                                            ("0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d", 1765075311456, "2025-12-07T02:41:51.456Z")]):
+        app = tmp_path / f"app{n}"
+        _nuxt_output(app, old, stamp, date)
+        done = subprocess.run([NODE or "node", str(NUXT), "fix", ".output"], cwd=app, capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
+        assert done.returncode == 0, done.stderr
+        was, new = done.stdout.split()
+        assert was == old and new != old and len(new) == 36 and new[14] == "4"
+        builds = app / ".output" / "public" / "_nuxt" / "builds"
+        assert json.loads((builds / "latest.json").read_text()) == {"id": new, "timestamp": 1700000000000}
+        assert json.loads((builds / "meta" / f"{new}.json").read_text())["id"] == new
+        assert json.loads((app / ".output" / "nitro.json").read_text())["date"] == "2023-11-14T22:13:20.000Z"
+        server = (app / ".output" / "server" / "chunks" / "nitro.mjs").read_text()
+        assert f'buildId:"{new}"' in server
+        assets = json.loads(server.split("const assets = ", 1)[1].split(";\nexport", 1)[0])
+        assert list(assets) == sorted(assets) and {a["mtime"] for a in assets.values()} == {"2023-11-14T22:13:20.000Z"}
+        latest = (builds / "latest.json").read_bytes()  # its etag and size are Nitro's, of the new bytes
+        assert assets["/_nuxt/builds/latest.json"]["size"] == len(latest)
+        assert assets["/_nuxt/builds/latest.json"]["etag"] == '"%x-%s"' % (
+            len(latest), base64.b64encode(hashlib.sha1(latest).digest()).decode().rstrip("="))
+        ids.append(new)
+        trees.append(_tree(app))
+    assert ids[0] == ids[1] and trees[0] == trees[1]
+    other = tmp_path / "other"  # another source (another page): another ID
+    _nuxt_output(other, "6f1c2a9e-3b7d-4e21-9c0a-5d8e7f6a1b2c", 1765075200123, "2025-12-07T02:40:00.123Z", page="Bye")
+    assert subprocess.run([NODE or "node", str(NUXT), "fix", ".output"], cwd=other, capture_output=True,
+                          text=True, timeout=60).stdout.split()[1] != ids[0]
+    bare = tmp_path / "bare"  # no builds manifest (nitropack without Nuxt): left alone
+    (bare / ".output" / "public").mkdir(parents=True)
+    assert subprocess.run([NODE or "node", str(NUXT), "fix", ".output"], cwd=bare, timeout=60).returncode == 1

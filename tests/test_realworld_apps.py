@@ -209,6 +209,10 @@ EXPECTED = {
         "engines.node of the app's dependencies in package-lock.json (next@16.5.0 >=20.9.0; the app sets none: the "
         "newest LTS line with a match, Node.js", "web: next start (scripts.start)"],
         "<h1>Hello from node-nextjs: a day is 86400000 ms (Node.js 24)</h1>"),
+    "node-nuxt": (["pallet/nodejs", "pallet/node-build"], [
+        "postinstall run in /workspace after it", "web: node .output/server/index.mjs (no scripts.start: the "
+        "server scripts.build makes with Nuxt's Nitro server (nuxt))"],
+        "<h1>Hello from node-nuxt: a day is 86400000 ms (server side)</h1>"),
     # the fourth sweep (Python, Go, Procfile, static): each README names the cause
     "python-uv-package": (["pallet/python"], ["uv sync --frozen (uv.lock)", "web: /bin/sh -c exec uvicorn "
                                               "inventory_api.main:app --app-dir src --host 0.0.0.0"],
@@ -242,7 +246,7 @@ BUILD_ARGS = {"node-nextjs": ("--env", "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=dGVzd
 
 #: app -> how long its first answer may take: Next.js's image (Node.js 24 and next's ~110 MB of
 #: modules) is unpacked by pallet run first, minutes on a loaded machine.
-FIRST_ANSWER = {"node-nextjs": 300}
+FIRST_ANSWER = {"node-nextjs": 300, "node-nuxt": 300}
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
@@ -306,6 +310,12 @@ def _more_checks(app: str, port: int) -> None:
         chunk = page.body.split('src="/_next/static/', 1)[1].split('"', 1)[0]
         script = http(port, f"/_next/static/{chunk}")
         assert script.status == 200 and "javascript" in script.headers["content-type"], script.headers
+    elif app == "node-nuxt":  # the build ID the page runs with is the one its builds manifest names
+        page = http(port, "/")
+        build_id = page.body.split('buildId:"', 1)[1].split('"', 1)[0]
+        latest = http(port, "/_nuxt/builds/latest.json")
+        assert latest.status == 200 and json.loads(latest.body)["id"] == build_id, latest
+        assert http(port, f"/_nuxt/builds/meta/{build_id}.json").status == 200
     elif app == "static-staticfile-root-slash":  # "root: public/": its files, not the app's
         assert http(port, "/about/").status == 200
         assert http(port, "/notes.txt").status == 404 and http(port, "/Staticfile").status == 404

@@ -20,6 +20,7 @@
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
+const { walk, hashWithout, replaceAll } = require("./buildid");
 
 //: A nanoid (Next.js's default) or what generateBuildId returns; anything else is left alone.
 const BUILD_ID = /^[A-Za-z0-9_-]{8,64}$/;
@@ -40,21 +41,6 @@ function seed(dist) {
   return 0;
 }
 
-//: Every file and directory under each root but DIST's cache, sorted, as paths from the app.
-function walk(roots) {
-  const out = [];
-  const visit = (rel) => {
-    for (const e of fs.readdirSync(rel, { withFileTypes: true })) {
-      const r = `${rel}/${e.name}`;
-      if (r === `${roots[0]}/cache`) continue;
-      out.push([r, e]);
-      if (e.isDirectory()) visit(r);
-    }
-  };
-  for (const root of roots) visit(root.replace(/\/+$/, ""));
-  return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
 //: DIST's build ID replaced in DIST and in the OTHER directories the build made (next build's
 //: `output: "export"` writes out/, whose pages and _next/static/<id>/ hold it too): bin/build
 //: names out/ only for a static export.
@@ -63,56 +49,14 @@ function fixBuildId(dist, ...others) {
   if (!fs.existsSync(idFile)) return 1;
   const old = fs.readFileSync(idFile, "utf8").trim();
   if (!BUILD_ID.test(old)) return 1;
-  const oldBytes = Buffer.from(old);
-  const hole = Buffer.from("\0BUILD_ID\0");
   const exported = others.filter((d) => fs.existsSync(d));
-  const entries = walk([dist, ...exported]);
+  const cache = [`${dist.replace(/\/+$/, "")}/cache`];
+  const entries = walk([dist, ...exported], cache);
   // The ID is made from what is served: an export's pages (.next, which holds random keys, is not
   // in the image then), else DIST.
-  // In the order of the names without the ID (with it, .next/static/<id> sorts by the ID).
-  const holed = (rel) => rel.split(old).join("\0BUILD_ID\0");
-  const hashed = (exported.length ? walk(exported) : entries).map(([rel, e]) => [holed(rel), rel, e])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const hash = crypto.createHash("sha256");
-  for (const [name, rel, e] of hashed) {
-    hash.update(`${name}\0${e.isDirectory() ? "d" : e.isSymbolicLink() ? "l" : "f"}\0`);
-    if (e.isFile()) {
-      const data = fs.readFileSync(rel);
-      hash.update(String(data.length));
-      let at = 0;
-      for (let i = data.indexOf(oldBytes); i >= 0; i = data.indexOf(oldBytes, at)) {
-        hash.update(data.subarray(at, i));
-        hash.update(hole);
-        at = i + oldBytes.length;
-      }
-      hash.update(data.subarray(at));
-    } else if (e.isSymbolicLink()) {
-      hash.update(fs.readlinkSync(rel).split(old).join("\0BUILD_ID\0"));
-    }
-  }
-  const id = hash.digest("base64url").replace(/[-_]/g, "").slice(0, 21);
-  const newBytes = Buffer.from(id);
-  for (const [rel, e] of entries) {
-    if (!e.isFile()) continue;
-    const file = rel;
-    const data = fs.readFileSync(file);
-    if (data.indexOf(oldBytes) < 0) continue;
-    const parts = [];
-    let at = 0;
-    for (let i = data.indexOf(oldBytes); i >= 0; i = data.indexOf(oldBytes, at)) {
-      parts.push(data.subarray(at, i), newBytes);
-      at = i + oldBytes.length;
-    }
-    parts.push(data.subarray(at));
-    const mode = fs.statSync(file).mode;
-    fs.writeFileSync(file, Buffer.concat(parts));
-    fs.chmodSync(file, mode);
-  }
-  // Names holding the ID (.next/static/<id>/), deepest first so a parent's rename comes last.
-  for (const [rel] of entries.filter(([r]) => path.basename(r).includes(old)).reverse()) {
-    const from = rel;
-    fs.renameSync(from, path.join(path.dirname(from), path.basename(from).split(old).join(id)));
-  }
+  const digest = hashWithout(exported.length ? walk(exported) : entries, [old]);
+  const id = digest.toString("base64url").replace(/[-_]/g, "").slice(0, 21);
+  replaceAll(entries, [old], [id]);
   console.log(`${old} ${id}`);
   return 0;
 }
