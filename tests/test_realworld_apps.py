@@ -630,6 +630,27 @@ def _plan(app: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("start,command", [
+    ("node dist/server.js", ["node", "--preserve-symlinks-main", "dist/server.js"]),  # made by the build
+    ("next start", ["next", "start"]),  # a package's bin: its relative requires need its real path
+])
+def test_only_a_file_the_build_makes_runs_with_its_linked_path_kept(tmp_path, start, command):
+    """node_modules/.bin/next is a link into next's package: with --preserve-symlinks-main in
+    NODE_OPTIONS (as the build's layer set it) its require("../server/require-hook") failed and
+    no Next.js app started. The flag is in the command of a built server only."""
+    import tomllib
+
+    (tmp_path / "package.json").write_text(json.dumps({"name": "a", "scripts": {"build": "tsc", "start": start},
+                                                       "dependencies": {"next": "16.0.0"}}))
+    plan = _plan(tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
+    assert launch["processes"][0]["command"] == command
+    node_build = (ROOT / "buildpacks" / "node-build" / "bin" / "build").read_text()
+    assert "NODE_OPTIONS.append" not in node_build  # for every node process of the image
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("start,web", [
     ("ng serve", "ng serve (scripts.start)"),  # a front-end app: its development server is not checked
     ("ng run app:serve-ssr", None),  # not a development server: ng is a devDependency's, no start:prod

@@ -1044,7 +1044,14 @@ function plan(layers, bpDir) {
   }
   if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
-  const toml = `[[processes]]\ntype = "web"\ncommand = [${cmd.map(tomlString).join(", ")}]\n` +
+  // A file the build makes (dist/server.js, Angular SSR's server.mjs) is in pallet/node-build's
+  // layer, linked from /workspace, and a server that listens only when it is the main module
+  // (isMainModule, process.argv[1] === __filename) compares with the path node was given: node
+  // keeps that path (--preserve-symlinks-main) for this command only. In NODE_OPTIONS it also
+  // kept node_modules/.bin/next's, whose require("../server/require-hook") then failed.
+  const launched = out.HAS_BUILD_SCRIPT && cmd[0] === "node" && cmd.length > 1 && !cmd[1].startsWith("-")
+    ? ["node", "--preserve-symlinks-main", ...cmd.slice(1)] : cmd;
+  const toml = `[[processes]]\ntype = "web"\ncommand = [${launched.map(tomlString).join(", ")}]\n` +
     "default = true\n";
   fs.writeFileSync(path.join(layers, "launch.toml"), toml);
   return 0;
