@@ -7,6 +7,7 @@ here (a BOM is fine to npm)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.cli import pallet
@@ -135,3 +136,22 @@ def test_a_front_end_output_directory_outside_the_app_is_refused(bookworm, tmp_p
     assert done.returncode != 0, done.stderr
     assert "the build's output directory '../../tmp/site' (vite.config's outDir" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_project_toml_buildpack_outside_the_app_is_refused_unprobed(tmp_path: Path) -> None:
+    """project.toml comes with the source: a ``uri`` of /root/.ssh said "no such buildpack
+    directory", /etc "file not found" (a probe of the host's files), and a host directory with a
+    buildpack.toml would have run. Absolute, climbing and symlinked paths are all outside the app;
+    a buildpack inside it still detects."""
+    from tests.samplekit import ROOT
+
+    app = write_app(tmp_path / "app", {"index.html": "x"})
+    (app / "host").symlink_to(ROOT / "buildpacks" / "static")
+    shutil.copytree(ROOT / "buildpacks" / "static", app / "bp")
+    for uri in ("/etc", "file:///nonexistent", "../../etc", "host", "bp/../host"):
+        (app / "project.toml").write_text(f'[[build.buildpacks]]\nuri = "{uri}"\n')
+        proc = pallet("detect", str(app), check=False)
+        assert proc.returncode != 0 and f"buildpack uri '{uri}' is outside the app" in proc.stderr, proc.stderr
+        assert "no such" not in proc.stderr and "not found" not in proc.stderr
+    (app / "project.toml").write_text('[[build.buildpacks]]\nuri = "bp"\n')
+    assert "detected: pallet/static" in pallet("detect", str(app)).stdout

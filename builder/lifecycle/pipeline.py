@@ -60,6 +60,22 @@ def builtin_registry() -> bpmod.Registry:
     return bpmod.Registry.from_dirs(BUILTIN_BUILDPACKS)
 
 
+def _app_buildpack_dir(source: Path, given: str, uri: str) -> Path:
+    """The directory a project.toml ``uri`` names, which must be inside the app: project.toml comes
+    with the source, which may be anyone's, and a path outside it would probe the host's files
+    ("no such directory" or "file not found" says what exists) and run a host directory as a
+    buildpack. A buildpack outside the app is the user's to name, with --buildpack."""
+    root = source.resolve()
+    try:
+        path = (root / uri).resolve()
+    except (OSError, RuntimeError, ValueError) as e:   # a symlink loop, a NUL byte
+        raise PalletError(f"project.toml: buildpack uri {given!r} cannot be resolved: {e}") from None
+    if not path.is_relative_to(root):
+        raise PalletError(f"project.toml: buildpack uri {given!r} is outside the app: a buildpack from "
+                          "elsewhere is named on the command line (--buildpack PATH)")
+    return path
+
+
 def groups_for(options: BuildOptions, registry: bpmod.Registry, project_refs: list) -> list[Group]:
     """Explicit --buildpack (or project.toml buildpacks): one group, in that order; else the
     built-in order (buildpacks/order.toml)."""
@@ -81,8 +97,7 @@ def groups_for(options: BuildOptions, registry: bpmod.Registry, project_refs: li
                 if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", uri):   # https://, docker://, urn:cnb:registry:
                     raise PalletError(f"project.toml: buildpack uri {ref.uri!r} is not a directory: pallet runs "
                                       "buildpacks from directories (a path, or file://) and its own by id")
-                path = (options.source / uri) if not os.path.isabs(uri) else Path(uri)
-                bp = bpmod.load(path)
+                bp = bpmod.load(_app_buildpack_dir(options.source, ref.uri, uri))
                 registry.add(bp)
             else:
                 bp = registry.get(ref.id, ref.version)
