@@ -141,6 +141,57 @@ def test_downloads_waiting_for_their_turn_wait_on_disk_past_a_bound(tmp_path):
     assert int(done.stdout) < 200, f"{done.stdout.strip()} MiB held for 12 x 32 MiB downloads waiting their turn"
 
 
+@needs_node
+def test_downloads_coming_in_go_on_in_a_file_past_a_bound(tmp_path):
+    """Each download was held whole in memory as it came in (up to 1 GiB, fifteen at a time): six
+    64 MiB tarballs from a local HTTPS server took 384 MiB before any was checked. Now each goes
+    on in a file past 16 MiB, is checked from it and unpacked at its turn, leaving no file; one past
+    its bound is refused and its part removed."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1"],
+                   check=True, capture_output=True)
+    root = tmp_path / "root"
+    root.mkdir()
+    script = (
+        "const https = require('https'); const fs = require('fs'); const zlib = require('zlib');"
+        " const crypto = require('crypto'); const N = 6;\n"
+        f"const httpget = require({json.dumps(str(LIB.parent / 'httpget.js'))}); const root = process.argv[1];\n"
+        + TAR_HEADER_JS +
+        "const noise = crypto.randomBytes(64 << 20);   // incompressible: a 64 MiB download\n"
+        "const tgz = zlib.gzipSync(Buffer.concat([header('pax', 'g', noise.length), noise, header('package/a.js', '0', 1),"
+        " Buffer.from('a'.padEnd(512, '\\u0000')), Buffer.alloc(1024)]), { level: 1 });\n"
+        "const integrity = { algorithm: 'sha512', digests: [crypto.createHash('sha512').update(tgz).digest('base64')] };\n"
+        "const server = https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) },"
+        " (req, res) => {   // in pieces, as the client takes them: the server holds nothing more\n"
+        "  res.setHeader('content-length', tgz.length);\n"
+        "  require('stream').Readable.from((function* () { for (let o = 0; o < tgz.length; o += 1 << 20)"
+        " yield tgz.subarray(o, o + (1 << 20)); })()).pipe(res); });\n"
+        "server.listen(0, '127.0.0.1', async () => {\n"
+        "  const url = `https://localhost:${server.address().port}/x.tgz`;\n"
+        "  const agent = new https.Agent({ keepAlive: true, maxSockets: 15 }); const room = li.waitingRoom(root);\n"
+        "  const base = process.resourceUsage().maxRSS;\n"
+        "  const got = await Promise.all(Array.from({ length: N }, () => li.download(url, agent, room)));\n"
+        "  const peak = Math.round((process.resourceUsage().maxRSS - base) / 1024);\n"
+        "  const items = got.map((g, i) => ({ location: `node_modules/b${i}`, integrity }));\n"
+        "  items.forEach((item, i) => li.checkIntegrity(item, got[i]));\n"
+        "  await li.unpackAll(items, got.map((g) => Promise.resolve(g)), root, room);\n"
+        "  const part = `${root}/part`; const body = httpget.spooler({ at: 4, file: () => part }, 10); body.add(Buffer.alloc(8));\n"
+        "  const spilled = fs.existsSync(part); let refused = false;\n"
+        "  try { body.add(Buffer.alloc(8)); } catch (err) { refused = err.tooLarge === true; }\n"
+        "  agent.destroy(); server.close();\n"
+        "  console.log(JSON.stringify({ peak, kinds: got.map((g) => (g.file ? 'file' : 'memory')), spilled, refused,"
+        " partLeft: fs.existsSync(part) }));\n"
+        "});")
+    done = node(script, str(root), str(key), str(cert), env={**os.environ, "NODE_EXTRA_CA_CERTS": str(cert)})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["kinds"] == ["file"] * 6 and out["spilled"] and out["refused"] and not out["partLeft"], out
+    assert sorted(p.name for p in root.iterdir()) == ["node_modules"]
+    assert all((root / "node_modules" / f"b{i}" / "a.js").read_text() == "a" for i in range(6))
+    assert out["peak"] < 200, f"{out['peak']} MiB more at the peak, for 6 x 64 MiB coming in"
+
+
 #: A lockfile: app -> a (which optionally needs p, for Windows only, and r), d (a devDependency);
 #: p alone needs q; r is needed by a and p. npm ci leaves out d (--omit=dev) and p's optional
 #: set, p and q; r stays.

@@ -331,20 +331,35 @@ function parseIntegrity(location, value) {
 
 // -- download --------------------------------------------------------------------------------------
 
-function download(url, agent, attempt = 0) {
+function download(url, agent, room, attempt = 0) {
   // A few tries for what may pass (a reset connection, a timeout); an HTTP error or a tarball
-  // over the bound is npm's to handle.
-  return httpget.getURL(url, { agent, limit: MAX_TARBALL, accept: "application/octet-stream", redirects: 0 }).catch((err) => {
+  // over the bound is npm's to handle. One past SPILL_AT bytes goes on in a file of the room's.
+  const spill = { at: SPILL_AT, file: () => room.spillFile() };
+  return httpget.getURL(url, { agent, limit: MAX_TARBALL, accept: "application/octet-stream", redirects: 0, spill }).catch((err) => {
     if (err.status !== undefined || err.tooLarge || attempt >= 2) throw new ToNpm(String(err.message || err));
-    return new Promise((r) => setTimeout(r, 200 * (attempt + 1))).then(() => download(url, agent, attempt + 1));
+    return new Promise((r) => setTimeout(r, 200 * (attempt + 1))).then(() => download(url, agent, room, attempt + 1));
   });
 }
 
-function checkIntegrity(item, tgz) {
-  const got = crypto.createHash(item.integrity.algorithm).update(tgz).digest("base64");
-  if (!item.integrity.digests.includes(got)) {
+function digestOf(algorithm, got) {
+  // The tarball's digest, in memory ({ tgz }) or read from its file in pieces.
+  const hash = crypto.createHash(algorithm);
+  if (got.tgz) return hash.update(got.tgz).digest("base64");
+  const fd = fs.openSync(got.file, "r");
+  try {
+    const piece = Buffer.alloc(1 << 20);
+    for (let n; (n = fs.readSync(fd, piece, 0, piece.length, null)) > 0;) hash.update(piece.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("base64");
+}
+
+function checkIntegrity(item, got) {
+  const got64 = digestOf(item.integrity.algorithm, got);
+  if (!item.integrity.digests.includes(got64)) {
     throw new Fatal(`${item.location}: ${item.url} does not match the lockfile's integrity ` +
-      `(${item.integrity.algorithm}-${got}, the lockfile says ${item.integrity.algorithm}-${item.integrity.digests[0]}): ` +
+      `(${item.integrity.algorithm}-${got64}, the lockfile says ${item.integrity.algorithm}-${item.integrity.digests[0]}): ` +
       "not installing it (EINTEGRITY)");
   }
 }
@@ -559,6 +574,7 @@ function linkBins(items, root) {
 const AHEAD = 8;                // tarballs unzipped ahead of the one being unpacked (zlib's thread pool)
 const AHEAD_LIMIT = 32 << 20;   // unpacked bytes of one unzipped ahead: a bigger one is unzipped at its turn
 const HELD_LIMIT = 128 << 20;   // downloaded bytes waiting in memory for their turn: beyond, they wait on disk
+const SPILL_AT = 16 << 20;      // bytes of one download held in memory as it comes in: beyond, it goes on in a file
 
 function waitingRoom(root) {
   // Downloads land in any order but unpack in location order, so the ones that land early wait.
@@ -569,17 +585,25 @@ function waitingRoom(root) {
   let dir = null;
   let closed = false;
   let count = 0;
+  const spillFile = () => {
+    if (closed) return null;   // the install has stopped: nothing more is kept, nothing written
+    if (!dir) dir = fs.mkdtempSync(path.join(root, ".lockinstall-"));
+    return path.join(dir, String(count++));
+  };
   return {
-    keep(tgz) {
-      if (closed) return null;   // the install has stopped: nothing more is kept, nothing written
+    spillFile,
+    keep(got) {
+      // got: a download's { tgz } or { file, size } (one that came in past SPILL_AT), or a Buffer
+      if (Buffer.isBuffer(got)) got = { tgz: got };
+      if (got.file || closed) return closed ? null : got;
+      const tgz = got.tgz;
       if (held + tgz.length <= HELD_LIMIT) {
         held += tgz.length;
         return { tgz };
       }
-      if (!dir) dir = fs.mkdtempSync(path.join(root, ".lockinstall-"));
-      const file = path.join(dir, String(count++));
+      const file = spillFile();
       fs.writeFileSync(file, tgz);
-      return { file };
+      return { file, size: tgz.length };
     },
     peek: (kept) => kept.tgz || fs.readFileSync(kept.file),
     take(kept) {
@@ -598,21 +622,21 @@ function waitingRoom(root) {
   };
 }
 
-async function unpackAll(items, tgzs, root) {
+async function unpackAll(items, tgzs, root, room = waitingRoom(root)) {
   // Each tarball (tgzs: promises of the checked downloads) unzipped and unpacked in location
   // order, so a package's files land the same way whatever order they arrive in. A few are
   // unzipped ahead, each to AHEAD_LIMIT at most; a bigger one alone at its turn (to MAX_TARBALL):
   // every tarball unzipped ahead at once held a whole app's unpacked packages in memory, and
   // gzip bombs a gigabyte each. The downloads wait in the waiting room.
   const gunzip = require("util").promisify(zlib.gunzip);
-  const room = waitingRoom(root);
   for (let i = 0; i < tgzs.length; i++) tgzs[i] = tgzs[i].then((tgz) => room.keep(tgz));
   tgzs.forEach((p) => p.catch(() => {}));   // each is awaited below; a failure stops the rest
   const tars = [];
   const ahead = (i) => {
     if (i >= items.length || tars[i]) return;
-    tars[i] = tgzs[i].then((kept) => gunzip(room.peek(kept), { maxOutputLength: AHEAD_LIMIT })
-      .catch((err) => (err.code === "ERR_BUFFER_TOO_LARGE" ? null : Promise.reject(err))));
+    // one bigger than AHEAD_LIMIT on disk is not read back twice: it is unzipped at its turn
+    tars[i] = tgzs[i].then((kept) => (kept.size > AHEAD_LIMIT ? null : gunzip(room.peek(kept), { maxOutputLength: AHEAD_LIMIT })
+      .catch((err) => (err.code === "ERR_BUFFER_TOO_LARGE" ? null : Promise.reject(err)))));
     tars[i].catch(() => {});
   };
   try {
@@ -670,12 +694,13 @@ async function install(root, omitDev) {
   const https = require("https");
   const agent = new https.Agent({ keepAlive: true, maxSockets: SOCKETS });
   // Downloads in parallel; each tarball checked, then unzipped and unpacked in location order.
-  const tgzs = items.map((item) => download(item.url, agent).then((tgz) => {
-    checkIntegrity(item, tgz);
-    return tgz;
+  const room = waitingRoom(root);
+  const tgzs = items.map((item) => download(item.url, agent, room).then((got) => {
+    checkIntegrity(item, got);
+    return got;
   }));
   try {
-    await unpackAll(items, tgzs, root);
+    await unpackAll(items, tgzs, root, room);
     if (semver.major(npmVer) === 9) sparseDirs(lock, items, root);
     linkBins(items, root);
   } finally {
@@ -729,4 +754,4 @@ function main(argv) {
 }
 
 if (require.main === module) main(process.argv.slice(2));
-else module.exports = { plan, unpack, unpackAll, linkBins, sparseDirs, tarballURL, runScripts, ToNpm, loadSemver };   // tests/test_lockinstall.py
+else module.exports = { plan, unpack, unpackAll, download, waitingRoom, checkIntegrity, linkBins, sparseDirs, tarballURL, runScripts, ToNpm, loadSemver };   // tests/test_lockinstall.py
