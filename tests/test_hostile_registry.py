@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+import requests
 
 from builder.errors import RegistryError
 from builder.oci import mediatypes as mt
@@ -255,3 +256,31 @@ def test_a_config_declaring_a_terabyte_is_refused_before_it_is_read() -> None:
                               capture_output=True, text=True, preexec_fn=cap, timeout=300,  # a hang guard
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     one_line_error(proc, f"declares {HUGE} bytes", f"more than the {MAX_DOCUMENT}")
+
+
+def test_credentials_go_to_no_plain_http_token_server_of_an_https_registry() -> None:
+    """A registry reached over verified HTTPS whose challenge named an ``http://`` realm got the
+    user's password as a Basic header in clear text. Now that is refused, naming the realm; an
+    anonymous token, and a plain-HTTP registry's own realm (loopback, --insecure), are fetched."""
+    seen: list[str | None] = []
+
+    def token(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+        seen.append(handler.headers.get("Authorization"))
+        handler.answer(200, b'{"token": "t"}')
+        return True
+
+    with hostile_registry(token) as host:
+        challenge = auth.parse_www_authenticate(f'Bearer realm="http://{host}/token",service="x"')[0]
+        who = auth.Credentials("me", "secret")
+        over_https = auth.Authenticator("registry.example", who, requests.Session())
+        over_https.set_verify(True, tls=True)
+        with pytest.raises(auth.AuthError, match=f"token server http://{host}/token is not HTTPS"):
+            over_https._fetch_token(challenge, ("repository:app:pull",))
+        assert seen == []
+        anonymous = auth.Authenticator("registry.example", None, requests.Session())
+        anonymous.set_verify(True, tls=True)
+        assert anonymous._fetch_token(challenge, ())[0] == "t"
+        plain = auth.Authenticator(host, who, requests.Session())
+        plain.set_verify(False, tls=False)
+        assert plain._fetch_token(challenge, ())[0] == "t"
+        assert seen == [None, who.basic_header()]

@@ -294,12 +294,16 @@ class Authenticator:
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
         self._lock = threading.RLock()
         self._verify: bool | str = True
+        #: Whether the registry is reached over HTTPS: then its token server must be too.
+        self.tls = False
         #: How many tokens were fetched (tests check that they are cached).
         self.token_requests = 0
 
-    def set_verify(self, verify: bool | str) -> None:
-        """TLS verification for the token realm follows the registry's (``--insecure`` covers both)."""
+    def set_verify(self, verify: bool | str, tls: bool = False) -> None:
+        """TLS verification for the token realm follows the registry's (``--insecure`` covers both);
+        ``tls``: the registry is verified HTTPS, so credentials go to no plain-HTTP realm."""
         self._verify = verify
+        self.tls = tls
 
     def authorization(self, scopes: Sequence[str]) -> str | None:
         """The ``Authorization`` value to send for a request needing ``scopes``, if we know one.
@@ -355,6 +359,10 @@ class Authenticator:
         if challenge.service:
             params.append(("service", challenge.service))
         params.extend(("scope", s) for s in scopes)
+        if self.credentials and self.tls and not realm.lower().startswith("https://"):
+            # the password would cross the network in clear text, though the registry is HTTPS
+            raise AuthError(f"registry {self.host}: its token server {realm} is not HTTPS: pallet sends it no "
+                            "credentials in clear text")
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         self.token_requests += 1
         try:

@@ -262,7 +262,7 @@ class RegistryClient:
                     if resp.status_code == 401:
                         self.auth.learn(resp.headers.get("WWW-Authenticate"), (), None)
                 self._base, self._verify, self._proxies = base, verify, proxies
-                self.auth.set_verify(verify)
+                self.auth.set_verify(verify, tls=base.startswith("https://") and verify is not False)
                 parts = urlsplit(base)
                 if parts.scheme == "http" and not proxies and parts.hostname and not os.environ.get(
                         "PALLET_HTTP_REQUESTS_ONLY"):
