@@ -284,3 +284,33 @@ def test_credentials_go_to_no_plain_http_token_server_of_an_https_registry() -> 
         plain.set_verify(False, tls=False)
         assert plain._fetch_token(challenge, ())[0] == "t"
         assert seen == [None, who.basic_header()]
+
+
+def _referrers_listing(count: int) -> Trap:
+    """Referrers of anything: the image itself (which names no subject) ``count`` times, each
+    under another annotation (a registry's listing is its own word)."""
+    def trap(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+        if "/referrers/" not in path:
+            return False
+        listed = [{"mediaType": mt.OCI_MANIFEST, "digest": _digest(MANIFEST), "size": len(MANIFEST),
+                   "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json", "annotations": {"n": str(i)}}
+                  for i in range(count)]
+        handler.answer(200, json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": listed}).encode(),
+                       (("Content-Type", mt.OCI_INDEX),))
+        return True
+    return trap
+
+
+def test_promote_copies_no_referrer_that_names_another_subject_nor_thousands(tmp_path: Path) -> None:
+    """promote copied whatever the source's referrers API listed, as many as it listed, and their
+    referrers in turn: an image (or anyone's) listed as a referrer went to the destination as this
+    one's proof, and thousands per level were copied for ever. Now a referrer must name the image
+    as its subject, and past 256 the promote stops, tagging nothing."""
+    with hostile_registry(_referrers_listing(1)) as host:
+        done = pallet("promote", f"docker://{host}/app/x:t", f"oci:{tmp_path}/one:t", "--json", timeout=120)
+        assert json.loads(done.stdout)["copied"] == [], done.stdout
+    with hostile_registry(_referrers_listing(300)) as host:
+        proc = pallet("promote", f"docker://{host}/app/x:t", f"oci:{tmp_path}/many:t", check=False, timeout=120)
+        one_line_error(proc, "has 300 referrers, more than the 256 pallet copies; nothing was tagged")
+    index = json.loads((tmp_path / "many" / "index.json").read_text())
+    assert not [m for m in index["manifests"] if mt.ANNOTATION_REF_NAME in (m.get("annotations") or {})], index

@@ -18,13 +18,18 @@ from builder.errors import NotFoundError
 from builder.oci import mediatypes as mt
 from builder.oci.copy import DEFAULT_JOBS, copy_image
 from builder.oci.stores.base import Store
-from builder.supply.attach import ATTESTATIONS, SBOMS, SIGNATURES, Attachment, attachments_manifest, read_attached
+from builder.oci.model import Index, Manifest, ModelError
+from builder.supply.attach import (ATTESTATIONS, MAX_ATTACHMENTS, SBOMS, SIGNATURES, Attachment, attachments_manifest,
+                                   read_attached)
 from builder.supply.errors import SupplyError, VerificationError
 from builder.supply.policy import Policy, evaluate, vulnerability_outcome
 from builder.supply.verify import gather
 
 _SUFFIXES = (SIGNATURES, ATTESTATIONS, SBOMS)
 _MAX_DEPTH = 2
+#: Images vouching for one promoted image (its referrers, theirs, each platform's) copied at most:
+#: a source listing thousands per image, each with thousands, would be copied for ever.
+_MAX_PROOF = 4 * MAX_ATTACHMENTS
 
 
 @dataclass
@@ -58,13 +63,37 @@ def _merge_tag(src: Store, dst: Store, digest: str, suffix: str, out: Promoted) 
     out.copied.append(f"{theirs.tag} (merged)")
 
 
+def _referrers(src: Store, digest: str) -> list[Any]:
+    """The referrers of ``digest`` the source lists, at most MAX_ATTACHMENTS, each a manifest that
+    names ``digest`` as its subject: a registry's answer is its own word, and one listing other
+    images (its others, anyone's) would have them copied to the destination as this one's proof."""
+    listed = src.referrers(digest)
+    if len(listed) > MAX_ATTACHMENTS:
+        raise SupplyError(f"source: {digest} has {len(listed)} referrers, more than the {MAX_ATTACHMENTS} "
+                          "pallet copies; nothing was tagged")
+    out = []
+    for ref in listed:
+        try:
+            desc, data = src.get_manifest(ref.digest)
+            kind = Index if mt.is_index(desc.media_type) else Manifest
+            subject = kind.from_bytes(data, desc.media_type).subject
+        except ModelError:
+            continue   # no manifest naming a subject
+        if subject is not None and subject.digest == digest:
+            out.append(ref)
+    return out
+
+
 def _copy_proof(src: Store, dst: Store, digest: str, out: Promoted, depth: int, seen: set[str], jobs: int) -> None:
     if digest in seen or depth > _MAX_DEPTH:
         return
     seen.add(digest)
+    if len(seen) > _MAX_PROOF:
+        raise SupplyError(f"source: more than {_MAX_PROOF} images vouch for the promoted image (referrers of "
+                          "referrers), more than pallet copies; nothing was tagged")
     for suffix in _SUFFIXES:
         _merge_tag(src, dst, digest, suffix, out)
-    for ref in src.referrers(digest):
+    for ref in _referrers(src, digest):
         copy_image(src, ref.digest, dst, None, jobs=jobs)
         out.copied.append(f"referrer {ref.digest}" + (f" ({ref.artifact_type})" if ref.artifact_type else ""))
         _copy_proof(src, dst, ref.digest, out, depth + 1, seen, jobs)
@@ -73,8 +102,6 @@ def _copy_proof(src: Store, dst: Store, digest: str, out: Promoted, depth: int, 
 def _platform_manifests(store: Store, digest: str) -> list[str]:
     """The manifests an index names (none for an image): a multi-platform build signs, attests
     and attaches SBOMs to each platform's image as well as to the index."""
-    from builder.oci.model import Index
-
     desc, data = store.get_manifest(digest)
     if not mt.is_index(desc.media_type):
         return []
@@ -103,7 +130,7 @@ def _originals(store: Store, digest: str) -> list[str]:
     return out
 
 
-def _copy_originals(src: Store, dst: Store, digest: str, out: Promoted, jobs: int) -> None:
+def _copy_originals(src: Store, dst: Store, digest: str, out: Promoted, jobs: int, proof: set[str]) -> None:
     """A rebased image is verified through the images it was rebased from: copy each (by
     digest, untagged) with its proof, down the chain, so the destination verifies as the source."""
     from builder.supply.verify import MAX_CHAIN
@@ -120,7 +147,7 @@ def _copy_originals(src: Store, dst: Store, digest: str, out: Promoted, jobs: in
             continue  # not there to copy: verification at the destination says so
         copy_image(src, original, dst, None, jobs=jobs)
         out.copied.append(f"rebased from {original}")
-        _copy_proof(src, dst, original, out, 0, set(), jobs)
+        _copy_proof(src, dst, original, out, 0, proof, jobs)
         todo += _originals(src, original)
 
 
@@ -142,10 +169,11 @@ def promote(src: Store, src_ref: str, dst: Store, dst_tag: str, *, policy: Polic
     got, _ = copy_image(src, digest, dst, None, jobs=jobs)
     if got.digest != digest:
         raise SupplyError(f"the destination stored {got.digest} for {digest}; refusing to go on")
-    _copy_proof(src, dst, digest, out, 0, set(), jobs)
+    seen: set[str] = set()   # one bound on the whole promote's proof
+    _copy_proof(src, dst, digest, out, 0, seen, jobs)
     for child in _platform_manifests(src, digest):  # an index: each platform's own proof too
-        _copy_proof(src, dst, child, out, 0, set(), jobs)
-    _copy_originals(src, dst, digest, out, jobs)
+        _copy_proof(src, dst, child, out, 0, seen, jobs)
+    _copy_originals(src, dst, digest, out, jobs, seen)
     dst.tag(dst_tag, dst.resolve(digest))
     try:
         final = dst.resolve(dst_tag).digest
