@@ -205,6 +205,30 @@ def test_a_tag_list_without_end_stops_at_a_page_limit(monkeypatch: pytest.Monkey
             RegistryStore(host, "app/x", retries=1).list_tags()
 
 
+def test_a_tag_list_of_pages_too_full_stops_at_an_entry_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages were bounded in number (a thousand) and size (4 MiB) only: a thousand pages of short
+    tags (or referrers) were read into memory, gigabytes of them. Now the entries are counted."""
+    from builder.oci.stores import registry
+
+    served: list[str] = []
+
+    def full_pages(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+        if "/tags/" not in path:
+            return False
+        served.append(path)
+        n = len(served)
+        body = json.dumps({"name": "app/x", "tags": [f"t{n}-{i}" for i in range(5000)]}).encode()
+        handler.answer(200, body, (("Content-Type", "application/json"),
+                                   ("Link", f'</v2/app/x/tags/list?n=5000&last=t{n}>; rel="next"')))
+        return True
+
+    monkeypatch.setitem(registry.MAX_LISTED, "tags", 10000)
+    with hostile_registry(full_pages) as host:
+        with pytest.raises(RegistryError, match="the tag list in .* holds more than 10000 tags; refusing to read on"):
+            RegistryStore(host, "app/x", retries=1).list_tags()
+    assert len(served) == 3, served
+
+
 def test_referrers_whose_next_page_is_itself_are_refused_not_read_for_ever(tmp_path: Path) -> None:
     """``pallet sbom`` of such an image never ended: the referrers API's Link looped."""
     with hostile_registry(_looping_pages("referrers")) as host:

@@ -53,6 +53,9 @@ MAX_MANIFEST_SIZE = 4 * MiB
 #: The most pages of a paginated list (tags, referrers) we follow: a registry whose ``Link``
 #: header names the same page again, or pages without end, would otherwise keep us reading for ever.
 MAX_PAGES = 1000
+#: The most entries a paginated list may hold in all: a thousand pages of 4 MiB each (a million
+#: short tags, thousands of descriptors apiece) would fill gigabytes of memory within MAX_PAGES.
+MAX_LISTED = {"tags": 1_000_000, "referrers": 100_000}
 
 _OCTET = "application/octet-stream"
 #: The digest of zero bytes.
@@ -343,7 +346,7 @@ class RegistryStore(Store):
 
     def list_tags(self) -> list[str]:
         tags: list[str] = []
-        pages = _Pages(self, "the tag list", self._path("tags", "list") + f"?n={TAGS_PAGE_SIZE}")
+        pages = _Pages(self, "the tag list", self._path("tags", "list") + f"?n={TAGS_PAGE_SIZE}", "tags")
         for url in pages:
             resp = self._request("GET", url, stream=True, small=True)
             if resp.status_code == 404:
@@ -363,6 +366,7 @@ class RegistryStore(Store):
             if page is None:
                 raise RegistryError(f"registry {self.host}: the tag list of {self.description} "
                                     f"is not JSON") from None
+            pages.took(len(listed or ()))
             tags.extend(t for t in listed or () if isinstance(t, str))
         return sorted(set(tags))
 
@@ -514,14 +518,16 @@ class RegistryStore(Store):
             found = list(self._parse_index(data, digest).manifests)
         elif resp.status_code == 200:
             found = []
-            pages = _Pages(self, f"the referrers of {digest}", resp.url or "")
+            pages = _Pages(self, f"the referrers of {digest}", resp.url or "", "referrers")
             for url in pages:
                 if pages.count > 1:  # the first page is the answer at hand
                     resp = self._request("GET", url, headers={"Accept": mt.OCI_INDEX}, stream=True, small=True)
                     if resp.status_code != 200:
                         raise self._fail(resp, f"list referrers of {digest}")
                 pages.next(resp)
-                found.extend(self._parse_index(self._read_small(resp, f"referrers of {digest}"), digest).manifests)
+                listed = self._parse_index(self._read_small(resp, f"referrers of {digest}"), digest).manifests
+                pages.took(len(listed))
+                found.extend(listed)
         else:
             raise self._fail(resp, f"list referrers of {digest}")
         if artifact_type:
@@ -563,11 +569,12 @@ class _Pages:
     response's ``Link: <...>; rel="next"`` names. A link back to a page already read, or more
     than ``MAX_PAGES`` pages, is the registry's error, not a reason to read for ever."""
 
-    def __init__(self, store: "RegistryStore", what: str, first: str) -> None:
-        self._store, self._what = store, what
+    def __init__(self, store: "RegistryStore", what: str, first: str, kind: str) -> None:
+        self._store, self._what, self._kind = store, what, kind
         self._next: str | None = first
         self._seen: set[str] = set()
         self.count = 0
+        self._listed = 0
 
     def __iter__(self) -> Iterator[str]:
         while self._next is not None:
@@ -586,6 +593,13 @@ class _Pages:
     def next(self, resp: requests.Response) -> None:
         """Take the next page's URL from ``resp`` (call before its body is read)."""
         self._next = resp.links.get("next", {}).get("url") or None
+
+    def took(self, entries: int) -> None:
+        """Count a page's entries; past MAX_LISTED in all, the registry's error."""
+        self._listed += entries
+        if self._listed > MAX_LISTED[self._kind]:
+            raise RegistryError(f"registry {self._store.host}: {self._what} in {self._store.description} "
+                                f"holds more than {MAX_LISTED[self._kind]} {self._kind}; refusing to read on")
 
 
 def _manifest_json(data: bytes) -> dict[str, Any]:
