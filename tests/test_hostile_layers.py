@@ -99,3 +99,28 @@ def test_the_rootfs_cache_has_nothing_world_writable(tmp_path: Path) -> None:
     with Unpacker(tmp_path / "faithful") as unpacker:
         unpacker.apply(io.BytesIO(_modes_layer()))
     assert stat.S_IMODE(os.lstat(tmp_path / "faithful" / "var" / "tmp").st_mode) == 0o1777
+
+
+def test_a_decompression_bomb_stops_before_the_disk_is_full(tmp_path: Path) -> None:
+    """A zstd layer of a few kilobytes may hold 32 GB of zeros: unpacking wrote them until the
+    host's disk was full (every other program's ENOSPC) and only then failed. Now the unpacker
+    looks at the free space as it writes and stops while ``min_free`` is left (the rootfs cache
+    keeps 512 MiB); the same layer, with room to spare, unpacks."""
+    import os
+
+    import zstandard
+
+    from builder.oci.unpack import UnpackError
+
+    size = 80 << 20
+    bomb = zstandard.ZstdCompressor().compress(tar_of({"zeros": bytes(size)}))
+    assert len(bomb) < size // 1000
+    st = os.statvfs(tmp_path)
+    free = st.f_bavail * st.f_frsize
+    with Unpacker(tmp_path / "tight", min_free=free + (1 << 30)) as unpacker:
+        with pytest.raises(UnpackError, match="would leave less than .* MiB free on its file system"):
+            unpacker.apply(io.BytesIO(bomb))
+    assert (tmp_path / "tight" / "zeros").stat().st_size < size
+    with Unpacker(tmp_path / "roomy", min_free=1 << 20) as unpacker:
+        unpacker.apply(io.BytesIO(bomb))
+    assert (tmp_path / "roomy" / "zeros").stat().st_size == size

@@ -116,7 +116,7 @@ def _unpacked(image: "Image", root: Path) -> tuple[Path, bool]:
         tmp = root / f"{_TMP_PREFIX}{hexd}-{os.getpid()}"
         try:
             os.mkdir(tmp, 0o755)
-            with Unpacker(tmp, read_only=True) as unpacker:  # mounted read-only, always
+            with Unpacker(tmp, read_only=True, min_free=MIN_FREE) as unpacker:  # mounted read-only, always
                 for desc, diff_id in image.layers():
                     # apply() returns once the whole blob is read and verified (its digest, and
                     # the diff_id the config lists for it); the directory is renamed into place
@@ -296,6 +296,9 @@ def max_size() -> int | None:
 
 
 DEFAULT_MAX_SIZE = 10 << 30
+#: Free bytes an unpack leaves on the cache's file system: a hostile image (a zstd layer of a
+#: megabyte may hold 32 GB of zeros) is refused before it fills the host's disk.
+MIN_FREE = 512 << 20
 
 
 def enforce_bound(cache_dir: Path | None, limit: int | None) -> list[CachedRootfs]:

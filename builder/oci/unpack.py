@@ -59,6 +59,8 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 _COPY_SIZE = 1 << 20
+#: Bytes written between two looks at the free space ``min_free`` keeps.
+_FREE_CHECK_EVERY = 64 << 20
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -161,7 +163,7 @@ class Unpacker:
     """
 
     def __init__(self, dest: str | os.PathLike[str], *, keep_privileges: bool = False,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, min_free: int = 0) -> None:
         self.root = os.path.abspath(os.fspath(dest))
         try:
             os.makedirs(self.root, exist_ok=True)
@@ -177,6 +179,10 @@ class Unpacker:
         self._cached: tuple[tuple[str, ...], int, Real] | None = None
         self._retired: list[int] = []
         self.skipped: list[str] = []  # device nodes not made (not root, or not kept)
+        # Free bytes to leave on the file system: a layer of a megabyte may hold 32 GB of zeros
+        # (zstd), which would fill the host's disk for every other program before ENOSPC stops us.
+        self._min_free = min_free
+        self._unchecked = 0
 
     def close(self) -> None:
         self._drop_cache()
@@ -280,12 +286,25 @@ class Unpacker:
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view):]
+                    self._wrote(len(chunk), ti.name)
             if self._privileged:
                 os.fchown(fd, ti.uid, ti.gid)  # before chmod: chown clears setuid/setgid
             os.fchmod(fd, self._file_mode(ti.mode))
             os.utime(fd, ns=(_ns(ti.mtime),) * 2)
         finally:
             os.close(fd)
+
+    def _wrote(self, count: int, name: str) -> None:
+        """Every _FREE_CHECK_EVERY bytes, whether the file system still has ``min_free`` free."""
+        self._unchecked += count
+        if not self._min_free or self._unchecked < _FREE_CHECK_EVERY:
+            return
+        self._unchecked = 0
+        st = os.statvfs(self._root_fd)
+        if st.f_bavail * st.f_frsize < self._min_free:
+            raise UnpackError(f"layer entry {name!r}: unpacking into {self.root} would leave less than "
+                              f"{self._min_free >> 20} MiB free on its file system; the image is bigger than "
+                              "the disk can hold (or the layer is a decompression bomb)")
 
     def _make_hardlink(self, ti: tarfile.TarInfo, parent_fd: int, base: str) -> None:
         target = entry_parts(ti.linkname, f"hard link target of {ti.name!r}:")
