@@ -140,3 +140,37 @@ def test_an_upload_location_that_is_no_http_url_is_a_one_line_error(tmp_path: Pa
     with hostile_registry(trap, pushable=True) as host:
         proc = pallet("copy", f"oci:{tmp_path}/src:t", f"docker://{host}/app/x:t", check=False, timeout=120)
     one_line_error(proc, repr(location)[:-1], "location")
+
+
+def test_a_challenge_from_the_storage_a_blob_is_redirected_to_gets_no_credentials(tmp_path: Path) -> None:
+    """The storage a registry sends blobs to answered 401 with a Bearer challenge naming a token
+    server of its own: pallet took it as the registry's and traded the registry's password there
+    (and kept that challenge for the registry's later requests). A challenge counts only from the
+    registry itself; the storage's 401 is the one-line error it is."""
+    seen: list[str | None] = []
+
+    def tokens(handler: Handler, path: str) -> bool:
+        seen.append(handler.headers.get("Authorization"))
+        handler.answer(200, b'{"token": "t"}')
+        return True
+
+    with hostile_registry(tokens) as realm:
+        def storage(handler: Handler, path: str) -> bool:
+            handler.answer(401, b"{}", (("WWW-Authenticate", f'Bearer realm="http://{realm}/token"'),))
+            return True
+
+        with hostile_registry(storage) as other:
+            def trap(handler: Handler, path: str) -> bool:
+                if "Authorization" not in handler.headers:
+                    handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
+                    return True
+                if "/blobs/" in path and handler.command == "GET":
+                    handler.answer(307, b"", (("Location", f"http://{other}{path}"),))
+                    return True
+                return False
+
+            with hostile_registry(trap) as host:
+                proc = pallet("copy", "--creds", "u:secret-pw", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t",
+                              check=False, timeout=120)
+    assert seen == [], seen
+    one_line_error(proc, f"registry {host} sent GET for app/x to {other}, which answered HTTP 401")

@@ -110,6 +110,14 @@ def candidate_endpoints(host: str, insecure: bool) -> list[tuple[str, bool | str
     return [(f"https://{host}", ca_bundle())]
 
 
+def _same_host(url: str, base: str) -> bool:
+    """Whether ``url`` is on the host (and port) of the registry's ``base`` URL."""
+    try:
+        return urlsplit(url).netloc.lower() == urlsplit(base).netloc.lower()   # requests lowercases
+    except ValueError:
+        return False
+
+
 def api_host(host: str) -> str:
     """Docker Hub's API lives on another name than the one in image references."""
     return "registry-1.docker.io" if host in ("docker.io", "index.docker.io") else host
@@ -347,7 +355,9 @@ class RegistryClient:
                 continue
 
             status = resp.status_code
-            if status == 401 and not reauthed:
+            # A challenge is the registry's only: a 401 from the storage a redirect led to names a
+            # token server of the storage's choosing, which must not get the registry's password.
+            if status == 401 and not reauthed and ours and _same_host(resp.url or url, base):
                 retry_scopes = self.auth.learn(resp.headers.get("WWW-Authenticate"), auth_scopes, sent)
                 if retry_scopes is not None and _rewind(body):
                     reauthed = True
@@ -356,7 +366,11 @@ class RegistryClient:
                     continue
             if status in (401, 403):
                 detail = error_detail(resp)
+                final = resp.url or url
                 resp.close()
+                if not _same_host(final, base):   # the storage a redirect led to, not the registry
+                    raise RegistryError(f"registry {self.host} sent {method} for {repo} to "
+                                        f"{urlsplit(final).netloc}, which answered {detail}")
                 raise self._auth_error(status, repo, detail)
             if status == 429 or status >= 500:
                 failed += 1
