@@ -36,6 +36,11 @@ def _choose_stack(args: argparse.Namespace) -> None:
         print(line, file=sys.stderr)
 
 
+def _given_refs(args: argparse.Namespace) -> tuple[str | None, ...]:
+    """The image references the user typed (a registry among them may get ``--creds``)."""
+    return tuple(getattr(args, name, None) for name in ("tag", "cache_image", "build_image", "run_image", "builder"))
+
+
 def _images(args: argparse.Namespace):
     """(build image, run image, run image name as given) for the build."""
     from builder.lifecycle.images import resolve_images
@@ -63,12 +68,13 @@ def _images(args: argparse.Namespace):
             return builder_images(info)
         from builder.builders.published import images_from_stack_ref, read_stack_ref
 
-        stack_ref = read_stack_ref(Path(args.src), _options(args))  # project.toml's [io.pallet.stack]: by digest
+        given = _given_refs(args)
+        stack_ref = read_stack_ref(Path(args.src), _options(args), given)  # project.toml's [io.pallet.stack]: by digest
         if stack_ref is not None:
             from builder.lifecycle.pipeline import default_cache_root
 
             cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_root()
-            build, run, run_name, args.stack = images_from_stack_ref(stack_ref, _options(args), cache)
+            build, run, run_name, args.stack = images_from_stack_ref(stack_ref, _options(args), cache, given)
             args.stack_choice = None
             return build, run, run_name
     _choose_stack(args)
@@ -230,7 +236,7 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
     if not (args.stack or args.build_image or args.run_image):
         from builder.builders.published import read_stack_ref
 
-        if read_stack_ref(Path(args.src), _options(args)) is not None:  # rather than the default stack, silently
+        if read_stack_ref(Path(args.src), _options(args), _given_refs(args)) is not None:  # not the default stack, silently
             raise UsageError("project.toml's [io.pallet.stack] does not work with --platform yet: name the stack "
                              "with --stack (or --build-image and --run-image)")
     _choose_stack(args)

@@ -6,6 +6,7 @@ HTTP/1.1 client; each is now a one-line error naming the registry, in bounded ti
 
 from __future__ import annotations
 
+import base64
 import http.server
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from builder.oci.stores.registry import RegistryStore
 from tests.cli import pallet
 from tests.imagekit import push_image
 from tests.test_hostile_inputs import one_line_error
-from tests.test_hostile_registry import MANIFEST, Trap, hostile_registry
+from tests.test_hostile_registry import MANIFEST, Trap, _digest, hostile_registry
 
 Handler = http.server.BaseHTTPRequestHandler
 
@@ -174,3 +175,34 @@ def test_a_challenge_from_the_storage_a_blob_is_redirected_to_gets_no_credential
                               check=False, timeout=120)
     assert seen == [], seen
     one_line_error(proc, f"registry {host} sent GET for app/x to {other}, which answered HTTP 401")
+
+
+def test_a_stack_registry_the_source_names_gets_no_creds_the_command_line_did_not_name_it_for(
+        tmp_path: Path) -> None:
+    """project.toml comes with the source: its [io.pallet.stack] on docker://attacker.example had
+    ``pallet build --creds`` (meant for the registry -t names) send the password there, looking up
+    a tag's digest or pulling the stack. Now --creds go to it only when the command line names
+    that host too."""
+    seen: list[str | None] = []
+
+    def trap(handler: Handler, path: str) -> bool:
+        seen.append(handler.headers.get("Authorization"))
+        if "Authorization" not in handler.headers:
+            handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
+            return True
+        return False
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "index.html").write_text("hi\n")
+    with hostile_registry(trap) as host:
+        for pinned in ("", "@" + _digest(MANIFEST)):   # a tag (its digest looked up), a digest (pulled)
+            (app / "project.toml").write_text(f'[io.pallet.stack]\nbuild-image = "docker://{host}/s/b:1{pinned}"\n'
+                                              f'run-image = "docker://{host}/s/r:1{pinned}"\n')
+            proc = pallet("detect", str(app), "--creds", "u:secret-pw", "--cache-dir", str(tmp_path / "cache"),
+                          check=False, timeout=120)
+            one_line_error(proc)
+        assert seen and not any(seen), seen
+        proc = pallet("build", str(app), "-t", f"docker://{host}/app:1", "--creds", "u:secret-pw", "--cache-dir",
+                      str(tmp_path / "cache"), check=False, timeout=120)
+    assert proc.returncode != 0 and "Basic " + base64.b64encode(b"u:secret-pw").decode() in seen, proc.stderr

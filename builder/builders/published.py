@@ -83,29 +83,43 @@ def parse_stack_ref(data: dict, where: str,
     return StackRef(build_image=table["build-image"], run_image=table["run-image"])
 
 
-def read_stack_ref(source: Path, options: "StoreOptions | None" = None) -> StackRef | None:
-    """``source``'s stack reference; a tag in it is refused, quoting the digest it names now."""
+def _named(ref: "Reference", options: "StoreOptions | None", given: tuple[str | None, ...]) -> "StoreOptions":
+    """The options to open ``ref`` with: project.toml comes with the source, which may be anyone's,
+    so ``--creds`` go to a registry it names only when the command line names that host too
+    (a stack on docker://attacker.example had the password sent there)."""
+    from builder.oci.stores import options_for_named
+
+    return options_for_named(ref, options, given)
+
+
+def read_stack_ref(source: Path, options: "StoreOptions | None" = None,
+                   given: tuple[str | None, ...] = ()) -> StackRef | None:
+    """``source``'s stack reference; a tag in it is refused, quoting the digest it names now.
+    ``given``: the references the user typed (their hosts may get ``--creds``)."""
     from builder.builders.pin import current_digest
     from builder.lifecycle import tomlio
 
     path = source / "project.toml"
     data = tomlio.read_optional(path)
-    return None if data is None else parse_stack_ref(data, str(path), lambda ref: current_digest(ref, options))
+    return None if data is None else parse_stack_ref(
+        data, str(path), lambda ref: current_digest(ref, _named(ref, options, given)))
 
 
-def images_from_stack_ref(stack: StackRef, options: "StoreOptions",
-                          cache_root: Path) -> tuple["Image", "Image", str, str | None]:
+def images_from_stack_ref(stack: StackRef, options: "StoreOptions", cache_root: Path,
+                          given: tuple[str | None, ...] = ()) -> tuple["Image", "Image", str, str | None]:
     """(build image, run image, run image name to record, stack name) for a project's stack reference."""
+    from builder.oci import reference as refs
+
     if stack.builder is not None:
         from builder.builders.pull import images_from_builder
 
-        return images_from_builder(stack.builder, options, cache_root)
+        return images_from_builder(stack.builder, _named(refs.parse(stack.builder), options, given), cache_root)
     assert stack.build_image is not None and stack.run_image is not None
-    return images_from_refs(stack.build_image, stack.run_image, options, cache_root)
+    return images_from_refs(stack.build_image, stack.run_image, options, cache_root, given)
 
 
-def images_from_refs(build_text: str, run_text: str, options: "StoreOptions",
-                     cache_root: Path) -> tuple["Image", "Image", str, str | None]:
+def images_from_refs(build_text: str, run_text: str, options: "StoreOptions", cache_root: Path,
+                     given: tuple[str | None, ...] = ()) -> tuple["Image", "Image", str, str | None]:
     from builder.gc import lease
     from builder.oci import reference as refs
     from builder.oci.image import load_image
@@ -118,7 +132,7 @@ def images_from_refs(build_text: str, run_text: str, options: "StoreOptions",
     done = area / name
     lease.hold_for_process(area, name)  # pallet prune leaves it to this build
     if not (done / _DONE).is_file():
-        _pull(build_ref, run_ref, options, done)
+        _pull(build_ref, run_ref, options, done, given)
     store = LayoutStore(done / "stack", create=False)
     build, run = load_image(store, build_ref.digest), load_image(store, run_ref.digest)
     labels = run.config.config.labels
@@ -129,7 +143,8 @@ def images_from_refs(build_text: str, run_text: str, options: "StoreOptions",
     return build, run, run_name, stack_name
 
 
-def _pull(build_ref, run_ref, options: "StoreOptions", done: Path) -> None:  # noqa: ANN001
+def _pull(build_ref, run_ref, options: "StoreOptions", done: Path,  # noqa: ANN001
+          given: tuple[str | None, ...]) -> None:
     from builder.oci.copy import copy_image
     from builder.oci.stores import open_store
     from builder.oci.stores.layout import LayoutStore
@@ -139,7 +154,7 @@ def _pull(build_ref, run_ref, options: "StoreOptions", done: Path) -> None:  # n
     try:
         with LayoutStore(tmp / "stack") as layout:
             for ref, tag in ((build_ref, "build"), (run_ref, "run")):
-                with open_store(ref, options) as src:
+                with open_store(ref, _named(ref, options, given)) as src:
                     copy_image(src, ref.digest, layout, tag)  # by digest: checked as it comes in
         (tmp / _DONE).write_text(json.dumps({"build": str(build_ref), "run": str(run_ref)}, indent=2) + "\n")
         if done.exists():
