@@ -114,6 +114,9 @@ def test_project_toml_stack_builds_without_assembling_with_the_local_stacks_dige
      "(its digest could not be looked up)"),
     ('[io.pallet.stack]\nbuilder = "{run}"\nrun-image = "{run}"\n', "builder names the stack's images"),
     ('[io.pallet.stack]\nimage = "{run}"\n', "unknown keys image"),
+    # the source naming this machine's files (a probe, or a layout of someone else's): the command line's to name
+    ('[io.pallet.stack]\nbuild-image = "oci:/etc@sha256:' + "a" * 64 + '"\nrun-image = "{run}"\n',
+     "[io.pallet.stack] build-image must name a registry (docker://HOST/REPO@sha256:...), not 'oci:/etc@sha256:"),
 ])
 def test_project_stack_reference_errors_are_one_line(tmp_path, published, registry, stack_table, message):
     run = published["published"]["run-image"]

@@ -72,6 +72,10 @@ def parse_stack_ref(data: dict, where: str,
             ref = refs.parse(value)
         except PalletError as exc:
             raise TomlError(f"{where}: [{TABLE}] {key}: {exc}") from None
+        if ref.transport != refs.REGISTRY:   # the source's word: not a path on this machine, nor its Docker's
+            raise TomlError(f"{where}: [{TABLE}] {key} must name a registry (docker://HOST/REPO@sha256:...), not "
+                            f"{value!r}: project.toml comes with the source, and this machine's files and images "
+                            "are the command line's to name (--build-image, --run-image, --builder)")
         if not ref.digest:  # as --builder's: pallet stack build --publish prints references by digest
             raise TomlError(digest_required(f"{where}: [{TABLE}] {key}", value, pin(ref)))
     if "builder" in table:
