@@ -124,3 +124,28 @@ def test_go_files_linked_to_a_fifo_or_a_device_are_doubts_not_hangs(tmp_path: Pa
     (app / "go.mod").symlink_to("/dev/zero")
     reasons = cgo_reasons(app, {})
     assert "main.go: its imports could not be read" in reasons and "go.mod cannot be read" in reasons, reasons
+
+
+def test_a_huge_input_file_is_hashed_in_bounded_memory(tmp_path: Path) -> None:
+    """The key of a buildpack's inputs read each file whole (requirements.txt, and app.py twice
+    over: bytes, then text for its line filter): an app's file of gigabytes was that much of
+    pallet's memory. Now files are streamed through the hash, and a file too big for its line
+    filter counts whole. (Sparse here only to be cheap: the source copy refuses holes, not size.)"""
+    import subprocess
+    import sys
+
+    from tests.samplekit import ROOT
+
+    app = write_app(tmp_path / "app", {"Procfile": "web: python app.py\n"})
+    for name in ("requirements.txt", "app.py"):
+        with open(app / name, "wb") as f:
+            f.truncate(256 << 20)
+    script = ("import hashlib, sys\n"
+              "from pathlib import Path\n"
+              "from builder.lifecycle import buildpack, inputs\n"
+              f"bp = buildpack.load(Path({str(ROOT / 'buildpacks' / 'python')!r}))\n"
+              "inputs.digest_app(hashlib.sha256(), Path(sys.argv[1]), inputs.declared(bp))\n"
+              "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) >> 10)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(app)], capture_output=True, text=True, cwd=ROOT,
+                          check=True)
+    assert int(done.stdout) < 128, f"{done.stdout.strip()} MiB at the peak for two files of 256 MiB"

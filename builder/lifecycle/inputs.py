@@ -134,6 +134,11 @@ def matching_lines(text: str, rx: re.Pattern[str]) -> list[str]:
     return out
 
 
+#: The largest file whose matching lines alone make the key (read whole, as text): a bigger one
+#: (an app.py of gigabytes, read into memory twice over) counts whole, streamed through the hash.
+MAX_FILTERED = 16 << 20
+
+
 def digest_app(h: "hashlib._Hash", app_dir: Path, inputs: Inputs) -> None:
     """Feed ``h`` what of ``app_dir`` the inputs cover, in a canonical order."""
     skip = inputs.skip_dirs
@@ -148,8 +153,10 @@ def digest_app(h: "hashlib._Hash", app_dir: Path, inputs: Inputs) -> None:
     for path in sorted(whole | names | set(filtered)):
         rel = path.relative_to(app_dir).as_posix()
         x = int(os.access(path, os.X_OK))
-        if path in whole:
-            h.update(f"F{rel}\0{x}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode("utf-8", "surrogateescape"))
+        if path in whole or (path in filtered and path.stat().st_size > MAX_FILTERED):
+            with open(path, "rb") as f:   # streamed: an app's file may be gigabytes
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            h.update(f"F{rel}\0{x}\0{digest}\n".encode("utf-8", "surrogateescape"))
             continue
         h.update(f"N{rel}\0{x}\n".encode("utf-8", "surrogateescape"))
         if path in filtered:
