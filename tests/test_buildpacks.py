@@ -890,6 +890,9 @@ def test_python_first_even_with_a_package_json(bookworm, tmp_path):
     app = write(tmp_path / "app", {"requirements.txt": "", "app.py": "print(1)\n",
                                    "package.json": '{"devDependencies": {"prettier": "^3"}}'})
     assert "detected: pallet/python@0.1.0\n" in bookworm.detect(app).stdout
+    # --env PATH is prepended in detection as in the build: it replaced PATH, and every bin/detect
+    # (#!/usr/bin/env bash) failed with exit 127, so nothing was detected.
+    assert "detected: pallet/python@0.1.0\n" in bookworm.detect(app, "--env", "PATH=/opt/tool/bin").stdout
 
 
 ITSDANGEROUS_HASHES = ["sha256:c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",

@@ -12,6 +12,7 @@ from pathlib import Path
 from builder import treewalk
 from builder.errors import PalletError
 from builder.lifecycle import envfiles, tomlio
+from builder.lifecycle.envfiles import user_env_over
 from builder.lifecycle.buildpack import Buildpack
 from builder.lifecycle.cache import Record
 from builder.lifecycle.inputs import inputs_key
@@ -79,18 +80,6 @@ def run_build(bp: Buildpack, plan_entries: list[dict], env: dict[str, str], ctx:
     )
     prefix = f"[{bp.id}] "
     return ctx.sandbox.run(step, lambda line: ctx.output(prefix + line))  # type: ignore[attr-defined]
-
-
-def user_env_over(env: dict[str, str], user: dict[str, str]) -> dict[str, str]:
-    """Platform (``--env``) values: prepended to path variables, overriding everything else."""
-    out = dict(env)
-    path_vars = {var for _, var in envfiles.BUILD_PATHS}
-    for name, value in user.items():
-        if name in path_vars and out.get(name):
-            out[name] = f"{value}{os.pathsep}{out[name]}"
-        else:
-            out[name] = value
-    return out
 
 
 def build(group: list[Buildpack], resolution: Resolution, ctx: Context,

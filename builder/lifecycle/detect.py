@@ -12,6 +12,7 @@ from builder.lifecycle import tomlio
 from builder.lifecycle.buildpack import Buildpack
 from builder.lifecycle.context import BUILDPACKS, PLATFORM, Context
 from builder.lifecycle.detected import FAIL, PASS, DetectResult, GroupTrial, Outcome
+from builder.lifecycle.envfiles import user_env_over
 from builder.lifecycle.order import Group
 from builder.lifecycle.plan import Alternative, Candidate, Resolution, parse_plan, plan_toml, resolve
 from builder.lifecycle.process import WORKSPACE
@@ -36,9 +37,7 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
     if ctx.chown_writable and os.geteuid() == 0:
         os.chown(plan_dir, ctx.uid, ctx.gid)
     bp_dir = buildpack_dir_in_sandbox(bp)
-    env = dict(ctx.base_env)
-    if not bp.clear_env:
-        env.update(ctx.user_env)
+    env = dict(ctx.base_env) if bp.clear_env else user_env_over(ctx.base_env, ctx.user_env)
     env.update(ctx.target.env())
     env.update({
         "CNB_BUILDPACK_DIR": bp_dir,

@@ -117,3 +117,18 @@ def buildpack_build_env(env: dict[str, str], layers: list[tuple[Path, str]]) -> 
     for host, _ in layers:
         env = apply(env, read_env_dir(host / "env") + read_env_dir(host / "env.build"))
     return env
+
+
+def user_env_over(env: dict[str, str], user: dict[str, str]) -> dict[str, str]:
+    """Platform (``--env``) values: prepended to path variables, overriding everything else.
+
+    Detection and build both apply them so: ``--env PATH=/opt/tool/bin`` replacing PATH left
+    bin/detect without bash (every group failed with exit 127)."""
+    out = dict(env)
+    path_vars = {var for _, var in BUILD_PATHS}
+    for name, value in user.items():
+        if name in path_vars and out.get(name):
+            out[name] = f"{value}{os.pathsep}{out[name]}"
+        else:
+            out[name] = value
+    return out
