@@ -371,6 +371,21 @@ def test_python_requirements_in_utf16_are_read_as_pip_reads_them(tmp_path, monke
     assert pyapp.declared_dependencies("pip") == {"gunicorn", "flask"}
 
 
+def test_python_dependencies_only_setup_py_declares_are_read(tmp_path, monkeypatch, capsys):
+    """``-e .`` in requirements.txt with gunicorn and Flask in setup.py's install_requires: the
+    build served the app, but detection read no dependencies there and said it would fail."""
+    monkeypatch.chdir(write(tmp_path, {
+        "requirements.txt": "-e .\n", "pkg/__init__.py": "", "pkg/app.py": "from flask import Flask\napp = Flask(1)\n",
+        "setup.py": "from setuptools import setup\nsetup(name='pkg', install_requires=['Flask>=3', \"gunicorn\"],\n"
+                    "      extras_require={'dev': ['pytest']})\n"}))
+    assert pyapp.declared_dependencies("pip") == {"flask", "gunicorn"}
+    assert pyapp.cmd_detect() == 0
+    assert capsys.readouterr().out.splitlines()[0] == "found requirements.txt, setup.py"  # not setup.py twice
+    assert pyapp.start_command(pyapp.declared_dependencies("pip"))[0] == ["gunicorn", "pkg.app:app"]
+    (tmp_path / "setup.py").write_text("setup(install_requires=[\n")  # unparsable: nothing, no traceback
+    assert pyapp.setup_py_requires() == []
+
+
 def test_python_requirements_includes_are_part_of_the_venv_key(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(write(tmp_path, {
         "requirements.txt": "-r requirements/prod.txt\n-c constraints.txt  # pins\n--requirement=deploy/extra.txt\n"

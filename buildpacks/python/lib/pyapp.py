@@ -429,7 +429,7 @@ def declared_dependencies(installer: str) -> set[str]:
         if m:
             names.add(norm(m.group(1)))
     names |= {norm(n) for n in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}}
-    for spec in setup_cfg().get("options", {}).get("install_requires", "").splitlines():
+    for spec in setup_cfg().get("options", {}).get("install_requires", "").splitlines() + setup_py_requires():
         m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
         if m:
             names.add(norm(m.group(1)))
@@ -450,6 +450,26 @@ def declared_dependencies(installer: str) -> set[str]:
     if installer == "pipfile":
         names |= {norm(n) for n in read_toml("Pipfile").get("packages", {})}
     return names
+
+
+def setup_py_requires() -> list[str]:
+    """The literal ``install_requires=[...]`` of setup.py's ``setup()`` call: a project whose
+    dependencies are only there (``-e .`` in requirements.txt, or no requirements.txt) installs
+    gunicorn and Flask through it, and detection read nothing, so said the build would fail."""
+    import ast
+
+    if not exists("setup.py"):
+        return []
+    try:
+        tree = ast.parse((APP / "setup.py").read_bytes())
+    except (SyntaxError, ValueError, OSError, RecursionError, MemoryError):
+        return []
+    specs: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "install_requires" \
+                and isinstance(node.value, (ast.List, ast.Tuple)):
+            specs += [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return specs
 
 
 def installed_distributions(venv: Path) -> dict[str, str]:
@@ -794,7 +814,7 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
 
 def found_markers() -> list[str]:
     found = [name for name in MARKERS if "*" not in name and exists(name)]
-    scripts = top_level_scripts()
+    scripts = [name for name in top_level_scripts() if name not in found]  # setup.py is named once
     if scripts and (found or not (exists("package.json") or exists("go.mod"))):  # as bin/detect
         found.append(", ".join(scripts[:3]) + (f" (and {len(scripts) - 3} more *.py)" if len(scripts) > 3 else ""))
     return found
