@@ -337,6 +337,26 @@ def test_python_a_port_written_in_the_script_is_a_warning(tmp_path, monkeypatch,
         else "warning" not in why, why
 
 
+@pytest.mark.parametrize("config,procfile,warned", [
+    ('bind = "0.0.0.0:8000"\nworkers = 2\n', "", True),  # gunicorn reads ./gunicorn.conf.py by itself
+    ('bind = "0.0.0.0:8000"\n', "web: gunicorn --bind 0.0.0.0:$PORT app:app\n", False),
+    ('bind = ["[::]:{}".format(os.environ.get("PORT", 5006))]\n', "", False),  # Heroku's getting-started app
+    ('bind = "0.0.0.0:8080"\n', "", False),
+    ('bind = "127.0.0.1:5000"\n', "web: gunicorn -c gunicorn.conf.py app:app\n", True),
+])
+def test_python_a_port_gunicorns_config_file_binds_is_a_warning(tmp_path, monkeypatch, capsys, config, procfile,
+                                                                  warned):
+    """A bind in gunicorn.conf.py wins over $PORT: the image ran, listening where no request came."""
+    monkeypatch.chdir(write(tmp_path, {"app.py": "from flask import Flask\napp = Flask(1)\n",
+                                       "gunicorn.conf.py": f"import os\n{config}", "Procfile": procfile,
+                                       "requirements.txt": "flask\ngunicorn\n"}))
+    deps = {"flask": "3", "gunicorn": "23"}
+    said = pyapp.start_command(deps)[1] if not procfile else pyapp.procfile_web_note()
+    assert ("warning: gunicorn.conf.py binds " in said) == warned, said
+    assert pyapp.cmd_detect() == 0
+    assert ("warning: gunicorn.conf.py binds " in capsys.readouterr().out) == warned
+
+
 def test_python_nothing_to_start_fails_the_build_unless_a_procfile_says(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(write(tmp_path, {"setup.py": "", "lib.py": "", "util.py": ""}))
     layers, venv = tmp_path / "layers", tmp_path / "venv"

@@ -693,6 +693,57 @@ def _dev_server_note(script: str, deps: set[str]) -> str:
                     "starts gunicorn on $PORT)")
 
 
+_GUNICORN_BIND = re.compile(r"^bind\s*=\s*(.+)$", re.M)
+
+
+def gunicorn_bind_note(words: list[str]) -> str:
+    """A warning when the gunicorn command ``words`` listens on a port its configuration file
+    writes (``bind = "0.0.0.0:8000"``): gunicorn reads ``./gunicorn.conf.py`` (or ``-c FILE``)
+    by itself, and a bind there wins over $PORT, so requests to $PORT never reach it. A bind
+    that reads PORT (Heroku's getting-started app's) or one on the command line is left alone."""
+    if any(w in ("-b", "--bind") or w.startswith(("--bind=", "-b")) for w in words[1:]):
+        return ""
+    config = "gunicorn.conf.py"
+    for i, word in enumerate(words):
+        if word in ("-c", "--config") and i + 1 < len(words):
+            config = words[i + 1]
+        elif word.startswith("--config="):
+            config = word.split("=", 1)[1]
+    rel = os.path.normpath(config)
+    if rel.startswith("..") or os.path.isabs(rel) or not (APP / rel).is_file():
+        return ""
+    m = _GUNICORN_BIND.search(_read(APP / rel))
+    port = re.search(r":(\d+)\b", m.group(1)) if m and "PORT" not in m.group(1) else None
+    if not port or port.group(1) == "8080":
+        return ""
+    return (f"warning: {rel} binds {m.group(1).strip()}: gunicorn reads it and listens there, so requests "
+            "to $PORT (8080 unless the platform sets another) would not reach it; bind to the port the "
+            "environment gives (bind = \"0.0.0.0:\" + os.environ.get(\"PORT\", \"8080\"))")
+
+
+def procfile_web_words() -> list[str]:
+    """The words of the Procfile's web command ([] without one), for warnings about what it runs."""
+    try:
+        lines = (APP / "Procfile").read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        m = re.match(r"^\s*web\s*:(.*)$", line)
+        if m:
+            try:
+                return shlex.split(m.group(1))
+            except ValueError:
+                return m.group(1).split()
+    return []
+
+
+def procfile_web_note() -> str:
+    """Warnings about the Procfile's web command that only the Python buildpack can give: a
+    gunicorn it runs binding the port its configuration file writes."""
+    words = procfile_web_words()
+    return gunicorn_bind_note(words[words.index("gunicorn"):]) if "gunicorn" in words else ""
+
+
 def main_package() -> str | None:
     """The one package the app runs as ``python -m NAME`` (it has a ``__main__.py``): at the top
     of the app, or in src/ when the project is installed."""
@@ -765,8 +816,9 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     if wsgi_servers and (found or django):
         target, path = found or django
         server = wsgi_servers[0]
-        return wsgi_command(server, target, path, versions), \
-            f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {target}, {server}"
+        command = wsgi_command(server, target, path, versions)
+        return command, f"rule: WSGI, {wsgi[0] if wsgi else 'WSGI'} app {target}, {server}" + (
+            f"; {gunicorn_bind_note(command)}" if server == "gunicorn" and gunicorn_bind_note(command) else "")
     if django_asgi and asgi_servers and \
             _defines_app(APP / django_asgi[1] / django_asgi[0].split(".")[0] / "asgi.py") == "application":
         # A Django project served over ASGI (Channels, async views) with no WSGI server installed.
@@ -869,7 +921,9 @@ def cmd_detect() -> int:
     command, why = start_command(declared_dependencies(installer))
     runs = procfile_runs(command[1]) if command and command[0] == "python" and len(command) == 2 else None
     if procfile_web():
-        print("web: the Procfile's (rule: Procfile)" + (f"; without it: {' '.join(command)} ({why})" if command else ""))
+        note = procfile_web_note()
+        print("web: the Procfile's (rule: Procfile" + (f"; {note}" if note else "") + ")"
+              + (f"; without it: {' '.join(command)} ({why.split('; warning:')[0]})" if command else ""))
     elif runs:
         print(f"no web process: {command[1]} is what the Procfile's {runs} runs (the Procfile has no web)")
     elif command:
@@ -1101,6 +1155,10 @@ def cmd_launch(layers: str, venv: str) -> int:
     if runs:
         print(f"no web process: {command[1]} is what the Procfile's {runs} runs (the Procfile has no web)")
         return 0
+    if procfile_web_note():
+        print(procfile_web_note().replace("warning: ", "warning: the Procfile's web process: ", 1))
+    if procfile_web():  # the Procfile's web process wins: warnings about this one would mislead
+        why = why.split("; warning:")[0]
     if command is None:
         if not exists("Procfile"):
             # An image with nothing to start is no app: fail the build, saying what was found.
