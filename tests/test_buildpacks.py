@@ -406,6 +406,22 @@ def test_python_dependencies_only_setup_py_declares_are_read(tmp_path, monkeypat
     assert pyapp.setup_py_requires() == []
 
 
+@pytest.mark.parametrize("files,installer,implied", [
+    ({"requirements.txt": "fastapi[standard]>=0.115\n"}, "pip", {"fastapi", "uvicorn"}),
+    ({"requirements.txt": "Quart==0.20\n"}, "pip", {"quart", "hypercorn"}),
+    ({"pyproject.toml": "[project]\nname='a'\ndependencies=['fastapi[all] ; python_version>\"3\"']\n"}, "pip-deps",
+     {"fastapi", "uvicorn"}),
+    ({"Pipfile": "[packages]\nfastapi = {extras = ['standard'], version = '*'}\n"}, "pipfile", {"fastapi", "uvicorn"}),
+    ({"requirements.txt": "fastapi[testing]\n"}, "pip", {"fastapi"}),
+])
+def test_python_what_a_dependency_brings_decides_the_web_process_at_detection(tmp_path, monkeypatch, files,
+                                                                               installer, implied):
+    """``fastapi[standard]`` installs uvicorn: the build served ``uvicorn main:app``, but detection,
+    reading the names alone, said ``python main.py``."""
+    monkeypatch.chdir(write(tmp_path, {**files, "main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}))
+    assert pyapp.declared_dependencies(installer) == implied
+
+
 def test_python_requirements_includes_are_part_of_the_venv_key(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(write(tmp_path, {
         "requirements.txt": "-r requirements/prod.txt\n-c constraints.txt  # pins\n--requirement=deploy/extra.txt\n"

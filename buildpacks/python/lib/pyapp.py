@@ -420,25 +420,46 @@ def check_python() -> list[str]:
 # -- dependencies and the start command ------------------------------------------------------
 
 
+#: What a dependency (with an extra) installs that decides the web process, for detection when
+#: no lock lists everything: ``fastapi[standard]`` brings uvicorn (``fastapi run`` serves with
+#: it), Quart always hypercorn, ``channels[daphne]`` daphne, Dash Flask.
+IMPLIED = {"fastapi[standard]": "uvicorn", "fastapi[standard-no-fastapi-cloud-cli]": "uvicorn",
+           "fastapi[all]": "uvicorn", "quart": "hypercorn", "channels[daphne]": "daphne", "dash": "flask"}
+_SPEC = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
+
+
+def spec_names(spec: str, extras: list[str] | None = None) -> set[str]:
+    """The normalised name a requirement line names, with what it implies (``IMPLIED``); a
+    Pipfile's or Poetry's table gives its ``extras`` apart."""
+    m = _SPEC.match(spec)
+    if not m:
+        return set()
+    name = norm(m.group(1))
+    wanted = [norm(e) for e in (m.group(2) or "").split(",") + list(extras or []) if e.strip()]
+    return {name} | {IMPLIED[key] for key in [name] + [f"{name}[{e}]" for e in wanted] if key in IMPLIED}
+
+
+def _table_extras(value: object) -> list[str]:
+    extras = value.get("extras") if isinstance(value, dict) else None
+    return [e for e in extras if isinstance(e, str)] if isinstance(extras, list) else []
+
+
 def declared_dependencies(installer: str) -> set[str]:
     """Names the manifests declare (direct and, from lock files, locked); for detect's guess."""
     names: set[str] = set()
     pyproject = read_toml("pyproject.toml")
-    for spec in pyproject.get("project", {}).get("dependencies", []) or []:
-        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
-        if m:
-            names.add(norm(m.group(1)))
-    names |= {norm(n) for n in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {}}
-    for spec in setup_cfg().get("options", {}).get("install_requires", "").splitlines() + setup_py_requires():
-        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
-        if m:
-            names.add(norm(m.group(1)))
+    specs = [s for s in pyproject.get("project", {}).get("dependencies", []) or [] if isinstance(s, str)]
+    specs += setup_cfg().get("options", {}).get("install_requires", "").splitlines() + setup_py_requires()
     if installer == "pip":
         lines = [ln for name in requirement_files() for ln in requirements_text(name).splitlines()]
-        for line in lines:
-            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-            if m and not line.lstrip().startswith("-"):
-                names.add(norm(m.group(1)))
+        specs += [line for line in lines if not line.lstrip().startswith("-")]
+    for spec in specs:
+        names |= spec_names(spec)
+    tables = dict(pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}) or {})
+    if installer == "pipfile":
+        tables.update(read_toml("Pipfile").get("packages", {}))
+    for name, value in tables.items():
+        names |= spec_names(name, _table_extras(value))
     if installer == "pipenv":
         data = read_json("Pipfile.lock")
         names |= {norm(n) for n in data.get("default", {})}
@@ -447,8 +468,6 @@ def declared_dependencies(installer: str) -> set[str]:
         group = {"uv": None, "poetry": "main", "pdm": "default"}[installer]
         names |= {norm(p.get("name", "")) for p in lock.get("package", [])
                   if group is None or group in (p.get("groups") or [group])}
-    if installer == "pipfile":
-        names |= {norm(n) for n in read_toml("Pipfile").get("packages", {})}
     return names
 
 
