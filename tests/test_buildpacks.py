@@ -587,6 +587,21 @@ def test_python_detects_top_level_scripts(tmp_path, files, passes):
     assert done.returncode == (0 if passes else 100), done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("files,said", [
+    # cookiecutter-django's shape: requirements.txt only includes the file whose include names Django
+    ({"requirements.txt": "-r requirements/production.txt\n", "requirements/production.txt": "-r base.txt\ngunicorn\n",
+      "requirements/base.txt": "Django==5.2.8\n"}, "found manage.py and Django (requirements/base.txt)"),
+    ({"requirements-prod.txt": "django\n", "requirements.txt": "-r requirements-prod.txt\n"},
+     "found manage.py and Django (requirements-prod.txt)"),
+    ({"requirements.txt": "flask\n", "notes.txt": "django someday\n"}, "manage.py, but no manifest names Django"),
+])
+def test_django_static_finds_django_in_included_requirements(tmp_path, files, said):
+    app = write(tmp_path, {**files, "manage.py": ""})
+    done = subprocess.run([str(BUILDPACKS / "django-static" / "bin" / "detect")], cwd=app, capture_output=True,
+                          text=True)
+    assert done.stdout.startswith(said) and done.returncode == (100 if "no manifest" in said else 0), done.stdout
+
+
 def test_python_app_one_directory_down_is_named(tmp_path):
     app = write(tmp_path, {"README.md": "", "backend/requirements.txt": "flask\n", "backend/app.py": "",
                            "frontend/index.ts": ""})
