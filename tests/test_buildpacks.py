@@ -1343,6 +1343,7 @@ def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
     app = write(tmp_path / "app", {"Procfile": "web: bundle exec puma\nworker: ./bin/jobs\nclock: python clock.py\n"
                                                "cron: ./bin/cron --every 5m\nrelease: server --migrate\n",
                                    "bin/cron": "#!/bin/sh\n", "Gemfile": ""})
+    (app / "bin" / "cron").chmod(0o755)
     layers = tmp_path / "layers" / "pallet_procfile"
     (tmp_path / "layers" / "pallet_go" / "app" / "bin").mkdir(parents=True)
     (tmp_path / "layers" / "pallet_go" / "app" / "bin" / "server").write_text("")  # another buildpack's binary
@@ -1353,6 +1354,13 @@ def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
     warned = [ln.split(":")[1].split()[-1] for ln in done.stderr.splitlines() if ln.startswith("warning: Procfile ")]
     assert warned == ["web", "worker"], done.stderr
     assert "bundle is not in the app, in any buildpack's layers or on the build image's PATH" in done.stderr
+    # a script of the app without execute permission (a Windows checkout, a zip): Permission denied at start
+    (app / "bin" / "cron").chmod(0o644)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert "warning: Procfile cron: ./bin/cron is not executable: the process will fail with Permission denied; make " \
+           "it executable (chmod +x bin/cron, and in git: git update-index --chmod=+x bin/cron) or name its " \
+           "interpreter (sh bin/cron)\n" in done.stderr, done.stderr
 
 
 def test_go_module_one_directory_down_is_named(tmp_path):
