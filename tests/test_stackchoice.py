@@ -63,6 +63,23 @@ def test_a_version_no_stack_has_lists_every_stack():
     assert "\n" not in msg
 
 
+def test_a_python_pin_no_stack_has_is_told_what_to_ask_for_instead():
+    """uv init writes the Python it ran on into .python-version (3.12): the error names the lines
+    the app's other requests accept, in the pin's spelling, not only the stacks."""
+    uv_init = [Request("python", "3.12", ".python-version"),
+               Request("python", ">=3.12", "pyproject.toml requires-python", "pep440")]
+    with pytest.raises(NoStackError) as err:
+        choose_stack(uv_init, OFFERS, "trixie")
+    assert "; .python-version could ask for 3.13 (trixie). Change the request" in str(err.value)
+    with pytest.raises(NoStackError) as err:
+        choose_stack([Request("python", "3.12.8", "runtime.txt")], OFFERS, "trixie")
+    assert "; runtime.txt could ask for python-3.13 (trixie) or python-3.11 (bookworm). " in str(err.value)
+    with pytest.raises(NoStackError) as err:  # no line the other requests accept: no hint
+        choose_stack([*pv("3.12"), Request("python", "==3.12.*", "pyproject.toml requires-python", "pep440")],
+                     OFFERS, "trixie")
+    assert "could ask for" not in str(err.value)
+
+
 def test_every_request_must_fit_the_same_stack():
     both = [Request("python", "3.11", ".python-version"),
             Request("python", ">=3.12", "pyproject.toml requires-python", "pep440")]

@@ -379,8 +379,28 @@ def choose_stack(requests: Sequence[Request], offers: Sequence[Offer], default: 
     offered = "; ".join(o.describe() for o in ordered) or "no stacks found"
     unmet = {r.runtime for r in requests if all(fit(r, o) == Fit.NONE for o in ordered)}
     why = "".join(f"; {WHY_NOT_INSTALLED[rt]}" for rt in runtimes if rt in unmet and rt in WHY_NOT_INSTALLED)
+    why += _pin_hint(requests, ordered)
     raise NoStackError(f"no stack has what the app asks for ({asked}): {offered}{why}. Change the request, or "
                        "build on a stack of your own with --stack FILE")
+
+
+def _pin_hint(requests: Sequence[Request], ordered: Sequence[Offer]) -> str:
+    """What to write instead of a Python pin no stack has (``.python-version`` 3.12, which ``uv
+    init`` writes from the Python it ran on): the stacks' Python lines that every other request
+    of the app accepts, in the pin's own spelling."""
+    python = [r for r in requests if r.runtime == "python"]
+    pins = [r for r in python if r.kind == "release" and all(fit(r, o) == Fit.NONE for o in ordered)]
+    if not pins:
+        return ""
+    others = [r for r in python if r not in pins]
+    lines = [(o.stack, ".".join(o.runtimes["python"].split(".")[:2])) for o in ordered
+             if "python" in o.runtimes and all(fit(r, o) != Fit.NONE for r in others)]
+    if not lines:
+        return ""
+    spelled = {"runtime.txt": "python-{}"}
+    ways = [f"{spelled.get(pins[0].source, '{}').format(minor)} ({stack})" for stack, minor in lines]
+    ways = ", ".join(ways[:-1]) + " or " + ways[-1] if len(ways) > 1 else ways[0]
+    return f"; {pins[0].source} could ask for {ways}"
 
 
 # -- what apps ask for: read in ``apprequests`` (the readers' I/O apart from this module) ------
