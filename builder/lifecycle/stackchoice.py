@@ -384,12 +384,17 @@ def choose_stack(requests: Sequence[Request], offers: Sequence[Offer], default: 
                        "build on a stack of your own with --stack FILE")
 
 
+#: Where an app pins a Python release by hand: what the error tells it to write instead.
+_PIN_FILES = (".python-version", "runtime.txt", "Pipfile [requires] python_version")
+
+
 def _pin_hint(requests: Sequence[Request], ordered: Sequence[Offer]) -> str:
     """What to write instead of a Python pin no stack has (``.python-version`` 3.12, which ``uv
     init`` writes from the Python it ran on): the stacks' Python lines that every other request
     of the app accepts, in the pin's own spelling."""
     python = [r for r in requests if r.runtime == "python"]
-    pins = [r for r in python if r.kind == "release" and all(fit(r, o) == Fit.NONE for o in ordered)]
+    pins = [r for r in python if r.kind == "release" and all(fit(r, o) == Fit.NONE for o in ordered)
+            and r.source in _PIN_FILES]  # a lock's pin (Pipfile.lock) is remade by its tool, not edited
     if not pins:
         return ""
     others = [r for r in python if r not in pins]
