@@ -1363,6 +1363,25 @@ def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
            "interpreter (sh bin/cron)\n" in done.stderr, done.stderr
 
 
+def test_procfile_program_a_shell_command_runs_found_nowhere_is_a_warning_too(tmp_path):
+    """``cd backend && gunicorn app:app`` with requirements.txt in backend/: only the Procfile
+    passed detection, and the image (no Python) failed as it started, with nothing said."""
+    app = write(tmp_path / "app", {"Procfile": "web: cd backend && PORT=1 exec gunicorn app:app\n"
+                                               "worker: FOO=1 exec ./bin/jobs --x; echo done || true\n"
+                                               "clock: cd sub && ./run.sh $PORT\n"
+                                               "release: sh -c \"nothere now\" | (tee log)\n",
+                                   "bin/jobs": "#!/bin/sh\n", "backend/requirements.txt": "gunicorn\n"})
+    (app / "bin" / "jobs").chmod(0o755)
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir(parents=True)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warned = [ln for ln in done.stderr.splitlines() if ln.startswith("warning: ")]
+    assert warned == ["warning: Procfile web: gunicorn is not in the app, in any buildpack's layers or on the build "
+                      "image's PATH: the process will not start unless the run image has it"], done.stderr
+
+
 def test_go_module_one_directory_down_is_named(tmp_path):
     """A repository whose Go module is in backend/: detection fails saying which directory to build."""
     app = write(tmp_path / "repo", {"README.md": "", "backend/go.mod": "module example.com/b\n\ngo 1.22\n",
