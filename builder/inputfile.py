@@ -56,3 +56,19 @@ def read_bounded(f: BinaryIO, what: str, limit: int) -> bytes:
     if len(data) > limit:
         raise InputFileError(f"{what} is over {limit} bytes, more than any real one; refusing to read it")
     return data
+
+
+def check_in_app(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str) -> None:
+    """InputFileError if ``path``, an app's file pallet reads itself, is a symlink that leads out of
+    the app ``root``: the source may be anyone's, and an ``Aptfile`` linked to a host file had its
+    lines in pallet's errors ("no package secret-token-line"). Links inside the app are fine."""
+    path = os.fspath(path)
+    if not os.path.islink(path):
+        return
+    try:
+        outside = not os.path.realpath(path, strict=False).startswith(os.path.realpath(root) + os.sep)
+    except (OSError, ValueError):
+        outside = True
+    if outside:
+        raise InputFileError(f"{what} is a symlink to {os.readlink(path)!r}, outside the app: pallet reads "
+                             "only the app's own files")

@@ -149,3 +149,32 @@ def test_a_huge_input_file_is_hashed_in_bounded_memory(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script, str(app)], capture_output=True, text=True, cwd=ROOT,
                           check=True)
     assert int(done.stdout) < 128, f"{done.stdout.strip()} MiB at the peak for two files of 256 MiB"
+
+
+def test_app_files_pallet_reads_itself_may_not_link_out_of_the_app(tmp_path: Path) -> None:
+    """pallet reads the app's Aptfile, Aptfile.lock and project.toml on the host, before any
+    sandbox: an Aptfile linked to a host file had that file's lines in the build's error ("does
+    not have: secret-token-line"), the source being anyone's. A link out of the app is refused,
+    naming it; one inside the app is read as before."""
+    from builder.errors import InputFileError
+    from builder.lifecycle import aptfile, project
+
+    secret = tmp_path / "host-secret"
+    secret.write_text("secret-token-line\n")
+    for name in ("Aptfile", "Aptfile.lock", "project.toml"):
+        app = write_app(tmp_path / name, {"index.html": "hi", "Aptfile": "curl\n"})
+        (app / name).unlink(missing_ok=True)
+        (app / name).symlink_to(secret)
+        for read in (aptfile.requested, project.read_project):
+            if read is project.read_project and name != "project.toml":
+                continue
+            with pytest.raises(InputFileError, match=f"{name} is a symlink to '{secret}', outside the app"):
+                read(app)
+    proc = pallet("build", str(tmp_path / "Aptfile"), "-t", f"oci:{tmp_path}/out:t", "--cache-dir",
+                  str(tmp_path / "c"), check=False)
+    one_line_error(proc, "Aptfile is a symlink to", "outside the app", progress=True)
+    assert "secret-token-line" not in proc.stderr
+    inside = write_app(tmp_path / "inside", {"conf/Aptfile": "curl\n"})
+    (inside / "Aptfile").symlink_to("conf/Aptfile")
+    request = aptfile.requested(inside)
+    assert request is not None and request.packages == ("curl",)

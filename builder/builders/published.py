@@ -103,7 +103,10 @@ def read_stack_ref(source: Path, options: "StoreOptions | None" = None,
     from builder.builders.pin import current_digest
     from builder.lifecycle import tomlio
 
+    from builder.inputfile import check_in_app
+
     path = source / "project.toml"
+    check_in_app(source, path, "project.toml")
     data = tomlio.read_optional(path)
     return None if data is None else parse_stack_ref(
         data, str(path), lambda ref: current_digest(ref, _named(ref, options, given)))

@@ -94,10 +94,15 @@ def parse_aptfile(text: str, where: str = APTFILE) -> tuple[str, ...]:
 
 def requested(source: Path) -> AptRequest | None:
     """The app's package list: ``Aptfile``, or ``[io.pallet.apt] packages`` in project.toml (not both)."""
+    from builder.inputfile import check_in_app
+
     aptfile = source / APTFILE
+    for name in (APTFILE, LOCK_NAME):   # the lock is read (and written) wherever the list is
+        check_in_app(source, source / name, name)
     from_file = parse_aptfile(aptfile.read_text(errors="replace")) if aptfile.is_file() else None
     from_project = None
     project = source / "project.toml"
+    check_in_app(source, project, "project.toml")
     if project.is_file():
         try:
             data = tomllib.loads(project.read_text())
@@ -242,7 +247,10 @@ def lock_path_of(source: Path) -> Path:
 
 
 def read_lock(source: Path, arch: str) -> AptLock | None:
+    from builder.inputfile import check_in_app
+
     path = lock_path_of(source)
+    check_in_app(source, path, LOCK_NAME)
     return parse_lock(path.read_bytes(), str(path), arch) if path.is_file() else None
 
 
@@ -449,7 +457,10 @@ def write_lock(path: Path, lock: AptLock, where: str) -> bool:
     if path.is_file() and path.read_bytes() == data:
         return False
     tmp_lock = path.with_name(f".{LOCK_NAME}.{os.getpid()}")
-    tmp_lock.write_bytes(data)
+    tmp_lock.unlink(missing_ok=True)   # the app's, whatever it is: a symlink there is not written through
+    fd = os.open(tmp_lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.replace(tmp_lock, path)
     return True
 

@@ -39,7 +39,10 @@ class Project:
 
 
 def read_project(src: Path) -> Project:
+    from builder.inputfile import check_in_app
+
     path = src / "project.toml"
+    check_in_app(src, path, "project.toml")
     data = tomlio.read_optional(path)
     if data is None:
         return Project()
