@@ -310,14 +310,14 @@ def test_credentials_go_to_no_plain_http_token_server_of_an_https_registry() -> 
         assert seen == [None, who.basic_header()]
 
 
-def _referrers_listing(count: int) -> Trap:
+def _referrers_listing(count: int, kind: str = "application/vnd.dev.sigstore.bundle.v0.3+json") -> Trap:
     """Referrers of anything: the image itself (which names no subject) ``count`` times, each
     under another annotation (a registry's listing is its own word)."""
     def trap(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
         if "/referrers/" not in path:
             return False
         listed = [{"mediaType": mt.OCI_MANIFEST, "digest": _digest(MANIFEST), "size": len(MANIFEST),
-                   "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json", "annotations": {"n": str(i)}}
+                   "artifactType": kind, "annotations": {"n": str(i)}}
                   for i in range(count)]
         handler.answer(200, json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": listed}).encode(),
                        (("Content-Type", mt.OCI_INDEX),))
@@ -338,3 +338,23 @@ def test_promote_copies_no_referrer_that_names_another_subject_nor_thousands(tmp
         one_line_error(proc, "has 300 referrers, more than the 256 pallet copies; nothing was tagged")
     index = json.loads((tmp_path / "many" / "index.json").read_text())
     assert not [m for m in index["manifests"] if mt.ANNOTATION_REF_NAME in (m.get("annotations") or {})], index
+
+
+def test_audit_tries_a_bounded_number_of_listed_sboms() -> None:
+    """audit fetched every referrer listed as an SBOM until one named the image: a listing of
+    thousands that are not its own was thousands of fetches. Past 256 it computes the SBOM from
+    the layers instead."""
+    from builder.supply.audit import _attached_sbom
+
+    fetched: list[str] = []
+    listing = _referrers_listing(300, "application/vnd.cyclonedx+json")
+
+    def trap(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+        if "/manifests/sha256:" in path:
+            fetched.append(path)
+        return listing(handler, path)
+
+    with hostile_registry(trap) as host:
+        store = RegistryStore(host, "app/x", retries=1)
+        assert _attached_sbom(store, _digest(MANIFEST)) is None
+    assert 0 < len(fetched) <= 256, len(fetched)

@@ -307,14 +307,20 @@ def _attached_sbom(store: Store, digest: str) -> tuple[bytes, str, str] | None:
     from builder.errors import PalletError
     from builder.oci.model import Manifest
 
+    from builder.supply.attach import MAX_ATTACHMENTS
+
     try:
         listed = store.referrers(digest)
     except PalletError:
         return None
+    tried = 0   # a registry listing thousands that are not this image's: each would be fetched
     for fmt in ("cyclonedx", "spdx"):
         for ref in listed:
             if ref.artifact_type != sbom.FORMATS[fmt]:
                 continue
+            tried += 1
+            if tried > MAX_ATTACHMENTS:
+                return None   # the SBOM is computed from the layers instead
             try:
                 desc, data = store.get_manifest(ref.digest)
                 manifest = Manifest.from_bytes(data, desc.media_type)
