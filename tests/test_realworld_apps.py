@@ -963,6 +963,11 @@ def test_go_commands_the_web_process_is_the_one_serving_http(bookworm, tmp_path)
     types = {p["type"]: p["command"][0] for p in json.loads(done.stdout)["processes"]}
     assert types["web"].endswith("/bin/server") and types["migrate"].endswith("/bin/migrate")
     assert pallet("run", "gcs:1", "migrate", env=bookworm.env, timeout=120).stdout == "migrated to schema 7\n"
+    # $BP_GO_TARGETS naming a directory without ./ (cmd/migrate) is that directory, as on Paketo: go
+    # build took it for a standard-library path ("package cmd/migrate is not in std")
+    done = bookworm.build(APPS / "go-cmd-several", "gcs:2", tmp_path / "c", "--env", "BP_GO_TARGETS=cmd/migrate")
+    assert "go build ./cmd/migrate -> migrate" in done.stderr, done.stderr
+    assert pallet("run", "gcs:2", env=bookworm.env, timeout=120).stdout == "migrated to schema 7\n"
 
 
 def test_go_build_settings_as_paketo_names_them_and_a_replace_outside_the_app(bookworm, tmp_path):
