@@ -269,7 +269,7 @@ def test_a_config_declaring_a_terabyte_is_refused_before_it_is_read() -> None:
     import subprocess
     import sys
 
-    from builder.oci.stores.base import MAX_DOCUMENT
+    from builder.oci.model import MAX_CONFIG
     from tests.cli import ROOT
 
     def cap() -> None:
@@ -279,7 +279,34 @@ def test_a_config_declaring_a_terabyte_is_refused_before_it_is_read() -> None:
         proc = subprocess.run([sys.executable, "-m", "builder", "inspect", f"docker://{host}/app/x:t"],
                               capture_output=True, text=True, preexec_fn=cap, timeout=300,  # a hang guard
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-    one_line_error(proc, f"declares {HUGE} bytes", f"more than the {MAX_DOCUMENT}")
+    one_line_error(proc, f"declares {HUGE} bytes", f"more than the {MAX_CONFIG}")
+
+
+def test_a_config_that_would_take_gigabytes_to_parse_is_refused() -> None:
+    """A config may be any blob up to 256 MiB, and JSON of empty objects takes 25 times its size
+    in Python: a "history" of {}s took gigabytes. Configs are bounded at 16 MiB, declared (not
+    fetched) or read (a docker-archive's, a layout's)."""
+    from builder.oci.model import MAX_CONFIG, ImageConfig, ModelError
+
+    config = b'{"history": [' + b",".join([b"{}"] * (MAX_CONFIG // 3 + 1)) + b"]}"
+    with pytest.raises(ModelError, match=f"image config of {len(config)} bytes is over {MAX_CONFIG}"):
+        ImageConfig.from_bytes(config)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": mt.OCI_CONFIG, "digest": _digest(config),
+                                      "size": len(config)}}).encode()
+    served: list[str] = []
+
+    def trap(handler: http.server.BaseHTTPRequestHandler, path: str) -> bool:
+        served.append(path)
+        if "/manifests/" in path:
+            handler.answer(200, manifest, (("Content-Type", mt.OCI_MANIFEST),))
+            return True
+        return False
+
+    with hostile_registry(trap) as host:
+        proc = pallet("inspect", f"docker://{host}/app/x:t", check=False, timeout=120)
+    one_line_error(proc, f"declares {len(config)} bytes, more than the {MAX_CONFIG}")
+    assert not [p for p in served if "/blobs/" in p], served
 
 
 def test_credentials_go_to_no_plain_http_token_server_of_an_https_registry() -> None:

@@ -12,7 +12,7 @@ from functools import cached_property
 
 from builder.errors import NotFoundError, PalletError
 from builder.oci import mediatypes as mt
-from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
+from builder.oci.model import MAX_CONFIG, Descriptor, ImageConfig, Index, Manifest, ModelError, Platform
 from builder.oci.stores.base import Store
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
@@ -51,6 +51,9 @@ class Image:
 
     @cached_property
     def config_bytes(self) -> bytes:
+        if self.manifest.config.size > MAX_CONFIG:   # not fetched, never parsed
+            raise ModelError(f"the config of {self.digest} declares {self.manifest.config.size} bytes, more than the "
+                             f"{MAX_CONFIG} of any image's config; refusing to read it")
         return self.store.get_blob(self.manifest.config)
 
     @cached_property

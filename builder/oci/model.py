@@ -17,6 +17,11 @@ from builder.errors import PalletError
 from builder.oci import mediatypes as mt
 from builder.oci.digest import is_digest, sha256
 
+#: The largest image config parsed: real ones are KBs (a long history, buildpacks' labels: a few
+#: MB). JSON of empty objects takes 25 times its size as Python's: a 256 MiB "history" of {}s
+#: (what a blob may be) took gigabytes to parse.
+MAX_CONFIG = 16 << 20
+
 
 class ModelError(PalletError):
     """JSON that is not a valid manifest, index or config."""
@@ -397,6 +402,9 @@ class ImageConfig:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "ImageConfig":
+        if len(data) > MAX_CONFIG:
+            raise ModelError(f"image config of {len(data)} bytes is over {MAX_CONFIG}, more than any image's; "
+                             "refusing to parse it")
         d = _load(data, "image config")
         rootfs = _opt_obj(d, "rootfs", "image config") or {}
         if rootfs and rootfs.get("type") not in (None, "layers"):
