@@ -1,7 +1,7 @@
 """``json.loads`` for untrusted documents (manifests, configs, labels, signatures, envelopes,
 SBOMs, advisories).
 
-Two things JSON allows that Python's parser passes on as traps:
+Three things JSON allows that Python's parser passes on as traps:
 
 - **Depth.** The parser recurses once per level of nesting: ``[[[[...`` a few thousand deep
   raises ``RecursionError``, which no ``except ValueError`` around a parse catches, and which
@@ -12,6 +12,8 @@ Two things JSON allows that Python's parser passes on as traps:
   handing it to a program (an image's ``Env``) raised ``UnicodeEncodeError`` far from the parse.
   Each one becomes U+FFFD, as Go's ``encoding/json`` (Docker, containerd, the registries) reads
   it. The bytes of a document are never changed: digests stay those of what was read.
+- **Breadth.** Millions of tiny values (``[{},{},...]``) take ~30 times their JSON's size once
+  parsed; a document of over ``MAX_VALUES`` is refused before it is.
 """
 
 from __future__ import annotations
@@ -25,7 +27,19 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE = re.compile("[\ud800-\udfff]")
 
 
+#: The most values (an upper bound: commas, and brackets and braces) a document may hold. Python
+#: takes ~30 times the JSON's size for ``[{},{},...]``: a 256 MiB signature payload or SBOM (what
+#: a registry may hold) took gigabytes to parse. Real SBOMs of thousands of packages hold a few
+#: million values at most.
+MAX_VALUES = 8_000_000
+
+
 def loads(data: str | bytes | bytearray) -> Any:
+    if len(data) > MAX_VALUES:   # only then can it hold more: counted without parsing
+        sep = (",", "[", "{") if isinstance(data, str) else (b",", b"[", b"{")
+        values = sum(data.count(c) for c in sep)  # type: ignore[arg-type]
+        if values > MAX_VALUES:
+            raise ValueError(f"the JSON holds over {MAX_VALUES} values, more than any document pallet reads")
     try:
         obj = json.loads(data)
     except RecursionError:

@@ -136,6 +136,23 @@ def test_untrusted_json_nested_too_deep_is_each_parsers_own_error(tmp_path: Path
             osv.load(tmp_path / "DSA-1.json")
 
 
+def test_json_of_millions_of_tiny_values_is_refused_before_it_is_parsed() -> None:
+    """A signature payload, an attestation or an SBOM may be 256 MiB: ``[{},{},...]`` of that
+    took ~30 times as much memory to parse. Past MAX_VALUES it is malformed JSON to each parser,
+    counted in milliseconds; a document of real shape parses as before."""
+    from builder import jsonsafe
+    from builder.supply import sbom
+    from builder.supply.errors import SupplyError
+
+    data = b"[" + b",".join([b"{}"] * (jsonsafe.MAX_VALUES + 1)) + b"]"
+    with pytest.raises(ValueError, match=f"over {jsonsafe.MAX_VALUES} values"):
+        jsonsafe.loads(data)
+    with pytest.raises(SupplyError, match="not JSON"):
+        sbom.listed_packages(data, "cyclonedx")
+    many = json.dumps({"components": [{"name": f"p{i}", "version": "1"} for i in range(100_000)]})
+    assert len(jsonsafe.loads(many)["components"]) == 100_000
+
+
 def test_a_signature_whose_payload_is_nested_too_deep_fails_verification_cleanly(box: Path) -> None:
     """The signature is a real one, by the trusted key, over a payload a hostile signer made."""
     from builder.oci.image import load_image
