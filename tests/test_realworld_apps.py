@@ -956,7 +956,7 @@ def test_go_main_package_wherever_it_is_and_named_as_go_build_names_it(bookworm,
 def test_go_commands_the_web_process_is_the_one_serving_http(bookworm, tmp_path):
     """cmd/migrate and cmd/server: server is the web process (migrate comes first by name, and
     exits), migrate a process type of its own; the build says which and why."""
-    done = bookworm.build(APPS / "go-cmd-several", "gcs:1", tmp_path / "c")
+    done = first = bookworm.build(APPS / "go-cmd-several", "gcs:1", tmp_path / "c")
     assert ("the web process is example.com/shop/cmd/server (the first that serves HTTP, by name: server, web, api, "
             "app, http), the others are process types named after their binaries (example.com/shop/cmd/migrate)"
             ) in done.stderr
@@ -968,6 +968,10 @@ def test_go_commands_the_web_process_is_the_one_serving_http(bookworm, tmp_path)
     done = bookworm.build(APPS / "go-cmd-several", "gcs:2", tmp_path / "c", "--env", "BP_GO_TARGETS=cmd/migrate")
     assert "go build ./cmd/migrate -> migrate" in done.stderr, done.stderr
     assert pallet("run", "gcs:2", env=bookworm.env, timeout=120).stdout == "migrated to schema 7\n"
+    # a pattern is each main package it matches, the web process chosen as without targets: the same image
+    # (go build -o refused several packages: "cannot write multiple packages to non-directory")
+    again = bookworm.build(APPS / "go-cmd-several", "gcs:3", tmp_path / "c", "--env", "BP_GO_TARGETS=cmd/...")
+    assert json.loads(again.stdout)["digest"] == json.loads(first.stdout)["digest"], again.stderr
 
 
 def test_go_build_settings_as_paketo_names_them_and_a_replace_outside_the_app(bookworm, tmp_path):
