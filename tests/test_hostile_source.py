@@ -178,3 +178,18 @@ def test_app_files_pallet_reads_itself_may_not_link_out_of_the_app(tmp_path: Pat
     (inside / "Aptfile").symlink_to("conf/Aptfile")
     request = aptfile.requested(inside)
     assert request is not None and request.packages == ("curl",)
+
+
+def test_an_aptfile_of_gigabytes_is_refused_unread(tmp_path: Path) -> None:
+    """The Aptfile (and project.toml, for its [io.pallet.apt]) was read whole before the build
+    began: a package list of gigabytes was that much memory. Both are bounded as TOML files are."""
+    from builder.errors import InputFileError
+    from builder.lifecycle import aptfile
+    from builder.lifecycle.tomlio import MAX_TOML
+
+    for name in ("Aptfile", "project.toml"):
+        app = write_app(tmp_path / name, {"index.html": "hi"})
+        with open(app / name, "wb") as f:
+            f.truncate(MAX_TOML + 1)
+        with pytest.raises(InputFileError, match=f"{name} is over {MAX_TOML} bytes"):
+            aptfile.requested(app)

@@ -94,18 +94,21 @@ def parse_aptfile(text: str, where: str = APTFILE) -> tuple[str, ...]:
 
 def requested(source: Path) -> AptRequest | None:
     """The app's package list: ``Aptfile``, or ``[io.pallet.apt] packages`` in project.toml (not both)."""
-    from builder.inputfile import check_in_app
+    from builder.inputfile import check_in_app, read_input
+    from builder.lifecycle.tomlio import MAX_TOML
 
     aptfile = source / APTFILE
     for name in (APTFILE, LOCK_NAME):   # the lock is read (and written) wherever the list is
         check_in_app(source, source / name, name)
-    from_file = parse_aptfile(aptfile.read_text(errors="replace")) if aptfile.is_file() else None
+    # bounded, as project.toml is: a package list of gigabytes was read whole into memory
+    from_file = (parse_aptfile(read_input(aptfile, APTFILE, MAX_TOML).decode("utf-8", "replace"))
+                 if aptfile.is_file() else None)
     from_project = None
     project = source / "project.toml"
     check_in_app(source, project, "project.toml")
     if project.is_file():
         try:
-            data = tomllib.loads(project.read_text())
+            data = tomllib.loads(read_input(project, "project.toml", MAX_TOML).decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
             data = {}  # read_project reports it
         table = data.get("io", {}).get("pallet", {}).get("apt") if isinstance(data.get("io"), dict) else None
