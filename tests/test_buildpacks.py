@@ -240,7 +240,9 @@ _PIP_SDIST_LOG = """Collecting psycopg2==2.9.10 (from -r requirements.txt (line 
                             "wheel for Python 3.13 (cp313, manylinux)"),
     (_PIP_SDIST_LOG, True, "needs pg_config (Debian's libpq-dev), which"),  # a stack with python3-dev
     ("  uwsgi.h:8:10: fatal error: Python.h: No such file or directory\n  ERROR: Failed building wheel for uWSGI\n",
-     False, "error: uWSGI was built from its source"),
+     False, "error: uWSGI was built from its source (no wheel of that version for Python 3.13 on this platform) and "
+            "that needs Python's C headers (Python.h), which the build image does not have: require a version of uWSGI "
+            "with a wheel for Python 3.13 (cp313, manylinux), or pyuwsgi (the same server, published as wheels), or "),
     ("  x Failed to build `greenlet==2.0.2`\n  greenlet.h:8:10: fatal error: Python.h: No such file or directory\n",
      False, "error: greenlet was built from its source"),  # uv's words
     ("Note: This error originates from the build backend, and is likely not a problem with poetry but with "

@@ -1261,6 +1261,13 @@ def python_headers() -> bool:
     return Path(sysconfig.get_paths()["include"], "Python.h").is_file()
 
 
+#: Packages that publish no wheels at all, and what the same thing is called with wheels (or in
+#: pure Python): what to require instead, named, since no version of them has a wheel.
+PREBUILT = {"uwsgi": "pyuwsgi (the same server, published as wheels)",
+            "psycopg2": "psycopg2-binary (the same driver, published as wheels) or psycopg[binary]",
+            "mysqlclient": "PyMySQL (pure Python; pymysql.install_as_MySQLdb() where MySQLdb is imported)"}
+
+
 def cmd_diagnose(log: str) -> int:
     """After a failed install: what the build could not reach, a pin whose version requires
     another Python, or, when a package was built from its source and that failed for
@@ -1285,10 +1292,11 @@ def cmd_diagnose(log: str) -> int:
         sdists = _SDIST.findall(text)
         package = sdists[-1] if sdists else "a dependency"
     minor = ".".join(stack_python().split(".")[:2])
+    alternative = PREBUILT.get(norm(package), "a pure-Python or prebuilt alternative")
     print(f"error: {package} was built from its source (no wheel of that version for Python {minor} on this "
           f"platform) and that needs {' and '.join(needs)}, which the build image does not have: require a version "
-          f"of {package} with a wheel for Python {minor} (cp{minor.replace('.', '')}, manylinux), or a pure-Python or "
-          "prebuilt alternative, or build on a stack whose Python it has wheels for", file=sys.stderr)
+          f"of {package} with a wheel for Python {minor} (cp{minor.replace('.', '')}, manylinux), or "
+          f"{alternative}, or build on a stack whose Python it has wheels for", file=sys.stderr)
     return 0
 
 
