@@ -63,10 +63,17 @@ def names_digest(root: Path) -> str:
     """A digest of every path under ``root`` (as ``_names`` feeds it) and of project.toml."""
     h = hashlib.sha256(b"names-v1\n")
     _names(h, root)
+    _project_toml(h, root)
+    return h.hexdigest()
+
+
+def _project_toml(h: "hashlib._Hash", root: Path) -> None:
+    """Feed ``h`` the digest of the app's project.toml, streamed: it may link to a file of any size
+    (read_project refuses a link out of the app, maybe only after this key is made)."""
     project = root / "project.toml"
     if project.is_file():
-        h.update(b"project.toml\0" + hashlib.sha256(project.read_bytes()).digest())
-    return h.hexdigest()
+        with open(project, "rb") as f:
+            h.update(b"project.toml\0" + hashlib.file_digest(f, "sha256").digest())
 
 
 Reads = list[tuple[str, inputsmod.Inputs]]
@@ -90,9 +97,7 @@ def shape_key(base: str, source: Path, reads: Reads) -> str:
     build's other inputs (images, env, buildpacks, pallet, epoch), computed without the source."""
     h = hashlib.sha256(f"shape-v1\0{base}\n".encode())
     _names(h, source)
-    project = source / "project.toml"
-    if project.is_file():
-        h.update(b"project.toml\0" + hashlib.sha256(project.read_bytes()).digest())
+    _project_toml(h, source)
     for label, declared in reads:
         h.update(f"\0{label}\n".encode())
         inputsmod.digest_app(h, source, declared)
