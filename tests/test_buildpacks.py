@@ -1303,6 +1303,20 @@ def test_a_shell_scripts_name_is_written_into_launch_toml_as_it_is(tmp_path, scr
     assert done.returncode == 0, done.stderr
     launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
     assert launch["processes"][0]["command"] == ["bash", f"/workspace/{script}"]
+    assert "warning" not in done.stderr
+
+
+def test_a_shell_script_with_windows_line_endings_is_a_warning(tmp_path):
+    """A checkout on Windows gives start.sh CRLF line endings: bash failed on every line
+    ($'\\r': command not found) as the image started, with nothing said at build time."""
+    app = write(tmp_path / "app", {"start.sh": "#!/bin/bash\r\necho hi\r\n"})
+    (tmp_path / "layers").mkdir()
+    done = subprocess.run(["bash", str(BUILDPACKS / "shell" / "bin" / "build"), str(tmp_path / "layers")], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and (tmp_path / "layers" / "launch.toml").is_file()
+    assert done.stderr.startswith("warning: start.sh has Windows line endings (CRLF): bash reads each line's carriage "
+                                  "return as part of its command ($'\\r': command not found), so the process fails; "
+                                  "convert it to LF (dos2unix start.sh"), done.stderr
 
 
 @pytest.mark.parametrize("files,passes,said", [
@@ -1363,6 +1377,12 @@ def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
     assert "warning: Procfile cron: ./bin/cron is not executable: the process will fail with Permission denied; make " \
            "it executable (chmod +x bin/cron, and in git: git update-index --chmod=+x bin/cron) or name its " \
            "interpreter (sh bin/cron)\n" in done.stderr, done.stderr
+    (app / "bin" / "cron").write_bytes(b"#!/bin/sh\r\necho cron\r\n")  # checked out on Windows
+    (app / "bin" / "cron").chmod(0o755)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert "warning: Procfile cron: ./bin/cron has Windows line endings (CRLF): its #! line names an interpreter " \
+           "with a carriage return (bad interpreter)" in done.stderr and "not executable" not in done.stderr
 
 
 def test_procfile_program_a_shell_command_runs_found_nowhere_is_a_warning_too(tmp_path):
