@@ -193,3 +193,23 @@ def test_an_aptfile_of_gigabytes_is_refused_unread(tmp_path: Path) -> None:
             f.truncate(MAX_TOML + 1)
         with pytest.raises(InputFileError, match=f"{name} is over {MAX_TOML} bytes"):
             aptfile.requested(app)
+
+
+def test_runtime_version_files_may_not_link_out_of_the_app(tmp_path: Path) -> None:
+    """The stack choice reads the app's version files (.python-version, .nvmrc, package.json,
+    go.mod ...) on the host: a ``.python-version`` linked to a host file asked for that file's
+    version-shaped first line, a probe of what the host holds. Every reader goes through one
+    entry point, which refuses a link out of the app, naming it."""
+    from builder.errors import InputFileError
+    from builder.lifecycle.apprequests import app_requests
+
+    secret = tmp_path / "host-secret"
+    secret.write_text("3.11\n")
+    for name in (".python-version", ".nvmrc"):
+        app = write_app(tmp_path / name, {"index.html": "hi"})
+        (app / name).symlink_to(secret)
+        with pytest.raises(InputFileError, match=f"{name} is a symlink to '{secret}', outside the app"):
+            app_requests(app)
+    proc = pallet("build", str(tmp_path / ".python-version"), "-t", f"oci:{tmp_path}/out:t", "--cache-dir",
+                  str(tmp_path / "c"), check=False)
+    one_line_error(proc, ".python-version is a symlink to", "outside the app", progress=True)

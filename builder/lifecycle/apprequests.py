@@ -6,6 +6,7 @@ returns ``Request``s. A value the reader cannot make sense of asks for nothing h
 buildpack that builds the app reads the same file and says exactly what is wrong with it (a
 package.json that is not JSON, an ``engines.node`` that is not a range, a go directive that is
 not a Go version), so an unreadable file never becomes a traceback or a second, different error.
+All of them are read through ``_text``, on the host: a file linked out of the app is refused.
 
 - Python: ``.python-version``, ``runtime.txt``, ``[project] requires-python`` (PEP 621: pip,
   uv, PDM, Poetry 2), ``[tool.poetry.dependencies] python`` (Poetry's own constraint syntax).
@@ -26,31 +27,40 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
+from builder.errors import InputFileError
+from builder.inputfile import check_in_app, read_input
 from builder.lifecycle.stackchoice import Request, lts_by_releases, npm_range, poetry_constraint, valid_go_version
 
 #: A manifest larger than this is not read for a version request (the buildpack reads it).
 MAX_MANIFEST = 4 << 20
 
 
-def _text(path: Path) -> str | None:
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_MANIFEST:
-            return None
-        return path.read_text(errors="replace").removeprefix("\ufeff")  # a byte-order mark (Windows editors)
-    except OSError:
+def _text(app: Path, name: str) -> str | None:
+    """The text of the app's file ``name`` (relative to ``app``), or None when it is not a
+    readable regular file of at most MAX_MANIFEST bytes: every reader here reads through this.
+    pallet reads these on the host, before any sandbox, and the source may be anyone's: a
+    ``.python-version`` linked to a host file had that file's first line in the stack choice's
+    message, and whether a request came showed what the host has. A link out of the app is an
+    InputFileError naming it (checked first, whatever the link's target is)."""
+    path = app / name
+    check_in_app(app, path, name)
+    try:  # a regular file, read bounded: a FIFO or /dev/zero is no version file
+        data = read_input(path, name, MAX_MANIFEST)
+    except (OSError, InputFileError):
         return None
+    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte-order mark (Windows editors)
 
 
-def _first_line(path: Path, comment: str = "#") -> str:
-    for line in (_text(path) or "").splitlines():
+def _first_line(app: Path, name: str, comment: str = "#") -> str:
+    for line in (_text(app, name) or "").splitlines():
         line = line.split(comment, 1)[0].strip()
         if line:
             return line
     return ""
 
 
-def _toml(path: Path) -> dict[str, Any]:
-    text = _text(path)
+def _toml(app: Path, name: str) -> dict[str, Any]:
+    text = _text(app, name)
     if text is None:
         return {}
     try:
@@ -73,10 +83,10 @@ def python_requests(app: Path) -> list[Request]:
     ``[project] requires-python`` and Poetry's ``python`` dependency."""
     out: list[Request] = []
     for name in (".python-version", "runtime.txt"):
-        version = re.sub(r"^(c?python)-?", "", _first_line(app / name))
+        version = re.sub(r"^(c?python)-?", "", _first_line(app, name))
         if re.fullmatch(r"3(\.\d+){0,2}", version):
             out.append(Request("python", version, name))
-    pyproject = _toml(app / "pyproject.toml")
+    pyproject = _toml(app, "pyproject.toml")
     spec = _table(pyproject, "project").get("requires-python")
     if isinstance(spec, str) and spec.strip():
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -100,14 +110,14 @@ def pipenv_python(app: Path) -> tuple[str, str] | None:
     Pipfile's ``[requires]``; ``python_full_version`` (3.11.9) before ``python_version`` (3.11),
     as Heroku's and Paketo's Pipenv support read them. The Python buildpack checks the same."""
     lock = None
-    text = _text(app / "Pipfile.lock")
+    text = _text(app, "Pipfile.lock")
     if text is not None:
         try:
             lock = json.loads(text)
         except (ValueError, RecursionError):
             lock = None
     for requires, source in ((_table(lock, "_meta", "requires"), "Pipfile.lock _meta.requires"),
-                             (_table(_toml(app / "Pipfile"), "requires"), "Pipfile [requires]")):
+                             (_table(_toml(app, "Pipfile"), "requires"), "Pipfile [requires]")):
         for key in ("python_full_version", "python_version"):
             version = requires.get(key)
             if isinstance(version, str) and re.fullmatch(r"3(\.\d+){0,2}", version.strip()):
@@ -122,11 +132,10 @@ def node_requests(app: Path) -> list[Request]:
     """The one Node.js request the Node.js buildpack acts on: ``engines.node`` when it is a
     non-empty string, else the first non-comment line of ``.nvmrc``, else of ``.node-version``.
     A package.json that is not JSON asks for nothing (the buildpack refuses it, naming it)."""
-    package = app / "package.json"
-    if package.exists():
-        text = _text(package)
+    text = _text(app, "package.json")
+    if text is not None:
         try:
-            pkg = json.loads(text) if text is not None else None
+            pkg = json.loads(text)
         except (ValueError, RecursionError):
             return []
         engines = pkg.get("engines") if isinstance(pkg, dict) else None
@@ -134,7 +143,7 @@ def node_requests(app: Path) -> list[Request]:
         if isinstance(node, str) and node.strip():
             return _node_request(node.strip(), "package.json engines.node", "npm")
     for name in (".nvmrc", ".node-version"):
-        line = _first_line(app / name)
+        line = _first_line(app, name)
         if line:
             return _node_request(line, name, "nvm")
     return []
@@ -153,8 +162,8 @@ _USE_ONE = re.compile(r"^use[ \t]+([^\s(][^\s]*)", re.M)
 _USE_BLOCK = re.compile(r"^use[ \t]*\(([^)]*)\)", re.M)
 
 
-def _go_directive(path: Path) -> str | None:
-    text = _text(path)
+def _go_directive(app: Path, name: str) -> str | None:
+    text = _text(app, name)
     if text is None:
         return None
     m = _GO_LINE.search(text)
@@ -185,11 +194,11 @@ def go_requests(app: Path) -> list[Request]:
     the stack's Go must meet (``GOTOOLCHAIN=local``: no newer toolchain is downloaded)."""
     out = []
     files = ["go.mod", "go.work"]
-    work = _text(app / "go.work")
+    work = _text(app, "go.work")
     if work is not None:
         files += [f"{d}/go.mod" for d in _used_modules(app, work)]
     for name in dict.fromkeys(files):
-        version = _go_directive(app / name)
+        version = _go_directive(app, name)
         if version is not None:
             out.append(Request("go", version, name, "minimum"))
     return out
