@@ -48,7 +48,7 @@ def test_a_config_no_program_can_start_with_is_a_one_line_error(tmp_path: Path, 
     ("app:grp", b"app:x:1000:1000:app:/home/app:/bin/sh\n", "group 'grp' is not in its /etc/group"),
 ], ids=["superscript-digit", "passwd-ids-not-numbers", "group-gid-not-a-number"])
 def test_garbage_in_the_images_passwd_is_a_one_line_error(tmp_path: Path, env, user, passwd, needle) -> None:
-    files = {"etc/passwd": passwd, "etc/group": b"grp:x:\u0661\u0662:\n".decode().encode()}  # '١٢': Arabic digits
+    files = {"etc/passwd": passwd, "etc/group": "grp:x:\u0661\u0662:\n".encode()}  # '١٢': Arabic digits
     one_line_error(pallet("run", _image(tmp_path, {"User": user}, files), env=env, check=False), needle)
 
 
