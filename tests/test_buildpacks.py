@@ -1404,6 +1404,49 @@ def test_procfile_program_a_shell_command_runs_found_nowhere_is_a_warning_too(tm
                       "image's PATH: the process will not start unless the run image has it"], done.stderr
 
 
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_procfile_npm_start_runs_what_npm_start_runs(tmp_path):
+    """Heroku's `web: npm start` built an image whose web process failed as it started (bwrap:
+    execvp npm: the run image has no npm). pallet/nodejs runs what the package manager would, under
+    the Procfile's process types, and pallet/procfile leaves those lines to it; one with shell
+    syntax stays the Procfile's, with a warning; one naming nothing to run instead fails the build."""
+    import tomllib
+
+    lock = {"lockfileVersion": 3, "packages": {
+        "": {"name": "a"}, "node_modules/prisma": {"version": "6.1.0", "bin": {"prisma": "build/index.js"}},
+        "node_modules/nodemon": {"version": "3.1.0", "dev": True, "bin": {"nodemon": "bin/nodemon.js"}}}}
+    pkg = {"name": "a", "scripts": {"start": "node server.js", "jobs": "node jobs.js"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": json.dumps(lock),
+                                   "Procfile": "web: npm start\nworker:  yarn jobs -- --queue mail\r\n"
+                                               "release: npx prisma migrate deploy\nclock: npm run jobs && true\n"})
+    node_layers, procfile_layers = tmp_path / "layers" / "pallet_nodejs", tmp_path / "layers" / "pallet_procfile"
+    node_layers.mkdir(parents=True)
+    procfile_layers.mkdir()
+    plan = [NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(node_layers), str(BUILDPACKS / "nodejs")]
+    done = subprocess.run(plan, cwd=app, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Procfile worker: node jobs.js --queue mail (scripts.jobs: the run image has no npm, yarn or pnpm)" \
+        in done.stdout, done.stdout
+    launch = tomllib.loads((node_layers / "launch.toml").read_text())
+    assert {p["type"]: p["command"] for p in launch["processes"]} == {
+        "web": ["node", "server.js"], "worker": ["node", "jobs.js", "--queue", "mail"],
+        "release": ["prisma", "migrate", "deploy"]}
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(procfile_layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "process web: npm start (pallet/nodejs runs what it runs: the run image has no npm)" in done.stdout
+    launch = tomllib.loads((procfile_layers / "launch.toml").read_text())
+    assert launch["processes"] == [{"type": "clock", "command": ["/bin/sh", "-c", "npm run jobs && true"]}]
+    assert done.stderr.startswith("warning: Procfile clock: npm is on the build image only"), done.stderr
+    for line, error in [("web: npm run serve", 'Procfile web: "npm run serve" runs npm, which the run image does not '
+                                               "have, and names no script of package.json to run instead"),
+                        ("web: npx nodemon server.js", 'Procfile web: "npx nodemon server.js": nodemon is the command '
+                                                       "of no production dependency in the lockfile")]:
+        (app / "Procfile").write_text(line + "\n")
+        done = subprocess.run(plan, cwd=app, capture_output=True, text=True)
+        assert done.returncode == 1 and done.stderr.startswith(f"error: {error}"), done.stderr
+
+
 def test_go_module_one_directory_down_is_named(tmp_path):
     """A repository whose Go module is in backend/: detection fails saying which directory to build."""
     app = write(tmp_path / "repo", {"README.md": "", "backend/go.mod": "module example.com/b\n\ngo 1.22\n",

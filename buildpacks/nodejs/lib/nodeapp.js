@@ -915,6 +915,56 @@ function runsBun(cmd) {
   return /(^|&&\s*|exec\s+|;\s*)(\w+=\S*\s+)*bunx?(\s|$)/.test(script);
 }
 
+//: A Procfile process run through the package manager (`web: npm start`, Heroku's convention;
+//: `worker: yarn worker`, `release: npx prisma migrate deploy`): a plain command (no shell syntax)
+//: whose program is npm, yarn, pnpm or npx. pallet/procfile's build leaves these to this buildpack
+//: (the same test): the run image has none of those programs.
+const PROCFILE_LINE = /^\s*([A-Za-z0-9._-]+):\s*(.*?)\s*$/;
+const PM_PROGRAMS = ["npm", "yarn", "pnpm", "npx"];
+//: The start script through the package manager: what `npm start` runs is the web process's command.
+const RUNS_START = /^(npm|yarn|pnpm)( run| run-script)? start$/;
+
+//: The Procfile's processes a package manager would run, as the run image runs them: the start
+//: script's as the web process (`npm start`), another script run directly (`npm run worker --
+//: ARGS`), a workspace's start script (`yarn workspace api start`), an installed package's command
+//: (`npx prisma migrate deploy`). [type, command, why] each; an AppError for one that names no
+//: script of package.json (the image could not run it: no npm there).
+function procfileProcesses(pkg, wsDirs, web) {
+  if (!pkg || !exists("Procfile")) return [];
+  const found = [];
+  for (const line of fs.readFileSync("Procfile", "utf8").split("\n")) {
+    const m = PROCFILE_LINE.exec(line.replace(/\r$/, ""));
+    if (!m || SHELL_CHARS.test(m[2]) || !PM_PROGRAMS.includes(m[2].split(/\s+/)[0])) continue;
+    const [type, cmd] = [m[1], m[2].replace(/\s+/g, " ")];
+    const word = cmd.split(" ")[0];
+    if (RUNS_START.test(cmd)) {
+      found.push([type, web[0], `what ${cmd} runs: ${web[1]}`]);
+      continue;
+    }
+    const ws = wsDirs.length ? delegatedStart(cmd, wsDirs) : null;
+    const own = ownScript(pkg, cmd);
+    const bare = withoutNpx(cmd);
+    if (ws) found.push([type, fromScript(ws[1], ws[0]), `the start script of the workspace ${ws[0]}`]);
+    else if (own) found.push([type, fromScript(own[0], "."), own[1].map((n) => `scripts.${n}`).join(", then ")]);
+    else if (bare) {
+      const locked = lockedCommands();
+      if (locked && !locked.prod.has(bare.split(" ")[0])) {
+        throw new AppError(`Procfile ${type}: ${JSON.stringify(cmd)}: ${bare.split(" ")[0]} is the command of no ` +
+          "production dependency in the lockfile (npx would download it; the image has no npx): add its package to dependencies");
+      }
+      found.push([type, bare.split(" "), `${bare.split(" ")[0]}, an installed package's command`]);
+    } else {
+      throw new AppError(`Procfile ${type}: ${JSON.stringify(cmd)} runs ${word}, which the run image does not have, ` +
+        "and names no script of package.json to run instead: make it run a script (npm run NAME) or the command itself");
+    }
+  }
+  return found;
+}
+
+function procfileNote([type, cmd, why]) {
+  return `Procfile ${type}: ${cmd.join(" ")} (${why}: the run image has no npm, yarn or pnpm)`;
+}
+
 function startCommand(pkg, wsDirs) {
   const started = rootStartCommand(pkg, wsDirs);
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
@@ -1042,6 +1092,8 @@ function plan(layers, bpDir) {
     throw new AppError(`the web process runs bun (${cmd.join(" ")}), which is in the image only when bun installs ` +
       "the app's dependencies (bun.lock or packageManager bun@...): add bun.lock (bun install), or start it with node");
   }
+  const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]);
+  START_NOTES.push(...procfile.map(procfileNote));
   if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
   // A file the build makes (dist/server.js, Angular SSR's server.mjs) is in pallet/node-build's
@@ -1049,10 +1101,12 @@ function plan(layers, bpDir) {
   // (isMainModule, process.argv[1] === __filename) compares with the path node was given: node
   // keeps that path (--preserve-symlinks-main) for this command only. In NODE_OPTIONS it also
   // kept node_modules/.bin/next's, whose require("../server/require-hook") then failed.
-  const launched = out.HAS_BUILD_SCRIPT && cmd[0] === "node" && cmd.length > 1 && !cmd[1].startsWith("-")
-    ? ["node", "--preserve-symlinks-main", ...cmd.slice(1)] : cmd;
-  const toml = `[[processes]]\ntype = "web"\ncommand = [${launched.map(tomlString).join(", ")}]\n` +
-    "default = true\n";
+  const launched = (c) => out.HAS_BUILD_SCRIPT && c[0] === "node" && c.length > 1 && !c[1].startsWith("-")
+    ? ["node", "--preserve-symlinks-main", ...c.slice(1)] : c;
+  const procs = new Map([["web", launched(cmd)]]);
+  for (const [type, c] of procfile) procs.set(type, launched(c));
+  const toml = [...procs].map(([type, c]) => `[[processes]]\ntype = ${tomlString(type)}\n` +
+    `command = [${c.map(tomlString).join(", ")}]\n${type === "web" ? "default = true\n" : ""}`).join("\n");
   fs.writeFileSync(path.join(layers, "launch.toml"), toml);
   return 0;
 }
@@ -1113,7 +1167,8 @@ function explain() {
     } else {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
       const [cmd, why] = startCommand(pkg, wsDirs);
-      lines.push(`web: ${cmd.join(" ")} (${why})`, ...START_NOTES);
+      const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]).map(procfileNote);
+      lines.push(`web: ${cmd.join(" ")} (${why})`, ...START_NOTES, ...procfile);
     }
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
