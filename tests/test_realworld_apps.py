@@ -158,7 +158,8 @@ EXPECTED = {
         "Hello from node-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
     "node-pnpm-root-scripts": (["pallet/nodejs"], [
         "pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml)",
-        "the app's own lifecycle scripts are not run in the install root; postinstall run in /workspace after it; not "
+        "the app's own lifecycle scripts are not run in the install root; preinstall, postinstall run in /workspace "
+        "after it; not "
         "run for the image: prepare (a development or publishing hook)"],
         "Hello from node-pnpm-root-scripts: 2 days are 172800000 ms (generated 2 days), husky absent\n"),
     "node-workspaces-build": (["pallet/nodejs", "pallet/node-build"], [
