@@ -745,6 +745,11 @@ def test_a_start_script_runs_as_npm_start_runs_it_without_npm(tmp_path, scripts,
     plan = _plan(tmp_path)
     if web.startswith("error: "):
         assert plan.returncode == 1 and web[7:] in plan.stderr, plan.stderr
+        # pallet detect says so too (it did not for bun's runtime)
+        told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"],
+                              cwd=tmp_path, capture_output=True, text=True)
+        failure = told.stdout.split("the build will fail: ", 1)
+        assert len(failure) == 2 and web[7:] in failure[1], told.stdout
     else:
         assert plan.returncode == 0 and f"WEB='{web}" in plan.stdout, plan.stdout + plan.stderr
 

@@ -961,6 +961,15 @@ function procfileProcesses(pkg, wsDirs, web) {
   return found;
 }
 
+//: A web process that runs Bun's runtime needs the bun that installed the dependencies (it goes
+//: into the image with them): said by plan and by explain (pallet detect).
+function checkBunRuntime(cmd, mgr) {
+  if (runsBun(cmd) && mgr.tool !== "bun") {
+    throw new AppError(`the web process runs bun (${cmd.join(" ")}), which is in the image only when bun installs ` +
+      "the app's dependencies (bun.lock or packageManager bun@...): add bun.lock (bun install), or start it with node");
+  }
+}
+
 function procfileNote([type, cmd, why]) {
   return `Procfile ${type}: ${cmd.join(" ")} (${why}: the run image has no npm, yarn or pnpm)`;
 }
@@ -1088,10 +1097,7 @@ function plan(layers, bpDir) {
   const [cmd, why] = startCommand(pkg, wsDirs);
   out.WEB = `${cmd.join(" ")} (${why})`;
   out.BUN_RUNTIME = runsBun(cmd) ? "1" : "";
-  if (out.BUN_RUNTIME && mgr.tool !== "bun" && !frontend) {
-    throw new AppError(`the web process runs bun (${cmd.join(" ")}), which is in the image only when bun installs ` +
-      "the app's dependencies (bun.lock or packageManager bun@...): add bun.lock (bun install), or start it with node");
-  }
+  if (!frontend) checkBunRuntime(cmd, mgr);
   const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]);
   START_NOTES.push(...procfile.map(procfileNote));
   if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
@@ -1167,6 +1173,7 @@ function explain() {
     } else {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
       const [cmd, why] = startCommand(pkg, wsDirs);
+      checkBunRuntime(cmd, mgr);
       const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]).map(procfileNote);
       lines.push(`web: ${cmd.join(" ")} (${why})`, ...START_NOTES, ...procfile);
     }
