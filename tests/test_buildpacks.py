@@ -713,6 +713,24 @@ def test_node_web_process(tmp_path, pkg, command):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_version_from_paketos_bp_node_version(tmp_path):
+    """`--env BP_NODE_VERSION=22` (Paketo's setting) was ignored: the app built on whatever
+    engines.node or the stack gave. It comes first, as Paketo reads it."""
+    major = subprocess.run([NODE, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "engines": {"node": "16.x"}}),
+                                   "package-lock.json": "{}", ".nvmrc": "14\n"})
+    (tmp_path / "layers").mkdir()
+    plan = [NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path / "layers"),
+            str(BUILDPACKS / "nodejs")]
+    done = subprocess.run(plan, cwd=app, capture_output=True, text=True, env={**os.environ, "BP_NODE_VERSION": f"v{major}"})
+    assert done.returncode == 0, done.stderr
+    assert f"NODE_RANGE='{major}'\nNODE_SOURCE='$BP_NODE_VERSION'\nNODE_STACK_OK='1'" in done.stdout, done.stdout
+    done = subprocess.run(plan, cwd=app, capture_output=True, text=True, env={**os.environ, "BP_NODE_VERSION": "~~"})
+    assert done.returncode == 1 and done.stderr == 'error: $BP_NODE_VERSION "~~" is not a valid version range\n'
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("pkg,files,web", [
     # npm init's "main": "index.js", the app in server.js, no start script: npm start runs server.js
     ({"main": "index.js"}, {"server.js": ""}, "/bin/sh -c if [ -f server.js ]; then exec node server.js; else exec node index.js; fi "

@@ -396,6 +396,10 @@ function checkGitDependencies(pkg) {
 
 //: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
 function nodeRequest(pkg) {
+  // Paketo's $BP_NODE_VERSION (`--env BP_NODE_VERSION=22.*`), before the app's files as Paketo
+  // reads it: a Paketo user's setting was ignored, and the app built on another Node.js.
+  const env = (process.env.BP_NODE_VERSION || "").trim().replace(/^v(?=\d)/, "");
+  if (env) return isLtsAlias(env) ? ltsRequest(env, "$BP_NODE_VERSION") : { range: env, source: "$BP_NODE_VERSION" };
   if (pkg && pkg.engines && typeof pkg.engines.node === "string" && pkg.engines.node.trim()) {
     const asked = pkg.engines.node.trim();
     if (isLtsAlias(asked)) return ltsRequest(asked, "package.json engines.node");
