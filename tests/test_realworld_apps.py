@@ -723,6 +723,10 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
      'serve -s build (scripts.start "npx serve -s build" without npx (the run image has none; serve is an installed'),
     ({"start": "npx nodemon server.js"}, 'error: scripts.start "npx nodemon server.js": nodemon is the command of no package'),
     ({"start": "npx -y tsx src/index.ts"}, "error: runs tsx, which only the devDependency tsx gives"),
+    # Heroku's build steps (a MERN app's client build in heroku-postbuild): said, not silently left out
+    ({"start": "node server.js", "heroku-postbuild": "npm install --prefix client && npm run build --prefix client"},
+     "node server.js (scripts.start)\nwarning: scripts.heroku-postbuild (a Heroku build step) is not run: "
+     "pallet runs scripts.build (with devDependencies), which this app lacks"),
     # Bun's runtime: in the image only when bun installs the dependencies (tests/apps/node-bun-runtime)
     ({"start": "bun run src/index.ts"}, "error: the web process runs bun (bun run src/index.ts), which is in the image only"),
 ])

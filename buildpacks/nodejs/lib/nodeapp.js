@@ -978,7 +978,20 @@ function procfileNote([type, cmd, why]) {
   return `Procfile ${type}: ${cmd.join(" ")} (${why}: the run image has no npm, yarn or pnpm)`;
 }
 
+//: Heroku's build steps, scripts it runs around the install (`heroku-postbuild` instead of
+//: `build`: a MERN app's "npm install --prefix client && npm run build --prefix client"). pallet
+//: runs neither: said, rather than an image that starts without what they make.
+function herokuNotes(pkg) {
+  const scripts = pkg && pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
+  const hasBuild = typeof scripts.build === "string" && scripts.build.trim();
+  return ["heroku-prebuild", "heroku-postbuild", "heroku-cleanup"].filter((n) => typeof scripts[n] === "string" &&
+    scripts[n].trim()).map((n) => `warning: scripts.${n} (a Heroku build step) is not run: pallet runs ` +
+    `scripts.build (with devDependencies)${hasBuild ? "" : ", which this app lacks"}: make that script do what the ` +
+    "app needs built");
+}
+
 function startCommand(pkg, wsDirs) {
+  START_NOTES.push(...herokuNotes(pkg));
   const started = rootStartCommand(pkg, wsDirs);
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
     withPrestart(pkg, started) : started;
