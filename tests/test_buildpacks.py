@@ -1463,6 +1463,13 @@ def test_procfile_npm_start_runs_what_npm_start_runs(tmp_path):
         (app / "Procfile").write_text(line + "\n")
         done = subprocess.run(plan, cwd=app, capture_output=True, text=True)
         assert done.returncode == 1 and done.stderr.startswith(f"error: {error}"), done.stderr
+    # a start script the run image cannot run (npm) is no error when the Procfile names the web process
+    (app / "package.json").write_text(json.dumps({**pkg, "scripts": {"start": "npm start --prefix server"}}))
+    (app / "Procfile").write_text("web: node server/index.js\n")
+    assert subprocess.run(plan, cwd=app, capture_output=True, text=True).returncode == 0
+    (app / "Procfile").unlink()
+    done = subprocess.run(plan, cwd=app, capture_output=True, text=True)
+    assert done.returncode == 1 and "runs npm, which the run image does not have" in done.stderr, done.stderr
 
 
 def test_go_module_one_directory_down_is_named(tmp_path):

@@ -696,7 +696,9 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
     ({"build": "tsc", "start": "tsc && NODE_ENV=production node dist/index.js"},
      "/bin/sh -c NODE_ENV=production node dist/index.js (scripts.start "),
     ({"build": "tsc", "start": "yarn build && yarn serve", "serve": "node dist/s.js"}, "node dist/s.js (scripts.start "),
-    ({"start": "npm run lint && node server.js", "lint": "eslint ."}, "/bin/sh -c npm run lint && node server.js ("),
+    # not a build first: the image would run npm (sh: npm: not found), so the build says so
+    ({"start": "npm run lint && node server.js", "lint": "eslint ."},
+     "error: the web process (/bin/sh -c npm run lint && node server.js) runs npm, which the run image does not have"),
     # prestart, which npm start runs first: run before the start command, unless it is the build
     ({"prestart": "node check.js", "start": "node server.js"},
      "/bin/sh -c node check.js && exec node server.js (scripts.start; after scripts.prestart, as npm start runs it)"),
@@ -727,6 +729,12 @@ def test_the_node_range_of_many_dependencies_engines_stays_small(tmp_path):
     ({"start": "node server.js", "heroku-postbuild": "npm install --prefix client && npm run build --prefix client"},
      "node server.js (scripts.start)\nwarning: scripts.heroku-postbuild (a Heroku build step) is not run: "
      "pallet runs scripts.build (with devDependencies), which this app lacks"),
+    # the package manager where the web process would run it (a MERN repository's server/): no image
+    # that cannot start (the run image has no npm or yarn)
+    ({"start": "npm start --prefix server"}, "error: the web process (npm start --prefix server) runs npm, which the run "
+     "image does not have"),
+    ({"start": "cd server && NODE_ENV=production yarn start"}, "error: the web process (/bin/sh -c cd server && "
+     "NODE_ENV=production yarn start) runs yarn, which the run image does not have"),
     # Bun's runtime: in the image only when bun installs the dependencies (tests/apps/node-bun-runtime)
     ({"start": "bun run src/index.ts"}, "error: the web process runs bun (bun run src/index.ts), which is in the image only"),
 ])
@@ -820,9 +828,12 @@ def test_a_root_start_script_that_runs_a_workspaces_is_run_without_the_package_m
     told = subprocess.run([NODE, str(ROOT / "buildpacks" / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     web = [line for line in told.stdout.splitlines() if line.startswith("web: ")]
+    tool = start.split()[0]
+    if runs is None and tool in ("npm", "yarn", "pnpm"):  # kept as it is, which the image could not run: said
+        assert not web and f"runs {tool}, which the run image does not have" in told.stdout, told.stdout
+        return
     assert len(web) == 1, told.stdout + told.stderr
     if runs == ".":
-        tool = start.split()[0]
         assert web[0] == (f"web: node root.js (scripts.start {json.dumps(start)}: scripts.serve, run directly (the run "
                           f"image has no {tool}))"), web
     elif runs:

@@ -974,6 +974,45 @@ function checkBunRuntime(cmd, mgr) {
   }
 }
 
+//: Programs of the package manager, absent from the run image, and runners that start npm scripts
+//: through npm (npm-run-all's run-s and run-p).
+const NEEDS_NPM = ["npm", "npx", "yarn", "pnpm", "pnpx", "npm-run-all", "run-s", "run-p"];
+
+//: The package manager program a command runs, where a shell would start it (`npm start --prefix
+//: server`, `cd server && npm start`, `NODE_ENV=production npm run serve`, `cross-env PORT=80 yarn
+//: serve`), or null. Each part of a list or pipeline, after assignments, exec, env and cross-env.
+function packageManagerIn(cmd) {
+  const script = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : cmd.join(" ");
+  for (const part of script.split(/&&|\|\||[;|&]/)) {
+    const words = part.trim().split(/\s+/).filter(Boolean);
+    while (words.length > 1 && (ASSIGNMENT.test(words[0]) || ["exec", "env", ...ENV_SETTERS].includes(words[0]))) {
+      words.shift();
+    }
+    if (NEEDS_NPM.includes(words[0])) return words[0];
+  }
+  return null;
+}
+
+//: A web process that runs the package manager could never start (the run image has none): a
+//: build error, unless a Procfile says what the web process is, or a production dependency gives
+//: the program (the npm package, as a few apps have).
+function checkNoPackageManager(cmd, procfile) {
+  const pm = packageManagerIn(cmd);
+  if (!pm || procfile.some(([type]) => type === "web") || procfileWeb()) return;
+  const npm = NEEDS_NPM.indexOf(pm) > 4 ? "npm" : pm;  // npm-run-all's commands start npm
+  const locked = lockedCommands();
+  if (locked && locked.prod.has(npm)) return;
+  throw new AppError(`the web process (${cmd.join(" ")}) runs ${npm === pm ? pm : `${pm}, which runs npm`}, which the run image does not have (it has ` +
+    "node and the production dependencies): make scripts.start run the app itself (node server.js), or name the web " +
+    "process in a Procfile");
+}
+
+//: Whether the Procfile names a web process (pallet/procfile's then, whatever this buildpack says).
+function procfileWeb() {
+  return exists("Procfile") && fs.readFileSync("Procfile", "utf8").split("\n")
+    .some((line) => (PROCFILE_LINE.exec(line.replace(/\r$/, "")) || [])[1] === "web");
+}
+
 function procfileNote([type, cmd, why]) {
   return `Procfile ${type}: ${cmd.join(" ")} (${why}: the run image has no npm, yarn or pnpm)`;
 }
@@ -1116,6 +1155,7 @@ function plan(layers, bpDir) {
   out.BUN_RUNTIME = runsBun(cmd) ? "1" : "";
   if (!frontend) checkBunRuntime(cmd, mgr);
   const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]);
+  if (!frontend) checkNoPackageManager(cmd, procfile);
   START_NOTES.push(...procfile.map(procfileNote));
   if (START_NOTES.length) out.WEB += `\n${START_NOTES.join("\n")}`;
   for (const [k, v] of Object.entries(out)) console.log(`${k}=${quote(v)}`);
@@ -1191,8 +1231,9 @@ function explain() {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
       const [cmd, why] = startCommand(pkg, wsDirs);
       checkBunRuntime(cmd, mgr);
-      const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]).map(procfileNote);
-      lines.push(`web: ${cmd.join(" ")} (${why})`, ...START_NOTES, ...procfile);
+      const procfile = procfileProcesses(pkg, wsDirs, [cmd, why]);
+      checkNoPackageManager(cmd, procfile);
+      lines.push(`web: ${cmd.join(" ")} (${why})`, ...START_NOTES, ...procfile.map(procfileNote));
     }
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
