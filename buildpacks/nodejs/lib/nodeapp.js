@@ -993,18 +993,23 @@ function packageManagerIn(cmd) {
   return null;
 }
 
-//: A web process that runs the package manager could never start (the run image has none): a
-//: build error, unless a Procfile says what the web process is, or a production dependency gives
-//: the program (the npm package, as a few apps have).
+//: A process that runs the package manager could never start (the run image has none): a build
+//: error. The web process unless the Procfile names its own, and the Procfile's processes this
+//: buildpack resolved (`web: npm start` runs what scripts.start does); not when a production
+//: dependency gives the program (the npm package, as a few apps have).
 function checkNoPackageManager(cmd, procfile) {
-  const pm = packageManagerIn(cmd);
-  if (!pm || procfile.some(([type]) => type === "web") || procfileWeb()) return;
-  const npm = NEEDS_NPM.indexOf(pm) > 4 ? "npm" : pm;  // npm-run-all's commands start npm
-  const locked = lockedCommands();
-  if (locked && locked.prod.has(npm)) return;
-  throw new AppError(`the web process (${cmd.join(" ")}) runs ${npm === pm ? pm : `${pm}, which runs npm`}, which the run image does not have (it has ` +
-    "node and the production dependencies): make scripts.start run the app itself (node server.js), or name the web " +
-    "process in a Procfile");
+  const procs = new Map(procfile.map(([type, c]) => [type, c]));
+  if (!procs.has("web") && !procfileWeb()) procs.set("web", cmd);
+  for (const [type, c] of procs) {
+    const pm = packageManagerIn(c);
+    if (!pm) continue;
+    const npm = NEEDS_NPM.indexOf(pm) > 4 ? "npm" : pm;  // npm-run-all's commands start npm
+    const locked = lockedCommands();
+    if (locked && locked.prod.has(npm)) continue;
+    throw new AppError(`the ${type} process (${c.join(" ")}) runs ${npm === pm ? pm : `${pm}, which runs npm`}, which ` +
+      "the run image does not have (it has node and the production dependencies): make scripts.start run the app " +
+      "itself (node server.js), or name the web process in a Procfile");
+  }
 }
 
 //: Whether the Procfile names a web process (pallet/procfile's then, whatever this buildpack says).
