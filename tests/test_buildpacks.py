@@ -1409,7 +1409,8 @@ def test_procfile_program_a_shell_command_runs_found_nowhere_is_a_warning_too(tm
     app = write(tmp_path / "app", {"Procfile": "web: cd backend && PORT=1 exec gunicorn app:app\n"
                                                "worker: FOO=1 exec ./bin/jobs --x; echo done || true\n"
                                                "clock: cd sub && ./run.sh $PORT\n"
-                                               "release: sh -c \"nothere now\" | (tee log)\n",
+                                               "release: sh -c \"nothere now\" | (tee log)\n"
+                                               "console: $(command -v python3) app.py\n",
                                    "bin/jobs": "#!/bin/sh\n", "backend/requirements.txt": "gunicorn\n"})
     (app / "bin" / "jobs").chmod(0o755)
     layers = tmp_path / "layers" / "pallet_procfile"
