@@ -59,16 +59,20 @@ def read_bounded(f: BinaryIO, what: str, limit: int) -> bytes:
 
 
 def check_in_app(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str) -> None:
-    """InputFileError if ``path``, an app's file pallet reads itself, is a symlink that leads out of
-    the app ``root``: the source may be anyone's, and an ``Aptfile`` linked to a host file had its
+    """InputFileError if ``path``, an app's file pallet reads itself, leads out of the app ``root``
+    through a symlink (its own, or a directory's on the way: ``use ./mod`` of a go.work with
+    ``mod -> /etc``): the source may be anyone's, and an ``Aptfile`` linked to a host file had its
     lines in pallet's errors ("no package secret-token-line"). Links inside the app are fine."""
     path = os.fspath(path)
-    if not os.path.islink(path):
-        return
     try:
-        outside = not os.path.realpath(path, strict=False).startswith(os.path.realpath(root) + os.sep)
+        base = os.path.realpath(root)
+        real = os.path.realpath(path, strict=False)
     except (OSError, ValueError):
-        outside = True
-    if outside:
+        real, base = "", "/"  # a loop or an unreadable step: not the app's file
+    if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+        return
+    if os.path.islink(path):
         raise InputFileError(f"{what} is a symlink to {os.readlink(path)!r}, outside the app: pallet reads "
                              "only the app's own files")
+    raise InputFileError(f"{what} is under a directory that links outside the app: pallet reads only the "
+                         "app's own files")

@@ -215,3 +215,26 @@ def test_runtime_version_files_may_not_link_out_of_the_app(tmp_path: Path) -> No
     proc = pallet("build", str(tmp_path / ".python-version"), "-t", f"oci:{tmp_path}/out:t", "--cache-dir",
                   str(tmp_path / "c"), check=False)
     one_line_error(proc, ".python-version is a symlink to", "outside the app", progress=True)
+
+
+def test_a_directory_link_out_of_the_app_hides_no_host_file_pallet_reads(tmp_path: Path) -> None:
+    """A file under a directory that links out (go.work's ``use ./mod`` with ``mod -> /host``) is
+    as much the host's as a link of its own (the stack choice leaves such a module unread); and the
+    cgo check read a linked go.mod's replace paths into its reasons."""
+    from builder.errors import InputFileError
+    from builder.lifecycle.apprequests import app_requests
+    from builder.inputfile import check_in_app
+    from builder.lifecycle.gocgo import cgo_reasons
+
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "go.mod").write_text("module host\n\ngo 1.26\n\nreplace x => /host-secret-path\n")
+    app = write_app(tmp_path / "app", {"go.work": "go 1.24\n\nuse ./mod\n", "main.go": "package main\n"})
+    (app / "mod").symlink_to(host)
+    assert [r.spec for r in app_requests(app)] == ["1.24"]  # go.work's own; the host's go.mod unread
+    with pytest.raises(InputFileError, match="mod/go.mod is under a directory that links outside the app"):
+        check_in_app(app, app / "mod" / "go.mod", "mod/go.mod")
+    linked = write_app(tmp_path / "linked", {"main.go": "package main\n"})
+    (linked / "go.mod").symlink_to(host / "go.mod")
+    reasons = cgo_reasons(linked, {})
+    assert reasons == ["go.mod cannot be read"] and "host-secret-path" not in str(reasons)

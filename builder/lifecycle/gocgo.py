@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from builder.errors import InputFileError
-from builder.inputfile import open_input, read_input
+from builder.inputfile import check_in_app, open_input, read_input
 
 #: How much of a .go file is read for its imports (the package clause and imports come first).
 HEAD_BYTES = 256 * 1024
@@ -118,8 +118,9 @@ def _spec(tok: tuple[str, str] | None, tokens: Iterator[tuple[str, str]]):
     return path == "C", next(tokens, None)
 
 
-def _go_imports_c(path: Path) -> bool | None:
+def _go_imports_c(path: Path, app: Path) -> bool | None:
     try:
+        check_in_app(app, path, path.name)  # not even a bit of a host file: the source may be anyone's
         # a regular file only: a .go symlink to a FIFO (or /proc/self/fd/0) blocked pallet for ever
         with open_input(path, "Go file") as f:
             head = f.read(HEAD_BYTES + 1)
@@ -131,7 +132,8 @@ def _go_imports_c(path: Path) -> bool | None:
 
 def _outside_paths(manifest: Path, app: Path) -> list[str]:
     """go.work ``use`` and go.mod/go.work ``replace`` directory paths that leave ``app``."""
-    try:  # bounded, a regular file: go.mod -> /dev/zero filled memory
+    try:  # bounded, a regular file: go.mod -> /dev/zero filled memory; the app's own
+        check_in_app(app, manifest, manifest.name)
         text = read_input(manifest, manifest.name, MAX_MANIFEST).decode("utf-8", "replace")
     except (OSError, InputFileError):
         return [f"{manifest.relative_to(app)} cannot be read"]
@@ -176,7 +178,7 @@ def cgo_reasons(app: Path, env: Mapping[str, str], limit: int = 3) -> list[str]:
         for name in sorted(f for f in files if f in ("go.mod", "go.work")):
             reasons += _outside_paths(here / name, app)
         for name in go_files:
-            found = _go_imports_c(here / name)
+            found = _go_imports_c(here / name, app)
             rel = (here / name).relative_to(app)
             if found is None:
                 reasons.append(f"{rel}: its imports could not be read")
