@@ -96,6 +96,20 @@ def test_a_redirect_no_http_client_can_follow_is_a_one_line_error(tmp_path: Path
     assert not (tmp_path / "out" / "index.json").exists()
 
 
+def _basic_auth_sending_blobs_to(storage: str):
+    """A registry that asks for Basic credentials, then redirects each blob GET to ``storage``
+    (host:port), as registries send blobs to S3."""
+    def trap(handler: Handler, path: str) -> bool:
+        if "Authorization" not in handler.headers:
+            handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
+            return True
+        if "/blobs/" in path and handler.command == "GET":
+            handler.answer(307, b"", (("Location", f"http://{storage}{path}"),))
+            return True
+        return False
+    return trap
+
+
 def test_a_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> None:
     """Registries send blobs to storage elsewhere (S3): the password stays with the registry."""
     seen: list[dict[str, str]] = []
@@ -107,16 +121,7 @@ def test_a_redirect_to_another_host_carries_no_credentials(tmp_path: Path) -> No
     with hostile_registry(elsewhere) as other:
         port = other.rsplit(":", 1)[1]
 
-        def trap(handler: Handler, path: str) -> bool:
-            if "Authorization" not in handler.headers:
-                handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
-                return True
-            if "/blobs/" in path and handler.command == "GET":
-                handler.answer(307, b"", (("Location", f"http://127.0.0.1:{port}{path}"),))
-                return True
-            return False
-
-        with hostile_registry(trap) as host:
+        with hostile_registry(_basic_auth_sending_blobs_to(f"127.0.0.1:{port}")) as host:
             pallet("copy", "--creds", "u:secret-pw", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t",
                    timeout=120)
     assert seen and all("Authorization" not in headers for headers in seen), seen
@@ -161,16 +166,7 @@ def test_a_challenge_from_the_storage_a_blob_is_redirected_to_gets_no_credential
             return True
 
         with hostile_registry(storage) as other:
-            def trap(handler: Handler, path: str) -> bool:
-                if "Authorization" not in handler.headers:
-                    handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
-                    return True
-                if "/blobs/" in path and handler.command == "GET":
-                    handler.answer(307, b"", (("Location", f"http://{other}{path}"),))
-                    return True
-                return False
-
-            with hostile_registry(trap) as host:
+            with hostile_registry(_basic_auth_sending_blobs_to(other)) as host:
                 proc = pallet("copy", "--creds", "u:secret-pw", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t",
                               check=False, timeout=120)
     assert seen == [], seen
