@@ -111,7 +111,8 @@ NUXT = ROOT / "buildpacks" / "node-build" / "lib" / "nuxtbuild.js"
 
 def _nuxt_output(app: Path, build_id: str, stamp: int, date: str, page: str = "Hello") -> None:
     """What nuxt build writes into .output, in small: the random ID in the builds' manifests (one
-    named by it), the build's time there, Nitro's date in nitro.json, the ID in the server."""
+    named by it), the build's time there, Nitro's date in nitro.json, the ID in the server, and
+    what comes in the order parallel work finished (the assets manifest, the styles module)."""
     builds = app / ".output" / "public" / "_nuxt" / "builds"
     (builds / "meta").mkdir(parents=True)
     (builds / "latest.json").write_text(json.dumps({"id": build_id, "timestamp": stamp}))
@@ -126,6 +127,13 @@ def _nuxt_output(app: Path, build_id: str, stamp: int, date: str, page: str = "H
     manifest = json.dumps({k: served[k] for k in order}, indent=2)
     (app / ".output" / "server" / "chunks" / "nitro.mjs").write_text(
         f'const c={{app:{{buildId:"{build_id}"}}}};"{page}"\nconst assets = {manifest};\nexport {{ assets }};\n')
+    # The components' styles, in the order Vite finished them (it varies with the machine's load).
+    styles = [(f'  "../node_modules/nuxt/dist/app/components/error-{c}.vue": () => import(\'../build/error-{c}.mjs\')'
+               ".then(interopDefault)", f'"error-{c}.css":[["error-{c}.vue"]]') for c in sorted(("404", "500"), reverse=stamp % 2 == 1)]
+    (app / ".output" / "server" / "chunks" / "virtual").mkdir()
+    (app / ".output" / "server" / "chunks" / "virtual" / "styles.mjs").write_text(
+        "const interopDefault = r => r.default || r || [];\nconst styles = {\n" + ",\n".join(e for e, _ in styles)
+        + "\n};\n\nconst inlinedCSS = {" + ",".join(c for _, c in styles) + "};\n\nexport { styles as default, inlinedCSS };\n")
 
 
 def test_a_nuxt_build_id_is_made_from_the_output_and_its_time_is_the_source_dates(tmp_path):

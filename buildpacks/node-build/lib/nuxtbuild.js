@@ -11,6 +11,10 @@
 // - Nitro's public assets manifest in the server (`const assets = {...}`: each file's mtime, its
 //   Last-Modified; in the order the files were found, which varies): the mtimes the same date,
 //   the entries sorted, and each etag and size made again from the file (the manifests' changed).
+// - the server's styles module (`const styles = {...}` and `inlinedCSS`: the components' styles,
+//   in the order Vite's parallel work finished them, which varies with the machine's load): the
+//   entries sorted (a lookup by component; its source map has no mappings). First, since the
+//   build ID is made from the output.
 //
 //   node nuxtbuild.js fix OUTPUT   (.output) prints the old and the new build ID
 "use strict";
@@ -67,7 +71,33 @@ function settle(output, date, files) {
   }
 }
 
+const STYLES = "const styles = {\n";
+//: One entry a line, as Nitro writes the styles object: `  "COMPONENT": () => import(...)...`.
+const STYLE_ENTRY = /^ {2}"(?:[^"\\]|\\.)*": /;
+
+//: The styles object's entries and inlinedCSS's keys in each server chunk sorted.
+function settleStyles(output) {
+  for (const [file, e] of walk([path.join(output, "server")])) {
+    if (!e.isFile() || !file.endsWith(".mjs")) continue;
+    const text = fs.readFileSync(file, "utf8");
+    const start = text.indexOf(STYLES);
+    const from = start + STYLES.length;
+    const to = start < 0 ? -1 : text.indexOf("\n};", from);
+    if (to < 0) continue;
+    const entries = text.slice(from, to).split("\n").map((l) => l.replace(/,$/, ""));
+    if (!entries.every((l) => STYLE_ENTRY.test(l))) continue;
+    let out = text.slice(0, from) + entries.sort().join(",\n") + text.slice(to);
+    out = out.replace(/^const inlinedCSS = (\{.*\});$/m, (line, json) => {
+      let css;
+      try { css = JSON.parse(json); } catch { return line; }
+      return `const inlinedCSS = ${JSON.stringify(Object.fromEntries(Object.keys(css).sort().map((k) => [k, css[k]])))};`;
+    });
+    if (out !== text) fs.writeFileSync(file, out);
+  }
+}
+
 function fix(output) {
+  if (fs.existsSync(path.join(output, "server"))) settleStyles(output);
   const manifest = fs.existsSync(path.join(output, "public")) ? latest(output) : null;
   if (!manifest) return 1;
   const { id, timestamp } = JSON.parse(fs.readFileSync(manifest, "utf8"));
