@@ -936,9 +936,8 @@ const RUNS_START = /^(npm|yarn|pnpm)( run| run-script)? start$/;
 function procfileProcesses(pkg, wsDirs, web) {
   if (!pkg || !exists("Procfile")) return [];
   const found = [];
-  for (const line of fs.readFileSync("Procfile", "utf8").split("\n")) {
-    const m = PROCFILE_LINE.exec(line.replace(/\r$/, ""));
-    if (!m || SHELL_CHARS.test(m[2]) || !PM_PROGRAMS.includes(m[2].split(/\s+/)[0])) continue;
+  for (const m of procfileEntries()) {
+    if (SHELL_CHARS.test(m[2]) || !PM_PROGRAMS.includes(m[2].split(/\s+/)[0])) continue;
     const [type, cmd] = [m[1], m[2].replace(/\s+/g, " ")];
     const word = cmd.split(" ")[0];
     if (RUNS_START.test(cmd)) {
@@ -1012,10 +1011,16 @@ function checkNoPackageManager(cmd, procfile) {
   }
 }
 
+//: The Procfile's lines that name a process type: PROCFILE_LINE's matches ([, type, command]).
+function procfileEntries() {
+  if (!exists("Procfile")) return [];
+  return fs.readFileSync("Procfile", "utf8").split("\n")
+    .map((line) => PROCFILE_LINE.exec(line.replace(/\r$/, ""))).filter(Boolean);
+}
+
 //: Whether the Procfile names a web process (pallet/procfile's then, whatever this buildpack says).
 function procfileWeb() {
-  return exists("Procfile") && fs.readFileSync("Procfile", "utf8").split("\n")
-    .some((line) => (PROCFILE_LINE.exec(line.replace(/\r$/, "")) || [])[1] === "web");
+  return procfileEntries().some((m) => m[1] === "web");
 }
 
 function procfileNote([type, cmd, why]) {
