@@ -40,6 +40,7 @@ import pytest
 
 from builder.supply import layerfiles
 from tests.cli import pallet
+from tests.goproxy import module_proxy
 from tests.samplekit import ROOT, container_alive, docker_run, free_port, http, pallet_run, wait_http
 
 pytestmark = [pytest.mark.slow]
@@ -1040,6 +1041,44 @@ def test_go_vendor_out_of_step_with_go_mod_is_said_so(bookworm, tmp_path):
     assert ("error: vendor/modules.txt does not match go.mod (go: inconsistent vendoring, above): run go mod vendor and "
             "keep vendor/ in the source") in done.stderr, done.stderr
     assert pallet("inspect", "vend:1", env=bookworm.env, check=False).returncode == 1
+
+
+def test_go_modules_are_downloaded_from_the_module_proxy_checked_against_go_sum(bookworm, tmp_path):
+    """A Go app as most are written: go.mod requires a module, go.sum pins it, nothing vendored.
+    The build downloads it from $GOPROXY (here one served on loopback, with --env, as a company's
+    proxy is named), to one digest from two places with clean caches; the SBOM names the module
+    (from the binary's build info). A module whose zip is not what go.sum says fails the build."""
+    with module_proxy(tmp_path / "proxy") as proxy:
+        sums = proxy.publish("example.com/greet", "v1.0.0", {
+            "go.mod": "module example.com/greet\n\ngo 1.19\n",
+            "greet.go": 'package greet\n\nfunc Hello(who string) string { return "hello from " + who }\n'})
+        app = tmp_path / "app"
+        app.mkdir()
+        (app / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n")
+        (app / "go.sum").write_text(sums)
+        (app / "main.go").write_text(
+            'package main\n\nimport (\n\t"fmt"\n\t"net/http"\n\t"os"\n\n\t"example.com/greet"\n)\n\n'
+            'func main() {\n\thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {\n'
+            '\t\tfmt.Fprintln(w, greet.Hello("the proxy"))\n\t})\n'
+            '\thttp.ListenAndServe(":"+os.Getenv("PORT"), nil)\n}\n')
+        goproxy = ("--env", f"GOPROXY={proxy.url}")
+        first = bookworm.build(app, "goproxy:1", tmp_path / "c1", *goproxy)
+        assert f"[pallet/go] downloading modules (GOPROXY={proxy.url})" in first.stderr, first.stderr
+        elsewhere = tmp_path / "elsewhere" / "app"
+        shutil.copytree(app, elsewhere)
+        second = bookworm.build(elsewhere, "goproxy:2", tmp_path / "c2", *goproxy)
+        assert json.loads(second.stdout)["digest"] == json.loads(first.stdout)["digest"]
+        port = free_port()
+        with pallet_run(bookworm, "goproxy:1", port) as proc:
+            assert wait_http(port, alive=lambda: proc.poll() is None).body == "hello from the proxy\n"
+        sbom = json.loads(pallet("sbom", "goproxy:1", env=bookworm.env).stdout)
+        assert "pkg:golang/example.com/greet@v1.0.0" in {c.get("purl") for c in sbom["components"]}
+
+        (app / "go.sum").write_text(sums.replace(sums.split()[2], "h1:" + "A" * 43 + "=", 1))
+        done = bookworm.build(app, "goproxy:3", tmp_path / "c3", *goproxy, check=False)
+        assert done.returncode == 1 and "checksum mismatch" in done.stderr, done.stderr
+        assert "[pallet/go] error: could not download the module's dependencies (above)." in done.stderr
+        assert pallet("inspect", "goproxy:3", env=bookworm.env, check=False).returncode == 1
 
 
 def test_go_without_go_mod_keeps_the_app_as_it_is(bookworm, tmp_path):
