@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
 from builder import __version__
-from builder.errors import PalletError, UsageError
+from builder.errors import PalletError, UsageError, for_terminal
 
 
 class _Parser(argparse.ArgumentParser):
@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PalletError as exc:
         if debug:
             raise
-        print(f"pallet: error: {exc}", file=sys.stderr)
+        print(f"pallet: error: {for_terminal(str(exc), multiline=exc.multiline)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pallet: interrupted", file=sys.stderr)
@@ -358,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"pallet: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"pallet: error: {for_terminal(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
 
 

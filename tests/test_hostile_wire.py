@@ -7,6 +7,7 @@ HTTP/1.1 client; each is now a one-line error naming the registry, in bounded ti
 from __future__ import annotations
 
 import base64
+import json
 import http.server
 import time
 from pathlib import Path
@@ -202,3 +203,44 @@ def test_a_stack_registry_the_source_names_gets_no_creds_the_command_line_did_no
         proc = pallet("build", str(app), "-t", f"docker://{host}/app:1", "--creds", "u:secret-pw", "--cache-dir",
                       str(tmp_path / "cache"), check=False, timeout=120)
     assert proc.returncode != 0 and "Basic " + base64.b64encode(b"u:secret-pw").decode() in seen, proc.stderr
+
+
+def _denied(body: bytes, sent: list[int]) -> Trap:
+    """Manifest requests are refused (403) with ``body``; ``sent`` gets how much of it went out."""
+    def trap(handler: Handler, path: str) -> bool:
+        if "/manifests/" not in path:
+            return False
+        handler.send_response(403)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        view = memoryview(body)
+        for start in range(0, len(body), 1 << 20):  # the client hanging up ends it (OSError)
+            handler.wfile.write(view[start:start + (1 << 20)])
+            sent.append(start + len(view[start:start + (1 << 20)]))
+        return True
+    return trap
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\nfake: line\r\x9b31m\u202e"
+
+
+@pytest.mark.parametrize("body", [
+    json.dumps({"errors": [{"code": "DENIED", "message": ESCAPES + "m" * 2000}] * 20}).encode(),
+    b'{"errors": [' + b" " * (64 << 20),
+], ids=["escapes-thousands-of-errors", "64-mb-error-body"])
+def test_a_registrys_error_body_reaches_the_terminal_escaped_and_bounded(tmp_path: Path, body: bytes) -> None:
+    """A registry's error messages were printed whole and raw: terminal escapes (retitle the
+    window, clear the screen), a newline forging a line, thousands of them; and the body was read
+    whole into memory (``resp.json()``) however long. Now a bounded prefix of it is read, a few
+    of its errors are quoted, each cut short, and every control character is shown escaped."""
+    sent: list[int] = []
+    with hostile_registry(_denied(body, sent)) as host:
+        proc = pallet("copy", f"docker://{host}/app/x:t", f"oci:{tmp_path}/out:t", check=False, timeout=120)
+    err = one_line_error(proc, f"registry {host} denied anonymous access", "HTTP 403")
+    assert not any(c in err[:-1] for c in "\x1b\x07\r\x9b\u202e"), err
+    assert len(err) < 2500, len(err)
+    if b"DENIED" not in body:
+        assert max(sent, default=0) < len(body) // 2, "the whole error body was read"
+    else:
+        assert "\\x1b]0;owned\\x07\\x1b[2J\\x0afake: line\\x0d\\x9b31m\\u202e" in err and "17 more errors" in err

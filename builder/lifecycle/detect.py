@@ -23,6 +23,8 @@ _PLAN_DIR = "/tmp/cnb-detect"
 class DetectError(PalletError):
     """No group of buildpacks passed detection (or a buildpack's detect errored)."""
 
+    multiline = True  # one line per group tried
+
 
 def buildpack_dir_in_sandbox(bp: Buildpack) -> str:
     return f"{BUILDPACKS}/{bp.layers_name}/{bp.version}"

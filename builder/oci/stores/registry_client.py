@@ -13,6 +13,7 @@ line; a refused 401/403 ends as ``AuthError`` naming the registry and repository
 
 from __future__ import annotations
 
+import json
 import email.utils
 import io
 import ipaddress
@@ -27,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from builder.errors import AuthError, RegistryError
+from builder.errors import AuthError, RegistryError, cut
 from builder.oci.stores.auth import Authenticator, Credentials
 from builder.oci.stores.http1 import BrokenResponse, Http1Pool, ResponseTooLarge
 
@@ -123,28 +124,56 @@ def api_host(host: str) -> str:
     return "registry-1.docker.io" if host in ("docker.io", "index.docker.io") else host
 
 
+#: The most of an error answer's body we read: real ones are a few hundred bytes of JSON; a
+#: hostile registry could send an endless one, which ``resp.json()`` would hold whole.
+MAX_ERROR_BODY = 64 * 1024
+
+#: How much of a registry's error body goes into our message: its first errors, each cut short
+#: (a registry, or whatever answers in its place, may send megabytes of them).
+MAX_ERRORS_SHOWN = 3
+MAX_ERROR_TEXT = 300
+
+
+def _error_body(resp: requests.Response) -> object:
+    """The JSON of an error answer's first ``MAX_ERROR_BODY`` bytes (None if that is not JSON).
+    What is read is kept as the response's content, so a second look reads no more."""
+    if not resp._content_consumed:  # noqa: SLF001 - requests' own marker of a body not yet read
+        data = bytearray()
+        try:
+            for chunk in resp.iter_content(16 * 1024):
+                data += chunk
+                if len(data) >= MAX_ERROR_BODY:
+                    break
+        except (requests.RequestException, OSError):
+            pass  # a broken error body: the status line says enough
+        resp._content = bytes(data[:MAX_ERROR_BODY])  # noqa: SLF001
+        resp._content_consumed = True  # noqa: SLF001
+        resp.close()
+    try:
+        return json.loads(resp.content)
+    except (ValueError, RecursionError):
+        return None
+
+
 def error_detail(resp: requests.Response) -> str:
     """``CODE: message`` from a registry's JSON error body, else the HTTP status line."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
+    body = _error_body(resp)
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         parts = []
-        for err in body["errors"]:
+        for err in body["errors"][:MAX_ERRORS_SHOWN]:
             if isinstance(err, dict):
                 code, msg = err.get("code"), err.get("message")
-                parts.append(": ".join(str(p) for p in (code, msg) if p))
+                parts.append(": ".join(cut(str(p), MAX_ERROR_TEXT) for p in (code, msg) if p))
+        more = len(body["errors"]) - MAX_ERRORS_SHOWN
+        if more > 0:
+            parts.append(f"{more} more errors")
         if any(parts):
             return f"HTTP {resp.status_code} " + "; ".join(p for p in parts if p)
-    return f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+    return f"HTTP {resp.status_code} {cut(resp.reason or '', MAX_ERROR_TEXT)}".rstrip()
 
 
 def error_codes(resp: requests.Response) -> set[str]:
-    try:
-        body = resp.json()
-    except ValueError:
-        return set()
+    body = _error_body(resp)
     if not isinstance(body, dict) or not isinstance(body.get("errors"), list):
         return set()
     return {str(e.get("code")) for e in body["errors"] if isinstance(e, dict)}
