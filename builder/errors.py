@@ -102,7 +102,8 @@ def for_terminal(text: str, *, multiline: bool = False, limit: int | None = MAX_
     return text if multiline else _NEWLINE.sub(_escape, text)
 
 
-def shown(value: str, limit: int = 200) -> str:
-    """An untrusted value (an entry name, a tag, a registry's message) quoted in a message:
-    ``repr`` of it, its middle left out past ``limit`` characters."""
-    return repr(cut(value, limit))
+def shown(value: object, limit: int = 200) -> str:
+    """An untrusted value (an entry name, a link target, a tag) quoted in a message: ``repr`` of
+    it (control characters escaped), its middle left out past ``limit`` characters (a layer's
+    PAX record may hold a name of megabytes)."""
+    return repr(cut(value if isinstance(value, str) else str(value), limit))

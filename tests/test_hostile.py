@@ -330,6 +330,42 @@ def test_an_extended_header_is_size_checked_before_it_is_read_into_memory() -> N
     assert peak < 16 << 20, peak
 
 
+def _pax_tar(*members: tarfile.TarInfo) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for ti in members:
+            tf.addfile(ti, io.BytesIO(b"x" * ti.size) if ti.isreg() else None)
+    return buf.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.linkname = kind, link
+    return ti
+
+
+HUGE = "\x1b]0;t\x07" + "n" * (1 << 20)  # a name or link target of a megabyte, in a PAX record
+
+
+@pytest.mark.parametrize("members", [
+    [_member(HUGE + "/../../etc/x")],
+    [_member("a"), _member("b", tarfile.LNKTYPE, HUGE + "/../../../etc/shadow")],
+    [_member("d", tarfile.SYMTYPE, "/" + HUGE[:4000]), _member("d/x")],  # a link within what Linux allows
+], ids=["dotdot-name", "hardlink-target", "through-a-symlink"])
+def test_an_entry_name_of_a_megabyte_is_quoted_short_in_the_error(tmp_path: Path,
+                                                                  members: list[tarfile.TarInfo]) -> None:
+    """A PAX record may hold a name (or link target) of megabytes; the refusal quoted it whole:
+    a 'one-line' error of a megabyte, which the terminal also got its escapes from. Now each
+    name is quoted with its middle left out."""
+    from builder.errors import UnsafeArchiveError
+    from builder.oci.unpack import unpack_layer
+
+    with pytest.raises(UnsafeArchiveError) as info:
+        unpack_layer(io.BytesIO(_pax_tar(*members)), tmp_path / "root")
+    said = str(info.value)
+    assert len(said) < 1200 and "characters left out" in said and "\x1b" not in said, said[:2000]
+
+
 def test_a_long_chain_of_extended_headers_is_corrupt_not_a_crash() -> None:
     """tarfile parses each PAX header's member recursively: 3000 of them exceed Python's stack."""
     from builder.oci.layerread import CorruptLayerError, LayerTar

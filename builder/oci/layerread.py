@@ -37,7 +37,7 @@ from typing import BinaryIO, Iterator
 
 import zstandard
 
-from builder.errors import DigestMismatchError, PalletError
+from builder.errors import DigestMismatchError, PalletError, shown
 from builder.oci import compress
 from builder.oci.digest import hasher
 
@@ -162,7 +162,7 @@ class LayerTar:
         self.max_member = None if self._size is None else self._size * MAX_RATIO[self.compression]
 
     def corrupt(self, exc: BaseException | str, entry: str | None = None) -> CorruptLayerError:
-        at = f" at entry {entry!r}" if entry else ""
+        at = f" at entry {shown(entry)}" if entry else ""
         return CorruptLayerError(f"{self.what} is corrupt or truncated{at} ({exc}); fetch or build it again")
 
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
@@ -185,7 +185,7 @@ class LayerTar:
         has_data = ti.isreg() or ti.type not in tarfile.SUPPORTED_TYPES
         if ti.size < 0 or (has_data and self.max_member is not None and ti.size > self.max_member):
             raise CorruptLayerError(
-                f"{self.what}: entry {ti.name!r} declares {ti.size} bytes, more than a "
+                f"{self.what}: entry {shown(ti.name)} declares {ti.size} bytes, more than a "
                 f"{self.compression} blob of {self._size} bytes can hold: the layer is truncated, corrupt "
                 "or hostile; fetch or build it again")
 
@@ -211,7 +211,7 @@ class LayerTar:
         """The whole content of a small file; LayerLimitError if it declares more than ``limit``."""
         if ti.size > limit:
             raise LayerLimitError(
-                f"{self.what}: {ti.name!r} is {ti.size} bytes, more than the {limit} bytes pallet "
+                f"{self.what}: {shown(ti.name)} is {ti.size} bytes, more than the {limit} bytes pallet "
                 "reads of such a file; the image is not one pallet can read")
         member = self.open_member(ti)
         return member.read() if member is not None else b""

@@ -49,7 +49,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
-from builder.errors import PalletError, UnsafeArchiveError
+from builder.errors import PalletError, UnsafeArchiveError, shown
 from builder.oci.layerread import CORRUPT, CorruptLayerError, LayerTar
 
 __all__ = ["CorruptLayerError", "TarEntry", "Unpacker", "UnpackError", "iter_layer_entries",
@@ -126,12 +126,12 @@ def entry_parts(name: str, what: str = "layer entry") -> tuple[str, ...]:
     """The components of an archive path; UnsafeArchiveError if absolute, with ``..``, a NUL
     byte, or deeper or longer than any real image's (``MAX_DEPTH``, ``MAX_PATH``)."""
     if name.startswith("/"):
-        raise UnsafeArchiveError(f"{what} {name!r} has an absolute path; refusing to unpack this layer")
+        raise UnsafeArchiveError(f"{what} {shown(name)} has an absolute path; refusing to unpack this layer")
     if "\0" in name:
-        raise UnsafeArchiveError(f"{what} {name!r} contains a NUL byte; refusing to unpack this layer")
+        raise UnsafeArchiveError(f"{what} {shown(name)} contains a NUL byte; refusing to unpack this layer")
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
-        raise UnsafeArchiveError(f"{what} {name!r} contains '..'; refusing to unpack this layer")
+        raise UnsafeArchiveError(f"{what} {shown(name)} contains '..'; refusing to unpack this layer")
     if len(parts) > MAX_DEPTH or len(name.encode("utf-8", "surrogateescape")) > MAX_PATH:
         raise UnsafeArchiveError(f"{what} {name[:60]!r}... is {len(parts)} directories deep and {len(name)} "
                                  f"characters long (the most are {MAX_DEPTH} and {MAX_PATH}); refusing to "
@@ -260,7 +260,7 @@ class Unpacker:
         except CORRUPT as exc:
             raise layer.corrupt(exc, name) from None
         except OSError as exc:
-            raise UnpackError(f"layer entry {name!r} cannot be unpacked into {self.root}: {exc.strerror}") from None
+            raise UnpackError(f"layer entry {shown(name)} cannot be unpacked into {self.root}: {exc.strerror}") from None
 
     # -- entry kinds -------------------------------------------------------------------
 
@@ -302,18 +302,18 @@ class Unpacker:
         self._unchecked = 0
         st = os.statvfs(self._root_fd)
         if st.f_bavail * st.f_frsize < self._min_free:
-            raise UnpackError(f"layer entry {name!r}: unpacking into {self.root} would leave less than "
+            raise UnpackError(f"layer entry {shown(name)}: unpacking into {self.root} would leave less than "
                               f"{self._min_free >> 20} MiB free on its file system; the image is bigger than "
                               "the disk can hold (or the layer is a decompression bomb)")
 
     def _make_hardlink(self, ti: tarfile.TarInfo, parent_fd: int, base: str) -> None:
-        target = entry_parts(ti.linkname, f"hard link target of {ti.name!r}:")
+        target = entry_parts(ti.linkname, f"hard link target of {shown(ti.name)}:")
         if not target:
-            raise UnsafeArchiveError(f"layer entry {ti.name!r} is a hard link to the root directory")
+            raise UnsafeArchiveError(f"layer entry {shown(ti.name)} is a hard link to the root directory")
         found = self._resolve_dir(target[:-1], ti.name, create=False)
         tst = _lstat(target[-1], found[0]) if found else None
         if found is None or tst is None:
-            raise UnsafeArchiveError(f"layer entry {ti.name!r} is a hard link to {ti.linkname!r}, "
+            raise UnsafeArchiveError(f"layer entry {shown(ti.name)} is a hard link to {shown(ti.linkname)}, "
                                      "which is not in this layer or the ones below it")
         same = _lstat(base, parent_fd)
         if same is not None and (same.st_dev, same.st_ino) == (tst.st_dev, tst.st_ino):
@@ -351,7 +351,7 @@ class Unpacker:
             return  # other AUFS metadata (.wh..wh.plnk, ...): nothing for us
         victim = base[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", ".."):
-            raise UnsafeArchiveError(f"layer entry {name!r} is a whiteout of {victim!r}; refusing to unpack")
+            raise UnsafeArchiveError(f"layer entry {shown(name)} is a whiteout of {shown(victim)}; refusing to unpack")
         found = self._resolve_dir(parts[:-1], name, create=False)
         if found is None:
             return
@@ -448,7 +448,7 @@ class Unpacker:
                 if part == "..":  # only from a symlink target: entry names with '..' are refused
                     if len(stack) == 1:
                         raise UnsafeArchiveError(
-                            f"layer entry {entry!r} would be written through a symlink that leads "
+                            f"layer entry {shown(entry)} would be written through a symlink that leads "
                             "outside the root; refusing to unpack this layer")
                     os.close(stack.pop())
                     real.pop()
@@ -469,15 +469,15 @@ class Unpacker:
                         raise
                 st = os.stat(part, dir_fd=stack[-1], follow_symlinks=False)
                 if not stat.S_ISLNK(st.st_mode):
-                    raise UnsafeArchiveError(f"layer entry {entry!r} is under {part!r}, which is not a "
+                    raise UnsafeArchiveError(f"layer entry {shown(entry)} is under {shown(part)}, which is not a "
                                              "directory in the layers below; refusing to unpack")
                 hops += 1
                 if hops > _MAX_SYMLINKS:
-                    raise UnsafeArchiveError(f"layer entry {entry!r}: too many levels of symlinks on its path")
+                    raise UnsafeArchiveError(f"layer entry {shown(entry)}: too many levels of symlinks on its path")
                 target = os.readlink(part, dir_fd=stack[-1])
                 if target.startswith("/"):
                     raise UnsafeArchiveError(
-                        f"layer entry {entry!r} would be written through the symlink {part!r} -> {target!r}, "
+                        f"layer entry {shown(entry)} would be written through the symlink {shown(part)} -> {shown(target)}, "
                         "which points outside the root; refusing to unpack this layer")
                 todo[:0] = target.split("/")
             return stack.pop(), tuple(real)

@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator
 
+from builder.errors import shown
 from builder.oci import layer as layerfmt
 from builder.oci.layerread import LayerLimitError, LayerTar
 from builder.oci.unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, TarEntry
@@ -117,13 +118,13 @@ class _Budget:
     def take(self, n: int, what: str, path: str) -> None:
         if n > self.left:
             raise LayerLimitError(
-                f"{what}: {path!r} brings the files read out of the image to more than "
+                f"{what}: {shown(path)} brings the files read out of the image to more than "
                 f"{MAX_READ_TOTAL} bytes; the image is not one pallet can read")
         self.left -= n
 
 
 def _too_big(what: str, path: str, size: int, limit: int, purpose: str) -> LayerLimitError:
-    return LayerLimitError(f"{what}: {path!r} is {size} bytes, more than the {limit} bytes pallet "
+    return LayerLimitError(f"{what}: {shown(path)} is {size} bytes, more than the {limit} bytes pallet "
                            f"{purpose}; the image is not one pallet can read")
 
 
