@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Callable
 
-from builder.errors import UsageError
+from builder.errors import UsageError, for_terminal
 
 from builder.cli import _kv, jobs_count  # one parser for KEY=VALUE flags, one for --jobs
 
@@ -17,11 +17,18 @@ def _emit(args: argparse.Namespace, result: Any, text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(result, indent=2, sort_keys=True))
     elif text:
-        print(text)
+        print(for_terminal(text, multiline=True, limit=None))
 
 
 def _note(text: str) -> None:
-    print(f"pallet: {text}", file=sys.stderr)
+    print(f"pallet: {for_terminal(text)}", file=sys.stderr)
+
+
+def _line(text: str) -> str:
+    """One line of a report made of an image's own words (package names and versions, found in
+    its files): its control characters and newlines shown escaped, so it stays one line and
+    cannot drive the terminal."""
+    return for_terminal(text, limit=None)
 
 
 def _open(text: str, args: argparse.Namespace):  # -> (Reference, Store)
@@ -134,7 +141,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if vulns is not None:
         result["vulnerabilities"] = vulns.to_json()
     lines = [f"{printed}: {'verified' if not reasons else 'verification FAILED'}"]
-    lines += [f"  - {r}" for r in reasons]
+    lines += [f"  - {for_terminal(r)}" for r in reasons]
     for s in evidence.signatures:
         lines.append(f"  signature: {s.where}, by {s.key} (identity {s.docker_reference or '-'})")
     if policy is not None:
@@ -157,11 +164,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 links += link.evidence.links
     if vulns is not None:
         for f, allowed in vulns.allowed:
-            lines.append(f"  allowed: {f.id} in {f.package} {f.installed} until {allowed.expires.isoformat()} "
-                         f"({allowed.reason})")
-        lines += [f"  no fix yet: {f.id} [{f.severity}] in {f.package} {f.installed}" for f in vulns.no_fix]
+            lines.append(_line(f"  allowed: {f.id} in {f.package} {f.installed} until {allowed.expires.isoformat()} "
+                               f"({allowed.reason})"))
+        lines += [_line(f"  no fix yet: {f.id} [{f.severity}] in {f.package} {f.installed}") for f in vulns.no_fix]
     if not reasons and evidence.problems:
-        lines += [f"  ignored: {p}" for p in evidence.problems]
+        lines += [f"  ignored: {for_terminal(p)}" for p in evidence.problems]
     _emit(args, result, "\n".join(lines))
     if reasons:
         print(f"pallet: error: {printed} failed verification ({len(reasons)} "
@@ -246,7 +253,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
                              policy=policy, jobs=args.jobs, findings_of=_findings_of(args))
         except VerificationError as exc:
             for reason in exc.reasons:
-                print(f"  - {reason}", file=sys.stderr)
+                print(f"  - {for_terminal(reason)}", file=sys.stderr)
             raise
     printed = dst_ref.at_digest(result.digest)
     if not args.json:
@@ -270,7 +277,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             entry = audit_image(store, ref, args.package, args.below)
         if entry.matches:
             entries.append(entry)
-    lines = [f"{e.reference}\t" + ", ".join(f"{m.name} {m.version}" + (f" [{m.platform}]" if m.platform else "")
+    lines = [f"{e.reference}\t" + ", ".join(_line(f"{m.name} {m.version}" + (f" [{m.platform}]" if m.platform else ""))
                                             for m in e.matches) for e in entries]
     if not entries and not args.json:
         below = f" below {args.below}" if args.below else ""
@@ -309,8 +316,8 @@ def _audit_advisories(args: argparse.Namespace) -> int:
             source = f" (source {f.source})" if f.source and f.source != f.package else ""
             fixed = f"fixed in {f.fixed}" if f.fixed else "no fix yet"
             platform = f" [{f.platform}]" if f.platform else ""
-            lines.append(f"  {f.id}{alias} {f.severity}:{platform} {f.package}{source} {f.installed}, {fixed}; "
-                         f"in the {f.location}")
+            lines.append(_line(f"  {f.id}{alias} {f.severity}:{platform} {f.package}{source} {f.installed}, {fixed}; "
+                               f"in the {f.location}"))
     if not args.json:
         _note(f"{index.advisories} advisories, {len(args.refs)} image(s): {len(entries)} affected")
         if index.skipped_ecosystems:

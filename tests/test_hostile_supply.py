@@ -188,3 +188,20 @@ def test_damaged_go_binaries_never_raise() -> None:
         for _ in range(rnd.randint(1, 8)):
             data[rnd.randrange(min(len(data), 256))] = rnd.randrange(256)
         gobuildinfo.read_build_info(io.BytesIO(bytes(data[:rnd.randrange(64, len(data) + 1)])))
+
+
+def test_package_names_and_versions_from_an_image_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    """``pallet audit --package`` printed what the image's dpkg status and package.json say
+    raw: a version could retitle the terminal, clear it, or forge a line of the report. Now
+    each report line shows control characters and newlines escaped."""
+    from tests.imagekit import push_image
+
+    status = (b"Package: foo\nStatus: install ok installed\nArchitecture: amd64\n"
+              b"Version: 1.0\x1b]0;owned\x07\x1b[31m\nDescription: x\n\n")
+    manifest = b'{"name": "bar", "version": "2.0\\u001b[2J\\nlibfoo 9.9 (forged)"}'
+    push_image(LayoutStore(tmp_path / "img"), [{"var/lib/dpkg/status": status,
+                                                 "workspace/node_modules/bar/package.json": manifest}], tag="v1")
+    for package, shown in (("foo", "foo 1.0\\x1b]0;owned\\x07\\x1b[31m"), ("bar", "bar 2.0\\x1b[2J\\x0alibfoo")):
+        proc = pallet("audit", "--package", package, f"oci:{tmp_path}/img:v1")
+        assert shown in proc.stdout and proc.stdout.count("\n") == 1, proc.stdout
+        assert "\x1b" not in proc.stdout + proc.stderr, proc.stdout
