@@ -1423,6 +1423,25 @@ def test_procfile_program_a_shell_command_runs_found_nowhere_is_a_warning_too(tm
                       "image's PATH: the process will not start unless the run image has it"], done.stderr
 
 
+def test_procfile_package_manager_anywhere_in_a_line_is_a_warning(tmp_path):
+    """`web: cd server && npm start` (a Heroku MERN app's) and `NODE_ENV=production yarn serve`
+    built without a word: the warning looked at the line's first word only, and the image failed
+    as it started (npm: not found)."""
+    app = write(tmp_path / "app", {"Procfile": "web: cd server && npm start\n"
+                                               "worker: NODE_ENV=production yarn jobs\n"
+                                               "clock: exec pnpm run clock --quiet; true\n"
+                                               "release: node migrate.js && echo npm\n"})
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir(parents=True)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warned = [ln.split(" is on the build image only")[0] for ln in done.stderr.splitlines()
+              if "is on the build image only" in ln]
+    assert warned == ["warning: Procfile web: npm", "warning: Procfile worker: yarn",
+                      "warning: Procfile clock: pnpm"], done.stderr
+
+
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_procfile_npm_start_runs_what_npm_start_runs(tmp_path):
     """Heroku's `web: npm start` built an image whose web process failed as it started (bwrap:
