@@ -88,12 +88,12 @@ EXPECTED = {
                              "Hello from node-pnpm-workspaces, web: a minute is 60000 ms\n"),
     "node-spa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                  ["scripts.build runs at build time (with devDependencies); no start script, main or server file: its "
-                  "output (dist/, build/, out/, public/ if the build makes it) is served as static files by pallet-static",
+                  "output (dist/, build/, out/, _site/, public/ if the build makes it) is served as static files by pallet-static",
                   "pallet/node-build: found scripts.build", "pallet/static: a front-end app"],
                  "<h1>Hello from node-spa</h1>"),
     "node-vite": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                   ["package.json engines.node ^20.19.0 || >=22.12.0 is not satisfied by the stack's Node.js 18.20.4",
-                   "its output (dist/, build/, out/, public/ if the build makes it) is served as static files by pallet-static"],
+                   "its output (dist/, build/, out/, _site/, public/ if the build makes it) is served as static files by pallet-static"],
                   "<h1>Hello from node-vite</h1>"),
     "node-server-only": (["pallet/nodejs"], ["found server.js, no package.json", "web: node server.js"],
                          "Hello from node-server-only (Node.js 18)\n"),
@@ -199,8 +199,12 @@ EXPECTED = {
                       ["pallet/node-build: found scripts.build beside requirements.txt: the app's assets, built first "
                        "with devDependencies (build only)", "web: python app.py (rule: app.py)"],
                       "<h1>Hello from python-assets</h1>"),
+    "node-eleventy": (["pallet/nodejs", "pallet/node-build", "pallet/static"], [
+        "scripts.start is a development server (npx @11ty/eleventy --serve --quiet), not run in the image",
+        "_site/, public/ if the build makes it) is served as static files by pallet-static"],
+        "<h1>Hello from node-eleventy</h1>\n<p>Built by ELEVENTY.</p>"),
     "node-mpa": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
-                 ["its output (dist/, build/, out/, public/ if the build makes it) is served as static files by pallet-static",
+                 ["its output (dist/, build/, out/, _site/, public/ if the build makes it) is served as static files by pallet-static",
                   "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
                  "<h1>Hello from node-mpa</h1>"),
     "node-gatsby-public": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
@@ -329,6 +333,11 @@ def _more_checks(app: str, port: int) -> None:
         page = http(port, "/")
         chunk = page.body.split('src="/_next/static/', 1)[1].split('"', 1)[0]
         assert http(port, f"/_next/static/{chunk}").status == 200
+    elif app == "node-eleventy":  # Eleventy's _site/: its pages and its 404.html
+        post = http(port, "/blog/first-walk/")
+        assert post.status == 200 and "<h1>First walk</h1>" in post.body, post
+        missing = http(port, "/blog/none/")
+        assert missing.status == 404 and "node-eleventy: no such page" in missing.body, missing
     elif app == "static-staticfile":
         assert http(port, "/deep/link").status == 200
         assert http(port, "/README.txt").status == 404  # outside the Staticfile's root
@@ -556,6 +565,10 @@ NODE = shutil.which("node")
     ({"build": "docusaurus build", "start": "docusaurus start"}, True),
     ({"build": "parcel build src/index.html", "start": "parcel src/index.html"}, True),
     ({"build": "astro build", "start": "astro dev"}, True),
+    # eleventy-base-blog's: Eleventy's development server through npx (an error: npx is not in the image)
+    ({"build": "npx @11ty/eleventy", "start": "npx @11ty/eleventy --serve --quiet"}, True),
+    ({"build": "eleventy", "start": "eleventy --quiet --serve"}, True),
+    ({"build": "eleventy", "start": "npx eleventy-dev-server --dir _site"}, False),  # not Eleventy's --serve
     ({"build": "gatsby build", "start": "gatsby serve"}, False),  # a production server of the output
     ({"build": "next build", "start": "next start"}, False),  # a production server
     ({"build": "tsc", "start": "node dist/server.js"}, False),

@@ -578,8 +578,9 @@ const shq = (s) => (/^[A-Za-z0-9_./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\'
 
 //: start scripts that run a front-end framework's development server (CRA and its wrappers craco
 //: and react-app-rewired, Vite, Vue CLI, Angular, webpack, Gatsby, Docusaurus, Astro, Parcel,
-//: Ember): not a way to serve an app in production; the build output is.
-const DEV_SERVER = /^((react-scripts|react-app-rewired|craco) start|vite( (dev|serve))?|vue-cli-service serve|ng serve|webpack-dev-server|webpack serve|gatsby develop|docusaurus start|astro dev|parcel( serve)?|ember serve)( |$)/;
+//: Ember, Eleventy's --serve), also through npx (eleventy-base-blog's "npx @11ty/eleventy --serve"):
+//: not a way to serve an app in production; the build output is.
+const DEV_SERVER = /^(npx (-y |--yes )?)?((react-scripts|react-app-rewired|craco) start|vite( (dev|serve))?|vue-cli-service serve|ng serve|webpack-dev-server|webpack serve|gatsby develop|docusaurus start|astro dev|parcel( serve)?|ember serve|(@11ty\/)?eleventy( [^ ]+)* --serve)( |$)/;
 
 //: A start script that only runs another script by name (`npm run dev`, `yarn dev`, with arguments
 //: after `--`): followed for DEV_SERVER's test, as pallet/node-build's facts and pallet/static's
@@ -1235,7 +1236,7 @@ function explain() {
       lines.push("scripts.build runs at build time (with devDependencies); " + (dev ?
         `scripts.start is a development server (${dev}), not run in the image; no main or server file` : exported ?
         `${exported}: a static site (next start does not serve it); no main or server file` :
-        "no start script, main or server file") + ": its output (dist/, build/, out/, public/ if the build makes it) is served as static files by " +
+        "no start script, main or server file") + ": its output (dist/, build/, out/, _site/, public/ if the build makes it) is served as static files by " +
         "pallet-static");
     } else {
       if (pkg && pkg.scripts && pkg.scripts.build) lines.push("scripts.build runs at build time (with devDependencies)");
