@@ -6,7 +6,8 @@ package, Poetry, uv and PDM projects that only list dependencies, a Pipfile with
 (tests/apps/python-*): an ASGI app in a package with included requirements files, a src/ layout
 run as ``python -m``, a setuptools-scm package built without .git (its Flask app named ``server``), a uv workspace
 whose app is a member's package, a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
-alone, a Django project without a WSGI server, a Pipfile.lock asking for Python 3.11."""
+alone, a Django project without a WSGI server, a Pipfile.lock asking for Python 3.11 (and locking
+a Windows-only package), a uv project whose ``default-groups`` add a lint group."""
 
 from __future__ import annotations
 
@@ -157,7 +158,9 @@ def test_uv_project_with_a_build_system_but_no_package(trixie, tmp_path):
     assert "dependencies only (the project is not a package)" in pallet("detect", str(src), env=trixie.env).stdout
     done = build(trixie, src, "uv-deps:1", tmp_path / "c")
     assert "--no-install-project" in done.stderr
-    assert ask(trixie, "uv-deps:1", "/?host=b%C3%BCcher.example")["ascii"] == "xn--bcher-kva.example"
+    answer = ask(trixie, "uv-deps:1", "/?host=b%C3%BCcher.example")
+    assert answer["ascii"] == "xn--bcher-kva.example"
+    assert answer["groups"] == []  # neither dev nor the lint group [tool.uv] default-groups adds
 
 
 def test_pdm_project_that_only_lists_dependencies_lands_on_its_python(trixie, tmp_path):
@@ -291,7 +294,8 @@ def test_procfile_lines_only_a_shell_runs(trixie, tmp_path):
 
 def test_pipenvs_python_version_chooses_the_stack(trixie, tmp_path):
     """Pipfile.lock's _meta.requires python_version 3.11: bookworm, said in one line; the same
-    request against a stack without it is the buildpack's error naming both."""
+    request against a stack without it is the buildpack's error naming both. Its Windows-only
+    colorama, locked as ``"version": "*"`` without hashes, is skipped by its marker."""
     src = APPS / "python-pipenv-version"
     done = build(trixie, src, "pipenv311:1", tmp_path / "c")
     assert [ln for ln in done.stderr.splitlines() if ln.startswith("stack ")] == [

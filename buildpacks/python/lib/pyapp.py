@@ -1099,7 +1099,10 @@ def cmd_requirements(mode: str, out: str) -> int:
                 print(f"error: Pipfile.lock: {name} is not a pinned registry package (path, VCS and editable "
                       "dependencies are not supported)", file=sys.stderr)
                 return 1
-            line = f"{name}{entry['version']}"
+            # "*": pipenv locks no version (and no hashes) for a package whose marker is false
+            # where it locked (colorama ; sys_platform == 'win32'); pip skips it by the marker.
+            version = entry["version"].strip()
+            line = f"{name}{'' if version in ('*', '') else version}"
             if entry.get("markers"):
                 line += f" ; {entry['markers']}"
             lines.append(line + "".join(f" --hash={h}" for h in entry.get("hashes", [])))

@@ -1,5 +1,7 @@
-"""GET /?host=bücher.example -> its IDNA (punycode) form, with the idna package."""
+"""GET /?host=bücher.example -> its IDNA (punycode) form, with the idna package, and which of
+the dependency groups' packages (iniconfig: dev, six: lint) the environment has."""
 
+import importlib.util
 import json
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -11,7 +13,8 @@ import idna
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         host = parse_qs(urlparse(self.path).query).get("host", ["bücher.example"])[0]
-        body = json.dumps({"host": host, "ascii": idna.encode(host).decode(), "idna": idna.__version__}).encode()
+        body = json.dumps({"host": host, "ascii": idna.encode(host).decode(), "idna": idna.__version__,
+                           "groups": [m for m in ("iniconfig", "six") if importlib.util.find_spec(m)]}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
