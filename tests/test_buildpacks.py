@@ -101,6 +101,8 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
         pyapp.check_python()
     assert str(err.value).startswith(".python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm "
                                      "has Python 3.11.2")
+    write(tmp_path, {".python-version": "system\n"})  # `pyenv local system`: the Python there is
+    assert pyapp.check_python() == [".python-version says system"]
     os.remove(".python-version")
     write(tmp_path, {"pyproject.toml": "[project]\nname='a'\nrequires-python='>=3.12'\n"})
     with pytest.raises(pyapp.AppError, match=r"requires-python '>=3.12', but the stack .* has Python 3.11.2"):

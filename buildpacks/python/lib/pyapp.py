@@ -376,6 +376,10 @@ def check_python() -> list[str]:
         lines = [ln.strip() for ln in read_text(name).splitlines()]
         wanted = next((ln for ln in lines if ln and not ln.startswith("#")), "")
         version = re.sub(r"^(c?python)-?", "", wanted)
+        if name == ".python-version" and wanted == "system":
+            # pyenv's "the Python of the system" (`pyenv local system`): here, the stack's.
+            notes.append(".python-version says system")
+            continue
         if not re.fullmatch(r"3(\.\d+){0,2}", version):
             raise AppError(f"{name} asks for {wanted!r}; only CPython versions like 3.11 are supported "
                            f"(the stack {_stack_name()} has Python {have})")
