@@ -863,6 +863,27 @@ def test_engines_npm_the_build_images_npm_does_not_satisfy_installs_one_that_doe
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("engines,spec", [
+    (None, "pnpm@9"), (">=8", "pnpm@9"),           # the lockfile's major, as without engines.pnpm
+    (">=10", "pnpm@10"),                            # lockfileVersion '9.0' is pnpm 10's too: it was pnpm@9
+    ("^9.5 || ^10.2", "pnpm@^9.5"), (">=9.3", "pnpm@>=9.3 ^9.0.0"),
+    ("^8", "pnpm@^8"),                              # none reads the lockfile: pnpm says what is wrong
+])
+def test_pnpm_without_package_manager_is_chosen_within_engines_pnpm(tmp_path, engines, spec):
+    """pnpm refuses a project whose engines.pnpm its version does not satisfy
+    (ERR_PNPM_UNSUPPORTED_ENGINE): an app made with pnpm 10 ("pnpm": ">=10", lockfileVersion '9.0',
+    no packageManager) got pnpm 9 and failed its install."""
+    pkg = {"name": "a", "scripts": {"start": "node server.js"}, **({"engines": {"pnpm": engines}} if engines else {})}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "pnpm-lock.yaml": "lockfileVersion: '9.0'\n"})
+    (tmp_path / "layers").mkdir()
+    done = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path / "layers"),
+                           str(BUILDPACKS / "nodejs")], cwd=app, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": os.path.dirname(NODE)})
+    assert done.returncode == 0, done.stderr
+    assert f"TOOL_INSTALL='{spec}'\n" in done.stdout, done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("layout", ["npm", "pnpm"])
 def test_node_monorepo_root_that_only_builds_is_not_a_front_end_app(tmp_path, layout):
     """A root with a build script and no start script whose workspace has one: that workspace

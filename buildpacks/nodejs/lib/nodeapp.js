@@ -176,7 +176,7 @@ function manager(pkg) {
   let version = field ? field.version : "";
   if (!version) {
     if (tool === "yarn") version = lockfile && isBerryLock(lockfile) ? "4" : "1";
-    else if (tool === "pnpm") version = lockfile ? lockfileMajor(lockfile) : "9";
+    else if (tool === "pnpm") version = pnpmWithinEngines(pkg, lockfile ? lockfileMajor(lockfile) : "9");
     else if (tool === "bun") version = "1";
   }
   const berry = tool === "yarn" && !/^1(\.|$)/.test(version);
@@ -202,10 +202,37 @@ function manager(pkg) {
     offline: berry && isDir(".yarn/cache") };
 }
 
-//: package.json engines.npm when it is a valid range (npm itself reads nothing else there).
-function npmEngines(pkg) {
-  const asked = pkg && pkg.engines && typeof pkg.engines.npm === "string" ? pkg.engines.npm.trim() : "";
+//: package.json engines[tool] when it is a valid range (npm itself reads nothing else there than
+//: engines.npm; pnpm refuses to install a project whose engines.pnpm its own version does not satisfy).
+function toolEngines(pkg, tool) {
+  const asked = pkg && pkg.engines && typeof pkg.engines[tool] === "string" ? pkg.engines[tool].trim() : "";
   return asked && loadSemver().validRange(asked) ? asked : "";
+}
+
+function npmEngines(pkg) {
+  return toolEngines(pkg, "npm");
+}
+
+//: The pnpm majors that install a lockfile as written (lockfileMajor's): '9.0' is pnpm 9's and 10's.
+const PNPM_READERS = { 9: ["9", "10"], 8: ["8"], 7: ["7"] };
+
+//: The pnpm to install without packageManager, within engines.pnpm: pnpm refuses to install a
+//: project whose engines.pnpm its version does not satisfy (ERR_PNPM_UNSUPPORTED_ENGINE), and the
+//: lockfile's major alone (9 for '9.0', which pnpm 10 writes too) failed an app asking for ">=10".
+//: That major when engines.pnpm takes all of it (as without engines.pnpm), else the first major
+//: that reads the lockfile and meets engines.pnpm, narrowed to it; else engines.pnpm alone.
+function pnpmWithinEngines(pkg, major) {
+  const wanted = toolEngines(pkg, "pnpm");
+  if (!wanted) return major;
+  const semver = loadSemver();
+  for (const m of PNPM_READERS[major] || [major]) {
+    const line = `^${m}.0.0`;
+    if (semver.subset(line, wanted)) return m;
+    const parts = wanted.split("||").map((p) => p.trim() || "*").filter((p) => semver.intersects(p, line))
+      .map((p) => (semver.subset(p, line) ? p : `${p} ${line}`));
+    if (parts.length) return parts.join(" || ");
+  }
+  return wanted;
 }
 
 //: npm releases to install with the app's own Node.js (an official build: the npm registry's
