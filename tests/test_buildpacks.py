@@ -347,18 +347,24 @@ def test_python_a_port_written_in_the_script_is_a_warning(tmp_path, monkeypatch,
     ('bind = ["[::]:{}".format(os.environ.get("PORT", 5006))]\n', "", False),  # Heroku's getting-started app
     ('bind = "0.0.0.0:8080"\n', "", False),
     ('bind = "127.0.0.1:5000"\n', "web: gunicorn -c gunicorn.conf.py app:app\n", True),
+    ('bind = "unix:/run/app.sock"\n', "", True),  # for an nginx beside it: no port at all
+    ('bind = ["unix:/tmp/a.sock", "0.0.0.0:" + os.environ["PORT"]]\n', "", False),
+    ("", "web: gunicorn --bind unix:/tmp/app.sock app:app\n", True),
+    ("", "web: gunicorn -b unix:/tmp/app.sock -b 0.0.0.0:$PORT app:app\n", False),
 ])
 def test_python_a_port_gunicorns_config_file_binds_is_a_warning(tmp_path, monkeypatch, capsys, config, procfile,
                                                                   warned):
-    """A bind in gunicorn.conf.py wins over $PORT: the image ran, listening where no request came."""
+    """A bind in gunicorn.conf.py wins over $PORT, and a Unix socket is no port: the image ran,
+    listening where no request came."""
     monkeypatch.chdir(write(tmp_path, {"app.py": "from flask import Flask\napp = Flask(1)\n",
                                        "gunicorn.conf.py": f"import os\n{config}", "Procfile": procfile,
                                        "requirements.txt": "flask\ngunicorn\n"}))
     deps = {"flask": "3", "gunicorn": "23"}
     said = pyapp.start_command(deps)[1] if not procfile else pyapp.procfile_web_note()
-    assert ("warning: gunicorn.conf.py binds " in said) == warned, said
+    warning = "warning: gunicorn binds unix:" if "--bind unix" in procfile else "warning: gunicorn.conf.py binds "
+    assert (warning in said) == warned, said
     assert pyapp.cmd_detect() == 0
-    assert ("warning: gunicorn.conf.py binds " in capsys.readouterr().out) == warned
+    assert (warning in capsys.readouterr().out) == warned
 
 
 def test_python_nothing_to_start_fails_the_build_unless_a_procfile_says(tmp_path, monkeypatch, capsys):

@@ -718,14 +718,40 @@ def _dev_server_note(script: str, deps: set[str]) -> str:
 
 _GUNICORN_BIND = re.compile(r"^bind\s*=\s*(.+)$", re.M)
 
+#: What requests to $PORT never reach: a Unix socket (for nginx beside it, in a VM's setup) or a
+#: file descriptor a process manager hands over (systemd's socket activation).
+_NOT_A_PORT = ("unix:", "fd://")
+
+
+def _command_binds(words: list[str]) -> list[str]:
+    """The addresses given on gunicorn's command line (``-b``, ``--bind``, repeatable)."""
+    binds = []
+    for i, word in enumerate(words[1:], 1):
+        if word in ("-b", "--bind") and i + 1 < len(words):
+            binds.append(words[i + 1])
+        elif word.startswith("--bind="):
+            binds.append(word.split("=", 1)[1])
+        elif word.startswith("-b") and len(word) > 2 and not word.startswith("--"):
+            binds.append(word[2:])
+    return binds
+
+
+def _socket_warning(where: str, bind: str) -> str:
+    """``where`` (the command, or its configuration file) binds only ``bind``, which is no port."""
+    return (f"warning: {where} binds {bind}, not a port: gunicorn listens there only (a Unix socket is for a proxy "
+            "beside it, nginx), so requests to $PORT (8080 unless the platform sets another) would not reach it; "
+            "bind to the port the environment gives (with no bind, gunicorn binds $PORT)")
+
 
 def gunicorn_bind_note(words: list[str]) -> str:
-    """A warning when the gunicorn command ``words`` listens on a port its configuration file
-    writes (``bind = "0.0.0.0:8000"``): gunicorn reads ``./gunicorn.conf.py`` (or ``-c FILE``)
-    by itself, and a bind there wins over $PORT, so requests to $PORT never reach it. A bind
-    that reads PORT (Heroku's getting-started app's) or one on the command line is left alone."""
-    if any(w in ("-b", "--bind") or w.startswith(("--bind=", "-b")) for w in words[1:]):
-        return ""
+    """A warning when the gunicorn command ``words`` listens where requests to $PORT never come:
+    a port its configuration file writes (``bind = "0.0.0.0:8000"``: gunicorn reads
+    ``./gunicorn.conf.py``, or ``-c FILE``, by itself, and a bind there wins over $PORT), or a
+    Unix socket only (``--bind unix:/run/app.sock``, or in that file). A bind that reads PORT
+    (Heroku's getting-started app's) or a port on the command line is left alone."""
+    given = _command_binds(words)
+    if given:
+        return _socket_warning("gunicorn", given[0]) if all(b.startswith(_NOT_A_PORT) for b in given) else ""
     config = "gunicorn.conf.py"
     for i, word in enumerate(words):
         if word in ("-c", "--config") and i + 1 < len(words):
@@ -736,6 +762,10 @@ def gunicorn_bind_note(words: list[str]) -> str:
     if rel.startswith("..") or os.path.isabs(rel) or not (APP / rel).is_file():
         return ""
     m = _GUNICORN_BIND.search(_read(APP / rel))
+    if m and "PORT" not in m.group(1):
+        addresses = re.findall(r"[\"']([^\"']*)[\"']", m.group(1))
+        if addresses and all(a.startswith(_NOT_A_PORT) for a in addresses):
+            return _socket_warning(rel, m.group(1).strip())
     port = re.search(r":(\d+)\b", m.group(1)) if m and "PORT" not in m.group(1) else None
     if not port or port.group(1) == "8080":
         return ""
