@@ -251,6 +251,15 @@ _PIP_SDIST_LOG = """Collecting psycopg2==2.9.10 (from -r requirements.txt (line 
      "pydantic-core (2.1.0) not supporting PEP 517 builds.\n  error: can't find Rust compiler\n", True,
      "error: pydantic-core was built from its source (no wheel of that version for Python 3.13 on this platform) "
      "and that needs a Rust compiler, which"),
+    # the failing sdist is the last one fetched (a hyphen in its name); the index says which Pythons have wheels
+    ("  Downloading multidict-6.0.4.tar.gz (51 kB)\nCollecting psycopg2-binary==2.9.9\n  Downloading "
+     "psycopg2-binary-2.9.9.tar.gz (384 kB)\n  Getting requirements to build wheel: finished with status 'error'\n"
+     "      Error: pg_config executable not found.\n", False,
+     "error: psycopg2-binary was built from its source (no wheel of that version for Python 3.13 on this platform; "
+     "psycopg2-binary 2.9.9 has wheels for Python 3.7 to 3.12) and that needs Python's C headers (Python.h) and "
+     "pg_config (Debian's libpq-dev), which the build image does not have: require a version of psycopg2-binary with "
+     "a wheel for Python 3.13 (cp313, manylinux), or a pure-Python or prebuilt alternative, or ask for a Python it "
+     "has wheels for in .python-version (pallet then builds on a stack that has that Python, or says which it has)"),
     ("ERROR: Could not find a version that satisfies the requirement nosuchpkg\n", False, None),  # not a build
     # what the build cannot reach: a git dependency's forge, a private index (credentials not repeated)
     ("  Cloning https://git.example/acme/lib.git (to revision v1) to /tmp/pip-install-x/lib\n  fatal: unable to access "

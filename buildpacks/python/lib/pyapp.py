@@ -1241,7 +1241,12 @@ _FAILED_PACKAGE = (
     re.compile(r"problem with poetry but with ([A-Za-z0-9._-]+) \("),
     re.compile(r"Failed to build (?!installable)([A-Za-z0-9._-]+)"),
 )
-_SDIST = re.compile(r"(?:Downloading|Using cached|Processing) (?:\S*/)?([A-Za-z0-9_.]+?)-\d[\w.]*\.(?:tar\.gz|zip)\b")
+#: An sdist the installer fetched: its name (hyphens and all: psycopg2-binary-2.9.9.tar.gz) and version.
+_SDIST = re.compile(r"(?:Downloading|Using cached|Processing) (?:\S*/)?([A-Za-z0-9][A-Za-z0-9_.-]*?)-(\d[\w.!+]*)"
+                    r"\.(?:tar\.gz|zip)\b")
+_UV_PIN = re.compile(r"Failed to build `[A-Za-z0-9._-]+==([^`\s]+)`")
+#: A wheel's file name: ... -{python tag}-{abi tag}-{platform tag}.whl
+_WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(?:-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
 
 
 _GIT_FAILED = re.compile(r"fatal: unable to access '([^']+)': ([^\n]+)")
@@ -1324,17 +1329,75 @@ def cmd_diagnose(log: str) -> int:
     needs += [what for pattern, what in _BUILD_FAILURES if re.search(pattern, text)]
     if not needs:
         return 0
+    sdists = _SDIST.findall(text)
     package = next((m.group(1) for rx in _FAILED_PACKAGE for m in [rx.search(text)] if m), None)
     if package is None:
-        sdists = _SDIST.findall(text)
-        package = sdists[-1] if sdists else "a dependency"
+        package = sdists[-1][0] if sdists else "a dependency"
+    version = next((v for name, v in reversed(sdists) if norm(name) == norm(package)), None)
+    uv_pin = _UV_PIN.search(text)
+    version = version or (uv_pin.group(1) if uv_pin else None)
     minor = ".".join(stack_python().split(".")[:2])
     alternative = PREBUILT.get(norm(package), "a pure-Python or prebuilt alternative")
+    others = wheel_pythons(package, version, _index_of(text)) if version else None
+    if others:
+        has = f"; {package} {version} has wheels for Python {_span(others)}"
+        stack = ("or ask for a Python it has wheels for in .python-version (pallet then builds on a stack that has "
+                 "that Python, or says which it has)")
+    else:
+        has, stack = "", "or build on a stack whose Python it has wheels for"
     print(f"error: {package} was built from its source (no wheel of that version for Python {minor} on this "
-          f"platform) and that needs {' and '.join(needs)}, which the build image does not have: require a version "
-          f"of {package} with a wheel for Python {minor} (cp{minor.replace('.', '')}, manylinux), or "
-          f"{alternative}, or build on a stack whose Python it has wheels for", file=sys.stderr)
+          f"platform{has}) and that needs {' and '.join(needs)}, which the build image does not have: require a "
+          f"version of {package} with a wheel for Python {minor} (cp{minor.replace('.', '')}, manylinux), or "
+          f"{alternative}, {stack}", file=sys.stderr)
     return 0
+
+
+def _index_of(text: str) -> str:
+    """The package index the installer used: the first one it names (--index-url), else PyPI."""
+    indexes = _INDEXES.search(text)
+    return indexes.group(1).split(",")[0].strip() if indexes else "https://pypi.org/simple"
+
+
+def _span(minors: list[int]) -> str:
+    """3.7 to 3.12 for a run of Python 3 minors; each named when there are gaps."""
+    if minors == list(range(minors[0], minors[-1] + 1)) and len(minors) > 2:
+        return f"3.{minors[0]} to 3.{minors[-1]}"
+    return ", ".join(f"3.{m}" for m in minors)
+
+
+def wheel_pythons(package: str, version: str, index: str) -> list[int] | None:
+    """The Python 3 minors that ``package`` ``version`` publishes CPython wheels for on this
+    machine's platform (manylinux, its architecture), read from the index's Simple API (PEP 691
+    JSON, else its HTML page): so the error can say which Pythons would install it without a
+    compiler. None when the index cannot be asked (credentials in its URL are not sent again;
+    no network: the error stays as it was without this)."""
+    import platform
+    import urllib.request
+
+    if "@" in index.split("//", 1)[-1].split("/", 1)[0]:
+        return None
+    url = f"{index.rstrip('/')}/{re.sub(r'[-_.]+', '-', package).lower()}/"
+    request = urllib.request.Request(url, headers={
+        "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1", "User-Agent": "pallet/python"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            body = response.read(64 << 20).decode(errors="replace")
+            kind = response.headers.get("Content-Type", "")
+    except (OSError, ValueError):
+        return None
+    try:
+        names = ([f.get("filename", "") for f in json.loads(body).get("files", [])] if "json" in kind
+                 else re.findall(r">\s*([^<>\s]+\.whl)\s*<", body))
+    except (ValueError, AttributeError):
+        return None
+    arch, minors = platform.machine(), set()
+    for name in names:
+        wheel = _WHEEL.match(str(name))
+        if (not wheel or norm(wheel["name"]) != norm(package) or wheel["version"] != version
+                or not any(p.startswith("manylinux") and p.endswith(arch) for p in wheel["plat"].split("."))):
+            continue
+        minors.update(int(py[3:]) for py in wheel["py"].split(".") if py.startswith("cp3") and py[3:].isdigit())
+    return sorted(minors) or None
 
 
 def main(argv: list[str]) -> int:
