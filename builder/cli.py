@@ -58,7 +58,7 @@ def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        print(text)
+        print(for_terminal(text, multiline=True, limit=None))
 
 
 # -- commands -----------------------------------------------------------------

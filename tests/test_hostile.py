@@ -273,6 +273,19 @@ def test_malformed_image_configs_are_one_line_errors(tmp_path: Path, env: dict[s
     one_line_error(pallet("run", ref, env=env, check=False), field)
 
 
+def test_an_images_labels_env_and_user_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    """``pallet inspect`` printed the config's labels, env, user and created time raw: a label
+    could retitle or clear the terminal, or forge a line of the listing. Now each line shows
+    its control characters and newlines escaped (``--json`` was always escaped by JSON)."""
+    evil = "x\x1b]0;owned\x07\x1b[2J\nDigest:     sha256:forged\r\x9b1m"
+    ref = _image_with_config(tmp_path, created=evil, config={"Labels": {"a": evil}, "Env": ["A=" + evil],
+                                                            "User": evil, "Entrypoint": [evil]})
+    out = pallet("inspect", ref).stdout
+    assert not any(c in out for c in "\x1b\x07\r\x9b"), out
+    assert [line for line in out.splitlines() if line.startswith("Digest:")] == [out.splitlines()[1]], out
+    assert out.count("\\x1b]0;owned\\x07\\x1b[2J\\x0aDigest:") == 4, out  # created, user, env, label
+
+
 def test_a_string_entrypoint_is_one_argument_not_split_into_characters(tmp_path: Path) -> None:
     """Docker reads a lone string as a one-element list (its ``strslice``); so do we."""
     ref = _image_with_config(tmp_path, config={"Entrypoint": "/bin/server --port 80", "Cmd": "x"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from builder.errors import for_terminal
 from builder.oci.image import Image
 
 
@@ -64,4 +65,6 @@ def render_text(info: dict[str, Any]) -> str:
     if info["annotations"]:
         lines.append("Annotations:")
         lines.extend(f"  {k}={v}" for k, v in sorted(info["annotations"].items()))
-    return "\n".join(lines)
+    # Every value is the image's own (labels, env, annotations): each line shows its control
+    # characters and newlines escaped, so an image can neither drive the terminal nor forge a line.
+    return "\n".join(for_terminal(line, limit=None) for line in lines)
