@@ -71,6 +71,10 @@ EXPECTED = {
     "node-yarn-pnp-esm": (["pallet/nodejs"], ["yarn install --immutable, then production only (yarn.lock, nodeLinker "
                                               "pnp) with @yarnpkg/cli-dist@4.18.1 (installed from the npm registry"],
                           "Hello from node-yarn-pnp-esm: 90061000 ms is 1d 1h 1m 1s, devDependency absent, pnp true\n"),
+    "node-yarn3": (["pallet/nodejs"], ["yarn install --immutable, devDependencies included (yarn 3.8.7 has no workspaces "
+                                       "focus without its workspace-tools plugin; yarn.lock, nodeLinker node-modules) with "
+                                       "@yarnpkg/cli-dist@3.8.7 (installed from the npm registry, build only)"],
+                   "Hello from node-yarn3: a day is 86400000 ms, devDependency present\n"),
     "node-pnpm": (["pallet/nodejs"], ["pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml) with "
                                       "pnpm@9.15.9 (installed from the npm registry, build only)"],
                   "Hello from node-pnpm: a day is 86400000 ms\n"),

@@ -199,7 +199,15 @@ function manager(pkg) {
     haveFit = "";
   }
   return { tool, lockfile, version, install, berry, linker, have: haveFit, enginesNpm, npmPinned: !!(field && tool === "npm"),
-    offline: berry && isDir(".yarn/cache") };
+    offline: berry && isDir(".yarn/cache"), focus: berry && yarnFocuses(version) };
+}
+
+//: Whether yarn 2+ at this version has `workspaces focus`, the production-only install: yarn 4
+//: has it built in, yarn 2 and 3 only with the workspace-tools plugin in .yarnrc.yml (without it
+//: the build failed: Command not found). Heroku's buildpack then keeps the devDependencies; so does pallet.
+function yarnFocuses(version) {
+  if (!/^[23](\.|$)/.test(version)) return true;
+  return exists(".yarnrc.yml") && fs.readFileSync(".yarnrc.yml", "utf8").includes("plugin-workspace-tools");
 }
 
 //: package.json engines[tool] when it is a valid range (npm itself reads nothing else there than
@@ -1179,7 +1187,7 @@ function plan(layers, bpDir) {
   const root = pkg && !(mgr.berry && mgr.linker === "pnp") ? rootScripts(pkg) : null;
   const out = {
     HAS_PACKAGE_JSON: pkg ? "1" : "", TOOL: mgr.tool, TOOL_VERSION: mgr.version, TOOL_INSTALL: mgr.install,
-    TOOL_HAVE: mgr.have, BERRY: mgr.berry ? "1" : "", YARN_LINKER: mgr.linker, YARN_OFFLINE: mgr.offline ? "1" : "",
+    TOOL_HAVE: mgr.have, BERRY: mgr.berry ? "1" : "", YARN_LINKER: mgr.linker, YARN_OFFLINE: mgr.offline ? "1" : "", YARN_FOCUS: mgr.focus ? "1" : "",
     LOCKFILE: mgr.lockfile, MANIFESTS: manifests.join("\n"), WORKSPACES: wsDirs.join(" "),
     NODE_VERSION: process.versions.node, NODE_RANGE: node.range, NODE_SOURCE: node.source,
     NODE_STACK_OK: node.stackOk ? "1" : "", KEY: key.digest("hex"), NOTES: node.note,
@@ -1238,7 +1246,8 @@ function explain() {
         `${mgr.install} (installed from the npm registry, build only)` : `the stack's ${mgr.tool}`;
       const how = !mgr.lockfile ? "npm install (no lockfile: not reproducible)" :
         mgr.tool === "npm" ? `npm ci --omit=dev (${mgr.lockfile})` :
-        mgr.berry ? `yarn install --immutable, then production only (${mgr.lockfile}, nodeLinker ${mgr.linker}` +
+        mgr.berry ? `yarn install --immutable, ${mgr.focus ? "then production only (" : "devDependencies included (yarn " +
+          `${mgr.version} has no workspaces focus without its workspace-tools plugin; `}${mgr.lockfile}, nodeLinker ${mgr.linker}` +
           `${mgr.offline ? ", offline cache .yarn/cache" : ""})` :
         `${mgr.tool} install --frozen-lockfile, production dependencies (${mgr.lockfile})`;
       lines.push(`${how} with ${tool}`);
