@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from builder.errors import UsageError
+from builder.errors import UsageError, for_terminal
 
 
 def cmd_rebase(args: argparse.Namespace) -> int:
@@ -53,7 +53,7 @@ def cmd_rebase(args: argparse.Namespace) -> int:
         with lock:
             stream = sys.stdout if outcome.status in (rebase.REBASED, rebase.UP_TO_DATE, rebase.WOULD_REBASE) \
                 else sys.stderr
-            print(outcome.line(), file=stream, flush=True)
+            print(for_terminal(outcome.line()), file=stream, flush=True)  # a reason quotes the image's label
             if args.dry_run and outcome.changes:
                 for key, value in outcome.changes.items():
                     print(f"  {key}: {json.dumps(value, sort_keys=True)}", flush=True)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from builder.errors import UsageError
+from builder.errors import UsageError, for_terminal
 
 
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
@@ -84,7 +84,8 @@ def cmd_stack_packages(args: argparse.Namespace) -> int:
 
     platform = Platform.parse(args.platform) if args.platform else None
     ref, digest, packages = list_packages(args.ref, _options(args), platform)
-    rows = [(p.name, p.version, p.arch, p.source, ", ".join(p.licenses) or "-") for p in packages]
+    rows = [tuple(for_terminal(c, limit=None) for c in (p.name, p.version, p.arch, p.source,  # the image's words
+                                                        ", ".join(p.licenses) or "-")) for p in packages]
     header = ("NAME", "VERSION", "ARCH", "SOURCE", "LICENSE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in [header, *rows]]

@@ -286,6 +286,23 @@ def test_an_images_labels_env_and_user_reach_the_terminal_escaped(tmp_path: Path
     assert out.count("\\x1b]0;owned\\x07\\x1b[2J\\x0aDigest:") == 4, out  # created, user, env, label
 
 
+def test_rebase_reasons_and_stack_packages_show_an_images_words_escaped(tmp_path: Path) -> None:
+    """A rebase's refusal quotes the image's lifecycle label, and ``pallet stack packages`` lists
+    its dpkg status (a Version may go on over a continuation line): both were printed raw."""
+    meta = json.dumps({"runImage": {"topLayer": "sha256:\x1b]0;owned\x07"}})
+    push_layer_blobs(LayoutStore(tmp_path / "app"), [tar_of({"a": b"1"})], tag="t",
+                     config_extra={"config": {"Labels": {"io.buildpacks.lifecycle.metadata": meta}}})
+    status = (b"Package: foo\nStatus: install ok installed\nArchitecture: amd64\n"
+              b"Version: 1.0\x1b[2J\n forged 2.0\nDescription: x\n\n")
+    push_image(LayoutStore(tmp_path / "run"), [{"var/lib/dpkg/status": status}], tag="t")
+    app, run = f"oci:{tmp_path}/app:t", f"oci:{tmp_path}/run:t"
+    rebased = pallet("rebase", "--run-image", run, app, app, check=False)  # two: each reported on its line
+    listed = pallet("stack", "packages", run)
+    assert rebased.returncode == 1 and rebased.stderr.count("sha256:\\x1b]0;owned\\x07 is not one") == 2, rebased
+    assert "1.0\\x1b[2J\\x0aforged 2.0" in listed.stdout and len(listed.stdout.splitlines()) == 2, listed.stdout
+    assert "\x1b" not in rebased.stdout + rebased.stderr + listed.stdout + listed.stderr
+
+
 def test_a_string_entrypoint_is_one_argument_not_split_into_characters(tmp_path: Path) -> None:
     """Docker reads a lone string as a one-element list (its ``strslice``); so do we."""
     ref = _image_with_config(tmp_path, config={"Entrypoint": "/bin/server --port 80", "Cmd": "x"})
