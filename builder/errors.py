@@ -68,9 +68,10 @@ class InputFileError(PalletError):
 # -- what untrusted text may look like on the user's terminal -----------------------------------
 
 #: Characters a terminal acts on instead of showing: C0 controls (ESC starts colour, cursor and
-#: title sequences; CR overwrites a line), DEL, C1 controls (CSI 0x9b is ESC [ on some
-#: terminals), and the bidirectional overrides that make text read in another order.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: title sequences; CR overwrites a line), C1 controls (CSI 0x9b is ESC [ on some terminals),
+#: and the bidirectional overrides that make text read in another order. (DEL is left as it
+#: is: terminals ignore it.)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NEWLINE = re.compile("\n")
 
 #: The most of one message pallet prints: a registry's error body or an image's file name can

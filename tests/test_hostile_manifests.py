@@ -155,3 +155,26 @@ def test_a_project_toml_buildpack_outside_the_app_is_refused_unprobed(tmp_path: 
         assert "no such" not in proc.stderr and "not found" not in proc.stderr
     (app / "project.toml").write_text('[[build.buildpacks]]\nuri = "bp"\n')
     assert "detected: pallet/static" in pallet("detect", str(app)).stdout
+
+
+def test_a_buildpack_echoing_the_apps_files_shows_their_escapes_escaped(bookworm, tmp_path: Path) -> None:
+    """A build step's output went to the terminal raw: a Procfile line (any of the app's files a
+    tool echoes) could retitle or clear the user's terminal. Now each line of a step's output
+    shows its control characters escaped."""
+    app = write_app(tmp_path / "app", {"index.html": "hi\n",
+                                       "Procfile": "web: x\nworker\x1b]0;owned\x07: y \x1b[2J\x9b31m\n"})
+    done = bookworm.build(app, "oci:" + str(tmp_path / "o.oci"), tmp_path / "cache", check=False)
+    assert done.returncode != 0 and "worker\\x1b]0;owned\\x07: y \\x1b[2J\\x9b31m" in done.stderr, done.stderr
+    assert not any(c in done.stderr for c in "\x1b\x07\x9b"), done.stderr
+
+
+def test_a_step_printing_without_newlines_is_read_in_bounded_pieces() -> None:
+    """A step's output was read a whole line at a time (``readline()``): the app's build script
+    printing gigabytes without a newline filled pallet's memory. Now in pieces."""
+    import io
+
+    from builder.lifecycle.sandbox import MAX_OUTPUT_LINE, pump_lines
+
+    got: list[int] = []
+    pump_lines(io.BytesIO(b"x" * (10 * MAX_OUTPUT_LINE + 5) + b"\nend\n"), lambda line: got.append(len(line)))
+    assert got == [MAX_OUTPUT_LINE] * 10 + [5, 3], got

@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
-from builder.errors import NotFoundError, PalletError
+from builder.errors import NotFoundError, PalletError, for_terminal
 from builder.lifecycle.netns import Pasta, find_pasta, wait_for_loopback
 from builder.lifecycle.rootfs import Resolved, in_use, resolve_in_root
 
@@ -468,10 +468,23 @@ class _Supervisor:
             raise Interrupted(self.received)
 
 
+#: The longest piece of a step's output handed on as one line: a step (the app's own build
+#: script) may print gigabytes without a newline, which would otherwise be held in our memory.
+MAX_OUTPUT_LINE = 64 * 1024
+
+
+def output_line(raw: bytes) -> str:
+    """One line a step printed, as it may reach the user's terminal: decoded (undecodable bytes
+    replaced), without its line end, control characters shown escaped (what the app's files
+    say, echoed by a tool, must not drive the terminal)."""
+    return for_terminal(raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r"), limit=None)
+
+
 def pump_lines(stream: Any, on_output: OutputFn) -> None:
-    """Call ``on_output`` with each line of a binary stream (no newline; undecodable bytes replaced)."""
-    for raw in iter(stream.readline, b""):
-        on_output(raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r"))
+    """Call ``on_output`` with each line of a binary stream; a line longer than
+    ``MAX_OUTPUT_LINE`` comes in pieces of that size."""
+    for raw in iter(lambda: stream.readline(MAX_OUTPUT_LINE), b""):
+        on_output(output_line(raw))
 
 
 def _read_info(fd: int) -> dict[str, Any]:
@@ -692,12 +705,15 @@ def _follow(stream: Iterator[tuple[bytes | None, bytes | None]], on_output: Outp
                 target.flush()
                 continue
             *lines, pending[fd] = (pending[fd] + chunk).split(b"\n")
+            while len(pending[fd]) >= MAX_OUTPUT_LINE:  # no newline for ever: in pieces
+                lines.append(pending[fd][:MAX_OUTPUT_LINE])
+                pending[fd] = pending[fd][MAX_OUTPUT_LINE:]
             for line in lines:
-                on_output(line.decode("utf-8", "replace").rstrip("\r"))
+                on_output(output_line(line))
     if on_output is not None:
         for rest in pending.values():
             if rest:
-                on_output(rest.decode("utf-8", "replace").rstrip("\r"))
+                on_output(output_line(rest))
 
 
 class DockerSandbox:
