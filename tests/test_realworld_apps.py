@@ -1228,7 +1228,8 @@ def test_django_settings_that_read_a_variable_name_it_when_collectstatic_fails(b
 
 def test_a_procfile_runs_go_binaries_from_bin_as_on_heroku(bookworm, tmp_path):
     """go-procfile-bin's Procfile (web: bin/api, worker: bin/worker) as Heroku's Go buildpack
-    runs it: the binaries are linked into the app's bin/; an app's own bin/NAME is left alone."""
+    runs it: the binaries are linked into the app's bin/; an app's own bin/NAME is left alone;
+    beside a main package at the root, the command of cmd/ the Procfile runs is built too."""
     app = tmp_path / "gpb"
     shutil.copytree(APPS / "go-procfile-bin", app)
     (app / "bin").mkdir()
@@ -1241,6 +1242,15 @@ def test_a_procfile_runs_go_binaries_from_bin_as_on_heroku(bookworm, tmp_path):
     (app / "bin" / "worker").unlink()
     bookworm.build(app, "gpb:2", tmp_path / "cache")
     assert pallet("run", "gpb:2", "worker", env=bookworm.env, timeout=120).stdout == "worker ran\n"
+
+    # The web server's main package at the root, the worker's in cmd/: the root alone was built,
+    # and bin/worker did not exist; a command the Procfile runs from bin/ is built too.
+    shutil.copy(app / "cmd" / "api" / "main.go", app / "main.go")
+    (app / "Procfile").write_text("web: bin/jobs\nworker: bin/worker --once\n")
+    done = bookworm.build(app, "gpb:3", tmp_path / "cache")
+    assert "the Procfile runs bin/worker: building ./cmd/worker too" in done.stderr, done.stderr
+    assert "warning" not in done.stderr and "several main packages" not in done.stderr, done.stderr
+    assert pallet("run", "gpb:3", "worker", env=bookworm.env, timeout=120).stdout == "worker ran\n"
 
 
 @pytest.mark.parametrize("script,procfile,guess", [
