@@ -159,12 +159,15 @@ def test_a_project_toml_buildpack_outside_the_app_is_refused_unprobed(tmp_path: 
 
 def test_a_buildpack_echoing_the_apps_files_shows_their_escapes_escaped(bookworm, tmp_path: Path) -> None:
     """A build step's output went to the terminal raw: a Procfile line (any of the app's files a
-    tool echoes) could retitle or clear the user's terminal. Now each line of a step's output
-    shows its control characters escaped."""
+    tool echoes) could retitle or clear the user's terminal; so did pallet's own line naming
+    the virtualenvs it leaves out (a directory name may hold a newline too, forging a line).
+    Now each line shows its control characters escaped, and each name its newlines."""
     app = write_app(tmp_path / "app", {"index.html": "hi\n",
-                                       "Procfile": "web: x\nworker\x1b]0;owned\x07: y \x1b[2J\x9b31m\n"})
+                                       "Procfile": "web: x\nworker\x1b]0;owned\x07: y \x1b[2J\x9b31m\n",
+                                       "env\x1b[2J\npallet: forged/pyvenv.cfg": ""})
     done = bookworm.build(app, "oci:" + str(tmp_path / "o.oci"), tmp_path / "cache", check=False)
     assert done.returncode != 0 and "worker\\x1b]0;owned\\x07: y \\x1b[2J\\x9b31m" in done.stderr, done.stderr
+    assert "virtualenv): env\\x1b[2J\\x0apallet: forged/" in done.stderr, done.stderr
     assert not any(c in done.stderr for c in "\x1b\x07\x9b"), done.stderr
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from builder.errors import PalletError
+from builder.errors import PalletError, for_terminal
 from builder.stacks.lockfile import LOCK_VERSION, Package
 
 if TYPE_CHECKING:
@@ -380,7 +380,7 @@ def _remembered(root: Path, key: str, path: Path, arch: str, cache: Path) -> Apt
 def _stderr(text: str) -> None:
     import sys
 
-    print(f"pallet: {text}", file=sys.stderr, flush=True)
+    print(f"pallet: {for_terminal(text, multiline=True, limit=None)}", file=sys.stderr, flush=True)
 
 
 def provide(source: Path, build_image, run_image, platform_dir: Path, say: Callable[[str], None],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from builder.errors import UsageError
+from builder.errors import UsageError, for_terminal
 from builder.lifecycle.process import LAYERS, WORKSPACE
 
 PLATFORM = "/platform"
@@ -41,7 +41,7 @@ class Target:
 
 
 def _print_line(line: str) -> None:
-    sys.stderr.write(line + "\n")
+    sys.stderr.write(for_terminal(line, multiline=True, limit=None) + "\n")
     sys.stderr.flush()
 
 

@@ -20,7 +20,7 @@ from typing import Callable
 
 from typing import TYPE_CHECKING
 
-from builder.errors import PalletError
+from builder.errors import PalletError, for_terminal
 from builder.lifecycle import buildpack as bpmod
 from builder.lifecycle import memo
 from builder.resources import buildpacks_dir
@@ -161,7 +161,7 @@ def prepare(options: BuildOptions, build_image: Image, run_image: Image, work: P
                         notice=lambda text: _notice(options, text))
     left_out = copy_source(options.source, places.app_dir, project)
     if left_out:
-        shown = ", ".join(left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
+        shown = ", ".join(for_terminal(name) for name in left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
         (options.output or _stderr)(f"left out of the app (git ignores them, or a virtualenv): {shown}")
     if executor.chown_writable:
         from builder.lifecycle.executors import _chown_tree
@@ -401,14 +401,14 @@ def _shape_of(base: str, build_key: str, options: BuildOptions, result: DetectRe
 def _stderr(line: str) -> None:
     import sys
 
-    print(line, file=sys.stderr)
+    print(for_terminal(line, multiline=True, limit=None), file=sys.stderr)
 
 
 def _notice(options: BuildOptions, text: str) -> None:
     """A notice the user must see each build (a stale lock's): stderr, and kept for the memo."""
     import sys
 
-    print(f"pallet: {text}", file=sys.stderr, flush=True)
+    print(f"pallet: {for_terminal(text, multiline=True, limit=None)}", file=sys.stderr, flush=True)
     if text not in options.notices:
         options.notices.append(text)
 

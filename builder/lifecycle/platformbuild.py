@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from builder.errors import NotFoundError, PalletError
+from builder.errors import NotFoundError, PalletError, for_terminal
 from builder.oci.model import Descriptor, Platform
 from builder.lifecycle.buildway import EMULATED, FORCE_EMULATE
 from builder.oci.image import host_platform
@@ -150,4 +150,4 @@ def _images(images_for: ImagesFor, platform: Platform) -> "tuple[Image, Image, s
 def _stderr(line: str) -> None:
     import sys
 
-    print(line, file=sys.stderr)
+    print(for_terminal(line, multiline=True, limit=None), file=sys.stderr)

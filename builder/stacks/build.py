@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from builder.errors import NotFoundError, StoreError, UsageError
+from builder.errors import NotFoundError, StoreError, UsageError, for_terminal
 from builder.oci import mediatypes as mt
 from builder.oci import mutate
 from builder.oci import reference as refs
@@ -122,7 +122,7 @@ STALE_UPDATE = "update"  # lock again, write the lock, build (`pallet stack buil
 def _stderr(line: str) -> None:
     import sys
 
-    print(f"pallet: {line}", file=sys.stderr, flush=True)
+    print(f"pallet: {for_terminal(line, multiline=True, limit=None)}", file=sys.stderr, flush=True)
 
 
 def build_stack(stack_path: str | Path, *, build_tag: str | None = None, run_tag: str | None = None,
