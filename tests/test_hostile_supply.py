@@ -205,3 +205,19 @@ def test_package_names_and_versions_from_an_image_reach_the_terminal_escaped(tmp
         proc = pallet("audit", "--package", package, f"oci:{tmp_path}/img:v1")
         assert shown in proc.stdout and proc.stdout.count("\n") == 1, proc.stdout
         assert "\x1b" not in proc.stdout + proc.stderr, proc.stdout
+
+
+def test_an_attached_sbom_that_is_no_document_is_passed_over(tmp_path: Path) -> None:
+    """``pallet sbom`` printed whatever bytes were attached as the image's SBOM: not UTF-8 was a
+    UnicodeDecodeError traceback; terminal escapes went to the terminal as they were. An
+    attachment that is no document of its format is now passed over, as verify already did."""
+    from builder.supply.attach import attach_referrer, subject_of
+    from tests.imagekit import push_image
+
+    store = LayoutStore(tmp_path / "img")
+    desc = push_image(store, [{"a": b"1"}], tag="t")
+    desc = desc[0] if isinstance(desc, tuple) else desc
+    for junk in (b"\xff\xfe{}", b"\x1b]0;owned\x07\x1b[2J", b'{"spdxVersion": 2}'):
+        attach_referrer(store, subject_of(store, desc.digest), "application/spdx+json", junk, "application/spdx+json")
+    proc = pallet("sbom", "--format", "spdx", f"oci:{tmp_path}/img:t")
+    assert json.loads(proc.stdout)["spdxVersion"].startswith("SPDX-") and "computed from its layers" in proc.stderr

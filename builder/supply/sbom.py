@@ -432,11 +432,29 @@ def attach_sbom(store: Store, digest: str, inventory: Inventory | None = None, *
     return out
 
 
+def is_document(data: bytes, media_type: str) -> bool:
+    """Whether ``data`` is a JSON document of the SBOM format ``media_type`` names (what anyone
+    may attach as a referrer is not, until checked: any bytes, of any encoding)."""
+    try:
+        doc = jsonsafe.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    if media_type == CYCLONEDX:
+        return doc.get("bomFormat") == "CycloneDX"
+    if media_type == SPDX:
+        return str(doc.get("spdxVersion", "")).startswith("SPDX-")
+    return False
+
+
 def find_sbom(store: Store, digest: str, fmt: str) -> tuple[bytes, str] | None:
-    """(document, "referrer sha256:...") of an SBOM in ``fmt`` attached to ``digest``, if any."""
+    """(document, "referrer sha256:...") of an SBOM in ``fmt`` attached to ``digest``, if any;
+    an attachment that is no such document (not UTF-8, not JSON, another format) is passed over,
+    as if not there: it is neither printed nor read for packages."""
     found, _ = referrer_contents(store, digest, (FORMATS[fmt],))
     for desc, layer, data in found:
-        if layer.media_type == FORMATS[fmt]:
+        if layer.media_type == FORMATS[fmt] and is_document(data, layer.media_type):
             return data, f"referrer {desc.digest}"
     return None
 

@@ -246,17 +246,9 @@ def _follow_rebases(store: Store, evidence: Evidence, trusted: list[TrustedKey],
 
 
 def _is_sbom(data: bytes, media_type: str) -> bool:
-    try:
-        doc = jsonsafe.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    if not isinstance(doc, dict):
-        return False
-    if media_type == CYCLONEDX:
-        return doc.get("bomFormat") == "CycloneDX"
-    if media_type == SPDX:
-        return str(doc.get("spdxVersion", "")).startswith("SPDX-")
-    return False
+    from builder.supply.sbom import is_document
+
+    return is_document(data, media_type)
 
 
 def signature_reasons(evidence: Evidence, trusted: list[TrustedKey]) -> list[str]:
