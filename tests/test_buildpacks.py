@@ -708,7 +708,7 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     ({"scripts": {"start": "NODE_ENV=production node server.js"}},
      ["/bin/sh", "-c", "NODE_ENV=production node server.js"]),
     ({"scripts": {"start": "env NODE_ENV=production node server.js"}}, ["env", "NODE_ENV=production", "node", "server.js"]),
-    ({}, ["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"]),
+    ({"_files": ["index.js"]}, ["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"]),
     # --env-file of a file the app lacks (git ignores .env) is left out (node exited: not found); one it has stays
     ({"scripts": {"start": "node --env-file=.env server.js"}}, ["node", "server.js"]),
     ({"scripts": {"start": "node --env-file .env.local --env-file=config/app.env server.js"}, "_files": ["config/app.env"]},
@@ -736,7 +736,7 @@ def test_node_version_from_paketos_bp_node_version(tmp_path):
     major = subprocess.run([NODE, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True,
                            check=True).stdout.strip()
     app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "engines": {"node": "16.x"}}),
-                                   "package-lock.json": "{}", ".nvmrc": "14\n"})
+                                   "package-lock.json": "{}", ".nvmrc": "14\n", "server.js": ""})
     (tmp_path / "layers").mkdir()
     plan = [NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "plan", str(tmp_path / "layers"),
             str(BUILDPACKS / "nodejs")]
@@ -760,6 +760,34 @@ def test_node_main_that_is_no_file_of_the_app_does_not_start_it(tmp_path, pkg, f
     done = node_plan(app, tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"WEB='{web}'" in done.stdout.replace("'\\''", "'"), done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_app_that_nothing_starts_fails_the_build_saying_so(tmp_path):
+    """A Hono starter's package.json ("dev": "tsx watch src/index.ts", no start script, main,
+    server.js or index.js) built an image whose web process could never start (node index.js:
+    Cannot find module). Its plan and pallet detect fail, naming what they found; a Procfile or a
+    build script (which may make server.js) keeps the start for then."""
+    pkg = {"name": "a", "scripts": {"dev": "tsx watch src/index.ts"}, "dependencies": {"hono": "4.9.0"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}", "src/index.ts": "",
+                                   "app.ts": ""})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 1 and done.stderr == (
+        'error: nothing starts the app: no scripts.start, no main, and no server.js or index.js (what npm start runs '
+        'without them); scripts.dev "tsx watch src/index.ts" is for development; the app\'s top-level scripts: app.ts: '
+        'add a start script that runs the server with node ("start": "node server.js"; TypeScript compiled by a build '
+        'script first), or a Procfile\n'), done.stderr
+    told = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=app,
+                          capture_output=True, text=True, timeout=60)
+    assert "the build will fail: nothing starts the app" in told.stdout, told.stdout
+    for more in ({"Procfile": "worker: node src/worker.js\n"}, {"server.js": ""}):
+        write(app, more)
+        assert node_plan(app, tmp_path).returncode == 0
+        for f in more:
+            (app / f).unlink()
+    pkg["scripts"]["build"] = "tsc"
+    (app / "package.json").write_text(json.dumps(pkg))
+    assert node_plan(app, tmp_path).returncode == 0
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
@@ -822,7 +850,7 @@ def test_node_local_packages_go_into_the_install_root(tmp_path):
            "devDependencies": {"tool": "file:../elsewhere"}}
     app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}",
                                    "libs/greet/package.json": "{}", "libs/util/package.json": "{}",
-                                   "vendor/v-1.0.0.tgz": "tgz"})
+                                   "vendor/v-1.0.0.tgz": "tgz", "index.js": ""})
     done = node_plan(app, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "MANIFESTS='package.json\npackage-lock.json\nlibs/greet/package.json\nlibs/util/package.json\n" \
@@ -859,7 +887,7 @@ def test_engines_npm_the_build_images_npm_does_not_satisfy_installs_one_that_doe
     fake.write_text("#!/bin/sh\necho 9.2.0\n")
     fake.chmod(0o755)
     pkg = {"name": "a", "engines": {"npm": ">=10"}}
-    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}"})
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}", "server.js": ""})
     (tmp_path / "layers").mkdir()
 
     def plan() -> str:

@@ -99,7 +99,8 @@ def plan(app: Path, tmp_path: Path, files: dict[str, str]) -> subprocess.Complet
 def test_the_build_plan_takes_a_codename_as_its_major_line(tmp_path, files, source):
     engines = files.pop("package.json.engines", None)
     pkg = {"name": "a", **({"engines": {"node": engines}} if engines else {})}
-    done = plan(tmp_path / "app", tmp_path, {"package.json": json.dumps(pkg), "package-lock.json": "{}", **files})
+    done = plan(tmp_path / "app", tmp_path, {"package.json": json.dumps(pkg), "package-lock.json": "{}", "server.js": "",
+                                             **files})
     assert done.returncode == 0, done.stderr
     assert "NODE_RANGE='16.x'" in done.stdout and f"NODE_SOURCE='{source}'" in done.stdout, done.stdout
     assert "NODE_STACK_OK=''" in done.stdout  # the host's node is not 16: an official 16 gets installed

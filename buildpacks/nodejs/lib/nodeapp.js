@@ -1150,10 +1150,29 @@ function rootStartCommand(pkg, wsDirs) {
         "add a start script to the root package.json that starts the one to run, or a Procfile");
     }
   }
+  checkSomethingStarts(pkg, staleMain);
   // npm's own default (npm start runs server.js), else index.js; chosen when the app starts, so
   // that the image depends on package.json alone, not on which files the app has.
   return [["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"],
     staleMain ? `no scripts.start${staleMain}: server.js, else index.js` : "no scripts.start or main: server.js, else index.js"];
+}
+
+//: No start script, main or workspace to start, and neither server.js nor index.js (nor a build
+//: that could make one, nor a Procfile naming the processes): the image could never start (Cannot
+//: find module '/workspace/index.js'), as a Hono or Express starter whose only script is its
+//: development server ("dev": "tsx watch src/index.ts") built. A build error naming what it found.
+//: (Only a failure depends on these files: a plan that passes still depends on package.json alone.)
+function checkSomethingStarts(pkg, staleMain) {
+  const scripts = pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
+  if (typeof scripts.build === "string" && scripts.build.trim()) return;
+  if (["server.js", "index.js", "Procfile"].some(exists)) return;
+  const dev = ["dev", "serve", "develop"].find((n) => typeof scripts[n] === "string" && scripts[n].trim());
+  const files = fs.readdirSync(".").filter((f) => /\.(m?js|cjs|ts|mts)$/.test(f) && exists(f)).sort().slice(0, 4);
+  throw new AppError(`nothing starts the app: no scripts.start${staleMain || ", no main"}, and no server.js or index.js ` +
+    "(what npm start runs without them)" + (dev ? `; scripts.${dev} ${JSON.stringify(scripts[dev].trim())} is for ` +
+    "development" : "") + (files.length ? `; the app's top-level scripts: ${files.join(", ")}` : "") +
+    ": add a start script that runs the server with node (\"start\": \"node server.js\"; TypeScript compiled by a " +
+    "build script first), or a Procfile");
 }
 
 // -- commands ------------------------------------------------------------------------------------
