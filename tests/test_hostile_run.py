@@ -36,8 +36,15 @@ def _image(tmp_path: Path, run: dict, files: dict[str, bytes] | None = None) -> 
     ({"WorkingDir": "/tmp\u0000/x"}, "working directory '/tmp\\x00/x' contains a NUL byte"),
     ({"User": "99999999999999999999"}, "uid 99999999999999999999 is out of range"),
     ({"User": "0:4294967295"}, "gid 4294967295 is out of range"),
+    # Linux's limits on what a program starts with: E2BIG named bubblewrap, or came from inside it
+    ({"Cmd": ["y" * 200_000]}, "argument 1 of the command ('yyy"),
+    ({"Env": ["BIG=" + "x" * 200_000]}, "variable 'BIG' of the environment is 200005 bytes"),
+    ({"Env": [f"V{i}=" + "x" * 60_000 for i in range(40)]}, "over Linux's limit of"),
+    # a name longer than any file system holds: was 'File name too long' and the name, 4 KB of it
+    ({"WorkingDir": "/" + "w" * 5000}, "w…[4801 characters left out]…w"),
+    ({"User": "u" * 5000}, "u…[4800 characters left out]…u"),
 ], ids=["entrypoint-nul", "cmd-nul", "env-value-nul", "env-empty-name", "env-name-nul", "workdir-nul",
-        "uid-huge", "gid-no-id"])
+        "uid-huge", "gid-no-id", "arg-200k", "env-value-200k", "env-2-4mb", "workdir-5k", "user-5k"])
 def test_a_config_no_program_can_start_with_is_a_one_line_error(tmp_path: Path, env, run, needle) -> None:
     one_line_error(pallet("run", _image(tmp_path, run), env=env, check=False), needle)
 

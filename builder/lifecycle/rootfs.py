@@ -450,6 +450,10 @@ def resolve_in_root(rootfs: Path, path: str, *,
             st = os.lstat(host)
         except (FileNotFoundError, NotADirectoryError):
             return Resolved(tuple(real), (part, *todo))
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            return Resolved(tuple(real), (part, *todo))  # a name no file system holds: not there
         if stat.S_ISLNK(st.st_mode):
             hops += 1
             if hops > _MAX_SYMLINKS:

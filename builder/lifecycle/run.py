@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from builder import jsonsafe
-from builder.errors import PalletError
+from builder.errors import PalletError, shown
 from builder.lifecycle.process import PROCESS_DIR
 from builder.lifecycle.rootfs import resolve_in_root, unpack_image
 from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, check_step, ensure_in_docker, run_container
@@ -125,7 +125,7 @@ def resolve_user(spec: str | None, rootfs: Path) -> tuple[int, int, str | None]:
     if uid is None and entry is not None:
         uid = _id(entry[2])
     if uid is None:
-        raise RunError(f"the image's user {user!r} is not in its /etc/passwd; give a numeric uid")
+        raise RunError(f"the image's user {shown(user)} is not in its /etc/passwd; give a numeric uid")
     home = entry[5] if entry is not None else None
     if not group:
         gid = (_id(entry[3]) if entry is not None else None) or 0
@@ -135,7 +135,7 @@ def resolve_user(spec: str | None, rootfs: Path) -> tuple[int, int, str | None]:
         found = [row for row in _table(read_in_root(rootfs, "/etc/group"))
                  if len(row) >= 3 and row[0] == group and _id(row[2]) is not None]
         if not found:
-            raise RunError(f"the image's group {group!r} is not in its /etc/group; give a numeric gid")
+            raise RunError(f"the image's group {shown(group)} is not in its /etc/group; give a numeric gid")
         gid = _id(found[0][2])
     return uid, gid, home  # type: ignore[return-value]  # both set above
 

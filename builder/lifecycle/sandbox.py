@@ -70,9 +70,9 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol, Sequence
 
-from builder.errors import NotFoundError, PalletError, for_terminal
+from builder.errors import NotFoundError, PalletError, cut, for_terminal, shown
 from builder.lifecycle.netns import Pasta, find_pasta, wait_for_loopback
 from builder.lifecycle.rootfs import Resolved, in_use, resolve_in_root
 
@@ -359,7 +359,33 @@ def bwrap_options(rootfs: Path, step: Step, *, ca: Path | None, info_fd: int | N
                            f"of {BWRAP_MAX_ARGS}: the image's root directory has {len(os.listdir(rootfs))} entries "
                            f"(each a mount), its environment {len(env)} variables and its command "
                            f"{len(step.argv)} arguments; an image has a few dozen of each")
+    _check_string_sizes(step.argv, env, opts)
     return opts
+
+
+#: Linux's limit on one argument or environment string, its NUL included (MAX_ARG_STRLEN).
+MAX_ARG_STRLEN = 32 * 4096
+
+
+def _check_string_sizes(argv: Sequence[str], env: dict[str, str], opts: list[str]) -> None:
+    """SandboxError naming the argument or variable Linux would refuse to start the step with
+    (an image's config may hold one of megabytes): the kernel's E2BIG would name bubblewrap, or
+    come from inside it, and not say which."""
+    for i, arg in enumerate(argv):
+        size = len(os.fsencode(arg)) + 1
+        if size > MAX_ARG_STRLEN:
+            raise SandboxError(f"argument {i} of the command ({shown(arg, 60)}) is {size} bytes, over Linux's "
+                               f"limit of {MAX_ARG_STRLEN} for one argument: it cannot be started")
+    for key, value in env.items():
+        size = len(os.fsencode(f"{key}={value}")) + 1
+        if size > MAX_ARG_STRLEN:
+            raise SandboxError(f"variable {shown(key, 60)} of the environment is {size} bytes, over Linux's "
+                               f"limit of {MAX_ARG_STRLEN} for one variable: the command cannot be started")
+    total = sum(len(os.fsencode(a)) + 1 for a in (*opts, *argv))
+    limit = os.sysconf("SC_ARG_MAX") - 65536   # what bubblewrap itself and its own environment take
+    if total > limit:
+        raise SandboxError(f"the command, its environment and the sandbox's options come to {total} bytes, over "
+                           f"Linux's limit of {limit} for starting a program: the image's config holds too much")
 
 
 def bwrap_command(rootfs: Path, step: Step, *, ca: Path | None, bwrap: str = "bwrap",
@@ -528,7 +554,7 @@ class BwrapSandbox:
         if not step.argv:
             raise SandboxError("nothing to run: the step's command is empty")
         if not _is_dir_in_sandbox(self.rootfs, step.binds, step.cwd):
-            raise SandboxError(f"working directory {step.cwd} does not exist in the image or its binds")
+            raise SandboxError(f"working directory {cut(step.cwd, 200)} does not exist in the image or its binds")
 
     def run(self, step: Step, on_output: OutputFn | None = None) -> int:
         """Run ``step``. bubblewrap starts with an empty environment and its options (the
