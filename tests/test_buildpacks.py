@@ -730,6 +730,24 @@ def test_node_web_process(tmp_path, pkg, command):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("start,port", [
+    ("PORT=3000 node server.js", "3000 (PORT=3000)"), ("next start -p 3000", "3000 (-p 3000)"),
+    ("serve -s build -l 5000", "5000 (-l 5000)"), ("node server.js --port=4000", "4000 (--port=4000)"),
+    ("next start -p $PORT", None), ("PORT=${PORT:-3000} node server.js", None),
+    ("tsc -p tsconfig.json && node dist/server.js", None), ("node server.js", None),
+])
+def test_node_web_process_on_a_port_of_its_own_is_a_warning(tmp_path, start, port):
+    """`"start": "next start -p 3000"` built an image whose server never heard a request (they
+    come to $PORT): said at build time, as pallet/python says it of app.run(port=5000)."""
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "scripts": {"start": start}}),
+                                   "package-lock.json": "{}"})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = f"warning: the web process listens on port {port}, but requests come to $PORT (8080 unless the platform"
+    assert (said in done.stdout) if port else ("listens on port" not in done.stdout), done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_node_version_from_paketos_bp_node_version(tmp_path):
     """`--env BP_NODE_VERSION=22` (Paketo's setting) was ignored: the app built on whatever
     engines.node or the stack gave. It comes first, as Paketo reads it."""

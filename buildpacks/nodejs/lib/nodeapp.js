@@ -1075,9 +1075,26 @@ function herokuNotes(pkg) {
     "app needs built");
 }
 
+//: A port written into the web process's command (`PORT=3000 node server.js`, `next start -p
+//: 3000`, `serve -s build -l 3000`): the server listens there, while the platform sends requests
+//: to $PORT (8080 unless it sets another), so none reached it. A warning, as pallet/python's for
+//: `app.run(port=5000)`: the image is what the app asks for. One reading $PORT (`-p $PORT`,
+//: `${PORT:-3000}`) is not one.
+const FIXED_PORT = /(?:^|[\s;&|(])(?:PORT=(\d+)|(?:-p|--port|-l|--listen)(?:=|\s+)(\d+))(?=$|[\s;&|)])/;
+
+function portNotes(cmd) {
+  const script = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : cmd.join(" ");
+  const m = FIXED_PORT.exec(script);
+  if (!m) return [];
+  return [`warning: the web process listens on port ${m[1] || m[2]} (${m[0].trim()}), but requests come to $PORT ` +
+    "(8080 unless the platform sets another): they would never reach it; leave the port to the server's default " +
+    "(most read PORT) or pass $PORT"];
+}
+
 function startCommand(pkg, wsDirs) {
   START_NOTES.push(...herokuNotes(pkg));
   const started = rootStartCommand(pkg, wsDirs);
+  START_NOTES.push(...portNotes(started[0]));
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
     withPrestart(pkg, started) : started;
 }
