@@ -140,6 +140,12 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     # src/ as the code's root, with no package: src/main.py
     ({"src/main.py": "app = FastAPI()\n", "src/models.py": ""}, {"fastapi": "0.1", "uvicorn": "0.3"},
      ["/bin/sh", "-c", 'exec uvicorn main:app --app-dir src --host 0.0.0.0 --port "${PORT:-8080}"']),
+    # ... or a script run from there (python src/main.py, a bot's README), or a package in it
+    # that is not installed (requirements.txt): run with src/ on the import path
+    ({"src/main.py": "import helpers\n", "src/helpers.py": ""}, {"idna": "3"}, ["python", "src/main.py"]),
+    ({"src/bot/__init__.py": "", "src/bot/__main__.py": "", "src/tests/__init__.py": "",
+      "src/tests/__main__.py": ""}, {"idna": "3"},
+     ["/bin/sh", "-c", 'PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" exec python -m bot']),
     # a src/ layout: found through the server's path option
     ({"src/svc/__init__.py": "", "src/svc/asgi.py": "app = Starlette()\n"}, {"starlette": "1", "uvicorn": "0.3"},
      ["/bin/sh", "-c", 'exec uvicorn svc.asgi:app --app-dir src --host 0.0.0.0 --port "${PORT:-8080}"']),

@@ -806,6 +806,22 @@ def main_package() -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def src_start(deps: set[str]) -> tuple[list[str], str] | None:
+    """A script in src/ that is not installed as a package (requirements.txt, no build system),
+    as such apps' READMEs run it: ``python src/main.py`` (its directory is then on the import
+    path, as for a top-level script), else the one package there with a ``__main__.py``, run
+    with src/ on the path (``PYTHONPATH=src python -m bot``)."""
+    for name in ENTRY_SCRIPTS:
+        if exists(f"src/{name}"):
+            return ["python", f"src/{name}"], f"rule: src/{name}" + _dev_server_note(f"src/{name}", deps)
+    found = [d.name for d in sorted((APP / "src").glob("*/")) if d.is_dir() and d.name not in NOT_APP_DIRS
+             and (d / "__main__.py").is_file() and (d / "__init__.py").is_file()]
+    if len(found) != 1 or is_package():
+        return None
+    return (["/bin/sh", "-c", f'PYTHONPATH="src${{PYTHONPATH:+:$PYTHONPATH}}" exec python -m {found[0]}'],
+            f"rule: python -m {found[0]}, the one package in src/ with a __main__.py (src/ on the import path)")
+
+
 def entry_scripts() -> list[str]:
     """Top-level *.py files that may be the app (not setup.py, conftest.py, a gunicorn config...)."""
     return [name for name in top_level_scripts() if name not in NOT_ENTRY and not name.startswith("test_")]
@@ -905,11 +921,14 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     package = main_package()
     if package:
         return ["python", "-m", package], f"rule: python -m {package}, the one package with a __main__.py"
+    src_entry = src_start(deps)
+    if src_entry:
+        return src_entry
     scripts = entry_scripts()
     if len(scripts) == 1:
         return ["python", scripts[0]], f"rule: {scripts[0]}, the only top-level *.py"
     why = (f"no entry point in [project.scripts], no WSGI/ASGI app with a server to run it ("
-           f"{', '.join(WSGI_SERVERS + ASGI_SERVERS)}), no {', '.join(ENTRY_SCRIPTS)}, no package with a __main__.py, and {len(scripts)} top-level *.py files "
+           f"{', '.join(WSGI_SERVERS + ASGI_SERVERS)}), no {', '.join(ENTRY_SCRIPTS)} (at the top or in src/), no package with a __main__.py, and {len(scripts)} top-level *.py files "
            "to choose from")
     return None, why + "".join(f"; found {hint}" for hint in hints)
 
