@@ -169,3 +169,17 @@ def test_a_docker_archive_whose_manifest_json_is_gigabytes_is_refused_unread(tmp
         f.truncate(512 + info.size + 1024)  # the member's bytes and the end blocks: holes
     proc = _inspect_capped(f"docker-archive:{path}")
     one_line_error(proc, "manifest.json is 8589934592 bytes")
+
+
+def test_a_docker_archive_of_more_members_than_any_save_is_refused(tmp_path: Path) -> None:
+    """Every member of a docker-archive was indexed before anything was read: a tar of millions
+    of empty members (half a KB each on disk) was as many objects in memory. Past MAX_MEMBERS,
+    the archive is refused."""
+    import tarfile
+
+    from builder.oci.stores.archive import MAX_MEMBERS
+
+    header = tarfile.TarInfo("x").tobuf(format=tarfile.USTAR_FORMAT)
+    (tmp_path / "many.tar").write_bytes(header * (MAX_MEMBERS + 1) + b"\0" * 1024)
+    one_line_error(pallet("inspect", f"docker-archive:{tmp_path}/many.tar", check=False),
+                   f"has more than {MAX_MEMBERS} members")

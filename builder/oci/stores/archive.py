@@ -122,6 +122,12 @@ class _Section:
         self._file.close()
 
 
+#: The most members pallet indexes of a docker-archive: ``docker save`` writes a few per layer
+#: (thousands for the largest images); a tar of millions of empty members would otherwise be
+#: held in memory whole (half a KB each) before anything is said.
+MAX_MEMBERS = 100_000
+
+
 class _TarIndex:
     """Every member of an archive, indexed once; links followed to the member holding the bytes."""
 
@@ -137,7 +143,13 @@ class _TarIndex:
                     f"(decompress it first, e.g. gunzip or zstd -d)"
                 )
             with tarfile.open(path, "r:") as tar:
-                self.members = {_clean(m.name): m for m in tar.getmembers()}
+                self.members = {}
+                for count, m in enumerate(tar, 1):
+                    if count > MAX_MEMBERS:
+                        raise StoreError(f"{path} has more than {MAX_MEMBERS} members; a docker save archive "
+                                         "has a few per layer: it is not one")
+                    tar.members.clear()  # the index is ours: tarfile would keep a second one
+                    self.members[_clean(m.name)] = m
         except FileNotFoundError:
             raise NotFoundError(f"docker-archive {path} does not exist") from None
         except InputFileError as exc:
