@@ -124,3 +124,25 @@ def test_a_decompression_bomb_stops_before_the_disk_is_full(tmp_path: Path) -> N
     with Unpacker(tmp_path / "roomy", min_free=1 << 20) as unpacker:
         unpacker.apply(io.BytesIO(bomb))
     assert (tmp_path / "roomy" / "zeros").stat().st_size == size
+
+
+def test_a_layer_of_empty_entries_is_counted_toward_the_free_space(tmp_path: Path) -> None:
+    """Only file bytes counted toward the next look at the free space: a layer of millions of
+    empty directories (each an inode and a block) wrote no byte and filled the disk unchecked.
+    Each entry now counts too."""
+    import os
+    import tarfile
+
+    from builder.oci.unpack import UnpackError
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for i in range(20_000):
+            dirinfo = tarfile.TarInfo(f"d{i}")
+            dirinfo.type = tarfile.DIRTYPE
+            tf.addfile(dirinfo)
+    st = os.statvfs(tmp_path)
+    with Unpacker(tmp_path / "tight", min_free=st.f_bavail * st.f_frsize + (1 << 30)) as unpacker:
+        with pytest.raises(UnpackError, match="would leave less than .* MiB free on its file system"):
+            unpacker.apply(io.BytesIO(buf.getvalue()))
+    assert len(os.listdir(tmp_path / "tight")) < 20_000

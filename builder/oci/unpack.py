@@ -61,6 +61,12 @@ _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 _COPY_SIZE = 1 << 20
 #: Bytes written between two looks at the free space ``min_free`` keeps.
 _FREE_CHECK_EVERY = 64 << 20
+#: What one entry costs the file system besides its bytes, as counted toward the next look: an
+#: inode, and a block for a directory. A layer of millions of empty directories writes no byte
+#: of data but fills a disk (and its inodes) all the same.
+_ENTRY_COST = 4096
+#: The free inodes ``min_free`` keeps too (on file systems that count them).
+_MIN_FREE_INODES = 32768
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -230,6 +236,7 @@ class Unpacker:
         if not parts:
             return  # the root itself: its owner and mode are the caller's, not the layer's
         base = parts[-1]
+        self._wrote(_ENTRY_COST, name)
         try:
             if base.startswith(WHITEOUT_PREFIX):
                 self._whiteout(name, parts, created)
@@ -305,6 +312,10 @@ class Unpacker:
             raise UnpackError(f"layer entry {shown(name)}: unpacking into {self.root} would leave less than "
                               f"{self._min_free >> 20} MiB free on its file system; the image is bigger than "
                               "the disk can hold (or the layer is a decompression bomb)")
+        if st.f_files and st.f_favail < _MIN_FREE_INODES:
+            raise UnpackError(f"layer entry {shown(name)}: unpacking into {self.root} would leave fewer than "
+                              f"{_MIN_FREE_INODES} free inodes on its file system; the image has more files than "
+                              "it can hold (or the layer is a bomb of empty entries)")
 
     def _make_hardlink(self, ti: tarfile.TarInfo, parent_fd: int, base: str) -> None:
         target = entry_parts(ti.linkname, f"hard link target of {shown(ti.name)}:")
