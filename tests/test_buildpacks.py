@@ -754,6 +754,24 @@ def test_node_web_process_on_a_port_of_its_own_is_a_warning(tmp_path, start, por
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("server,warned", [
+    # render-examples/hapi-quick-start's shape: the image answered nowhere pallet run or a platform asked
+    ("const server = Hapi.server({\n  port: 3000,\n  host: '0.0.0.0'\n});\n",
+     "warning: server.js listens on port 3000 (port: 3000) and never reads PORT: requests to $PORT (8080 unless the "
+     "platform sets another) would not reach it; listen on process.env.PORT, or run the image with PORT=3000"),
+    ("app.listen(5000, () => console.log('up'));\n", "warning: server.js listens on port 5000 (.listen(5000)"),
+    ("const port = process.env.PORT || 3000;\napp.listen(port);\n", None),
+    ("app.listen(8080);\n", None),
+])
+def test_node_server_on_a_port_of_its_own_is_a_warning(tmp_path, server, warned):
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "main": "server.js"}),
+                                   "package-lock.json": "{}", "server.js": server})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (warned in done.stdout) if warned else "never reads PORT" not in done.stdout, done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_node_version_from_paketos_bp_node_version(tmp_path):
     """`--env BP_NODE_VERSION=22` (Paketo's setting) was ignored: the app built on whatever
     engines.node or the stack gave. It comes first, as Paketo reads it."""

@@ -936,6 +936,32 @@ function withPrestart(pkg, [cmd, why]) {
   return [["/bin/sh", "-c", `${script} && ${main}`], `${why}; after scripts.prestart, as npm start runs it`];
 }
 
+//: A server file that listens on a port of its own (`Hapi.server({port: 3000})`, `app.listen(3000)`)
+//: and never reads PORT: the image's web process would listen where requests to $PORT (8080
+//: unless the platform sets another) never come, and the app looks dead. A warning, not an error:
+//: the port may be the one the platform is told. Only the file node is given is read (1 MiB of
+//: it, not through a link): a port from a module of its own is not guessed at.
+function portNote([program, ...args]) {
+  const file = program === "node" ? args.find((a) => !a.startsWith("-")) : null;
+  if (!file) return null;
+  let text;
+  try {
+    if (!fs.lstatSync(file).isFile()) return null;
+    const fd = fs.openSync(file, "r");
+    const buf = Buffer.alloc(1 << 20);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    fs.closeSync(fd);
+    text = buf.subarray(0, n).toString("utf8");
+  } catch {
+    return null;
+  }
+  const m = /\bPORT\b/.test(text) ? null : /\.listen\(\s*(\d{2,5})\b/.exec(text) || /\bport\s*:\s*(\d{2,5})\b/.exec(text);
+  if (!m || m[1] === "8080") return null;
+  return `warning: ${file} listens on port ${m[1]} (${m[0].trim()}) and never reads PORT: requests to $PORT (8080 unless ` +
+    `the platform sets another) would not reach it; listen on process.env.PORT, or run the image with PORT=${m[1]} ` +
+    `(pallet run -p ${m[1]})`;
+}
+
 //: `npx CMD ARGS` (`npx serve -s build`): npx runs an installed package's command, which the image
 //: has on its PATH (node_modules/.bin), and the run image has no npx (npm's). CMD ARGS, or null
 //: (also for `npx -p PKG CMD` and `npx PKG@VERSION`, which name a package to download).
@@ -1094,7 +1120,9 @@ function portNotes(cmd) {
 function startCommand(pkg, wsDirs) {
   START_NOTES.push(...herokuNotes(pkg));
   const started = rootStartCommand(pkg, wsDirs);
-  START_NOTES.push(...portNotes(started[0]));
+  // A port in the command, else one the server file node runs writes without reading PORT.
+  const ports = portNotes(started[0]);
+  START_NOTES.push(...(ports.length ? ports : [portNote(started[0])].filter(Boolean)));
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
     withPrestart(pkg, started) : started;
 }
