@@ -772,6 +772,28 @@ def test_node_server_on_a_port_of_its_own_is_a_warning(tmp_path, server, warned)
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_a_failed_build_names_the_dependency_that_needs_another_node(tmp_path):
+    """render-examples/nuxtjs-hello-world: no lockfile, "nuxt": "latest", no engines: the build
+    ran on the stack's Node.js and failed deep in the framework, after npm's EBADENGINE warning
+    scrolled by. After a failed build, the first direct dependency (dependencies, then
+    devDependencies, by name) whose engines.node excludes the build's Node.js is named, last."""
+    app = write(tmp_path / "app", {
+        "package.json": json.dumps({"dependencies": {"ok": "1", "zz-new": "latest"}, "devDependencies": {"new": "*"}}),
+        "node_modules/ok/package.json": json.dumps({"version": "1.0.0", "engines": {"node": ">=10"}}),
+        "node_modules/new/package.json": json.dumps({"version": "4.6.4", "engines": {"node": "^98.0.0 || >=99"}}),
+        "node_modules/zz-new/package.json": json.dumps({"version": "2.0.0", "engines": {"node": ">=99"}})})
+    engines = [NODE, str(BUILDPACKS / "node-build" / "lib" / "engines.js"), str(BUILDPACKS / "nodejs" / "lib" / "httpget.js")]
+    done = subprocess.run(engines, cwd=app, capture_output=True, text=True, timeout=60, check=True)
+    version = subprocess.run([NODE, "-p", "process.versions.node"], capture_output=True, text=True).stdout.strip()
+    assert done.stderr == (f"error: new 4.6.4 does not support the Node.js the build ran on, {version} (its engines.node: "
+                           "^98.0.0 || >=99): ask for one it supports in package.json's engines.node (or .nvmrc), and "
+                           "pallet installs that Node.js\n")
+    (app / "node_modules" / "new" / "package.json").write_text(json.dumps({"version": "4.6.4", "engines": {"node": ">=1"}}))
+    (app / "node_modules" / "zz-new" / "package.json").unlink()
+    assert subprocess.run(engines, cwd=app, capture_output=True, text=True, timeout=60, check=True).stderr == ""
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_node_version_from_paketos_bp_node_version(tmp_path):
     """`--env BP_NODE_VERSION=22` (Paketo's setting) was ignored: the app built on whatever
     engines.node or the stack gave. It comes first, as Paketo reads it."""

@@ -1115,6 +1115,33 @@ def _css_of(home, ref: str) -> tuple[str, str]:  # noqa: ANN001
         return css, http(port, css).body
 
 
+def test_a_web_server_that_cannot_be_imported_stops_the_build_saying_why(bookworm, tmp_path):
+    """An app of 2022 (render-examples/celery's pins): gunicorn 20.1 imports pkg_resources, and its
+    requirement setuptools>=3.0 gets today's setuptools, which no longer has it. The image would
+    die at every start; the build stops instead, for the web process pallet chose and for the
+    Procfile's, and says how out. The way out it names builds an image that answers."""
+    app = tmp_path / "old"
+    app.mkdir()
+    (app / "requirements.txt").write_text("flask==3.1.0\ngunicorn==20.1.0\n")
+    (app / "app.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get('/')\n"
+                                "def hello():\n    return 'hello from gunicorn 20\\n'\n")
+    said = ("[pallet/python] error: the web process's gunicorn cannot start: importing gunicorn.app.wsgiapp fails "
+            "(ModuleNotFoundError: No module named 'pkg_resources'); pkg_resources is gone from setuptools 81 and "
+            "newer, and setuptools ")
+    for procfile in (None, "web: gunicorn --workers 2 app:app\n"):
+        if procfile:
+            (app / "Procfile").write_text(procfile)
+        done = bookworm.build(app, "oldgun:1", tmp_path / "cache", check=False)
+        assert done.returncode == 1 and said in done.stderr, done.stderr
+        assert "require a newer gunicorn that does not import it, or setuptools<81 beside it" in done.stderr
+        assert pallet("inspect", "oldgun:1", env=bookworm.env, check=False).returncode == 1
+    (app / "requirements.txt").write_text("flask==3.1.0\ngunicorn==20.1.0\nsetuptools<81\n")
+    bookworm.build(app, "oldgun:1", tmp_path / "cache")
+    port = free_port()
+    with pallet_run(bookworm, "oldgun:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == "hello from gunicorn 20\n"
+
+
 def test_django_static_files_are_collected_again_when_they_change(bookworm, tmp_path):
     """collectstatic reads every app file: a stylesheet edit collects again (a new hashed name);
     an unchanged app skips pallet/django-static and the collected files come back with its layer;

@@ -1222,10 +1222,66 @@ def gunicorn_env(venv: Path, installed: dict[str, str]) -> None:
         path.unlink()
 
 
+#: The module a console script pip or uv wrote runs (``from gunicorn.app.wsgiapp import run``).
+_SCRIPT_ENTRY = re.compile(r"^from ([A-Za-z_][\w.]*) import [A-Za-z_]\w*\s*$", re.M)
+
+
+def _program(words: list[str]) -> str | None:
+    """The program a command runs: past variable assignments and ``exec``; inside ``sh -c``."""
+    if len(words) > 2 and words[0] in ("/bin/sh", "sh", "/bin/bash", "bash") and words[1] == "-c":
+        try:
+            words = shlex.split(words[2])
+        except ValueError:
+            return None
+    words = [w for w in words if w != "exec"]
+    while words and re.match(r"^[A-Za-z_]\w*=", words[0]):
+        words = words[1:]
+    return words[0] if words else None
+
+
+def start_failure(venv: Path, words: list[str], installed: dict[str, str]) -> str | None:
+    """Why the web process's program cannot start in the image, if importing the module its
+    console script runs fails in the venv just installed: an image that builds and then dies at
+    every start is worse than a build that stops and says why. The classic case is time: an
+    unpinned setuptools (81 and newer) no longer has pkg_resources, which old servers import
+    (gunicorn 20). Only the server's module is imported, in isolated mode (-I), never the app."""
+    program = _program(words)
+    script = venv / "bin" / program if program and "/" not in program else None
+    if script is None or not script.is_file():
+        return None
+    try:
+        head = script.read_text(errors="replace")[:4096]
+    except OSError:
+        return None
+    entry = _SCRIPT_ENTRY.search(head)
+    if not head.startswith("#!") or not entry:
+        return None
+    import subprocess
+
+    try:
+        done = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", "import importlib, sys; "
+                               "importlib.import_module(sys.argv[1])", entry.group(1)],
+                              cwd="/", capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    last = (done.stderr.strip().splitlines() or [""])[-1][:300]
+    if done.returncode == 0 or not re.match(r"^(ModuleNotFoundError|ImportError)\b", last):
+        return None
+    why = f"the web process's {program} cannot start: importing {entry.group(1)} fails ({last})"
+    if "'pkg_resources'" in last and "setuptools" in installed:
+        why += (f"; pkg_resources is gone from setuptools 81 and newer, and setuptools {installed['setuptools']} "
+                f"was installed: require a newer {program} that does not import it, or setuptools<81 beside it")
+    return why
+
+
 def cmd_launch(layers: str, venv: str) -> int:
     installed = installed_distributions(Path(venv))
     gunicorn_env(Path(venv), installed)
     command, why = start_command(installed, Path(venv) / "bin")
+    failure = start_failure(Path(venv), procfile_web_words() if procfile_web() else command or [], installed)
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     runs = procfile_runs(command[1]) if command and command[0] == "python" and len(command) == 2 else None
     if runs:
         print(f"no web process: {command[1]} is what the Procfile's {runs} runs (the Procfile has no web)")
