@@ -794,6 +794,40 @@ def test_a_failed_build_names_the_dependency_that_needs_another_node(tmp_path):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_start_script_running_typescript_gets_a_nodejs_that_runs_it(tmp_path):
+    """`"start": "node src/index.ts"` (Node.js 22.18+ strips the types) built on the stack's
+    Node.js, where it failed as it started (ERR_UNKNOWN_FILE_EXTENSION). An app that asks for no
+    Node.js gets the newest LTS line that runs it, as for its dependencies' engines.node; one that
+    asks (engines.node) keeps its own; a loader (tsx) or compiled JavaScript needs nothing."""
+    major = int(subprocess.run([NODE, "-p", "process.versions.node.split('.')[0]"], capture_output=True, text=True,
+                               check=True).stdout)
+    if major >= 22:
+        pytest.skip("this machine's Node.js runs TypeScript: nothing to choose")
+    lock = json.dumps({"lockfileVersion": 3, "packages": {"": {"name": "a"}}})
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "scripts": {"start": "node src/index.ts"}}),
+                                   "package-lock.json": lock, "src/index.ts": ""})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "NODE_SOURCE='what the app runs (scripts.start runs node on src/index.ts, TypeScript, which Node.js " \
+           "^22.18.0 || >=23.6.0 runs; the app sets none: the newest LTS line with a match, Node.js " in done.stdout
+    assert "NODE_STACK_OK=''" in done.stdout, done.stdout
+    for start in ("node --import tsx src/index.ts", "tsc && node dist/index.js"):
+        (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": start}}))
+        assert "NODE_RANGE=''" in node_plan(app, tmp_path).stdout
+    # the app's own request, narrowed to what runs it (>=16 takes 20, which does not); or a warning
+    (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node src/index.ts"},
+                                                  "engines": {"node": ">=16"}}))
+    out = node_plan(app, tmp_path).stdout
+    assert "NODE_RANGE='>=16 ^22.18.0 || >=16 >=23.6.0'\nNODE_SOURCE='package.json engines.node >=16, narrowed to the " \
+           "Node.js that runs the TypeScript of scripts.start (^22.18.0 || >=23.6.0):'\nNODE_STACK_OK=''" in out, out
+    (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node src/index.ts"},
+                                                  "engines": {"node": "18.x"}}))
+    out = node_plan(app, tmp_path).stdout
+    assert "NODE_RANGE='18.x'" in out and "warning: scripts.start runs node on src/index.ts, TypeScript, which Node.js " \
+           "^22.18.0 || >=23.6.0 runs: package.json engines.node 18.x gives none of those" in out, out
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_node_version_from_paketos_bp_node_version(tmp_path):
     """`--env BP_NODE_VERSION=22` (Paketo's setting) was ignored: the app built on whatever
     engines.node or the stack gave. It comes first, as Paketo reads it."""

@@ -488,23 +488,45 @@ function tighten(comparators, semver) {
 //: the app's direct dependencies' (dependencies, devDependencies: the build runs with them),
 //: the request is every such range at once (their intersection, as node-semver reads a range).
 //: npm only warns (EBADENGINE), so without this the build failed later, in the framework.
-function dependenciesRequest(pkg) {
-  const lockfile = ["npm-shrinkwrap.json", "package-lock.json"].find(exists);
-  if (!lockfile || !pkg) return null;
-  const lock = readJSON(lockfile);
+//: The direct dependencies whose engines.node (as package-lock.json records it) the stack's
+//: Node.js does not satisfy: { what, range } each.
+function failingDependencies(pkg, lockfile, semver) {
+  const lock = lockfile ? readJSON(lockfile) : null;
   const packages = lock && typeof lock.packages === "object" && lock.packages;
-  if (!packages) return null;  // lockfile v1 (npm 6): no engines recorded
-  const semver = loadSemver();
-  const have = process.versions.node;
+  if (!packages) return [];  // lockfile v1 (npm 6): no engines recorded
   const names = [...new Set([pkg.dependencies, pkg.devDependencies, pkg.optionalDependencies]
     .flatMap((deps) => (deps && typeof deps === "object" ? Object.keys(deps) : [])))].sort();
   const failing = [];
   for (const name of names) {
     const entry = packages[`node_modules/${name}`];
     const range = entry && entry.engines && typeof entry.engines.node === "string" ? entry.engines.node.trim() : "";
-    if (!range || !semver.validRange(range) || semver.satisfies(have, range)) continue;
-    failing.push({ name, version: entry.version, range });
+    if (!range || !semver.validRange(range) || semver.satisfies(process.versions.node, range)) continue;
+    failing.push({ what: `${name}@${entry.version} ${range}`, range });
   }
+  return failing;
+}
+
+//: A start script that runs node on a TypeScript file (`node src/index.ts`, as Node.js 22.18+
+//: and 23.6+ run it, stripping the types): on an older Node.js it failed as it started
+//: (ERR_UNKNOWN_FILE_EXTENSION); with --experimental-strip-types, 22.6+. [{ what, range }] when the
+//: stack's Node.js cannot, else [].
+const NODE_RUNS_TS = /(?:^|[\s;&|(])node((?:\s+-[^\s]+)*)\s+([^\s;&|)-][^\s;&|)]*\.[mc]?ts)(?=$|[\s;&|)])/;
+
+function typeScriptStart(pkg, semver) {
+  const start = pkg.scripts && typeof pkg.scripts.start === "string" ? pkg.scripts.start : "";
+  const m = NODE_RUNS_TS.exec(start);
+  if (!m) return [];
+  const range = /--experimental-strip-types/.test(m[1]) ? ">=22.6.0" : "^22.18.0 || >=23.6.0";
+  if (semver.satisfies(process.versions.node, range)) return [];
+  return [{ what: `scripts.start runs node on ${m[2]}, TypeScript, which Node.js ${range} runs`, range }];
+}
+
+function dependenciesRequest(pkg) {
+  if (!pkg) return null;
+  const lockfile = ["npm-shrinkwrap.json", "package-lock.json"].find(exists);
+  const semver = loadSemver();
+  const deps = failingDependencies(pkg, lockfile, semver);
+  const failing = [...deps, ...typeScriptStart(pkg, semver)];
   if (!failing.length) return null;
   let sets = [[]];  // (a || b) and (c || d): every pairing of their comparator sets, each tightened
   for (const { range } of failing) {
@@ -518,7 +540,7 @@ function dependenciesRequest(pkg) {
     sets = [...next.values()];
   }
   sets = sets.map((s) => s.map((c) => c.value).join(" ")).filter((r) => semver.validRange(r || "*"));
-  const who = failing.map((f) => `${f.name}@${f.version} ${f.range}`).join(", ");
+  const who = failing.map((f) => f.what).join(", ");
   // Not asked for by the app, so not the newest release (often a Current, odd line) but the
   // newest LTS line that has a matching release, as the rest of its requests are (lts/*).
   // A failed lookup fails the build (AppError), as lts/*'s does: never another Node.js by chance.
@@ -531,7 +553,8 @@ function dependenciesRequest(pkg) {
     new semver.Range(`${r} >=${line}.0.0 <${line + 1}.0.0-0`).set[0], semver)).filter(Boolean)
     .map((t) => t.map((c) => c.value).join(" ")))].join(" || ");
   const lts = line === undefined ? "" : `: the newest LTS line with a match, Node.js ${line}`;
-  return { range, source: `engines.node of the app's dependencies in ${lockfile} (${who}; the app sets none${lts})` };
+  const of = deps.length ? `engines.node of the app's dependencies in ${lockfile}` : "what the app runs";
+  return { range, source: `${of} (${who}; the app sets none${lts})` };
 }
 
 //: lts/*, lts/-N or lts/<codename> as the range of its major line (nodelts.js); the release
@@ -550,18 +573,30 @@ function ltsRequest(spec, file) {
 }
 
 function checkNode(pkg) {
-  const wanted = nodeRequest(pkg);
+  let wanted = nodeRequest(pkg);
   const have = process.versions.node;
   if (!wanted) return { range: "", source: "", stackOk: true, note: "" };
   const semver = loadSemver();
   if (!semver.validRange(wanted.range)) {
     throw new AppError(`${wanted.source} ${JSON.stringify(wanted.range)} is not a valid version range`);
   }
+  const [ts] = pkg ? typeScriptStart(pkg, semver) : [];
+  if (ts && semver.intersects(wanted.range, ts.range)) {
+    // The TypeScript the start script gives node narrows the app's request (">=18" takes 24 too).
+    const both = wanted.range.split("||").flatMap((a) => ts.range.split("||").map((b) => `${a.trim()} ${b.trim()}`))
+      .filter((r) => semver.intersects(r, r));
+    wanted = { range: both.join(" || "), source: `${wanted.source} ${wanted.range}, narrowed to the Node.js that runs ` +
+      `the TypeScript of scripts.start (${ts.range}):` };
+  }
   const ok = semver.satisfies(have, wanted.range);
   const note = ok ? `${wanted.source} ${wanted.range}: the stack's Node.js ${have}`
     : `${wanted.source} ${wanted.range} is not satisfied by the stack's Node.js ${have} (${stackName()}): ` +
       "installing a matching official build from the npm registry";
-  return { range: wanted.range, source: wanted.source, stackOk: ok, note };
+  // none that runs it: the request is the app's to change
+  const warn = ts && !semver.intersects(wanted.range, ts.range) ? `\nwarning: ${ts.what}: ${wanted.source} ` +
+    `${wanted.range} gives none of those: it fails as it starts (ERR_UNKNOWN_FILE_EXTENSION); ask for one that runs ` +
+    "it (engines.node \">=22.18\"), or compile it first" : "";
+  return { range: wanted.range, source: wanted.source, stackOk: ok, note: note + warn };
 }
 
 // -- start command -------------------------------------------------------------------------------
