@@ -7,7 +7,7 @@ package, Poetry, uv and PDM projects that only list dependencies, a Pipfile with
 run as ``python -m``, a setuptools-scm package built without .git (its Flask app named ``server``), a uv workspace
 whose app is a member's package, a Flask app factory (and a Procfile's gunicorn 26), a conda environment.yml
 alone, a Django project without a WSGI server, a Pipfile.lock asking for Python 3.11 (and locking
-a Windows-only package), a uv project whose ``default-groups`` add a lint group."""
+a Windows-only package and one of its own by path), a uv project whose ``default-groups`` add a lint group."""
 
 from __future__ import annotations
 
@@ -295,13 +295,16 @@ def test_procfile_lines_only_a_shell_runs(trixie, tmp_path):
 def test_pipenvs_python_version_chooses_the_stack(trixie, tmp_path):
     """Pipfile.lock's _meta.requires python_version 3.11: bookworm, said in one line; the same
     request against a stack without it is the buildpack's error naming both. Its Windows-only
-    colorama, locked as ``"version": "*"`` without hashes, is skipped by its marker."""
+    colorama, locked as ``"version": "*"`` without hashes, is skipped by its marker; its own
+    package in libs/units (``"path"``, editable) is installed from there."""
     src = APPS / "python-pipenv-version"
     done = build(trixie, src, "pipenv311:1", tmp_path / "c")
     assert [ln for ln in done.stderr.splitlines() if ln.startswith("stack ")] == [
         "stack bookworm: Pipfile.lock _meta.requires python_version asks for Python 3.11; the default stack trixie "
         "has Python 3.13.5, bookworm has Python 3.11.2"]
-    assert ask(trixie, "pipenv311:1") == {"python": "3.11.2", "itsdangerous": "2.2.0"}
+    assert ask(trixie, "pipenv311:1") == {"python": "3.11.2", "itsdangerous": "2.2.0",
+                                          "units": "/workspace/libs/units/units/__init__.py", "day": 86400}
+    assert "removed libs/units/units.egg-info, the project build's leftover" in done.stderr, done.stderr
     forced = pallet("build", str(src), "-t", "pipenv311:2", "--stack", "trixie", "--cache-dir", str(tmp_path / "c2"),
                     env=trixie.env, check=False, timeout=900)
     assert forced.returncode == 1

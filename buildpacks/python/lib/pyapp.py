@@ -1147,10 +1147,15 @@ def cmd_requirements(mode: str, out: str) -> int:
     lines = []
     if mode == "pipenv":
         data = read_json("Pipfile.lock")
+        local = []
         for name, entry in sorted(data.get("default", {}).items()):
+            path = _local_path(entry)
+            if path:
+                local.append(f"-e {path}")
+                continue
             if "version" not in entry:
-                print(f"error: Pipfile.lock: {name} is not a pinned registry package (path, VCS and editable "
-                      "dependencies are not supported)", file=sys.stderr)
+                print(f"error: Pipfile.lock: {name} is not a pinned registry package or a directory of the app (VCS "
+                      "and URL dependencies are not supported)", file=sys.stderr)
                 return 1
             # "*": pipenv locks no version (and no hashes) for a package whose marker is false
             # where it locked (colorama ; sys_platform == 'win32'); pip skips it by the marker.
@@ -1159,6 +1164,10 @@ def cmd_requirements(mode: str, out: str) -> int:
             if entry.get("markers"):
                 line += f" ; {entry['markers']}"
             lines.append(line + "".join(f" --hash={h}" for h in entry.get("hashes", [])))
+        # The app's own packages (pipenv install -e ./libs/greet, or -e . for the project), after
+        # the locked ones: pip refuses an editable requirement among hashed ones. Editable, so
+        # their code is the app's, current even when the venv is reused.
+        Path(f"{out}.local").write_text("".join(f"{line}\n" for line in local))
     elif mode == "pdm":
         lines = pdm_requirements()
     elif mode == "pipfile":
@@ -1167,6 +1176,20 @@ def cmd_requirements(mode: str, out: str) -> int:
         lines = list(read_toml("pyproject.toml").get("project", {}).get("dependencies", []))
     Path(out).write_text("\n".join(lines) + "\n")
     return 0
+
+
+def _local_path(entry: dict) -> str | None:
+    """The directory of the app a Pipfile.lock entry installs (``{"path": "./libs/greet",
+    "editable": true}``) as ``./DIR``, or None for any other entry; one outside the app (which
+    the build does not have) is an AppError."""
+    path = entry.get("path") if isinstance(entry, dict) else None
+    if not isinstance(path, str) or "file" in entry or "git" in entry:
+        return None
+    rel = os.path.normpath(path)
+    if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep) or not (APP / rel).is_dir():
+        raise AppError(f"Pipfile.lock installs {path}, which is not a directory of the app (the build has the app's "
+                       "directory only)")
+    return "." if rel == "." else f"./{rel}"
 
 
 def pdm_requirements() -> list[str]:
