@@ -385,3 +385,26 @@ def test_audit_tries_a_bounded_number_of_listed_sboms() -> None:
         store = RegistryStore(host, "app/x", retries=1)
         assert _attached_sbom(store, _digest(MANIFEST)) is None
     assert 0 < len(fetched) <= 256, len(fetched)
+
+
+def test_a_digest_named_in_an_image_that_is_a_path_is_asked_of_no_registry() -> None:
+    """A rebase statement names its original as 64 characters of sha256, checked for length
+    only: ``"../" * 21 + "a"`` was sent as /v2/app/x/manifests/sha256:../../..a, a path of the
+    registry's own choosing, with the user's credentials (promote copies originals; verify
+    follows them). Now the statement's digest must be hex, and the store sends nothing that is
+    not a tag or a digest."""
+    from builder.errors import NotFoundError
+    from builder.supply.rebaseprov import ORIGINAL, original_of
+
+    climbing = "../" * 21 + "a"
+    statement = {"predicate": {"buildDefinition": {"resolvedDependencies": [
+        {"name": ORIGINAL, "uri": "x", "digest": {"sha256": climbing}}]}}}
+    assert original_of(statement) is None
+    seen: list[str] = []
+    with hostile_registry(lambda handler, path: seen.append(path) and False) as host:
+        store = RegistryStore(host, "app/x", retries=1)
+        for call in (store.resolve, store.get_manifest):
+            with pytest.raises(NotFoundError, match="is not a tag or digest"):
+                call("sha256:" + climbing)
+        assert store.resolve("t").digest == _digest(MANIFEST)
+    assert not any(".." in p for p in seen), seen

@@ -87,6 +87,11 @@ class Reference:
         return str(replace(self, digest=digest))
 
 
+def is_tag(value: str) -> bool:
+    """Whether ``value`` is a tag as the distribution spec allows (what may follow ``:``)."""
+    return bool(_TAG_RE.match(value))
+
+
 def _split_name(text: str, what: str) -> tuple[str, str | None, str | None]:
     """``name[:tag][@digest]`` -> (name, tag, digest)."""
     digest = None

@@ -87,8 +87,8 @@ def _deps(st: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 
 def _sha(dep: dict[str, Any]) -> str | None:
-    value = dep["digest"].get("sha256")
-    return f"sha256:{value}" if isinstance(value, str) and len(value) == 64 else None
+    value = f"sha256:{dep['digest'].get('sha256')}"
+    return value if is_digest(value) else None   # 64 characters but not hex would be a path: "../" * 21
 
 
 def original_of(st: dict[str, Any]) -> str | None:

@@ -27,9 +27,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 import urllib3.exceptions
 
-from builder.errors import DigestMismatchError, NotFoundError, RegistryError
+from builder.errors import DigestMismatchError, NotFoundError, RegistryError, shown
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, sha256, split, verify_bytes
+from builder.oci.reference import is_tag
 from builder.oci.model import Descriptor, Index, ModelError, media_type_of
 from builder.oci.stores.auth import load_credentials, repository_scope
 from builder.oci.stores.base import ProgressFn, Store, check_document_size
@@ -237,6 +238,12 @@ class RegistryStore(Store):
                                    scopes=scopes, **kw)
 
     def _path(self, kind: str, ref: str = "") -> str:
+        """The API path of a manifest (by tag or digest), a blob or referrers (by digest). What
+        names one may come from an image (a statement naming the image it was rebased from):
+        anything else ('sha256:../../..') would be sent as a path of the registry's: not found."""
+        if kind != "tags" and ref != "uploads/" and not (is_digest(ref) or (kind == "manifests" and is_tag(ref))):
+            raise NotFoundError(f"{shown(ref, 80)} is not a {'tag or ' if kind == 'manifests' else ''}digest: no "
+                                f"registry holds it (nothing was asked of {self.host})")
         return f"/v2/{self.repository}/{kind}/{ref}"
 
     def _fail(self, resp: requests.Response, action: str) -> RegistryError:
