@@ -1606,6 +1606,30 @@ def test_procfile_package_manager_anywhere_in_a_line_is_a_warning(tmp_path):
                       "warning: Procfile clock: pnpm"], done.stderr
 
 
+@pytest.mark.parametrize("web,warning", [
+    ("fastapi run app/main.py", "fastapi run listens on 0.0.0.0:8000 unless told otherwise (--port $PORT)"),
+    ("fastapi run app/main.py --port=$PORT", None),
+    ("fastapi dev main.py --port $PORT", "fastapi dev listens on 127.0.0.1:8000 unless told otherwise (--host 0.0.0.0"),
+    ("daphne myproject.asgi:application", "daphne listens on 127.0.0.1:8000 unless told otherwise (-b 0.0.0.0 -p"),
+    ("daphne -b 0.0.0.0 -p $PORT myproject.asgi:application", None),
+    ("granian --interface asgi main:app", "granian listens on 127.0.0.1:8000"),
+    ("litestar run", "litestar run listens on 127.0.0.1:8000"),
+    ("sanic server:app --host=0.0.0.0 --port=$PORT", None),
+])
+def test_procfile_asgi_servers_left_on_their_default_address_are_warned_about(tmp_path, web, warning):
+    """FastAPI's `fastapi run` (port 8000), Channels' daphne, granian, Litestar's and Sanic's CLIs
+    listen where requests to $PORT never come unless told: the build said nothing."""
+    app = write(tmp_path / "app", {"Procfile": f"web: {web}\nworker: daphne x.asgi:application\n"})
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir(parents=True)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    said = [ln for ln in done.stderr.splitlines() if " listens on " in ln]
+    assert len(said) == (1 if warning else 0), done.stderr  # the web process only, not the worker
+    assert not warning or said[0].startswith(f"warning: Procfile web: {warning}"), done.stderr
+
+
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_procfile_npm_start_runs_what_npm_start_runs(tmp_path):
     """Heroku's `web: npm start` built an image whose web process failed as it started (bwrap:
