@@ -814,12 +814,26 @@ def test_node_start_script_running_typescript_gets_a_nodejs_that_runs_it(tmp_pat
     for start in ("node --import tsx src/index.ts", "tsc && node dist/index.js"):
         (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": start}}))
         assert "NODE_RANGE=''" in node_plan(app, tmp_path).stdout
-    # the app's own request, narrowed to what runs it (>=16 takes 20, which does not); or a warning
+    # the app's own request, narrowed to what runs it (>=16 takes the stack's, which does not); or a warning
     (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node src/index.ts"},
                                                   "engines": {"node": ">=16"}}))
     out = node_plan(app, tmp_path).stdout
-    assert "NODE_RANGE='>=16 ^22.18.0 || >=16 >=23.6.0'\nNODE_SOURCE='package.json engines.node >=16, narrowed to the " \
-           "Node.js that runs the TypeScript of scripts.start (^22.18.0 || >=23.6.0):'\nNODE_STACK_OK=''" in out, out
+    assert "NODE_SOURCE='package.json engines.node >=16, narrowed to what the app runs (scripts.start runs node on " \
+           "src/index.ts, TypeScript, which Node.js ^22.18.0 || >=23.6.0 runs: the newest LTS line with a match, " \
+           "Node.js " in out and "NODE_STACK_OK=''" in out, out
+    # so is it to its dependencies' engines.node (vite 7 in an app of ">=18" failed its build on the stack's 18)
+    locked = {"lockfileVersion": 3, "packages": {"": {"name": "a"}, "node_modules/vite": {
+        "version": "7.1.0", "dev": True, "engines": {"node": "^22.12.0 || >=24"}}}}
+    (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node server.js"},
+                                                  "devDependencies": {"vite": "7.1.0"}, "engines": {"node": ">=16"}}))
+    (app / "package-lock.json").write_text(json.dumps(locked))
+    out = node_plan(app, tmp_path).stdout
+    assert "NODE_SOURCE='package.json engines.node >=16, narrowed to engines.node of the app'\\''s dependencies in " \
+           "package-lock.json (vite@7.1.0 ^22.12.0 || >=24: the newest LTS line with a match, Node.js " in out, out
+    (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node server.js"},
+                                                  "devDependencies": {"vite": "7.1.0"}, "engines": {"node": "<21"}}))
+    assert "NODE_SOURCE='package.json engines.node'" in node_plan(app, tmp_path).stdout  # none satisfies both: its own
+    (app / "package-lock.json").write_text(lock)
     (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node src/index.ts"},
                                                   "engines": {"node": "18.x"}}))
     out = node_plan(app, tmp_path).stdout

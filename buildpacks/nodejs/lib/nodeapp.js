@@ -437,19 +437,19 @@ function nodeRequest(pkg) {
   if (env) return isLtsAlias(env) ? ltsRequest(env, "$BP_NODE_VERSION") : { range: env, source: "$BP_NODE_VERSION" };
   if (pkg && pkg.engines && typeof pkg.engines.node === "string" && pkg.engines.node.trim()) {
     const asked = pkg.engines.node.trim();
-    if (isLtsAlias(asked)) return ltsRequest(asked, "package.json engines.node");
-    return { range: asked, source: "package.json engines.node" };
+    if (isLtsAlias(asked)) return { ...ltsRequest(asked, "package.json engines.node"), asked: true };
+    return { range: asked, source: "package.json engines.node", asked: true };
   }
   for (const file of [".nvmrc", ".node-version"]) {
     if (!exists(file)) continue;
     const line = fs.readFileSync(file, "utf8").split("\n").map((l) => l.replace(/#.*/, "").trim()).find(Boolean);
     if (!line) continue;
     const v = line.replace(/^v(?=\d)/, "");
-    if (isLtsAlias(v)) return ltsRequest(v, file);
+    if (isLtsAlias(v)) return { ...ltsRequest(v, file), asked: true };
     if (/^(node$|stable$|latest$)/i.test(v)) {
-      return { range: "*", source: `${file} ${JSON.stringify(line)} (taken as the newest release)` };
+      return { range: "*", source: `${file} ${JSON.stringify(line)} (taken as the newest release)`, asked: true };
     }
-    return { range: v, source: file };
+    return { range: v, source: file, asked: true };
   }
   return dependenciesRequest(pkg);
 }
@@ -521,13 +521,16 @@ function typeScriptStart(pkg, semver) {
   return [{ what: `scripts.start runs node on ${m[2]}, TypeScript, which Node.js ${range} runs`, range }];
 }
 
-function dependenciesRequest(pkg) {
+function dependenciesRequest(pkg, asked) {
   if (!pkg) return null;
   const lockfile = ["npm-shrinkwrap.json", "package-lock.json"].find(exists);
   const semver = loadSemver();
   const deps = failingDependencies(pkg, lockfile, semver);
-  const failing = [...deps, ...typeScriptStart(pkg, semver)];
-  if (!failing.length) return null;
+  const needs = [...deps, ...typeScriptStart(pkg, semver)];
+  if (!needs.length) return null;
+  // The app's own request, which the stack's Node.js satisfies ("engines.node": ">=18"), is
+  // narrowed to what they need, when some release satisfies both.
+  const failing = asked ? [{ what: "", range: asked.range }, ...needs] : needs;
   let sets = [[]];  // (a || b) and (c || d): every pairing of their comparator sets, each tightened
   for (const { range } of failing) {
     const next = new Map();
@@ -540,7 +543,8 @@ function dependenciesRequest(pkg) {
     sets = [...next.values()];
   }
   sets = sets.map((s) => s.map((c) => c.value).join(" ")).filter((r) => semver.validRange(r || "*"));
-  const who = failing.map((f) => f.what).join(", ");
+  if (asked && !sets.length) return null;
+  const who = needs.map((f) => f.what).join(", ");
   // Not asked for by the app, so not the newest release (often a Current, odd line) but the
   // newest LTS line that has a matching release, as the rest of its requests are (lts/*).
   // A failed lookup fails the build (AppError), as lts/*'s does: never another Node.js by chance.
@@ -554,6 +558,7 @@ function dependenciesRequest(pkg) {
     .map((t) => t.map((c) => c.value).join(" ")))].join(" || ");
   const lts = line === undefined ? "" : `: the newest LTS line with a match, Node.js ${line}`;
   const of = deps.length ? `engines.node of the app's dependencies in ${lockfile}` : "what the app runs";
+  if (asked) return { range, source: `${asked.source} ${asked.range}, narrowed to ${of} (${who}${lts}):` };
   return { range, source: `${of} (${who}; the app sets none${lts})` };
 }
 
@@ -580,14 +585,11 @@ function checkNode(pkg) {
   if (!semver.validRange(wanted.range)) {
     throw new AppError(`${wanted.source} ${JSON.stringify(wanted.range)} is not a valid version range`);
   }
+  // The app's own request that the stack's Node.js satisfies, but not its dependencies'
+  // engines.node or the TypeScript its start script runs: vite 7 (^20.19.0 || >=22.12.0) in an
+  // app of "engines": {"node": ">=18"} failed its build on the stack's 18.
+  if (wanted.asked && semver.satisfies(have, wanted.range)) wanted = dependenciesRequest(pkg, wanted) || wanted;
   const [ts] = pkg ? typeScriptStart(pkg, semver) : [];
-  if (ts && semver.intersects(wanted.range, ts.range)) {
-    // The TypeScript the start script gives node narrows the app's request (">=18" takes 24 too).
-    const both = wanted.range.split("||").flatMap((a) => ts.range.split("||").map((b) => `${a.trim()} ${b.trim()}`))
-      .filter((r) => semver.intersects(r, r));
-    wanted = { range: both.join(" || "), source: `${wanted.source} ${wanted.range}, narrowed to the Node.js that runs ` +
-      `the TypeScript of scripts.start (${ts.range}):` };
-  }
   const ok = semver.satisfies(have, wanted.range);
   const note = ok ? `${wanted.source} ${wanted.range}: the stack's Node.js ${have}`
     : `${wanted.source} ${wanted.range} is not satisfied by the stack's Node.js ${have} (${stackName()}): ` +
