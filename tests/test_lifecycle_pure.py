@@ -319,6 +319,11 @@ def test_python_buildpacks_entry_regex_agrees_with_its_start_command_logic(tmp_p
     (["mkdocs.yml", "docs/index.md"], "a MkDocs site's source (mkdocs.yml)"),
     (["config.toml", "main.rs"], None),        # a config.toml alone says nothing
     (["Gemfile", "app.rb"], "a Ruby app (Gemfile)"),
+    # a monorepo: the apps one directory down are named, and how to build one
+    (["README.md", "api/go.mod", "api/main.go", "frontend/index.html", "worker/Dockerfile", ".git/config",
+      "node_modules/x/package.json", "web/package.json"],
+     "nothing to build at the top, but one directory down: api/ (Go: go.mod), frontend/ (a static site: index.html), "
+     "web/ (Node.js: package.json); build each on its own (pallet build ./api)"),
 ])
 def test_a_static_site_generators_source_is_named_with_how_to_build_it(tmp_path, files, first):
     from builder.lifecycle.otherruntimes import hint

@@ -68,6 +68,41 @@ def recognise(app_dir: Path) -> str | None:
     return None
 
 
+#: What pallet builds, by the names of the files that tell, for apps one directory down.
+BUILDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Python", ("requirements.txt", "pyproject.toml", "Pipfile", "setup.py", "manage.py", "uv.lock")),
+    ("Node.js", ("package.json",)),
+    ("Go", ("go.mod", "go.work", "main.go")),
+    ("a static site", ("Staticfile", "index.html")),
+    ("a Procfile app", ("Procfile",)),
+)
+#: A monorepo's directories looked into, at most (sorted names): a bound, not a guess.
+MAX_DIRS = 256
+
+
+def apps_below(app_dir: Path) -> list[str]:
+    """'api/ (Go: go.mod)' for each directory at the top (not hidden, no link) holding an app
+    pallet builds: a monorepo (DigitalOcean's sample-monorepo: api/, frontend/, webhook/) failed
+    detection at its top with every group's reason and not the one thing to do, build a part."""
+    try:
+        dirs = sorted(e.name for e in os.scandir(app_dir) if e.is_dir(follow_symlinks=False)
+                      and not e.name.startswith(".") and e.name != "node_modules")[:MAX_DIRS]
+    except OSError:
+        return []
+    found = []
+    for name in dirs:
+        try:
+            inside = set(os.listdir(app_dir / name))
+        except OSError:
+            continue
+        for what, files in BUILDS:
+            seen = [f for f in files if f in inside]
+            if seen:
+                found.append(f"{name}/ ({what}: {seen[0]})")
+                break
+    return found
+
+
 def hint(app_dir: Path) -> str:
     """The first line of the detect error: what the app looks like and what to do about it."""
     try:
@@ -81,6 +116,10 @@ def hint(app_dir: Path) -> str:
                 "pallet-static)")
     what = recognise(app_dir)
     if what is None:
+        below = apps_below(app_dir)
+        if below:
+            return (f"no buildpack group passed detection: nothing to build at the top, but one directory down: "
+                    f"{', '.join(below)}; build each on its own (pallet build ./{below[0].split('/')[0]})")
         return f"no buildpack group passed detection (pallet's built-in buildpacks build {BUILT})"
     return (f"no buildpack group passed detection: the app looks like {what}, which pallet's built-in "
             f"buildpacks do not build (they build {BUILT}); give a CNB buildpack for it with "
