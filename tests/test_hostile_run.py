@@ -132,3 +132,17 @@ def test_an_env_of_a_hundred_thousand_variables_is_named_as_the_cause(tmp_path: 
     ('1 entries, each a mount'), which was not it."""
     ref = _image(tmp_path, {"Env": [f"V{i}=x" for i in range(100_000)]})
     one_line_error(pallet("run", ref, env=env, check=False), "its environment 1000", "variables", "limit of 9000")
+
+
+@pytest.mark.parametrize("uid", ["-5", "99999999999", "\uff11\uff10\uff10\uff10", " 1000", "4294967295"])
+def test_a_build_images_cnb_user_that_is_no_id_is_a_one_line_error(tmp_path: Path, uid: str) -> None:
+    """int() took what no kernel has as a uid ('-5', 2^36, fullwidth digits): the build went on
+    to fail in chown or bubblewrap."""
+    from builder.errors import PalletError
+    from builder.lifecycle.pipeline import cnb_user
+    from builder.oci.image import load_image
+
+    push_layer_blobs(LayoutStore(tmp_path / "b"), [tar_of({"a": b"1"})], tag="t",
+                     config_extra={"config": {"Env": [f"CNB_USER_ID={uid}", "CNB_GROUP_ID=1000"]}})
+    with pytest.raises(PalletError, match="are not user and group ids"):
+        cnb_user(load_image(LayoutStore(tmp_path / "b"), "t"))

@@ -20,7 +20,7 @@ from typing import Callable
 
 from typing import TYPE_CHECKING
 
-from builder.errors import PalletError, for_terminal
+from builder.errors import PalletError, cut, for_terminal
 from builder.lifecycle import buildpack as bpmod
 from builder.lifecycle import memo
 from builder.resources import buildpacks_dir
@@ -114,11 +114,14 @@ def groups_for(options: BuildOptions, registry: bpmod.Registry, project_refs: li
 
 
 def cnb_user(build_image: Image) -> tuple[int, int]:
+    """The uid and gid the build image says its steps run as: ids a kernel has (int() also
+    takes '-5', ' 7', '１０００' and 99999999999, which chown and bubblewrap would fail on)."""
     env = build_image.config.config.env_dict()
-    try:
-        return int(env.get("CNB_USER_ID", "1000")), int(env.get("CNB_GROUP_ID", "1000"))
-    except ValueError:
-        raise PalletError("the build image's CNB_USER_ID/CNB_GROUP_ID are not numbers") from None
+    ids = env.get("CNB_USER_ID", "1000"), env.get("CNB_GROUP_ID", "1000")
+    if not all(v.isascii() and v.isdigit() and int(v) < 2 ** 32 - 1 for v in ids):
+        raise PalletError(f"the build image's CNB_USER_ID/CNB_GROUP_ID ({cut(ids[0], 40)}/{cut(ids[1], 40)}) "
+                          "are not user and group ids (0 to 4294967294)")
+    return int(ids[0]), int(ids[1])
 
 
 def target_of(run_image: Image) -> Target:
