@@ -1644,6 +1644,34 @@ def test_procfile_asgi_servers_left_on_their_default_address_are_warned_about(tm
     assert not warning or said[0].startswith(f"warning: Procfile web: {warning}"), done.stderr
 
 
+def test_procfile_python_project_tools_run_the_command_itself(tmp_path):
+    """`web: uv run gunicorn app:app` (uv's guides), `poetry run`, `pipenv run`: the image has no
+    uv, Poetry or pipenv, and the build said nothing (uv was in a build-only layer): the web process
+    failed as it started, command "uv" not found. The command runs by itself (the venv is on the
+    PATH); what only the tool can run (a Pipfile script, --with) is a warning."""
+    import tomllib
+
+    app = write(tmp_path / "app", {"Procfile": "web: uv run --frozen gunicorn app:app\nclock: uv run clock.py\n"
+                                               "worker: poetry run python -m jobs --once\n"
+                                               "release: pipenv run migrate\nshell: uv run --with ipython ipython\n",
+                                   "clock.py": "", "Pipfile": "[packages]\n\n[scripts]\nmigrate = \"python m.py\"\n"})
+    (tmp_path / "layers" / "pallet_python" / "venv" / "bin").mkdir(parents=True)
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir()
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    launch = tomllib.loads((layers / "launch.toml").read_text())
+    assert {p["type"]: p["command"] for p in launch["processes"]} == {
+        "web": ["gunicorn", "app:app"], "clock": ["python", "clock.py"],
+        "worker": ["python", "-m", "jobs", "--once"], "release": ["pipenv", "run", "migrate"],
+        "shell": ["uv", "run", "--with", "ipython", "ipython"]}
+    assert "Procfile web: uv run --frozen gunicorn app:app runs as gunicorn app:app (the run image has no uv" \
+        in done.stdout, done.stdout
+    assert [ln.split(":")[1].split()[-1] for ln in done.stderr.splitlines() if "the run image has no" in ln] == \
+        ["release", "shell"], done.stderr
+
+
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_procfile_npm_start_runs_what_npm_start_runs(tmp_path):
     """Heroku's `web: npm start` built an image whose web process failed as it started (bwrap:
