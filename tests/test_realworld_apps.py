@@ -75,6 +75,8 @@ EXPECTED = {
                                        "focus without its workspace-tools plugin; yarn.lock, nodeLinker node-modules) with "
                                        "@yarnpkg/cli-dist@3.8.7 (installed from the npm registry, build only)"],
                    "Hello from node-yarn3: a day is 86400000 ms, devDependency present\n"),
+    "node-fastify-cli": (["pallet/nodejs"], ["web: fastify start -l info app.js (scripts.start)"],
+                         "Hello from node-fastify-cli: Fastify 5.6.1, listening on 0.0.0.0\n"),
     "node-pnpm": (["pallet/nodejs"], ["pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml) with "
                                       "pnpm@9.15.9 (installed from the npm registry, build only)"],
                   "Hello from node-pnpm: a day is 86400000 ms\n"),
