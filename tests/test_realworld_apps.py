@@ -1282,6 +1282,22 @@ def test_a_procfile_runs_go_binaries_from_bin_as_on_heroku(bookworm, tmp_path):
     assert pallet("run", "gpb:3", "worker", env=bookworm.env, timeout=120).stdout == "worker ran\n"
 
 
+def test_a_go_mod_asking_for_a_newer_patch_release_builds_with_a_notice(bookworm, tmp_path):
+    """go.mod's go line as go mod init writes it, with the Go it ran (1.19.13; the stack has
+    1.19.8): go refused it under GOTOOLCHAIN=local ("go: go.mod requires go >= 1.19.13") and the
+    build failed. The same minor release builds, saying so; the app's go.mod is left as it is."""
+    app = shutil.copytree(APPS / "go-server-dir", tmp_path / "gsd")
+    (app / "go.mod").write_text("module github.com/acme/inventory/v2\n\ngo 1.19.13\n\ntoolchain go1.19.13\n")
+    done = bookworm.build(app, "gpatch:1", tmp_path / "cache")
+    assert ("notice: go.mod asks for go 1.19.13; the stack has go1.19.8, the same Go 1.19: built with it"
+            in done.stderr), done.stderr
+    assert (app / "go.mod").read_text().count("1.19.13") == 2
+    port = free_port()
+    with pallet_run(bookworm, "gpatch:1", port) as proc:
+        resp = wait_http(port, alive=lambda: proc.poll() is None)
+        assert resp.status == 200 and "Hello from go-server-dir" in resp.body, resp.body
+
+
 @pytest.mark.parametrize("script,procfile,guess", [
     ("worker.py", "worker: python worker.py\n", "[pallet/python] no web process: worker.py is what the Procfile's worker "
                                                 "runs (the Procfile has no web)"),
