@@ -240,6 +240,10 @@ def test_a_registrys_error_body_reaches_the_terminal_escaped_and_bounded(tmp_pat
     err = one_line_error(proc, f"registry {host} denied anonymous access", "HTTP 403")
     assert not any(c in err[:-1] for c in "\x1b\x07\r\x9b\u202e"), err
     assert len(err) < 2500, len(err)
+    with hostile_registry(_denied(body, [])) as host:  # escaped in the error itself, whoever prints it
+        with pytest.raises(RegistryError) as info:
+            RegistryStore(host, "app/x", retries=1).get_manifest("t")
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value), str(info.value)
     if b"DENIED" not in body:
         assert max(sent, default=0) < len(body) // 2, "the whole error body was read"
     else:

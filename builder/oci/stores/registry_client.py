@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from builder.errors import AuthError, RegistryError, cut
+from builder.errors import AuthError, RegistryError, for_terminal
 from builder.oci.stores.auth import Authenticator, Credentials
 from builder.oci.stores.http1 import BrokenResponse, Http1Pool, ResponseTooLarge
 
@@ -156,20 +156,22 @@ def _error_body(resp: requests.Response) -> object:
 
 
 def error_detail(resp: requests.Response) -> str:
-    """``CODE: message`` from a registry's JSON error body, else the HTTP status line."""
+    """``CODE: message`` from a registry's JSON error body, else the HTTP status line: cut short
+    and its control characters and newlines escaped here, as the error goes on into messages
+    printed as they are (a rebase's per-image line, verify's report of a rebase chain)."""
     body = _error_body(resp)
     if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
         parts = []
         for err in body["errors"][:MAX_ERRORS_SHOWN]:
             if isinstance(err, dict):
                 code, msg = err.get("code"), err.get("message")
-                parts.append(": ".join(cut(str(p), MAX_ERROR_TEXT) for p in (code, msg) if p))
+                parts.append(": ".join(for_terminal(str(p), limit=MAX_ERROR_TEXT) for p in (code, msg) if p))
         more = len(body["errors"]) - MAX_ERRORS_SHOWN
         if more > 0:
             parts.append(f"{more} more errors")
         if any(parts):
             return f"HTTP {resp.status_code} " + "; ".join(p for p in parts if p)
-    return f"HTTP {resp.status_code} {cut(resp.reason or '', MAX_ERROR_TEXT)}".rstrip()
+    return f"HTTP {resp.status_code} {for_terminal(resp.reason or '', limit=MAX_ERROR_TEXT)}".rstrip()
 
 
 def error_codes(resp: requests.Response) -> set[str]:
