@@ -634,6 +634,15 @@ def test_python_app_one_directory_down_is_named(tmp_path):
                           env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "python")})
     assert done.returncode == 100
     assert done.stdout.strip().endswith("(found backend/requirements.txt: build that directory, pallet build ./backend)")
+    # requirements/ alone (no requirements.txt including it), and the app in a package: no file
+    # at the top said Python, and nothing said what was missing
+    app = write(tmp_path / "split", {"requirements/dev.txt": "-r prod.txt\npytest\n", "requirements/prod.txt": "flask\n",
+                                     "app/__init__.py": ""})
+    done = subprocess.run([str(BUILDPACKS / "python" / "bin" / "detect")], cwd=app, capture_output=True, text=True,
+                          env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "python")})
+    assert done.returncode == 100
+    assert done.stdout.strip().endswith("(found requirements/dev.txt, requirements/prod.txt, but no requirements.txt at "
+                                        "the top, the file installed: add one holding -r requirements/prod.txt)")
 
 
 def test_python_requirements_from_pipfile_lock_keep_hashes(tmp_path, monkeypatch):
