@@ -396,6 +396,20 @@ def test_an_entry_name_of_a_megabyte_is_quoted_short_in_the_error(tmp_path: Path
     assert len(said) < 1200 and "characters left out" in said and "\x1b" not in said, said[:2000]
 
 
+@pytest.mark.parametrize("uid", [2 ** 40, 2 ** 32 - 1])
+def test_an_entry_owned_by_an_id_no_system_has_says_so(tmp_path: Path, uid: int) -> None:
+    """A PAX record may give any number as uid: unpacking as root failed in chown with 'layer is
+    corrupt or truncated (uid is less than minimum); fetch or build it again', none of it true;
+    as another user it was unpacked. Now refused alike, saying what is wrong."""
+    from builder.errors import PalletError
+    from builder.oci.unpack import unpack_layer
+
+    entry = _member("f")
+    entry.uid = uid
+    with pytest.raises(PalletError, match=f"owned by uid {uid}, gid 0: no system has such ids"):
+        unpack_layer(io.BytesIO(_pax_tar(entry)), tmp_path / "root")
+
+
 def test_a_long_chain_of_extended_headers_is_corrupt_not_a_crash() -> None:
     """tarfile parses each PAX header's member recursively: 3000 of them exceed Python's stack."""
     from builder.oci.layerread import CorruptLayerError, LayerTar

@@ -65,6 +65,8 @@ _FREE_CHECK_EVERY = 64 << 20
 #: inode, and a block for a directory. A layer of millions of empty directories writes no byte
 #: of data but fills a disk (and its inodes) all the same.
 _ENTRY_COST = 4096
+#: (uid_t)-1: chown's "leave it as it is"; every id an entry may have is below it.
+_NO_ID = 2 ** 32 - 1
 #: The free inodes ``min_free`` keeps too (on file systems that count them).
 _MIN_FREE_INODES = 32768
 
@@ -237,6 +239,9 @@ class Unpacker:
             return  # the root itself: its owner and mode are the caller's, not the layer's
         base = parts[-1]
         self._wrote(_ENTRY_COST, name)
+        if not (0 <= ti.uid < _NO_ID and 0 <= ti.gid < _NO_ID):
+            raise CorruptLayerError(f"layer entry {shown(name)} is owned by uid {ti.uid}, gid {ti.gid}: no system has "
+                                    f"such ids (at most {_NO_ID - 1}); the layer is not one any runtime unpacks")
         try:
             if base.startswith(WHITEOUT_PREFIX):
                 self._whiteout(name, parts, created)
