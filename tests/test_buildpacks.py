@@ -1130,7 +1130,7 @@ def test_detect_explains_each_sample(bookworm):
         "python-flask": ["detected: pallet/python@0.1.0",
                          "pallet/python: found requirements.txt, app.py; Python 3.11.2 from the stack; "
                          "pip install -r requirements.txt; web: gunicorn app:app (", "flask app app:app, gunicorn)"],
-        "python-fastapi-uv": ["found pyproject.toml, uv.lock, .python-version, main.py", "uv sync --frozen (uv.lock)",
+        "python-fastapi-uv": ["found pyproject.toml, uv.lock, .python-version, main.py", "uv sync --locked (uv.lock)",
                               "requires-python >=3.11", "fastapi app main:app, uvicorn)"],
         "python-poetry": ["found pyproject.toml, poetry.lock, app.py", "poetry install (poetry.lock)",
                           "web: gunicorn app:app (", "falcon app app:app, gunicorn)"],

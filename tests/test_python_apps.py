@@ -161,6 +161,15 @@ def test_uv_project_with_a_build_system_but_no_package(trixie, tmp_path):
     answer = ask(trixie, "uv-deps:1", "/?host=b%C3%BCcher.example")
     assert answer["ascii"] == "xn--bcher-kva.example"
     assert answer["groups"] == []  # neither dev nor the lint group [tool.uv] default-groups adds
+    # a dependency added to pyproject.toml without `uv lock`: --frozen installed the old lock, and
+    # the image lacked it (ImportError as it started); the build now fails, saying so
+    stale = copy_app(src, tmp_path / "stale")
+    pyproject = stale / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('dependencies = ["idna>=3.7"]', 'dependencies = ["idna>=3.7", '
+                                                                                          '"six>=1.16"]'))
+    done = build(trixie, stale, "uv-stale:1", tmp_path / "c", check=False)
+    assert done.returncode == 1 and "The lockfile at `uv.lock` needs to be updated" in done.stderr, done.stderr
+    assert pallet("inspect", "uv-stale:1", env=trixie.env, check=False).returncode == 1
 
 
 def test_pdm_project_that_only_lists_dependencies_lands_on_its_python(trixie, tmp_path):

@@ -226,7 +226,7 @@ EXPECTED = {
         "server scripts.build makes with Nuxt's Nitro server (nuxt))"],
         "<h1>Hello from node-nuxt: a day is 86400000 ms (server side)</h1>"),
     # the fourth sweep (Python, Go, Procfile, static): each README names the cause
-    "python-uv-package": (["pallet/python"], ["uv sync --frozen (uv.lock)", "web: /bin/sh -c exec uvicorn "
+    "python-uv-package": (["pallet/python"], ["uv sync --locked (uv.lock)", "web: /bin/sh -c exec uvicorn "
                                               "inventory_api.main:app --app-dir src --host 0.0.0.0"],
                           "Hello from python-uv-package 0.3.0\n"),
     "python-quart-hypercorn": (["pallet/python"], ["web: /bin/sh -c exec hypercorn main:app --bind \"0.0.0.0:${PORT:-8080}\" "

@@ -984,7 +984,7 @@ def cmd_detect() -> int:
     members = [m.relative_to(APP).as_posix() for m in uv_members()] if installer == "uv" else []
     if members:
         root += f"; workspace members {', '.join(members)} (installed by uv sync)"
-    how = {"uv": f"uv sync --frozen (uv.lock){root}", "poetry": f"poetry install (poetry.lock){root}",
+    how = {"uv": f"uv sync --locked (uv.lock){root}", "poetry": f"poetry install (poetry.lock){root}",
            "pdm": f"pip, from pdm.lock{root}", "pipenv": "pip, from Pipfile.lock",
            "pipfile": "pip, from Pipfile (no Pipfile.lock: not reproducible)", "pip": "pip install -r requirements.txt",
            "pip-project": f"pip install -e . ({chosen})", "pip-deps": "pip, [project].dependencies",
