@@ -645,6 +645,28 @@ def test_python_app_one_directory_down_is_named(tmp_path):
                                         "the top, the file installed: add one holding -r requirements/prod.txt)")
 
 
+def test_python_a_lock_without_a_listed_dependency_is_an_error(tmp_path, monkeypatch):
+    """A dependency added to the Pipfile or pyproject.toml without locking again was not
+    installed (pallet installs Pipfile.lock and pdm.lock with pip): the image failed as it
+    started. Now the build fails naming it."""
+    monkeypatch.chdir(write(tmp_path / "pipenv", {
+        "Pipfile": '[packages]\nFlask = "*"\nrequests_oauthlib = "*"\n"colorama" = {version = "*"}\n',
+        "Pipfile.lock": json.dumps({"default": {"flask": {"version": "==3.1.3"}, "colorama": {"version": "*"}}})}))
+    with pytest.raises(pyapp.AppError, match=r"^Pipfile.lock is older than Pipfile's \[packages\]: it does not have "
+                                             r"requests_oauthlib; run `pipenv lock` and commit Pipfile.lock$"):
+        pyapp.check_lock("pipenv")
+    monkeypatch.chdir(write(tmp_path / "pdm", {
+        "pyproject.toml": '[project]\nname = "a"\ndependencies = ["idna>=3", "Six[x] ; python_version > \'3\'"]\n',
+        "pdm.lock": '[[package]]\nname = "idna"\nversion = "3.10"\ngroups = ["default"]\n'
+                    '[[package]]\nname = "six"\nversion = "1.17.0"\ngroups = ["dev"]\n'}))
+    with pytest.raises(pyapp.AppError, match=r"^pdm.lock is older than pyproject.toml's dependencies: it does not have "
+                                             r"Six; run `pdm lock`"):
+        pyapp.check_lock("pdm")
+    write(tmp_path / "pdm", {"pdm.lock": '[[package]]\nname = "idna"\nversion = "3.10"\n'
+                                         '[[package]]\nname = "six"\nversion = "1.17.0"\ngroups = ["default"]\n'})
+    pyapp.check_lock("pdm")
+
+
 def test_python_requirements_from_pipfile_lock_keep_hashes(tmp_path, monkeypatch):
     lock = {"default": {"flask": {"version": "==3.1.3", "hashes": ["sha256:aa", "sha256:bb"]},
                         "colorama": {"version": "==0.4.6", "markers": "sys_platform == 'win32'", "hashes": []}},

@@ -977,6 +977,7 @@ def cmd_detect() -> int:
         installer, chosen = manager()
         notes = check_python() + vcs_version_notes(vcs_version_env())
         check_imports(installer)
+        check_lock(installer)
     except AppError as exc:
         print(f"the build will fail: {exc}")  # still a Python app: say so at build time
         return 0
@@ -1063,6 +1064,30 @@ def unprovided_imports() -> tuple[str, list[str]] | None:
     return None
 
 
+def check_lock(installer: str) -> None:
+    """AppError when a lock pallet installs from without its tool (Pipfile.lock, pdm.lock) lacks
+    a dependency the manifest lists: one added without `pipenv lock`/`pdm lock` was left out of
+    the image (ImportError as the app started), where ``pipenv install --deploy`` (Heroku) fails.
+    By name only: a changed version range is the tool's to check."""
+    if installer == "pipenv":
+        wanted = {norm(n): n for n in read_toml("Pipfile").get("packages", {})}
+        locked = {norm(n) for n in read_json("Pipfile.lock").get("default", {})}
+        manifest, lock, relock = "Pipfile's [packages]", "Pipfile.lock", "pipenv lock"
+    elif installer == "pdm":
+        specs = read_toml("pyproject.toml").get("project", {}).get("dependencies", []) or []
+        wanted = {norm(m.group(1)): m.group(1) for spec in specs if isinstance(spec, str)
+                  for m in [_SPEC.match(spec)] if m}
+        locked = {norm(p.get("name", "")) for p in read_toml("pdm.lock").get("package", [])
+                  if "default" in p.get("groups", ["default"])}
+        manifest, lock, relock = "pyproject.toml's dependencies", "pdm.lock", "pdm lock"
+    else:
+        return
+    missing = [name for key, name in wanted.items() if key not in locked]
+    if missing:
+        raise AppError(f"{lock} is older than {manifest}: it does not have {', '.join(sorted(missing))}; run "
+                       f"`{relock}` and commit {lock}")
+
+
 def check_imports(installer: str) -> None:
     """AppError when the app installs nothing but its start script imports what it would need."""
     lacking = unprovided_imports() if installer == "none" else None
@@ -1105,6 +1130,7 @@ def cmd_plan(layers: str, bp_dir: str) -> int:
             key.update(f"{name} {file_digest(APP / name)}\n".encode())
     try:
         check_imports(installer)
+        check_lock(installer)
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
