@@ -2,6 +2,7 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 
 import pytest
 
@@ -95,6 +96,46 @@ def test_leftover_temp_files_leave_layout_valid(tmp_path):
     (tmp_path / "lay" / "blobs" / "sha256" / ".tmp-blob").write_bytes(b"\x1f\x8b")
     assert LayoutStore(tmp_path / "lay").list_tags() == ["v1"]
     assert store.remove_temp_files() == 2
+
+
+class _StallingStream(io.RawIOBase):
+    """A blob source that, after its first chunk, says so (``marker``) and never ends: the
+    writer is mid-blob when the test kills it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker, self.calls = marker, 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.calls += 1
+        if self.calls > 1:
+            open(self.marker, "w").close()
+            signal.pause()
+        return b"x" * 4096
+
+
+def _stalled_writer(path: str, marker: str) -> None:
+    LayoutStore(path).put_blob(Descriptor("application/octet-stream", sha256(b"y"), 1), _StallingStream(marker))
+
+
+def test_writer_killed_mid_blob_leaves_only_digests_in_blobs(tmp_path):
+    """A kill -9 mid-blob leaves its temp file behind; it must not be in ``blobs/sha256``, where
+    other tools read every name as a digest (``umoci gc`` failed there: "invalid digest")."""
+    path, marker = tmp_path / "lay", tmp_path / "writing"
+    push_image(LayoutStore(path), [{"a": b"x"}], tag="v1")
+    proc = multiprocessing.get_context("fork").Process(target=_stalled_writer, args=(str(path), str(marker)))
+    proc.start()
+    while not marker.exists() and proc.is_alive():
+        proc.join(0.05)
+    assert marker.exists(), f"the writer ended first (exit code {proc.exitcode})"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    blobs = [p.name for p in (path / "blobs" / "sha256").iterdir()]
+    assert blobs and all(len(n) == 64 and set(n) <= set("0123456789abcdef") for n in blobs), blobs
+    assert [p.name for p in path.glob(".tmp-*")], "the killed writer's temp file is in the root"
+    store = LayoutStore(path)
+    assert store.list_tags() == ["v1"] and load_image(store, "v1")
+    store.put_blob(Descriptor("application/octet-stream", sha256(b"y"), 1), io.BytesIO(b"y"))
+    assert store.has_blob(sha256(b"y"))
 
 
 def _tagger(path: str, start: int) -> None:

@@ -1,8 +1,10 @@
 """An OCI image layout directory (image-spec ``image-layout.md``): the embedded default store.
 
-Crash safety: every file is written to a temp name in the same directory, fsynced and renamed,
-so a reader (or a kill -9) never sees a half-written blob or ``index.json``. Temp names start with
-``.tmp-`` and are ignored by everything; the layout stays valid at every instant.
+Crash safety: every file is written to a temp name in the layout's root, fsynced and renamed
+into place, so a reader (or a kill -9) never sees a half-written blob or ``index.json``. Temp
+names start with ``.tmp-`` and live in the root, never in ``blobs/<alg>/``: other tools read every
+name there as a digest (``umoci gc`` fails on a ``.tmp-*`` a killed copy left there), and the
+layout stays valid, for them too, at every instant.
 
 Two writers at once: ``index.json`` is read-modified-written under an exclusive ``flock`` on
 ``.pallet.lock`` in the layout, so concurrent tag moves never lose one another. Blob writes need no
@@ -71,9 +73,10 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, tmp_dir: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+    The temp file is made in ``tmp_dir`` (default: beside ``path``; same filesystem)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=tmp_dir or path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -373,7 +376,7 @@ class LayoutStore(Store):
         if target.is_file():
             return
         h = hasher(desc.digest)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.root)  # not in blobs/: see the module doc
         count = 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -415,7 +418,7 @@ class LayoutStore(Store):
                 self.put_blob(desc, f)
 
     def _write_blob_bytes(self, digest: str, data: bytes) -> None:
-        atomic_write(self._blob_target(digest), data)
+        atomic_write(self._blob_target(digest), data, tmp_dir=self.root)
 
     # -- referrers ------------------------------------------------------------
 
@@ -452,8 +455,8 @@ class LayoutStore(Store):
 
     def remove_temp_files(self, older_than: float = 0.0) -> int:
         """Delete ``.tmp-*`` files an interrupted writer left behind (those not modified for
-        ``older_than`` seconds); returns how many. Temp files live in the layout's root and in
-        ``blobs/<algorithm>/`` only."""
+        ``older_than`` seconds); returns how many. Temp files live in the layout's root (older
+        pallets also wrote them in ``blobs/<algorithm>/``)."""
         count = 0
         cutoff = time.time() - older_than
         for tmp in [*self.root.glob(".tmp-*"), *self.root.glob("blobs/*/.tmp-*")]:
