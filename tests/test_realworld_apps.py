@@ -1147,7 +1147,8 @@ def test_a_web_server_that_cannot_be_imported_stops_the_build_saying_why(bookwor
 def test_django_static_files_are_collected_again_when_they_change(bookworm, tmp_path):
     """collectstatic reads every app file: a stylesheet edit collects again (a new hashed name);
     an unchanged app skips pallet/django-static and the collected files come back with its layer;
-    DISABLE_COLLECTSTATIC=1 skips it (as on Heroku); a collectstatic that fails is a clear error."""
+    DISABLE_COLLECTSTATIC=1 skips it (as on Heroku); manage.py's development settings give way to
+    those wsgi.py serves with; a collectstatic that fails is a clear error."""
     app = tmp_path / "dj"
     shutil.copytree(APPS / "python-django-static", app)
     first = bookworm.build_json(app, "dj:1", tmp_path / "cache")
@@ -1164,6 +1165,16 @@ def test_django_static_files_are_collected_again_when_they_change(bookworm, tmp_
     assert css2 != css1 and "#aa0000" in body
     off = bookworm.build(app, "dj:3", tmp_path / "cache", "--env", "DISABLE_COLLECTSTATIC=1")
     assert "DISABLE_COLLECTSTATIC is set: not running collectstatic" in off.stderr
+    # manage.py defaulting to development settings whose apps are not installed (cookiecutter-
+    # django's config.settings.local): collectstatic failed; it now runs with wsgi.py's settings
+    (app / "config" / "local.py").write_text("from config.settings import *  # noqa\n"
+                                             "INSTALLED_APPS += [\"debug_toolbar\"]  # noqa: F405\n")
+    manage = app / "manage.py"
+    manage.write_text(manage.read_text().replace('"config.settings"', '"config.local"'))
+    local = bookworm.build(app, "dj:5", tmp_path / "cache")
+    assert ("collectstatic with DJANGO_SETTINGS_MODULE=config.settings, the settings the web process serves with (its "
+            "wsgi.py's default; manage.py's is config.local)") in local.stderr, local.stderr
+    assert _css_of(bookworm, "dj:5")[0] == css2
     settings = app / "config" / "settings.py"
     settings.write_text(settings.read_text().replace('"whitenoise.storage', '"nowhere.storage'))
     broken = bookworm.build(app, "dj:4", tmp_path / "cache", check=False)
