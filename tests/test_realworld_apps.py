@@ -77,6 +77,9 @@ EXPECTED = {
                    "Hello from node-yarn3: a day is 86400000 ms, devDependency present\n"),
     "node-fastify-cli": (["pallet/nodejs"], ["web: fastify start -l info app.js (scripts.start)"],
                          "Hello from node-fastify-cli: Fastify 5.6.1, listening on 0.0.0.0\n"),
+    "node-astro-ssr": (["pallet/nodejs", "pallet/node-build"], [
+        "web: node dist/server/entry.mjs (no scripts.start: the server scripts.build makes with Astro's Node.js adapter "
+        "(@astrojs/node))"], "<h1>Hello from node-astro-ssr, listening on 0.0.0.0</h1>"),
     "node-pnpm": (["pallet/nodejs"], ["pnpm install --frozen-lockfile, production dependencies (pnpm-lock.yaml) with "
                                       "pnpm@9.15.9 (installed from the npm registry, build only)"],
                   "Hello from node-pnpm: a day is 86400000 ms\n"),
@@ -253,12 +256,13 @@ EXPECTED = {
 }
 
 #: app -> what its builds are given: Next.js's Server Actions key, the user's secret (from which
-#: pallet derives the preview keys) that makes `next build` reproducible.
-BUILD_ARGS = {"node-nextjs": ("--env", "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=dGVzdHMgb2YgcGFsbGV0OiBub3QgYSByZWFsIGtleSE=")}
+#: pallet derives the preview keys) that makes `next build` reproducible; Astro's server islands key.
+BUILD_ARGS = {"node-nextjs": ("--env", "NEXT_SERVER_ACTIONS_ENCRYPTION_KEY=dGVzdHMgb2YgcGFsbGV0OiBub3QgYSByZWFsIGtleSE="),
+              "node-astro-ssr": ("--env", "ASTRO_KEY=dGVzdHMgb2YgcGFsbGV0OiBub3QgYSByZWFsIGtleSE=")}
 
 #: app -> how long its first answer may take: Next.js's image (Node.js 24 and next's ~110 MB of
 #: modules) is unpacked by pallet run first, minutes on a loaded machine.
-FIRST_ANSWER = {"node-nextjs": 300, "node-nuxt": 300}
+FIRST_ANSWER = {"node-nextjs": 300, "node-nuxt": 300, "node-astro-ssr": 300}
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
