@@ -347,6 +347,9 @@ def test_python_flasks_development_server_on_localhost_is_a_warning(tmp_path, mo
     ("app.run(host='0.0.0.0', port=5000)", "5000"), ("uvicorn.run(app, host='0.0.0.0', port=8000)", "8000"),
     ("web.run_app(app, port=8081)", "8081"), ("app.run(host='0.0.0.0', port=8080)", None),
     ("app.run(host='0.0.0.0', port=int(os.environ.get('PORT', 5000)))", None), ("app.run(export=1)", None),
+    ("app.listen(8888)", "8888"), ("app.listen(int(os.environ['PORT']))", None),  # Tornado's
+    ("HTTPServer(('', 8000), Handler).serve_forever()", "8000"),
+    ("ThreadingHTTPServer(('0.0.0.0', int(os.environ.get('PORT', 8000))), H)", None),
 ])
 def test_python_a_port_written_in_the_script_is_a_warning(tmp_path, monkeypatch, run, port):
     monkeypatch.chdir(write(tmp_path, {"server.py": f"import os\nif __name__ == '__main__':\n    {run}\n"}))

@@ -701,7 +701,10 @@ def _dev_server_note(script: str, deps: set[str]) -> str:
     and Flask's development server as it is called by default, on 127.0.0.1."""
     text = (APP / script).read_text(errors="replace")
     notes = ""
-    fixed = re.search(r"\.run(?:_app)?\((?:[^)]*[\s,(])?port\s*=\s*(\d+)\s*[,)]", text)
+    fixed = re.search(r"\.run(?:_app)?\((?:[^)]*[\s,(])?port\s*=\s*(\d+)\s*[,)]", text) \
+        or re.search(r"\.listen\(\s*(\d+)\s*[,)]", text) \
+        or re.search(r"Server\(\s*\(\s*(?:[\"'][^\"']*[\"'])\s*,\s*(\d+)\s*\)", text)
+    # ... app.listen(8888) (Tornado's), HTTPServer(("", 8000), Handler) (the standard library's)
     if fixed and fixed.group(1) != "8080":
         notes += (f"; warning: it listens on port {fixed.group(1)}, written in {script}: requests to $PORT (8080 unless "
                   "the platform sets another) would not reach it; read the port from the environment "
