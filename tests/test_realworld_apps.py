@@ -461,6 +461,25 @@ def test_a_start_script_running_the_dev_server_by_name_is_a_front_end_app(bookwo
         assert page.status == 200 and "<h1>Hello from node-spa</h1>" in page.body
 
 
+def test_frameworks_usage_reports_are_off_in_the_build(bookworm, tmp_path):
+    """Astro's and Gatsby's builds report usage by default (they say so as they start), Next.js's
+    too: pallet/node-build turns them off, as pallet/go turns off Go's; one the app sets wins."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text(json.dumps({"name": "tele", "version": "1.0.0", "scripts": {"build": "node build.js"}}))
+    (app / "package-lock.json").write_text(json.dumps({"name": "tele", "version": "1.0.0", "lockfileVersion": 3,
+                                                       "packages": {"": {"name": "tele", "version": "1.0.0"}}}))
+    names = ["NEXT_TELEMETRY_DISABLED", "ASTRO_TELEMETRY_DISABLED", "GATSBY_TELEMETRY_DISABLED", "NUXT_TELEMETRY_DISABLED",
+             "NG_CLI_ANALYTICS"]
+    (app / "build.js").write_text(f"const names = {json.dumps(names)};\n"
+                                  "console.log('reports: ' + names.map((n) => `${n}=${process.env[n]}`).join(' '));\n"
+                                  "require('fs').mkdirSync('dist', {recursive: true});\n"
+                                  "require('fs').writeFileSync('dist/index.html', '<h1>tele</h1>');\n")
+    done = bookworm.build(app, "tele:1", tmp_path / "cache", "--env", "GATSBY_TELEMETRY_DISABLED=0")
+    assert ("reports: NEXT_TELEMETRY_DISABLED=1 ASTRO_TELEMETRY_DISABLED=1 GATSBY_TELEMETRY_DISABLED=0 "
+            "NUXT_TELEMETRY_DISABLED=1 NG_CLI_ANALYTICS=false") in done.stderr, done.stderr
+
+
 def test_spa_source_is_kept_when_asked(bookworm, tmp_path):
     bookworm.build(APPS / "node-spa", "spa:kept", tmp_path / "cache", "--env", "BP_KEEP_SOURCE=true")
     workspace = set()
