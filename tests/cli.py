@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,15 @@ def pallet(*args: str, env: dict[str, str] | None = None, check: bool = True,
     return proc
 
 
-def popen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def popen(*args: str, env: dict[str, str] | None = None, ignoring: tuple[int, ...] = ()) -> subprocess.Popen[str]:
+    """pallet started in the background; ``ignoring``: signals it starts with ignored, as a
+    script's background job (``pallet run ... &``) starts with SIGINT and SIGQUIT ignored."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+
+    def ignore() -> None:
+        for sig in ignoring:
+            signal.signal(sig, signal.SIG_IGN)
+
     return subprocess.Popen([sys.executable, "-m", "builder", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full_env)
+                            stderr=subprocess.PIPE, text=True, env=full_env, preexec_fn=ignore if ignoring else None)

@@ -120,14 +120,17 @@ def test_run_reports_bad_requests_in_one_line(launch_image, plain_image, env):
     assert done.returncode == 1 and done.stderr.startswith("pallet: error: ") and "Traceback" not in done.stderr
 
 
-def test_run_http_server_and_stop_it_with_ctrl_c(tmp_path, env):
+@pytest.mark.parametrize("ignoring", [(), (signal.SIGINT, signal.SIGQUIT)])
+def test_run_http_server_and_stop_it_with_ctrl_c(tmp_path, env, ignoring):
+    """Also when pallet itself started with SIGINT ignored (a script's `pallet run IMAGE &`):
+    the app inherited that through exec, ignored the SIGINT pallet forwarded, and ran on."""
     rootfs = make_launch_rootfs(tmp_path / "www-rootfs", [])
     (rootfs / "www").mkdir()
     (rootfs / "www" / "index.html").write_text("served by pallet run\n")
     image = make_image(rootfs, f"oci:{tmp_path}/images:www", user="1000:1000", working_dir="/www",
                        entrypoint=("/bin/sh", "-c", 'echo "listening on $PORT"; exec httpd -f -p "$PORT" -h /www'))
     port = free_port()
-    proc = popen("run", image, "-p", str(port), env=env)
+    proc = popen("run", image, "-p", str(port), env=env, ignoring=ignoring)
     try:
         body = None
         deadline = time.monotonic() + 30

@@ -37,6 +37,8 @@ would die of it and take the step down with SIGKILL). The step always gets a new
 with TIOCSTI); without ``on_output`` its stdin, stdout and stderr are still the terminal, so
 ``isatty`` holds and an interactive app reads the keyboard; Ctrl-C reaches it by forwarding.
 If pallet itself is killed (even ``kill -9``), ``--die-with-parent`` kills the step.
+A step starts with the default action for SIGINT, SIGQUIT, SIGTERM and SIGHUP even when pallet
+started with them ignored (a script's background job), as a container's process does.
 
 How ``BwrapSandbox`` builds ``/`` without writing to the cached rootfs (which is shared, and
 read-only to us): the root is bubblewrap's own tmpfs, holding one read-only bind per entry of
@@ -59,6 +61,7 @@ host path it can reach being a read-only mount, ``/proc/sys`` included (see ``bw
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -441,6 +444,29 @@ def find_bwrap() -> str:
     return path
 
 
+#: Signals a step must start able to die of, whatever pallet inherited.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stoppable_child() -> Iterator[None]:
+    """A step starts with the default action for the signals that stop it, as a container's
+    process does. A signal pallet inherited as ignored (a script's ``pallet run IMAGE &`` starts
+    with SIGINT ignored) stays ignored through exec, so the app ignored the Ctrl-C pallet
+    forwarded and ran on. exec resets a *handled* signal to its default: while the step is
+    started, those signals are handled here (a no-op: pallet was ignoring them anyway)."""
+    changed: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in _STOP_SIGNALS:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                changed[sig] = signal.signal(sig, lambda *_: None)
+    try:
+        yield
+    finally:
+        for sig, old in changed.items():
+            signal.signal(sig, old)
+
+
 class _Supervisor:
     """Forwards SIGINT/SIGTERM/SIGHUP to a running step; escalates to a kill. Main thread only."""
 
@@ -568,13 +594,14 @@ class BwrapSandbox:
         with in_use(self.rootfs):
             options = args_fd(bwrap_options(self.rootfs, step, ca=self.ca, info_fd=write_fd, block_fd=block_r))
             try:
-                proc = subprocess.Popen(
-                    [self._bwrap, "--args", str(options), "--", *step.argv],
-                    pass_fds=tuple(fd for fd in (write_fd, options, block_r) if fd is not None),
-                    env={}, process_group=0,  # terminal signals reach only us
-                    stdin=subprocess.DEVNULL if on_output else None,
-                    stdout=subprocess.PIPE if on_output else None,
-                    stderr=subprocess.STDOUT if on_output else None)
+                with _stoppable_child():
+                    proc = subprocess.Popen(
+                        [self._bwrap, "--args", str(options), "--", *step.argv],
+                        pass_fds=tuple(fd for fd in (write_fd, options, block_r) if fd is not None),
+                        env={}, process_group=0,  # terminal signals reach only us
+                        stdin=subprocess.DEVNULL if on_output else None,
+                        stdout=subprocess.PIPE if on_output else None,
+                        stderr=subprocess.STDOUT if on_output else None)
             finally:
                 for fd in (write_fd, options, block_r):
                     if fd is not None:
