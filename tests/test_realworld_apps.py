@@ -32,6 +32,7 @@ HTTP (the shell app prints its output)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -626,6 +627,29 @@ def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert (static.returncode == 0) == front, static.stdout
+
+
+@pytest.mark.parametrize("pkg,files,static", [
+    ({"devDependencies": {"prettier": "^3"}, "scripts": {"format": "prettier -w ."}}, {}, True),  # tooling only
+    ({"devDependencies": {"prettier": "^3"}}, {"public/index.html": "<h1>hi</h1>"}, True),
+    ({"scripts": {"start": "node serve.js"}}, {}, False),  # a server beside the page
+    ({"main": "lib/app.js"}, {}, False),
+    ({}, {"index.js": ""}, False),
+    ({}, {"Procfile": "web: node serve.js\n"}, False),
+])
+def test_a_static_sites_tooling_package_json_leaves_it_a_static_site(tmp_path, pkg, files, static):
+    """index.html and a package.json for prettier: pallet/nodejs took the app, and its image ran
+    node index.js, which the site does not have (and served no page). Such a package.json, which
+    starts and builds nothing, leaves the site to pallet/static."""
+    (tmp_path / "package.json").write_text(json.dumps({"name": "site", **pkg}))
+    for name, text in {"index.html": "<h1>hi</h1>", **files}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    node = subprocess.run(["bash", str(ROOT / "buildpacks" / "nodejs" / "bin" / "detect")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PALLET_EXPLAIN": ""})
+    site = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert (node.returncode, site.returncode) == ((100, 0) if static else (0, 100)), (node.stdout, site.stdout)
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
