@@ -105,3 +105,19 @@ def test_promote_json_output(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["reference"] == f"oci:{tmp_path}/dst@{desc.digest}" and info["digest"] == desc.digest
     assert LayoutStore(tmp_path / "dst").resolve("v1").digest == desc.digest  # the source's tag by default
+
+
+def test_a_broken_sig_tag_fails_promote_whatever_the_breakage(tmp_path, capsys):
+    """A source ``.sig`` tag that is not JSON was skipped (the image promoted without it, to fail
+    the deploy gate later, far from the cause) while one with wrong types failed promote. Both
+    fail now, with the tag named and the destination untagged: promote copies the proof or nothing."""
+    from builder.oci import mediatypes as mt
+
+    for n, broken in enumerate((b"not json {", b'{"schemaVersion": 2, "layers": "x"}')):
+        src = LayoutStore(tmp_path / f"src{n}")
+        desc = push(src, [files({"a": str(n).encode()})], tag="rc")
+        src.put_manifest(broken, mt.OCI_MANIFEST, tag=cosign_tag(desc.digest, SIGNATURES))
+        code = main(["promote", f"oci:{tmp_path}/src{n}:rc", f"oci:{tmp_path}/dst{n}:1.0"])
+        err = capsys.readouterr().err
+        assert code != 0 and cosign_tag(desc.digest, SIGNATURES) in err and "Traceback" not in err, (broken, err)
+        assert LayoutStore(tmp_path / f"dst{n}").list_tags() == []

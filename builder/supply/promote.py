@@ -39,11 +39,14 @@ class Promoted:
 
 
 def _merge_tag(src: Store, dst: Store, digest: str, suffix: str, out: Promoted) -> None:
+    """Copy the source's cosign tag ``suffix``, merged with the destination's. A source tag that
+    exists but cannot be read (not JSON, wrong types, a blob missing) fails the promote, however it
+    is broken: skipping it would promote the image without proof the source claims to have."""
     theirs = read_attached(src, digest, suffix)
+    if theirs.problems:  # before ``manifest is None``: an unreadable tag has no manifest either
+        raise SupplyError(f"source: {theirs.problems[0]}; nothing was tagged")
     if theirs.manifest is None:
         return
-    if theirs.problems:
-        raise SupplyError(f"source: {theirs.problems[0]}")
     mine = read_attached(dst, digest, suffix)
     if mine.manifest is None or mine.problems:
         copy_image(src, theirs.tag, dst, theirs.tag)  # the exact manifest: its digest is kept
