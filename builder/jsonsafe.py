@@ -47,6 +47,16 @@ def loads(data: str | bytes | bytearray) -> Any:
     return scrub_if_needed(obj, data)
 
 
+def object_or_none(data: str | bytes | bytearray) -> dict[str, Any] | None:
+    """The JSON object ``data`` holds, or None for anything else (not JSON, not UTF-8, an
+    array): for bytes anyone may have put where a document of ours is expected."""
+    try:
+        doc = loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def scrub_if_needed(obj: Any, data: str | bytes | bytearray) -> Any:
     """``obj`` (parsed from ``data``) with lone surrogates replaced, when ``data`` can hold any."""
     text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")

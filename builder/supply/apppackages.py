@@ -82,11 +82,8 @@ def _npm_license(doc: dict) -> tuple[tuple[str, ...], str | None]:
 
 
 def npm_package(data: bytes, location: str) -> AppPackage | None:
-    try:
-        doc = jsonsafe.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict):
+    doc = jsonsafe.object_or_none(data)
+    if doc is None:
         return None
     name, version = doc.get("name"), doc.get("version")
     if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
@@ -96,11 +93,8 @@ def npm_package(data: bytes, location: str) -> AppPackage | None:
 
 
 def npm_lockfile(data: bytes, location: str) -> list[AppPackage]:
-    try:
-        doc = jsonsafe.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return []
-    if not isinstance(doc, dict):
+    doc = jsonsafe.object_or_none(data)
+    if doc is None:
         return []
     out: list[AppPackage] = []
     packages = doc.get("packages")

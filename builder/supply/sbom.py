@@ -435,11 +435,8 @@ def attach_sbom(store: Store, digest: str, inventory: Inventory | None = None, *
 def is_document(data: bytes, media_type: str) -> bool:
     """Whether ``data`` is a JSON document of the SBOM format ``media_type`` names (what anyone
     may attach as a referrer is not, until checked: any bytes, of any encoding)."""
-    try:
-        doc = jsonsafe.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return False
-    if not isinstance(doc, dict):
+    doc = jsonsafe.object_or_none(data)
+    if doc is None:
         return False
     if media_type == CYCLONEDX:
         return doc.get("bomFormat") == "CycloneDX"
