@@ -347,3 +347,24 @@ def test_a_running_build_keeps_its_rootfs_build_cache_and_layers(tmp_path, machi
     report = prune_json(machine)
     assert ("rootfs", build_rootfs) in {(e["area"], e["name"]) for e in report["removed"]}
     assert rootfs_of(machine) == set()
+
+
+def test_prune_removes_partial_layers_of_killed_builds_unless_a_build_runs(tmp_path):
+    """A build killed while compressing a layer left ``layers/blobs/.<name>.<pid>.<n>.tmp`` (its
+    partial blob, as big as the app's layer) that no prune removed. Prune holds ``layers/``
+    exclusively when it tidies, so any temp file there is a dead writer's; while a build holds
+    the area (its lease), prune leaves it alone."""
+    from builder.gc import lease
+    from builder.gc.prune import prune as run_prune
+
+    layers = tmp_path / "layers"
+    leftovers = [layers / "blobs" / "..tmp-abc-4242.4242.0.tmp", layers / "stat" / ".tmp-def-4242"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x1f\x8b partial")
+    with lease.held(layers, "all"):  # a build running: nothing in layers/ is touched
+        run_prune(tmp_path)
+        assert all(p.exists() for p in leftovers)
+    run_prune(tmp_path)
+    assert not any(p.exists() for p in leftovers)
+    assert (layers / "blobs").is_dir()

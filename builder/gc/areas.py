@@ -221,7 +221,18 @@ class LayersArea(Area):
         return True
 
     def tidy(self) -> None:
-        """Records (``stat/``, ``diff/``) of blobs no longer here."""
+        """Temp files of killed builds, and records (``stat/``, ``diff/``) of blobs no longer here.
+
+        A build killed while compressing a layer leaves its partial blob (``.<name>.<pid>.<n>.tmp``,
+        hundreds of MB for a big app) in ``blobs/``; entries skip dot-names, so no prune ever
+        removed it. Tidy runs holding the area exclusively: no build is writing, so every
+        dot-name below it is a dead writer's."""
+        for sub in ("blobs", "stat", "diff", "sbom", "seen"):
+            with contextlib.suppress(OSError):
+                for name in os.listdir(self.path / sub):
+                    if name.startswith("."):
+                        with contextlib.suppress(OSError):
+                            (self.path / sub / name).unlink()
         blobs = self.path / "blobs"
         for sub in ("stat", "diff"):
             for name in _names(self.path / sub):
