@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import tarfile
 from pathlib import Path
@@ -291,3 +292,27 @@ def test_mmdebstrap_command_pins_every_package() -> None:
     hook = next(a for a in argv if a.startswith("--essential-hook="))
     assert "'/snap shot'" in hook and "--exclude='./dev/*'" in hook
     assert assemble.pins(base) == "Package: base-files\nPin: version 1\nPin-Priority: 1001\n\n"
+
+
+def test_stale_layer_temp_files_of_killed_stack_builds_are_removed(tmp_path: Path) -> None:
+    """A stack build killed mid-layer leaves the file ``write_layer`` made for
+    ``blobs/.tmp-layer-PID-...`` (its own ``.NAME.PID.N.tmp`` beside it); the sweep looked for
+    ``.tmp-layer-*`` only, so it never matched and the partial layer stayed for ever. The
+    temp file of a live writer (this process) stays."""
+    import subprocess
+    import sys
+
+    from builder.oci.layer import _FileDest
+    from builder.oci.stores.layout import LayoutStore
+    from builder.stacks.build import remove_stale_layers
+
+    cache = LayoutStore(tmp_path / "images")
+    cache.put_blob_bytes(b"x", "application/octet-stream")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    left = _FileDest(cache.root / "blobs" / f".tmp-layer-{dead}-1-base")  # a killed build's, never committed
+    live = _FileDest(cache.root / "blobs" / f".tmp-layer-{os.getpid()}-1-run")
+    remove_stale_layers(cache)
+    assert not Path(left.tmp).exists() and Path(live.tmp).exists()
+    left.file.close()
+    live.discard()

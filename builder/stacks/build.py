@@ -296,13 +296,15 @@ def _blobs(store: LayoutStore, desc: Descriptor, data: bytes) -> list[Descriptor
 
 
 def remove_stale_layers(cache: LayoutStore) -> None:
-    """Delete half-written layers of builds that were killed (their pid is in the name)."""
+    """Delete half-written layers of builds that were killed (their pid is in the name): the
+    ``.tmp-layer-PID-...`` name ``_write_one`` gives and the ``..tmp-layer-PID-....N.tmp`` file
+    ``write_layer`` writes for it until complete (the one a kill leaves behind)."""
     blobs = cache.root / "blobs"
     if not blobs.is_dir():
         return
-    for tmp in blobs.glob(".tmp-layer-*"):
+    for tmp in [*blobs.glob(".tmp-layer-*"), *blobs.glob("..tmp-layer-*")]:
         try:
-            pid = int(tmp.name.split("-")[2])
+            pid = int(tmp.name.lstrip(".").split("-")[2])
             os.kill(pid, 0)
         except ProcessLookupError:
             tmp.unlink(missing_ok=True)
