@@ -648,6 +648,22 @@ def test_python_app_one_directory_down_is_named(tmp_path):
                                         "the top, the file installed: add one holding -r requirements/prod.txt)")
 
 
+def test_python_the_servers_import_check_writes_no_byte_code(tmp_path):
+    """The check that the web process's server imports ran while lib/bytecode.py compiled the
+    venv, and wrote the server's .pyc files itself (timestamp-based) when it got there first:
+    python-django-asgi's two builds gave two digests (click/types.pyc, flags 0 against 1)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    write(site, {"srv/__init__.py": "import srv.core\n", "srv/core.py": "X = 1\n"})
+    write(venv / "bin", {"srv": f"#!{venv}/bin/python\nfrom srv import run\n"})
+    assert pyapp.start_failure(venv, ["srv", "app:app"], {}) is None  # it imports
+    assert not list(site.rglob("*.pyc"))
+    (site / "srv" / "core.py").write_text("import pkg_resources_gone\n")
+    assert "importing srv fails (ModuleNotFoundError: No module named 'pkg_resources_gone')" in \
+        pyapp.start_failure(venv, ["srv", "app:app"], {})
+
+
 def test_python_a_lock_without_a_listed_dependency_is_an_error(tmp_path, monkeypatch):
     """A dependency added to the Pipfile or pyproject.toml without locking again was not
     installed (pallet installs Pipfile.lock and pdm.lock with pip): the image failed as it

@@ -1296,7 +1296,9 @@ def start_failure(venv: Path, words: list[str], installed: dict[str, str]) -> st
     console script runs fails in the venv just installed: an image that builds and then dies at
     every start is worse than a build that stops and says why. The classic case is time: an
     unpinned setuptools (81 and newer) no longer has pkg_resources, which old servers import
-    (gunicorn 20). Only the server's module is imported, in isolated mode (-I), never the app."""
+    (gunicorn 20). Only the server's module is imported, in isolated mode (-I), never the app,
+    and without writing byte-code (-B): lib/bytecode.py compiles the venv meanwhile, and a .pyc
+    this import wrote first (timestamp-based) made two builds of one source two images."""
     program = _program(words)
     script = venv / "bin" / program if program and "/" not in program else None
     if script is None or not script.is_file():
@@ -1311,7 +1313,7 @@ def start_failure(venv: Path, words: list[str], installed: dict[str, str]) -> st
     import subprocess
 
     try:
-        done = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", "import importlib, sys; "
+        done = subprocess.run([str(venv / "bin" / "python"), "-I", "-B", "-c", "import importlib, sys; "
                                "importlib.import_module(sys.argv[1])", entry.group(1)],
                               cwd="/", capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
