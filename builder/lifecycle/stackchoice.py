@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from builder.errors import PalletError
+from builder.errors import PalletError, shown
 
 #: Runtime names (the keys of a stack's ``provides``) as people write them.
 DISPLAY = {"python": "Python", "node": "Node.js", "go": "Go"}
@@ -268,7 +268,7 @@ def check_spec(request: Request) -> None:
         raise PalletError(f"{request.source}: no matcher for {request.kind!r} versions")
     if len(request.spec) > MAX_SPEC or re.search(r"\d{%d}" % (MAX_DIGITS + 1), request.spec):
         # no real version is this long; Python refuses to read such numbers (int's digit limit)
-        raise PalletError(f"{request.source}: {request.spec[:40]!r}... is not a version "
+        raise PalletError(f"{request.source}: {shown(request.spec, 40)} is not a version "
                           f"(over {MAX_SPEC} characters or a number over {MAX_DIGITS} digits)")
     if request.kind == "pep440":
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
