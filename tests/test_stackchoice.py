@@ -112,7 +112,6 @@ def test_fit_rules():
 
 
 def test_unreadable_requests_are_clear_errors():
-
     with pytest.raises(PalletError, match="not a valid version specifier"):
         choose_stack([Request("python", ">>3", "pyproject.toml requires-python", "pep440")], OFFERS, "trixie")
 
