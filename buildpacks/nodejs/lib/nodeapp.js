@@ -978,7 +978,7 @@ function withPrestart(pkg, [cmd, why]) {
 //: unless the platform sets another) never come, and the app looks dead. A warning, not an error:
 //: the port may be the one the platform is told. Only the file node is given is read (1 MiB of
 //: it, not through a link): a port from a module of its own is not guessed at.
-function portNote([program, ...args]) {
+function filePortNote([program, ...args]) {
   const file = program === "node" ? args.find((a) => !a.startsWith("-")) : null;
   if (!file) return null;
   let text;
@@ -1143,12 +1143,13 @@ function herokuNotes(pkg) {
 //: to $PORT (8080 unless it sets another), so none reached it. A warning, as pallet/python's for
 //: `app.run(port=5000)`: the image is what the app asks for. One reading $PORT (`-p $PORT`,
 //: `${PORT:-3000}`) is not one.
+//: Without one in the command, the server file node runs is looked at (filePortNote).
 const FIXED_PORT = /(?:^|[\s;&|(])(?:PORT=(\d+)|(?:-p|--port|-l|--listen)(?:=|\s+)(\d+))(?=$|[\s;&|)])/;
 
 function portNotes(cmd) {
   const script = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : cmd.join(" ");
   const m = FIXED_PORT.exec(script);
-  if (!m) return [];
+  if (!m) return [filePortNote(cmd)].filter(Boolean);  // else one the server file node runs writes
   return [`warning: the web process listens on port ${m[1] || m[2]} (${m[0].trim()}), but requests come to $PORT ` +
     "(8080 unless the platform sets another): they would never reach it; leave the port to the server's default " +
     "(most read PORT) or pass $PORT"];
@@ -1157,9 +1158,7 @@ function portNotes(cmd) {
 function startCommand(pkg, wsDirs) {
   START_NOTES.push(...herokuNotes(pkg));
   const started = rootStartCommand(pkg, wsDirs);
-  // A port in the command, else one the server file node runs writes without reading PORT.
-  const ports = portNotes(started[0]);
-  START_NOTES.push(...(ports.length ? ports : [portNote(started[0])].filter(Boolean)));
+  START_NOTES.push(...portNotes(started[0]));
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
     withPrestart(pkg, started) : started;
 }
