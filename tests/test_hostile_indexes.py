@@ -183,3 +183,33 @@ def test_a_docker_archive_of_more_members_than_any_save_is_refused(tmp_path: Pat
     (tmp_path / "many.tar").write_bytes(header * (MAX_MEMBERS + 1) + b"\0" * 1024)
     one_line_error(pallet("inspect", f"docker-archive:{tmp_path}/many.tar", check=False),
                    f"has more than {MAX_MEMBERS} members")
+
+
+def _extended_header(kind: bytes, size: int, data: bytes = b"") -> bytes:
+    """One tar header of ``kind`` (PAX records, a GNU long name) declaring ``size`` bytes, with ``data``."""
+    import tarfile
+
+    info = tarfile.TarInfo("././@LongLink")
+    info.type, info.size = kind, size
+    return info.tobuf(tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+def test_a_docker_archive_of_hostile_extended_headers_is_refused_in_one_line(tmp_path: Path) -> None:
+    """tarfile reads an extended header whole before its member: a sparse archive's PAX header or
+    GNU long name declaring gigabytes was read into memory (MemoryError traceback), and a chain of
+    thousands was parsed recursively (RecursionError traceback). The layer reader's bound holds
+    for docker-archives too."""
+    import tarfile
+
+    from builder.oci.layerread import MAX_HEADER
+
+    with open(tmp_path / "long.tar", "wb") as f:  # sparse: the declared bytes are holes
+        f.write(_extended_header(tarfile.GNUTYPE_LONGNAME, MAX_HEADER + 1))
+        f.truncate(512 + MAX_HEADER + 512 + 1024)
+    one_line_error(pallet("inspect", f"docker-archive:{tmp_path}/long.tar", check=False),
+                   f"an extended header of {MAX_HEADER + 1} bytes")
+    record = b"13 path=abcd\n"
+    (tmp_path / "chain.tar").write_bytes(_extended_header(tarfile.XHDTYPE, len(record), record) * 5000
+                                         + b"\0" * 1024)
+    one_line_error(pallet("inspect", f"docker-archive:{tmp_path}/chain.tar", check=False),
+                   "chain.tar is not a readable tar archive (maximum recursion depth")

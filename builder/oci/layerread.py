@@ -60,8 +60,9 @@ _EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE
              tarfile.SOLARIS_XHDTYPE)
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
-    """A header whose extended data is size-checked before ``tarfile`` reads it into memory.
+class BoundedTarInfo(tarfile.TarInfo):
+    """A header whose extended data is size-checked before ``tarfile`` reads it into memory
+    (layers here, docker-archives in ``stores/archive.py``: a sparse archive holds gigabytes).
 
     ``_proc_member`` is tarfile's documented hook for subclasses (see its source)."""
 
@@ -155,7 +156,7 @@ class LayerTar:
             self.compression, data = compress.open_detected(stream)
             if diff_id is not None:
                 data = self._hashed = _Hashing(data, hasher(diff_id))
-            self._tf = tarfile.open(fileobj=data, mode="r|", bufsize=_BUF, tarinfo=_BoundedTarInfo,
+            self._tf = tarfile.open(fileobj=data, mode="r|", bufsize=_BUF, tarinfo=BoundedTarInfo,
                                     encoding="utf-8", errors="surrogateescape")
         except CORRUPT as exc:
             raise self.corrupt(exc) from None

@@ -41,6 +41,7 @@ from builder.errors import InputFileError, NotFoundError, StoreError
 from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
+from builder.oci.layerread import CORRUPT, BoundedTarInfo
 from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
 from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store
 
@@ -142,7 +143,9 @@ class _TarIndex:
                     f"{path} is compressed; a docker-archive must be a plain tar for random access "
                     f"(decompress it first, e.g. gunzip or zstd -d)"
                 )
-            with tarfile.open(path, "r:") as tar:
+            # extended headers (PAX records, GNU long names) size-checked before tarfile reads
+            # them whole: a sparse archive declaring one of gigabytes was a MemoryError
+            with tarfile.open(path, "r:", tarinfo=BoundedTarInfo) as tar:
                 self.members = {}
                 for count, m in enumerate(tar, 1):
                     if count > MAX_MEMBERS:
@@ -154,7 +157,7 @@ class _TarIndex:
             raise NotFoundError(f"docker-archive {path} does not exist") from None
         except InputFileError as exc:
             raise StoreError(f"{exc}; give the path of a .tar file") from None
-        except tarfile.TarError as exc:
+        except CORRUPT as exc:  # TarError, and a chain of extended headers: RecursionError
             raise StoreError(f"{path} is not a readable tar archive ({exc}); is it a docker save archive?") from None
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
