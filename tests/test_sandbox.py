@@ -395,6 +395,36 @@ def test_unpack_image_is_cached_by_manifest_digest(small_image, tmp_path):
     assert sorted(p.name for p in cache.iterdir() if not p.name.endswith((".lock", ".size"))) == [path.name]
 
 
+def test_unpacked_image_has_mountpoints_for_the_network_files(small_image, tmp_path):
+    """An image without /etc/resolv.conf (mmdebstrap's have none) gets an empty one in its rootfs,
+    so a step with network mounts the host's over it instead of rebuilding /etc from a mount per
+    entry (25 ms of each sandbox start). What the image has there is left alone, even a dangling
+    symlink; an /etc that is not a directory of the tree gets nothing; a rootfs unpacked before
+    (without them) gets them on its next use."""
+    path = unpack_image(small_image, tmp_path / "cache")
+    for name in ("resolv.conf", "hosts"):
+        assert (path / "etc" / name).is_file() and not (path / "etc" / name).is_symlink()
+        assert (path / "etc" / name).stat().st_size == 0
+    args = BwrapSandbox(path, ca_certs=None).command(step("true"))
+    assert "/etc/resolv.conf" in args and "--dir" not in args[:args.index("--")]  # nothing rebuilt
+    code, lines = run(BwrapSandbox(path, ca_certs=None), step("cat /etc/resolv.conf; cat /etc/motd"))
+    assert code == 0 and lines == Path("/etc/resolv.conf").read_text().splitlines() + ["cached motd"]
+
+    (path / "etc" / "resolv.conf").unlink()  # as an older pallet left it
+    (path / "etc" / "hosts").unlink()
+    os.symlink("/run/systemd/resolve/stub-resolv.conf", path / "etc" / "hosts")
+    assert unpack_image(small_image, tmp_path / "cache") == path
+    assert (path / "etc" / "resolv.conf").stat().st_size == 0
+    assert os.readlink(path / "etc" / "hosts") == "/run/systemd/resolve/stub-resolv.conf"
+
+    elsewhere = busybox_rootfs(tmp_path / "elsewhere")
+    other = busybox_rootfs(tmp_path / "other", etc=False)
+    os.symlink(elsewhere / "etc", other / "etc")
+    rootfs_mod.add_mountpoints(other)
+    rootfs_mod.add_mountpoints(tmp_path / "no-such-tree")
+    assert sorted(os.listdir(elsewhere / "etc")) == ["passwd"]
+
+
 def test_concurrent_unpacks_agree_and_leave_no_temp_dirs(small_image, tmp_path):
     cache = tmp_path / "cache"
     script = textwrap.dedent(f"""
