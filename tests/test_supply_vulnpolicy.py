@@ -43,6 +43,9 @@ def test_the_rule_is_checked():
         rule('[vulnerabilities]\nrefuse = "high"\nallow = [{ id = "CVE-1", expires = 2027-01-01 }]\n')
     with pytest.raises(PolicyError, match="needs an 'expires' date"):
         rule('[vulnerabilities]\nrefuse = "high"\nallow = [{ id = "CVE-1", reason = "r", expires = "soon" }]\n')
+    for allow in ("5", '"CVE-1"', '{ id = "CVE-1" }'):  # 5 was a TypeError traceback
+        with pytest.raises(PolicyError, match="'vulnerabilities.allow' must be a list of tables"):
+            rule(f'[vulnerabilities]\nrefuse = "high"\nallow = {allow}\n')
 
 
 def test_what_is_refused_allowed_and_let_through():

@@ -65,8 +65,11 @@ def parse(section: Any, path: str) -> VulnerabilityRule:
         raise PolicyError(f"{path}: 'vulnerabilities.refuse' is required (one of {', '.join(LEVELS)})")
     refuse = _level(section["refuse"], f"{path}: 'vulnerabilities.refuse'")
     unknown_severity = _level(section.get("unknown_severity", "critical"), f"{path}: 'vulnerabilities.unknown_severity'")
+    entries = section.get("allow", [])
+    if not isinstance(entries, list):  # 'allow = 5' was a TypeError traceback, a string its characters
+        raise PolicyError(f"{path}: 'vulnerabilities.allow' must be a list of tables {{ id, reason, expires }}")
     allow = []
-    for i, entry in enumerate(section.get("allow", []), 1):
+    for i, entry in enumerate(entries, 1):
         where = f"{path}: vulnerabilities.allow entry {i}"
         if not isinstance(entry, dict):
             raise PolicyError(f"{where} must be a table {{ id, reason, expires }}")
