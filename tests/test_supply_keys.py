@@ -58,6 +58,15 @@ def test_refuses_unknown_scrypt_parameters():
         keys.decrypt_envelope(bad, b"supersecret")
 
 
+@pytest.mark.parametrize("n", ["1e999", "-1e999", '"x"', "[1]", "null"])
+def test_scrypt_parameters_of_the_wrong_kind_are_an_unreadable_key(n):
+    """"N": 1e999 is infinity to JSON, and int() of it an OverflowError traceback (pallet sign)."""
+    bad = (b'{"kdf":{"name":"scrypt","params":{"N":%s,"r":8,"p":1},"salt":""},'
+           b'"cipher":{"name":"nacl/secretbox","nonce":""},"ciphertext":""}' % n.encode())
+    with pytest.raises(KeyFileError, match="not a readable encrypted key"):
+        keys.decrypt_envelope(bad, b"supersecret")
+
+
 def test_private_key_file_is_cosigns_format():
     key = keys.generate()
     pem = keys.encrypted_private_pem(key, b"pw")

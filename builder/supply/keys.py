@@ -88,7 +88,7 @@ def decrypt_envelope(data: bytes, password: bytes, what: str = "key") -> bytes:
         nonce = base64.b64decode(cipher["nonce"], validate=True)
         box = base64.b64decode(doc["ciphertext"], validate=True)
         names = (kdf["name"], cipher["name"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:  # OverflowError: "N": 1e999 is int(inf)
         raise KeyFileError(f"{what}: not a readable encrypted key ({type(exc).__name__})") from None
     if names != ("scrypt", "nacl/secretbox"):
         raise KeyFileError(f"{what}: unsupported key encryption {names[0]}/{names[1]} "
