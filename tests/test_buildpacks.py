@@ -804,18 +804,28 @@ def test_node_web_process_on_a_port_of_its_own_is_a_warning(tmp_path, start, por
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
-@pytest.mark.parametrize("server,warned", [
+@pytest.mark.parametrize("files,warned", [
     # render-examples/hapi-quick-start's shape: the image answered nowhere pallet run or a platform asked
-    ("const server = Hapi.server({\n  port: 3000,\n  host: '0.0.0.0'\n});\n",
+    ({"server.js": "const server = Hapi.server({\n  port: 3000,\n  host: '0.0.0.0'\n});\n"},
      "warning: server.js listens on port 3000 (port: 3000) and never reads PORT: requests to $PORT (8080 unless the "
      "platform sets another) would not reach it; listen on process.env.PORT, or run the image with PORT=3000"),
-    ("app.listen(5000, () => console.log('up'));\n", "warning: server.js listens on port 5000 (.listen(5000)"),
-    ("const port = process.env.PORT || 3000;\napp.listen(port);\n", None),
-    ("app.listen(8080);\n", None),
+    ({"server.js": "app.listen(5000, () => console.log('up'));\n"},
+     "warning: server.js listens on port 5000 (.listen(5000)"),
+    ({"server.js": "const port = process.env.PORT || 3000;\napp.listen(port);\n"}, None),
+    ({"server.js": "app.listen(8080);\n"}, None),
+    # nestjs/typescript-starter: node dist/main, which the build makes from src/main.ts (outDir in a
+    # tsconfig.json with comments, no rootDir): its app.listen(3000) went unseen
+    ({"package.json": json.dumps({"name": "a", "scripts": {"build": "tsc", "start": "node dist/main"}}),
+      "tsconfig.json": '{\n  // tsc\n  "compilerOptions": {"outDir": "./dist", /* "rootDir": "lib" */},\n}\n',
+      "src/main.ts": "async function bootstrap() {\n  await app.listen(3000);\n}\n"},
+     "warning: src/main.ts listens on port 3000 (.listen(3000)"),
+    ({"package.json": json.dumps({"name": "a", "scripts": {"build": "tsc", "start": "node build/index.js"}}),
+      "tsconfig.json": '{"compilerOptions": {"outDir": "build", "rootDir": "server"}}',
+      "server/index.ts": "app.listen(process.env.PORT ?? 3000);\n", "src/index.ts": "app.listen(3000);\n"}, None),
 ])
-def test_node_server_on_a_port_of_its_own_is_a_warning(tmp_path, server, warned):
+def test_node_server_on_a_port_of_its_own_is_a_warning(tmp_path, files, warned):
     app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "main": "server.js"}),
-                                   "package-lock.json": "{}", "server.js": server})
+                                   "package-lock.json": "{}", **files})
     done = node_plan(app, tmp_path)
     assert done.returncode == 0, done.stderr
     assert (warned in done.stdout) if warned else "never reads PORT" not in done.stdout, done.stdout

@@ -977,9 +977,11 @@ function withPrestart(pkg, [cmd, why]) {
 //: and never reads PORT: the image's web process would listen where requests to $PORT (8080
 //: unless the platform sets another) never come, and the app looks dead. A warning, not an error:
 //: the port may be the one the platform is told. Only the file node is given is read (1 MiB of
-//: it, not through a link): a port from a module of its own is not guessed at.
+//: it, not through a link): a port from a module of its own is not guessed at. A file the build
+//: makes (`node dist/main`, NestJS's start:prod) is read in its TypeScript source (serverSource).
 function filePortNote([program, ...args]) {
-  const file = program === "node" ? args.find((a) => !a.startsWith("-")) : null;
+  const named = program === "node" ? args.find((a) => !a.startsWith("-")) : null;
+  const file = named && serverSource(named);
   if (!file) return null;
   let text;
   try {
@@ -997,6 +999,42 @@ function filePortNote([program, ...args]) {
   return `warning: ${file} listens on port ${m[1]} (${m[0].trim()}) and never reads PORT: requests to $PORT (8080 unless ` +
     `the platform sets another) would not reach it; listen on process.env.PORT, or run the image with PORT=${m[1]} ` +
     `(pallet run -p ${m[1]})`;
+}
+
+//: The file `node FILE` runs, as node finds it (FILE, FILE.js, .mjs, .cjs), or, when the build
+//: makes it (none is there yet), the TypeScript file tsc compiles to it: under tsconfig.json's
+//: outDir, the same path under its rootDir (src/ when it names none and src/ is there, as tsc's
+//: common root of a NestJS or Express+tsc app's sources) ending .ts, .mts or .cts. Else null.
+function serverSource(file) {
+  const found = ["", ".js", ".mjs", ".cjs"].map((ext) => file + ext).find(exists);
+  if (found) return found;
+  const opts = tsconfigOptions();
+  const outDir = typeof opts.outDir === "string" ? path.normalize(opts.outDir) : null;
+  const rel = outDir ? path.relative(outDir, path.normalize(file)) : "";
+  if (!rel || rel.startsWith("..") || path.isAbsolute(rel)) return null;
+  const rootDir = typeof opts.rootDir === "string" ? opts.rootDir : isDir("src") ? "src" : ".";
+  const base = path.join(rootDir, rel.replace(/\.[mc]?js$/, ""));
+  return [".ts", ".mts", ".cts"].map((ext) => base + ext).find(exists) || null;
+}
+
+//: tsconfig.json's compilerOptions (its own, not those of a config it extends), read as tsc reads
+//: it: JSON with comments and trailing commas. {} when there is none or it cannot be read.
+function tsconfigOptions() {
+  let text;
+  try {
+    text = exists("tsconfig.json") && fs.statSync("tsconfig.json").size < (1 << 20) ?
+      fs.readFileSync("tsconfig.json", "utf8") : "";
+  } catch {
+    return {};
+  }
+  const json = text.replace(/("(?:[^"\\\n]|\\.)*")|\/\/[^\n]*|\/\*[\s\S]*?\*\//g, (m, str) => str || "")
+    .replace(/,(\s*[}\]])/g, "$1");
+  try {
+    const opts = JSON.parse(json).compilerOptions;
+    return opts && typeof opts === "object" && !Array.isArray(opts) ? opts : {};
+  } catch {
+    return {};
+  }
 }
 
 //: `npx CMD ARGS` (`npx serve -s build`): npx runs an installed package's command, which the image
