@@ -8,6 +8,7 @@ RecursionError traceback wherever it was parsed. Each is now a one-line error, q
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -112,6 +113,30 @@ def test_a_lifecycle_label_nested_too_deep_is_a_refused_rebase_not_a_traceback(t
     proc = pallet("rebase", "--run-image", f"oci:{tmp_path}/run:t", f"oci:{tmp_path}/app:t", check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "io.buildpacks.lifecycle.metadata label has no runImage.topLayer" in proc.stdout + proc.stderr
+    assert (tmp_path / "app" / "index.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("section, said", [
+    ("x", "pallet section is not an object"),
+    ({"pathDirs": 5}, "pallet.pathDirs is not a list of strings"),
+    ({"labels": 5}, "pallet.labels is not a list of strings"),
+    ({"labels": [[1]]}, "pallet.labels is not a list of strings"),
+], ids=["string", "pathdirs-number", "labels-number", "labels-of-lists"])
+def test_a_lifecycle_labels_pallet_section_of_the_wrong_types_is_a_refused_rebase(tmp_path: Path, section,
+                                                                                   said: str) -> None:
+    """The label is the image's: its pallet section was read as compose writes it (a string was
+    an AttributeError traceback, "labels": 5 a TypeError one)."""
+    run_layer = tar_of({"b": b"1"})
+    label = {"runImage": {"topLayer": "sha256:" + hashlib.sha256(run_layer).hexdigest()},
+             "pallet": section}
+    push_layer_blobs(LayoutStore(tmp_path / "app"), [run_layer, tar_of({"a": b"1"})], tag="t",
+                     config_extra={"config": {"Labels": {"io.buildpacks.lifecycle.metadata": json.dumps(label)},
+                                              "User": "1000:1000"}, "history": [{}, {}]})
+    push_layer_blobs(LayoutStore(tmp_path / "run"), [tar_of({"c": b"1"})], tag="t")
+    before = (tmp_path / "app" / "index.json").read_bytes()
+    proc = pallet("rebase", "--run-image", f"oci:{tmp_path}/run:t", f"oci:{tmp_path}/app:t", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert said in proc.stdout + proc.stderr
     assert (tmp_path / "app" / "index.json").read_bytes() == before
 
 

@@ -125,6 +125,7 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
         extra = lifecycle.get("pallet") or {}
     except (ValueError, KeyError, TypeError, AttributeError):
         raise NotBuildpacksImage(f"its {LIFECYCLE_METADATA} label has no runImage.topLayer") from None
+    path_dirs, kept_labels = _pallet_section(extra)
     if top not in config.diff_ids:
         raise NotBuildpacksImage(f"runImage.topLayer {top} is not one of its layers")
     base_count = config.diff_ids.index(top) + 1
@@ -150,13 +151,28 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
             raise NotBuildpacksImage("its launch environment rules are not (name, op, value, delim)") from None
     app = AppPart(
         layers=layers, uid=uid, gid=gid, entrypoint=tuple(config.config.entrypoint or ()),
-        path_dirs=list(extra.get("pathDirs") or []),
-        labels={k: labels[k] for k in extra.get("labels") or [] if k in labels},
+        path_dirs=path_dirs,
+        labels={k: labels[k] for k in kept_labels if k in labels},
         lifecycle=lifecycle, created=config.created or mutate.rfc3339(mutate.source_date_epoch()),
         launch_env=launch_env, cmd=tuple(config.config.cmd) if launch_env is not None and config.config.cmd else None,
         working_dir=config.config.working_dir or WORKSPACE,
     )
     return app, run_image
+
+
+def _pallet_section(extra: Any) -> tuple[list[str], list[str]]:
+    """``pathDirs`` and ``labels`` of the lifecycle label's ``pallet`` section, which ``compose``
+    writes as lists of strings: the label is the image's, anyone's, so anything else is refused
+    (a string section, or ``"labels": 5``, was an AttributeError or TypeError traceback)."""
+    if not isinstance(extra, dict):
+        raise NotBuildpacksImage(f"its {LIFECYCLE_METADATA} label's pallet section is not an object")
+    lists = []
+    for key in ("pathDirs", "labels"):
+        value = extra.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise NotBuildpacksImage(f"its {LIFECYCLE_METADATA} label's pallet.{key} is not a list of strings")
+        lists.append(value)
+    return lists[0], lists[1]
 
 
 def platform_index(children: list[tuple[Descriptor, Platform]]) -> Index:
