@@ -22,7 +22,7 @@ from typing import Any, Callable
 from builder import jsonsafe
 from builder.errors import PalletError, UsageError
 from builder.inputfile import read_input
-from builder.lifecycle.compose import app_part_of, compose, NotBuildpacksImage
+from builder.lifecycle.compose import app_part_of, compose, NotBuildpacksImage, run_image_named
 from builder.oci import mediatypes as mt
 from builder.oci import mutate
 from builder.oci import reference as refs
@@ -131,10 +131,10 @@ def _old_run_of(config: ImageConfig) -> dict[str, Any]:
     """The runImage of an app image's lifecycle metadata label, or {} when the label is not the
     JSON object pallet writes (the image's label says anything: ``app_part_of`` refuses it then)."""
     try:
-        run_image = jsonsafe.loads(config.config.labels.get("io.buildpacks.lifecycle.metadata") or "{}")["runImage"]
+        return run_image_named(
+            jsonsafe.loads(config.config.labels.get("io.buildpacks.lifecycle.metadata") or "{}")["runImage"])
     except (ValueError, TypeError, KeyError, IndexError):
         return {}
-    return run_image if isinstance(run_image, dict) else {}
 
 
 def rebased(app: Image, new_run: RunImage) -> tuple[Manifest, bytes, dict[str, Any]]:

@@ -116,6 +116,22 @@ def test_a_lifecycle_label_nested_too_deep_is_a_refused_rebase_not_a_traceback(t
     assert (tmp_path / "app" / "index.json").read_bytes() == before
 
 
+def _rebase_with_lifecycle_label(tmp_path: Path, run_image: dict, section: object = None):
+    """pallet rebase of an image whose lifecycle label holds ``run_image`` (topLayer added) and
+    the pallet ``section``; (the process, whether the app's index.json is as it was)."""
+    run_layer = tar_of({"b": b"1"})
+    label = {"runImage": {"topLayer": "sha256:" + hashlib.sha256(run_layer).hexdigest(), **run_image},
+             "pallet": section}
+    push_layer_blobs(LayoutStore(tmp_path / "app"), [run_layer, tar_of({"a": b"1"})], tag="t",
+                     config_extra={"config": {"Labels": {"io.buildpacks.lifecycle.metadata": json.dumps(label)},
+                                              "User": "1000:1000"}, "history": [{}, {}]})
+    push_layer_blobs(LayoutStore(tmp_path / "run"), [tar_of({"c": b"1"})], tag="t")
+    before = (tmp_path / "app" / "index.json").read_bytes()
+    proc = pallet("rebase", "--run-image", f"oci:{tmp_path}/run:t", f"oci:{tmp_path}/app:t", check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc, (tmp_path / "app" / "index.json").read_bytes() == before
+
+
 @pytest.mark.parametrize("section, said", [
     ("x", "pallet section is not an object"),
     ({"pathDirs": 5}, "pallet.pathDirs is not a list of strings"),
@@ -126,18 +142,21 @@ def test_a_lifecycle_labels_pallet_section_of_the_wrong_types_is_a_refused_rebas
                                                                                    said: str) -> None:
     """The label is the image's: its pallet section was read as compose writes it (a string was
     an AttributeError traceback, "labels": 5 a TypeError one)."""
-    run_layer = tar_of({"b": b"1"})
-    label = {"runImage": {"topLayer": "sha256:" + hashlib.sha256(run_layer).hexdigest()},
-             "pallet": section}
-    push_layer_blobs(LayoutStore(tmp_path / "app"), [run_layer, tar_of({"a": b"1"})], tag="t",
-                     config_extra={"config": {"Labels": {"io.buildpacks.lifecycle.metadata": json.dumps(label)},
-                                              "User": "1000:1000"}, "history": [{}, {}]})
-    push_layer_blobs(LayoutStore(tmp_path / "run"), [tar_of({"c": b"1"})], tag="t")
-    before = (tmp_path / "app" / "index.json").read_bytes()
-    proc = pallet("rebase", "--run-image", f"oci:{tmp_path}/run:t", f"oci:{tmp_path}/app:t", check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert said in proc.stdout + proc.stderr
-    assert (tmp_path / "app" / "index.json").read_bytes() == before
+    proc, unchanged = _rebase_with_lifecycle_label(tmp_path, {}, section)
+    assert proc.returncode != 0 and said in proc.stdout + proc.stderr
+    assert unchanged
+
+
+@pytest.mark.parametrize("run_image", [
+    {"image": 5, "reference": "sha256:" + "a" * 64},
+    {"image": [[1]], "reference": "sha256:" + "a" * 64},
+    {"image": "run", "reference": 5},
+], ids=["image-number", "image-list", "reference-number"])
+def test_a_lifecycle_labels_run_image_names_that_are_no_strings_are_not_recorded(tmp_path: Path, run_image) -> None:
+    """The old run image's name and digest went to the reference parser and a cache key as they
+    were (AttributeError, TypeError tracebacks): what is no string is as if not recorded."""
+    proc, unchanged = _rebase_with_lifecycle_label(tmp_path, run_image)
+    assert proc.returncode == 0 and not unchanged, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("parse", ["dsse", "simplesigning", "sbom", "osv"])

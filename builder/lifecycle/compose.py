@@ -120,7 +120,7 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
         raise NotBuildpacksImage(f"it has no {LIFECYCLE_METADATA} label (not built by buildpacks)")
     try:
         lifecycle = jsonsafe.loads(raw)
-        run_image = dict(lifecycle.pop("runImage"))
+        run_image = run_image_named(lifecycle.pop("runImage"))
         top = run_image["topLayer"]
         extra = lifecycle.get("pallet") or {}
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -158,6 +158,20 @@ def app_part_of(manifest: Manifest, config: ImageConfig) -> tuple[AppPart, dict[
         working_dir=config.config.working_dir or WORKSPACE,
     )
     return app, run_image
+
+
+def run_image_named(section: Any) -> dict[str, Any]:
+    """The lifecycle label's ``runImage`` object, its ``image`` (name) and ``reference`` (digest)
+    kept only when strings: the label is the image's, and a number or list there reached the
+    reference parser and a cache key as it was (AttributeError and TypeError tracebacks in
+    rebase). Not an object: TypeError (the callers' "no runImage")."""
+    if not isinstance(section, dict):
+        raise TypeError("runImage is not an object")
+    run_image = dict(section)
+    for key in ("image", "reference"):
+        if key in run_image and not isinstance(run_image[key], str):
+            del run_image[key]   # what is no name is not known: as if it were not recorded
+    return run_image
 
 
 def _pallet_section(extra: Any) -> tuple[list[str], list[str]]:
