@@ -957,6 +957,13 @@ def test_node_app_that_nothing_starts_fails_the_build_saying_so(tmp_path):
         assert node_plan(app, tmp_path).returncode == 0
         for f in more:
             (app / f).unlink()
+    # vitepress init's scripts: the site's build is docs:build, which pallet does not run: named
+    (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {
+        "docs:dev": "vitepress dev docs", "docs:build": "vitepress build docs"}}))
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 1 and ('; scripts.docs:build is not scripts.build, which pallet runs: if it builds the '
+                                     'site, name it build ("build": "vitepress build docs"; its output is served), else '
+                                     'add a start script') in done.stderr, done.stderr
     pkg["scripts"]["build"] = "tsc"
     (app / "package.json").write_text(json.dumps(pkg))
     assert node_plan(app, tmp_path).returncode == 0

@@ -217,6 +217,9 @@ EXPECTED = {
                  ["its output (dist/, build/, out/, _site/, public/ if the build makes it) is served as static files by pallet-static",
                   "one HTML page and no 404.html: a single-page app, unknown routes get index.html; else they are 404s"],
                  "<h1>Hello from node-mpa</h1>"),
+    "node-vitepress": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
+                       ["pallet/static: a front-end app (scripts.build, nothing starts a server)"],
+                       "Hello from node-vitepress"),
     "node-gatsby-public": (["pallet/nodejs", "pallet/node-build", "pallet/static"],
                            ["scripts.start is a development server (gatsby develop), not run in the image",
                             "public/ if the build makes it"],
@@ -295,6 +298,8 @@ def _more_checks(app: str, port: int) -> None:
         assert bundle.status == 200 and bundle.headers["content-type"] == "text/javascript; charset=utf-8"
         assert "route " in bundle.body  # src/route.js, bundled
         assert "<h1>Hello from node-vite</h1>" in http(port, "/users/42").body  # a client-side route
+    elif app == "node-vitepress":  # `vitepress build docs` wrote docs/.vitepress/dist: served from there
+        assert "About node-vitepress" in http(port, "/about.html").body
     elif app == "node-mpa":  # several pages and a 404.html: not a single-page app
         about = http(port, "/about/")
         assert about.status == 200 and "<h1>About node-mpa</h1>" in about.body

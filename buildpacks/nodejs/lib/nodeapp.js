@@ -1287,11 +1287,21 @@ function checkSomethingStarts(pkg, staleMain) {
   if (["server.js", "index.js", "Procfile"].some(exists)) return;
   const dev = ["dev", "serve", "develop"].find((n) => typeof scripts[n] === "string" && scripts[n].trim());
   const files = fs.readdirSync(".").filter((f) => /\.(m?js|cjs|ts|mts)$/.test(f) && exists(f)).sort().slice(0, 4);
+  const build = namedBuild(scripts);
   throw new AppError(`nothing starts the app: no scripts.start${staleMain || ", no main"}, and no server.js or index.js ` +
     "(what npm start runs without them)" + (dev ? `; scripts.${dev} ${JSON.stringify(scripts[dev].trim())} is for ` +
     "development" : "") + (files.length ? `; the app's top-level scripts: ${files.join(", ")}` : "") +
-    ": add a start script that runs the server with node (\"start\": \"node server.js\"; TypeScript compiled by a " +
+    (build ? `; scripts.${build} is not scripts.build, which pallet runs: if it builds the site, name it build ` +
+      `("build": ${JSON.stringify(scripts[build].trim())}; its output is served), else add` : ": add") +
+    " a start script that runs the server with node (\"start\": \"node server.js\"; TypeScript compiled by a " +
     "build script first), or a Procfile");
+}
+
+//: A build script under another name (`docs:build`, what `vitepress init` writes, `build:prod`):
+//: pallet runs scripts.build alone, so a site built by such a script gave no image. Its name, or null.
+function namedBuild(scripts) {
+  return Object.keys(scripts).sort().find((n) => /^[\w.-]+:build$|^build:[\w.-]+$/.test(n) &&
+    typeof scripts[n] === "string" && scripts[n].trim()) || null;
 }
 
 // -- commands ------------------------------------------------------------------------------------
