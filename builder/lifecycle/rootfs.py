@@ -163,8 +163,8 @@ def add_mountpoints(tree: Path) -> None:
         for name in MOUNTPOINT_FILES:
             try:
                 os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=etc))
-            except FileExistsError:
-                pass
+            except OSError:
+                pass  # there already, or /etc not writable to us (an image's 0555 /etc): composed
     finally:
         os.close(etc)
 
