@@ -970,6 +970,31 @@ def test_node_app_that_nothing_starts_fails_the_build_saying_so(tmp_path):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("config", ["vite.config.ts", "svelte.config.js"])
+def test_sveltekit_with_adapter_auto_fails_the_plan_naming_the_adapters_that_work(tmp_path, config):
+    """sv create's app (adapter-auto, imported in vite.config.ts since SvelteKit 2.5x, svelte.config.js
+    before) built for no host it knew: the build left neither server nor site, and node-build's
+    failure said nothing of the adapter. The plan and pallet detect now fail naming it; with
+    adapter-node imported instead, it plans (its server is the web process)."""
+    pkg = {"name": "a", "type": "module", "scripts": {"build": "vite build", "dev": "vite dev"},
+           "devDependencies": {"@sveltejs/adapter-auto": "7.0.1", "@sveltejs/kit": "2.63.0"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": "{}",
+                                   config: "import adapter from '@sveltejs/adapter-auto';\nexport default {};\n"})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 1 and done.stderr == (
+        f"error: {config} uses @sveltejs/adapter-auto, which builds only for the hosts it recognizes (Vercel, Netlify, "
+        "Cloudflare, ...): here its build makes neither a server nor a site; use @sveltejs/adapter-node for a server (a "
+        "devDependency, imported in its place), or @sveltejs/adapter-static for a static site\n"), done.stderr
+    told = subprocess.run([NODE, str(BUILDPACKS / "nodejs" / "lib" / "nodeapp.js"), "explain"], cwd=app,
+                          capture_output=True, text=True, timeout=60)
+    assert f"the build will fail: {config} uses @sveltejs/adapter-auto" in told.stdout, told.stdout
+    pkg["devDependencies"]["@sveltejs/adapter-node"] = "5.5.7"
+    write(app, {"package.json": json.dumps(pkg), config: "import adapter from '@sveltejs/adapter-node';\n"})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0 and "node build/index.js" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_node_dev_only_command_is_found_behind_variable_assignments(tmp_path):
     """`NODE_ENV=development nodemon server.js` runs nodemon, a devDependency: start:prod runs."""
     lock = {"lockfileVersion": 3, "packages": {"": {"name": "a"}, "node_modules/nodemon": {

@@ -707,6 +707,26 @@ function serverBuild(pkg) {
   return ssr ? [ssr, "Angular's SSR server (@angular/ssr, scripts.serve:ssr:*)"] : null;
 }
 
+//: SvelteKit's adapter-auto (`sv create`'s default) builds for the hosts it recognizes (Vercel,
+//: Netlify, Cloudflare, ...) and elsewhere only says it found none: the build left neither a
+//: server nor a site, and pallet/node-build failed after it, saying nothing of the adapter. A
+//: svelte.config, or a vite.config (where sv create puts the adapter since SvelteKit 2.5x), that
+//: imports it (unless a Procfile names the web process) fails the plan, naming the adapters that
+//: work anywhere. (Only the failure depends on those files, as in checkSomethingStarts.)
+const SVELTE_CONFIGS = ["svelte.config.js", "svelte.config.mjs", "svelte.config.ts", "vite.config.ts",
+  "vite.config.js", "vite.config.mjs", "vite.config.mts"];
+
+function checkSvelteKitAdapter(pkg) {
+  const deps = pkg ? { ...(pkg.devDependencies || {}), ...(pkg.dependencies || {}) } : {};
+  if (!Object.prototype.hasOwnProperty.call(deps, "@sveltejs/kit") || procfileWeb()) return;
+  const config = SVELTE_CONFIGS.find((f) => exists(f) && fs.statSync(f).size < (1 << 20) &&
+    /["']@sveltejs\/adapter-auto["']/.test(fs.readFileSync(f, "utf8")));
+  if (!config) return;
+  throw new AppError(`${config} uses @sveltejs/adapter-auto, which builds only for the hosts it recognizes (Vercel, ` +
+    "Netlify, Cloudflare, ...): here its build makes neither a server nor a site; use @sveltejs/adapter-node for a " +
+    "server (a devDependency, imported in its place), or @sveltejs/adapter-static for a static site");
+}
+
 //: Next.js's config files, and what makes its build a static site: `output: "export"` writes out/,
 //: and `next start` refuses to serve it ("does not work with output: export"), though
 //: create-next-app's start script stays "next start". The same test in pallet/node-build's facts
@@ -1331,6 +1351,7 @@ function plan(layers, bpDir) {
     key.update(`buildpack ${rel} ${sha256(path.join(bpDir, rel))}\n`);
   }
   const frontend = hasBuildOutputShape(pkg);
+  checkSvelteKitAdapter(pkg);
   // (Plug'n'Play installs in /workspace itself, where the root's scripts find the app.)
   const root = pkg && !(mgr.berry && mgr.linker === "pnp") ? rootScripts(pkg) : null;
   const out = {
@@ -1387,6 +1408,7 @@ function explain() {
     if (mgr.tool === "yarn" && !mgr.berry && mgr.lockfile && wsDirs.length) checkYarn1Workspaces(pkg, wsDirs);
     checkGitDependencies(pkg);
     const node = checkNode(pkg);
+    checkSvelteKitAdapter(pkg);
     if (!pkg) {
       lines.push("no package.json: nothing to install");
     } else {
