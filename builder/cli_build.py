@@ -163,13 +163,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         finish = build_finisher(args.sign_key)
     started = datetime.datetime.now(datetime.timezone.utc)
-    build_image, run_image, run_name = _images(args)
-    options.stack_file = _stack_path(args)
     proof: dict[str, Any] = {}
-    with open_store(dst, _options(args)) as store, _cache_image(args) as cache_image:
-        options.cache_image = cache_image
-        detected, exported = run_build(options, build_image, run_image, run_name, store,
-                                       dst.tag or refs.DEFAULT_TAG, cache_name=str(dst.with_tag(None)))
+    with open_store(dst, _options(args)) as store:
+        store.check_writable()  # before the stack and the build: a destination that will refuse says so now
+        build_image, run_image, run_name = _images(args)
+        options.stack_file = _stack_path(args)
+        with _cache_image(args) as cache_image:
+            options.cache_image = cache_image
+            detected, exported = run_build(options, build_image, run_image, run_name, store,
+                                           dst.tag or refs.DEFAULT_TAG, cache_name=str(dst.with_tag(None)))
         if finish is not None:
             proof = finish(store, _facts(args, options, dst, exported.descriptor.digest, detected, build_image,
                                          run_image, run_name, started))
@@ -240,6 +242,8 @@ def _build_platforms(args: argparse.Namespace, options, dst) -> int:
             raise UsageError("project.toml's [io.pallet.stack] does not work with --platform yet: name the stack "
                              "with --stack (or --build-image and --run-image)")
     _choose_stack(args)
+    with open_store(dst, _options(args)) as store:
+        store.check_writable()  # before any platform's build
 
     def images_for(platform):
         return resolve_images(stack=args.stack, build_image=args.build_image, run_image=args.run_image,

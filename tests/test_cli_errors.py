@@ -149,3 +149,32 @@ def test_an_archive_whose_directory_is_a_file_says_so(tmp_path):
     err = one_line_error(pallet("copy", f"oci:{tmp_path}/img:v1", f"docker-archive:{tmp_path}/afile/x.tar", check=False))
     assert "a file is in the way of its directory" in err and f"{tmp_path}/afile" in err
     assert (tmp_path / "afile").read_text() == "keep"
+
+
+def test_build_to_a_destination_that_will_refuse_fails_before_building(tmp_path, auth_registry):
+    """The destination is asked first (as ko checks push permission before it builds): a path that
+    is a file, a directory of someone's data, a directory named as an archive file, a registry
+    that refuses the credentials. One line, before the stack or any buildpack (no other output),
+    and nothing written."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "index.html").write_text("<h1>hi</h1>\n")
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine\n")
+    cases = [(f"oci:{afile}", "exists and is not a directory"),
+             (f"oci:{afile}/sub/layout", f"{afile} is not a directory"),
+             (f"oci:{foreign}", "refusing to write into it"),
+             (f"docker-archive:{tmp_path}", "is a directory; name a file")]
+    for dst, expected in cases:
+        err = one_line_error(pallet("build", str(app), "-t", dst, "--cache-dir", str(tmp_path / "cache"), check=False))
+        assert expected in err
+    assert afile.read_text() == "mine\n" and sorted(os.listdir(foreign)) == ["notes.txt"]
+    assert not (tmp_path / "cache").exists()
+    err = one_line_error(pallet("build", str(app), "-t", f"docker://{auth_registry.host}/secure/app:v1", "--creds",
+                                f"{auth_registry.user}:wrong-password", "--cache-dir", str(tmp_path / "cache"),
+                                check=False))
+    assert auth_registry.host in err and "wrong-password" not in err
+    assert not (tmp_path / "cache").exists()

@@ -34,6 +34,7 @@ import threading
 import weakref
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from builder import jsonsafe
@@ -370,6 +371,17 @@ class ArchiveStore(Store):
         self._put_manifests: dict[str, tuple[Descriptor, bytes]] = {}
         self._pending: Descriptor | None = None  # put without a tag and not yet written
         self._cleanup: weakref.finalize | None = None
+
+    def check_writable(self) -> None:
+        """The archive is written next to itself and renamed: a directory must be there (or be
+        makeable) and writable, and the path must not be a directory."""
+        if os.path.isdir(self.path):
+            raise StoreError(f"docker-archive {self.path} is a directory; name a file to write the archive to")
+        directory = Path(os.path.abspath(self.path)).parent
+        while not os.path.lexists(directory):
+            directory = directory.parent
+        if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+            raise StoreError(f"cannot write docker-archive {self.path}: {directory} is not a writable directory")
 
     # -- properties ------------------------------------------------------------
 

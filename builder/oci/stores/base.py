@@ -131,6 +131,12 @@ class Store(abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """Fail now (a one-line PalletError) if writing here is bound to fail: asked before
+        minutes of work whose result would go here (``pallet build``), as ko checks push
+        permission before it builds. Writes nothing that stays. Stores with nothing to check
+        pass."""
+
     def close(self) -> None:
         """Finish pending work (archives are written here) and release resources."""
 

@@ -200,6 +200,10 @@ class DaemonStore(Store):
             self._client = connect()
         return self._client
 
+    def check_writable(self) -> None:
+        """The engine answers (``connect`` pings it)."""
+        self.client  # noqa: B018 (the property connects)
+
     def close(self) -> None:
         """Drop staged blobs and saved archives (a manifest put without a tag is not loaded)."""
         if self._outbox is not None:

@@ -121,6 +121,28 @@ class LayoutStore(Store):
                 self.remove_temp_files(older_than=STALE_TEMP_AGE)
                 self._swept = True
 
+    def check_writable(self) -> None:
+        """An existing directory is checked as a write would (a layout, or empty, or what an
+        interrupted creation left); a path that does not exist yet needs a directory it can be
+        made in. Nothing is created."""
+        if os.path.lexists(self.root):
+            if not self.root.is_dir():
+                raise StoreError(f"{self.root} exists and is not a directory")
+            if (self.root / "oci-layout").is_file():
+                self._ensure(for_write=False)
+            else:
+                self._refuse_foreign_data()
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise StoreError(f"cannot write to OCI layout {self.root}: permission denied")
+            return
+        parent = self.root.absolute().parent
+        while not os.path.lexists(parent):
+            parent = parent.parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot create OCI layout at {self.root}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StoreError(f"cannot create OCI layout at {self.root}: {parent} is not writable")
+
     def _check_layout(self, for_write: bool) -> None:
         marker = self.root / "oci-layout"
         if not marker.is_file():
@@ -145,13 +167,7 @@ class LayoutStore(Store):
             with self._locked():
                 if marker.is_file():
                     return
-                # What an interrupted creation can leave is fine; anything else is someone's data.
-                ours = {LOCK_NAME, "blobs", "index.json"}
-                if any(p.name not in ours and not p.name.startswith(".tmp-") for p in self.root.iterdir()) \
-                        or not self._index_is_ours():
-                    raise StoreError(
-                        f"{self.root} is not empty and is not an OCI image layout (no oci-layout file); "
-                        "refusing to write into it")
+                self._refuse_foreign_data()
                 (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
                 atomic_write(self.root / "index.json",
                              canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
@@ -159,6 +175,15 @@ class LayoutStore(Store):
                 atomic_write(marker, canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}))
         except OSError as exc:
             raise StoreError(f"cannot create OCI layout at {self.root}: {exc.strerror}") from None
+
+    def _refuse_foreign_data(self) -> None:
+        """StoreError for a directory without ``oci-layout`` that holds more than an interrupted
+        creation leaves: that is someone's data, never to be written into."""
+        ours = {LOCK_NAME, "blobs", "index.json"}
+        if any(p.name not in ours and not p.name.startswith(".tmp-") for p in self.root.iterdir()) \
+                or not self._index_is_ours():
+            raise StoreError(f"{self.root} is not empty and is not an OCI image layout (no oci-layout file); "
+                             "refusing to write into it")
 
     def _index_is_ours(self) -> bool:
         """Whether ``index.json`` is absent or the empty one an interrupted creation leaves.

@@ -480,6 +480,11 @@ class RegistryStore(Store):
             raise self._fail(resp, f"upload of blob {desc.digest}")
         resp.close()
 
+    def check_writable(self) -> None:
+        """Start a blob upload and cancel it, as ko's push-permission check does: the registry
+        answers, the credentials (if any) get a push token, and the repository takes uploads."""
+        self._cancel_upload(self._start_upload())
+
     def _cancel_upload(self, location: str) -> None:
         try:
             self._request("DELETE", location, push=True).close()
