@@ -43,6 +43,15 @@ def test_malformed_is_usage_error(text):
     assert "\n" not in str(exc.value)
 
 
+def test_a_digest_alone_asks_for_the_name_too():
+    """'sha256:<hex>' (what a user copies from a build's output) parsed as the image 'sha256' at
+    tag '<hex>', and the local store then said that tag was not there."""
+    with pytest.raises(InvalidReferenceError) as exc:
+        refs.parse(DIGEST)
+    assert str(exc.value).startswith(f"{DIGEST} is a digest alone: name the image too, as NAME@{DIGEST}")
+    assert refs.parse("sha256:v1").repository == "sha256"  # a tag that is no digest: a name like any
+
+
 def test_scratch_only_where_allowed():
     assert refs.parse("scratch", allow_scratch=True).transport == refs.SCRATCH
 

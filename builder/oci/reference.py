@@ -178,6 +178,9 @@ def parse(text: str, allow_scratch: bool = False) -> Reference:
             _check_repo(repo.split("/", 1)[1] if "/" in repo and _looks_like_host(repo.split("/", 1)[0]) else repo, text)
         return Reference(ARCHIVE, path=path, repository=repo, tag=tag)
 
+    if is_digest(text):  # read as the name "sha256" with the hex as its tag: never what was meant
+        raise InvalidReferenceError(f"{text} is a digest alone: name the image too, as NAME@{text} "
+                                    "(or oci:PATH@..., docker://HOST/REPO@...)")
     if "://" in text or text.split(":", 1)[0] in ("oci-archive", "dir", "containers-storage"):
         raise InvalidReferenceError(f"unsupported transport in {text!r}; {_FORMS}")
 
