@@ -379,3 +379,25 @@ def test_skopeo_reads_what_we_write(tmp_path: Path) -> None:
     info = json.loads(done.stdout)
     assert info["Labels"] == {"org.example.made-by": "pallet-tests"}
     assert tuple(info["Layers"]) == image.diff_ids  # skopeo's archive source serves layers uncompressed
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """kill -9 during a write leaves '.app.tar.*.partial' (the archive so far) and
+    '.app.tar.*.staging/' (the image's blobs) next to the archive, for ever. The next write of
+    that archive removes those nothing has written into for an hour; a live writer's (fresh),
+    and another archive's, stay."""
+    old = 2 * 3600
+    stale_partial = tmp_path / ".app.tar.k1ll3d.partial"
+    stale_partial.write_bytes(b"half an archive")
+    stale_staging = tmp_path / ".app.tar.k1ll3d.staging"
+    stale_staging.mkdir()
+    (stale_staging / ("ab" * 32)).write_bytes(b"a staged layer")
+    live = tmp_path / ".app.tar.l1v3.partial"
+    live.write_bytes(b"being written")
+    other = tmp_path / ".other.tar.k1ll3d.partial"
+    other.write_bytes(b"another archive's")
+    for path in (stale_partial, stale_staging / ("ab" * 32), stale_staging, other):
+        os.utime(path, (os.path.getatime(path) - old, os.path.getmtime(path) - old))
+    write_archive(tmp_path / "app.tar")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".app.tar.l1v3.partial", ".other.tar.k1ll3d.partial",
+                                                          "app.tar"]

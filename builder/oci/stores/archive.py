@@ -31,6 +31,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import time
 import weakref
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -316,11 +317,46 @@ def _tar_stream(entries: list[_TarEntry]) -> Iterator[bytes]:
     yield end + b"\0" * (-written % _RECORD)
 
 
+#: A writer's leftovers (``.NAME.*.partial``, ``.NAME.*.staging``) untouched this long are a
+#: killed writer's: a live one keeps writing into them (the OCI layout's rule, ``STALE_TEMP_AGE``).
+STALE_LEFTOVER_AGE = 3600.0
+
+
+def remove_leftovers(path: str, older_than: float = STALE_LEFTOVER_AGE) -> int:
+    """Delete what writers of the archive ``path`` killed mid-way left next to it: the partial
+    archive and the staged blobs (a whole image's bytes), once nothing has written into them for
+    ``older_than`` seconds. Only this archive's own, by name; returns how many."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    cutoff = time.time() - older_than
+    count = 0
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(prefix)
+                   and e.name.endswith((".partial", ".staging"))]
+    except OSError:
+        return 0
+    for entry in entries:
+        with suppress(OSError):
+            if entry.is_dir(follow_symlinks=False) and entry.name.endswith(".staging"):
+                with os.scandir(entry.path) as inside:
+                    newest = max([entry.stat(follow_symlinks=False).st_mtime,
+                                  *(e.stat(follow_symlinks=False).st_mtime for e in inside)])
+                if newest <= cutoff:
+                    shutil.rmtree(entry.path)
+                    count += 1
+            elif entry.is_file(follow_symlinks=False) and entry.name.endswith(".partial"):
+                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    os.unlink(entry.path)
+                    count += 1
+    return count
+
+
 def _write_atomically(path: str, chunks: Iterator[bytes]) -> None:
     """Write ``path`` from ``chunks`` via a temporary file and a rename: all of it or nothing."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
+        remove_leftovers(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=directory)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -727,6 +763,7 @@ class ArchiveStore(Store):
             directory = os.path.dirname(os.path.abspath(self.path))
             try:
                 os.makedirs(directory, exist_ok=True)
+                remove_leftovers(self.path)
                 self._staging = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".staging",
                                                  dir=directory)
             except (FileExistsError, NotADirectoryError):   # a file where a directory of the path should be
