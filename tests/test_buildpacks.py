@@ -386,11 +386,15 @@ def test_python_a_port_gunicorns_config_file_binds_is_a_warning(tmp_path, monkey
 
 
 def test_python_nothing_to_start_fails_the_build_unless_a_procfile_says(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(write(tmp_path, {"setup.py": "", "lib.py": "", "util.py": ""}))
+    """An MkDocs site's source (mkdocs-material in requirements.txt) is told how it is served."""
+    monkeypatch.chdir(write(tmp_path, {"setup.py": "", "lib.py": "", "util.py": "", "mkdocs.yml": "site_name: x\n"}))
     layers, venv = tmp_path / "layers", tmp_path / "venv"
     layers.mkdir()
     assert pyapp.cmd_launch(str(layers), str(venv)) == 1
-    assert "error: no web process: " in capsys.readouterr().err and not (layers / "launch.toml").exists()
+    err = capsys.readouterr().err
+    assert "error: no web process: " in err and not (layers / "launch.toml").exists()
+    assert "; found an MkDocs site's source (mkdocs.yml), no server: a static site once built: run `mkdocs build` " \
+           "and build its output (pallet build ./site), served by pallet-static" in err, err
     write(tmp_path, {"Procfile": "web: python lib.py\n"})
     assert pyapp.cmd_launch(str(layers), str(venv)) == 0
 

@@ -930,10 +930,30 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     scripts = entry_scripts()
     if len(scripts) == 1:
         return ["python", scripts[0]], f"rule: {scripts[0]}, the only top-level *.py"
+    hints += site_source_hints()
     why = (f"no entry point in [project.scripts], no WSGI/ASGI app with a server to run it ("
            f"{', '.join(WSGI_SERVERS + ASGI_SERVERS)}), no {', '.join(ENTRY_SCRIPTS)} (at the top or in src/), no package with a __main__.py, and {len(scripts)} top-level *.py files "
            "to choose from")
     return None, why + "".join(f"; found {hint}" for hint in hints)
+
+
+#: Python static site generators' sources: (config file names, what, the command that builds the
+#: HTML, its output directory). Their requirements.txt (mkdocs-material) made the app a Python one
+#: that failed with "no web process", not saying the site is to be built and served as files.
+SITE_SOURCES = ((("mkdocs.yml", "mkdocs.yaml"), "an MkDocs site's source", "mkdocs build", "site"),
+                (("pelicanconf.py",), "a Pelican site's source", "pelican content", "output"))
+
+
+def site_source_hints() -> list[str]:
+    """'an MkDocs site's source (mkdocs.yml)...' when the app is a site generator's source, which
+    is no web process: its HTML is built first, then served as a static site."""
+    hints = []
+    for names, what, command, output in SITE_SOURCES:
+        seen = [name for name in names if exists(name)]
+        if seen:
+            hints.append(f"{what} ({seen[0]}), no server: a static site once built: run `{command}` and build its "
+                         f"output (pallet build ./{output}), served by pallet-static")
+    return hints
 
 
 # -- commands -------------------------------------------------------------------------------
