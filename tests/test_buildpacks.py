@@ -110,6 +110,9 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     write(tmp_path, {"pyproject.toml": "[project]\nname='a'\nrequires-python='>=3.10,<4'\n",
                      "runtime.txt": "python-3.11.2\n"})
     assert pyapp.check_python() == ["runtime.txt asks for Python 3.11.2", "requires-python >=3.10,<4"]
+    for encoding in ("utf-8-sig", "utf-16"):  # Notepad's, PowerShell's: the mark is no part of the version
+        (tmp_path / "runtime.txt").write_bytes("python-3.11\r\n".encode(encoding))
+        assert pyapp.check_python()[0] == "runtime.txt asks for Python 3.11", encoding
 
 
 @pytest.mark.parametrize("files,deps,command", [

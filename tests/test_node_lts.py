@@ -79,10 +79,10 @@ def test_an_unknown_codename_lists_the_known_ones():
     assert "\n" not in err
 
 
-def plan(app: Path, tmp_path: Path, files: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def plan(app: Path, tmp_path: Path, files: dict[str, str | bytes]) -> subprocess.CompletedProcess[str]:
     app.mkdir()
     for name, text in files.items():
-        (app / name).write_text(text)
+        (app / name).write_bytes(text) if isinstance(text, bytes) else (app / name).write_text(text)
     (tmp_path / "layers").mkdir()
     # PATH without npm: a codename must not need the registry
     return subprocess.run([NODE or "node", str(LIB / "nodeapp.js"), "plan", str(tmp_path / "layers"),
@@ -93,6 +93,10 @@ def plan(app: Path, tmp_path: Path, files: dict[str, str]) -> subprocess.Complet
 @pytest.mark.parametrize("files,source", [
     ({".nvmrc": "lts/gallium\n"}, '.nvmrc "lts/gallium" (the LTS line gallium, Node.js 16)'),
     ({".node-version": "lts/Gallium"}, '.node-version "lts/Gallium" (the LTS line gallium, Node.js 16)'),
+    ({".nvmrc": "lts/gallium\r\n".encode("utf-16")},  # PowerShell 5's echo > .nvmrc: UTF-16, as the stack choice reads it
+     '.nvmrc "lts/gallium" (the LTS line gallium, Node.js 16)'),
+    ({".node-version": b"\xfe\xff" + "lts/gallium\n".encode("utf-16-be")},
+     '.node-version "lts/gallium" (the LTS line gallium, Node.js 16)'),
     ({"package.json.engines": "lts/gallium"}, 'package.json engines.node "lts/gallium" (the LTS line gallium, '
                                               'Node.js 16)'),
 ])

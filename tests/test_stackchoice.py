@@ -207,6 +207,8 @@ def test_a_byte_order_mark_is_not_part_of_the_request(tmp_path):
     assert node_requests(tmp_path) == npm("18.20.4", ".nvmrc")
     (tmp_path / "package.json").write_bytes('\ufeff{"engines": {"node": "^18.17"}}'.encode())
     assert node_requests(tmp_path) == npm("^18.17")
+    (tmp_path / "runtime.txt").write_bytes("python-3.13\r\n".encode("utf-16"))  # PowerShell 5's echo > file
+    assert python_requests(tmp_path) == [Request("python", "3.13", "runtime.txt")]
 
 
 @pytest.mark.parametrize("text", ["node", "stable", "LATEST"])

@@ -21,6 +21,7 @@ All of them are read through ``_text``, on the host: a file linked out of the ap
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import tomllib
@@ -48,7 +49,16 @@ def _text(app: Path, name: str) -> str | None:
         data = read_input(path, name, MAX_MANIFEST)
     except (OSError, InputFileError):
         return None
-    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")  # a byte-order mark (Windows editors)
+    return decoded(data)
+
+
+def decoded(data: bytes) -> str:
+    """An app's file as text: UTF-8, unless a byte order mark says otherwise (Windows editors
+    write UTF-8 with one; PowerShell's `echo python-3.13 > runtime.txt` writes UTF-16, which the
+    Python buildpack reads as pip reads requirements.txt, so the choice must read it too)."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
 
 def _first_line(app: Path, name: str, comment: str = "#") -> str:

@@ -429,6 +429,16 @@ function checkGitDependencies(pkg) {
 
 // -- Node.js version ---------------------------------------------------------------------------
 
+//: A version file's text as the stack choice reads it: UTF-8, or UTF-16 after its byte order mark
+//: (PowerShell 5's `echo 20 > .nvmrc` writes UTF-16: its bytes were read as the range).
+function versionFileText(file) {
+  const data = fs.readFileSync(file);
+  const units = data.subarray(2, 2 + ((data.length - 2) & ~1));
+  if (data[0] === 0xff && data[1] === 0xfe) return units.toString("utf16le");
+  if (data[0] === 0xfe && data[1] === 0xff) return Buffer.from(units).swap16().toString("utf16le");
+  return data.toString("utf8");
+}
+
 //: What the app asks for, and where it says so: engines.node, else .nvmrc, else .node-version.
 function nodeRequest(pkg) {
   // Paketo's $BP_NODE_VERSION (`--env BP_NODE_VERSION=22.*`), before the app's files as Paketo
@@ -442,7 +452,7 @@ function nodeRequest(pkg) {
   }
   for (const file of [".nvmrc", ".node-version"]) {
     if (!exists(file)) continue;
-    const line = fs.readFileSync(file, "utf8").split("\n").map((l) => l.replace(/#.*/, "").trim()).find(Boolean);
+    const line = versionFileText(file).split("\n").map((l) => l.replace(/#.*/, "").trim()).find(Boolean);
     if (!line) continue;
     const v = line.replace(/^v(?=\d)/, "");
     if (isLtsAlias(v)) return { ...ltsRequest(v, file), asked: true };

@@ -189,9 +189,10 @@ def manager() -> tuple[str, str]:
 _INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
 
 
-def requirements_text(name: str) -> str:
-    """A requirements file as pip reads it: UTF-8, unless a byte order mark says otherwise
-    (PowerShell's `pip freeze > requirements.txt` writes UTF-16)."""
+def written_text(name: str) -> str:
+    """A requirements or version file as pip reads the first: UTF-8, unless a byte order mark says
+    otherwise (PowerShell's `pip freeze > requirements.txt` and `echo python-3.13 > runtime.txt`
+    write UTF-16; Notepad's UTF-8 starts with a mark, which was read as part of the version)."""
     import codecs
 
     data = (APP / name).read_bytes()
@@ -212,7 +213,7 @@ def requirement_files(name: str = "requirements.txt") -> list[str]:
         if rel in found or not exists(rel):
             return
         found.append(rel)
-        text = requirements_text(rel).replace("\\\n", "")
+        text = written_text(rel).replace("\\\n", "")
         for line in text.splitlines():
             m = _INCLUDE.match(line.split(" #")[0])
             if not m or "://" in m.group(1):
@@ -373,7 +374,7 @@ def check_python() -> list[str]:
     for name in (".python-version", "runtime.txt"):
         if not exists(name):
             continue
-        lines = [ln.strip() for ln in read_text(name).splitlines()]
+        lines = [ln.strip() for ln in written_text(name).splitlines()]
         wanted = next((ln for ln in lines if ln and not ln.startswith("#")), "")
         version = re.sub(r"^(c?python)-?", "", wanted)
         if name == ".python-version" and wanted == "system":
@@ -455,7 +456,7 @@ def declared_dependencies(installer: str) -> set[str]:
     specs = [s for s in pyproject.get("project", {}).get("dependencies", []) or [] if isinstance(s, str)]
     specs += setup_cfg().get("options", {}).get("install_requires", "").splitlines() + setup_py_requires()
     if installer == "pip":
-        lines = [ln for name in requirement_files() for ln in requirements_text(name).splitlines()]
+        lines = [ln for name in requirement_files() for ln in written_text(name).splitlines()]
         specs += [line for line in lines if not line.lstrip().startswith("-")]
     for spec in specs:
         names |= spec_names(spec)
