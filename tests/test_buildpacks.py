@@ -122,6 +122,9 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
      ["gunicorn", "--control-socket", "/tmp/gunicorn.ctl", "app:app"]),
     ({"wsgi.py": "application = make()\n", "app.py": "app = 1\n"}, {"gunicorn": "22.0"},
      ["gunicorn", "wsgi:application"]),
+    # gunicorn.conf.py's wsgi_app (an app in no file looked into): gunicorn reads it by itself
+    ({"gunicorn.conf.py": "import os\nwsgi_app = 'web.views:app'\n", "app.py": "app = Flask(__name__)\n"},
+     {"flask": "3.1", "gunicorn": "27.0.1"}, ["gunicorn", "--control-socket", "/tmp/gunicorn.ctl"]),
     ({"manage.py": "", "mysite/wsgi.py": "application = get_wsgi_application()\n"}, {"django": "5", "gunicorn": "22"},
      ["gunicorn", "mysite.wsgi:application"]),
     ({"main.py": "app: FastAPI = FastAPI()\n"}, {"fastapi": "0.1", "uvicorn": "0.3"},

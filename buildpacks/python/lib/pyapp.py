@@ -721,6 +721,18 @@ def _dev_server_note(script: str, deps: set[str]) -> str:
 
 
 _GUNICORN_BIND = re.compile(r"^bind\s*=\s*(.+)$", re.M)
+_GUNICORN_APP = re.compile(r"^wsgi_app\s*=\s*[\"']([^\"'\n]+)[\"']", re.M)
+
+
+def gunicorn_config_app() -> str | None:
+    """The app ``./gunicorn.conf.py`` names (``wsgi_app = "web.views:app"``, gunicorn 20.1+):
+    gunicorn run without an app argument reads that file by itself and serves it. Such an app
+    (one in no file pallet looks into) failed the build with no web process."""
+    path = APP / "gunicorn.conf.py"
+    if not path.is_file():
+        return None
+    m = _GUNICORN_APP.search(_read(path))
+    return m.group(1).strip() if m else None
 
 #: What requests to $PORT never reach: a Unix socket (for nginx beside it, in a VM's setup) or a
 #: file descriptor a process manager hands over (systemd's socket activation).
@@ -870,6 +882,11 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
         module, func = target.split(":", 1)
         code = f"import sys; from {module} import {func.split('.')[0]} as f; sys.exit(f{func[len(func.split('.')[0]):]}())"
         return ["python", "-c", code], f"rule: the only entry point in {table}, {name} = {target!r}, from the source"
+    configured = gunicorn_config_app() if "gunicorn" in deps else None
+    if configured:
+        command = wsgi_command("gunicorn", configured, "", versions)[:-1]  # the app is the config's
+        note = gunicorn_bind_note(command)
+        return command, f"rule: gunicorn.conf.py's wsgi_app {configured}, gunicorn" + (f"; {note}" if note else "")
     asgi = sorted(deps & set(ASGI_FRAMEWORKS))
     wsgi = sorted(deps & set(WSGI_FRAMEWORKS))
     asgi_servers = [s for s in ASGI_SERVERS if s in deps]
