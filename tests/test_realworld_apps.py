@@ -87,6 +87,10 @@ EXPECTED = {
     "node-engines-22": (["pallet/nodejs"], ["package.json engines.node 22.x is not satisfied by the stack's Node.js "
                                             "18.20.4 (io.pallet.stacks.bookworm): will install a matching official build"],
                         "Hello from node-engines-22 on Node.js 22: 1,2,3\n"),
+    # Node.js 25+'s official x64 build links libatomic.so.1, which no run image has: the image's node died as it started
+    "node-engines-current": (["pallet/nodejs"], ["package.json engines.node >=25 is not satisfied by the stack's Node.js "
+                                                 "18.20.4 (io.pallet.stacks.bookworm): will install a matching official build"],
+                             "Hello from node-engines-current on Node.js >=25\n"),
     "node-nvmrc-20": (["pallet/nodejs"], [".nvmrc 20 is not satisfied by the stack's Node.js 18.20.4"],
                       "Hello from node-nvmrc-20 on Node.js 20: 1,2,3\n"),
     "node-workspaces": (["pallet/nodejs"], ["workspaces: packages/api, packages/greet (installed once, at the root)",
