@@ -1708,7 +1708,10 @@ def test_procfile_program_a_shell_command_runs_found_nowhere_is_a_warning_too(tm
     assert done.returncode == 0, done.stderr
     warned = [ln for ln in done.stderr.splitlines() if ln.startswith("warning: ")]
     assert warned == ["warning: Procfile web: gunicorn is not in the app, in any buildpack's layers or on the build "
-                      "image's PATH: the process will not start unless the run image has it"], done.stderr
+                      "image's PATH: the process will not start unless the run image has it; backend/requirements.txt "
+                      "is one directory down, and the buildpacks install what the top of the app declares: build "
+                      "./backend by itself, or add a requirements.txt at the top holding -r backend/requirements.txt"], \
+        done.stderr
 
 
 def test_procfile_package_manager_anywhere_in_a_line_is_a_warning(tmp_path):
