@@ -120,6 +120,31 @@ def test_run_reports_bad_requests_in_one_line(launch_image, plain_image, env):
     assert done.returncode == 1 and done.stderr.startswith("pallet: error: ") and "Traceback" not in done.stderr
 
 
+def test_a_command_the_image_cannot_start_is_one_line_with_a_shells_exit_code(tmp_path, env):
+    """bubblewrap's raw 'bwrap: execvp X: No such file or directory' was all a user saw (and, for
+    a script whose #! interpreter is missing, it named the script, which is there). Now the
+    command is sought as execvp would (PATH for a bare name), its #! interpreter too: 127 when
+    missing, 126 when not executable, as a shell and docker run exit."""
+    rootfs = make_launch_rootfs(tmp_path / "rootfs", [])
+    (rootfs / "app").mkdir()
+    (rootfs / "app" / "start.sh").write_text("#!/usr/bin/nosuchsh\necho hi\n")
+    (rootfs / "app" / "start.sh").chmod(0o755)
+    (rootfs / "app" / "data").write_text("no program\n")
+    (rootfs / "app" / "ok.sh").write_text("#!/bin/sh\necho ok from the script\n")
+    (rootfs / "app" / "ok.sh").chmod(0o755)
+    image = make_image(rootfs, f"oci:{tmp_path}/images:cmd", env={"PATH": "/bin:/app"}, working_dir="/app")
+    cases = [(("/nope",), 127, "the image's command '/nope' is not in the image\n"),
+             (("nope",), 127, "the image's command 'nope' is not in the image (looked for on the image's PATH, "
+                              "'/bin:/app')\n"),
+             (("start.sh",), 127, "the image's command 'start.sh' starts with #!'/usr/bin/nosuchsh', which is not "
+                                  "in the image\n"),
+             (("./data",), 126, "the image's command './data' is not executable (no x bit)\n")]
+    for argv, code, message in cases:
+        done = pallet("run", image, "--", *argv, env=env, check=False)
+        assert (done.returncode, done.stderr) == (code, "pallet: error: " + message)
+    assert pallet("run", image, "--", "ok.sh", env=env).stdout == "ok from the script\n"  # found on PATH
+
+
 @pytest.mark.parametrize("ignoring", [(), (signal.SIGINT, signal.SIGQUIT)])
 def test_run_http_server_and_stop_it_with_ctrl_c(tmp_path, env, ignoring):
     """Also when pallet itself started with SIGINT ignored (a script's `pallet run IMAGE &`):

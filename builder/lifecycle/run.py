@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,18 @@ class RunError(PalletError):
     """The image cannot be run as asked (no such process type, no command, unknown user)."""
 
 
+class CommandNotFound(RunError):
+    """The command is not in the image: 127, as a shell and ``docker run`` exit."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(RunError):
+    """The command is there but cannot be executed: 126, as a shell and ``docker run`` exit."""
+
+    exit_code = 126
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """What ``pallet run`` was asked: a process type (else the entrypoint), ``PORT``, extra
@@ -59,6 +72,41 @@ class RunRequest:
 
 
 # -- the step (computed from the config and the rootfs) -------------------------------------
+
+
+def check_command(rootfs: Path, step: Step) -> None:
+    """The step's program found in the image as ``execvp`` would find it (the step's PATH for a
+    bare name, the working directory for a relative one), and the interpreter its ``#!`` line
+    names. Else one line, and the exit code a shell gives: without it, bubblewrap's own
+    'bwrap: execvp ...: No such file or directory' was all, and a script whose interpreter the
+    image lacks said the same about the script, which is there."""
+    name = step.argv[0]
+    if "/" in name:
+        places = [posixpath.join(step.cwd, name)]
+    else:
+        places = [posixpath.join(step.cwd, d, name) for d in step.env.get("PATH", DEFAULT_PATH).split(":")]
+    found = next((host for host in (_file_in_root(rootfs, p) for p in places) if host is not None), None)
+    if found is None:
+        where = "" if "/" in name else f" (looked for on the image's PATH, {shown(step.env.get('PATH', DEFAULT_PATH), 200)})"
+        raise CommandNotFound(f"the image's command {shown(name, 200)} is not in the image{where}")
+    if not os.stat(found).st_mode & 0o111:
+        raise CommandNotExecutable(f"the image's command {shown(name, 200)} is not executable (no x bit)")
+    try:
+        with open(found, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # unreadable to us is not unreadable to the step's user: let it try
+    if head.startswith(b"#!"):
+        words = head[2:].split(b"\n", 1)[0].split()
+        if words and (words[0].startswith(b"/") and _file_in_root(rootfs, words[0].decode("utf-8", "replace")) is None):
+            raise CommandNotFound(f"the image's command {shown(name, 200)} starts with "
+                                  f"#!{shown(words[0].decode('utf-8', 'replace'), 200)}, which is not in the image")
+
+
+def _file_in_root(rootfs: Path, path: str) -> Path | None:
+    """The host path of a regular file at ``path`` inside the image (symlinks resolved in it)."""
+    host = resolve_in_root(rootfs, path).host_path(rootfs)
+    return host if host is not None and host.is_file() else None
 
 
 def command_for(config: RunConfig, request: RunRequest) -> tuple[str, ...]:
@@ -191,6 +239,7 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
     if docker:
         return run_container(client, loaded, docker_options(request))
     check_step(step)  # before the copies: a NUL in the working directory is the config's error, not a path's
+    check_command(rootfs, step)
     with writable_copies(rootfs, [step.cwd, step.env.get("HOME", "")]) as binds:
         return BwrapSandbox(rootfs).run(replace(step, binds=(*step.binds, *binds)))
 
