@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from builder.errors import InputFileError
 from builder.oci.stores.layout import LayoutStore
-from tests.cli import pallet
+from tests.cli import ROOT, pallet
 from tests.imagekit import push_image, push_layer_blobs, tar_of
 from tests.test_hostile_inputs import one_line_error
 
@@ -99,6 +100,23 @@ def test_a_rebase_plan_that_is_a_fifo_or_not_utf8_is_a_one_line_error(box: Path)
 def test_a_stack_file_that_is_a_fifo_is_refused(box: Path, command: str) -> None:
     proc = pallet("stack", command, str(box / "fifo"), check=False, timeout=120)
     one_line_error(proc, "the stack file is a FIFO")
+
+
+def test_a_lock_file_that_is_a_fifo_or_huge_is_refused_not_read(box: Path) -> None:
+    """A stack file's lock (beside it) and an app's Aptfile.lock were read with read_bytes: a FIFO
+    blocked pallet stack build (and pallet build --stack) for ever, a huge one was read whole."""
+    from builder.lifecycle import aptfile
+    from builder.stacks.lockfile import MAX_LOCK
+
+    shutil.copy(ROOT / "stacks" / "tiny.toml", box / "tiny.toml")
+    os.mkfifo(box / "tiny.lock")
+    one_line_error(pallet("stack", "build", str(box / "tiny.toml"), check=False, timeout=120),
+                   "tiny.lock: the lock file is a FIFO")
+    app = box / "app"
+    app.mkdir()
+    (app / "Aptfile.lock").write_bytes(b"lock-version = 1\n" + b"#" * MAX_LOCK + b"\n")
+    with pytest.raises(InputFileError, match=f"the lock file is over {MAX_LOCK} bytes"):
+        aptfile.read_lock(app, "amd64")
 
 
 # -- JSON nested deeper than Python's parser goes ----------------------------------------------------

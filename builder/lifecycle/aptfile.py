@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from builder.errors import PalletError, for_terminal
+from builder.stacks import lockfile
 from builder.stacks.lockfile import LOCK_VERSION, Package
 
 if TYPE_CHECKING:
@@ -168,7 +169,6 @@ def render_lock(lock: AptLock, where: str) -> bytes:
 
 
 def parse_lock(data: bytes, path: str, arch: str) -> AptLock:
-    from builder.stacks import lockfile
     from builder.stacks.errors import LockError
 
     try:
@@ -254,7 +254,7 @@ def read_lock(source: Path, arch: str) -> AptLock | None:
 
     path = lock_path_of(source)
     check_in_app(source, path, LOCK_NAME)
-    return parse_lock(path.read_bytes(), str(path), arch) if path.is_file() else None
+    return parse_lock(lockfile.read_lock_bytes(path), str(path), arch) if path.is_file() else None
 
 
 def record_command(source: Path, stack_path: Path | None = None) -> str:
@@ -410,7 +410,7 @@ def provide(source: Path, build_image, run_image, platform_dir: Path, say: Calla
         r = Resolver(request, build_image, run_image, Path(tmp), stack_file)
         record = record_command(source, stack_file if r.stack_path == stack_file else None)
         if lock_path.is_file():
-            old_bytes = lock_path.read_bytes()
+            old_bytes = lockfile.read_lock_bytes(lock_path)
             lock = parse_lock(old_bytes, str(lock_path), r.arch)
             check_current(lock, request, r.stack_name, r.stack.distro.suite, str(lock_path))
             why = stack_moved(lock, run_image)
@@ -495,7 +495,7 @@ def lock_app(source: Path, build_image, run_image, *, stack_path: Path | None = 
         why: list[str] = []
         if path.is_file():
             try:
-                old = parse_lock(path.read_bytes(), str(path), r.arch)
+                old = parse_lock(lockfile.read_lock_bytes(path), str(path), r.arch)
                 check_current(old, request, r.stack_name, r.stack.distro.suite, str(path))
             except AptfileError as exc:  # another list, another stack, unreadable: resolved from scratch
                 why.append(str(exc))

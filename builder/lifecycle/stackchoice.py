@@ -429,7 +429,7 @@ def offer_of(stack_file: Path) -> Offer | None:
 
     try:
         stack = spec.load(stack_file)
-        lock = lockfile.parse(stack.lock_path.read_bytes(), str(stack.lock_path))
+        lock = lockfile.parse(lockfile.read_lock_bytes(stack.lock_path), str(stack.lock_path))
         arch_lock = lock.arch(stack.architectures[0])
     except (OSError, KeyError, StackError):
         return None

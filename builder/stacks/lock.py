@@ -27,7 +27,7 @@ from builder.oci import reference as refs
 from builder.oci.stores.layout import atomic_write
 from builder.stacks.apt import PrivateApt, Source, essential_pattern, sources_for
 from builder.stacks.errors import LockError, StackError
-from builder.stacks.lockfile import ArchLock, Lock, Package, check_same_versions, parse, render
+from builder.stacks.lockfile import ArchLock, Lock, Package, check_same_versions, parse, read_lock_bytes, render
 from builder.stacks.spec import ARCHITECTURES, KINDS, Stack
 
 Log = Callable[[str], None]
@@ -138,7 +138,7 @@ def _display(path: Path) -> str:
 
 def _previous(stack: Stack) -> Lock | None:
     try:
-        return parse(stack.lock_path.read_bytes(), str(stack.lock_path))
+        return parse(read_lock_bytes(stack.lock_path), str(stack.lock_path))
     except (OSError, LockError):
         return None
 

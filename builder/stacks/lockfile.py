@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder.inputfile import read_input
 from builder.stacks.errors import LockError
 from builder.stacks.spec import BUILD, KINDS, Stack
 
@@ -178,11 +179,22 @@ def parse(data: bytes, path: str) -> Lock:
     return Lock(stack=stack, inputs=inputs, epoch=epoch, arches=arches)
 
 
+#: The most of a lock file pallet reads (TOML's bound): real ones are some tens of KB.
+MAX_LOCK = 16 << 20
+
+
+def read_lock_bytes(path: str | Path) -> bytes:
+    """A lock file's bytes: a regular file of at most ``MAX_LOCK`` (a FIFO beside a stack file, or
+    an app's Aptfile.lock, blocked pallet for ever; a huge one was read whole). FileNotFoundError
+    as ``open``'s; InputFileError, one line, for the rest."""
+    return read_input(path, "lock file", MAX_LOCK)
+
+
 def load(stack: Stack) -> tuple[Lock, bytes]:
     """The stack's lock (and its bytes), checked to be current; LockError says what to run."""
     path = stack.lock_path
     try:
-        data = path.read_bytes()
+        data = read_lock_bytes(path)
     except FileNotFoundError:
         raise LockError(f"{path}: no lock file for {stack.path}; run `pallet stack lock {stack.path}` first") from None
     except OSError as exc:
