@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import shutil
 import signal
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.lifecycle.run import RunError, RunRequest, command_for, environment_for, resolve_user
+from builder.lifecycle.run import RunError, RunRequest, command_for, elf_interpreter, environment_for, resolve_user
 from builder.oci import reference as refs
 from builder.oci.append import append
 from builder.oci.image import load_image
@@ -143,6 +146,40 @@ def test_a_command_the_image_cannot_start_is_one_line_with_a_shells_exit_code(tm
         done = pallet("run", image, "--", *argv, env=env, check=False)
         assert (done.returncode, done.stderr) == (code, "pallet: error: " + message)
     assert pallet("run", image, "--", "ok.sh", env=env).stdout == "ok from the script\n"  # found on PATH
+
+    shutil.copy("/bin/ls", rootfs / "app" / "gnu-ls")  # glibc's loader, which a busybox image has not
+    image = make_image(rootfs, f"oci:{tmp_path}/images:elf", env={"PATH": "/bin:/app"}, working_dir="/app")
+    done = pallet("run", image, "--", "gnu-ls", env=env, check=False)
+    assert done.returncode == 127 and done.stderr.startswith(
+        "pallet: error: the image's command 'gnu-ls' is a program linked for the loader '/lib64/ld-linux-x86-64.so.2'"
+        ", which is not in the image"), done.stderr
+
+
+def _elf(wide: bool, order: str, interp: bytes) -> bytes:
+    """A minimal ELF header, one PT_LOAD and one PT_INTERP entry, then the loader's path."""
+    ehsize, phentsize = (64, 56) if wide else (52, 32)
+    ident = b"\x7fELF" + bytes([2 if wide else 1, 1 if order == "<" else 2, 1]) + bytes(9)
+    addr = "Q" if wide else "I"
+    header = ident + struct.pack(order + "HHI" + addr * 3 + "IHHHHHH", 2, 62, 1, 0, ehsize, 0, 0, ehsize,
+                                 phentsize, 2, 0, 0, 0)
+    at = ehsize + 2 * phentsize
+    if wide:
+        load = struct.pack(order + "IIQQQQQQ", 1, 5, 0, 0, 0, 0, 0, 0)
+        interp_ph = struct.pack(order + "IIQQQQQQ", 3, 4, at, 0, 0, len(interp), len(interp), 1)
+    else:
+        load = struct.pack(order + "IIIIIIII", 1, 0, 0, 0, 0, 0, 5, 0)
+        interp_ph = struct.pack(order + "IIIIIIII", 3, at, 0, 0, len(interp), len(interp), 4, 1)
+    return header + load + interp_ph + interp
+
+
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_elf_interpreter_reads_the_loader_of_32_and_64_bit_programs_of_either_byte_order(wide, order):
+    loader = b"/lib/ld-musl-x86_64.so.1\0"
+    assert elf_interpreter(io.BytesIO(_elf(wide, order, loader))) == "/lib/ld-musl-x86_64.so.1"
+    assert elf_interpreter(io.BytesIO(_elf(wide, order, b"relative.so\0"))) is None
+    assert elf_interpreter(io.BytesIO(_elf(wide, order, loader)[:40])) is None  # cut short: not an answer
+    assert elf_interpreter(io.BytesIO(b"\x7fELF" + bytes(100))) is None
 
 
 @pytest.mark.parametrize("ignoring", [(), (signal.SIGINT, signal.SIGQUIT)])

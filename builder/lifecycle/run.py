@@ -24,8 +24,10 @@ import contextlib
 import os
 import posixpath
 import shutil
+import struct
 import tempfile
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -94,6 +96,7 @@ def check_command(rootfs: Path, step: Step) -> None:
     try:
         with open(found, "rb") as f:
             head = f.read(256)
+            interpreter = elf_interpreter(f) if head.startswith(b"\x7fELF") else None
     except OSError:
         return  # unreadable to us is not unreadable to the step's user: let it try
     if head.startswith(b"#!"):
@@ -101,6 +104,48 @@ def check_command(rootfs: Path, step: Step) -> None:
         if words and (words[0].startswith(b"/") and _file_in_root(rootfs, words[0].decode("utf-8", "replace")) is None):
             raise CommandNotFound(f"the image's command {shown(name, 200)} starts with "
                                   f"#!{shown(words[0].decode('utf-8', 'replace'), 200)}, which is not in the image")
+    if interpreter is not None and _file_in_root(rootfs, interpreter) is None:
+        raise CommandNotFound(f"the image's command {shown(name, 200)} is a program linked for the loader "
+                              f"{shown(interpreter, 200)}, which is not in the image (built for another libc or "
+                              "distribution: build it static, or on the image's own)")
+
+
+#: ELF: the program header type of the loader's path (PT_INTERP), and the most of it read.
+_PT_INTERP = 3
+_MAX_INTERP = 4096
+
+
+def elf_interpreter(f: BinaryIO) -> str | None:
+    """The dynamic loader an ELF program names (``/lib64/ld-linux-x86-64.so.2``), or None for a
+    static one or anything unreadable. The kernel answers ENOENT for a missing loader, which
+    execvp reports as the program itself missing: a glibc binary in a musl image."""
+    f.seek(0)
+    ident = f.read(64)
+    if len(ident) < 52 or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+        return None
+    wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
+    if wide:
+        (phoff,) = struct.unpack_from(order + "Q", ident, 0x20)
+        phentsize, phnum = struct.unpack_from(order + "HH", ident, 0x36)
+    else:
+        (phoff,) = struct.unpack_from(order + "I", ident, 0x1C)
+        phentsize, phnum = struct.unpack_from(order + "HH", ident, 0x2A)
+    if phentsize < (56 if wide else 32) or phnum > 512:
+        return None
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
+    for i in range(len(table) // phentsize):
+        entry = table[i * phentsize:(i + 1) * phentsize]
+        if struct.unpack_from(order + "I", entry, 0)[0] != _PT_INTERP:
+            continue
+        offset, size = (struct.unpack_from(order + "QQQQ", entry, 8)[::3] if wide
+                        else struct.unpack_from(order + "IIII", entry, 4)[::3])
+        if not 0 < size <= _MAX_INTERP:
+            return None
+        f.seek(offset)
+        path = f.read(size).split(b"\0", 1)[0].decode("utf-8", "replace")
+        return path if path.startswith("/") else None
+    return None
 
 
 def _file_in_root(rootfs: Path, path: str) -> Path | None:
