@@ -823,6 +823,13 @@ def test_node_web_process_on_a_port_of_its_own_is_a_warning(tmp_path, start, por
      "warning: server.js listens on port 5000 (.listen(5000)"),
     ({"server.js": "const port = process.env.PORT || 3000;\napp.listen(port);\n"}, None),
     ({"server.js": "app.listen(8080);\n"}, None),
+    # Express's hello world (fly-apps/nextjs-dictaphone's server.js too): the port in a constant
+    ({"server.js": "const app = express()\nconst port = 3000\napp.listen(port, () => {})\n"},
+     "warning: server.js listens on port 3000 (const port = 3000)"),
+    ({"server.js": "const PORT = 4000; // not process.env's\nserver.listen(PORT);\n"},
+     "warning: server.js listens on port 4000 (const PORT = 4000;)"),
+    ({"server.js": "const { PORT = 3000 } = process.env;\nconst port = 3000;\napp.listen(PORT);\n"}, None),
+    ({"server.js": "const port = 3000;\napp.listen(process.env['PORT'] || port);\n"}, None),
     # nestjs/typescript-starter: node dist/main, which the build makes from src/main.ts (outDir in a
     # tsconfig.json with comments, no rootDir): its app.listen(3000) went unseen
     ({"package.json": json.dumps({"name": "a", "scripts": {"build": "tsc", "start": "node dist/main"}}),

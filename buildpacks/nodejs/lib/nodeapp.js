@@ -1009,6 +1009,13 @@ function withPrestart(pkg, [cmd, why]) {
 //: the port may be the one the platform is told. Only the file node is given is read (1 MiB of
 //: it, not through a link): a port from a module of its own is not guessed at. A file the build
 //: makes (`node dist/main`, NestJS's start:prod) is read in its TypeScript source (serverSource).
+//: Where a server file reads PORT: process.env.PORT, env["PORT"], `const { PORT = 3000 } = process.env`.
+const READS_PORT = /\benv\s*(?:\.\s*PORT\b|\[\s*["'`]PORT["'`]\s*\])|\{[^{}]*\bPORT\b[^{}]*\}\s*=\s*(?:process\.)?env\b/;
+//: A port of its own: `app.listen(3000)`, `{port: 3000}`, and Express's hello world, `const port =
+//: 3000` then `app.listen(port)`.
+const FILE_PORTS = [/\.listen\(\s*(\d{2,5})\b/, /\bport\s*:\s*(\d{2,5})\b/,
+  /\b(?:const|let|var)\s+[Pp][Oo][Rr][Tt]\s*=\s*(\d{2,5})\s*(?:;|$)/m];
+
 function filePortNote([program, ...args]) {
   const named = program === "node" ? args.find((a) => !a.startsWith("-")) : null;
   const file = named && serverSource(named);
@@ -1024,7 +1031,7 @@ function filePortNote([program, ...args]) {
   } catch {
     return null;
   }
-  const m = /\bPORT\b/.test(text) ? null : /\.listen\(\s*(\d{2,5})\b/.exec(text) || /\bport\s*:\s*(\d{2,5})\b/.exec(text);
+  const m = READS_PORT.test(text) ? null : FILE_PORTS.map((re) => re.exec(text)).find(Boolean);
   if (!m || m[1] === "8080") return null;
   return `warning: ${file} listens on port ${m[1]} (${m[0].trim()}) and never reads PORT: requests to $PORT (8080 unless ` +
     `the platform sets another) would not reach it; listen on process.env.PORT, or run the image with PORT=${m[1]} ` +
