@@ -221,3 +221,14 @@ def test_an_attached_sbom_that_is_no_document_is_passed_over(tmp_path: Path) -> 
         attach_referrer(store, subject_of(store, desc.digest), "application/spdx+json", junk, "application/spdx+json")
     proc = pallet("sbom", "--format", "spdx", f"oci:{tmp_path}/img:t")
     assert json.loads(proc.stdout)["spdxVersion"].startswith("SPDX-") and "computed from its layers" in proc.stderr
+
+
+@pytest.mark.parametrize("deps", [5, None, "git+https://x", {"name": "run-image"}])
+def test_a_signed_statement_whose_dependencies_are_no_list_names_none(deps) -> None:
+    """A statement is whatever its signer wrote: resolvedDependencies of 5 (or null) was a
+    TypeError traceback in verify's policy check and rebase chain; now no dependency is named."""
+    from builder.supply import provenance, rebaseprov
+
+    st = {"predicate": {"buildDefinition": {"resolvedDependencies": deps}}}
+    assert provenance.source_repository_of(st) is None
+    assert rebaseprov.original_of(st) is None and rebaseprov.run_images_of(st) == (None, None)

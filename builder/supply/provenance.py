@@ -244,6 +244,15 @@ def builder_id_of(st: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def resolved_dependencies(st: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of a statement's ``buildDefinition.resolvedDependencies``; none when that is not
+    a list (a signer's statement may hold anything: a number there was a TypeError traceback)."""
+    pred = st.get("predicate")
+    bd = pred.get("buildDefinition") if isinstance(pred, dict) else None
+    deps = bd.get("resolvedDependencies") if isinstance(bd, dict) else None
+    return [d for d in deps if isinstance(d, dict)] if isinstance(deps, list) else []
+
+
 def source_repository_of(st: dict[str, Any]) -> str | None:
     """The source repository a provenance statement names (pallet's, else a git+ dependency)."""
     pred = st.get("predicate")
@@ -255,8 +264,8 @@ def source_repository_of(st: dict[str, Any]) -> str | None:
         source = ext.get("source") if isinstance(ext, dict) else None
         if isinstance(source, dict) and isinstance(source.get("repository"), str):
             return source["repository"]
-        for dep in bd.get("resolvedDependencies") or []:
-            uri = dep.get("uri") if isinstance(dep, dict) else None
+        for dep in resolved_dependencies(st):
+            uri = dep.get("uri")
             if isinstance(uri, str) and uri.startswith("git+"):
                 url = uri[4:]
                 return url.rsplit("@", 1)[0] if "@" in url.rsplit("/", 1)[-1] else url

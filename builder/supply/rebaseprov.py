@@ -29,7 +29,7 @@ from builder import jsonsafe
 from builder.oci.digest import is_digest
 from builder.supply import dsse
 from builder.supply.provenance import (DEFAULT_BUILDER_ID, PREDICATE_TYPE, _digest_set, _time, image_uri,
-                                       slsa_statement)
+                                       resolved_dependencies, slsa_statement)
 
 REBASE_BUILD_TYPE = "https://pallet.dev/buildtypes/rebase/v1"
 ORIGINAL, ORIGINAL_PROVENANCE = "original-image", "original-provenance"
@@ -79,11 +79,7 @@ def is_rebase(st: dict[str, Any]) -> bool:
 
 
 def _deps(st: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    try:
-        deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
-    except (KeyError, TypeError):
-        return []
-    return [d for d in deps if isinstance(d, dict) and d.get("name") == name and isinstance(d.get("digest"), dict)]
+    return [d for d in resolved_dependencies(st) if d.get("name") == name and isinstance(d.get("digest"), dict)]
 
 
 def _sha(dep: dict[str, Any]) -> str | None:
