@@ -363,6 +363,17 @@ def test_python_a_port_written_in_the_script_is_a_warning(tmp_path, monkeypatch,
     assert command == ["python", "server.py"]
     assert (f"warning: it listens on port {port}, written in server.py: requests to $PORT" in why) if port \
         else "warning" not in why, why
+    # the same in the function of a project's one entry point (serve = "web.server:main", in src/)
+    write(tmp_path, {"pyproject.toml": "[project]\nname = 'web'\n[project.scripts]\nserve = 'web.server:main'\n",
+                     "src/web/server.py": f"import os\ndef main():\n    {run}\n", "src/web/__init__.py": ""})
+    why = pyapp.start_command({"aiohttp": "3"})[1]
+    assert why.startswith("rule: the only entry point in [project.scripts], serve = 'web.server:main'"), why
+    assert (f"warning: it listens on port {port}, written in src/web/server.py: requests to $PORT" in why) if port \
+        else "warning" not in why, why
+    for run in ("uvicorn.run(app, port=int(os.environ['PORT']))", "uvicorn.run('web.server:app', host='127.0.0.1')"):
+        write(tmp_path, {"src/web/server.py": f"import os\ndef main():\n    {run}\n"})
+        assert "; warning: uvicorn.run() in src/web/server.py listens on 127.0.0.1 (its default host): no request " \
+               "from outside the container would reach it; give it host=\"0.0.0.0\"" in pyapp.start_command({})[1]
 
 
 @pytest.mark.parametrize("config,procfile,warned", [

@@ -710,6 +710,10 @@ def _dev_server_note(script: str, deps: set[str]) -> str:
         notes += (f"; warning: it listens on port {fixed.group(1)}, written in {script}: requests to $PORT (8080 unless "
                   "the platform sets another) would not reach it; read the port from the environment "
                   "(port=int(os.environ.get(\"PORT\", 8080)))")
+    served = re.search(r"\buvicorn\.run\(([^)]*)\)", text)  # uvicorn.run's host defaults to 127.0.0.1
+    if served and not re.search(r"host\s*=\s*(?![\"'](127\.0\.0\.1|localhost)[\"'])", served.group(1)):
+        notes += (f"; warning: uvicorn.run() in {script} listens on 127.0.0.1 (its default host): no request from "
+                  "outside the container would reach it; give it host=\"0.0.0.0\"")
     if "flask" not in deps or "gunicorn" in deps:
         return notes
     run = re.search(r"\.run\(([^)]*)\)", text)
@@ -843,6 +847,14 @@ def entry_scripts() -> list[str]:
     return [name for name in top_level_scripts() if name not in NOT_ENTRY and not name.startswith("test_")]
 
 
+def module_file(module: str) -> str | None:
+    """The app's file of ``module`` (``myapi.main``: myapi/main.py, else src/myapi/main.py, or a
+    package's __init__.py), relative to the app; None when the app has none."""
+    rel = module.replace(".", "/")
+    return next((name for base in ("", "src/") for name in (f"{base}{rel}.py", f"{base}{rel}/__init__.py")
+                 if exists(name)), None)
+
+
 def script_entry() -> tuple[str, str, str] | None:
     """The project's one entry point, ``(name, "module:function", table)``, when
     ``[project.scripts]`` and ``[tool.poetry.scripts]`` declare exactly one between them."""
@@ -876,12 +888,15 @@ def start_command(deps: dict[str, str] | set[str], bin_dir: Path | None = None) 
     entry = script_entry()
     if entry:
         name, target, table = entry
-        if bin_dir is None and is_package() or bin_dir is not None and (bin_dir / name).is_file():
-            return [name], f"rule: the only entry point in {table}, {name} = {target!r}"
-        # Not installed as a package (dependencies only): call the function from the source.
         module, func = target.split(":", 1)
+        source = module_file(module)
+        # The function may start a server where $PORT never reaches (uvicorn.run(app, port=8000)).
+        note = _dev_server_note(source, deps) if source else ""
+        if bin_dir is None and is_package() or bin_dir is not None and (bin_dir / name).is_file():
+            return [name], f"rule: the only entry point in {table}, {name} = {target!r}{note}"
+        # Not installed as a package (dependencies only): call the function from the source.
         code = f"import sys; from {module} import {func.split('.')[0]} as f; sys.exit(f{func[len(func.split('.')[0]):]}())"
-        return ["python", "-c", code], f"rule: the only entry point in {table}, {name} = {target!r}, from the source"
+        return ["python", "-c", code], f"rule: the only entry point in {table}, {name} = {target!r}, from the source{note}"
     configured = gunicorn_config_app() if "gunicorn" in deps else None
     if configured:
         command = wsgi_command("gunicorn", configured, "", versions)[:-1]  # the app is the config's
