@@ -232,3 +232,20 @@ def test_a_signed_statement_whose_dependencies_are_no_list_names_none(deps) -> N
     st = {"predicate": {"buildDefinition": {"resolvedDependencies": deps}}}
     assert provenance.source_repository_of(st) is None
     assert rebaseprov.original_of(st) is None and rebaseprov.run_images_of(st) == (None, None)
+
+
+@pytest.mark.parametrize("fmt, doc, names", [
+    ("cyclonedx", {"components": 5}, []),
+    ("cyclonedx", {"components": [{"name": "a", "properties": 5}, {"name": "b", "components": 7}]}, ["a", "b"]),
+    ("cyclonedx", {"components": [{"name": "a", "properties": [{"name": [1], "value": "x"}]}]}, ["a"]),
+    ("spdx", {"packages": 5}, []),
+    ("spdx", {"packages": [{"name": "a", "externalRefs": 5}, 3]}, ["a"]),
+    ("spdx", [1], []),
+], ids=["components-number", "properties-number", "property-name-list", "packages-number", "refs-number",
+        "document-list"])
+def test_an_attached_sbom_of_the_wrong_types_lists_what_it_can(fmt: str, doc, names: list[str]) -> None:
+    """An attached SBOM is anyone's who can push to the repository: a number where a list goes was
+    a TypeError traceback in pallet audit; what is no object is passed over, the rest listed."""
+    from builder.supply import sbom
+
+    assert sorted(p.name for p in sbom.listed_packages(json.dumps(doc).encode(), fmt)) == names

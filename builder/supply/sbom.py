@@ -17,6 +17,7 @@ namespace are derived from the image digest, the timestamps from ``SOURCE_DATE_E
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -475,31 +476,37 @@ def listed_packages(data: bytes, fmt: str) -> list[Listed]:
     except (ValueError, UnicodeDecodeError):
         raise SupplyError(f"the attached {fmt} SBOM is not JSON") from None
     out: list[Listed] = []
+    if not isinstance(doc, dict):
+        return out
     if fmt == "cyclonedx":
-        stack = list(doc.get("components") or [])
-        while stack:
-            c = stack.pop(0)
-            if not isinstance(c, dict):
-                continue
-            stack.extend(c.get("components") or [])
+        queue = collections.deque(_objects(doc.get("components")))  # pop(0) of a list: quadratic
+        while queue:
+            c = queue.popleft()
+            queue.extend(_objects(c.get("components")))
             if c.get("type") in ("container", "operating-system"):
                 continue
             name = str(c.get("name") or "")
             if c.get("group") and not name.startswith(str(c["group"])):
                 name = f"{c['group']}/{name}"
-            props = {p.get("name"): p.get("value") for p in c.get("properties") or [] if isinstance(p, dict)}
+            props = {str(p.get("name")): p.get("value") for p in _objects(c.get("properties"))}
             out.append(Listed(name, str(c.get("version") or ""), str(c.get("purl") or ""),
                               _text(props.get("deb:source")), _text(props.get("deb:source-version"))))
     else:
-        for p in doc.get("packages") or []:
-            if not isinstance(p, dict) or p.get("primaryPackagePurpose") == "CONTAINER":
+        for p in _objects(doc.get("packages")):
+            if p.get("primaryPackagePurpose") == "CONTAINER":
                 continue
-            ref = next((r.get("referenceLocator") for r in p.get("externalRefs") or []
-                        if isinstance(r, dict) and r.get("referenceType") == "purl"), "")
+            ref = next((r.get("referenceLocator") for r in _objects(p.get("externalRefs"))
+                        if r.get("referenceType") == "purl"), "")
             source = _spdx_source(p.get("sourceInfo"))
             out.append(Listed(str(p.get("name") or ""), str(p.get("versionInfo") or ""), str(ref or ""),
                               *(source or (None, None))))
     return out
+
+
+def _objects(value: object) -> list[dict[str, Any]]:
+    """The objects of a list an SBOM document holds; none when it is no list. An attached SBOM is
+    anyone's who can push to the repository: "components": 5 was a TypeError traceback in audit."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _text(value: object) -> str | None:
