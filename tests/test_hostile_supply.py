@@ -249,3 +249,27 @@ def test_an_attached_sbom_of_the_wrong_types_lists_what_it_can(fmt: str, doc, na
     from builder.supply import sbom
 
     assert sorted(p.name for p in sbom.listed_packages(json.dumps(doc).encode(), fmt)) == names
+
+
+def test_an_images_sbom_layer_of_the_wrong_types_lists_what_it_can(tmp_path: Path) -> None:
+    """A rebase's fresh SBOM reads the app's packages from the image's own SBOM layer (anyone's
+    image): a document that is a list, a purl or a license that is no string were AttributeError
+    tracebacks; what names no package is passed over, the rest kept."""
+    import hashlib
+
+    from builder.oci.image import load_image
+    from builder.supply.refresh import app_packages
+    from tests.imagekit import push_image, tar_of
+
+    good = {"name": "flask", "version": "3", "purl": "pkg:pypi/flask@3", "licenses": [5, {"license": "x"},
+                                                                                         {"expression": 7}]}
+    files = {"layers/sbom/launch/a/sbom.cdx.json": json.dumps([1]).encode(),
+             "layers/sbom/launch/b/sbom.cdx.json": json.dumps({"components": [
+                 5, {"name": "x", "purl": 7}, {"name": ["x"], "purl": "pkg:npm/x@1"}, good]}).encode(),
+             "layers/sbom/launch/c/sbom.cdx.json": json.dumps({"components": 5}).encode()}
+    diff_id = "sha256:" + hashlib.sha256(tar_of(files)).hexdigest()
+    label = json.dumps({"sbom": {"sha": diff_id}})
+    store = LayoutStore(tmp_path / "img")
+    desc, _ = push_image(store, [files], tag="t",
+                         config_extra={"config": {"Labels": {"io.buildpacks.lifecycle.metadata": label}}})
+    assert [(p.name, p.licenses) for p in app_packages(load_image(store, desc.digest))] == [("flask", ())]

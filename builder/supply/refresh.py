@@ -14,26 +14,29 @@ from builder import jsonsafe
 from builder.oci.image import Image
 from builder.oci.layerread import LayerTar
 from builder.supply import layerfiles
-from builder.supply.sbom import Inventory, Package, _merge, collect
+from builder.supply.sbom import Inventory, Package, _merge, _objects, collect
 
 _ECOSYSTEMS = {"pypi": "pypi", "npm": "npm", "golang": "golang", "deb": "deb"}
 
 
 def _package(component: dict[str, Any]) -> Package | None:
-    purl = component.get("purl") or ""
-    if not purl.startswith("pkg:"):
+    """The package a CycloneDX component of the image's SBOM layer names; None when it names none
+    as pallet's buildpacks write it (the layer is the image's: its values may be of any type)."""
+    purl = component.get("purl")
+    if not isinstance(purl, str) or not purl.startswith("pkg:"):
         return None
     ecosystem = _ECOSYSTEMS.get(purl[4:].split("/", 1)[0])
-    if not ecosystem or not component.get("name"):
+    if not ecosystem or not isinstance(component.get("name"), str) or not component["name"]:
         return None
     licenses = []
     expression = None
-    for lic in component.get("licenses") or []:
-        if "expression" in lic:
+    for lic in _objects(component.get("licenses")):
+        if isinstance(lic.get("expression"), str):
             expression = lic["expression"]
-        inner = lic.get("license") or {}
-        if inner.get("id") or inner.get("name"):
-            licenses.append(inner.get("id") or inner.get("name"))
+        inner = lic.get("license") if isinstance(lic.get("license"), dict) else {}
+        named = inner.get("id") or inner.get("name")
+        if isinstance(named, str):
+            licenses.append(named)
     return Package(ecosystem, component["name"], str(component.get("version", "")), purl,
                    licenses=tuple(licenses), expression=expression)
 
@@ -64,7 +67,7 @@ def app_packages(image: Image) -> list[Package]:
             doc = jsonsafe.loads(data or b"{}")
         except ValueError:
             continue
-        for component in doc.get("components") or []:
+        for component in _objects(doc.get("components") if isinstance(doc, dict) else None):
             package = _package(component)
             if package is not None:
                 found.append(replace(package, locations=("/" + path,)))
