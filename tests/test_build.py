@@ -229,6 +229,20 @@ def test_malformed_buildpack_files_name_file_and_buildpack(tmp_path, home, file,
         assert "buildpack tests/hello" in result.stderr
 
 
+@pytest.mark.parametrize("program,interpreter", [("detect", "/usr/bin/ruby"), ("build", "/opt/nothing/python3")])
+def test_a_buildpack_program_whose_interpreter_the_build_image_lacks_is_named(tmp_path, home, program, interpreter):
+    """bubblewrap said 'execvp .../bin/detect: No such file or directory' about a file that is
+    there (its #! interpreter is not), and detect called it a buildpack that did not pass."""
+    app = hello_app(tmp_path / "app")
+    bp = _copy_bp(tmp_path)
+    script = bp / "bin" / program
+    script.write_text(f"#!{interpreter}\n" + script.read_text().split("\n", 1)[1])
+    result = build(app, "interp:1", home, "--buildpack", str(bp), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"pallet: error: buildpack tests/hello: bin/{program} starts with "
+                                              f"#!'{interpreter}', which is not in the image (the build image)")
+
+
 def test_symlink_outside_source_is_not_followed(tmp_path, home):
     app = hello_app(tmp_path / "app")
     (tmp_path / "outside.txt").write_text("host secret\n")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.lifecycle.run import RunError, RunRequest, command_for, elf_interpreter, environment_for, resolve_user
+from builder.lifecycle.programs import elf_interpreter
+from builder.lifecycle.run import RunError, RunRequest, command_for, environment_for, resolve_user
 from builder.oci import reference as refs
 from builder.oci.append import append
 from builder.oci.image import load_image

@@ -13,7 +13,7 @@ from builder import treewalk
 from builder.errors import PalletError
 from builder.lifecycle import envfiles, tomlio
 from builder.lifecycle.envfiles import user_env_over
-from builder.lifecycle.buildpack import Buildpack
+from builder.lifecycle.buildpack import Buildpack, check_runnable
 from builder.lifecycle.cache import Record
 from builder.lifecycle.inputs import inputs_key
 from builder.lifecycle.context import PLATFORM, Context
@@ -78,6 +78,7 @@ def run_build(bp: Buildpack, plan_entries: list[dict], env: dict[str, str], ctx:
         binds=(Bind(ctx.app_dir, WORKSPACE, writable=True), Bind(ctx.layers_dir, LAYERS, writable=True),
                Bind(ctx.platform_dir, PLATFORM), Bind(bp.path, bp_dir), Bind(plan_dir, _PLAN_DIR)),
     )
+    check_runnable(bp, "build", ctx.sandbox)
     prefix = f"[{bp.id}] "
     return ctx.sandbox.run(step, lambda line: ctx.output(prefix + line))  # type: ignore[attr-defined]
 

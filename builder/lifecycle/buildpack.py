@@ -24,6 +24,22 @@ class BuildpackError(PalletError):
     """A buildpack that is malformed or cannot be found."""
 
 
+def check_runnable(bp: "Buildpack", program: str, sandbox: object) -> None:
+    """``bin/<program>``'s ``#!`` interpreter or ELF loader is in the image the sandbox runs
+    (``builder.lifecycle.programs``): a BuildpackError naming it, rather than bubblewrap's
+    'execvp .../bin/detect: No such file or directory' about a file that is there (a Ruby
+    buildpack on a build image without Ruby). Only where the image is a directory pallet sees
+    (the bubblewrap sandbox; Docker says it in its own words)."""
+    from builder.lifecycle.programs import missing_interpreter
+
+    rootfs = getattr(sandbox, "rootfs", None)
+    if rootfs is None:
+        return
+    missing = missing_interpreter(rootfs, bp.path / "bin" / program)
+    if missing is not None:
+        raise BuildpackError(f"buildpack {bp.id}: bin/{program} {missing} (the build image)")
+
+
 @dataclass(frozen=True)
 class Target:
     os: str | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from builder.errors import PalletError
 from builder.lifecycle import tomlio
-from builder.lifecycle.buildpack import Buildpack
+from builder.lifecycle.buildpack import Buildpack, check_runnable
 from builder.lifecycle.context import BUILDPACKS, PLATFORM, Context
 from builder.lifecycle.detected import FAIL, PASS, DetectResult, GroupTrial, Outcome
 from builder.lifecycle.envfiles import user_env_over
@@ -61,6 +61,7 @@ def run_detect(bp: Buildpack, ctx: Context) -> Outcome:
         binds=(Bind(ctx.app_dir, WORKSPACE), Bind(ctx.platform_dir, PLATFORM),
                Bind(bp.path, bp_dir), Bind(plan_dir, _PLAN_DIR, writable=True)),
     )
+    check_runnable(bp, "detect", ctx.sandbox)
     lines: list[str] = []
     code = ctx.sandbox.run(step, lines.append)  # type: ignore[attr-defined]
     alternatives: tuple[Alternative, ...] = (Alternative(),)

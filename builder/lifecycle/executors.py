@@ -131,6 +131,8 @@ class _HomeSandbox:
 
     def __init__(self, inner: "Sandbox", host_home: Path, home: str) -> None:
         self.inner, self.host_home, self.home = inner, host_home, home
+        #: The image's files, where the inner sandbox has them as a directory (bubblewrap's).
+        self.rootfs: Path | None = getattr(inner, "rootfs", None)
 
     def run(self, step: "Step", on_output: OutputFn | None = None) -> int:
         from builder.lifecycle.sandbox import Bind

@@ -24,16 +24,15 @@ import contextlib
 import os
 import posixpath
 import shutil
-import struct
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from builder import jsonsafe
 from builder.errors import PalletError, shown
 from builder.lifecycle.process import PROCESS_DIR
+from builder.lifecycle.programs import file_in_root, missing_interpreter
 from builder.lifecycle.rootfs import resolve_in_root, unpack_image
 from builder.lifecycle.sandbox import Bind, BwrapSandbox, Publish, Step, check_step, ensure_in_docker, run_container
 from builder.oci.model import RunConfig
@@ -87,71 +86,15 @@ def check_command(rootfs: Path, step: Step) -> None:
         places = [posixpath.join(step.cwd, name)]
     else:
         places = [posixpath.join(step.cwd, d, name) for d in step.env.get("PATH", DEFAULT_PATH).split(":")]
-    found = next((host for host in (_file_in_root(rootfs, p) for p in places) if host is not None), None)
+    found = next((host for host in (file_in_root(rootfs, p) for p in places) if host is not None), None)
     if found is None:
         where = "" if "/" in name else f" (looked for on the image's PATH, {shown(step.env.get('PATH', DEFAULT_PATH), 200)})"
         raise CommandNotFound(f"the image's command {shown(name, 200)} is not in the image{where}")
     if not os.stat(found).st_mode & 0o111:
         raise CommandNotExecutable(f"the image's command {shown(name, 200)} is not executable (no x bit)")
-    try:
-        with open(found, "rb") as f:
-            head = f.read(256)
-            interpreter = elf_interpreter(f) if head.startswith(b"\x7fELF") else None
-    except OSError:
-        return  # unreadable to us is not unreadable to the step's user: let it try
-    if head.startswith(b"#!"):
-        words = head[2:].split(b"\n", 1)[0].split()
-        if words and (words[0].startswith(b"/") and _file_in_root(rootfs, words[0].decode("utf-8", "replace")) is None):
-            raise CommandNotFound(f"the image's command {shown(name, 200)} starts with "
-                                  f"#!{shown(words[0].decode('utf-8', 'replace'), 200)}, which is not in the image")
-    if interpreter is not None and _file_in_root(rootfs, interpreter) is None:
-        raise CommandNotFound(f"the image's command {shown(name, 200)} is a program linked for the loader "
-                              f"{shown(interpreter, 200)}, which is not in the image (built for another libc or "
-                              "distribution: build it static, or on the image's own)")
-
-
-#: ELF: the program header type of the loader's path (PT_INTERP), and the most of it read.
-_PT_INTERP = 3
-_MAX_INTERP = 4096
-
-
-def elf_interpreter(f: BinaryIO) -> str | None:
-    """The dynamic loader an ELF program names (``/lib64/ld-linux-x86-64.so.2``), or None for a
-    static one or anything unreadable. The kernel answers ENOENT for a missing loader, which
-    execvp reports as the program itself missing: a glibc binary in a musl image."""
-    f.seek(0)
-    ident = f.read(64)
-    if len(ident) < 52 or ident[4] not in (1, 2) or ident[5] not in (1, 2):
-        return None
-    wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
-    if wide:
-        (phoff,) = struct.unpack_from(order + "Q", ident, 0x20)
-        phentsize, phnum = struct.unpack_from(order + "HH", ident, 0x36)
-    else:
-        (phoff,) = struct.unpack_from(order + "I", ident, 0x1C)
-        phentsize, phnum = struct.unpack_from(order + "HH", ident, 0x2A)
-    if phentsize < (56 if wide else 32) or phnum > 512:
-        return None
-    f.seek(phoff)
-    table = f.read(phentsize * phnum)
-    for i in range(len(table) // phentsize):
-        entry = table[i * phentsize:(i + 1) * phentsize]
-        if struct.unpack_from(order + "I", entry, 0)[0] != _PT_INTERP:
-            continue
-        offset, size = (struct.unpack_from(order + "QQQQ", entry, 8)[::3] if wide
-                        else struct.unpack_from(order + "IIII", entry, 4)[::3])
-        if not 0 < size <= _MAX_INTERP:
-            return None
-        f.seek(offset)
-        path = f.read(size).split(b"\0", 1)[0].decode("utf-8", "replace")
-        return path if path.startswith("/") else None
-    return None
-
-
-def _file_in_root(rootfs: Path, path: str) -> Path | None:
-    """The host path of a regular file at ``path`` inside the image (symlinks resolved in it)."""
-    host = resolve_in_root(rootfs, path).host_path(rootfs)
-    return host if host is not None and host.is_file() else None
+    missing = missing_interpreter(rootfs, found)
+    if missing is not None:
+        raise CommandNotFound(f"the image's command {shown(name, 200)} {missing}")
 
 
 def command_for(config: RunConfig, request: RunRequest) -> tuple[str, ...]:
