@@ -227,9 +227,11 @@ def run_image(ref: str, request: RunRequest, *, docker: bool = False, options=No
     if docker:
         return run_container(client, loaded, docker_options(request))
     check_step(step)  # before the copies: a NUL in the working directory is the config's error, not a path's
+    box = BwrapSandbox(rootfs)
+    box.preflight(step)  # what no program could start with comes first, then whether this one is there
     check_command(rootfs, step)
     with writable_copies(rootfs, [step.cwd, step.env.get("HOME", "")]) as binds:
-        return BwrapSandbox(rootfs).run(replace(step, binds=(*step.binds, *binds)))
+        return box.run(replace(step, binds=(*step.binds, *binds)))
 
 
 #: The most of an image's working directory (or home) pallet run copies to make it writable.

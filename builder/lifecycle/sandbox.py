@@ -582,6 +582,13 @@ class BwrapSandbox:
         if not _is_dir_in_sandbox(self.rootfs, step.binds, step.cwd):
             raise SandboxError(f"working directory {cut(step.cwd, 200)} does not exist in the image or its binds")
 
+    def preflight(self, step: Step) -> None:
+        """What ``run`` refuses before it starts anything (a missing working directory, strings
+        Linux cannot start a program with), asked on its own: so that a caller's later checks
+        (``pallet run``'s of the command) come second, as they would when run starts."""
+        self._check(step)
+        bwrap_options(self.rootfs, step, ca=self.ca)
+
     def run(self, step: Step, on_output: OutputFn | None = None) -> int:
         """Run ``step``. bubblewrap starts with an empty environment and its options (the
         step's environment among them) in a memory file, never on a command line; so neither
