@@ -248,3 +248,27 @@ def test_a_registrys_error_body_reaches_the_terminal_escaped_and_bounded(tmp_pat
         assert max(sent, default=0) < len(body) // 2, "the whole error body was read"
     else:
         assert "\\x1b]0;owned\\x07\\x1b[2J\\x0afake: line\\x0d\\x9b31m\\u202e" in err and "17 more errors" in err
+
+
+def _trickled_manifest(handler: Handler, path: str) -> bool:
+    """A manifest answer whose body comes one byte every 0.2 s: never slow enough for a read timeout."""
+    if "/manifests/" not in path:
+        return False
+    handler.wfile.write(OK + b"Content-Length: %d\r\n\r\n" % len(MANIFEST))
+    for byte in MANIFEST:  # until the client hangs up (a broken pipe ends the handler)
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        time.sleep(0.2)
+    return True
+
+
+@pytest.mark.parametrize("client", ["lean", "requests"])
+def test_a_trickled_manifest_meets_a_deadline(monkeypatch: pytest.MonkeyPatch, client: str) -> None:
+    """The read timeout is between two packets: a manifest (a tag page, a config) trickled a byte
+    at a time held the request for as long as the registry liked. Each answer has a deadline."""
+    monkeypatch.setattr(http1, "ANSWER_DEADLINE", 1.0)
+    if client == "requests":
+        monkeypatch.setenv("PALLET_HTTP_REQUESTS_ONLY", "1")
+    with hostile_registry(_trickled_manifest) as host:
+        with pytest.raises(RegistryError, match="took more than 1 seconds"):
+            RegistryStore(host, "app/x", retries=1).get_manifest("t")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Mapping
 
 import requests
@@ -30,6 +31,10 @@ MAX_BODY = 16 * 1024 * 1024
 #: bound on header lines. A server that sends them without end never trips the read timeout.
 MAX_HEADERS = 100
 MAX_INTERIM = 16
+#: The most seconds one answer may take in all: the read timeout is between two packets only, and
+#: a registry trickling a byte a minute would hold a manifest request for weeks. This client is
+#: for small answers (manifests, tag pages, configs): minutes are plenty.
+ANSWER_DEADLINE = 300.0
 _NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -44,15 +49,18 @@ class BrokenResponse(requests.ConnectionError):
 class _Conn:
     """One keep-alive socket and the bytes read past the last response."""
 
-    __slots__ = ("sock", "buf", "reused")
+    __slots__ = ("sock", "buf", "reused", "deadline")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
         self.reused = False
+        self.deadline = float("inf")
 
     def fill(self) -> bool:
         """Read more into ``buf``; False when the peer closed the connection."""
+        if time.monotonic() > self.deadline:
+            raise BrokenResponse(f"the registry took more than {ANSWER_DEADLINE:.0f} seconds to answer")
         data = self.sock.recv(65536)
         if not data:
             return False
@@ -139,6 +147,7 @@ class Http1Pool:
             except OSError as exc:
                 raise requests.ConnectionError(exc) from None
             try:
+                conn.deadline = time.monotonic() + ANSWER_DEADLINE
                 conn.sock.sendall(data)
                 if not conn.buf and not conn.fill():
                     raise _Stale()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from dataclasses import replace
 from typing import Any, BinaryIO, Iterator, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,6 +34,7 @@ from builder.oci.digest import VerifyingReader, hasher, is_digest, sha256, split
 from builder.oci.reference import is_tag
 from builder.oci.model import Descriptor, Index, ModelError, media_type_of
 from builder.oci.stores.auth import load_credentials, repository_scope
+from builder.oci.stores import http1
 from builder.oci.stores.base import ProgressFn, Store, check_document_size
 from builder.oci.stores.registry_client import RegistryClient, RetryPolicy, error_codes, error_detail
 
@@ -77,6 +79,16 @@ def _with_query(url: str, **params: str) -> str:
         raise RegistryError(f"the registry gave {url[:100]!r} as an upload location, which is not a URL ({exc})") from None
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _arriving(resp: requests.Response) -> Iterator[bytes]:
+    """A streamed body in the pieces that arrive (``read1``: a trickle cannot keep one read waiting
+    for a whole buffer, past a deadline); a body already read (the lean client's) whole."""
+    if resp._content_consumed:  # noqa: SLF001 - requests' own marker of a body already read
+        yield resp.content
+        return
+    while chunk := resp.raw.read1(64 * 1024, decode_content=True):
+        yield chunk
 
 
 class _UploadSource:
@@ -254,9 +266,12 @@ class RegistryStore(Store):
     def _read_small(self, resp: requests.Response, what: str, expected: int | None = None) -> bytes:
         """The body of a streamed response, at most ``MAX_MANIFEST_SIZE`` bytes (``expected``:
         exactly that many, so a registry sending an endless body is stopped one byte past it)."""
-        chunks, total = [], 0
+        chunks, total, start = [], 0, time.monotonic()
         try:
-            for chunk in resp.iter_content(64 * 1024):
+            for chunk in _arriving(resp):
+                if time.monotonic() - start > http1.ANSWER_DEADLINE:
+                    raise RegistryError(f"registry {self.host}: {what} in {self.description} took more than "
+                                        f"{http1.ANSWER_DEADLINE:.0f} seconds to arrive; try again")
                 total += len(chunk)
                 if expected is not None and total > expected:
                     raise DigestMismatchError(f"{what} from {self.description}: more than the expected "
@@ -265,7 +280,7 @@ class RegistryStore(Store):
                     raise RegistryError(f"registry {self.host}: {what} in {self.description} is larger "
                                         f"than {MAX_MANIFEST_SIZE} bytes; refusing it")
                 chunks.append(chunk)
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise RegistryError(f"the connection to registry {self.host} broke while reading {what} "
                                 f"({type(exc).__name__}); try again") from None
         finally:
