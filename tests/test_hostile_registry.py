@@ -87,9 +87,10 @@ class _Registry(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def hostile_registry(trap: Trap, *, pushable: bool = False) -> Iterator[str]:
-    """host:port of a registry whose requests go to ``trap`` first (POST, PUT and PATCH too,
-    when ``pushable``)."""
-    methods = {"do_POST": _Registry.do_GET, "do_PUT": _Registry.do_GET, "do_PATCH": _Registry.do_GET} if pushable else {}
+    """host:port of a registry whose requests go to ``trap`` first (POST, PUT, PATCH and DELETE
+    too, when ``pushable``)."""
+    methods = {"do_POST": _Registry.do_GET, "do_PUT": _Registry.do_GET, "do_PATCH": _Registry.do_GET,
+               "do_DELETE": _Registry.do_GET} if pushable else {}
     handler = type("Hostile", (_Registry,), {"trap": staticmethod(trap), **methods})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True

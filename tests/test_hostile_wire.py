@@ -187,12 +187,15 @@ def test_a_stack_registry_the_source_names_gets_no_creds_the_command_line_did_no
         if "Authorization" not in handler.headers:
             handler.answer(401, b"{}", (("WWW-Authenticate", 'Basic realm="r"'),))
             return True
+        if handler.command == "POST":  # build's push check (-t names this host): an upload starts
+            handler.answer(202, b"", (("Location", "/v2/app/blobs/uploads/1"),))
+            return True
         return False
 
     app = tmp_path / "app"
     app.mkdir()
     (app / "index.html").write_text("hi\n")
-    with hostile_registry(trap) as host:
+    with hostile_registry(trap, pushable=True) as host:
         for pinned in ("", "@" + _digest(MANIFEST)):   # a tag (its digest looked up), a digest (pulled)
             (app / "project.toml").write_text(f'[io.pallet.stack]\nbuild-image = "docker://{host}/s/b:1{pinned}"\n'
                                               f'run-image = "docker://{host}/s/r:1{pinned}"\n')
@@ -203,6 +206,7 @@ def test_a_stack_registry_the_source_names_gets_no_creds_the_command_line_did_no
         proc = pallet("build", str(app), "-t", f"docker://{host}/app:1", "--creds", "u:secret-pw", "--cache-dir",
                       str(tmp_path / "cache"), check=False, timeout=120)
     assert proc.returncode != 0 and "Basic " + base64.b64encode(b"u:secret-pw").decode() in seen, proc.stderr
+    assert "stack" in proc.stderr or "run image" in proc.stderr or "build image" in proc.stderr, proc.stderr
 
 
 def _denied(body: bytes, sent: list[int]) -> Trap:
