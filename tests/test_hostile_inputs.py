@@ -330,6 +330,8 @@ def test_jobs_below_one_is_a_usage_error(tmp_path: Path, command: str, jobs: str
 
 @pytest.mark.parametrize("body, needle", [
     ("io = 5\n", "[io] must be a table"),
+    ("[io]\npallet = 5\n", "[io.pallet] must be a table"),  # AttributeError traceback (Aptfile, stack)
+    ("[io.pallet]\napt = 5\n", "[io.pallet.apt] packages must be a list"),
     ("[build]\nenv = 5\n", "build.env must be an array of tables"),
     ("[build]\nenv = {a = 1}\n", "build.env must be an array of tables"),
     ("[build]\nbuildpacks = 5\n", "build.buildpacks must be an array of tables"),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from builder.lifecycle.tomlio import TomlError
+from builder.lifecycle.tomlio import TomlError, value_at
 
 if TYPE_CHECKING:
     from builder.oci.reference import Reference
@@ -56,7 +56,7 @@ def parse_stack_ref(data: dict, where: str,
     from builder.errors import PalletError
     from builder.oci import reference as refs
 
-    table = data.get("io", {}).get("pallet", {}).get("stack") if isinstance(data.get("io"), dict) else None
+    table = value_at(data, TABLE, where)
     if table is None:
         return None
     if not isinstance(table, dict):

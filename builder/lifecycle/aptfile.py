@@ -96,7 +96,7 @@ def parse_aptfile(text: str, where: str = APTFILE) -> tuple[str, ...]:
 def requested(source: Path) -> AptRequest | None:
     """The app's package list: ``Aptfile``, or ``[io.pallet.apt] packages`` in project.toml (not both)."""
     from builder.inputfile import check_in_app, read_input
-    from builder.lifecycle.tomlio import MAX_TOML
+    from builder.lifecycle.tomlio import MAX_TOML, value_at
 
     aptfile = source / APTFILE
     for name in (APTFILE, LOCK_NAME):   # the lock is read (and written) wherever the list is
@@ -112,7 +112,7 @@ def requested(source: Path) -> AptRequest | None:
             data = tomllib.loads(read_input(project, "project.toml", MAX_TOML).decode())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
             data = {}  # read_project reports it
-        table = data.get("io", {}).get("pallet", {}).get("apt") if isinstance(data.get("io"), dict) else None
+        table = value_at(data, "io.pallet.apt", "project.toml")
         if table is not None:
             packages = table.get("packages") if isinstance(table, dict) else None
             if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):

@@ -50,6 +50,22 @@ def read_optional(path: Path, owner: str | None = None, *, follow_symlinks: bool
     return read(path, owner, follow_symlinks=follow_symlinks) if present else None
 
 
+def value_at(data: dict[str, Any], dotted: str, where: str) -> Any:
+    """The value at ``dotted`` (``io.pallet.stack``) of a parsed TOML document, None when a table
+    on the way is missing; TomlError when one is no table (``[io] pallet = 5`` was an
+    AttributeError traceback where a reader walked it with ``.get``)."""
+    value: Any = data
+    walked: list[str] = []
+    for key in dotted.split("."):
+        if not isinstance(value, dict):
+            raise TomlError(f"{where}: [{'.'.join(walked)}] must be a table")
+        walked.append(key)
+        value = value.get(key)
+        if value is None:
+            return None
+    return value
+
+
 def dumps(data: dict[str, Any]) -> str:
     """TOML with arrays of tables as ``[[name]]`` sections, as the CNB lifecycle writes them.
 
