@@ -59,8 +59,8 @@ def write_app(root: Path, files: dict[str, str | bytes]) -> Path:
     ({"pyproject.toml": '[project]\nname = "a"\ndependencies = [1, {a = 1}]\n'},
      "project.dependencies must be a list of strings"),
     ({"pyproject.toml": '[tool]\npoetry = [1]\n'}, "[tool.poetry] must be a table"),
-    ({"requirements.txt": "", ".python-version": b"\xff\xfe\x00"}, ".python-version is not UTF-8 text"),
-    ({"requirements.txt": "", "runtime.txt": b"\xff\xfe\x00"}, "runtime.txt is not UTF-8 text"),
+    ({"requirements.txt": "", ".python-version": b"\xff\xfe\x00"}, ".python-version asks for '\ufffd"),  # read as UTF-16 after its mark (73ea3e9)
+    ({"requirements.txt": "", "runtime.txt": b"\xff\xfe\x00"}, "runtime.txt asks for '\ufffd"),
     ({"package.json": json.dumps({"workspaces": [None]})}, "workspaces: null is not a directory pattern"),
     ({"package.json": json.dumps({"workspaces": {"packages": [5]}})}, "workspaces: 5 is not a directory"),
     ({"package.json": json.dumps({"workspaces": ["../../*"]})}, '"../../*" names a directory outside the app'),
