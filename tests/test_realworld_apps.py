@@ -621,6 +621,12 @@ NODE = shutil.which("node")
     ({"build": "ng build", "start": "ng serve", "serve:ssr:shop": "node dist/shop/server/server.mjs",
       "_deps": {"@angular/ssr": "20.3.0"}}, False),
     ({"build": "ng build", "start": "ng serve", "serve:ssr:shop": "node dist/shop/server/server.mjs"}, True),
+    # Qwik City: `qwik add node-server` writes serve (start stays vite's development server); the static adapter not
+    ({"build": "qwik build", "start": "vite --open --mode ssr", "serve": "node server/entry.node-server",
+      "build.server": "vite build -c adapters/node-server/vite.config.ts", "_dev": {"@builder.io/qwik-city": "1.20.1"}},
+     False),
+    ({"build": "qwik build", "start": "vite --open --mode ssr", "build.server": "vite build -c adapters/static/vite.config.ts",
+      "_dev": {"@builder.io/qwik-city": "1.20.1"}}, True),
 ])
 def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     """pallet detect's account (nodeapp.js explain, on the host's node) and the static
@@ -636,6 +642,40 @@ def test_front_end_apps_are_told_from_servers(tmp_path, scripts, front):
     static = subprocess.run(["bash", str(ROOT / "buildpacks" / "static" / "bin" / "detect")], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert (static.returncode == 0) == front, static.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_qwik_city_runs_its_adapters_server_or_says_it_has_none(tmp_path):
+    """create-qwik's starter has no server adapter: its build made neither a server nor a site
+    (node-build: "left no index.html"). The plan fails naming the adapters; with node-server
+    added, its serve script's file is the web process. A server whose import only a
+    devDependency gives (the starter's undici) is named (lib/serverimports.js)."""
+    import tomllib
+
+    scripts = {"build": "qwik build", "start": "vite --open --mode ssr"}
+    pkg = {"name": "a", "type": "module", "scripts": scripts, "devDependencies": {"@builder.io/qwik-city": "1.20.1"}}
+    (tmp_path / "package.json").write_text(json.dumps(pkg))
+    plan = _plan(tmp_path)
+    assert plan.returncode == 1 and plan.stderr == (
+        "error: a Qwik City app without a server adapter: its build makes neither a server nor a site to serve; add one: "
+        "npm run qwik add node-server (a server: its serve script runs), or npm run qwik add static (a static site)\n")
+    scripts.update({"build.server": "vite build -c adapters/node-server/vite.config.ts",
+                    "serve": "node server/entry.node-server"})
+    (tmp_path / "package.json").write_text(json.dumps(pkg))
+    shutil.rmtree(tmp_path / "layers")
+    plan = _plan(tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    launch = tomllib.loads((tmp_path / "layers" / "launch.toml").read_text())
+    assert launch["processes"][0]["command"] == ["node", "--preserve-symlinks-main", "server/entry.node-server.js"]
+    (tmp_path / "server").mkdir()
+    (tmp_path / "node_modules" / "@builder.io" / "qwik-city").mkdir(parents=True)
+    (tmp_path / "server" / "entry.node-server.js").write_text(
+        'import { createQwikCity } from "@builder.io/qwik-city/middleware/node";\nimport { a } from "./plan.js";\n'
+        'import { createServer } from "node:http";\nimport fs from "fs";\n')
+    (tmp_path / "server" / "plan.js").write_text('export { fetch as a } from "undici";\nrequire("@scope/pkg/sub");\n')
+    found = subprocess.run([NODE, str(ROOT / "buildpacks" / "node-build" / "lib" / "serverimports.js"),
+                            "server/entry.node-server.js"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert found.stdout == "@scope/pkg\nundici\n", found.stdout + found.stderr
 
 
 @pytest.mark.parametrize("pkg,files,static", [

@@ -714,7 +714,32 @@ function serverBuild(pkg) {
   const found = SERVER_BUILDS.find(([dep]) => Object.prototype.hasOwnProperty.call(deps, dep));
   if (found) return [found[1], `${found[2]} (${found[0]})`];
   const ssr = Object.prototype.hasOwnProperty.call(deps, "@angular/ssr") && angularSsrEntry(pkg);
-  return ssr ? [ssr, "Angular's SSR server (@angular/ssr, scripts.serve:ssr:*)"] : null;
+  if (ssr) return [ssr, "Angular's SSR server (@angular/ssr, scripts.serve:ssr:*)"];
+  const qwik = QWIK_CITY.some((d) => Object.prototype.hasOwnProperty.call(deps, d)) && qwikServerEntry(pkg);
+  return qwik ? [qwik, "Qwik City's server adapter (scripts.serve)"] : null;
+}
+
+//: Qwik City (Qwik 1's @builder.io/qwik-city, 2's @qwik.dev/router): `npm run qwik add node-server`
+//: (or express, fastify) adds the adapter and "serve": "node server/entry.node-server", while
+//: "start" stays the development server (vite --open --mode ssr). The file serve runs (.js added
+//: as node adds it), else null. The same test in pallet/node-build's facts and pallet/static's detect.
+const QWIK_CITY = ["@builder.io/qwik-city", "@qwik.dev/router"];
+const QWIK_SERVE = /^node\s+([\w./-]+)$/;
+
+function qwikServerEntry(pkg) {
+  const m = pkg.scripts && typeof pkg.scripts.serve === "string" && QWIK_SERVE.exec(pkg.scripts.serve.trim());
+  return m ? (/\.[mc]?js$/.test(m[1]) ? m[1] : `${m[1]}.js`) : null;
+}
+
+//: A Qwik City app without a server adapter (create-qwik's starters): its build makes neither a
+//: server nor a site (dist/ holds no index.html) and node-build failed saying only that. The
+//: plan fails naming the adapters (a build.server script is what `qwik add` writes).
+function checkQwikAdapter(pkg) {
+  const deps = pkg ? { ...(pkg.devDependencies || {}), ...(pkg.dependencies || {}) } : {};
+  if (!QWIK_CITY.some((d) => Object.prototype.hasOwnProperty.call(deps, d)) || procfileWeb()) return;
+  if (!pkg.scripts || typeof pkg.scripts.build !== "string" || pkg.scripts["build.server"]) return;
+  throw new AppError("a Qwik City app without a server adapter: its build makes neither a server nor a site to serve; " +
+    "add one: npm run qwik add node-server (a server: its serve script runs), or npm run qwik add static (a static site)");
 }
 
 //: SvelteKit's adapter-auto (`sv create`'s default) builds for the hosts it recognizes (Vercel,
@@ -1369,6 +1394,7 @@ function plan(layers, bpDir) {
   }
   const frontend = hasBuildOutputShape(pkg);
   checkSvelteKitAdapter(pkg);
+  checkQwikAdapter(pkg);
   // (Plug'n'Play installs in /workspace itself, where the root's scripts find the app.)
   const root = pkg && !(mgr.berry && mgr.linker === "pnp") ? rootScripts(pkg) : null;
   const out = {
@@ -1426,6 +1452,7 @@ function explain() {
     checkGitDependencies(pkg);
     const node = checkNode(pkg);
     checkSvelteKitAdapter(pkg);
+    checkQwikAdapter(pkg);
     if (!pkg) {
       lines.push("no package.json: nothing to install");
     } else {
