@@ -1066,6 +1066,12 @@ def test_go_work_without_targets_builds_every_main_package_and_says_which_starts
     port = free_port()
     with pallet_run(bookworm, "gw:1", port) as proc:
         assert wait_http(port, alive=lambda: proc.poll() is None).body == "Hello from go-work-targets, admin\n"
+    # modules of the workspace need no download; another one does, unless go.work replaces it by a directory
+    svc = app / "svc" / "go.mod"
+    svc.write_text(svc.read_text() + "\nrequire (\n\texample.com/far v1.2.0 // indirect\n\texample.com/near v0.1.0\n)\n")
+    (app / "go.work").write_text((app / "go.work").read_text() + "\nreplace example.com/near v0.1.0 => ./near\n")
+    assert ("modules from the proxy: example.com/far (replaced by directories of the app, no download: "
+            "example.com/near => ./near)") in bookworm.detect(app).stdout
 
 
 def test_go_main_package_wherever_it_is_and_named_as_go_build_names_it(bookworm, tmp_path):
@@ -1139,6 +1145,24 @@ def test_go_build_settings_as_paketo_names_them_and_a_replace_outside_the_app(bo
     assert ("error: go.mod replaces example.com/lib with ../lib, a directory outside the app (the build has the app's "
             "directory only)") in done.stderr, done.stderr
     assert pallet("inspect", "gf:4", env=bookworm.env, check=False).returncode == 1
+    # every required module replaced by a directory of the app (a single-line require, a block with
+    # // indirect, a replace of one version): no download, said so by detect and build (both said
+    # "modules from the proxy", "downloading modules")
+    for lib in ("lib", "util"):
+        (app / lib).mkdir()
+        (app / lib / "go.mod").write_text(f"module example.com/{lib}\n\ngo 1.19\n")
+    requires = "require example.com/lib v0.0.0\n\nrequire (\n\texample.com/util v1.0.0 // indirect\n%s)\n\n"
+    replaces = "replace (\n\texample.com/lib => ./lib\n\texample.com/util v1.0.0 => ./util // a fork\n)\n"
+    (app / "go.mod").write_text("module example.com/flags\n\ngo 1.19\n\n" + requires % "" + replaces)
+    local = "modules replaced by directories of the app, no download: example.com/lib => ./lib, example.com/util => ./util"
+    assert f"go 1.19; {local}; CGO_ENABLED=0" in bookworm.detect(app).stdout
+    done = bookworm.build(app, "gf:5", tmp_path / "c1")
+    assert f"[pallet/go] {local}" in done.stderr and "downloading" not in done.stderr, done.stderr
+    # a mix says which need the proxy
+    (app / "go.mod").write_text("module example.com/flags\n\ngo 1.19\n\n" + requires % "\texample.com/far v1.2.0\n"
+                                + replaces)
+    assert (f"go 1.19; modules from the proxy: example.com/far (replaced by directories of the app, no download: "
+            f"example.com/lib => ./lib, example.com/util => ./util);") in bookworm.detect(app).stdout
 
 
 def test_go_vendor_out_of_step_with_go_mod_is_said_so(bookworm, tmp_path):
