@@ -45,7 +45,7 @@ from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
 from builder.oci.layerread import CORRUPT, BoundedTarInfo
 from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
-from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store
+from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store, nearest_existing
 
 #: Annotation containerd and Docker >= 25 put on index.json entries: the full image name.
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
@@ -413,9 +413,7 @@ class ArchiveStore(Store):
         makeable) and writable, and the path must not be a directory."""
         if os.path.isdir(self.path):
             raise StoreError(f"docker-archive {self.path} is a directory; name a file to write the archive to")
-        directory = Path(os.path.abspath(self.path)).parent
-        while not os.path.lexists(directory):
-            directory = directory.parent
+        directory = nearest_existing(Path(os.path.abspath(self.path)).parent)
         if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
             raise StoreError(f"cannot write docker-archive {self.path}: {directory} is not a writable directory")
 

@@ -15,6 +15,7 @@ Contract for every backend:
 from __future__ import annotations
 
 import abc
+import os
 import io
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -148,6 +149,15 @@ class Store(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description}>"
+
+
+def nearest_existing(path: str | Path) -> Path:
+    """The deepest path on the way to ``path`` (``path`` itself included) that exists: where a
+    writer would have to make what is missing, for ``check_writable`` to ask about."""
+    found = Path(os.path.abspath(path))
+    while not os.path.lexists(found):
+        found = found.parent
+    return found
 
 
 def blobs_of(manifest_json: dict) -> Iterable[Descriptor]:

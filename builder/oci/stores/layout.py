@@ -31,7 +31,7 @@ from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, hasher, is_digest, split, verify_bytes
 from builder.oci.model import Descriptor, ModelError, canonical_json, media_type_of
-from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store
+from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store, nearest_existing
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -135,9 +135,7 @@ class LayoutStore(Store):
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise StoreError(f"cannot write to OCI layout {self.root}: permission denied")
             return
-        parent = self.root.absolute().parent
-        while not os.path.lexists(parent):
-            parent = parent.parent
+        parent = nearest_existing(self.root.absolute().parent)
         if not parent.is_dir():
             raise StoreError(f"cannot create OCI layout at {self.root}: {parent} is not a directory")
         if not os.access(parent, os.W_OK | os.X_OK):
