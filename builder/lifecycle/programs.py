@@ -13,11 +13,11 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+from builder.elf import Elf
 from builder.errors import shown
 from builder.lifecycle.rootfs import resolve_in_root
 
-#: ELF: the program header type of the loader's path (PT_INTERP), and the most of it read.
-_PT_INTERP = 3
+#: The most of an ELF loader's path read.
 _MAX_INTERP = 4096
 
 
@@ -51,30 +51,12 @@ def missing_interpreter(rootfs: Path, program: Path) -> str | None:
 def elf_interpreter(f: BinaryIO) -> str | None:
     """The dynamic loader an ELF program names (``/lib64/ld-linux-x86-64.so.2``), or None for a
     static one or anything unreadable."""
-    f.seek(0)
-    ident = f.read(64)
-    if len(ident) < 52 or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+    try:
+        found = Elf(f).interp
+    except (ValueError, struct.error, OverflowError):
         return None
-    wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
-    if wide:
-        (phoff,) = struct.unpack_from(order + "Q", ident, 0x20)
-        phentsize, phnum = struct.unpack_from(order + "HH", ident, 0x36)
-    else:
-        (phoff,) = struct.unpack_from(order + "I", ident, 0x1C)
-        phentsize, phnum = struct.unpack_from(order + "HH", ident, 0x2A)
-    if phentsize < (56 if wide else 32) or phnum > 512:
+    if found is None or not 0 < found[1] <= _MAX_INTERP:
         return None
-    f.seek(phoff)
-    table = f.read(phentsize * phnum)
-    for i in range(len(table) // phentsize):
-        entry = table[i * phentsize:(i + 1) * phentsize]
-        if struct.unpack_from(order + "I", entry, 0)[0] != _PT_INTERP:
-            continue
-        offset, size = (struct.unpack_from(order + "QQQQ", entry, 8)[::3] if wide
-                        else struct.unpack_from(order + "IIII", entry, 4)[::3])
-        if not 0 < size <= _MAX_INTERP:
-            return None
-        f.seek(offset)
-        path = f.read(size).split(b"\0", 1)[0].decode("utf-8", "replace")
-        return path if path.startswith("/") else None
-    return None
+    f.seek(found[0])
+    path = f.read(found[1]).split(b"\0", 1)[0].decode("utf-8", "replace")
+    return path if path.startswith("/") else None

@@ -22,6 +22,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from builder.elf import Elf
+
 MAGIC = b"\xff Go buildinf:"
 _FLAG_BIG_ENDIAN = 0x1
 _FLAG_INLINE = 0x2
@@ -115,63 +117,7 @@ def _make(version: bytes, mod: bytes) -> BuildInfo | None:
     return BuildInfo(go_version, path, main, deps, settings)
 
 
-class _Elf:
-    """Just enough ELF to map virtual addresses to file offsets and find a section."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        f.seek(0)
-        ident = f.read(16)
-        if len(ident) < 16 or ident[:4] != b"\x7fELF":
-            raise ValueError("not ELF")
-        self.f = f
-        self.is64 = ident[4] == 2
-        self.endian = "<" if ident[5] == 1 else ">"
-        e = self.endian
-        if self.is64:
-            hdr = f.read(48)
-            (_, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack(
-                e + "HHIQQQIHHHHHH", hdr)
-        else:
-            hdr = f.read(36)
-            (_, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack(
-                e + "HHIIIIIHHHHHH", hdr)
-        self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
-        for i in range(min(phnum, 512)):
-            f.seek(phoff + i * phentsize)
-            if self.is64:
-                ptype, _, offset, vaddr, _, filesz = struct.unpack(e + "IIQQQQ", f.read(40))
-            else:
-                ptype, offset, vaddr, _, filesz = struct.unpack(e + "IIIII", f.read(20))
-            if ptype == 1:  # PT_LOAD
-                self.loads.append((vaddr, offset, filesz))
-        self.sections: dict[str, tuple[int, int]] = {}
-        if shoff and shnum and shstrndx < shnum:
-            headers = []
-            for i in range(min(shnum, 4096)):
-                f.seek(shoff + i * shentsize)
-                if self.is64:
-                    name, stype, _, _, offset, size = struct.unpack(e + "IIQQQQ", f.read(40))
-                else:
-                    name, stype, _, _, offset, size = struct.unpack(e + "IIIIII", f.read(24))
-                headers.append((name, stype, offset, size))
-            strtab = headers[shstrndx]
-            f.seek(strtab[2])
-            names = f.read(min(strtab[3], _MAX_STRING))
-            for name, stype, offset, size in headers:
-                end = names.find(b"\0", name)
-                label = names[name:end if end >= 0 else None].decode("ascii", "replace")
-                if stype != 8:  # SHT_NOBITS has no bytes in the file
-                    self.sections[label] = (offset, size)
-
-    def read_at(self, vaddr: int, size: int) -> bytes:
-        for start, offset, filesz in self.loads:
-            if start <= vaddr < start + filesz:
-                self.f.seek(offset + vaddr - start)
-                return self.f.read(min(size, start + filesz - vaddr))
-        raise ValueError("address outside the file")
-
-
-def _from_header(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | None:
+def _from_header(f: BinaryIO, offset: int, elf: Elf | None) -> BuildInfo | None:
     f.seek(offset)
     head = f.read(32)
     if len(head) < 32 or not head.startswith(MAGIC):
@@ -215,7 +161,7 @@ def _from_header(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | None
 _GARBAGE = (ValueError, struct.error, OverflowError)
 
 
-def _header_or_none(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | None:
+def _header_or_none(f: BinaryIO, offset: int, elf: Elf | None) -> BuildInfo | None:
     try:
         return _from_header(f, offset, elf)
     except _GARBAGE:
@@ -225,7 +171,7 @@ def _header_or_none(f: BinaryIO, offset: int, elf: _Elf | None) -> BuildInfo | N
 def read_build_info(f: BinaryIO) -> BuildInfo | None:
     """The build info of a Go binary (a seekable file), or None if it is not one."""
     try:
-        elf: _Elf | None = _Elf(f)
+        elf: Elf | None = Elf(f)
     except _GARBAGE:
         elf = None
     if elf is not None and ".go.buildinfo" in elf.sections:
