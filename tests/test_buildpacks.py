@@ -1677,6 +1677,45 @@ def test_static_site_in_a_folder(tmp_path, files, passes, said):
     assert not (layers / "server" / "env.launch" / "STATIC_ROOT.default").exists()
 
 
+def static_detect(app: Path) -> subprocess.CompletedProcess[str]:
+    """pallet/static's bin/detect run in APP."""
+    return subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
+                          text=True)
+
+
+def test_a_site_whose_home_page_is_index_htm_is_served(tmp_path):
+    """A site with index.htm only (FrontPage's, Dreamweaver's 8.3 name) was detected by nothing:
+    pallet/static passes it, and its build links index.html, the page served for /, to it."""
+    app = write(tmp_path / "app", {"index.htm": "<h1>home</h1>", "about.htm": ""})
+    done = static_detect(app)
+    assert done.returncode == 0 and "found index.htm: serving the app directory" in done.stdout, done.stdout
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "build"), str(layers)], cwd=app, check=True,
+                   capture_output=True, env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "static")})
+    assert os.readlink(app / "index.html") == "index.htm"
+
+
+@pytest.mark.parametrize("files,static", [
+    ({"start.sh": "python3 -m http.server $PORT -d public\n", "public/index.html": ""}, False),
+    ({"start.sh": "", "docs/index.html": ""}, False),
+    ({"start.sh": "", "index.html": ""}, True),  # the app is the site, as Railpack reads it
+    ({"start.sh": "", "public/index.html": "", "Staticfile": "root: public\n"}, True),
+    ({"deploy.sh": "rsync -a public/ host:\n", "public/index.html": ""}, True),  # not how it starts
+])
+def test_a_start_sh_starts_the_app_beside_a_site_in_a_folder(tmp_path, files, static):
+    """start.sh beside public/index.html (the files its server serves) was passed over: pallet/static
+    came first and served public/, start.sh never ran. A start.sh now wins over a site in a folder."""
+    app = write(tmp_path / "app", files)
+    done = static_detect(app)
+    assert done.returncode == (0 if static else 100), done.stdout
+    if not static:
+        assert "start.sh starts the app (pallet/shell)" in done.stdout, done.stdout
+        shell = subprocess.run(["bash", str(BUILDPACKS / "shell" / "bin" / "detect")], cwd=app, capture_output=True,
+                               text=True)
+        assert shell.returncode == 0 and "found start.sh" in shell.stdout, shell.stdout
+
+
 def test_procfile_program_found_nowhere_is_a_warning_at_build_time(tmp_path):
     """A Procfile of an app in a language pallet does not build (`bundle exec puma`), or naming a
     script the app lacks: said at build time, not first when the process fails to start."""
