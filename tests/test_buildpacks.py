@@ -1818,7 +1818,7 @@ def test_procfile_python_project_tools_run_the_command_itself(tmp_path):
     """`web: uv run gunicorn app:app` (uv's guides), `poetry run`, `pipenv run`: the image has no
     uv, Poetry or pipenv, and the build said nothing (uv was in a build-only layer): the web process
     failed as it started, command "uv" not found. The command runs by itself (the venv is on the
-    PATH); what only the tool can run (a Pipfile script, --with) is a warning."""
+    PATH); a Pipfile script runs its command; what only the tool can run (--with) is a warning."""
     import tomllib
 
     app = write(tmp_path / "app", {"Procfile": "web: uv run --frozen gunicorn app:app\nclock: uv run clock.py\n"
@@ -1834,13 +1834,54 @@ def test_procfile_python_project_tools_run_the_command_itself(tmp_path):
     launch = tomllib.loads((layers / "launch.toml").read_text())
     assert {p["type"]: p["command"] for p in launch["processes"]} == {
         "web": ["gunicorn", "app:app"], "clock": ["python", "clock.py"],
-        "worker": ["python", "-m", "jobs", "--once"], "release": ["pipenv", "run", "migrate"],
+        "worker": ["python", "-m", "jobs", "--once"], "release": ["python", "m.py"],
         "shell": ["uv", "run", "--with", "ipython", "ipython"]}
     assert "Procfile web: uv run --frozen gunicorn app:app runs as gunicorn app:app (the run image has no uv" \
         in done.stdout, done.stdout
     assert [ln.split(":")[1].split()[-1] for ln in done.stderr.splitlines() if ln.startswith("warning: ")] == \
-        ["web", "release", "shell"], done.stderr  # gunicorn is not here; no second warning about uv, pipenv
-    assert "the run image has no pipenv" in done.stderr and "the run image has no uv" in done.stderr
+        ["web", "shell"], done.stderr  # gunicorn is not here; no second warning about uv
+    assert "the run image has no uv" in done.stderr
+
+
+PDM_SCRIPTS = """[project]\nname = "a"\n\n[tool.pdm.scripts]
+start = "gunicorn app:app --bind 0.0.0.0:$PORT"
+serve = {cmd = ["uvicorn", "main:app", "--port", "{args:8000}"]}
+migrate = {shell = "flask db upgrade && flask seed", env = {FLASK_APP = "app"}}
+jobs = {call = "app.jobs:main('mail')"}
+all = {composite = ["migrate", "start"]}
+"""
+
+
+@pytest.mark.parametrize("files,procfile,command", [
+    ({"Pipfile": '[scripts]\nstart = "gunicorn app:app"\n'}, "web: pipenv run start --workers 2",
+     ["gunicorn", "app:app", "--workers", "2"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run start", ["/bin/sh", "-c", "gunicorn app:app --bind 0.0.0.0:$PORT"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run serve", ["uvicorn", "main:app", "--port", "8000"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run serve $PORT",
+     ["/bin/sh", "-c", "uvicorn main:app --port $PORT"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run migrate",
+     ["/bin/sh", "-c", "FLASK_APP=app flask db upgrade && flask seed"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run jobs",
+     ["/bin/sh", "-c", "python -c 'import sys; from app.jobs import main; sys.exit(main('\"'\"'mail'\"'\"'))'"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run gunicorn app:app", ["gunicorn", "app:app"]),  # no script
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run all", ["pdm", "run", "all"]),  # the tool's to run: a warning
+])
+def test_procfile_pipenv_and_pdm_scripts_run_their_command(tmp_path, files, procfile, command):
+    """`web: pipenv run start` or `pdm run start` naming a script of Pipfile's [scripts] or
+    [tool.pdm.scripts] stayed as written, with a warning: the run image has neither tool, so the
+    process failed as it started. The script's command runs, the Procfile's arguments appended
+    (at pdm's {args}); a composite script, only pdm can run, is still a warning."""
+    import tomllib
+
+    app = write(tmp_path / "app", {"Procfile": procfile + "\n", **files})
+    (tmp_path / "layers" / "pallet_python" / "venv" / "bin").mkdir(parents=True)
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir()
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert tomllib.loads((layers / "launch.toml").read_text())["processes"][0]["command"] == command
+    assert ("the run image has no pdm" in done.stderr) == (command[0] == "pdm"), done.stderr
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
