@@ -497,9 +497,9 @@ def test_python_requirements_includes_are_part_of_the_venv_key(tmp_path, monkeyp
      "app.py imports flask, which no manifest installs (no requirements.txt, pyproject.toml, Pipfile, uv.lock, "
      "poetry.lock, pdm.lock or setup.py at the top of the app); found environment.yml, which pallet does not install "
      "from: list the packages in requirements.txt"),
-    ({"server.py": "import requests\n", "requirements/prod.txt": "requests\n"},
-     "found requirements/prod.txt, which pallet does not install from: list the packages in requirements.txt "
-     "(-r requirements/prod.txt)"),
+    ({"server.py": "import requests\n", "requirements/prod.txt": "requests\n", "requirements/dev.txt": "pytest\n"},
+     "found requirements/prod.txt, requirements/dev.txt, which pallet does not install from: list the packages in "
+     "requirements.txt (-r requirements/prod.txt)"),  # not dev.txt, which sorts first: the test tools
     ({"Procfile": "web: python3 -u bot/run.py\n", "bot/run.py": "import discord\nimport helpers\n",
       "bot/helpers.py": ""}, "bot/run.py imports discord, which no manifest installs"),
     ({"app.py": "import json, helpers\nfrom pkg.sub import x\nfrom . import y\n", "helpers.py": "",

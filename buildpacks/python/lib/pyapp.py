@@ -1151,6 +1151,9 @@ def check_imports(installer: str) -> None:
         return
     script, names = lacking
     others = sorted({p.relative_to(APP).as_posix() for glob in ELSEWHERE for p in APP.glob(glob) if p.is_file()})
+    # requirements/dev.txt sorts first but brings the test tools: the production file is the one to
+    # include (bin/detect names the same one for an app with no Python file at the top).
+    others.sort(key=lambda rel: not re.search(r"/(prod|production|base|common|main)[^/]*\.txt$", rel))
     raise AppError(f"{script} imports {', '.join(names)}, which no manifest installs (no requirements.txt, "
                    "pyproject.toml, Pipfile, uv.lock, poetry.lock, pdm.lock or setup.py at the top of the app)"
                    + (f"; found {', '.join(others)}, which pallet does not install from" if others else "")
