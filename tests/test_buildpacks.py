@@ -781,9 +781,20 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     ({"scripts": {"start": "node server.js"}}, ["node", "server.js"]),
     ({"scripts": {"start": "node server.js | tee log"}}, ["/bin/sh", "-c", "node server.js | tee log"]),
     ({"main": "lib/app.js"}, ["node", "lib/app.js"]),
-    # a variable assignment before the command is the shell's (npm runs scripts with sh): not a program
+    # a variable assignment before the command is the shell's (npm runs scripts with sh): not a
+    # program. The last simple command replaces sh (exec), as bash's -c does: Debian's sh, as PID
+    # 1, kept SIGTERM from the app (docker stop always ended in SIGKILL)
     ({"scripts": {"start": "NODE_ENV=production node server.js"}},
-     ["/bin/sh", "-c", "NODE_ENV=production node server.js"]),
+     ["/bin/sh", "-c", "NODE_ENV=production exec node server.js"]),
+    ({"scripts": {"start": 'concurrently "node api.js" "node worker.js"'}},
+     ["/bin/sh", "-c", 'exec concurrently "node api.js" "node worker.js"']),
+    ({"scripts": {"start": "node migrate.js && NAME='a b' node server.js"}},
+     ["/bin/sh", "-c", "node migrate.js && NAME='a b' exec node server.js"]),
+    ({"scripts": {"start": 'echo "a;b" ; node "x y"'}}, ["/bin/sh", "-c", 'echo "a;b" ; exec node "x y"']),
+    ({"scripts": {"start": "node a.js || node b.js"}}, ["/bin/sh", "-c", "node a.js || node b.js"]),
+    ({"scripts": {"start": "node $(cat entry)"}}, ["/bin/sh", "-c", "node $(cat entry)"]),
+    ({"scripts": {"start": "node a.js > log 2>&1"}}, ["/bin/sh", "-c", "node a.js > log 2>&1"]),
+    ({"scripts": {"start": "node a.js; export A=1"}}, ["/bin/sh", "-c", "node a.js; export A=1"]),
     ({"scripts": {"start": "env NODE_ENV=production node server.js"}}, ["env", "NODE_ENV=production", "node", "server.js"]),
     ({"_files": ["index.js"]}, ["/bin/sh", "-c", "if [ -f server.js ]; then exec node server.js; else exec node index.js; fi"]),
     # --env-file of a file the app lacks (git ignores .env) is left out (node exited: not found); one it has stays
@@ -791,7 +802,7 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     ({"scripts": {"start": "node --env-file .env.local --env-file=config/app.env server.js"}, "_files": ["config/app.env"]},
      ["node", "--env-file=config/app.env", "server.js"]),
     ({"scripts": {"start": "NODE_ENV=production node --env-file='.env' server.js"}},
-     ["/bin/sh", "-c", "NODE_ENV=production node server.js"]),
+     ["/bin/sh", "-c", "NODE_ENV=production exec node server.js"]),
 ])
 def test_node_web_process(tmp_path, pkg, command):
     pkg = dict(pkg)

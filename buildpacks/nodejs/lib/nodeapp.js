@@ -645,6 +645,52 @@ function fromScript(script, dir) {
   return s.split(/\s+/);
 }
 
+//: Words a shell runs itself, which exec cannot (`cd`, `export`), or that end a compound command.
+const SHELL_OWN = new Set(["cd", "export", "set", "unset", "readonly", ".", "source", "eval", "exit", "trap",
+  "ulimit", "umask", "wait", "alias", "shift", "return", ":", "exec", "if", "then", "else", "elif", "fi", "for",
+  "while", "until", "do", "done", "case", "esac", "{", "}", "!", "time", "function"]);
+
+//: A script whose last command (after its last `&&` or `;`) is a simple one (`NODE_ENV=production
+//: node server.js`, `node migrate.js && node server.js`, `concurrently "node api.js" "node
+//: worker.js"`), with exec before that command's program (after its assignments); else the
+//: script as it is. Debian's sh (dash) does not replace itself with a -c script's last command,
+//: as bash (Heroku's and the CNB launcher's shell) does: as the container's PID 1 it kept the stop
+//: signal from the app (the kernel drops SIGTERM for a PID 1 without a handler), so every docker
+//: stop waited for its SIGKILL and no server shut down gracefully. A pipeline, `||`, `&`, a
+//: subshell, redirection or command substitution leaves the script as it is.
+function execSimple(script) {
+  let quote = "";
+  let last = 0;  // where the last command starts
+  for (let i = 0; i < script.length; i++) {
+    const c = script[i];
+    if (quote === "'") {
+      if (c === "'") quote = "";
+    } else if (c === "\\") {
+      i++;
+    } else if (quote === '"') {
+      if (c === '"') quote = "";
+      else if (c === "`" || (c === "$" && script[i + 1] === "(")) return script;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    } else if (c === ";" || (c === "&" && script[i + 1] === "&")) {
+      if (c === "&") i++;
+      last = i + 1;
+    } else if (/[&|()<>`\n]/.test(c) || (c === "$" && script[i + 1] === "(")) {
+      return script;
+    }
+  }
+  const rest = script.slice(last);
+  const words = rest.match(/^\s*((?:[A-Za-z_][A-Za-z0-9_]*=(?:"[^"]*"|'[^']*'|[^\s"']+)*\s+)*)(\S+)/);
+  if (quote || !words || SHELL_OWN.has(words[2]) || ASSIGNMENT.test(words[2])) return script;
+  const at = last + words[0].length - words[2].length;
+  return `${script.slice(0, at)}exec ${script.slice(at)}`;
+}
+
+//: The command a process runs: a shell's one simple command with exec (execSimple).
+function execShell(cmd) {
+  return cmd.length === 3 && cmd[0] === "/bin/sh" && cmd[1] === "-c" ? ["/bin/sh", "-c", execSimple(cmd[2])] : cmd;
+}
+
 //: Commands that only set variables for the command after them (`cross-env NODE_ENV=production
 //: node server.js`), as a shell does.
 const ENV_SETTERS = ["cross-env", "cross-env-shell"];
@@ -1423,7 +1469,7 @@ function plan(layers, bpDir) {
   // keeps that path (--preserve-symlinks-main) for this command only. In NODE_OPTIONS it also
   // kept node_modules/.bin/next's, whose require("../server/require-hook") then failed.
   const launched = (c) => out.HAS_BUILD_SCRIPT && c[0] === "node" && c.length > 1 && !c[1].startsWith("-")
-    ? ["node", "--preserve-symlinks-main", ...c.slice(1)] : c;
+    ? ["node", "--preserve-symlinks-main", ...c.slice(1)] : execShell(c);
   const procs = new Map([["web", launched(cmd)]]);
   for (const [type, c] of procfile) procs.set(type, launched(c));
   const toml = [...procs].map(([type, c]) => `[[processes]]\ntype = ${tomlString(type)}\n` +
