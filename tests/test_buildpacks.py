@@ -101,6 +101,11 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
         pyapp.check_python()
     assert str(err.value).startswith(".python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm "
                                      "has Python 3.11.2")
+    write(tmp_path, {".python-version": ">= 3.10\n"})  # a range, as Google Cloud's samples write it
+    assert pyapp.check_python() == [".python-version asks for Python >= 3.10"]
+    write(tmp_path, {".python-version": ">=3.12,<3.14\n"})
+    with pytest.raises(pyapp.AppError, match=r"^\.python-version asks for Python >=3\.12,<3\.14, but the stack "):
+        pyapp.check_python()
     write(tmp_path, {".python-version": "system\n"})  # `pyenv local system`: the Python there is
     assert pyapp.check_python() == [".python-version says system"]
     os.remove(".python-version")

@@ -128,6 +128,19 @@ def test_reading_what_a_python_app_asks_for(tmp_path):
     assert [r.source for r in python_requests(tmp_path)] == ["runtime.txt", "pyproject.toml requires-python"]
 
 
+def test_a_version_file_may_hold_a_range(tmp_path):
+    """`.python-version` holding `>= 3.10` (Google Cloud's buildpack-samples/sample-python) was no
+    request: the default stack, then the build failed 'only CPython versions like 3.11'. It is a
+    PEP 440 range, and chooses the stack as requires-python does."""
+    (tmp_path / ".python-version").write_text(">= 3.10\n")
+    (tmp_path / "runtime.txt").write_text("python-<3.12\n")
+    assert python_requests(tmp_path) == [Request("python", ">= 3.10", ".python-version", "pep440"),
+                                         Request("python", "<3.12", "runtime.txt", "pep440")]
+    assert choose_stack(python_requests(tmp_path), OFFERS, "trixie").stack == "bookworm"
+    (tmp_path / "runtime.txt").write_text(">=3.1x\n")  # no specifier: the buildpack explains it
+    assert python_requests(tmp_path) == [Request("python", ">= 3.10", ".python-version", "pep440")]
+
+
 def test_reading_what_a_pipenv_app_asks_for(tmp_path):
     """Pipenv's [requires]: the lock's copy first, the full version before the minor one (as
     Heroku reads them); one the Python buildpack checks too."""

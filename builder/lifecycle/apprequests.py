@@ -96,16 +96,12 @@ def python_requests(app: Path) -> list[Request]:
         version = re.sub(r"^(c?python)-?", "", _first_line(app, name))
         if re.fullmatch(r"3(\.\d+){0,2}", version):
             out.append(Request("python", version, name))
+        elif re.match(r"(>=|<=|~=|==|!=|>|<)\s*3", version):  # `>= 3.10`, as Google Cloud's samples write it
+            out += _pep440_request(version, name)
     pyproject = _toml(app, "pyproject.toml")
     spec = _table(pyproject, "project").get("requires-python")
     if isinstance(spec, str) and spec.strip():
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-        try:
-            SpecifierSet(spec)
-            out.append(Request("python", spec.strip(), "pyproject.toml requires-python", "pep440"))
-        except InvalidSpecifier:
-            pass
+        out += _pep440_request(spec, "pyproject.toml requires-python")
     spec = _table(pyproject, "tool", "poetry", "dependencies").get("python")
     if isinstance(spec, str) and spec.strip() and poetry_constraint(spec) is not None:
         out.append(Request("python", spec.strip(), "pyproject.toml [tool.poetry.dependencies] python", "poetry"))
@@ -113,6 +109,17 @@ def python_requests(app: Path) -> list[Request]:
     if pipenv:
         out.append(Request("python", *pipenv))
     return out
+
+
+def _pep440_request(spec: str, source: str) -> list[Request]:
+    """A request for the Pythons a PEP 440 specifier set allows; none when it is not one."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        SpecifierSet(spec)
+    except InvalidSpecifier:
+        return []
+    return [Request("python", spec.strip(), source, "pep440")]
 
 
 def pipenv_python(app: Path) -> tuple[str, str] | None:

@@ -366,29 +366,71 @@ def pipenv_python() -> list[tuple[str, str]]:
     return []
 
 
+#: A version file's line that is a PEP 440 specifier (``>= 3.10``, as Google Cloud's
+#: buildpack-samples write .python-version; ``~=3.12``), not a version.
+SPECIFIER_LINE = re.compile(r"(>=|<=|~=|==|!=|>|<)\s*3[\s\d.,*<>=!~]*")
+
+
+def _specifier_set(spec: str):
+    """packaging's SpecifierSet of SPEC (pip's vendored copy), or None on a stack without pip."""
+    try:
+        from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
+    except ImportError:
+        import site  # run with -S (faster start): add the system's site-packages now
+
+        sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
+        try:
+            from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
+        except ImportError:  # a stack without pip: nothing to check with
+            return None
+    try:
+        return SpecifierSet(spec)
+    except InvalidSpecifier:
+        raise AppError(f"{spec!r} is not a valid version specifier") from None
+
+
+def _version_file_request(name: str, have: str) -> str | None:
+    """The version (or PEP 440 specifier) .python-version or runtime.txt asks for; None for
+    pyenv's ``system``; AppError for anything else."""
+    lines = [ln.strip() for ln in written_text(name).splitlines()]
+    wanted = next((ln for ln in lines if ln and not ln.startswith("#")), "")
+    version = re.sub(r"^(c?python)-?", "", wanted)
+    if name == ".python-version" and wanted == "system":
+        return None  # pyenv's "the Python of the system" (`pyenv local system`): here, the stack's.
+    if re.fullmatch(r"3(\.\d+){0,2}", version) or SPECIFIER_LINE.fullmatch(version):
+        return version
+    raise AppError(f"{name} asks for {wanted!r}; only CPython versions like 3.11 (or a range, >=3.10) are "
+                   f"supported (the stack {_stack_name()} has Python {have})")
+
+
+def _mismatch(name: str, version: str, have: str) -> AppError:
+    """The error for a request the stack's Python does not meet."""
+    return AppError(f"{name} asks for Python {version}, but the stack {_stack_name()} has Python {have}: "
+                    f"build without --stack (pallet picks the shipped stack with that Python), change "
+                    f"{name} to {'.'.join(have.split('.')[:2])}, or build on a stack with Python {version}")
+
+
 def check_python() -> list[str]:
     """The app's Python requests, each checked against the stack's; AppError if one fails."""
     have = stack_python()
     notes = []
     asked = []
     for name in (".python-version", "runtime.txt"):
-        if not exists(name):
-            continue
-        lines = [ln.strip() for ln in written_text(name).splitlines()]
-        wanted = next((ln for ln in lines if ln and not ln.startswith("#")), "")
-        version = re.sub(r"^(c?python)-?", "", wanted)
-        if name == ".python-version" and wanted == "system":
-            # pyenv's "the Python of the system" (`pyenv local system`): here, the stack's.
-            notes.append(".python-version says system")
-            continue
-        if not re.fullmatch(r"3(\.\d+){0,2}", version):
-            raise AppError(f"{name} asks for {wanted!r}; only CPython versions like 3.11 are supported "
-                           f"(the stack {_stack_name()} has Python {have})")
-        asked.append((name, version))
+        if exists(name):
+            version = _version_file_request(name, have)
+            if version is None:
+                notes.append(f"{name} says system")
+            else:
+                asked.append((name, version))
     asked += pipenv_python()
     for name, version in asked:
         want, got = version.split("."), have.split(".")
-        if got[: len(want)] == want:
+        if SPECIFIER_LINE.fullmatch(version):
+            specifiers = _specifier_set(version)
+            if specifiers is not None and not specifiers.contains(have, prereleases=True):
+                raise _mismatch(name, version, have)
+            notes.append(f"{name} asks for Python {version}")
+        elif got[: len(want)] == want:
             notes.append(f"{name} asks for Python {version}")
         elif len(want) == 3 and got[:2] == want[:2]:
             # A patch level the stack does not have: the same minor release is compatible (the
@@ -396,26 +438,16 @@ def check_python() -> list[str]:
             notes.append(f"notice: {name} asks for Python {version}; the stack has {have}, the same "
                          f"{'.'.join(want[:2])}")
         else:
-            raise AppError(f"{name} asks for Python {version}, but the stack {_stack_name()} has Python {have}: "
-                           f"build without --stack (pallet picks the shipped stack with that Python), change "
-                           f"{name} to {'.'.join(have.split('.')[:2])}, or build on a stack with Python {version}")
+            raise _mismatch(name, version, have)
     spec = read_toml("pyproject.toml").get("project", {}).get("requires-python")
     if spec:
         try:
-            from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
-        except ImportError:
-            import site  # run with -S (faster start): add the system's site-packages now
-
-            sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
-            try:
-                from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
-            except ImportError:  # a stack without pip: nothing to check with
-                return notes
-        try:
-            ok = SpecifierSet(spec).contains(have, prereleases=True)
-        except InvalidSpecifier:
+            specifiers = _specifier_set(spec)
+        except AppError:
             raise AppError(f"pyproject.toml: requires-python {spec!r} is not a valid version specifier") from None
-        if not ok:
+        if specifiers is None:
+            return notes
+        if not specifiers.contains(have, prereleases=True):
             raise AppError(f"pyproject.toml requires-python {spec!r}, but the stack {_stack_name()} has "
                            f"Python {have}: widen requires-python, or build on another stack")
         notes.append(f"requires-python {spec}")
