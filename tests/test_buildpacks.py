@@ -823,6 +823,36 @@ def test_node_web_process(tmp_path, pkg, command):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+def test_node_ps_for_run_images_lists_a_processs_children_as_procps_does(tmp_path):
+    """Run images have no procps: tree-kill (concurrently's) and pm2 run `ps -o pid --no-headers
+    --ppid PID` to stop a process tree, and concurrently died of `spawn ps ENOENT` at docker stop.
+    bin/build puts lib/ps.js on the image's PATH as ps when one of them is installed: it lists a
+    parent's children, exits 1 when there are none (tree-kill stops walking then), as procps."""
+    ps = [NODE, str(BUILDPACKS / "nodejs" / "lib" / "ps.js")]
+    parent = subprocess.Popen([NODE, "-e", "const {spawn} = require('child_process'); for (const i of [1, 2]) "
+                               "console.log(spawn('sleep', ['60']).pid); setTimeout(() => {}, 60000)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        children = {int(parent.stdout.readline()) for _ in range(2)}
+        listed = subprocess.run([*ps, "-o", "pid", "--no-headers", "--ppid", str(parent.pid)], capture_output=True,
+                                text=True)
+        assert listed.returncode == 0 and {int(p) for p in listed.stdout.split()} == children, listed
+        rows = subprocess.run([*ps, "-A", "-o", "ppid,pid,stat,comm"], capture_output=True, text=True).stdout
+        assert rows.split("\n")[0].split() == ["PPID", "PID", "STAT", "COMMAND"]
+        assert {tuple(r.split()[:2]) for r in rows.splitlines()} >= {(str(parent.pid), str(c)) for c in children}
+        for child in children:
+            os.kill(child, 9)
+    finally:
+        parent.kill()
+        parent.wait()
+    none = subprocess.run([*ps, "-o", "pid", "--no-headers", "--ppid", str(parent.pid)], capture_output=True, text=True)
+    assert none.returncode == 1 and none.stdout == ""
+    bsd = subprocess.run([*ps, "aux"], capture_output=True, text=True)
+    assert bsd.returncode == 1 and bsd.stderr == "ps: option aux is not one this ps (pallet's, for Node.js process " \
+        "trees) has\n"
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("start,port", [
     ("PORT=3000 node server.js", "3000 (PORT=3000)"), ("next start -p 3000", "3000 (-p 3000)"),
     ("serve -s build -l 5000", "5000 (-l 5000)"), ("node server.js --port=4000", "4000 (--port=4000)"),
