@@ -266,11 +266,15 @@ def _image_with_config(tmp_path: Path, **config: object) -> str:
     ({"config": {"Labels": {"a": 1}}}, "'Labels'"),
     ({"rootfs": {"type": "layers", "diff_ids": [None]}}, "diff_ids"),
     ({"history": ["not an object"]}, "history"),
+    ({"rootfs": {"type": "layers", "diff_ids": []}}, "1 layers in the manifest but 0 diff_ids"),
 ])
 def test_malformed_image_configs_are_one_line_errors(tmp_path: Path, env: dict[str, str], config, field) -> None:
+    """Also a copy into a docker-archive, which was written (docker load refused it later)."""
     ref = _image_with_config(tmp_path, **config)
     one_line_error(pallet("inspect", ref, env=env, check=False), field)
     one_line_error(pallet("run", ref, env=env, check=False), field)
+    one_line_error(pallet("copy", ref, f"docker-archive:{tmp_path}/a.tar", env=env, check=False), field)
+    assert not (tmp_path / "a.tar").exists()
 
 
 def test_an_images_labels_env_and_user_reach_the_terminal_escaped(tmp_path: Path) -> None:

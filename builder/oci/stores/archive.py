@@ -44,7 +44,7 @@ from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
 from builder.oci.layerread import CORRUPT, BoundedTarInfo
-from builder.oci.model import Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
+from builder.oci.model import MAX_CONFIG, Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
 from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store, nearest_existing
 
 #: Annotation containerd and Docker >= 25 put on index.json entries: the full image name.
@@ -523,6 +523,7 @@ class ArchiveStore(Store):
         The Docker engine store loads this stream straight into ``docker load``.
         """
         media_type, manifest = self._image_manifest(data, media_type)
+        self._check_config(manifest)
         desc = Descriptor.of(data, media_type)
         full_name = f"{self.name}:{tag}" if self.name and tag else None
         annotations: dict[str, str] = {}
@@ -751,6 +752,18 @@ class ArchiveStore(Store):
             )
         return mtype, Manifest.from_bytes(data, mtype)  # ModelError for what docker load could not read
 
+
+    def _check_config(self, manifest: Manifest) -> None:
+        """ModelError unless the image's config is one ``docker load`` reads: an image config
+        with one diff_id per layer. (The archive was written, and docker load failed on it.)"""
+        if manifest.config.size > MAX_CONFIG:
+            raise ModelError(f"the config {manifest.config.digest} declares {manifest.config.size} bytes, more than "
+                             f"the {MAX_CONFIG} of any image's config; refusing to read it")
+        with self._opener(manifest.config)() as blob:
+            config = ImageConfig.from_bytes(blob.read())
+        if len(config.diff_ids) != len(manifest.layers):
+            raise ModelError(f"{len(manifest.layers)} layers in the manifest but {len(config.diff_ids)} diff_ids in "
+                             f"the config {manifest.config.digest}; the image is invalid, docker load refuses it")
 
     def _staged_path(self, digest: str) -> str:
         with self._staging_lock:  # copies put blobs from several threads at once
