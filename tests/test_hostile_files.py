@@ -52,6 +52,24 @@ def test_a_key_that_is_not_a_regular_file_is_refused_not_waited_on(box: Path, ki
                    key, "private key", NEEDLE[kind])
 
 
+def test_a_dsa_key_is_refused_in_one_line_without_a_warning(tmp_path: Path) -> None:
+    """cryptography warns as it loads a DSA key (deprecated): the warning, two lines quoting
+    pallet's source, went to stderr before pallet's own refusal."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa
+
+    push_image(LayoutStore(tmp_path / "img"), [{"a": b"1"}], tag="t")
+    with pytest.warns(Warning):   # DSA is deprecated: here too
+        key = dsa.generate_private_key(1024)
+    (tmp_path / "dsa.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    (tmp_path / "dsa.pub").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    ref = f"oci:{tmp_path}/img:t"
+    one_line_error(pallet("verify", "--key", str(tmp_path / "dsa.pub"), ref, check=False), "unsupported key type")
+    one_line_error(pallet("sign", "--key", str(tmp_path / "dsa.key"), ref, check=False), "only ECDSA")
+
+
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_a_policy_or_a_key_it_names_that_is_not_a_regular_file_is_refused(box: Path, kind: str) -> None:
     special, ref = _special(box, kind), f"oci:{box}/img:t"

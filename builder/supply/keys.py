@@ -18,15 +18,18 @@ anything written but the encrypted key file (mode 0600).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Union
+from typing import Callable, Mapping, TypeVar, Union
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
@@ -47,6 +50,8 @@ SCRYPT_WRITE = (32768, 8, 1)
 
 PublicKey = Union[ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey]
 PrivateKey = ec.EllipticCurvePrivateKey
+#: What a key loader gives (a public or a private key).
+KeyT = TypeVar("KeyT")
 
 _HASH_FOR_CURVE: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
@@ -148,6 +153,18 @@ def needs_password(data: bytes) -> bool:
                for kind, _ in _pem_blocks(data))
 
 
+def _without_deprecation_warnings(load: Callable[..., KeyT]) -> Callable[..., KeyT]:
+    """A key loader that prints nothing of its own: cryptography warns, as it loads a DSA key
+    (which pallet then refuses in one line), on stderr with a line of pallet's source."""
+    @functools.wraps(load)
+    def quietly(*args: object, **kwargs: object) -> KeyT:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return load(*args, **kwargs)
+    return quietly
+
+
+@_without_deprecation_warnings
 def load_private_key(data: bytes, password: bytes | None, what: str = "key") -> PrivateKey:
     """An ECDSA private key from any PEM form named in the module docstring."""
     blocks = _pem_blocks(data)
@@ -178,6 +195,7 @@ def load_private_key(data: bytes, password: bytes | None, what: str = "key") -> 
     return key
 
 
+@_without_deprecation_warnings
 def load_public_key(data: bytes, what: str = "public key") -> PublicKey:
     """A PEM SubjectPublicKeyInfo public key (ECDSA, RSA or Ed25519)."""
     if b"PRIVATE KEY" in data:
