@@ -36,6 +36,13 @@ def _choose_stack(args: argparse.Namespace) -> None:
         print(line, file=sys.stderr)
 
 
+def _platform_start_note(source: Path) -> str | None:
+    """A Railway or Render start command the app declares and pallet does not read, as a note."""
+    from builder.lifecycle.platformstart import note
+
+    return note(Path(source))
+
+
 def _given_refs(args: argparse.Namespace) -> tuple[str | None, ...]:
     """The image references the user typed (a registry among them may get ``--creds``)."""
     return tuple(getattr(args, name, None) for name in ("tag", "cache_image", "build_image", "run_image", "builder"))
@@ -130,6 +137,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 outcome = result.outcome(bp.id)
                 why = "; ".join(outcome.output) if outcome and outcome.output else "passed"
                 print(f"  {bp.id}: {why}")
+            said = _platform_start_note(options.source)
+            if said:
+                print(said)
         else:
             from builder.lifecycle.otherruntimes import hint
 
@@ -157,6 +167,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         return _build_platforms(args, options, dst)
     if getattr(args, "force_way", None):
         raise UsageError(f"--{args.force_way} goes with --platform")
+    said = _platform_start_note(options.source)
+    if said:
+        print(said, file=sys.stderr)
     finish = None
     if args.sign_key:  # read the key (and ask its password) before any work is done
         from builder.supply.cli_hooks import build_finisher
