@@ -1740,6 +1740,10 @@ def test_a_site_whose_home_page_is_index_htm_is_served(tmp_path):
     subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "build"), str(layers)], cwd=app, check=True,
                    capture_output=True, env={**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "static")})
     assert os.readlink(app / "index.html") == "index.htm"
+    app = write(tmp_path / "below", {"public/index.htm": ""})  # one directory down: said, not served
+    done = static_detect(app)
+    assert done.returncode == 100 and "found public/index.htm: pallet-static serves a directory's index.html, " \
+        "rename it" in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize("files,static", [
