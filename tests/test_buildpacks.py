@@ -906,6 +906,35 @@ def test_node_server_on_a_port_of_its_own_is_a_warning(tmp_path, files, warned):
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("server,warned", [
+    # Node.js's own getting-started server: nothing from outside the container reached it
+    ("const hostname = '127.0.0.1';\nconst port = process.env.PORT || 3000;\n"
+     "server.listen(port, hostname, () => {});\n", "listens on the loopback address only (const hostname = '127.0.0.1')"),
+    ("app.listen(process.env.PORT, process.env.HOST || 'localhost');\n",
+     "listens on the loopback address only (.listen(process.env.PORT, process.env.HOST || 'localhost')"),
+    # Hapi's getting-started server
+    ("const server = Hapi.server({\n  port: process.env.PORT,\n  host: 'localhost'\n});\n",
+     "listens on the loopback address only (server({ port: process.env.PORT, host: 'localhost')"),
+    # Fastify's first example: listen() without a host is localhost
+    ("const fastify = require('fastify')({ logger: true });\nfastify.listen({ port: process.env.PORT });\n",
+     "is a Fastify server whose listen() names no host: Fastify listens on localhost then"),
+    ("import Fastify from 'fastify';\nawait app.listen({ port: process.env.PORT, host: '0.0.0.0' });\n", None),
+    # a database's host, a URL in a log line: not where the server listens
+    ("db.connect({ host: 'localhost' });\napp.listen(process.env.PORT, () => console.log('http://localhost'));\n", None),
+])
+def test_node_server_on_the_loopback_address_only_is_a_warning(tmp_path, server, warned):
+    """pallet run, Docker and every platform reach the container from outside: a server bound to
+    127.0.0.1 logged that it listened and never answered."""
+    app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "main": "server.js"}),
+                                   "package-lock.json": "{}", "server.js": server})
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.replace("'\\''", "'")
+    assert (f"warning: server.js {warned}: in a container no request from outside reaches it; listen on 0.0.0.0"
+            in said) if warned else "no request from outside" not in said, said
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 def test_a_failed_build_names_the_dependency_that_needs_another_node(tmp_path):
     """render-examples/nuxtjs-hello-world: no lockfile, "nuxt": "latest", no engines: the build
     ran on the stack's Node.js and failed deep in the framework, after npm's EBADENGINE warning

@@ -1087,26 +1087,63 @@ const READS_PORT = /\benv\s*(?:\.\s*PORT\b|\[\s*["'`]PORT["'`]\s*\])|\{[^{}]*\bP
 const FILE_PORTS = [/\.listen\(\s*(\d{2,5})\b/, /\bport\s*:\s*(\d{2,5})\b/,
   /\b(?:const|let|var)\s+[Pp][Oo][Rr][Tt]\s*=\s*(\d{2,5})\s*(?:;|$)/m];
 
-function filePortNote([program, ...args]) {
+//: The server file `node FILE` runs and its text (1 MiB of it, not through a link), or null.
+function serverFileText([program, ...args]) {
   const named = program === "node" ? args.find((a) => !a.startsWith("-")) : null;
   const file = named && serverSource(named);
   if (!file) return null;
-  let text;
   try {
     if (!fs.lstatSync(file).isFile()) return null;
     const fd = fs.openSync(file, "r");
     const buf = Buffer.alloc(1 << 20);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
     fs.closeSync(fd);
-    text = buf.subarray(0, n).toString("utf8");
+    return [file, buf.subarray(0, n).toString("utf8")];
   } catch {
     return null;
   }
+}
+
+function filePortNote(server) {
+  const [file, text] = server;
   const m = READS_PORT.test(text) ? null : FILE_PORTS.map((re) => re.exec(text)).find(Boolean);
   if (!m || m[1] === "8080") return null;
   return `warning: ${file} listens on port ${m[1]} (${m[0].trim()}) and never reads PORT: requests to $PORT (8080 unless ` +
     `the platform sets another) would not reach it; listen on process.env.PORT, or run the image with PORT=${m[1]} ` +
     `(pallet run -p ${m[1]})`;
+}
+
+//: A server file that listens on the loopback address only: `server.listen(port, hostname)` after
+//: `const hostname = '127.0.0.1'` (Node.js's own getting-started server), `app.listen(PORT,
+//: "localhost")`, `Hapi.server({ port, host: 'localhost' })` (Hapi's), or Fastify's
+//: `fastify.listen({ port })`, whose host is localhost when none is given (its docs' first example;
+//: fastify-cli's FASTIFY_ADDRESS does not reach it). In a container nothing from outside reaches
+//: loopback: pallet run and every platform got no answer while the app logged that it listened.
+//: Only a host given to listen or a server's options counts (a database's `host: 'localhost'` not).
+const LOOPBACK = "[\"'`](?:localhost|127\\.0\\.0\\.1|::1)[\"'`]";
+const FILE_LOOPBACK = [new RegExp(`\\.listen\\(\\s*[^;()]*?,[^,;()]*?${LOOPBACK}`),
+  new RegExp(`(?:\\.listen|[Ss]erver)\\(\\s*\\{[^}]*?\\bhost\\s*:[^,}]*?${LOOPBACK}`)];
+const LISTEN_HOST_NAME = /\.listen\(\s*[^;()]*?,\s*([A-Za-z_$][\w$]*)\s*[,)]/;
+const FASTIFY = /\brequire\(\s*["'`]fastify["'`]\s*\)|\bfrom\s+["'`]fastify["'`]/;
+
+//: Where the server file listens on loopback only: the text that says so, or null.
+function loopbackListen(text) {
+  const m = FILE_LOOPBACK.map((re) => re.exec(text)).find(Boolean);
+  if (m) return m[0];
+  const name = LISTEN_HOST_NAME.exec(text);
+  const set = name && new RegExp(`\\b(?:const|let|var)\\s+${name[1].replace(/\$/g, "\\$")}\\s*=[^;\\n]*?${LOOPBACK}`).exec(text);
+  return set ? set[0] : null;
+}
+
+function fileHostNote(server) {
+  const [file, text] = server;
+  const found = loopbackListen(text);
+  const fastify = !found && FASTIFY.test(text) && /\.listen\(/.test(text) && !/\bhost\b|0\.0\.0\.0|["'`]::["'`]/.test(text);
+  if (!found && !fastify) return null;
+  const what = found ? `listens on the loopback address only (${found.replace(/\s+/g, " ").trim()})` :
+    "is a Fastify server whose listen() names no host: Fastify listens on localhost then";
+  return `warning: ${file} ${what}: in a container no request from outside reaches it; listen on 0.0.0.0 ` +
+    "(host: \"0.0.0.0\", or leave the host out where the server's default is every address)";
 }
 
 //: The file `node FILE` runs, as node finds it (FILE, FILE.js, .mjs, .cjs), or, when the build
@@ -1295,8 +1332,10 @@ const FIXED_PORT = /(?:^|[\s;&|(])(?:PORT=(\d+)|(?:-p|--port|-l|--listen)(?:=|\s
 function portNotes(cmd) {
   const script = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : cmd.join(" ");
   const m = FIXED_PORT.exec(script);
-  if (!m) return [filePortNote(cmd)].filter(Boolean);  // else one the server file node runs writes
-  return [`warning: the web process listens on port ${m[1] || m[2]} (${m[0].trim()}), but requests come to $PORT ` +
+  const server = serverFileText(cmd);
+  const host = server ? [fileHostNote(server)] : [];
+  if (!m) return [server && filePortNote(server), ...host].filter(Boolean);  // else one the server file node runs writes
+  return [...host, `warning: the web process listens on port ${m[1] || m[2]} (${m[0].trim()}), but requests come to $PORT ` +
     "(8080 unless the platform sets another): they would never reach it; leave the port to the server's default " +
     "(most read PORT) or pass $PORT"];
 }
