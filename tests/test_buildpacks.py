@@ -915,6 +915,10 @@ def test_node_server_on_a_port_of_its_own_is_a_warning(tmp_path, files, warned):
     # Hapi's getting-started server
     ("const server = Hapi.server({\n  port: process.env.PORT,\n  host: 'localhost'\n});\n",
      "listens on the loopback address only (server({ port: process.env.PORT, host: 'localhost')"),
+    # a host on one platform only (render-examples' Fastify server): loopback elsewhere
+    ("const host = (\"RENDER\" in process.env) ? `0.0.0.0` : `localhost`;\n"
+     "fastify.listen({host: host, port: port }, function (err, address) {});\n",
+     "listens on the loopback address only (const host = (\"RENDER\" in process.env) ? `0.0.0.0` : `localhost`)"),
     # Fastify's first example: listen() without a host is localhost
     ("const fastify = require('fastify')({ logger: true });\nfastify.listen({ port: process.env.PORT });\n",
      "is a Fastify server whose listen() names no host: Fastify listens on localhost then"),

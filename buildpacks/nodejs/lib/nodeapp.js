@@ -1123,16 +1123,20 @@ function filePortNote(server) {
 const LOOPBACK = "[\"'`](?:localhost|127\\.0\\.0\\.1|::1)[\"'`]";
 const FILE_LOOPBACK = [new RegExp(`\\.listen\\(\\s*[^;()]*?,[^,;()]*?${LOOPBACK}`),
   new RegExp(`(?:\\.listen|[Ss]erver)\\(\\s*\\{[^}]*?\\bhost\\s*:[^,}]*?${LOOPBACK}`)];
-const LISTEN_HOST_NAME = /\.listen\(\s*[^;()]*?,\s*([A-Za-z_$][\w$]*)\s*[,)]/;
+const LISTEN_HOST_NAMES = [/\.listen\(\s*[^;()]*?,\s*([A-Za-z_$][\w$]*)\s*[,)]/,
+  /(?:\.listen|[Ss]erver)\(\s*\{[^}]*?\bhost\s*:\s*([A-Za-z_$][\w$]*)\s*[,}]/];
 const FASTIFY = /\brequire\(\s*["'`]fastify["'`]\s*\)|\bfrom\s+["'`]fastify["'`]/;
 
 //: Where the server file listens on loopback only: the text that says so, or null.
 function loopbackListen(text) {
   const m = FILE_LOOPBACK.map((re) => re.exec(text)).find(Boolean);
   if (m) return m[0];
-  const name = LISTEN_HOST_NAME.exec(text);
-  const set = name && new RegExp(`\\b(?:const|let|var)\\s+${name[1].replace(/\$/g, "\\$")}\\s*=[^;\\n]*?${LOOPBACK}`).exec(text);
-  return set ? set[0] : null;
+  for (const re of LISTEN_HOST_NAMES) {
+    const name = re.exec(text);
+    const set = name && new RegExp(`\\b(?:const|let|var)\\s+${name[1].replace(/\$/g, "\\$")}\\s*=[^;\\n]*?${LOOPBACK}`).exec(text);
+    if (set) return set[0];
+  }
+  return null;
 }
 
 function fileHostNote(server) {
