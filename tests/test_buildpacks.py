@@ -100,7 +100,8 @@ def test_python_version_requests_are_checked_against_the_stack(tmp_path, monkeyp
     with pytest.raises(pyapp.AppError) as err:
         pyapp.check_python()
     assert str(err.value).startswith(".python-version asks for Python 3.12, but the stack io.pallet.stacks.bookworm "
-                                     "has Python 3.11.2")
+                                     "has Python 3.11.2: build without --stack (pallet then picks a shipped stack "
+                                     "with that Python, or names the Pythons they have)")  # not every one has a stack
     write(tmp_path, {".python-version": ">= 3.10\n"})  # a range, as Google Cloud's samples write it
     assert pyapp.check_python() == [".python-version asks for Python >= 3.10"]
     write(tmp_path, {".python-version": ">=3.12,<3.14\n"})

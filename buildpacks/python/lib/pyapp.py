@@ -406,7 +406,8 @@ def _version_file_request(name: str, have: str) -> str | None:
 def _mismatch(name: str, version: str, have: str) -> AppError:
     """The error for a request the stack's Python does not meet."""
     return AppError(f"{name} asks for Python {version}, but the stack {_stack_name()} has Python {have}: "
-                    f"build without --stack (pallet picks the shipped stack with that Python), change "
+                    f"build without --stack (pallet then picks a shipped stack with that Python, or names the "
+                    f"Pythons they have), change "
                     f"{name} to {'.'.join(have.split('.')[:2])}, or build on a stack with Python {version}")
 
 
