@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.lifecycle.platformstart import declared_start, note
+from builder.lifecycle.platformstart import declared_start, misnamed_procfile, note
 
 
 @pytest.mark.parametrize("files,found", [
@@ -36,3 +36,15 @@ def test_a_platforms_start_command_is_named(tmp_path: Path, files, found):
     said = note(tmp_path)
     assert (said is None) == (found is None)
     assert said is None or said.startswith(f"note: {found[0]} ({found[1]}) is not read: ") and "Procfile" in said
+
+
+@pytest.mark.parametrize("name", ["Procfile.txt", "procfile", "PROCFILE"])
+def test_a_procfile_under_another_name_is_named(tmp_path: Path, name):
+    """Notepad saves Procfile.txt; a case-insensitive file system commits procfile: read by nothing,
+    the buildpacks guessed the web process and nothing said why the Procfile's was not it."""
+    (tmp_path / name).write_text("web: gunicorn app:app\n")
+    (tmp_path / "railway.json").write_text('{"deploy": {"startCommand": "x"}}')
+    assert misnamed_procfile(tmp_path) == name
+    assert note(tmp_path).startswith(f"note: {name} is not read: the file's name is Procfile, exactly")
+    (tmp_path / "Procfile").write_text("web: gunicorn app:app\n")
+    assert misnamed_procfile(tmp_path) is None and note(tmp_path) is None

@@ -5,7 +5,8 @@ An app made from a Railway or Render template says how it starts in that platfor
 ``render.yaml``'s ``startCommand``), not in a Procfile. pallet's buildpacks guess the web process
 instead; when the guess is not what the author wrote (``python manage.py migrate && gunicorn
 mysite.wsgi``), nothing said so. ``pallet detect`` and ``pallet build`` now name the command and
-the Procfile line that would run it. Only files at the top of the app are read; nothing is run.
+the Procfile line that would run it; and a Procfile saved under another name (``Procfile.txt``,
+``procfile``), which nothing reads either. Only files at the top of the app are read; nothing is run.
 """
 
 from __future__ import annotations
@@ -85,8 +86,26 @@ def declared_start(app_dir: Path) -> tuple[str, str] | None:
     return None
 
 
+def misnamed_procfile(app_dir: Path) -> str | None:
+    """The name of a Procfile saved under another (``Procfile.txt`` from Notepad, ``procfile``
+    from a case-insensitive file system), when the app has no ``Procfile``: read by nothing."""
+    if (app_dir / "Procfile").exists():
+        return None
+    try:
+        names = sorted(p.name for p in app_dir.iterdir())
+    except OSError:
+        return None
+    return next((n for n in names if n != "Procfile" and re.fullmatch(r"(?i)procfile(\.txt)?", n)
+                 and (app_dir / n).is_file()), None)
+
+
 def note(app_dir: Path) -> str | None:
-    """One line naming the platform's start command pallet does not read, or None."""
+    """One line naming the start command pallet does not read (another platform's, or a
+    misnamed Procfile's), or None."""
+    misnamed = misnamed_procfile(app_dir)
+    if misnamed is not None:
+        return (f"note: {misnamed} is not read: the file's name is Procfile, exactly (no extension, capital P); "
+                f"rename it (git mv {misnamed} Procfile), else the buildpacks choose the web process")
     found = declared_start(app_dir)
     if found is None:
         return None
