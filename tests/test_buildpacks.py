@@ -1927,6 +1927,23 @@ def test_procfile_python_project_tools_run_the_command_itself(tmp_path):
     assert "the run image has no uv" in done.stderr
 
 
+def test_procfile_comment_after_a_command_is_the_shells(tmp_path):
+    """`web: gunicorn app:app --workers 2  # tuned for the dyno`: Heroku's bash -c reads the words
+    after # as a comment, pallet passed them to gunicorn as arguments (unrecognized arguments, the
+    process died). A word starting with # now runs the line through the shell; # inside a word
+    (`./run#1`) is no comment and stays a plain command."""
+    import tomllib
+
+    app = write(tmp_path / "app", {"Procfile": "web: gunicorn app:app --workers 2  # tuned for the dyno\n"
+                                               "clock: ./run#1\n", "run#1": ""})
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir(parents=True)
+    subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app, check=True,
+                   capture_output=True, text=True)
+    assert {p["type"]: p["command"] for p in tomllib.loads((layers / "launch.toml").read_text())["processes"]} == {
+        "web": ["/bin/sh", "-c", "gunicorn app:app --workers 2  # tuned for the dyno"], "clock": ["./run#1"]}
+
+
 PDM_SCRIPTS = """[project]\nname = "a"\n\n[tool.pdm.scripts]
 start = "gunicorn app:app --bind 0.0.0.0:$PORT"
 serve = {cmd = ["uvicorn", "main:app", "--port", "{args:8000}"]}
