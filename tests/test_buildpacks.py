@@ -506,6 +506,10 @@ def test_python_requirements_includes_are_part_of_the_venv_key(tmp_path, monkeyp
     ({"server.py": "import requests\n", "requirements/prod.txt": "requests\n", "requirements/dev.txt": "pytest\n"},
      "found requirements/prod.txt, requirements/dev.txt, which pallet does not install from: list the packages in "
      "requirements.txt (-r requirements/prod.txt)"),  # not dev.txt, which sorts first: the test tools
+    ({"app.py": "import flask\n", "requirement.txt": "flask\n"},  # a typo: read by nothing, as on Heroku
+     "app.py imports flask, and no requirements.txt installs it: found requirement.txt, which is not read (the name "
+     "is requirements.txt, exactly): rename it (git mv requirement.txt requirements.txt)"),
+    ({"app.py": "import flask\n", "Requirements.txt": "flask\n"}, "found Requirements.txt, which is not read"),
     ({"Procfile": "web: python3 -u bot/run.py\n", "bot/run.py": "import discord\nimport helpers\n",
       "bot/helpers.py": ""}, "bot/run.py imports discord, which no manifest installs"),
     ({"app.py": "import json, helpers\nfrom pkg.sub import x\nfrom . import y\n", "helpers.py": "",

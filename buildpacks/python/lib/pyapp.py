@@ -1110,8 +1110,10 @@ def _layer_key(toml_path: Path) -> str | None:
 #: Dependency files of tools pallet does not install with (a conda environment) or of places it
 #: does not look (requirements in a subdirectory): named when an app without a manifest imports
 #: what only they would install.
+#: requirements.txt under a name pip is never given: Windows' case, a typo, Notepad's extra .txt.
+MISNAMED = ("Requirements.txt", "requirement.txt", "requirements.txt.txt", "requirements")
 ELSEWHERE = ("environment.yml", "environment.yaml", "conda.yml", "requirements/*.txt", "*/requirements.txt",
-             "requirements.in")
+             "requirements.in", *MISNAMED)
 
 
 def _module_imports(path: Path) -> list[str]:
@@ -1187,6 +1189,11 @@ def check_imports(installer: str) -> None:
     # requirements/dev.txt sorts first but brings the test tools: the production file is the one to
     # include (bin/detect names the same one for an app with no Python file at the top).
     others.sort(key=lambda rel: not re.search(r"/(prod|production|base|common|main)[^/]*\.txt$", rel))
+    misnamed = [rel for rel in others if rel in MISNAMED]
+    if misnamed:  # Windows' case, a typo, Notepad's extra .txt: pip on Linux reads requirements.txt only
+        raise AppError(f"{script} imports {', '.join(names)}, and no requirements.txt installs it: found "
+                       f"{misnamed[0]}, which is not read (the name is requirements.txt, exactly): rename it "
+                       f"(git mv {misnamed[0]} requirements.txt)")
     raise AppError(f"{script} imports {', '.join(names)}, which no manifest installs (no requirements.txt, "
                    "pyproject.toml, Pipfile, uv.lock, poetry.lock, pdm.lock or setup.py at the top of the app)"
                    + (f"; found {', '.join(others)}, which pallet does not install from" if others else "")
