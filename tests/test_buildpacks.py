@@ -1761,6 +1761,32 @@ def test_static_site_in_a_folder(tmp_path, files, passes, said):
     assert not (layers / "server" / "env.launch" / "STATIC_ROOT.default").exists()
 
 
+@pytest.mark.parametrize("files,warned", [
+    ({"main.go": 'package main\nfunc main() {\n\thttp.ListenAndServe(":3000", nil)\n}\n'}, "main.go:3 listens on :3000"),
+    ({"cmd/api/main.go": 'package main\nfunc main() { r := gin.Default(); r.Run(":8000") }\n'},
+     "cmd/api/main.go:2 listens on :8000"),  # Gin's
+    ({"server.go": 'package main\nvar s = &http.Server{\n\tAddr:    "0.0.0.0:5000",\n}\n'}, "server.go:3 listens on :5000"),
+    ({"main.go": 'package main\nfunc main() { e.Start(":1323") }\n',
+      "config.go": 'package main\nvar port = os.Getenv("PORT")\n'}, None),  # reads PORT somewhere: its business
+    ({"main.go": 'package main\nfunc main() { r.Run() }\n'}, None),  # Gin's Run() reads PORT itself
+    ({"main.go": 'package main\nfunc main() {}\n', "main_test.go": 'package main\nvar _ = http.ListenAndServe(":9", nil)\n',
+      "vendor/x/x.go": 'package x\nvar _ = http.ListenAndServe(":9", nil)\n'}, None),
+])
+def test_go_server_on_a_port_of_its_own_is_a_warning(tmp_path, files, warned):
+    """Go's hello world, http.ListenAndServe(":3000", nil) (Gin's r.Run(":8000"), Echo's
+    e.Start(":1323")), built with no word: requests to $PORT never reached it. bin/detect and
+    bin/build (lib/port.sh) now warn when a listen address has a port written in the code and no
+    file reads PORT."""
+    app = write(tmp_path / "app", files)
+    done = subprocess.run(["bash", "-c", f"source {BUILDPACKS / 'go' / 'lib' / 'port.sh'} && own_port_warning"],
+                          cwd=app, capture_output=True, text=True, check=True)
+    if warned is None:
+        assert done.stdout == "", done.stdout
+    else:
+        assert done.stdout.startswith(f"warning: {warned}, a port written in the code, and the app never reads PORT: "
+                                      "requests to $PORT"), done.stdout
+
+
 def static_detect(app: Path) -> subprocess.CompletedProcess[str]:
     """pallet/static's bin/detect run in APP."""
     return subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
