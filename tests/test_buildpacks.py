@@ -802,6 +802,13 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
      ["/bin/sh", "-c", "node migrate.js && NAME='a b' exec node server.js"]),
     ({"scripts": {"start": 'echo "a;b" ; node "x y"'}}, ["/bin/sh", "-c", 'echo "a;b" ; exec node "x y"']),
     ({"scripts": {"start": "node a.js || node b.js"}}, ["/bin/sh", "-c", "node a.js || node b.js"]),
+    # steps run through the package manager (not in the run image) are the scripts' commands
+    # (sahat/hackathon-starter's start: the build failed naming npm); a build step ran at build time
+    ({"scripts": {"start": "npm run scss && node app.js", "scss": "sass --update public/css"}, "_lock": {"sass": "bin"}},
+     ["/bin/sh", "-c", "sass --update public/css && exec node app.js"]),
+    ({"scripts": {"start": "yarn db:migrate && npm run build && yarn serve", "db:migrate": "node a.js; node b.js",
+                  "serve": "node s.js", "build": "tsc"}},
+     ["/bin/sh", "-c", "{ node a.js; node b.js; } && exec node s.js"]),
     ({"scripts": {"start": "node $(cat entry)"}}, ["/bin/sh", "-c", "node $(cat entry)"]),
     ({"scripts": {"start": "node a.js > log 2>&1"}}, ["/bin/sh", "-c", "node a.js > log 2>&1"]),
     ({"scripts": {"start": "node a.js; export A=1"}}, ["/bin/sh", "-c", "node a.js; export A=1"]),
@@ -817,8 +824,12 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_node_web_process(tmp_path, pkg, command):
     pkg = dict(pkg)
     files = {f: "" for f in pkg.pop("_files", [])}
+    # production packages of the lockfile, by the command each gives
+    lock = {"lockfileVersion": 3, "packages": {f"node_modules/{c}": {"version": "1.0.0", "bin": {c: "cli.js"}}
+                                               for c in pkg.pop("_lock", {})}}
     app = write(tmp_path / "app", {"package.json": json.dumps({"name": "a", "version": "1.0.0", **pkg}),
-                                   "package-lock.json": "{}", **({pkg["main"]: ""} if "main" in pkg else {}), **files})
+                                   "package-lock.json": json.dumps(lock), **({pkg["main"]: ""} if "main" in pkg else {}),
+                                   **files})
     done = node_plan(app, tmp_path)
     assert done.returncode == 0, done.stderr
     import tomllib

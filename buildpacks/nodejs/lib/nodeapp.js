@@ -1047,6 +1047,44 @@ function afterBuild(pkg, start) {
   return m && m[2].trim() && runsBuild(pkg, m[1]) ? m[2].trim() : null;
 }
 
+//: A start script whose steps joined by && run scripts of the root through the package manager
+//: (hackathon-starter's `npm run scss && node app.js`): each such step is its script's command, as
+//: npm runs it (the run image has no npm); one that runs the build is left out (it ran at build
+//: time). The script with those steps replaced, or null when it has none (or quotes, which a
+//: split at && could cut). Done once: what a replaced script itself runs is not followed again.
+//: Only steps the image can run are replaced (runsInImage).
+const INLINED = Symbol("own scripts inlined");
+
+function withOwnScripts(pkg, start) {
+  if (pkg[INLINED] || /["'`\\]|\$\(/.test(start)) return null;
+  const steps = start.trim().split("&&").map((step) => step.trim());
+  if (steps.length < 2 || steps.some((step) => !step)) return null;
+  let changed = false;
+  const kept = [];
+  for (const step of steps) {
+    const own = ownScript(pkg, step);
+    if (runsBuild(pkg, step) || (own && own[1].includes("build"))) {
+      changed = true;
+      continue;
+    }
+    const inline = own && runsInImage(own[0]);
+    changed = changed || Boolean(inline);
+    kept.push(inline ? (/[;&|]/.test(own[0]) ? `{ ${own[0]}; }` : own[0]) : step);
+  }
+  return changed && kept.length ? kept.join(" && ") : null;
+}
+
+//: Whether each command of a script is node or a command a production dependency gives (the
+//: npm lockfile says; without one, node only): a step the image could not run (`npm run lint`,
+//: eslint a devDependency's or no package's) stays the package manager's, which the build names.
+function runsInImage(script) {
+  const locked = lockedCommands();
+  return script.split(/&&|\|\||[;|&]/).every((part) => {
+    const word = commandWord(part);
+    return word === "node" || Boolean(locked && locked.prod.has(word));
+  });
+}
+
 //: A prestart script, which `npm start` runs first (a migration, a check of the environment): run
 //: before the start command, as npm runs it. Not one that runs the build or an install
 //: (pallet/node-build and this buildpack did), nor one the image cannot run: a devDependency's
@@ -1370,6 +1408,12 @@ function rootStartCommand(pkg, wsDirs) {
       const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: rest } }, wsDirs);
       return [cmd, `scripts.start ${JSON.stringify(start.trim())} without its build, which ran at build time` +
         (why === "scripts.start" ? "" : `; ${why}`)];
+    }
+    const inlined = withOwnScripts(pkg, start);
+    if (inlined) {
+      const [cmd, why] = rootStartCommand({ ...pkg, scripts: { ...pkg.scripts, start: inlined }, [INLINED]: true }, wsDirs);
+      return [cmd, `scripts.start ${JSON.stringify(start.trim())} with the scripts it runs through the package manager ` +
+        `as their commands (the run image has none)${why === "scripts.start" ? "" : `; ${why}`}`];
     }
     const ws = wsDirs.length ? delegatedStart(start, wsDirs) : null;
     if (ws) {
