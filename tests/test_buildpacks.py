@@ -638,6 +638,15 @@ def test_python_patch_level_notice(tmp_path, monkeypatch):
     ({"package.json": "{}", "gen.py": ""}, False),  # a Node.js app's helper script
     ({"go.mod": "module x\n", "tools.py": ""}, False),
     ({"README.md": ""}, False),
+    # a static site's tools (build.py made its pages; the image ran it as the web process and it
+    # exited) and its preview server: pallet/static serves the site
+    ({"index.html": "", "build.py": "import os\nprint(os.listdir('.'))\n", "a.py": "", "b.py": "", "c.py": ""}, False),
+    ({"index.html": "", "serve.py": "import http.server\nhttp.server.test(http.server.SimpleHTTPRequestHandler)\n"},
+     False),
+    ({"index.html": "", "server.py": "class H(BaseHTTPRequestHandler):\n    def do_POST(self):\n        pass\n"},
+     True),  # answers requests itself: a Python app
+    ({"index.html": "", "build.py": "", "requirements.txt": ""}, True),  # a manifest says so
+    ({"index.html": "", "build.py": "", "Procfile": "web: python build.py\n"}, True),
 ])
 def test_python_detects_top_level_scripts(tmp_path, files, passes):
     app = write(tmp_path, files)
