@@ -1985,13 +1985,17 @@ def test_procfile_comment_after_a_command_is_the_shells(tmp_path):
     import tomllib
 
     app = write(tmp_path / "app", {"Procfile": "web: gunicorn app:app --workers 2  # tuned for the dyno\n"
-                                               "clock: ./run#1\n", "run#1": ""})
+                                               "clock: ./run#1\nrelease: python manage.py migrate\n", "run#1": ""})
     layers = tmp_path / "layers" / "pallet_procfile"
     layers.mkdir(parents=True)
-    subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app, check=True,
-                   capture_output=True, text=True)
+    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app, check=True,
+                          capture_output=True, text=True)
     assert {p["type"]: p["command"] for p in tomllib.loads((layers / "launch.toml").read_text())["processes"]} == {
-        "web": ["/bin/sh", "-c", "gunicorn app:app --workers 2  # tuned for the dyno"], "clock": ["./run#1"]}
+        "web": ["/bin/sh", "-c", "gunicorn app:app --workers 2  # tuned for the dyno"], "clock": ["./run#1"],
+        "release": ["python", "manage.py", "migrate"]}
+    # Heroku's release phase: a process type nothing starts by itself, said with how to run it
+    assert "note: release: is a process type of the image, run by nothing on its own" in done.stdout, done.stdout
+    assert "pallet run IMAGE release" in done.stdout
 
 
 PDM_SCRIPTS = """[project]\nname = "a"\n\n[tool.pdm.scripts]
