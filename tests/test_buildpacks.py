@@ -1789,6 +1789,7 @@ def test_static_site_in_a_folder(tmp_path, files, passes, said):
     ({"main.go": 'package main\nfunc main() { e.Start(":1323") }\n',
       "config.go": 'package main\nvar port = os.Getenv("PORT")\n'}, None),  # reads PORT somewhere: its business
     ({"main.go": 'package main\nfunc main() { r.Run() }\n'}, None),  # Gin's Run() reads PORT itself
+    ({"main.go": 'package main\nvar dsn = "db:5432"\nfunc main() { r.Run() }\n'}, None),  # an address, no listen
     ({"main.go": 'package main\nfunc main() {}\n', "main_test.go": 'package main\nvar _ = http.ListenAndServe(":9", nil)\n',
       "vendor/x/x.go": 'package x\nvar _ = http.ListenAndServe(":9", nil)\n'}, None),
 ])
@@ -1798,7 +1799,8 @@ def test_go_server_on_a_port_of_its_own_is_a_warning(tmp_path, files, warned):
     bin/build (lib/port.sh) now warn when a listen address has a port written in the code and no
     file reads PORT."""
     app = write(tmp_path / "app", files)
-    done = subprocess.run(["bash", "-c", f"source {BUILDPACKS / 'go' / 'lib' / 'port.sh'} && own_port_warning"],
+    done = subprocess.run(["bash", "-c", f"set -euo pipefail; source {BUILDPACKS / 'go' / 'lib' / 'port.sh'}; "
+                           "own_port_warning"],  # as bin/detect and bin/build run it
                           cwd=app, capture_output=True, text=True, check=True)
     if warned is None:
         assert done.stdout == "", done.stdout

@@ -15,7 +15,7 @@ own_port() {
         --exclude-dir=node_modules --exclude-dir=.git '"PORT"' . 2>/dev/null || return 0
     local pattern='(ListenAndServe(TLS)?|\.(Run|RunTLS|Start|StartTLS|Listen|ListenTLS)|Addr[[:space:]]*:|net\.Listen\("tcp",)[[:space:]]*\(?[[:space:]]*"[^":]*:[0-9]+"'
     # shellcheck disable=SC2086  # the file names are grep's, one a line
-    grep -HnE -m1 "$pattern" $files 2>/dev/null | head -n1 \
+    { grep -HnE -m1 "$pattern" $files 2>/dev/null || true; } | head -n1 \
         | sed -E 's#^\./##; s#^([^:]+:[0-9]+):.*"[^":]*(:[0-9]+)".*#\1 \2#'
 }
 
