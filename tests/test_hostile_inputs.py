@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from builder.oci.stores.layout import LayoutStore
-from tests.cli import pallet
+from tests.cli import ROOT, pallet
 from tests.imagekit import push_layer_blobs, tar_of
 
 HUGE = "9" * 5000
@@ -77,6 +78,21 @@ def test_malformed_app_files_are_the_buildpacks_one_line_error(tmp_path: Path, f
     assert needle in out, out
     line = next(ln for ln in out.splitlines() if needle in ln)
     assert "error" in line or "the build will fail" in line, line
+
+
+@pytest.mark.parametrize("procfile, size", [
+    ("web: " + "a b" * 700_000 + "\n", "2100006 bytes of 1 process types"),   # bash: minutes, quadratic
+    ("".join(f"w{i}: x\n" for i in range(300)), "2290 bytes of 300 process types"),
+])
+def test_a_procfile_no_one_writes_is_refused_before_it_is_read(tmp_path: Path, procfile: str, size: str) -> None:
+    """A Procfile of one 2 MiB line held the build for more than five minutes (bash's string
+    matching on the line), one of 6,500 process types a minute: now at most 64 KiB and 256 types."""
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "Procfile").write_text(procfile)
+    done = subprocess.run(["bash", str(ROOT / "buildpacks" / "procfile" / "bin" / "build"), str(tmp_path / "layers")],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.startswith(f"Procfile: the file is {size}, more than any Procfile")
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "layers" / "launch.toml").exists()
 
 
 # -- pallet reads the versions an app asks for ------------------------------------------------------
