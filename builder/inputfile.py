@@ -24,6 +24,8 @@ def open_input(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool
     ``follow_symlinks``, a symlink is refused too: for files a sandboxed step wrote, where the
     link was meant inside the sandbox and would name a host file here."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO's open does not wait
+    if "\0" in os.fsdecode(path):   # os.open's ValueError: no file can be named so
+        raise InputFileError(f"{os.fsdecode(path)!r}: the {what}'s name has a NUL character; no file is named so")
     try:
         fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
     except OSError as exc:

@@ -70,6 +70,14 @@ def test_a_dsa_key_is_refused_in_one_line_without_a_warning(tmp_path: Path) -> N
     one_line_error(pallet("sign", "--key", str(tmp_path / "dsa.key"), ref, check=False), "only ECDSA")
 
 
+def test_a_policy_naming_a_key_with_a_nul_character_is_a_one_line_error(tmp_path: Path) -> None:
+    """os.open's ValueError (embedded null byte) was a traceback: no file can be named so."""
+    push_image(LayoutStore(tmp_path / "img"), [{"a": b"1"}], tag="t")
+    (tmp_path / "policy.toml").write_text('keys = ["keys/a\\u0000.pub"]\n')
+    one_line_error(pallet("verify", "--policy", str(tmp_path / "policy.toml"), f"oci:{tmp_path}/img:t", check=False),
+                   "public key's name has a NUL character")
+
+
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_a_policy_or_a_key_it_names_that_is_not_a_regular_file_is_refused(box: Path, kind: str) -> None:
     special, ref = _special(box, kind), f"oci:{box}/img:t"
