@@ -1263,6 +1263,28 @@ def test_pnpm_without_package_manager_is_chosen_within_engines_pnpm(tmp_path, en
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("release,text,spec,focus", [
+    (".yarn/releases/yarn-3.8.7.cjs", "/* a bundle */", "@yarnpkg/cli-dist@3.8.7", ""),
+    # yarn 2's `yarn set version berry` name: the version is the bundle's own
+    (".yarn/releases/yarn-berry.cjs", 'x={name:"@yarnpkg/cli",version:"2.4.3",license:"BSD"}', "@yarnpkg/cli-dist@2.4.3", ""),
+    (".yarn/releases/yarn-4.9.1.cjs", "/* a bundle */", "@yarnpkg/cli-dist@4.9.1", "1"),
+    (None, None, "@yarnpkg/cli-dist@4", "1"),  # none kept: yarn 4, by the lockfile's format
+])
+def test_yarn_release_kept_in_the_repository_is_the_yarn_used(tmp_path, release, text, spec, focus):
+    """A berry app without packageManager whose .yarnrc.yml names its release (yarnPath, as
+    `yarn set version` writes it): every yarn runs that file. Taken for yarn 4, a yarn 3 app
+    failed its build at `workspaces focus` (Command not found: yarn 3 needs its plugin)."""
+    files = {"package.json": json.dumps({"name": "a", "scripts": {"start": "node server.js"}}),
+             "yarn.lock": "__metadata:\n  version: 6\n", ".yarnrc.yml": "nodeLinker: node-modules\n"}
+    if release:
+        files.update({release: text, ".yarnrc.yml": f"yarnPath: {release}\nnodeLinker: node-modules\n"})
+    app = write(tmp_path / "app", files)
+    done = node_plan(app, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"TOOL_INSTALL='{spec}'\n" in done.stdout and f"YARN_FOCUS='{focus}'\n" in done.stdout, done.stdout
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("layout", ["npm", "pnpm"])
 def test_node_monorepo_root_that_only_builds_is_not_a_front_end_app(tmp_path, layout):
     """A root with a build script and no start script whose workspace has one: that workspace

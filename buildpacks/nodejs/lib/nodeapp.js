@@ -157,6 +157,25 @@ function yarnrc() {
   return out;
 }
 
+//: The version of the yarn release an app keeps in its repository and names in .yarnrc.yml's
+//: yarnPath (`yarn set version` writes `.yarn/releases/yarn-3.8.7.cjs`; yarn 2's `yarn-berry.cjs`
+//: says it inside, as the bundle's @yarnpkg/cli version), or "". Every yarn runs that file
+//: instead of itself: taken for yarn 4 (a berry lockfile without packageManager), a yarn 3 app
+//: failed the build at `workspaces focus`, which yarn 3 lacks without its plugin.
+function yarnPathVersion() {
+  const file = yarnrc().yarnPath;
+  if (!file || path.isAbsolute(file) || path.normalize(file).startsWith("..") || !exists(file)) return "";
+  const named = /yarn-(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)\.c?js$/.exec(file);
+  if (named) return named[1];
+  try {
+    const text = fs.statSync(file).size < (64 << 20) ? fs.readFileSync(file, "latin1") : "";
+    const inside = /name:\s*"@yarnpkg\/cli",\s*version:\s*"(\d+\.\d+\.\d+[^"]*)"/.exec(text);
+    return inside ? inside[1] : "";
+  } catch {
+    return "";
+  }
+}
+
 function manager(pkg) {
   const found = LOCKFILES.filter(([file]) => exists(file));
   const tools = [...new Set(found.map(([, tool]) => tool))];
@@ -175,7 +194,7 @@ function manager(pkg) {
   // The version: packageManager's, else what the lockfile's format needs.
   let version = field ? field.version : "";
   if (!version) {
-    if (tool === "yarn") version = lockfile && isBerryLock(lockfile) ? "4" : "1";
+    if (tool === "yarn") version = yarnPathVersion() || (lockfile && isBerryLock(lockfile) ? "4" : "1");
     else if (tool === "pnpm") version = pnpmWithinEngines(pkg, lockfile ? lockfileMajor(lockfile) : "9");
     else if (tool === "bun") version = "1";
   }
