@@ -1831,6 +1831,25 @@ def test_go_server_on_a_port_of_its_own_is_a_warning(tmp_path, files, warned):
                                       "requests to $PORT"), done.stdout
 
 
+@pytest.mark.parametrize("files,error", [
+    ({"main.go": 'package main\n\nimport "github.com/gin-gonic/gin"\n\nfunc main() { gin.Default().Run() }\n'},
+     "error: the app imports github.com/gin-gonic/gin, and has no go.mod to say which version to fetch: run go mod "
+     "init MODULE && go mod tidy, and commit go.mod and go.sum"),
+    ({"main.go": 'package main\n\nimport (\n\t"fmt"\n\tr "github.com/go-chi/chi/v5"\n)\n',
+      "db.go": 'package main\n\nimport _ "github.com/lib/pq"\n', "x_test.go": 'package main\nimport "example.com/t"\n'},
+     "error: the app imports github.com/go-chi/chi/v5 (and 1 more), and has no go.mod"),
+    ({"main.go": 'package main\n\nimport (\n\t"fmt"\n\t"net/http"\n)\n'}, None),  # the standard library: built
+])
+def test_go_main_without_go_mod_that_imports_modules_is_a_clear_error(tmp_path, files, error):
+    """A main.go without go.mod importing Gin was said to build 'standard library only', then go build
+    failed with 'no required module provides package ...; to add it: go get', advice for a
+    developer's checkout. bin/detect and bin/build (lib/modules.sh nomod_error) say what to commit."""
+    app = write(tmp_path / "app", files)
+    done = subprocess.run(["bash", "-c", f"set -euo pipefail; source {BUILDPACKS / 'go' / 'lib' / 'modules.sh'}; "
+                           "nomod_error"], cwd=app, capture_output=True, text=True, check=True)
+    assert done.stdout.startswith(error) if error else done.stdout == "", done.stdout
+
+
 def static_detect(app: Path) -> subprocess.CompletedProcess[str]:
     """pallet/static's bin/detect run in APP."""
     return subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,

@@ -58,3 +58,29 @@ module_sources_summary() {  # FILE...
         echo "modules replaced by directories of the app, no download: $local_dirs"
     fi
 }
+
+# The imports of FILES that are no standard-library package (their first path element has a dot:
+# github.com/gin-gonic/gin), one a line, sorted: what a main.go without go.mod cannot build, as
+# no go.mod says which versions to fetch ("no required module provides package ...").
+nonstd_imports() {  # FILE...
+    awk '
+    function take(s) { if (match(s, /"[^"]+"/)) { p = substr(s, RSTART + 1, RLENGTH - 2); split(p, e, "/")
+                                                 if (e[1] ~ /\./) print p } }
+    /^[[:space:]]*import[[:space:]]*\(/ { block = 1; next }
+    block && /^[[:space:]]*\)/ { block = 0; next }
+    block { take($0); next }
+    /^[[:space:]]*import[[:space:]]/ { take($0) }
+    ' "$@" 2>/dev/null | sort -u
+}
+
+# The error for top-level Go files without go.mod that import modules, or nothing.
+nomod_error() {
+    local files=() f imports
+    for f in *.go; do [[ "$f" == *_test.go || ! -f "$f" ]] || files+=("$f"); done
+    [[ ${#files[@]} -gt 0 ]] || return 0
+    imports=$(nonstd_imports "${files[@]}")
+    [[ -n "$imports" ]] || return 0
+    echo "error: the app imports $(head -n1 <<< "$imports")$([[ $(wc -l <<< "$imports") -lt 2 ]] || echo " (and $(( $(wc -l <<< "$imports") - 1 )) more)")," \
+         "and has no go.mod to say which version to fetch: run go mod init MODULE && go mod tidy, and commit go.mod" \
+         "and go.sum"
+}
