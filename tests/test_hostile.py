@@ -22,6 +22,7 @@ import pytest
 
 from builder.errors import DigestMismatchError, PalletError
 from builder.lifecycle import rootfs
+from builder.oci import mediatypes as mt
 from builder.oci.image import load_image
 from builder.oci.stores.layout import LayoutStore
 from tests.cli import ROOT, pallet
@@ -274,6 +275,22 @@ def test_malformed_image_configs_are_one_line_errors(tmp_path: Path, env: dict[s
     one_line_error(pallet("inspect", ref, env=env, check=False), field)
     one_line_error(pallet("run", ref, env=env, check=False), field)
     one_line_error(pallet("copy", ref, f"docker-archive:{tmp_path}/a.tar", env=env, check=False), field)
+    assert not (tmp_path / "a.tar").exists()
+
+
+def test_an_artifact_is_said_to_be_no_container_image(tmp_path: Path, env: dict[str, str]) -> None:
+    """A Helm chart pushed as OCI (its config application/vnd.cncf.helm.config.v1+json, its layer
+    the chart's tgz) was refused as "1 layers in the manifest but 0 diff_ids in the config"."""
+    store = LayoutStore(tmp_path / "chart")
+    config = store.put_blob_bytes(b'{"name": "c", "version": "0.1.0"}', "application/vnd.cncf.helm.config.v1+json")
+    chart = store.put_blob_bytes(gzip.compress(tar_of({"c/Chart.yaml": b"name: c\n"}), mtime=0),
+                                 "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
+    manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": config.to_json(), "layers": [chart.to_json()]}
+    store.put_manifest(json.dumps(manifest).encode(), mt.OCI_MANIFEST, tag="t")
+    ref = f"oci:{tmp_path}/chart:t"
+    needle = "is not a container image but an artifact: its config is 'application/vnd.cncf.helm.config.v1+json'"
+    for command in (["inspect", ref], ["run", ref], ["copy", ref, f"docker-archive:{tmp_path}/a.tar"]):
+        one_line_error(pallet(*command, env=env, check=False), needle)
     assert not (tmp_path / "a.tar").exists()
 
 

@@ -12,7 +12,8 @@ from functools import cached_property
 
 from builder.errors import NotFoundError, PalletError
 from builder.oci import mediatypes as mt
-from builder.oci.model import MAX_CONFIG, Descriptor, ImageConfig, Index, Manifest, ModelError, Platform
+from builder.oci.model import (MAX_CONFIG, Descriptor, ImageConfig, Index, Manifest, ModelError, Platform,
+                               not_an_image)
 from builder.oci.stores.base import Store
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
@@ -68,10 +69,12 @@ class Image:
         """(descriptor, diffID) pairs, bottom layer first."""
         diff_ids = self.config.diff_ids
         if len(diff_ids) != len(self.manifest.layers):
+            not_an_image(f"image {self.digest}", self.manifest)
             raise PalletError(
                 f"image {self.digest}: {len(self.manifest.layers)} layers in the manifest but "
                 f"{len(diff_ids)} diff_ids in the config; the image is invalid")
         return list(zip(self.manifest.layers, diff_ids))
+
 
 
 def load_image(store: Store, ref: str, platform: Platform | None = None) -> Image:

@@ -450,3 +450,17 @@ class ImageConfig:
     @property
     def platform(self) -> Platform:
         return Platform(os=self.os, architecture=self.architecture, variant=self.variant)
+
+
+#: The media types of a container image's config (OCI's, Docker's).
+IMAGE_CONFIGS = (mt.OCI_CONFIG, mt.DOCKER_CONFIG)
+
+
+def not_an_image(what: str, manifest: Manifest) -> None:
+    """ModelError when ``manifest`` is an artifact's (a Helm chart, a signature, an SBOM: its
+    config of another media type), not a container image's. Its layers are no filesystem; it
+    was refused as an image with "0 diff_ids in the config", which told nobody what it was."""
+    config_type = manifest.config.media_type
+    if config_type not in IMAGE_CONFIGS:
+        raise ModelError(f"{what} is not a container image but an artifact: its config is {config_type!r}, "
+                         f"not an image config ({IMAGE_CONFIGS[0]})")

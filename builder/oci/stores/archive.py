@@ -44,7 +44,8 @@ from builder.inputfile import open_input
 from builder.oci import mediatypes as mt
 from builder.oci.digest import VerifyingReader, is_digest, sha256, split, verify_bytes
 from builder.oci.layerread import CORRUPT, BoundedTarInfo
-from builder.oci.model import MAX_CONFIG, Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json, media_type_of
+from builder.oci.model import (MAX_CONFIG, Descriptor, ImageConfig, Index, Manifest, ModelError, canonical_json,
+                               media_type_of, not_an_image)
 from builder.oci.stores.base import MAX_DOCUMENT, ProgressFn, Store, nearest_existing
 
 #: Annotation containerd and Docker >= 25 put on index.json entries: the full image name.
@@ -762,6 +763,7 @@ class ArchiveStore(Store):
         with self._opener(manifest.config)() as blob:
             config = ImageConfig.from_bytes(blob.read())
         if len(config.diff_ids) != len(manifest.layers):
+            not_an_image("the image", manifest)
             raise ModelError(f"{len(manifest.layers)} layers in the manifest but {len(config.diff_ids)} diff_ids in "
                              f"the config {manifest.config.digest}; the image is invalid, docker load refuses it")
 
