@@ -811,6 +811,13 @@ def node_plan(app: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
      ["/bin/sh", "-c", "node migrate.js && NAME='a b' exec node server.js"]),
     ({"scripts": {"start": 'echo "a;b" ; node "x y"'}}, ["/bin/sh", "-c", 'echo "a;b" ; exec node "x y"']),
     ({"scripts": {"start": "node a.js || node b.js"}}, ["/bin/sh", "-c", "node a.js || node b.js"]),
+    # pm2 start daemonizes and returns: the container stopped at once; --no-daemon keeps it
+    ({"scripts": {"start": "pm2 start ecosystem.config.json"}}, ["pm2", "start", "ecosystem.config.json", "--no-daemon"]),
+    ({"scripts": {"start": "cross-env NODE_ENV=production pm2 start ./src/index.js"}},
+     ["cross-env", "NODE_ENV=production", "pm2", "start", "./src/index.js", "--no-daemon"]),
+    ({"scripts": {"start": "node migrate.js; pm2 start app.js -i 2"}},
+     ["/bin/sh", "-c", "node migrate.js; exec pm2 start app.js -i 2 --no-daemon"]),
+    ({"scripts": {"start": "pm2 start app.js --no-daemon"}}, ["pm2", "start", "app.js", "--no-daemon"]),
     # steps run through the package manager (not in the run image) are the scripts' commands
     # (sahat/hackathon-starter's start: the build failed naming npm); a build step ran at build time
     ({"scripts": {"start": "npm run scss && node app.js", "scss": "sass --update public/css"}, "_lock": {"sass": "bin"}},

@@ -1370,6 +1370,22 @@ function procfileNote([type, cmd, why]) {
   return `Procfile ${type}: ${cmd.join(" ")} (${why}: the run image has no npm, yarn or pnpm)`;
 }
 
+//: `pm2 start app.js` starts pm2's daemon, which forks the app, and returns: as a container's
+//: process it exited at once, and the container with it (pm2's docs say pm2-runtime, or
+//: --no-daemon, in containers). Its last command, `pm2 start ...` without --no-daemon, gets it.
+const PM2_START = /(^|&&\s*|;\s*|\s)(pm2 start(?:\s+[^;&|]*?)?)(\s*)$/;
+
+function pm2Foreground([cmd, why]) {
+  const sh = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3;
+  const script = sh ? cmd[2] : cmd.join(" ");
+  const m = PM2_START.exec(script);
+  if (!m || /\s--no-daemon\b/.test(m[2])) return [cmd, why];
+  const fixed = `${script.slice(0, m.index + m[1].length)}${m[2]} --no-daemon${m[3]}`;
+  START_NOTES.push(`${m[2].trim()} runs with --no-daemon: without it pm2 starts its daemon and returns, and the ` +
+    "container stops at once (pm2-runtime, of the same package, is pm2's command for containers)");
+  return [sh ? ["/bin/sh", "-c", fixed] : fixed.split(/\s+/), why];
+}
+
 //: Heroku's build steps, scripts it runs around the install (`heroku-postbuild` instead of
 //: `build`: a MERN app's "npm install --prefix client && npm run build --prefix client"). pallet
 //: runs neither: said, rather than an image that starts without what they make.
@@ -1403,7 +1419,7 @@ function portNotes(cmd) {
 
 function startCommand(pkg, wsDirs) {
   START_NOTES.push(...herokuNotes(pkg));
-  const started = rootStartCommand(pkg, wsDirs);
+  const started = pm2Foreground(rootStartCommand(pkg, wsDirs));
   START_NOTES.push(...portNotes(started[0]));
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
     withPrestart(pkg, started) : started;
