@@ -1554,7 +1554,7 @@ PREBUILT = {"uwsgi": "pyuwsgi (the same server, published as wheels)",
 def cmd_diagnose(log: str) -> int:
     """After a failed install: what the build could not reach, a pin whose version requires
     another Python, or, when a package was built from its source and that failed for
-    lack of headers or tools (the stacks' build images have a C compiler but no Python headers),
+    lack of headers or tools (a stack's build image may lack Python's headers, pg_config, Rust),
     one line saying which package and what to do, after the installer's own output."""
     try:
         text = Path(log).read_text(errors="replace")
