@@ -248,7 +248,7 @@ EXPECTED = {
         "app config.asgi:application, uvicorn)"], "Hello from python-django-asgi\n"),
     "python-waitress-factory": (["pallet/python"], [
         "web: /bin/sh -c exec waitress-serve --listen \"0.0.0.0:${PORT:-8080}\" --call todo:create_app (rule: WSGI, flask "
-        "app todo:create_app(), waitress)"], "Hello from python-waitress-factory\n"),
+        "app todo:create_app(), waitress)"], "Hello from python-waitress-factory (3 words, counted in C)\n"),
     "go-procfile-bin": (["pallet/go", "pallet/procfile"], ["pallet/procfile: found Procfile"],
                         "Hello from go-procfile-bin api\n"),
     "static-staticfile-root-slash": (["pallet/static"], ["found Staticfile: serving public/ with pallet-static; not "

@@ -1,4 +1,5 @@
 from flask import Flask
+from wordcount import words
 
 
 def create_app(test_config=None):
@@ -6,6 +7,7 @@ def create_app(test_config=None):
 
     @app.route("/")
     def index():
-        return "Hello from python-waitress-factory\n"
+        greeting = "Hello from python-waitress-factory"
+        return f"{greeting} ({words(greeting)} words, counted in C)\n"
 
     return app
