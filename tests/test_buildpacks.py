@@ -885,6 +885,29 @@ def test_node_ps_for_run_images_lists_a_processs_children_as_procps_does(tmp_pat
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("extra,fails", [
+    ({}, True),
+    ({"_files": ["dist/web.js"]}, False),  # committed
+    ({"build": "tsc --build"}, False),     # what the error says to do
+])
+def test_node_start_file_only_a_skipped_postinstall_makes_is_a_clear_error(tmp_path, extra, fails):
+    """GCP's sample-node-tsc: "postinstall": "tsc --build", tsc a devDependency's, so it is not
+    run for the image, and "start": "node dist/web.js" died as it started (Cannot find module)."""
+    extra = dict(extra)
+    files = {f: "" for f in extra.pop("_files", [])}
+    pkg = {"name": "a", "scripts": {"postinstall": "tsc --build", "start": "node dist/web.js", **extra},
+           "dependencies": {"express": "4.18.2"}, "devDependencies": {"typescript": "4.2.3"}}
+    lock = {"lockfileVersion": 3, "packages": {"": {"name": "a"}, "node_modules/express": {"version": "4.18.2"},
+                                               "node_modules/typescript": {"version": "4.2.3", "dev": True,
+                                                                           "bin": {"tsc": "bin/tsc"}}}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg), "package-lock.json": json.dumps(lock), **files})
+    done = node_plan(app, tmp_path)
+    message = ('error: the web process runs node dist/web.js, which is not in the app, and nothing makes it: '
+               'scripts.postinstall "tsc --build" would, but it runs a devDependency\'s command')
+    assert (done.returncode == 1 and message in done.stderr) if fails else done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("start,port", [
     ("PORT=3000 node server.js", "3000 (PORT=3000)"), ("next start -p 3000", "3000 (-p 3000)"),
     ("serve -s build -l 5000", "5000 (-l 5000)"), ("node server.js --port=4000", "4000 (--port=4000)"),

@@ -1420,6 +1420,7 @@ function portNotes(cmd) {
 function startCommand(pkg, wsDirs) {
   START_NOTES.push(...herokuNotes(pkg));
   const started = pm2Foreground(rootStartCommand(pkg, wsDirs));
+  if (pkg) checkStartFileIsMade(pkg, started[0]);
   START_NOTES.push(...portNotes(started[0]));
   return pkg && pkg.scripts && typeof pkg.scripts.start === "string" && pkg.scripts.start.trim() ?
     withPrestart(pkg, started) : started;
@@ -1525,6 +1526,27 @@ function checkSomethingStarts(pkg, staleMain) {
       `("build": ${JSON.stringify(scripts[build].trim())}; its output is served), else add` : ": add") +
     " a start script that runs the server with node (\"start\": \"node server.js\"; TypeScript compiled by a " +
     "build script first), or a Procfile");
+}
+
+//: `node FILE` as the web process, FILE not in the app, and what would make it not run: no build
+//: script, prestart or Procfile, and the root's install script that would is not run, its command
+//: a devDependency's (GCP's sample-node-tsc compiles in "postinstall": "tsc --build"): the image
+//: died as it started (Cannot find module). A build error naming the script and the way out. (Only a failure depends on the file: a plan that passes depends on package.json alone.)
+function checkStartFileIsMade(pkg, cmd) {
+  const scripts = pkg.scripts && typeof pkg.scripts === "object" ? pkg.scripts : {};
+  const has = (n) => typeof scripts[n] === "string" && scripts[n].trim();
+  if (cmd[0] !== "node" || has("build") || has("prestart") || exists("Procfile") || hasBuildOutputShape(pkg)) return;
+  const file = cmd.slice(1).find((a) => !a.startsWith("-"));
+  if (!file || ["", ".js", ".mjs", ".cjs", "/index.js"].some((ext) => exists(file + ext))) return;
+  const root = rootScripts(pkg);
+  // a postinstall of the app's own that runs (node scripts/gen.js) may make it
+  if (!root || root.run.length) return;
+  const skipped = ROOT_INSTALL_SCRIPTS.find((n) => has(n) && root.skipped.some((why) => why.startsWith(`${n} (runs `)));
+  if (!skipped) return;
+  throw new AppError(`the web process runs node ${file}, which is not in the app, and nothing makes it: ` +
+    `scripts.${skipped} ${JSON.stringify(scripts[skipped].trim())} would, but it runs a devDependency's command, and ` +
+    "the image's install has production dependencies only; name it build (\"build\": " +
+    `${JSON.stringify(scripts[skipped].trim())}), which pallet runs at build time with the devDependencies`);
 }
 
 //: A build script under another name (`docs:build`, what `vitepress init` writes, `build:prod`):
