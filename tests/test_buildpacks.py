@@ -1833,6 +1833,47 @@ def test_static_site_in_a_folder(tmp_path, files, passes, said):
     assert not (layers / "server" / "env.launch" / "STATIC_ROOT.default").exists()
 
 
+@pytest.mark.parametrize("root,spa,served", [
+    ("alternate", "true", "/workspace/alternate"),   # Paketo's no-config-file sample: over public/
+    ("./public/", "", "/workspace/public"),
+    (".", "", "/workspace"),
+    ("/workspace/alternate", "", "/workspace/alternate"),
+])
+def test_paketos_web_server_variables_set_the_root_and_the_fallback(tmp_path, root, spa, served):
+    """An app built with Paketo's web-servers buildpack names its root in BP_WEB_SERVER_ROOT and
+    its single-page fallback in BP_WEB_SERVER_ENABLE_PUSH_STATE: detect and build read them as a
+    Staticfile's root: and pushstate: (the variable wins over a Staticfile's root)."""
+    app = write(tmp_path / "app", {"public/index.html": "", "alternate/index.html": "", "Staticfile": "root: public\n"})
+    env = {**os.environ, "CNB_BUILDPACK_DIR": str(BUILDPACKS / "static"), "BP_WEB_SERVER_ROOT": root,
+           "BP_WEB_SERVER_ENABLE_PUSH_STATE": spa}
+    done = subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0 and f"BP_WEB_SERVER_ROOT={root}: serving {root}/ with pallet-static" in done.stdout
+    assert ("unknown routes get index.html" in done.stdout) == bool(spa), done.stdout
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "build"), str(layers)], cwd=app, check=True,
+                   capture_output=True, env=env)
+    launch = layers / "server" / "env.launch"
+    assert (launch / "STATIC_ROOT.default").read_text() == served
+    assert (launch / "STATIC_SPA.default").exists() == bool(spa)
+    env.pop("BP_WEB_SERVER_ROOT"), env.pop("BP_WEB_SERVER_ENABLE_PUSH_STATE")   # unset again: the Staticfile's
+    subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "build"), str(layers)], cwd=app, check=True,
+                   capture_output=True, env=env)
+    assert not (launch / "STATIC_ROOT.default").exists() and not (launch / "STATIC_SPA.default").exists()
+
+
+@pytest.mark.parametrize("root", ["../outside", "missing", "/etc", "/workspace/../etc", "/workspacex", "/"])
+def test_a_web_server_root_that_is_no_directory_of_the_app_is_an_error(tmp_path, root):
+    app = write(tmp_path / "app", {"index.html": ""})
+    (tmp_path / "outside").mkdir()
+    done = subprocess.run(["bash", str(BUILDPACKS / "static" / "bin" / "detect")], cwd=app, capture_output=True,
+                          text=True, env={**os.environ, "BP_WEB_SERVER_ROOT": root})
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == f"error: BP_WEB_SERVER_ROOT={root!r} is not a directory of the app; name one " \
+                          "(BP_WEB_SERVER_ROOT=public)\n"
+
+
 @pytest.mark.parametrize("files,warned", [
     ({"main.go": 'package main\nfunc main() {\n\thttp.ListenAndServe(":3000", nil)\n}\n'}, "main.go:3 listens on :3000"),
     ({"cmd/api/main.go": 'package main\nfunc main() { r := gin.Default(); r.Run(":8000") }\n'},
