@@ -213,3 +213,28 @@ def test_a_docker_archive_of_hostile_extended_headers_is_refused_in_one_line(tmp
                                          + b"\0" * 1024)
     one_line_error(pallet("inspect", f"docker-archive:{tmp_path}/chain.tar", check=False),
                    "chain.tar is not a readable tar archive (maximum recursion depth")
+
+
+def test_an_index_copied_into_a_docker_archive_gives_this_machines_image(tmp_path: Path) -> None:
+    """A docker-archive (and the Docker engine) holds one platform's image: the copy of a
+    multi-platform image failed, "pick one platform of the image first", and pallet copy has no
+    way to pick one. Now the copy takes this machine's platform from the index, as docker pull
+    does; an index without it is one line naming the platforms it has."""
+    from builder.oci.image import host_platform
+
+    here = host_platform()
+    other = "s390x" if here.architecture != "s390x" else "riscv64"
+    store = LayoutStore(tmp_path / "src")
+    mine, _ = push_image(store, [{"a": b"here"}], tag=None, config_extra={"architecture": here.architecture})
+    theirs, _ = push_image(store, [{"a": b"there"}], tag=None, config_extra={"architecture": other})
+    platform = {"os": "linux", "architecture": other}
+    _index_of(store, [{**theirs.to_json(), "platform": platform},
+                      {**mine.to_json(), "platform": {"os": "linux", "architecture": here.architecture}}], tag="both")
+    _index_of(store, [{**theirs.to_json(), "platform": platform}], tag="theirs")
+    out = pallet("copy", f"oci:{tmp_path}/src:both", f"docker-archive:{tmp_path}/a.tar").stdout
+    assert mine.digest in out, out
+    info = json.loads(pallet("inspect", "--json", f"docker-archive:{tmp_path}/a.tar").stdout)
+    assert info["digest"] == mine.digest, info
+    one_line_error(pallet("copy", f"oci:{tmp_path}/src:theirs", f"docker-archive:{tmp_path}/b.tar", check=False),
+                   f"has no image for {here}", f"linux/{other}")
+    assert not (tmp_path / "b.tar").exists()

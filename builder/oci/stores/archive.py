@@ -395,6 +395,9 @@ class ArchiveStore(Store):
     (re)written by ``put_manifest`` with a tag, or by ``close`` for a manifest put without one.
     """
 
+    #: One platform's image: a copy of an index takes this machine's platform from it.
+    accepts_index = False
+
     def __init__(self, path: str, name: str | None = None) -> None:
         self.path = path
         self.name = name

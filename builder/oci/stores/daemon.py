@@ -95,6 +95,8 @@ class DaemonStore(Store):
     """Images called ``name`` in the Docker engine; tags come per call."""
 
     preserves_digests = False
+    #: One platform's image: a copy of an index takes this machine's platform from it.
+    accepts_index = False
 
     def __init__(self, name: str, *, client: "docker.DockerClient | None" = None) -> None:
         self.name = name
