@@ -885,6 +885,25 @@ def test_node_ps_for_run_images_lists_a_processs_children_as_procps_does(tmp_pat
 
 
 @pytest.mark.skipif(NODE is None, reason="no node on this machine")
+@pytest.mark.parametrize("start,runs", [
+    ('concurrently "npm run server" "npm run client"', "npm"),  # a MERN app's: npm: not found at start
+    ("concurrently -k npm:server npm:client", "npm"),            # concurrently's shorthand
+    ("concurrently --kill-others 'yarn server' 'node worker.js'", "yarn"),
+    ('concurrently "node server.js" "node worker.js"', None),
+])
+def test_node_concurrentlys_commands_through_the_package_manager_are_a_clear_error(tmp_path, start, runs):
+    """The image started concurrently, whose commands then failed (npm: not found): the build says so."""
+    pkg = {"name": "a", "scripts": {"start": start, "server": "node server.js", "client": "node client.js"},
+           "dependencies": {"concurrently": "9.2.1"}}
+    app = write(tmp_path / "app", {"package.json": json.dumps(pkg)})
+    done = node_plan(app, tmp_path)
+    if runs:
+        assert done.returncode == 1 and f") runs {runs}, which the run image does not have" in done.stderr, done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on this machine")
 @pytest.mark.parametrize("extra,fails", [
     ({}, True),
     ({"_files": ["dist/web.js"]}, False),  # committed

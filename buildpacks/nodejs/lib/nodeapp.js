@@ -1322,7 +1322,8 @@ const NEEDS_NPM = ["npm", "npx", "yarn", "pnpm", "pnpx", "npm-run-all", "run-s",
 
 //: The package manager program a command runs, where a shell would start it (`npm start --prefix
 //: server`, `cd server && npm start`, `NODE_ENV=production npm run serve`, `cross-env PORT=80 yarn
-//: serve`), or null. Each part of a list or pipeline, after assignments, exec, env and cross-env.
+//: serve`), or null. Each part of a list or pipeline, after assignments, exec, env and cross-env;
+//: and each command concurrently runs.
 function packageManagerIn(cmd) {
   const script = cmd[0] === "/bin/sh" && cmd[1] === "-c" && cmd.length === 3 ? cmd[2] : cmd.join(" ");
   for (const part of script.split(/&&|\|\||[;|&]/)) {
@@ -1331,6 +1332,21 @@ function packageManagerIn(cmd) {
       words.shift();
     }
     if (NEEDS_NPM.includes(words[0])) return words[0];
+    const inner = words[0] === "concurrently" ? concurrentlyPackageManager(words.slice(1)) : null;
+    if (inner) return inner;
+  }
+  return null;
+}
+
+//: The package manager one of concurrently's commands runs (`concurrently "npm run server" "npm
+//: run client"`, or its shorthand `npm:server`), or null: the image started concurrently, whose
+//: commands then failed (npm: not found), and the container stopped.
+function concurrentlyPackageManager(args) {
+  for (const arg of args) {
+    const short = /^["']?(npm|yarn|pnpm):\S/.exec(arg);
+    if (short) return short[1];
+    const first = /^["']/.test(arg) ? arg.replace(/^["']+|["']+$/g, "") : "";
+    if (NEEDS_NPM.includes(first)) return first;
   }
   return null;
 }
