@@ -6,6 +6,7 @@ directory: ``name = "../../../../tmp/x"`` wrote ``/tmp/x`` on the host, as root.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,22 @@ def test_a_directory_link_out_of_the_app_hides_no_host_file_pallet_reads(tmp_pat
     (linked / "go.mod").symlink_to(host / "go.mod")
     reasons = cgo_reasons(linked, {})
     assert reasons == ["go.mod cannot be read"] and "host-secret-path" not in str(reasons)
+
+
+def test_a_source_repositorys_config_runs_no_command_as_provenance_reads_it(tmp_path: Path) -> None:
+    """pallet build --sign-key reads the source's git facts for its provenance (source_facts):
+    git status ran the repository's core.fsmonitor, and the clean filter its .gitattributes
+    chose for a file whose times had changed, on the host, outside any sandbox."""
+    from builder.supply.provenance import source_facts
+
+    app = write_app(tmp_path / "app", {"index.html": "<h1>hi</h1>", ".gitattributes": "*.html filter=evil\n"})
+    git = ["git", "-C", str(app), "-c", "user.email=a@b", "-c", "user.name=a"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"],
+                 ["remote", "add", "origin", "https://example.com/app.git"],
+                 ["config", "core.fsmonitor", f"touch {tmp_path}/fsmonitor-ran; false"],
+                 ["config", "filter.evil.clean", f"touch {tmp_path}/filter-ran; cat"]):
+        subprocess.run([*git, *args], check=True)
+    os.utime(app / "index.html", (0, 0))   # its stat no longer the index's: git looks at its content
+    facts = source_facts(app)
+    assert not (tmp_path / "fsmonitor-ran").exists() and not (tmp_path / "filter-ran").exists()
+    assert facts.repository == "https://example.com/app.git" and facts.commit and facts.tree_digest is None

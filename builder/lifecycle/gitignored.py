@@ -60,6 +60,26 @@ def ignored(src: Path) -> list[str]:
     return sorted(out)
 
 
+def harmless_config(git: str, src: Path, env: dict[str, str]) -> list[str]:
+    """``-c`` options that keep a stranger's repository config from running commands in git
+    commands that look at the work tree: ``core.fsmonitor`` (git status runs it), and each
+    filter driver's ``clean``/``smudge``/``process`` (git status runs a clean filter on a file
+    whose times changed; its ``.gitattributes`` chooses the driver), emptied: no filter. Reading
+    the config with ``git config`` runs nothing."""
+    try:
+        listed = subprocess.run([git, "-C", str(src), "config", "--name-only", "--get-regexp", r"^filter\."],
+                                env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        listed = None
+    drivers = {name.rsplit(".", 1)[0][len("filter."):]
+               for name in os.fsdecode(listed.stdout if listed else b"").splitlines() if name.count(".") >= 2}
+    out = ["-c", "core.fsmonitor=false"]
+    for driver in sorted(drivers):
+        for key in ("clean", "smudge", "process"):
+            out += ["-c", f"filter.{driver}.{key}="]
+    return out
+
+
 def _in_repository(src: Path) -> bool:
     """A ``.git`` in ``src`` or a directory above it (what git would find), without running git."""
     src = src.resolve()

@@ -276,9 +276,15 @@ def source_repository_of(st: dict[str, Any]) -> str | None:
 
 
 def _git(directory: Path, *args: str) -> str | None:
+    """git's answer in ``directory``, the source's repository: a stranger's, whose config must
+    not run commands (its core.fsmonitor or a filter driver ran on the host as git status
+    looked at the work tree, outside any sandbox)."""
+    from builder.lifecycle.gitignored import harmless_config
+
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
-        proc = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True,
-                              timeout=30, env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+        proc = subprocess.run(["git", *harmless_config("git", directory, env), "-C", str(directory), *args],
+                              capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
@@ -353,7 +359,7 @@ def source_facts(directory: str | os.PathLike[str]) -> SourceFacts:
         if remote is None:
             remotes = (_git(path, "remote") or "").split()
             remote = _git(path, "remote", "get-url", remotes[0]) if remotes else None
-        status = _git(path, "status", "--porcelain", "--", ".")
+        status = _git(path, "status", "--porcelain", "--ignore-submodules=all", "--", ".")
         rel = os.path.relpath(path, top)
         clean = status == ""
         return SourceFacts(repository=strip_credentials(remote) if remote else None, commit=commit,
