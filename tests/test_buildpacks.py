@@ -1055,6 +1055,11 @@ def test_node_start_script_running_typescript_gets_a_nodejs_that_runs_it(tmp_pat
     for start in ("node --import tsx src/index.ts", "tsc && node dist/index.js"):
         (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": start}}))
         assert "NODE_RANGE=''" in node_plan(app, tmp_path).stdout
+    # no start script: main is what runs (node src/index.ts), and it was built on the stack's Node.js
+    (app / "package.json").write_text(json.dumps({"name": "a", "main": "src/index.ts"}))
+    out = node_plan(app, tmp_path).stdout
+    assert "NODE_SOURCE='what the app runs (main, which runs as node src/index.ts, TypeScript, which Node.js " \
+           "^22.18.0 || >=23.6.0 runs; the app sets none" in out and "NODE_STACK_OK=''" in out, out
     # the app's own request, narrowed to what runs it (>=16 takes the stack's, which does not); or a warning
     (app / "package.json").write_text(json.dumps({"name": "a", "scripts": {"start": "node src/index.ts"},
                                                   "engines": {"node": ">=16"}}))

@@ -543,11 +543,14 @@ const NODE_RUNS_TS = /(?:^|[\s;&|(])node((?:\s+-[^\s]+)*)\s+([^\s;&|)-][^\s;&|)]
 
 function typeScriptStart(pkg, semver) {
   const start = pkg.scripts && typeof pkg.scripts.start === "string" ? pkg.scripts.start : "";
-  const m = NODE_RUNS_TS.exec(start);
+  // Without a start script, `main` is what runs (node MAIN): "main": "src/index.ts" too.
+  const main = !start.trim() && typeof pkg.main === "string" && /\.[mc]?ts$/.test(pkg.main.trim()) ? pkg.main.trim() : "";
+  const m = main ? ["", "", main] : NODE_RUNS_TS.exec(start);
   if (!m) return [];
   const range = /--experimental-strip-types/.test(m[1]) ? ">=22.6.0" : "^22.18.0 || >=23.6.0";
   if (semver.satisfies(process.versions.node, range)) return [];
-  return [{ what: `scripts.start runs node on ${m[2]}, TypeScript, which Node.js ${range} runs`, range }];
+  return [{ what: `${main ? "main, which runs as node" : "scripts.start runs node on"} ${m[2]}, TypeScript, which ` +
+    `Node.js ${range} runs`, range }];
 }
 
 function dependenciesRequest(pkg, asked) {
