@@ -169,3 +169,23 @@ def test_a_nuxt_build_id_is_made_from_the_output_and_its_time_is_the_source_date
     bare = tmp_path / "bare"  # no builds manifest (nitropack without Nuxt): left alone
     (bare / ".output" / "public").mkdir(parents=True)
     assert subprocess.run([NODE or "node", str(NUXT), "fix", ".output"], cwd=bare, timeout=60).returncode == 1
+
+
+def test_a_standalone_server_gets_the_static_assets_and_public(tmp_path):
+    """output: "standalone": next build leaves .next/static and public/ out of .next/standalone,
+    and `node .next/standalone/server.js` answered 404 for every script, stylesheet and image.
+    They are linked in: the assets relatively (.next moves to the launch layer whole)."""
+    (tmp_path / ".next" / "static" / "chunks").mkdir(parents=True)
+    (tmp_path / ".next" / "static" / "chunks" / "main.js").write_text("console.log(1)")
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "hello.txt").write_text("hello")
+    assert _run(tmp_path, "standalone", ".next/").stdout == ""  # no standalone output: nothing
+    (tmp_path / ".next" / "standalone" / ".next").mkdir(parents=True)
+    (tmp_path / ".next" / "standalone" / "server.js").write_text("")
+    done = _run(tmp_path, "standalone", ".next/")
+    assert done.returncode == 0 and done.stdout.split() == [".next/standalone/.next/static", ".next/standalone/public"]
+    inner = tmp_path / ".next" / "standalone"
+    assert os.readlink(inner / ".next" / "static") == "../../static"
+    assert (inner / ".next" / "static" / "chunks" / "main.js").read_text() == "console.log(1)"
+    assert os.readlink(inner / "public") == str(tmp_path / "public")
+    assert _run(tmp_path, "standalone", ".next/").stdout == ""  # linked once

@@ -15,6 +15,7 @@
 //   node nextbuild.js fix-build-id DIST [OTHER...]  the build ID made from the output (DIST, or
 //                                        OTHER: out/ when exported); prints the old and the new
 //   node nextbuild.js forget DIST        remove the build's timing traces (DIST/trace*)
+//   node nextbuild.js standalone DIST    link the static assets and public/ into DIST/standalone
 "use strict";
 
 const crypto = require("crypto");
@@ -66,10 +67,41 @@ function forget(dist) {
   return 0;
 }
 
+//: output: "standalone" makes DIST/standalone/server.js, a server that serves DIST/standalone/DIST
+//: and DIST/standalone/public, and copies neither the static assets nor public/ there (Next.js's
+//: docs: "cp -r public .next/standalone/ && cp -r .next/static .next/standalone/.next/", as every
+//: Dockerfile for it does): an app started with `node .next/standalone/server.js` rendered its
+//: pages and answered 404 for every script, stylesheet and image. They are linked in: the static
+//: assets relatively (DIST moves to the launch layer whole), public/ where the app is. Prints what
+//: it linked.
+function standalone(dist) {
+  const inner = path.join(dist, "standalone");
+  if (!fs.existsSync(path.join(inner, "server.js"))) return 0;
+  const links = [[path.join(inner, dist, "static"), path.join(dist, "static"), true],
+    [path.join(inner, "public"), "public", false]];
+  const made = [];
+  for (const [link, target, relative] of links) {
+    if (!fs.existsSync(target) || fs.existsSync(link) || isLink(link)) continue;
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.symlinkSync(relative ? path.relative(path.dirname(link), target) : path.resolve(target), link);
+    made.push(link);
+  }
+  if (made.length) console.log(made.join(" "));
+  return 0;
+}
+
+function isLink(file) {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 const [cmd, dist, ...others] = process.argv.slice(2);
-const commands = { seed, "fix-build-id": fixBuildId, forget };
+const commands = { seed, "fix-build-id": fixBuildId, forget, standalone };
 if (!commands[cmd] || !dist) {
-  console.error("usage: nextbuild.js seed|fix-build-id|forget DIST [OTHER...]");
+  console.error("usage: nextbuild.js seed|fix-build-id|forget|standalone DIST [OTHER...]");
   process.exit(2);
 }
 process.exit(commands[cmd](dist, ...others));
