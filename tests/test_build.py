@@ -133,15 +133,21 @@ def test_procfile_buildpack_alone(tmp_path, home):
     app.mkdir()
     (app / "server.sh").write_text('#!/bin/sh\necho "web listening on $PORT"\n')
     (app / "server.sh").chmod(0o755)
-    (app / "Procfile").write_text("web: ./server.sh\nworker: echo working; echo done\n")
+    # `last`: a line in bash's syntax (as Heroku runs it), whose last command replaces the shell
+    # (the same pid as the shell's $$): so an app started after `cd` gets docker stop's signal.
+    (app / "Procfile").write_text("web: ./server.sh\nworker: echo working; echo done\n"
+                                  "last: echo $$ && cd / && [[ -d proc ]] && cat /proc/self/stat\n")
     detected = pallet("detect", str(app), "--stack", TINY, env=home)
     assert "pallet/procfile: found Procfile" in detected.stdout
     build(app, "proc:1", home)
     assert pallet("run", "proc:1", "-p", "9099", env=home).stdout == "web listening on 9099\n"
     assert pallet("run", "proc:1", "worker", env=home).stdout == "working\ndone\n"
+    shell, stat = pallet("run", "proc:1", "last", env=home).stdout.splitlines()
+    assert stat.split()[:2] == [shell, "(cat)"], (shell, stat)
     md = json.loads(inspect("proc:1", home)["config"]["labels"]["io.buildpacks.build.metadata"])
     commands = {p["type"]: p["command"] for p in md["processes"]}
-    assert commands == {"web": ["./server.sh"], "worker": ["/bin/sh", "-c", "echo working; echo done"]}
+    assert commands == {"web": ["./server.sh"], "worker": ["/bin/bash", "-c", "echo working; echo done"],
+                        "last": ["/bin/bash", "-c", "echo $$ && cd / && [[ -d proc ]] && cat /proc/self/stat"]}
 
 
 def test_docker_executor_gives_the_same_image(tmp_path, home, docker_engine):

@@ -1750,11 +1750,11 @@ def test_a_python_apps_assets_with_a_yarn_lockfile_are_a_clear_error(bookworm, t
 
 @pytest.mark.parametrize("procfile,commands", [
     # what only a shell runs first: an assignment, a builtin (Heroku runs every line with bash -c)
-    ("web: FOO=bar exec ./run\n", {"web": ["/bin/sh", "-c", "FOO=bar exec ./run"]}),
+    ("web: FOO=bar exec ./run\n", {"web": ["/bin/bash", "-c", "FOO=bar exec ./run"]}),
     ("web: exec gunicorn app:app\r\nclock: python clock.py\r\n",
-     {"web": ["/bin/sh", "-c", "exec gunicorn app:app"], "clock": ["python", "clock.py"]}),
-    ("worker: ulimit -n 4096\n", {"worker": ["/bin/sh", "-c", "ulimit -n 4096"]}),
-    ("web: cd api\n", {"web": ["/bin/sh", "-c", "cd api"]}),
+     {"web": ["/bin/bash", "-c", "exec gunicorn app:app"], "clock": ["python", "clock.py"]}),
+    ("worker: ulimit -n 4096\n", {"worker": ["/bin/bash", "-c", "ulimit -n 4096"]}),
+    ("web: cd api\n", {"web": ["/bin/bash", "-c", "cd api"]}),
     # plain commands run directly; an indented line is read as foreman reads the others
     ("# processes\n\n  web:   gunicorn --bind=0.0.0.0:8080 app:app  \nrelease: ./manage.py migrate\n",
      {"web": ["gunicorn", "--bind=0.0.0.0:8080", "app:app"], "release": ["./manage.py", "migrate"]}),
@@ -2129,7 +2129,7 @@ def test_procfile_comment_after_a_command_is_the_shells(tmp_path):
     done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app, check=True,
                           capture_output=True, text=True)
     assert {p["type"]: p["command"] for p in tomllib.loads((layers / "launch.toml").read_text())["processes"]} == {
-        "web": ["/bin/sh", "-c", "gunicorn app:app --workers 2  # tuned for the dyno"], "clock": ["./run#1"],
+        "web": ["/bin/bash", "-c", "gunicorn app:app --workers 2  # tuned for the dyno"], "clock": ["./run#1"],
         "release": ["python", "manage.py", "migrate"]}
     # Heroku's release phase: a process type nothing starts by itself, said with how to run it
     assert "note: release: is a process type of the image, run by nothing on its own" in done.stdout, done.stdout
@@ -2148,14 +2148,14 @@ all = {composite = ["migrate", "start"]}
 @pytest.mark.parametrize("files,procfile,command", [
     ({"Pipfile": '[scripts]\nstart = "gunicorn app:app"\n'}, "web: pipenv run start --workers 2",
      ["gunicorn", "app:app", "--workers", "2"]),
-    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run start", ["/bin/sh", "-c", "gunicorn app:app --bind 0.0.0.0:$PORT"]),
+    ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run start", ["/bin/bash", "-c", "gunicorn app:app --bind 0.0.0.0:$PORT"]),
     ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run serve", ["uvicorn", "main:app", "--port", "8000"]),
     ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run serve $PORT",
-     ["/bin/sh", "-c", "uvicorn main:app --port $PORT"]),
+     ["/bin/bash", "-c", "uvicorn main:app --port $PORT"]),
     ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run migrate",
-     ["/bin/sh", "-c", "FLASK_APP=app flask db upgrade && flask seed"]),
+     ["/bin/bash", "-c", "FLASK_APP=app flask db upgrade && flask seed"]),
     ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run jobs",
-     ["/bin/sh", "-c", "python -c 'import sys; from app.jobs import main; sys.exit(main('\"'\"'mail'\"'\"'))'"]),
+     ["/bin/bash", "-c", "python -c 'import sys; from app.jobs import main; sys.exit(main('\"'\"'mail'\"'\"'))'"]),
     ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run gunicorn app:app", ["gunicorn", "app:app"]),  # no script
     ({"pyproject.toml": PDM_SCRIPTS}, "web: pdm run all", ["pdm", "run", "all"]),  # the tool's to run: a warning
 ])
@@ -2209,7 +2209,7 @@ def test_procfile_npm_start_runs_what_npm_start_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "process web: npm start (pallet/nodejs runs what it runs: the run image has no npm)" in done.stdout
     launch = tomllib.loads((procfile_layers / "launch.toml").read_text())
-    assert launch["processes"] == [{"type": "clock", "command": ["/bin/sh", "-c", "npm run jobs && true"]}]
+    assert launch["processes"] == [{"type": "clock", "command": ["/bin/bash", "-c", "npm run jobs && true"]}]
     assert done.stderr.startswith("warning: Procfile clock: npm is on the build image only"), done.stderr
     for line, error in [("web: npm run serve", 'Procfile web: "npm run serve" runs npm, which the run image does not '
                                                "have, and names no script of package.json to run instead"),

@@ -296,7 +296,7 @@ def test_procfile_lines_only_a_shell_runs(trixie, tmp_path):
     """`GREETING=... python server.py` and `cd jobs && exec ...` run as Heroku runs them (a shell)."""
     out = json.loads(build(trixie, APPS / "python-procfile-env", "pfenv:1", tmp_path / "c").stdout)
     commands = {p["type"]: p["command"] for p in out["processes"]}
-    assert commands["web"] == ["/bin/sh", "-c", "GREETING=Hello-from-python-procfile-env python server.py"]
+    assert commands["web"] == ["/bin/bash", "-c", "GREETING=Hello-from-python-procfile-env python server.py"]
     assert ask(trixie, "pfenv:1") == {"greeting": "Hello-from-python-procfile-env"}
     assert pallet("run", "pfenv:1", "worker", env=trixie.env, timeout=120).stdout == "tick from jobs\n"
 
