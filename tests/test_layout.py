@@ -89,6 +89,16 @@ def test_missing_layout_is_not_found(tmp_path):
         LayoutStore(tmp_path / "nope").resolve("latest")
 
 
+@pytest.mark.parametrize("marker", ['["imageLayoutVersion", "1.0.0"]', '"1.0.0"', "null", "7"])
+def test_an_oci_layout_file_that_is_no_json_object_is_said_so(tmp_path, marker):
+    """Not Python's "'list' object has no attribute 'get'": what the file is, and should be."""
+    (tmp_path / "oci-layout").write_text(marker)
+    with pytest.raises(StoreError) as caught:
+        LayoutStore(tmp_path).resolve("latest")
+    assert str(caught.value).startswith(f"{tmp_path}: its oci-layout file is not a JSON object (")
+    assert str(caught.value).endswith('), as {"imageLayoutVersion": "1.0.0"} is')
+
+
 def test_leftover_temp_files_leave_layout_valid(tmp_path):
     store = LayoutStore(tmp_path / "lay")
     push_image(store, [{"a": b"x"}], tag="v1")

@@ -34,6 +34,14 @@ def test_policy_fields_are_checked():
         "source_repositories"] == ["https://github.com/acme/*"]
 
 
+def test_a_policy_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows Notepad saves UTF-8 with a BOM, which TOML parsers refuse ("Invalid statement")."""
+    _, pub = key_pair(tmp_path)
+    path = write_policy(tmp_path, pub, require_sbom=True)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert policymod.load(path).require_sbom is True
+
+
 def test_unknown_field_fails_the_command(tmp_path, registry):
     _, pub = key_pair(tmp_path)
     path = write_policy(tmp_path, pub, requires_sbom=True)

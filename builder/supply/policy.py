@@ -91,7 +91,7 @@ def load(path: str | os.PathLike[str]) -> Policy:
     """Read a policy file and the public keys it names."""
     p = Path(path)
     try:
-        text = read_input(p, "policy", MAX_POLICY).decode("utf-8")
+        text = read_input(p, "policy", MAX_POLICY).decode("utf-8-sig")   # a BOM, as Notepad saves it
     except OSError as exc:
         raise PolicyError(f"{p}: cannot read the policy ({exc.strerror})") from None
     except UnicodeDecodeError:

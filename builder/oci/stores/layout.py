@@ -150,9 +150,13 @@ class LayoutStore(Store):
                 raise NotFoundError(f"OCI layout {self.root} does not exist")
             self._create_layout(marker)
         try:
-            version = json.loads(read_regular(marker, MAX_MARKER)).get("imageLayoutVersion")
-        except (ValueError, OSError, AttributeError, RecursionError) as exc:
+            doc = json.loads(read_regular(marker, MAX_MARKER))
+        except (ValueError, OSError, RecursionError) as exc:
             raise StoreError(f"{self.root}: unreadable oci-layout file ({exc})") from None
+        if not isinstance(doc, dict):
+            raise StoreError(f"{self.root}: its oci-layout file is not a JSON object ({type(doc).__name__}), "
+                             'as {"imageLayoutVersion": "1.0.0"} is')
+        version = doc.get("imageLayoutVersion")
         if not isinstance(version, str) or not version.startswith("1."):
             raise StoreError(f"{self.root}: unsupported OCI layout version {version!r}")
 
