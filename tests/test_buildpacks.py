@@ -2086,6 +2086,16 @@ def test_procfile_asgi_servers_left_on_their_default_address_are_warned_about(tm
     assert not warning or said[0].startswith(f"warning: Procfile web: {warning}"), done.stderr
 
 
+def _procfile_build_after_a_venv(tmp_path, app):
+    """pallet/procfile's bin/build as in a Python app's group (pallet/python's venv layer before it):
+    what it did, and its layers directory."""
+    (tmp_path / "layers" / "pallet_python" / "venv" / "bin").mkdir(parents=True)
+    layers = tmp_path / "layers" / "pallet_procfile"
+    layers.mkdir()
+    return subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
+                          capture_output=True, text=True), layers
+
+
 def test_procfile_python_project_tools_run_the_command_itself(tmp_path):
     """`web: uv run gunicorn app:app` (uv's guides), `poetry run`, `pipenv run`: the image has no
     uv, Poetry or pipenv, and the build said nothing (uv was in a build-only layer): the web process
@@ -2097,11 +2107,7 @@ def test_procfile_python_project_tools_run_the_command_itself(tmp_path):
                                                "worker: poetry run python -m jobs --once\n"
                                                "release: pipenv run migrate\nshell: uv run --with ipython ipython\n",
                                    "clock.py": "", "Pipfile": "[packages]\n\n[scripts]\nmigrate = \"python m.py\"\n"})
-    (tmp_path / "layers" / "pallet_python" / "venv" / "bin").mkdir(parents=True)
-    layers = tmp_path / "layers" / "pallet_procfile"
-    layers.mkdir()
-    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
-                          capture_output=True, text=True)
+    done, layers = _procfile_build_after_a_venv(tmp_path, app)
     assert done.returncode == 0, done.stderr
     launch = tomllib.loads((layers / "launch.toml").read_text())
     assert {p["type"]: p["command"] for p in launch["processes"]} == {
@@ -2167,11 +2173,7 @@ def test_procfile_pipenv_and_pdm_scripts_run_their_command(tmp_path, files, proc
     import tomllib
 
     app = write(tmp_path / "app", {"Procfile": procfile + "\n", **files})
-    (tmp_path / "layers" / "pallet_python" / "venv" / "bin").mkdir(parents=True)
-    layers = tmp_path / "layers" / "pallet_procfile"
-    layers.mkdir()
-    done = subprocess.run(["bash", str(BUILDPACKS / "procfile" / "bin" / "build"), str(layers)], cwd=app,
-                          capture_output=True, text=True)
+    done, layers = _procfile_build_after_a_venv(tmp_path, app)
     assert done.returncode == 0, done.stderr
     assert tomllib.loads((layers / "launch.toml").read_text())["processes"][0]["command"] == command
     assert ("the run image has no pdm" in done.stderr) == (command[0] == "pdm"), done.stderr
