@@ -95,6 +95,17 @@ def test_a_procfile_no_one_writes_is_refused_before_it_is_read(tmp_path: Path, p
     assert done.stderr.count("\n") == 1 and not (tmp_path / "layers" / "launch.toml").exists()
 
 
+def test_a_procfile_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
+    """bash's read dropped the NUL without a word: `web: rm -rf /tmp/a<NUL>b` would run another command."""
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "Procfile").write_bytes(b"web: ./serve\x00r\nworker: ./work\n")
+    done = subprocess.run(["bash", str(ROOT / "buildpacks" / "procfile" / "bin" / "build"), str(tmp_path / "layers")],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr == ("Procfile: the file has NUL bytes: it is not text (one line per "
+                                                    "process type, TYPE: COMMAND)\n")
+    assert not (tmp_path / "layers" / "launch.toml").exists()
+
+
 # -- pallet reads the versions an app asks for ------------------------------------------------------
 
 
