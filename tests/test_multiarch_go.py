@@ -74,5 +74,5 @@ def test_go_app_with_cgo_is_emulated(home: dict[str, str], tmp_path: Path) -> No
                               "reason": 'the app may need cgo: impl_cgo.go imports "C"'}
     assert 'linux/arm64/v8: emulated under QEMU as linux/arm64 (the app may need cgo' in said
     assert built["buildImage"] == build_image(ARM64, home)
-    # the Go buildpack builds with CGO_ENABLED=0 (either way): the app's pure-Go fallback, for arm64
+    # go-multi's build image has no gcc: built with CGO_ENABLED=0 (a warning), the app's pure-Go fallback, for arm64
     assert pallet("run", "go-cgo:1", "--platform", ARM64, env=home).stdout.strip() == "pure Go on arm64"

@@ -274,7 +274,8 @@ FIRST_ANSWER = {"node-nextjs": 300, "node-nuxt": 300, "node-astro-ssr": 300}
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
-ELSEWHERE = {"go-cgo": "test_multiarch_go.py", "go-cgo-only": "test_realworld_apps.py", "go-126": "test_stackchoice_apps.py"}
+ELSEWHERE = {"go-cgo": "test_multiarch_go.py", "go-cgo-only": "test_realworld_apps.py", "go-cgo-dep": "test_realworld_apps.py",
+             "go-126": "test_stackchoice_apps.py"}
 
 
 def test_every_app_is_covered():
@@ -1519,20 +1520,46 @@ def test_a_git_dependency_over_ssh_is_a_clear_error_when_the_build_image_has_no_
     assert pallet("inspect", "gitdep:1", env=bookworm.env, check=False).returncode == 1
 
 
-def test_go_code_that_needs_cgo_is_one_clear_line(bookworm, tmp_path):
-    """go-cgo-only: a main package that is all cgo (CGO_ENABLED=0 leaves it out), and one whose
-    main.go calls a function only a cgo file defines: each build fails naming the cgo files."""
-    done = bookworm.build(APPS / "go-cgo-only", "cgo:1", tmp_path / "cache", check=False)
+def test_go_code_that_needs_cgo_without_cgo_is_one_clear_line(bookworm, tmp_path):
+    """go-cgo-only built without cgo (CGO_ENABLED=0 set by the user): a main package that is all
+    cgo, and one whose main.go calls a function only a cgo file defines: each build fails naming
+    the cgo files and why cgo is off."""
+    off = ("--env", "CGO_ENABLED=0")
+    done = bookworm.build(APPS / "go-cgo-only", "cgo:1", tmp_path / "cache", *off, check=False)
     assert done.returncode == 1
-    assert ('error: no main package without cgo: main.go use cgo (import "C"), and pallet/go builds with CGO_ENABLED=0'
-            in done.stderr), done.stderr
+    assert ('error: no main package without cgo: main.go use cgo (import "C"), which this build leaves out '
+            "(CGO_ENABLED=0: CGO_ENABLED=0 in the build's environment)" in done.stderr), done.stderr
     app = tmp_path / "split"
     app.mkdir()
     shutil.copy(APPS / "go-cgo-only" / "go.mod", app / "go.mod")
     (app / "twice.go").write_text('package main\n\n// static int twice(int x) { return 2 * x; }\nimport "C"\n\n'
                                   "func twice(x int) int { return int(C.twice(C.int(x))) }\n")
     (app / "main.go").write_text('package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(twice(21)) }\n')
-    done = bookworm.build(app, "cgo:2", tmp_path / "cache", check=False)
+    done = bookworm.build(app, "cgo:2", tmp_path / "cache", *off, check=False)
     assert done.returncode == 1 and "undefined: twice" in done.stderr
     assert 'error: go build . failed (above): twice.go use cgo (import "C")' in done.stderr, done.stderr
     assert pallet("inspect", "cgo:2", env=bookworm.env, check=False).returncode == 1
+
+
+def test_go_cgo_is_seen_in_vendor_at_detect(bookworm):
+    """Detection reads vendor/: a vendored module's cgo file means a build with cgo, said before it."""
+    assert ('vendored modules (no network); CGO_ENABLED=1 go build -trimpath (cgo: '
+            'vendor/example.com/cnum/cnum.go import "C")') in bookworm.detect(APPS / "go-cgo-dep").stdout
+
+
+def test_go_dependency_with_cgo_is_built_with_cgo(bookworm, tmp_path):
+    """go-cgo-dep: its own code is pure Go, its vendored module is cgo with a stub for builds
+    without cgo (go-sqlite3's shape). It was built with CGO_ENABLED=0: the image built and the app
+    answered with the stub's error. go list finds the module's cgo files: built with cgo, and
+    the answer comes from the C code (on the run image's glibc), to one digest from two places."""
+    done = bookworm.build(APPS / "go-cgo-dep", "cgodep:1", tmp_path / "cache")
+    assert ("[pallet/go] cgo: packages of the build have C code (example.com/cnum): CGO_ENABLED=1, the binary links "
+            "the run image's C library (stripped") in done.stderr, done.stderr
+    assert "CGO_ENABLED=1)" in done.stderr
+    elsewhere = tmp_path / "elsewhere" / "go-cgo-dep"
+    shutil.copytree(APPS / "go-cgo-dep", elsewhere)
+    again = bookworm.build(elsewhere, "cgodep:2", tmp_path / "cache2")
+    assert json.loads(again.stdout)["digest"] == json.loads(done.stdout)["digest"]
+    port = free_port()
+    with pallet_run(bookworm, "cgodep:1", port) as proc:
+        assert wait_http(port, alive=lambda: proc.poll() is None).body == "C says 42\n"

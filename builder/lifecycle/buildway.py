@@ -101,7 +101,9 @@ def choose_way(target: "Platform", host: "Platform", group: Sequence["Buildpack"
     ids = ", ".join(bp.id for bp in group)
     go = needs_cgo_check(group)
     if force == FORCE_CROSS:
-        note = f"; the app may need cgo ({cgo[0]}), built with CGO_ENABLED=0" if go and cgo else ""
+        # cross-compiling, the Go buildpack cannot compile C: it fails naming the packages with cgo
+        note = f"; the app may need cgo ({cgo[0]}): the Go build fails if a package of it has cgo files" \
+            if go and cgo else ""
         return BuildWay(CROSS, f"--cross: {ids}{note}", here)
     if go and cgo:
         return BuildWay(EMULATED, f"the app may need cgo: {'; '.join(cgo)}", there)

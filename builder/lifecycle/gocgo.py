@@ -17,8 +17,9 @@ libraries. So anything that hints at cgo counts, and anything this cannot read c
 Skipped as the go command skips them: directories and files whose names start with ``.`` or
 ``_``, ``testdata`` directories, ``_test.go`` files; symbolic links to directories (a link
 that leaves the app does not reach the sandbox's copy of it either). Modules the build would
-download (not vendored) are not on disk to read; the Go buildpack builds them with CGO off
-whichever way the build runs.
+download (not vendored) are not on disk to read; the Go buildpack finds their cgo itself (``go
+list``): emulated, it builds them with cgo; cross-compiled, it fails naming them and --emulate
+(CGO off would build a stub in place of their C code, go-sqlite3's).
 """
 
 from __future__ import annotations
