@@ -239,7 +239,7 @@ EXPECTED = {
     # the fourth sweep (Python, Go, Procfile, static): each README names the cause
     "python-uv-package": (["pallet/python"], ["uv sync --locked (uv.lock)", "web: /bin/sh -c exec uvicorn "
                                               "inventory_api.main:app --app-dir src --host 0.0.0.0"],
-                          "Hello from python-uv-package 0.3.0\n"),
+                          "Hello from python-uv-package 0.3.0 (4 words, counted in C)\n"),
     "python-quart-hypercorn": (["pallet/python"], ["web: /bin/sh -c exec hypercorn main:app --bind \"0.0.0.0:${PORT:-8080}\" "
                                                    "(rule: ASGI, quart app main:app, hypercorn)"],
                                "Hello from python-quart-hypercorn\n"),
