@@ -276,14 +276,15 @@ FIRST_ANSWER = {"node-nextjs": 300, "node-nuxt": 300, "node-astro-ssr": 300}
 #: 90 minutes; each second build is a cold install): one for each way of installing (npm, yarn 1,
 #: yarn 2+ with node-modules, Plug'n'Play and an offline cache, pnpm, bun, uv, pip, a compiled C
 #: extension or native addon), each source of Node.js (engines, .nvmrc), each framework build
-#: whose output carries ids, hashes or dates (Next.js, Nuxt, SvelteKit, Astro, Vite, VitePress,
-#: Gatsby, Eleventy, collectstatic's manifest), workspaces, and each of issue 13's other paths
+#: whose output carries ids, hashes or dates (Next.js, SvelteKit, Vite, VitePress, Gatsby,
+#: Eleventy, collectstatic's manifest), workspaces, and each of issue 13's other paths
 #: (server.js alone, Go without go.mod, go.work, Go embedding a build's assets, a Staticfile, a
 #: shell app). The rest differ from one of those in their start command or layout only: one build.
+#: Nuxt, Astro's SSR and Next.js's static export are built once too (30-60 s a build, the
+#: slowest of the suite; node-nextjs stands for Next.js).
 REBUILT = {"node-yarn", "node-yarn-offline", "node-yarn-pnp", "node-yarn-workspaces", "node-pnpm",
            "node-pnpm-workspaces", "node-bun", "node-workspaces", "node-engines-22", "node-nvmrc-20",
-           "node-native-addon", "node-nextjs", "node-nextjs-export", "node-nuxt", "node-sveltekit-node",
-           "node-astro-ssr", "node-vite", "node-spa", "node-vitepress", "node-gatsby-public", "node-eleventy",
+           "node-native-addon", "node-nextjs", "node-sveltekit-node", "node-vite", "node-spa", "node-vitepress", "node-gatsby-public", "node-eleventy",
            "node-mpa", "node-server-only", "python-uv-package", "python-waitress-factory", "python-django-static",
            "go-nomod", "go-work", "go-embed-assets", "static-staticfile", "static-site-dir", "shell-app"}
 
