@@ -278,15 +278,15 @@ FIRST_ANSWER = {"node-nextjs": 300, "node-nuxt": 300, "node-astro-ssr": 300}
 #: extension or native addon), each source of Node.js (engines, .nvmrc), each framework build
 #: whose output carries ids, hashes or dates (Next.js, SvelteKit, Vite, VitePress, Gatsby,
 #: Eleventy, collectstatic's manifest), workspaces, and each of issue 13's other paths
-#: (server.js alone, Go without go.mod, go.work, Go embedding a build's assets, a Staticfile, a
-#: shell app). The rest differ from one of those in their start command or layout only: one build.
+#: (server.js alone, a build with a start command, Go without go.mod, go.work and its
+#: $BP_GO_TARGETS, Go embedding a build's assets, a Staticfile, a shell app). The rest differ from one of those in their start command or layout only: one build.
 #: Nuxt, Astro's SSR and Next.js's static export are built once too (30-60 s a build, the
 #: slowest of the suite; node-nextjs stands for Next.js).
 REBUILT = {"node-yarn", "node-yarn-offline", "node-yarn-pnp", "node-yarn-workspaces", "node-pnpm",
            "node-pnpm-workspaces", "node-bun", "node-workspaces", "node-engines-22", "node-nvmrc-20",
            "node-native-addon", "node-nextjs", "node-sveltekit-node", "node-vite", "node-spa", "node-vitepress", "node-gatsby-public", "node-eleventy",
            "node-mpa", "node-server-only", "python-uv-package", "python-waitress-factory", "python-django-static",
-           "go-nomod", "go-work", "go-embed-assets", "static-staticfile", "static-site-dir", "shell-app"}
+           "go-nomod", "go-work", "go-work-targets", "go-embed-assets", "node-build-server", "static-staticfile", "static-site-dir", "shell-app"}
 
 
 #: Apps of tests/apps whose tests are elsewhere: app -> the test file that builds it.
